@@ -1,0 +1,177 @@
+"""The base handler: authentication, bodies, the JSON envelope and error mapping, in one place.
+
+Contract: every API handler subclasses ``APIHandler``. Before the body is read, ``prepare()``
+authenticates (401 with a Basic challenge unless the handler sets ``auth_required = False``) and
+refuses a declared body larger than the limit (413), so an oversized upload is never read whole.
+``self.body`` is the request body, ``self.json_body()`` it parsed (400 on bad JSON). Replies use
+``self.send_data(data, status, message)``: ``{"success", "message", "total", "data"}`` with
+``data`` always a list. Any domain error raised by a handler becomes that envelope with the status
+from ``ERROR_STATUS``; anything unexpected becomes a 500 whose details go to the server log only.
+"""
+import json
+import logging
+
+import tornado.web
+
+from jobjoker import errors
+
+log = logging.getLogger(__name__)
+
+ERROR_STATUS = {
+    errors.BadRequest: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.MethodNotAllowed: 405,
+    errors.Conflict: 409,
+    errors.TooLarge: 413,
+    errors.ValidationError: 422,
+    errors.Unavailable: 503,
+}
+
+
+def status_for(exc):
+    for cls in type(exc).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return 500
+
+
+def envelope(data=(), success=True, message=""):
+    data = list(data)
+    return {"success": success, "message": message, "total": len(data), "data": data}
+
+
+class AuthMixin:
+    """Who is asking: ``self.identity`` after ``authenticate()``."""
+
+    identity = None
+
+    async def authenticate(self):
+        self.identity = await self.settings["authenticator"].authenticate(
+            self.request.headers.get("Authorization"))
+        if self.identity is None:
+            raise errors.Unauthorized("authentication required: send HTTP Basic credentials")
+
+
+@tornado.web.stream_request_body
+class APIHandler(AuthMixin, tornado.web.RequestHandler):
+    """Base of every REST handler."""
+
+    auth_required = True
+
+    @property
+    def config(self):
+        return self.settings["config"]
+
+    @property
+    def jobs(self):
+        return self.settings["jobs"]
+
+    @property
+    def workers(self):
+        return self.settings["workers"]
+
+    def set_default_headers(self):
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    async def prepare(self):
+        self._chunks = []
+        self._received = 0
+        self._too_large = False
+        if self.auth_required:
+            await self.authenticate()
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None:
+            try:
+                declared = int(declared)
+            except ValueError:
+                raise errors.BadRequest("Content-Length must be a number")
+            if declared > self.max_body_size:
+                raise errors.TooLarge("the body is %d bytes; the limit is %d"
+                                      % (declared, self.max_body_size))
+
+    @property
+    def max_body_size(self):
+        return self.config.max_body_size
+
+    def data_received(self, chunk):
+        self._received += len(chunk)
+        if self._received > self.max_body_size:
+            self._too_large = True  # chunked upload past the limit: stop keeping it
+            self._chunks = []
+        elif not self._too_large:
+            self._chunks.append(chunk)
+
+    @property
+    def body(self):
+        if self._too_large:
+            raise errors.TooLarge("the body is over the limit of %d bytes" % self.max_body_size)
+        return b"".join(self._chunks)
+
+    def json_body(self):
+        """The body parsed as JSON (400 with the position of the mistake when it is not)."""
+        body = self.body
+        if not body.strip():
+            raise errors.BadRequest("the body is empty; send JSON")
+        try:
+            return json.loads(body)
+        except UnicodeDecodeError:
+            raise errors.BadRequest("the body must be UTF-8 JSON")
+        except json.JSONDecodeError as e:
+            raise errors.BadRequest("the body is not valid JSON: %s (line %d, column %d)"
+                                    % (e.msg, e.lineno, e.colno))
+
+    def send_data(self, data=(), status=200, message=""):
+        """Finish with the envelope around ``data`` (a list, or one item)."""
+        if isinstance(data, dict):
+            data = [data]
+        self.set_status(status)
+        self.finish(json.dumps(envelope(data, True, message)))
+
+    def send_text(self, text):
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        self.finish(text)
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        extra = {}
+        if isinstance(exc, errors.JobJokerError):
+            status_code, message = status_for(exc), exc.message
+            if isinstance(exc, errors.Unauthorized):
+                self.set_header("WWW-Authenticate", 'Basic realm="JobJoker", charset="UTF-8"')
+            if getattr(exc, "line", None) is not None:
+                extra["line"] = exc.line
+        elif isinstance(exc, tornado.web.HTTPError):
+            status_code = exc.status_code
+            message = exc.log_message if exc.log_message and status_code < 500 \
+                else self._reason
+            if status_code == 405:
+                message = "%s is not allowed on %s" % (self.request.method, self.request.path)
+        else:
+            message = "internal error; the server log has the details"
+        self.clear_header("Content-Disposition")
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_status(status_code)
+        body = envelope([extra] if extra else [], False, message)
+        self.finish(json.dumps(body))
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, errors.JobJokerError):
+            log.debug("%s %s: %s", self.request.method, self.request.path, value.message)
+        else:
+            super().log_exception(typ, value, tb)
+
+
+class NotFoundHandler(APIHandler):
+    """Any path no route matches: 404 in the envelope (after authentication)."""
+
+    def prepare_path(self):
+        raise errors.NotFound("no such resource: %s" % self.request.path)
+
+    async def get(self, *args):
+        self.prepare_path()
+
+    post = put = delete = patch = get

@@ -1,0 +1,17 @@
+"""``/health``: is the server ready? Unauthenticated, so load balancers and scripts can ask."""
+from handlers.base import APIHandler
+
+
+class HealthHandler(APIHandler):
+    """Readiness: 200 once the server has its database and supervisor, 503 otherwise."""
+
+    auth_required = False
+
+    def get(self):
+        """``[{"status": "ok", ...}]``."""
+        self.send_data(self.settings["health"]())
+
+
+default_handlers = [
+    (r"/health", HealthHandler),
+]

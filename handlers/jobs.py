@@ -1,0 +1,116 @@
+"""``/jobs``: create, list, read, command and delete jobs; read and append their entries."""
+import json
+
+from handlers.base import APIHandler
+from jobjoker import errors
+from jobjoker.states import COMMANDS
+
+
+class JobsHandler(APIHandler):
+    """The collection of jobs."""
+
+    def get(self):
+        """Jobs newest first; ``status``, ``worker``, ``offset``, ``limit`` narrow the page."""
+        arg = self.get_query_argument
+        self.send_data(self.jobs.list_jobs(arg("status", None), arg("worker", None),
+                                           arg("offset", None), arg("limit", None)))
+
+    def post(self):
+        """Create an idle job from ``{"worker", "parameters"}``."""
+        job = self.jobs.create_job(self.json_body(), self.identity.username)
+        self.set_header("Location", "/jobs/%s" % job["id"])
+        self.send_data(job, 201, "job %s created" % job["id"])
+
+
+class JobHandler(APIHandler):
+    """One job."""
+
+    def get(self, job_id):
+        """The job."""
+        self.send_data(self.jobs.get_job(job_id))
+
+    def delete(self, job_id):
+        """Delete the job with its log and response (409 while active)."""
+        self.send_data(self.jobs.delete_job(job_id), message="job %s deleted" % job_id)
+
+
+class JobStatusHandler(APIHandler):
+    """A job's status; PUT ``start``, ``stop`` or ``kill`` to command it."""
+
+    def get(self, job_id):
+        """``[{"id", "status"}]``."""
+        job = self.jobs.get_job(job_id)
+        self.send_data({"id": job["id"], "status": job["status"]})
+
+    async def put(self, job_id):
+        """Start, stop (SIGTERM, then SIGKILL after the grace period) or kill the job."""
+        command = parse_command(self.body)
+        job = await self.jobs.command(job_id, command)
+        messages = {"start": "job %s started", "stop": "job %s is stopping",
+                    "kill": "job %s killed"}
+        self.send_data(job, 202 if command == "stop" else 200, messages[command] % job_id)
+
+
+def parse_command(body):
+    """The command word from a plain-text body (``start``) or a JSON one (``"start"``,
+    ``{"status": "start"}``)."""
+    try:
+        text = body.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        text = ""
+    if text.startswith(("{", '"')):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        text = value.get("status") if isinstance(value, dict) else value
+    if not isinstance(text, str) or not text:
+        raise errors.BadRequest("send one of %s as the body" % ", ".join(COMMANDS))
+    return text.lower()
+
+
+class JobEntriesHandler(APIHandler):
+    """A job's log or response: read a page, or append one entry."""
+
+    def get(self, job_id, stream):
+        """Entries ``{"message", "time"}`` from ``offset`` (``limit`` of them); ``format=text``
+        (or ``Accept: text/plain``) gives the messages as plain lines."""
+        entries, total = self.jobs.read_entries(job_id, stream,
+                                                self.get_query_argument("offset", None),
+                                                self.get_query_argument("limit", None))
+        self.set_header("X-Total-Count", str(total))
+        if self.get_query_argument("format", None) == "text" or \
+                self.request.headers.get("Accept", "").startswith("text/plain"):
+            self.send_text("".join(e["message"] + "\n" for e in entries))
+        else:
+            self.send_data(entries)
+
+    def post(self, job_id, stream):
+        """Append the plain-text body as one entry."""
+        entry = self.jobs.append_entry(job_id, stream, self.body)
+        self.send_data(entry, 201, "appended to the %s of job %s" % (stream, job_id))
+
+
+class JobPidHandler(APIHandler):
+    """A job's pid: readable, but the server alone sets it."""
+
+    def get(self, job_id):
+        """``[{"id", "pid"}]``."""
+        job = self.jobs.get_job(job_id)
+        self.send_data({"id": job["id"], "pid": job["pid"]})
+
+    def put(self, job_id):
+        """Refused: the original let clients set the pid; the server owns it now."""
+        self.jobs.get_job(job_id)
+        raise errors.MethodNotAllowed(
+            "the pid is set by the server when it starts the job; "
+            "use PUT /jobs/%s/status with start, stop or kill" % job_id)
+
+
+default_handlers = [
+    (r"/jobs", JobsHandler),
+    (r"/jobs/([^/]+)", JobHandler),
+    (r"/jobs/([^/]+)/status", JobStatusHandler),
+    (r"/jobs/([^/]+)/(log|response)", JobEntriesHandler),
+    (r"/jobs/([^/]+)/pid", JobPidHandler),
+]

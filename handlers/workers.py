@@ -1,0 +1,47 @@
+"""``/workers``: list, read, save and delete worker code."""
+from handlers.base import APIHandler
+
+
+class WorkersHandler(APIHandler):
+    """The collection of workers."""
+
+    def get(self):
+        """Every worker with its description."""
+        self.send_data(self.workers.list())
+
+
+class WorkerHandler(APIHandler):
+    """One worker."""
+
+    @property
+    def max_body_size(self):
+        return self.config.max_worker_size
+
+    def get(self, name):
+        """The worker's name, description, size, modified time and hash."""
+        self.send_data(self.workers.get(name))
+
+    def put(self, name):
+        """Save the body as the worker's code (checked first; 201 when new)."""
+        summary, created = self.jobs.save_worker(name, self.body)
+        self.send_data(summary, 201 if created else 200,
+                       "worker %s %s" % (name, "created" if created else "saved"))
+
+    def delete(self, name):
+        """Delete the worker (409 while one of its jobs is active)."""
+        self.send_data(self.jobs.delete_worker(name), message="worker %s deleted" % name)
+
+
+class WorkerCodeHandler(APIHandler):
+    """A worker's source code, as plain text."""
+
+    def get(self, name):
+        """The code."""
+        self.send_text(self.workers.code(name))
+
+
+default_handlers = [
+    (r"/workers", WorkersHandler),
+    (r"/workers/([^/]+)", WorkerHandler),
+    (r"/workers/([^/]+)/code", WorkerCodeHandler),
+]

@@ -1,0 +1,162 @@
+"""The composition root: config -> database -> supervisor and process manager -> web app.
+
+Contract: ``JobJokerServer(config)`` builds everything in order on ``await start()`` and takes it
+down on ``await stop()``; each piece gets what it needs passed in (no globals). ``make_app`` turns
+the services into a Tornado ``Application`` whose routes are the ``default_handlers`` of the
+handler modules, concatenated. A server holds an exclusive lock on its data dir, so a second one
+refuses to start and touches nothing.
+"""
+import fcntl
+import logging
+import os
+import urllib.parse
+
+import peewee
+import tornado.httpserver
+import tornado.web
+
+import handlers.base
+import handlers.health
+import handlers.jobs
+import handlers.pages
+import handlers.workers
+from jobjoker import __version__, auth, models
+from jobjoker.config import CODE_ROOT
+from jobjoker.errors import StartupError, Unavailable
+from jobjoker.events import EventHub
+from jobjoker.jobs import JobService
+from jobjoker.lifecycle import Lifecycle
+from jobjoker.logstore import LogStore
+from jobjoker.procman import ProcessManager
+from jobjoker.workers import WorkerRepository
+
+log = logging.getLogger(__name__)
+
+HANDLER_MODULES = [handlers.health, handlers.pages, handlers.workers, handlers.jobs]
+
+
+def routes():
+    """Every route of the application, from the handler modules."""
+    return [route for module in HANDLER_MODULES for route in module.default_handlers]
+
+
+def make_app(config, jobs, workers, authenticator, health):
+    """The Tornado application over the given services."""
+    return tornado.web.Application(
+        routes(),
+        config=config,
+        jobs=jobs,
+        workers=workers,
+        authenticator=authenticator,
+        health=health,
+        static_path=os.fspath(CODE_ROOT / "static"),
+        default_handler_class=handlers.base.NotFoundHandler,
+        websocket_max_message_size=1024 * 1024,
+    )
+
+
+class DataDirLock:
+    """An exclusive lock on the data dir: one server per data dir."""
+
+    def __init__(self, run_dir):
+        self.path = os.path.join(run_dir, "server.lock")
+        self.fd = None
+
+    def acquire(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StartupError("another JobJoker server (pid %s) is using the data dir %s; "
+                               "stop it or choose another --data-dir"
+                               % (holder, os.path.dirname(os.path.dirname(self.path))))
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class JobJokerServer:
+    """Everything one JobJoker server runs, started and stopped as a unit."""
+
+    def __init__(self, config, admin_password=None):
+        self.config = config
+        self.admin_password = admin_password
+        self.lock = DataDirLock(os.fspath(config.run_dir))
+        self.database = None
+        self.processes = None
+        self.app = None
+        self.http_server = None
+        self.admin_created = None
+
+    async def start(self, listen=True):
+        """Open everything, re-adopt running jobs and (with ``listen``) accept requests."""
+        config = self.config
+        for path in (config.data_dir, config.run_dir, config.jobs_dir):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chmod(config.data_dir, 0o700)
+        os.makedirs(config.workers_dir, exist_ok=True)
+        self.lock.acquire()
+        try:
+            self.database = models.open_database(config.database_url)
+        except peewee.PeeweeException as e:
+            self.lock.release()
+            raise StartupError("cannot open the database %s: %s"
+                               % (redact_url(config.database_url), e))
+        sqlite_file = getattr(self.database, "database", None)
+        if isinstance(self.database, peewee.SqliteDatabase) and os.path.exists(sqlite_file):
+            os.chmod(sqlite_file, 0o600)
+        self.admin_created = auth.ensure_admin(self.admin_password)
+
+        hub = EventHub()
+        lifecycle = Lifecycle(hub)
+        logstore = LogStore(hub)
+        workers = WorkerRepository(config.workers_dir, config.max_worker_size)
+        self.processes = ProcessManager(config, lifecycle, logstore)
+        jobs = JobService(config, lifecycle, logstore, workers, self.processes, hub)
+        self.hub = hub
+        await self.processes.start()
+        self.app = make_app(config, jobs, workers, auth.Authenticator(), self.health)
+        if listen:
+            self.http_server = tornado.httpserver.HTTPServer(
+                self.app, max_body_size=2 * max(config.max_body_size, config.max_worker_size),
+                xheaders=False)
+            self.http_server.listen(config.port, config.host)
+        return self
+
+    def health(self):
+        """The server's readiness, or ``Unavailable`` saying what is wrong."""
+        try:
+            models.database.execute_sql("SELECT 1")
+        except peewee.PeeweeException as e:
+            raise Unavailable("the database is unavailable: %s" % e)
+        supervisor = self.processes.supervisor
+        if supervisor.supervisor_pid is None:
+            raise Unavailable("the supervisor is not connected")
+        return {"status": "ok", "version": __version__, "node": self.config.node,
+                "running_jobs": len(self.processes.running)}
+
+    async def stop(self, kill_jobs=False):
+        """Stop serving; running jobs keep running unless ``kill_jobs``."""
+        if self.http_server is not None:
+            self.http_server.stop()
+        if self.processes is not None:
+            await self.processes.close(kill_jobs=kill_jobs)
+        if self.database is not None:
+            self.database.close()
+        self.lock.release()
+
+
+def redact_url(url):
+    """A database URL without its password, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":%s@" % parts.password, ":***@")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return url

@@ -1,0 +1,123 @@
+"""The ``jobjoker`` command. ``jobjoker serve`` runs the server (``run_server.py`` does the same).
+
+Contract: ``main(argv)`` parses the command line, builds the config (flags > environment > config
+file > defaults) and runs the chosen subcommand; it returns the process exit code. The first
+SIGTERM or SIGINT stops the server gracefully (running jobs keep running and are re-adopted by
+the next start); a second one exits at once.
+"""
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from jobjoker import __version__
+from jobjoker.config import OPTIONS, load_config
+from jobjoker.errors import StartupError
+
+log = logging.getLogger("jobjoker")
+
+HELP = {
+    "host": "address to listen on (default 127.0.0.1)",
+    "port": "port to listen on (default 8080)",
+    "data_dir": "SQLite file, job spools and server state (default: db/ in a checkout)",
+    "workers_dir": "folder of worker files (default: workers/ in a checkout)",
+    "database": "database URL: sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB, postgresql://...",
+    "stop_grace": "seconds between SIGTERM and SIGKILL when stopping a job (default 10)",
+    "max_body_size": "largest request body in bytes (default 10 MiB)",
+    "max_worker_size": "largest worker file in bytes (default 1 MiB)",
+    "max_parameters_size": "largest job parameters, as JSON, in bytes (default 64 KiB)",
+    "node": "this server's name when several share a database (default: host name)",
+    "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+}
+
+
+def add_server_options(parser):
+    """The server options, each also settable by its environment variable."""
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML config file (env JOBJOKER_CONFIG)")
+    for name, (variable, kind) in OPTIONS.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                            help="%s (env %s)" % (HELP[name], variable))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="jobjoker", description="JobJoker job runner")
+    parser.add_argument("--version", action="version", version="jobjoker " + __version__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the server",
+                                description="Run the JobJoker server.")
+    add_server_options(serve)
+    serve.set_defaults(handler=serve_command)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    return args.handler(args)
+
+
+def serve_command(args):
+    flags = {name: getattr(args, name) for name in OPTIONS}
+    try:
+        config = load_config(flags, config_file=args.config)
+    except StartupError as e:
+        print("jobjoker: %s" % e.message, file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(serve(config))
+    except StartupError as e:
+        print("jobjoker: %s" % e.message, file=sys.stderr)
+        return 1
+
+
+async def serve(config):
+    from jobjoker.app import JobJokerServer  # the heavy imports only when serving
+
+    server = JobJokerServer(config, admin_password=os.environ.get("JOBJOKER_ADMIN_PASSWORD"))
+    await server.start()
+    announce(server)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum):
+        if stopping.is_set():
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(1)
+        log.info("%s: stopping (running jobs keep running)", signal.Signals(signum).name)
+        stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await stopping.wait()
+    await server.stop()
+    return 0
+
+
+def announce(server):
+    config = server.config
+    host = config.host if ":" not in config.host else "[%s]" % config.host
+    log.info("JobJoker %s listening on http://%s:%d/ (data in %s, workers in %s)",
+             __version__, host, config.port, config.data_dir, config.workers_dir)
+    if server.admin_created:
+        password, generated = server.admin_created
+        if generated:
+            # Printed once, on the console only: it is stored hashed and cannot be shown again.
+            print("\n  Created user 'admin' with password: %s\n"
+                  "  Log in with it (HTTP Basic); set JOBJOKER_ADMIN_PASSWORD to choose one.\n"
+                  % password, file=sys.stderr, flush=True)
+        else:
+            log.info("created user 'admin' with the password from JOBJOKER_ADMIN_PASSWORD")
+    else:
+        log.info("log in with an existing user (HTTP Basic)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Configuration: one immutable ``Config`` built from flags, environment, a file and defaults.
+
+Contract: ``load_config(argv_values, environ)`` merges, in falling order of precedence, the values
+given on the command line, ``JOBJOKER_*`` environment variables, a TOML config file (``--config`` /
+``JOBJOKER_CONFIG``) and the defaults below, checks them, and returns a frozen ``Config``. Nothing
+here reads ``sys.argv`` or touches the disk beyond reading the config file; it imports nothing of
+ours but the errors.
+"""
+import dataclasses
+import os
+import pathlib
+import socket
+import tomllib
+
+from jobjoker.errors import StartupError
+
+CODE_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _from_checkout():
+    # Run from a source checkout (run_server.py beside the package): keep data and workers there.
+    return (CODE_ROOT / "run_server.py").exists()
+
+
+def default_data_dir():
+    """``db/`` beside the code in a checkout, else the user's data directory."""
+    if _from_checkout():
+        return CODE_ROOT / "db"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return pathlib.Path(base) / "jobjoker"
+
+
+def default_workers_dir():
+    """``workers/`` beside the code in a checkout, else ``workers/`` in the data dir."""
+    if _from_checkout():
+        return CODE_ROOT / "workers"
+    return default_data_dir() / "workers"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything the server needs to start; built once by the composition root."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: pathlib.Path = None
+    workers_dir: pathlib.Path = None
+    database: str = None  # a URL; None means the SQLite file in data_dir
+    stop_grace: float = 10.0  # seconds between SIGTERM and SIGKILL on stop
+    max_body_size: int = 10 * 1024 * 1024
+    max_worker_size: int = 1024 * 1024
+    max_parameters_size: int = 64 * 1024
+    node: str = None  # this server's name when several share one database
+    log_level: str = "INFO"
+
+    @property
+    def database_url(self):
+        """The database URL, with the embedded SQLite file as the default."""
+        return self.database or "sqlite:///%s" % (self.data_dir / "jobjoker.sqlite3")
+
+    @property
+    def jobs_dir(self):
+        """Where running jobs keep their spool files (log, response, output, exit record)."""
+        return self.data_dir / "jobs"
+
+    @property
+    def run_dir(self):
+        """Server state that lives only while the server or supervisor runs (lock, socket)."""
+        return self.data_dir / "run"
+
+
+# name -> (environment variable, parser). The order is the order of --help.
+OPTIONS = {
+    "host": ("JOBJOKER_HOST", str),
+    "port": ("JOBJOKER_PORT", int),
+    "data_dir": ("JOBJOKER_DATA_DIR", pathlib.Path),
+    "workers_dir": ("JOBJOKER_WORKERS_DIR", pathlib.Path),
+    "database": ("JOBJOKER_DATABASE_URL", str),
+    "stop_grace": ("JOBJOKER_STOP_GRACE", float),
+    "max_body_size": ("JOBJOKER_MAX_BODY_SIZE", int),
+    "max_worker_size": ("JOBJOKER_MAX_WORKER_SIZE", int),
+    "max_parameters_size": ("JOBJOKER_MAX_PARAMETERS_SIZE", int),
+    "node": ("JOBJOKER_NODE", str),
+    "log_level": ("JOBJOKER_LOG_LEVEL", str),
+}
+
+
+def _parse(name, raw, source):
+    parser = OPTIONS[name][1]
+    try:
+        value = parser(raw)
+    except (TypeError, ValueError):
+        raise StartupError("%s: %s=%r is not a valid %s" % (source, name, raw, parser.__name__))
+    if parser in (int, float) and value < 0:
+        raise StartupError("%s: %s must not be negative (got %r)" % (source, name, raw))
+    return value
+
+
+def read_config_file(path):
+    """The option values in a TOML file (top-level keys, or a ``[jobjoker]`` table)."""
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except FileNotFoundError:
+        raise StartupError("config file %s does not exist" % path)
+    except tomllib.TOMLDecodeError as e:
+        raise StartupError("config file %s is not valid TOML: %s" % (path, e))
+    table = document.get("jobjoker", document)
+    unknown = sorted(set(table) - set(OPTIONS))
+    if unknown:
+        raise StartupError("config file %s: unknown option(s) %s; known: %s"
+                           % (path, ", ".join(unknown), ", ".join(OPTIONS)))
+    return {name: _parse(name, value, "config file %s" % path) for name, value in table.items()}
+
+
+def load_config(flags=None, environ=None, config_file=None):
+    """Merge flags > environment > config file > defaults into a checked ``Config``.
+
+    ``flags`` maps option names to values given on the command line (None = not given).
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("JOBJOKER_CONFIG")
+    values = read_config_file(config_file) if config_file else {}
+    for name, (variable, _) in OPTIONS.items():
+        if environ.get(variable, "") != "":
+            values[name] = _parse(name, environ[variable], "environment " + variable)
+    for name, value in flags.items():
+        values[name] = _parse(name, value, "option --" + name.replace("_", "-"))
+    values.setdefault("data_dir", default_data_dir())
+    values.setdefault("workers_dir", default_workers_dir())
+    values["data_dir"] = pathlib.Path(values["data_dir"]).expanduser().resolve()
+    values["workers_dir"] = pathlib.Path(values["workers_dir"]).expanduser().resolve()
+    values.setdefault("node", socket.gethostname())
+    if not 0 <= values.get("port", 8080) <= 65535:
+        raise StartupError("port must be between 0 and 65535 (got %s)" % values["port"])
+    return Config(**values)

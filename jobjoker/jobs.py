@@ -1,0 +1,194 @@
+"""The jobs domain: what the API can do with jobs, as plain methods.
+
+Contract: ``JobService`` validates input (raising domain errors with a message that says what to
+fix), creates, lists, reads and deletes jobs, and turns the commands ``start``, ``stop`` and
+``kill`` into state transitions and process actions. It never touches HTTP; status changes go
+through ``Lifecycle.transition`` and processes through the ``ProcessManager``.
+"""
+import json
+import os
+import shutil
+import time
+
+import peewee
+
+from jobjoker import models
+from jobjoker.errors import BadRequest, Conflict, InvalidTransition, NotFound, TooLarge, \
+    ValidationError
+from jobjoker.lifecycle import get_job, job_to_dict, new_job_id
+from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
+from jobjoker.workers import check_name
+
+MAX_PAGE = 1000
+MAX_ENTRY_PAGE = 100000
+
+
+def parse_page(offset, limit, default_limit, max_limit):
+    """Validated (offset, limit) from query strings."""
+    try:
+        offset = int(offset) if offset not in (None, "") else 0
+        limit = int(limit) if limit not in (None, "") else default_limit
+    except ValueError:
+        raise BadRequest("offset and limit must be whole numbers")
+    if offset < 0 or limit < 0:
+        raise BadRequest("offset and limit must not be negative")
+    if limit > max_limit:
+        raise BadRequest("limit may be at most %d" % max_limit)
+    return offset, limit
+
+
+class JobService:
+    """Jobs as the API sees them."""
+
+    def __init__(self, config, lifecycle, logstore, workers, processes, hub):
+        self.config = config
+        self.lifecycle = lifecycle
+        self.logstore = logstore
+        self.workers = workers
+        self.processes = processes
+        self.hub = hub
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def get_job(self, job_id):
+        return job_to_dict(get_job(job_id))
+
+    def list_jobs(self, status=None, worker=None, offset=None, limit=None):
+        """Jobs newest first, optionally of one status and/or worker."""
+        offset, limit = parse_page(offset, limit, 50, MAX_PAGE)
+        query = models.Job.select()
+        if status:
+            if status not in {s.value for s in JobStatus}:
+                raise BadRequest("unknown status %r; use one of %s"
+                                 % (status, ", ".join(s.value for s in JobStatus)))
+            query = query.where(models.Job.status == status)
+        if worker:
+            query = query.where(models.Job.worker == check_name(worker))
+        query = query.order_by(models.Job.id.desc()).offset(offset).limit(limit)
+        return [job_to_dict(job) for job in query]
+
+    def read_entries(self, job_id, stream, offset=None, limit=None):
+        """A page of a job's log or response; also returns the stream's total entry count."""
+        offset, limit = parse_page(offset, limit, 1000, MAX_ENTRY_PAGE)
+        job = get_job(job_id)
+        total = job.log_count if stream == "log" else job.response_count
+        return self.logstore.read(job_id, stream, offset, limit), total
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def create_job(self, body, created_by=None):
+        """Create an idle job from ``{"worker": NAME, "parameters": {...} | null}``."""
+        if not isinstance(body, dict):
+            raise BadRequest('the body must be a JSON object like '
+                             '{"worker": "Name", "parameters": {...}}')
+        worker = body.get("worker")
+        if worker is None:
+            raise BadRequest('"worker" is missing: name the worker to run')
+        if not isinstance(worker, str):
+            raise BadRequest('"worker" must be a string naming a worker')
+        check_name(worker)
+        if not self.workers.exists(worker):
+            raise NotFound("no worker named %r" % worker)
+        parameters = body.get("parameters")
+        if parameters is None:
+            parameters = {}
+        if not isinstance(parameters, dict):
+            raise ValidationError('"parameters" must be a JSON object or null, not %s'
+                                  % type(parameters).__name__.replace("dict", "object"))
+        encoded = json.dumps(parameters, ensure_ascii=False, separators=(",", ":"))
+        if len(encoded.encode()) > self.config.max_parameters_size:
+            raise TooLarge("parameters take %d bytes; the limit is %d"
+                           % (len(encoded.encode()), self.config.max_parameters_size))
+        job = models.Job.create(id=new_job_id(), worker=worker, status=JobStatus.IDLE.value,
+                                parameters=encoded, created=time.time(), created_by=created_by)
+        data = job_to_dict(job)
+        self.hub.publish({"type": "job", "action": "created", "job": data})
+        return data
+
+    def delete_job(self, job_id):
+        """Remove a job that is not active, with its log and response."""
+        job = get_job(job_id)
+        data = job_to_dict(job)
+        with models.database.atomic():
+            deleted = (models.Job.delete()
+                       .where(models.Job.id == job_id,
+                              models.Job.status != JobStatus.ACTIVE.value)
+                       .execute())
+            if not deleted:
+                raise Conflict("job %s is active: stop or kill it before deleting it" % job_id)
+            self.logstore.delete(job_id)
+        shutil.rmtree(os.path.join(self.config.jobs_dir, job_id), ignore_errors=True)
+        self.hub.publish({"type": "job", "action": "deleted", "job": data})
+        return data
+
+    def append_entry(self, job_id, stream, body):
+        """Append the plain-text ``body`` as one entry of the job's log or response."""
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadRequest("the body must be UTF-8 text (invalid byte at offset %d)" % e.start)
+        seq = self.logstore.append_message(job_id, stream, text)
+        return {"seq": seq, "message": text}
+
+    async def command(self, job_id, command):
+        """Apply ``start``, ``stop`` or ``kill`` to a job; returns the job."""
+        if command not in COMMANDS:
+            raise BadRequest(self._command_error(command))
+        job = get_job(job_id)
+        if command == "start":
+            return await self._start(job)
+        if job.status == JobStatus.IDLE.value:
+            raise InvalidTransition("job %s is idle: it has not started, so there is nothing "
+                                    "to %s (delete it instead)" % (job_id, command))
+        if job.status in FINAL_STATES:
+            raise InvalidTransition("job %s has already ended (%s)" % (job_id, job.status))
+        if command == "stop":
+            job = await self.processes.stop(job_id)
+        else:
+            job = await self.processes.kill(job_id)
+        return job_to_dict(job)
+
+    async def _start(self, job):
+        if job.status != JobStatus.IDLE.value:
+            raise InvalidTransition(
+                "job %s is %s; only an idle job can start (create a new job to run %s again)"
+                % (job.id, job.status, job.worker))
+        worker_file = self.workers.path(job.worker)
+        if not os.path.isfile(worker_file):
+            raise NotFound("job %s cannot start: its worker %r no longer exists"
+                           % (job.id, job.worker))
+        try:
+            job = self.lifecycle.transition(job.id, JobStatus.ACTIVE, starttime=time.time(),
+                                            node=self.config.node)
+        except InvalidTransition:
+            raise InvalidTransition("job %s is already active (another start won)" % job.id)
+        return job_to_dict(await self.processes.launch(job, worker_file))
+
+    @staticmethod
+    def _command_error(command):
+        valid = ", ".join(COMMANDS)
+        if command in {s.value for s in JobStatus}:
+            return ("the status %r is set by the server, not by clients; send one of: %s"
+                    % (command, valid))
+        return "unknown command %r; send one of: %s" % (command, valid)
+
+    # --- workers, where jobs are concerned ---------------------------------------------------
+
+    def save_worker(self, name, code):
+        """Check and save a worker's code; returns (summary, created)."""
+        summary, created = self.workers.save(name, code)
+        self.hub.publish({"type": "worker", "action": "saved", "name": name})
+        return summary, created
+
+    def delete_worker(self, name):
+        """Delete a worker unless one of its jobs is active."""
+        check_name(name)
+        active = (models.Job.select(models.Job.id)
+                  .where(models.Job.worker == name, models.Job.status == JobStatus.ACTIVE.value)
+                  .first())
+        if active is not None:
+            raise Conflict("worker %s has an active job (%s): stop it before deleting the worker"
+                           % (name, active.id))
+        summary = self.workers.delete(name)
+        self.hub.publish({"type": "worker", "action": "deleted", "name": name})
+        return summary

@@ -1,0 +1,160 @@
+"""All persistent models, on one late-bound database.
+
+Contract: ``database`` is a ``DatabaseProxy``; ``open_database(url)`` builds the real database
+from a URL (``sqlite:///path`` with WAL, ``mysql://user:pass@host:port/db`` through PyMySQL,
+``postgresql://...``), binds the proxy to it, and brings the schema up to date through
+``migrate()``. Nothing is opened at import time. Models hold data only; the rules live in
+``jobjoker.jobs`` (the one place that changes a job's status) and ``jobjoker.logstore``.
+
+Design notes:
+- A job's log and response are stored as chunks: one row holds a block of consecutive entries
+  (``first_seq`` .. ``first_seq + count - 1``) in the spool format of ``jobjoker.spool``. An append
+  is one INSERT whatever the log's length, and a page deep in a long log is one index seek.
+- Columns with an eye on what comes next: ``node`` (several servers on one database),
+  ``pid_start_time`` (proving a pid is still the job's after a restart), ``stop_deadline`` (a stop
+  that survives a server crash), ``created_by``, and the spool offsets that make ingestion resumable.
+"""
+import time
+import urllib.parse
+
+import peewee
+from playhouse import db_url
+from playhouse.shortcuts import ReconnectMixin
+
+database = peewee.DatabaseProxy()
+
+SCHEMA_VERSION = 1
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Job(BaseModel):
+    """One run of a worker with its parameters."""
+
+    id = peewee.CharField(primary_key=True, max_length=32)
+    worker = peewee.CharField(max_length=64)
+    status = peewee.CharField(max_length=16)
+    parameters = peewee.TextField(default="{}")  # a JSON object
+    node = peewee.CharField(max_length=255, null=True)  # the server that runs it
+    pid = peewee.IntegerField(null=True)
+    pid_start_time = peewee.BigIntegerField(null=True)  # /proc/PID/stat field 22
+    created = peewee.DoubleField()
+    starttime = peewee.DoubleField(null=True)
+    stoptime = peewee.DoubleField(null=True)
+    stop_requested = peewee.DoubleField(null=True)
+    stop_deadline = peewee.DoubleField(null=True)  # when a requested stop escalates to SIGKILL
+    exit_code = peewee.IntegerField(null=True)
+    exit_signal = peewee.IntegerField(null=True)
+    error = peewee.TextField(null=True)
+    created_by = peewee.CharField(max_length=64, null=True)
+    log_count = peewee.BigIntegerField(default=0)
+    response_count = peewee.BigIntegerField(default=0)
+    # Bytes of each spool file already stored: ingestion resumes here after a restart.
+    log_offset = peewee.BigIntegerField(default=0)
+    response_offset = peewee.BigIntegerField(default=0)
+    output_offset = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = (
+            (("status", "id"), False),
+            (("worker", "id"), False),
+            (("node", "status"), False),
+        )
+
+
+class Chunk(BaseModel):
+    """A block of consecutive entries of one job's log (stream 0) or response (stream 1)."""
+
+    job = peewee.CharField(max_length=32)
+    stream = peewee.SmallIntegerField()
+    first_seq = peewee.BigIntegerField()
+    count = peewee.IntegerField()
+    data = peewee.BlobField()
+
+    class Meta:
+        primary_key = peewee.CompositeKey("job", "stream", "first_seq")
+
+
+class User(BaseModel):
+    """Someone who may use the server. Roles and tokens build on this (see the security docs)."""
+
+    username = peewee.CharField(primary_key=True, max_length=64)
+    password_hash = peewee.CharField(max_length=255)
+    role = peewee.CharField(max_length=16, default="admin")
+    created = peewee.DoubleField(default=time.time)
+    disabled = peewee.BooleanField(default=False)
+
+
+class SchemaVersion(BaseModel):
+    """The version of the schema this database holds; migrations move it forward."""
+
+    version = peewee.IntegerField(primary_key=True)
+    applied = peewee.DoubleField(default=time.time)
+
+
+MODELS = [Job, Chunk, User, SchemaVersion]
+
+
+class ReconnectingMySQLDatabase(ReconnectMixin, peewee.MySQLDatabase):
+    """MySQL that reconnects when the server dropped an idle connection."""
+
+
+
+db_url.register_database(ReconnectingMySQLDatabase, "mysql", "mysql+pymysql")
+
+# MySQL's BLOB and TEXT stop at 64 KiB: a chunk, or a parameter set, may be larger.
+MYSQL_FIELD_TYPES = {"BLOB": "LONGBLOB", "TEXT": "LONGTEXT"}
+
+
+def make_database(url):
+    """A Peewee database for ``url`` (not yet bound or connected)."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme.startswith("sqlite"):
+        return db_url.connect(url, pragmas={
+            "journal_mode": "wal",
+            "synchronous": "normal",  # durable across a crash of ours; WAL keeps it consistent
+            "busy_timeout": 5000,
+            "foreign_keys": 1,
+        })
+    if scheme.startswith("mysql"):
+        return db_url.connect(url, charset="utf8mb4", field_types=MYSQL_FIELD_TYPES)
+    return db_url.connect(url)
+
+
+def open_database(url):
+    """Bind the proxy to the database at ``url`` and bring its schema up to date."""
+    db = make_database(url)
+    database.initialize(db)
+    db.connect(reuse_if_open=True)
+    migrate(db)
+    return db
+
+
+# Migrations: version -> function(database, migrator). Append, never edit, once released.
+MIGRATIONS = {}
+
+
+def migrate(db):
+    """Create the tables on a new database; apply pending migrations on an older one."""
+    from playhouse.migrate import SchemaMigrator
+
+    with db.atomic():
+        if not db.table_exists(SchemaVersion._meta.table_name):
+            db.create_tables(MODELS)
+            SchemaVersion.create(version=SCHEMA_VERSION)
+            return
+        current = SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar() or 0
+        migrator = SchemaMigrator.from_database(db)
+        for version in sorted(v for v in MIGRATIONS if v > current):
+            MIGRATIONS[version](db, migrator)
+            SchemaVersion.create(version=version)
+
+
+def drop_all(db):
+    """Drop every table (tests use it to start each test from nothing)."""
+    with db.bind_ctx(MODELS):
+        db.drop_tables(MODELS, safe=True)

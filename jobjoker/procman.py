@@ -1,0 +1,431 @@
+"""The process manager: starts, stops, kills and watches job processes from the IOLoop.
+
+Contract: one ``ProcessManager`` per server owns a ``RunningJob`` record for every active job of
+this node. ``launch(job)`` asks the supervisor to fork it (the job is already ``active``: the
+caller won the idle -> active transition); ``stop(job_id)`` records the intent durably (a
+deadline in the job row), sends SIGTERM to the job's process group and escalates to SIGKILL when
+the deadline passes, even across a server restart; ``kill(job_id)`` sends SIGKILL at once. Log,
+output and response spool files are ingested into the log store as they grow (inotify, no
+polling), resuming from offsets committed with the entries. A job becomes final only after the
+supervisor reaped its process *and* its spools were drained: then the closing log entry is
+written and its status set through ``Lifecycle.transition``. On start, and whenever the
+supervisor connection is re-established, active jobs are re-adopted: running ones are watched
+again, ended ones finalized from their exit record, vanished ones marked ``error``.
+"""
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+from jobjoker import models, spool
+from jobjoker.errors import InvalidTransition, NotFound, Unavailable
+from jobjoker.inotify import Inotify
+from jobjoker.lifecycle import get_job
+from jobjoker.runner import EXIT_DONE, EXIT_STOPPED
+from jobjoker.states import JobStatus
+from jobjoker.supervisor import process_start_time
+from jobjoker.supervisor_client import SupervisorClient
+
+log = logging.getLogger(__name__)
+
+# (stream, spool file, Job offset field); framed spools hold whole entries, output.spool raw bytes
+SPOOLS = (
+    ("log", "log.spool", "log_offset"),
+    ("log", "output.spool", "output_offset"),
+    ("response", "response.spool", "response_offset"),
+)
+READ_BYTES = 4 * 1024 * 1024  # per spool per pass, so one chatty job cannot hog the loop
+MAX_LINE = 64 * 1024  # raw output with no newline for this long is stored as a line anyway
+
+
+def signal_name(signum):
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return "signal %d" % signum
+
+
+class RunningJob:
+    """What the manager knows of one active job of this node."""
+
+    def __init__(self, job_id, job_dir, offsets):
+        self.job_id = job_id
+        self.job_dir = job_dir
+        self.offsets = offsets  # Job offset field -> bytes already stored
+        self.watch = None
+        self.escalation = None
+        self.launched = asyncio.get_running_loop().create_future()
+        self.pidfd = None  # only for an orphan adopted without the supervisor
+
+
+class ProcessManager:
+    """Owns the processes of this node's active jobs."""
+
+    def __init__(self, config, lifecycle, logstore):
+        self.config = config
+        self.lifecycle = lifecycle
+        self.logstore = logstore
+        self.jobs_dir = os.fspath(config.jobs_dir)
+        self.running = {}
+        self.supervisor = SupervisorClient(config.run_dir, self._on_supervisor_event,
+                                           self.adopt_jobs)
+        self._inotify = None
+        self._watches = {}  # inotify watch descriptor -> job id
+        self._poller = None
+        self._dirty = set()
+        self._ingest_scheduled = False
+
+    # --- lifecycle of the manager -------------------------------------------------------------
+
+    async def start(self):
+        """Connect to (or start) the supervisor and re-adopt this node's active jobs."""
+        os.makedirs(self.jobs_dir, mode=0o700, exist_ok=True)
+        try:
+            self._inotify = Inotify()
+            IOLoop.current().add_handler(self._inotify.fileno(), self._on_inotify, IOLoop.READ)
+        except OSError as e:
+            log.warning("inotify unavailable (%s): polling spool files every 100 ms", e)
+            self._poller = PeriodicCallback(self._poll_all, 100)
+            self._poller.start()
+        await self.supervisor.connect()
+        await self.adopt_jobs()
+
+    async def close(self, kill_jobs=False):
+        """Let go of the jobs (they keep running) or, with ``kill_jobs``, end them all."""
+        for running in self.running.values():
+            if running.escalation is not None:
+                IOLoop.current().remove_timeout(running.escalation)
+        await self.supervisor.close(shutdown=kill_jobs, kill_jobs=kill_jobs)
+        if self._inotify is not None:
+            IOLoop.current().remove_handler(self._inotify.fileno())
+            self._inotify.close()
+        if self._poller is not None:
+            self._poller.stop()
+        for running in self.running.values():
+            if running.pidfd is not None:
+                IOLoop.current().remove_handler(running.pidfd)
+                os.close(running.pidfd)
+
+    # --- starting -------------------------------------------------------------------------------
+
+    def job_dir(self, job_id):
+        return os.path.join(self.jobs_dir, job_id)
+
+    def _track(self, job):
+        running = RunningJob(job.id, self.job_dir(job.id), {
+            "log_offset": job.log_offset, "output_offset": job.output_offset,
+            "response_offset": job.response_offset})
+        os.makedirs(running.job_dir, mode=0o700, exist_ok=True)
+        self.running[job.id] = running
+        self._watch(running)
+        return running
+
+    async def launch(self, job, worker_file):
+        """Fork the process of ``job`` (already ``active``); returns the job with its pid."""
+        running = self._track(job)
+        spec = {"job_id": job.id, "worker": job.worker, "worker_file": worker_file,
+                "params": json.loads(job.parameters), "job_dir": running.job_dir,
+                "cwd": os.fspath(self.config.workers_dir)}
+        try:
+            reply = await self.supervisor.request("start", spec=spec)
+        except Unavailable as e:
+            log.error("job %s: could not start its process: %s", job.id, e.message)
+            self.running.pop(job.id, None)
+            self._unwatch(running)
+            running.launched.set_result(False)
+            self.logstore.append_message(job.id, "log", "FAILED to start: %s" % e.message)
+            return self.lifecycle.transition(job.id, JobStatus.ERROR, stoptime=time.time(),
+                                             error="could not start: %s" % e.message)
+        running.launched.set_result(True)
+        log.info("job %s: started worker %s as pid %s", job.id, job.worker, reply["pid"])
+        return self.lifecycle.update(job.id, pid=reply["pid"],
+                                     pid_start_time=reply.get("start_time"))
+
+    # --- stopping -------------------------------------------------------------------------------
+
+    async def stop(self, job_id):
+        """SIGTERM the job's group now and SIGKILL it when the grace period is over."""
+        running = await self._launched(job_id)
+        job = get_job(job_id)
+        if job.stop_requested is None:
+            now = time.time()
+            job = self.lifecycle.update(job_id, stop_requested=now,
+                                        stop_deadline=now + self.config.stop_grace)
+        await self._signal(job_id, signal.SIGTERM)
+        self._arm_escalation(running, job.stop_deadline)
+        return job
+
+    async def kill(self, job_id):
+        """SIGKILL the job's whole process group at once."""
+        await self._launched(job_id)
+        job = get_job(job_id)
+        now = time.time()
+        job = self.lifecycle.update(job_id, stop_requested=job.stop_requested or now,
+                                    stop_deadline=now)
+        await self._signal(job_id, signal.SIGKILL)
+        return job
+
+    async def _launched(self, job_id):
+        running = self.running.get(job_id)
+        if running is None or not await running.launched or job_id not in self.running:
+            raise InvalidTransition("job %s is not running on this server" % job_id)
+        return running
+
+    async def _signal(self, job_id, signum):
+        running = self.running.get(job_id)
+        if running is not None and running.pidfd is not None:
+            # An orphan adopted without the supervisor: the pidfd proves it is still the job's.
+            signal.pidfd_send_signal(running.pidfd, signum)
+            return
+        try:
+            await self.supervisor.request("signal", job_id=job_id, signal=int(signum))
+        except Unavailable as e:
+            if "not running" not in e.message:  # it has just exited: its exit event follows
+                raise
+
+    def _arm_escalation(self, running, deadline):
+        if running.escalation is not None or deadline is None:
+            return
+        delay = max(0.0, deadline - time.time())
+        running.escalation = IOLoop.current().call_later(delay, self._escalate, running.job_id)
+
+    def _escalate(self, job_id):
+        running = self.running.get(job_id)
+        if running is None:
+            return
+        running.escalation = None
+        log.warning("job %s: did not stop within the grace period; sending SIGKILL", job_id)
+        asyncio.ensure_future(self._escalate_now(job_id))
+
+    async def _escalate_now(self, job_id):
+        try:
+            await self._signal(job_id, signal.SIGKILL)
+        except Exception:
+            log.exception("job %s: SIGKILL after the grace period failed", job_id)
+
+    # --- watching and ingesting -------------------------------------------------------------------
+
+    def _watch(self, running):
+        if self._inotify is None:
+            return
+        running.watch = self._inotify.add_watch(running.job_dir)
+        self._watches[running.watch] = running.job_id
+
+    def _unwatch(self, running):
+        if running.watch is not None and self._inotify is not None:
+            self._watches.pop(running.watch, None)
+            try:
+                self._inotify.rm_watch(running.watch)
+            except OSError:
+                pass
+            running.watch = None
+
+    def _on_inotify(self, fd, events):
+        for watch in self._inotify.read_watches():
+            job_id = self._watches.get(watch)
+            if job_id is not None:
+                self._dirty.add(job_id)
+        self._schedule_ingest()
+
+    def _poll_all(self):
+        self._dirty.update(self.running)
+        self._schedule_ingest()
+
+    def _schedule_ingest(self):
+        if self._dirty and not self._ingest_scheduled:
+            self._ingest_scheduled = True
+            IOLoop.current().add_callback(self._ingest_dirty)
+
+    def _ingest_dirty(self):
+        self._ingest_scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        for job_id in dirty:
+            running = self.running.get(job_id)
+            if running is None:
+                continue
+            try:
+                if self._ingest(running):
+                    self._dirty.add(job_id)  # more than one pass's worth: come back soon
+            except Exception:
+                log.exception("job %s: storing its spooled entries failed; will retry", job_id)
+                IOLoop.current().call_later(1.0, self._retry_ingest, job_id)
+        self._schedule_ingest()
+
+    def _retry_ingest(self, job_id):
+        self._dirty.add(job_id)
+        self._schedule_ingest()
+
+    def _ingest(self, running, final=False):
+        """Store what the spools hold beyond their offsets; True if more is waiting."""
+        more = False
+        for stream, name, field in SPOOLS:
+            offset = running.offsets[field]
+            data = self._read_spool(os.path.join(running.job_dir, name), offset)
+            if not data:
+                continue
+            more = more or len(data) == READ_BYTES
+            if name == "output.spool":
+                consumed, block = self._frame_output(data, final)
+            else:
+                block = spool.complete_part(data)
+                if final and len(block) < len(data):  # torn by a SIGKILL mid-write: keep it
+                    block = data + b"\n"
+                consumed = min(len(block), len(data))
+            if consumed:
+                if block:
+                    self.logstore.append_blocks(running.job_id, stream, [block],
+                                                {field: offset + consumed})
+                running.offsets[field] = offset + consumed
+        return more
+
+    @staticmethod
+    def _frame_output(data, final):
+        complete = spool.complete_part(data)
+        if final or (not complete and len(data) >= MAX_LINE):
+            complete = data if data.endswith(b"\n") else data + b"\n"
+            consumed = len(data)
+        else:
+            consumed = len(complete)
+        lines = complete.split(b"\n")[:-1]
+        return consumed, spool.frame_raw_lines(lines, time.time()) if lines else b""
+
+    @staticmethod
+    def _read_spool(path, offset):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return b""
+        try:
+            return os.pread(fd, READ_BYTES, offset)
+        finally:
+            os.close(fd)
+
+    # --- endings ----------------------------------------------------------------------------------
+
+    def _on_supervisor_event(self, event):
+        if event.get("event") == "exit" and event.get("job_id") in self.running:
+            self._finish(event["job_id"], event)
+
+    def _finish(self, job_id, exit_record):
+        """Drain the spools, write the closing entry and set the final status."""
+        running = self.running.pop(job_id)
+        self._unwatch(running)
+        if running.escalation is not None:
+            IOLoop.current().remove_timeout(running.escalation)
+        if running.pidfd is not None:
+            IOLoop.current().remove_handler(running.pidfd)
+            os.close(running.pidfd)
+        try:
+            while self._ingest(running, final=True):
+                pass
+            job = get_job(job_id)
+        except NotFound:
+            return
+        status, error = self._outcome(job, exit_record)
+        now = time.time()
+        duration = now - (job.starttime or now)
+        code = exit_record.get("returncode")
+        signum = exit_record.get("signal")
+        if signum is not None:
+            how = "killed by %s" % signal_name(signum)
+        elif code is not None:
+            how = "exit code %s" % code
+        else:
+            how = "exit status unknown"
+        self.logstore.append_message(job_id, "log", "ENDED %s (%s) after %.3f s"
+                                     % (status.value, how, duration))
+        try:
+            self.lifecycle.transition(job_id, status, stoptime=now, exit_code=code,
+                                      exit_signal=signum, error=error, stop_deadline=None)
+        except InvalidTransition:
+            log.exception("job %s: could not record its end", job_id)
+        log.info("job %s: ended %s (%s)", job_id, status.value, how)
+        shutil.rmtree(running.job_dir, ignore_errors=True)
+
+    @staticmethod
+    def _outcome(job, exit_record):
+        code, signum = exit_record.get("returncode"), exit_record.get("signal")
+        if job.stop_requested is not None:
+            return JobStatus.STOP, None
+        if exit_record.get("lost"):
+            return JobStatus.ERROR, exit_record["lost"]
+        if signum is not None:
+            return JobStatus.ERROR, "killed by %s" % signal_name(signum)
+        if code == EXIT_DONE:
+            return JobStatus.DONE, None
+        if code == EXIT_STOPPED:
+            return JobStatus.STOP, "stopped by a SIGTERM from outside JobJoker"
+        if code == 1:
+            return JobStatus.ERROR, "exit code 1: the worker raised an exception or exited " \
+                                    "with 1 (the log has the details)"
+        return JobStatus.ERROR, "exit code %s" % code
+
+    # --- adoption -----------------------------------------------------------------------------------
+
+    async def adopt_jobs(self):
+        """Watch this node's running jobs again; finalize those that ended meanwhile."""
+        status = await self.supervisor.request("status")
+        alive = {r["job_id"]: r for r in status["running"]}
+        active = models.Job.select().where(models.Job.status == JobStatus.ACTIVE.value,
+                                           models.Job.node == self.config.node)
+        for job in list(active):
+            running = self.running.get(job.id)
+            if running is not None and not running.launched.done():
+                continue  # being launched right now
+            if running is None:
+                running = self._track(job)
+                running.launched.set_result(True)
+            self._dirty.add(job.id)
+            if job.id in alive:
+                self._arm_escalation(running, job.stop_deadline)
+                log.info("job %s: adopted running pid %s", job.id, alive[job.id]["pid"])
+                continue
+            record = self._exit_record(running)
+            if record is not None:
+                self._finish(job.id, record)
+            elif not self._adopt_orphan(job, running):
+                self._finish(job.id, {"returncode": None, "signal": None, "lost":
+                                      "its process was lost while the server was away "
+                                      "(pid %s is gone; its exit status is unknown)" % job.pid})
+        self._schedule_ingest()
+
+    @staticmethod
+    def _exit_record(running):
+        try:
+            with open(os.path.join(running.job_dir, "exit.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def _adopt_orphan(self, job, running):
+        """Watch a job whose supervisor died but whose process lives on (pidfd, identity-checked)."""
+        if not job.pid or not job.pid_start_time or not hasattr(os, "pidfd_open"):
+            return False
+        try:
+            pidfd = os.pidfd_open(job.pid)
+        except OSError:
+            return False
+        # The pid might be reused by now: the start time proves it is still the job's process.
+        if process_start_time(job.pid) != job.pid_start_time:
+            os.close(pidfd)
+            return False
+        running.pidfd = pidfd
+        IOLoop.current().add_handler(pidfd, lambda fd, events: self._orphan_exited(job.id),
+                                     IOLoop.READ)
+        self._arm_escalation(running, job.stop_deadline)
+        log.warning("job %s: adopted orphan pid %s without its supervisor", job.id, job.pid)
+        return True
+
+    def _orphan_exited(self, job_id):
+        running = self.running.get(job_id)
+        if running is None:
+            return
+        record = self._exit_record(running) or {
+            "returncode": None, "signal": None,
+            "lost": "its exit status is unknown: the supervisor that started it was gone"}
+        self._finish(job_id, record)

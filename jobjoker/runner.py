@@ -1,0 +1,214 @@
+"""What runs inside a job's process, between the supervisor's fork and ``os._exit``.
+
+Contract: ``run_job(spec)`` loads the worker's *current* file, runs it, and returns the exit code
+that tells the server how it ended: ``EXIT_DONE`` (run() returned), ``EXIT_ERROR`` (an uncaught
+exception, traceback logged, or ``sys.exit`` with a non-zero code) or ``EXIT_STOPPED`` (run()
+ended after SIGTERM asked it to stop). Log and response entries are buffered in this process and
+appended in blocks to ``log.spool`` and ``response.spool`` in the job's directory, so the job
+writes to files it owns and never depends on the server being alive to read them. ``print()``
+and ``sys.stderr`` go to the log as entries too; raw writes to fds 1 and 2 (a child command, a C
+library) land in ``output.spool``, which the supervisor opened before ``run_job`` was called.
+Imports only the standard library and our lean worker modules.
+"""
+import io
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import types
+
+from jobjoker import spool
+from jobjoker import worker as worker_api
+
+EXIT_DONE = 0
+EXIT_ERROR = 1
+EXIT_STOPPED = 128 + signal.SIGTERM  # the shell's convention for "ended by SIGTERM"
+
+FLUSH_BYTES = 64 * 1024  # write a block as soon as this much is buffered
+FLUSH_DELAY = 0.005  # else at most this long after the first buffered entry
+
+
+class BlockWriter:
+    """Buffers the entries of one spool file and appends them in whole blocks."""
+
+    def __init__(self, fd, flusher):
+        self._fd = fd
+        self._flusher = flusher
+        self._lines = []
+        self._size = 0
+        self._lock = threading.Lock()
+        self._clock = 0.0
+        self._stamp = ""
+
+    def write(self, message):
+        """Buffer one entry (``message`` is text); cheap, safe from any thread."""
+        now = time.time()
+        if now - self._clock >= 0.001:  # formatting a float per entry costs more than the rest
+            self._clock, self._stamp = now, "%.3f\t" % now
+        line = (self._stamp + spool.escape(message) + "\n").encode("utf-8", "surrogateescape")
+        with self._lock:
+            self._lines.append(line)
+            self._size += len(line)
+            if self._size >= FLUSH_BYTES:
+                self._flush_locked()
+                return
+        self._flusher.wake()
+
+    def flush(self):
+        """Append what is buffered to the spool file."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self):
+        if not self._lines:
+            return
+        data = b"".join(self._lines)
+        self._lines, self._size = [], 0
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+
+class Flusher:
+    """One thread that writes buffered entries shortly after they were logged.
+
+    It sleeps on an event while nothing is buffered, so an idle job costs no CPU.
+    """
+
+    def __init__(self):
+        self.writers = []
+        self._event = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="jobjoker-flusher", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def wake(self):
+        if not self._event.is_set():
+            self._event.set()
+
+    def flush_all(self):
+        for writer in self.writers:
+            writer.flush()
+
+    def _loop(self):
+        while True:
+            self._event.wait()
+            time.sleep(FLUSH_DELAY)  # let a burst of entries gather into one block
+            self._event.clear()
+            try:
+                self.flush_all()
+            except OSError:
+                # Disk full or the spool gone: the job keeps running; entries already written
+                # stay, and the next block tries again.
+                pass
+
+
+class LineStream(io.TextIOBase):
+    """A text stream (for ``sys.stdout``/``sys.stderr``) that logs each complete line."""
+
+    def __init__(self, writer, fileno):
+        super().__init__()
+        self._writer = writer
+        self._fileno = fileno
+        self._partial = ""
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        # Code that hands sys.stdout to a child process gets the raw output file.
+        return self._fileno
+
+    def isatty(self):
+        return False
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._writer.write(line)
+        return len(text)
+
+    def flush(self):
+        if self._partial:
+            self._writer.write(self._partial)
+            self._partial = ""
+
+
+def load_worker_class(name, path):
+    """Compile and execute the worker file afresh and return its class ``name``."""
+    with open(path, "rb") as f:
+        source = f.read()
+    code = compile(source, path, "exec")
+    module = types.ModuleType(name)
+    module.__file__ = path
+    sys.modules[name] = module  # pickle, dataclasses and friends look classes up here
+    exec(code, module.__dict__)
+    cls = module.__dict__.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, worker_api.Worker)):
+        raise TypeError("%s does not define class %s(jobjoker.Worker)" % (path, name))
+    return cls
+
+
+def _open_spool(job_dir, name):
+    return os.open(os.path.join(job_dir, name),
+                   os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def run_job(spec):
+    """Run one job described by ``spec`` (job_id, worker, worker_file, params, job_dir).
+
+    Returns the process exit code; never raises.
+    """
+    flusher = Flusher()
+    log = BlockWriter(_open_spool(spec["job_dir"], "log.spool"), flusher)
+    response = BlockWriter(_open_spool(spec["job_dir"], "response.spool"), flusher)
+    flusher.writers.extend([log, response])
+    flusher.start()
+
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
+
+    log.write("STARTED job %s: worker %s, pid %d" % (spec["job_id"], spec["worker"], os.getpid()))
+    sys.stdout = LineStream(log, 1)
+    sys.stderr = LineStream(log, 2)
+    worker_api._job_context = worker_api.JobContext(
+        job_id=spec["job_id"], params=spec.get("params"), log_sink=log, response_sink=response,
+        is_active=lambda: not stop_requested.is_set())
+    try:
+        cls = load_worker_class(spec["worker"], spec["worker_file"])
+        cls().run()
+        code = EXIT_DONE
+    except SystemExit as e:
+        code = _system_exit_code(e, log)
+    except BaseException:  # the worker's failure is the job's result, whatever it was
+        log.write(traceback.format_exc().rstrip("\n"))
+        code = EXIT_ERROR
+    if code == EXIT_DONE and stop_requested.is_set():
+        code = EXIT_STOPPED
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        flusher.flush_all()
+    except OSError:
+        pass
+    return code
+
+
+def _system_exit_code(exc, log):
+    if exc.code is None or exc.code == 0:
+        return EXIT_DONE
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF or EXIT_ERROR
+    log.write(str(exc.code))
+    return EXIT_ERROR

@@ -1,0 +1,45 @@
+"""The job state machine: the states and the moves between them, as data.
+
+Contract: a job is ``idle`` when created, ``active`` while its process runs, then exactly one of
+``stop`` (stopped or killed on request), ``error`` or ``done``. It goes idle -> active -> final and
+never back. ``jobjoker.jobs.transition`` is the only code that writes a job's status, and it asks
+this table which states a move may come from. Imports nothing of ours.
+"""
+import enum
+
+
+class JobStatus(str, enum.Enum):
+    """A job's status; the value is what the API shows."""
+
+    IDLE = "idle"
+    ACTIVE = "active"
+    STOP = "stop"
+    ERROR = "error"
+    DONE = "done"
+
+    def __str__(self):
+        return self.value
+
+
+# new status -> the statuses a job may be in to move there
+TRANSITIONS = {
+    JobStatus.ACTIVE: frozenset({JobStatus.IDLE}),
+    JobStatus.STOP: frozenset({JobStatus.ACTIVE}),
+    JobStatus.ERROR: frozenset({JobStatus.ACTIVE}),
+    JobStatus.DONE: frozenset({JobStatus.ACTIVE}),
+}
+
+FINAL_STATES = frozenset({JobStatus.STOP, JobStatus.ERROR, JobStatus.DONE})
+
+# What a client may ask for with PUT /jobs/ID/status; every other status is the server's to set.
+COMMANDS = ("start", "stop", "kill")
+
+
+def allowed_sources(new_status):
+    """The statuses from which a job may move to ``new_status`` (empty if none)."""
+    return TRANSITIONS.get(JobStatus(new_status), frozenset())
+
+
+def can_move(old_status, new_status):
+    """True when the state machine allows ``old_status`` -> ``new_status``."""
+    return JobStatus(old_status) in allowed_sources(new_status)

@@ -1,0 +1,336 @@
+"""The supervisor: a lean fork server that is the parent of every job process.
+
+Contract: started by the server (``python -m jobjoker.supervisor --socket PATH --daemon``), it
+detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON:
+
+  -> {"id": N, "op": "start", "spec": {job_id, worker, worker_file, params, job_dir, cwd}}
+  <- {"id": N, "ok": true, "pid": PID, "start_time": TICKS}
+  -> {"id": N, "op": "signal", "job_id": J, "signal": 15}       (to the job's process group)
+  -> {"id": N, "op": "status"}   <- {"id": N, "ok": true, "running": [{job_id, pid, start_time}]}
+  -> {"id": N, "op": "shutdown", "kill_jobs": bool}
+  <- {"event": "exit", "job_id": J, "pid": P, "returncode": C|null, "signal": S|null}   (pushed)
+
+A start forks this small, preloaded process (about a fork's cost, not an interpreter's); the child
+leads a new session and process group, gets /dev/null as stdin and ``output.spool`` as stdout and
+stderr, and runs ``jobjoker.runner.run_job``. Because the supervisor, not the server, is the
+parent, jobs keep running when the server stops or dies, and the pid it signals cannot have been
+reused (it reaps its own children). When a job's main process exits, the rest of its process group
+is SIGKILLed, the exit is written to ``exit.json`` in the job's directory (so a server that was
+away learns it later) and then pushed to connected servers. It is a child subreaper, so orphaned
+grandchildren are reaped here and never linger as zombies. It exits on its own once it has no job
+and no server for a few seconds. Standard library only, plus the lean runner it preloads.
+"""
+import argparse
+import ctypes
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess  # noqa: F401 -- preloaded: workers commonly run commands
+import sys
+import time
+import traceback
+
+from jobjoker import runner
+
+IDLE_EXIT_SECONDS = 3.0
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def process_start_time(pid):
+    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), or None."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    return int(stat[stat.rindex(b")") + 2:].split()[19])
+
+
+def write_json_atomically(path, record):
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        json.dump(record, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Supervisor:
+    """Forks, signals and reaps job processes on behalf of the server(s) connected to it."""
+
+    def __init__(self, socket_path):
+        self.socket_path = socket_path
+        self.selector = selectors.DefaultSelector()
+        self.listener = None
+        self.clients = {}  # socket -> bytearray of unparsed input
+        self.jobs = {}  # pid -> {"job_id", "pid", "start_time", "job_dir"}
+        self.pids = {}  # job_id -> pid
+        self.wake_r = self.wake_w = None
+        self.running = True
+        self.idle_since = time.monotonic()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def serve(self):
+        self._set_subreaper()
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)  # the server only starts us when nobody answers there
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            self.listener.bind(self.socket_path)
+        finally:
+            os.umask(old_umask)
+        self.listener.listen(16)
+        self.listener.setblocking(False)
+        self.selector.register(self.listener, selectors.EVENT_READ, self._accept)
+
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # the wakeup fd does the work
+        signal.signal(signal.SIGTERM, self._request_exit)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C in the server's terminal is not for us
+        self.selector.register(self.wake_r, selectors.EVENT_READ, self._on_signal)
+
+        while self.running:
+            for key, _ in self.selector.select(timeout=1.0):
+                try:
+                    key.data(key.fileobj)
+                except Exception:
+                    traceback.print_exc()
+            self._reap()
+            if self._idle_too_long():
+                break
+        try:
+            os.unlink(self.socket_path)
+        except OSError:
+            pass
+
+    def _request_exit(self, *_):
+        self.running = False
+
+    def _idle_too_long(self):
+        if self.clients or self.jobs:
+            self.idle_since = time.monotonic()
+            return False
+        return time.monotonic() - self.idle_since > IDLE_EXIT_SECONDS
+
+    def _set_subreaper(self):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # not Linux: orphans go to init, which reaps them too
+
+    def _on_signal(self, fd):
+        try:
+            while os.read(fd, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    # --- clients ----------------------------------------------------------------------------
+
+    def _accept(self, listener):
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            return
+        conn.setblocking(True)
+        conn.settimeout(10.0)  # a server that stops reading must not stall every job's exit
+        self.clients[conn] = bytearray()
+        self.selector.register(conn, selectors.EVENT_READ, self._read)
+
+    def _drop(self, conn):
+        self.selector.unregister(conn)
+        self.clients.pop(conn, None)
+        conn.close()
+
+    def _read(self, conn):
+        try:
+            data = conn.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        buffer = self.clients[conn]
+        buffer += data
+        while b"\n" in buffer:
+            line, _, rest = bytes(buffer).partition(b"\n")
+            buffer[:] = rest
+            self._handle(conn, line)
+            if conn not in self.clients:
+                return
+
+    def _send(self, conn, message):
+        try:
+            conn.sendall(json.dumps(message).encode() + b"\n")
+        except OSError:
+            self._drop(conn)
+
+    def _broadcast(self, message):
+        for conn in list(self.clients):
+            self._send(conn, message)
+
+    def _handle(self, conn, line):
+        request = {}
+        try:
+            request = json.loads(line)
+            op = request.get("op")
+            handler = getattr(self, "op_" + str(op), None)
+            if handler is None:
+                raise ValueError("unknown op %r" % op)
+            reply = handler(request)
+            reply.update(ok=True)
+        except Exception as e:
+            reply = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+        reply["id"] = request.get("id") if isinstance(request, dict) else None
+        self._send(conn, reply)
+
+    # --- operations ---------------------------------------------------------------------------
+
+    def op_ping(self, request):
+        return {"pid": os.getpid()}
+
+    def op_status(self, request):
+        return {"pid": os.getpid(), "running": [
+            {"job_id": j["job_id"], "pid": pid, "start_time": j["start_time"]}
+            for pid, j in self.jobs.items()]}
+
+    def op_signal(self, request):
+        pid = self.pids.get(request["job_id"])
+        if pid is None:
+            raise LookupError("job %s is not running here" % request["job_id"])
+        signum = int(request["signal"])
+        try:
+            os.killpg(pid, signum)
+            if signum == signal.SIGTERM:
+                os.killpg(pid, signal.SIGCONT)  # a stopped (^Z) job must wake to see SIGTERM
+        except ProcessLookupError:
+            pass  # it is exiting; the exit event follows
+        return {"pid": pid}
+
+    def op_shutdown(self, request):
+        if request.get("kill_jobs"):
+            for pid in list(self.jobs):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.running = False
+        return {}
+
+    def op_start(self, request):
+        spec = request["spec"]
+        if spec["job_id"] in self.pids:
+            raise RuntimeError("job %s is already running" % spec["job_id"])
+        os.makedirs(spec["job_dir"], mode=0o700, exist_ok=True)
+        out_fd = os.open(os.path.join(spec["job_dir"], "output.spool"),
+                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            self._become_job(spec, null_fd, out_fd)  # never returns
+        os.close(out_fd)
+        os.close(null_fd)
+        start_time = process_start_time(pid)
+        self.jobs[pid] = {"job_id": spec["job_id"], "pid": pid, "start_time": start_time,
+                          "job_dir": spec["job_dir"]}
+        self.pids[spec["job_id"]] = pid
+        return {"pid": pid, "start_time": start_time}
+
+    def _become_job(self, spec, null_fd, out_fd):
+        code = runner.EXIT_ERROR
+        try:
+            os.setsid()
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_DFL)
+            self.selector.close()
+            self.listener.close()
+            for conn in self.clients:
+                conn.close()
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            os.dup2(null_fd, 0)
+            os.dup2(out_fd, 1)
+            os.dup2(out_fd, 2)
+            os.close(null_fd)
+            os.close(out_fd)
+            os.chdir(spec.get("cwd") or spec["job_dir"])
+            os.environ["JOBJOKER_JOB_ID"] = spec["job_id"]
+            os.environ["JOBJOKER_WORKER"] = spec["worker"]
+            if spec.get("cwd"):
+                sys.path.insert(0, spec["cwd"])
+            code = runner.run_job(spec)
+        except BaseException:
+            try:
+                os.write(2, traceback.format_exc().encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+
+    # --- reaping ------------------------------------------------------------------------------
+
+    def _reap(self):
+        while True:
+            try:
+                # Peek without reaping, so the exited leader's pid still names its group while
+                # the rest of the group is killed: no chance of hitting a reused pid.
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            pid = info.si_pid
+            job = self.jobs.pop(pid, None)
+            if job is not None:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            _, status = os.waitpid(pid, 0)
+            if job is not None:
+                self._record_exit(job, status)
+
+    def _record_exit(self, job, status):
+        self.pids.pop(job["job_id"], None)
+        record = {"event": "exit", "job_id": job["job_id"], "pid": job["pid"],
+                  "returncode": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+                  "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+                  "time": time.time()}
+        try:
+            write_json_atomically(os.path.join(job["job_dir"], "exit.json"), record)
+        except OSError:
+            traceback.print_exc()  # the event below still tells a connected server
+        self._broadcast(record)
+
+
+def daemonize():
+    """Detach from the starting server: a second fork, so init (not the server) adopts us."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="jobjoker.supervisor", description=__doc__.split("\n")[0])
+    parser.add_argument("--socket", required=True, help="Unix socket path to listen on")
+    parser.add_argument("--daemon", action="store_true", help="detach from the parent")
+    args = parser.parse_args(argv)
+    if args.daemon:
+        daemonize()
+    Supervisor(args.socket).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The server's side of the supervisor protocol (see ``jobjoker.supervisor``), on the IOLoop.
+
+Contract: ``SupervisorClient.connect()`` connects to the supervisor of this data dir, starting one
+(detached, with a clean environment) when none answers; ``request(op, **fields)`` sends one
+request and returns its reply, raising ``Unavailable`` when the supervisor is away or answers with
+an error. Pushed events (job exits) go to ``on_event``. When the connection drops the client
+reconnects (starting a new supervisor if needed) and calls ``on_reconnect`` so the owner can
+resynchronise. Nothing here blocks the IOLoop.
+"""
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+
+from tornado.iostream import IOStream, StreamClosedError
+
+from jobjoker.config import CODE_ROOT
+from jobjoker.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+MAX_UNIX_PATH = 100  # sun_path holds 108 bytes; keep a margin
+SAFE_ENVIRONMENT = ("PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "USER",
+                    "LOGNAME", "SHELL", "TMPDIR")
+
+
+def socket_path_for(run_dir):
+    """The supervisor's socket: in the run dir, or a short private path when that is too long."""
+    path = os.path.join(run_dir, "supervisor.sock")
+    if len(os.fsencode(path)) <= MAX_UNIX_PATH:
+        return path
+    digest = hashlib.sha256(os.fsencode(os.path.abspath(run_dir))).hexdigest()[:16]
+    private = os.path.join("/tmp", "jobjoker-%d" % os.getuid())
+    os.makedirs(private, mode=0o700, exist_ok=True)
+    os.chmod(private, 0o700)
+    return os.path.join(private, digest + ".sock")
+
+
+def supervisor_environment():
+    """What the supervisor (and so every job) inherits: no secrets, no database URL."""
+    env = {k: os.environ[k] for k in SAFE_ENVIRONMENT if k in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env["PYTHONPATH"] = os.fspath(CODE_ROOT)  # jobjoker importable from a plain checkout
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class SupervisorClient:
+    """An asynchronous connection to the supervisor, which it starts when needed."""
+
+    def __init__(self, run_dir, on_event, on_reconnect=None, connect_timeout=10.0):
+        self.run_dir = os.fspath(run_dir)
+        self.socket_path = socket_path_for(self.run_dir)
+        self.on_event = on_event
+        self.on_reconnect = on_reconnect
+        self.connect_timeout = connect_timeout
+        self.supervisor_pid = None
+        self._stream = None
+        self._pending = {}
+        self._next_id = 0
+        self._closing = False
+        self._reader = None
+
+    async def connect(self):
+        """Connect to the running supervisor, or start one and connect to it."""
+        stream = await self._try_connect()
+        if stream is None:
+            await self._spawn()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.connect_timeout
+            while stream is None:
+                if loop.time() > deadline:
+                    raise Unavailable("the supervisor did not start within %.0f s; see %s"
+                                      % (self.connect_timeout, self._log_path()))
+                await asyncio.sleep(0.01)
+                stream = await self._try_connect()
+        self._stream = stream
+        self._reader = asyncio.ensure_future(self._read_loop(stream))
+        reply = await self.request("ping")
+        self.supervisor_pid = reply["pid"]
+        log.info("supervisor pid %s on %s", self.supervisor_pid, self.socket_path)
+
+    async def _try_connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stream = IOStream(sock, max_buffer_size=64 * 1024 * 1024)
+        try:
+            await stream.connect(self.socket_path)
+        except (StreamClosedError, OSError):
+            stream.close()
+            return None
+        return stream
+
+    def _log_path(self):
+        return os.path.join(self.run_dir, "supervisor.log")
+
+    async def _spawn(self):
+        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
+        with open(self._log_path(), "ab") as out:
+            os.chmod(self._log_path(), 0o600)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "jobjoker.supervisor", "--socket", self.socket_path,
+                 "--daemon"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, close_fds=True,
+                cwd=self.run_dir, env=supervisor_environment(), start_new_session=True)
+        # The launcher forks the real supervisor and exits at once; reap it without blocking.
+        while process.poll() is None:
+            await asyncio.sleep(0.005)
+        if process.returncode != 0:
+            raise Unavailable("the supervisor failed to start (exit code %s); see %s"
+                              % (process.returncode, self._log_path()))
+
+    async def request(self, op, **fields):
+        """Send one request; return the reply dict or raise ``Unavailable``."""
+        if self._stream is None or self._stream.closed():
+            raise Unavailable("the supervisor is not connected")
+        self._next_id += 1
+        request_id = self._next_id
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        fields.update(op=op, id=request_id)
+        try:
+            await self._stream.write(json.dumps(fields).encode() + b"\n")
+            reply = await future
+        except StreamClosedError:
+            raise Unavailable("the supervisor connection closed during %s" % op)
+        finally:
+            self._pending.pop(request_id, None)
+        if not reply.get("ok"):
+            raise Unavailable("the supervisor refused %s: %s" % (op, reply.get("error")))
+        return reply
+
+    async def _read_loop(self, stream):
+        try:
+            while True:
+                line = await stream.read_until(b"\n", max_bytes=16 * 1024 * 1024)
+                message = json.loads(line)
+                if "event" in message:
+                    try:
+                        self.on_event(message)
+                    except Exception:
+                        log.exception("handling supervisor event %r failed", message)
+                else:
+                    future = self._pending.get(message.get("id"))
+                    if future is not None and not future.done():
+                        future.set_result(message)
+        except StreamClosedError:
+            pass
+        except Exception:
+            log.exception("supervisor connection failed")
+        finally:
+            stream.close()
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(StreamClosedError())
+        if not self._closing:
+            log.warning("lost the supervisor connection; reconnecting")
+            asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self):
+        delay = 0.05
+        while not self._closing:
+            try:
+                await self.connect()
+            except Exception as e:  # keep trying: the jobs are still out there
+                log.warning("reconnecting to the supervisor failed: %s", e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if self.on_reconnect is not None:
+                await self.on_reconnect()
+            return
+
+    async def close(self, shutdown=False, kill_jobs=False):
+        """Disconnect; with ``shutdown`` ask the supervisor to exit (killing jobs if asked)."""
+        self._closing = True
+        if shutdown and self._stream is not None and not self._stream.closed():
+            try:
+                await self.request("shutdown", kill_jobs=kill_jobs)
+            except Unavailable:
+                pass
+        if self._stream is not None:
+            self._stream.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)

@@ -1,0 +1,167 @@
+"""The worker repository: worker files in the workers directory, checked without importing them.
+
+Contract: a worker is ``<workers_dir>/<Name>.py`` defining ``class <Name>(jobjoker.Worker)`` with
+a ``run`` method. Names must match ``NAME_PATTERN`` (checked on the decoded name, so no path can
+leave the folder). ``save(name, code)`` parses the code with ``ast`` (never executing it in the
+server), refuses code that does not parse (``ValidationError`` with the line) or lacks the class,
+and writes atomically (temp file + rename), so a job never loads half a file. Descriptions come
+from the class docstring and are cached by (mtime, size).
+"""
+import ast
+import hashlib
+import os
+import re
+import tempfile
+
+from jobjoker.errors import BadRequest, NotFound, TooLarge, ValidationError
+
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+NAME_RULE = "a letter, then up to 63 letters, digits or underscores"
+
+
+def check_name(name):
+    """Return ``name`` if it is a valid worker name, else raise ``BadRequest``."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise BadRequest("invalid worker name %r: a worker name is %s" % (name, NAME_RULE))
+    return name
+
+
+def _is_worker_base(node):
+    # class X(Worker) or class X(jobjoker.Worker) (or any module alias ending in .Worker)
+    return ((isinstance(node, ast.Name) and node.id == "Worker")
+            or (isinstance(node, ast.Attribute) and node.attr == "Worker"))
+
+
+def inspect_code(name, code):
+    """Check worker source statically; return its class docstring. Raises ``ValidationError``."""
+    try:
+        tree = ast.parse(code, filename="%s.py" % name)
+    except SyntaxError as e:
+        raise ValidationError("line %s: %s" % (e.lineno, e.msg), line=e.lineno)
+    except ValueError as e:  # e.g. a NUL byte
+        raise ValidationError("the code cannot be parsed: %s" % e)
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            if not any(_is_worker_base(base) for base in node.bases):
+                raise ValidationError(
+                    "line %d: class %s must subclass jobjoker.Worker" % (node.lineno, name),
+                    line=node.lineno)
+            if not any(isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                       and item.name == "run" for item in node.body):
+                raise ValidationError(
+                    "line %d: class %s must define a run(self) method" % (node.lineno, name),
+                    line=node.lineno)
+            return ast.get_docstring(node) or ""
+    raise ValidationError("the code must define class %s(jobjoker.Worker) at top level "
+                          "(the class is named like the worker)" % name)
+
+
+class WorkerRepository:
+    """Lists, reads, saves and deletes worker files."""
+
+    def __init__(self, workers_dir, max_size):
+        self.workers_dir = os.fspath(workers_dir)
+        self.max_size = max_size
+        self._descriptions = {}  # name -> ((mtime_ns, size), description)
+
+    def path(self, name):
+        return os.path.join(self.workers_dir, check_name(name) + ".py")
+
+    def exists(self, name):
+        return os.path.isfile(self.path(name))
+
+    def names(self):
+        try:
+            files = os.listdir(self.workers_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(f[:-3] for f in files
+                      if f.endswith(".py") and NAME_PATTERN.fullmatch(f[:-3]))
+
+    def list(self):
+        """Every worker's summary, by name."""
+        workers = []
+        for name in self.names():
+            try:
+                workers.append(self.get(name))
+            except NotFound:  # deleted while we listed
+                pass
+        return workers
+
+    def get(self, name):
+        """A worker's summary: name, description, size, modified time, content hash."""
+        path = self.path(name)
+        try:
+            with open(path, "rb") as f:
+                stat = os.fstat(f.fileno())
+                code = f.read()
+        except FileNotFoundError:
+            raise NotFound("no worker named %r" % name)
+        return {
+            "name": name,
+            "description": self._description(name, stat, code),
+            "size": stat.st_size,
+            "modified": stat.st_mtime,
+            "hash": "sha256:" + hashlib.sha256(code).hexdigest(),
+        }
+
+    def _description(self, name, stat, code):
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached = self._descriptions.get(name)
+        if cached and cached[0] == key:
+            return cached[1]
+        try:
+            description = inspect_code(name, code.decode("utf-8", "replace"))
+        except ValidationError as e:  # a file put there by hand may be broken
+            description = "(invalid worker: %s)" % e.message
+        self._descriptions[name] = (key, description)
+        return description
+
+    def code(self, name):
+        """The worker's source as text."""
+        try:
+            with open(self.path(name), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            raise NotFound("no worker named %r" % name)
+
+    def save(self, name, code_bytes):
+        """Check and atomically write a worker; returns (summary, created)."""
+        check_name(name)
+        if len(code_bytes) > self.max_size:
+            raise TooLarge("worker code is %d bytes; the limit is %d"
+                           % (len(code_bytes), self.max_size))
+        try:
+            code = code_bytes.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadRequest("worker code must be UTF-8 text (invalid byte at offset %d)"
+                             % e.start)
+        inspect_code(name, code)
+        os.makedirs(self.workers_dir, exist_ok=True)
+        path = self.path(name)
+        created = not os.path.exists(path)
+        fd, tmp = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=self.workers_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(code_bytes)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return self.get(name), created
+
+    def delete(self, name):
+        """Remove a worker file; returns its last summary."""
+        summary = self.get(name)
+        try:
+            os.unlink(self.path(name))
+        except FileNotFoundError:
+            raise NotFound("no worker named %r" % name)
+        self._descriptions.pop(name, None)
+        return summary

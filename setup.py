@@ -1,0 +1,30 @@
+"""Install JobJoker: ``pip install .`` (or ``pip install -e '.[test]'`` to develop)."""
+from setuptools import setup
+
+setup(
+    name="jobjoker",
+    version="0.1.0",
+    description="A self-hosted job runner: start, stop and watch scripts from a browser or a script",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=["jobjoker", "handlers"],
+    py_modules=["run_server"],
+    include_package_data=True,
+    install_requires=[
+        "tornado>=6.4,<7",
+        "peewee>=3.17,<5",
+        "PyMySQL>=1.1,<2",
+    ],
+    extras_require={
+        "postgresql": ["psycopg2-binary>=2.9"],
+        "test": [
+            "pytest>=8",
+            "pytest-tornado>=0.8.1",
+            "pytest-timeout>=2.3",
+            "jsonschema>=4.20",
+        ],
+    },
+    entry_points={"console_scripts": ["jobjoker = jobjoker.cli:main"]},
+)

@@ -1,0 +1,216 @@
+"""Shared fixtures: a fresh database per test (SQLite, and MariaDB/MySQL), a real server with a
+real supervisor, an ``api`` helper for REST calls, and cleanup of every process a test started.
+
+Every server-backed test runs once per backend: ``sqlite`` always, ``mysql`` against
+``JOBJOKER_TEST_MYSQL_URL`` (default ``mysql://root@127.0.0.1:3306/jobjoker_test``). Locally a
+missing MySQL skips those runs; with ``CI=true`` it fails them, because CI must test MySQL.
+"""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import urllib.parse
+
+import pytest
+import tornado.httpclient
+
+from jobjoker import auth, models
+from jobjoker.app import JobJokerServer
+from jobjoker.config import load_config
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PASSWORD = "test-password"
+MYSQL_URL = os.environ.get("JOBJOKER_TEST_MYSQL_URL",
+                           "mysql://root@127.0.0.1:3306/jobjoker_test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch):
+    # Real scrypt costs ~0.3 s a hash; tests that are not about hashing use a cheap cost.
+    # test_auth.py checks the real cost separately.
+    monkeypatch.setattr(auth, "SCRYPT_N", 2 ** 8)
+    monkeypatch.setattr(auth, "SCRYPT_P", 1)
+
+
+def mysql_available(url):
+    import pymysql
+    parts = urllib.parse.urlsplit(url)
+    try:
+        connection = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
+                                     user=parts.username or "root",
+                                     password=parts.password or "", connect_timeout=3)
+    except pymysql.err.MySQLError as e:
+        return str(e)
+    with connection:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4"
+                           % parts.path.lstrip("/"))
+    return None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def database_url(request, tmp_path):
+    """A URL to an empty database of each backend."""
+    if request.param == "sqlite":
+        return "sqlite:///%s" % (tmp_path / "test.sqlite3")
+    problem = mysql_available(MYSQL_URL)
+    if problem:
+        message = "MySQL at %s is not available: %s" % (MYSQL_URL, problem)
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    db = models.make_database(MYSQL_URL)
+    db.connect()
+    models.drop_all(db)
+    db.close()
+    return MYSQL_URL
+
+
+@pytest.fixture
+def workers_dir(tmp_path):
+    """A workers folder holding the sample workers."""
+    path = tmp_path / "workers"
+    path.mkdir()
+    for name in ("Foobar.py", "TestWorker.py"):
+        shutil.copy(ROOT / "workers" / name, path / name)
+    return path
+
+
+@pytest.fixture
+def write_worker(workers_dir):
+    """Write ``workers/<name>.py`` with the given source; returns its path."""
+    def write(name, source):
+        path = workers_dir / ("%s.py" % name)
+        path.write_text(source)
+        return path
+    return write
+
+
+@pytest.fixture
+def config_overrides():
+    """Override in a test module to change the server's config (e.g. ``stop_grace``)."""
+    return {}
+
+
+@pytest.fixture
+def config(tmp_path, workers_dir, database_url, config_overrides):
+    flags = {"data_dir": tmp_path / "data", "workers_dir": workers_dir,
+             "database": database_url, "port": 0, "stop_grace": 2.0, "node": "test-node"}
+    flags.update(config_overrides)
+    return load_config(flags, environ={})
+
+
+@pytest.fixture
+def server(io_loop, config):
+    """A started server (not listening: pytest-tornado's http_server serves its app)."""
+    instance = JobJokerServer(config, admin_password=PASSWORD)
+    io_loop.run_sync(lambda: instance.start(listen=False))
+    yield instance
+    io_loop.run_sync(lambda: instance.stop(kill_jobs=True))
+    kill_leftovers(instance.processes.supervisor.socket_path)
+    models.database.initialize(None)
+
+
+@pytest.fixture
+def app(server):
+    return server.app
+
+
+def kill_leftovers(socket_path):
+    """SIGKILL any process still running under this test's supervisor (it and its jobs)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if socket_path.encode() in cmdline:
+            try:
+                os.killpg(int(entry), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+class Reply:
+    """An HTTP reply with its JSON body parsed (``json`` is None for non-JSON bodies)."""
+
+    def __init__(self, response):
+        self.code = response.code
+        self.headers = response.headers
+        self.body = response.body or b""
+        self.text = self.body.decode("utf-8", "replace")
+        try:
+            self.json = json.loads(self.body)
+        except ValueError:
+            self.json = None
+
+    @property
+    def data(self):
+        return self.json["data"]
+
+    def __repr__(self):
+        return "<Reply %s %s>" % (self.code, self.text[:300])
+
+
+@pytest.fixture
+def api(app, http_client, base_url):
+    """``await api(method, path, body=None, auth=(user, password), headers=None)``.
+
+    ``body`` may be bytes, str, or anything JSON-serialisable; ``auth=None`` sends none.
+    """
+    async def call(method, path, body=None, auth=("admin", PASSWORD), headers=None):
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""
+        kwargs = {}
+        if auth is not None:
+            kwargs.update(auth_username=auth[0], auth_password=auth[1])
+        response = await http_client.fetch(
+            base_url + path, method=method, body=body, headers=headers or {},
+            raise_error=False, allow_nonstandard_methods=True, request_timeout=60, **kwargs)
+        return Reply(response)
+    return call
+
+
+@pytest.fixture
+def wait_for_status(api):
+    """``await wait_for_status(job_id, {"done", ...}, timeout)``: poll until the job is final."""
+    import asyncio
+
+    async def wait(job_id, statuses=("done", "error", "stop"), timeout=20.0):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            reply = await api("GET", "/jobs/%s" % job_id)
+            job = reply.data[0]
+            if job["status"] in statuses:
+                return job
+            if loop.time() > deadline:
+                raise AssertionError("job %s still %s after %.0f s" % (job_id, job["status"],
+                                                                      timeout))
+            await asyncio.sleep(0.05)
+    return wait
+
+
+@pytest.fixture
+def run_job(api, wait_for_status):
+    """Create and start a job of ``worker`` with ``parameters``; returns the started job."""
+    async def run(worker, parameters=None, wait=False, timeout=20.0):
+        created = await api("POST", "/jobs", {"worker": worker, "parameters": parameters})
+        assert created.code == 201, created
+        job_id = created.data[0]["id"]
+        started = await api("PUT", "/jobs/%s/status" % job_id, "start")
+        assert started.code == 200, started
+        if wait:
+            return await wait_for_status(job_id, timeout=timeout)
+        return started.data[0]
+    return run
