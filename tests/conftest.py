@@ -34,20 +34,31 @@ def cheap_password_hashes(monkeypatch):
     monkeypatch.setattr(auth, "SCRYPT_P", 1)
 
 
-def mysql_available(url):
+def _mysql_admin(url, statement):
     import pymysql
     parts = urllib.parse.urlsplit(url)
-    try:
-        connection = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
-                                     user=parts.username or "root",
-                                     password=parts.password or "", connect_timeout=3)
-    except pymysql.err.MySQLError as e:
-        return str(e)
+    connection = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
+                                 user=parts.username or "root",
+                                 password=parts.password or "", connect_timeout=3)
     with connection:
         with connection.cursor() as cursor:
-            cursor.execute("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4"
-                           % parts.path.lstrip("/"))
-    return None
+            cursor.execute(statement % parts.path.lstrip("/"))
+
+
+@pytest.fixture(scope="session")
+def mysql_url():
+    """A MySQL database of this test session's own (so parallel runs cannot collide), or the
+    reason there is none."""
+    import pymysql
+    parts = urllib.parse.urlsplit(MYSQL_URL)
+    url = urllib.parse.urlunsplit(parts._replace(path="%s_%d" % (parts.path, os.getpid())))
+    try:
+        _mysql_admin(url, "CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4")
+    except pymysql.err.MySQLError as e:
+        yield None, str(e)
+        return
+    yield url, None
+    _mysql_admin(url, "DROP DATABASE IF EXISTS `%s`")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
@@ -55,17 +66,17 @@ def database_url(request, tmp_path):
     """A URL to an empty database of each backend."""
     if request.param == "sqlite":
         return "sqlite:///%s" % (tmp_path / "test.sqlite3")
-    problem = mysql_available(MYSQL_URL)
+    url, problem = request.getfixturevalue("mysql_url")
     if problem:
         message = "MySQL at %s is not available: %s" % (MYSQL_URL, problem)
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
-    db = models.make_database(MYSQL_URL)
+    db = models.make_database(url)
     db.connect()
     models.drop_all(db)
     db.close()
-    return MYSQL_URL
+    return url
 
 
 @pytest.fixture
