@@ -56,7 +56,6 @@ class Job(BaseModel):
     # Bytes of each spool file already stored: ingestion resumes here after a restart.
     log_offset = peewee.BigIntegerField(default=0)
     response_offset = peewee.BigIntegerField(default=0)
-    output_offset = peewee.BigIntegerField(default=0)
 
     class Meta:
         indexes = (

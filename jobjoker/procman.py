@@ -33,14 +33,19 @@ from jobjoker.supervisor_client import SupervisorClient
 
 log = logging.getLogger(__name__)
 
-# (stream, spool file, Job offset field); framed spools hold whole entries, output.spool raw bytes
+def _parse_response_spool(data, final):
+    block = spool.complete_part(data)
+    if final and len(block) < len(data):  # torn by a SIGKILL mid-write: keep what is there
+        return len(data), data + b"\n"
+    return len(block), block
+
+
+# (stream, spool file, Job offset field, parser of the file's bytes -> (consumed, block))
 SPOOLS = (
-    ("log", "log.spool", "log_offset"),
-    ("log", "output.spool", "output_offset"),
-    ("response", "response.spool", "response_offset"),
+    ("log", "log.spool", "log_offset", lambda data, final: spool.parse_log_spool(data, final)),
+    ("response", "response.spool", "response_offset", _parse_response_spool),
 )
 READ_BYTES = 4 * 1024 * 1024  # per spool per pass, so one chatty job cannot hog the loop
-MAX_LINE = 64 * 1024  # raw output with no newline for this long is stored as a line anyway
 
 
 def signal_name(signum):
@@ -57,6 +62,7 @@ class RunningJob:
         self.job_id = job_id
         self.job_dir = job_dir
         self.offsets = offsets  # Job offset field -> bytes already stored
+        self.read_size = READ_BYTES
         self.watch = None
         self.escalation = None
         self.launched = asyncio.get_running_loop().create_future()
@@ -118,8 +124,7 @@ class ProcessManager:
 
     def _track(self, job):
         running = RunningJob(job.id, self.job_dir(job.id), {
-            "log_offset": job.log_offset, "output_offset": job.output_offset,
-            "response_offset": job.response_offset})
+            "log_offset": job.log_offset, "response_offset": job.response_offset})
         os.makedirs(running.job_dir, mode=0o700, exist_ok=True)
         self.running[job.id] = running
         self._watch(running)
@@ -263,19 +268,18 @@ class ProcessManager:
     def _ingest(self, running, final=False):
         """Store what the spools hold beyond their offsets; True if more is waiting."""
         more = False
-        for stream, name, field in SPOOLS:
+        for stream, name, field, parse in SPOOLS:
             offset = running.offsets[field]
-            data = self._read_spool(os.path.join(running.job_dir, name), offset)
+            data = self._read_spool(os.path.join(running.job_dir, name), offset,
+                                    running.read_size)
             if not data:
                 continue
-            more = more or len(data) == READ_BYTES
-            if name == "output.spool":
-                consumed, block = self._frame_output(data, final)
-            else:
-                block = spool.complete_part(data)
-                if final and len(block) < len(data):  # torn by a SIGKILL mid-write: keep it
-                    block = data + b"\n"
-                consumed = min(len(block), len(data))
+            at_end = len(data) < running.read_size
+            consumed, block = parse(data, final and at_end)
+            if not at_end:
+                more = True
+                if not consumed:  # one entry larger than a read: read more next time
+                    running.read_size *= 2
             if consumed:
                 if block:
                     self.logstore.append_blocks(running.job_id, stream, [block],
@@ -284,24 +288,13 @@ class ProcessManager:
         return more
 
     @staticmethod
-    def _frame_output(data, final):
-        complete = spool.complete_part(data)
-        if final or (not complete and len(data) >= MAX_LINE):
-            complete = data if data.endswith(b"\n") else data + b"\n"
-            consumed = len(data)
-        else:
-            consumed = len(complete)
-        lines = complete.split(b"\n")[:-1]
-        return consumed, spool.frame_raw_lines(lines, time.time()) if lines else b""
-
-    @staticmethod
-    def _read_spool(path, offset):
+    def _read_spool(path, offset, size):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return b""
         try:
-            return os.pread(fd, READ_BYTES, offset)
+            return os.pread(fd, size, offset)
         finally:
             os.close(fd)
 

@@ -7,12 +7,14 @@ ended after SIGTERM asked it to stop). Log and response entries are buffered in 
 appended in blocks to ``log.spool`` and ``response.spool`` in the job's directory, so the job
 writes to files it owns and never depends on the server being alive to read them. ``print()``
 and ``sys.stderr`` go to the log as entries too; raw writes to fds 1 and 2 (a child command, a C
-library) land in ``output.spool``, which the supervisor opened before ``run_job`` was called.
+library) land in ``log.spool`` as well (the supervisor made it the job's stdout and stderr), and
+buffered entries are written before any child process starts, so the log keeps the true order.
 Imports only the standard library and our lean worker modules.
 """
 import io
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -31,16 +33,23 @@ FLUSH_DELAY = 0.005  # else at most this long after the first buffered entry
 
 
 class BlockWriter:
-    """Buffers the entries of one spool file and appends them in whole blocks."""
+    """Buffers the entries of one spool file and appends them in whole blocks.
 
-    def __init__(self, fd, flusher):
+    A write after a quiet spell goes out at once (a lone line is seen without delay); during a
+    burst, entries gather for up to ``FLUSH_DELAY`` or ``FLUSH_BYTES`` and go out in one write.
+    ``headed`` blocks carry the header that sets them apart from raw output in a shared file.
+    """
+
+    def __init__(self, fd, flusher, headed):
         self._fd = fd
         self._flusher = flusher
+        self._headed = headed
         self._lines = []
         self._size = 0
         self._lock = threading.Lock()
         self._clock = 0.0
         self._stamp = ""
+        self._last_flush = 0.0
 
     def write(self, message):
         """Buffer one entry (``message`` is text); cheap, safe from any thread."""
@@ -51,7 +60,7 @@ class BlockWriter:
         with self._lock:
             self._lines.append(line)
             self._size += len(line)
-            if self._size >= FLUSH_BYTES:
+            if self._size >= FLUSH_BYTES or now - self._last_flush >= FLUSH_DELAY:
                 self._flush_locked()
                 return
         self._flusher.wake()
@@ -66,6 +75,9 @@ class BlockWriter:
             return
         data = b"".join(self._lines)
         self._lines, self._size = [], 0
+        self._last_flush = time.time()
+        if self._headed:
+            data = spool.frame_block(data)
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -81,10 +93,9 @@ class Flusher:
     def __init__(self):
         self.writers = []
         self._event = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="jobjoker-flusher", daemon=True)
 
     def start(self):
-        self._thread.start()
+        threading.Thread(target=self._loop, name="jobjoker-flusher", daemon=True).start()
 
     def wake(self):
         if not self._event.is_set():
@@ -160,6 +171,33 @@ def load_worker_class(name, path):
     return cls
 
 
+def flush_before_children(flusher):
+    """Write buffered entries before a child process starts, so its output comes after them."""
+    original = subprocess.Popen._execute_child
+
+    def _execute_child(self, *args, **kwargs):
+        flusher.flush_all()
+        return original(self, *args, **kwargs)
+
+    subprocess.Popen._execute_child = _execute_child
+    for name in ("system", "posix_spawn", "posix_spawnp"):
+        function = getattr(os, name, None)
+        if function is not None:
+            setattr(os, name, _flushing(function, flusher))
+    # os.fork, multiprocessing and os.spawn*: flush in the parent; a forked child gets a flusher
+    # thread of its own (threads do not survive fork).
+    os.register_at_fork(before=flusher.flush_all, after_in_child=flusher.start)
+
+
+def _flushing(function, flusher):
+    def wrapper(*args, **kwargs):
+        flusher.flush_all()
+        return function(*args, **kwargs)
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
 def _open_spool(job_dir, name):
     return os.open(os.path.join(job_dir, name),
                    os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -171,10 +209,12 @@ def run_job(spec):
     Returns the process exit code; never raises.
     """
     flusher = Flusher()
-    log = BlockWriter(_open_spool(spec["job_dir"], "log.spool"), flusher)
-    response = BlockWriter(_open_spool(spec["job_dir"], "response.spool"), flusher)
+    log = BlockWriter(_open_spool(spec["job_dir"], "log.spool"), flusher, headed=True)
+    response = BlockWriter(_open_spool(spec["job_dir"], "response.spool"), flusher,
+                           headed=False)
     flusher.writers.extend([log, response])
     flusher.start()
+    flush_before_children(flusher)
 
     stop_requested = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())

@@ -2,9 +2,16 @@
 
 Contract: an entry is one line ``<epoch seconds with ms>\\t<message>\\n`` where the message has
 ``\\`` written as ``\\\\`` and a newline as ``\\n``, so a multi-line message stays one entry. A
-block of entries is just their lines concatenated: the job appends blocks to its spool files, the
-server stores blocks as they are, and only a reader decodes them. Counting the entries of a block
-is counting its newlines. Imports nothing beyond the standard library (job processes load it).
+block of entries is just their lines concatenated: the server stores blocks as they are, and only
+a reader decodes them. Counting the entries of a block is counting its newlines.
+
+A job's ``log.spool`` is shared by two writers, appending with O_APPEND: the job's entry writer,
+which appends each block behind a header (``BLOCK_MARK`` + its length + newline) in one write, and
+whatever the job's processes write raw to stdout/stderr. The file order is the write order, so
+``print``, ``self.log`` and a child command's output keep their true order. ``parse_log_spool``
+turns such bytes back into a block of entries: headed blocks as they are, raw lines stamped with
+the time they were read. ``response.spool`` has only the entry writer and holds plain blocks.
+Imports nothing beyond the standard library (job processes load it).
 """
 import re
 import time
@@ -45,6 +52,61 @@ def complete_part(data):
     """The longest prefix of ``data`` that ends with a newline (b"" if none)."""
     end = data.rfind(b"\n")
     return data[:end + 1] if end >= 0 else b""
+
+
+BLOCK_MARK = b"\x1e\x1fJJ"  # ASCII record/unit separators: never in text a program prints
+_BLOCK_HEADER = re.compile(rb"\x1e\x1fJJ(\d{1,9})\n")
+MAX_RAW_LINE = 64 * 1024  # raw output with no newline for this long is stored as a line anyway
+
+
+def frame_block(block):
+    """``block`` behind the header that marks it as entries in a shared log spool."""
+    return BLOCK_MARK + b"%d\n" % len(block) + block
+
+
+def parse_log_spool(data, final=False, when=None):
+    """Entries in the bytes of a log spool: ``(bytes consumed, block of entries)``.
+
+    Stops before an incomplete headed block or raw line (more is on its way) unless ``final``
+    (the job has ended: take everything).
+    """
+    when = time.time() if when is None else when
+    pieces, raw = [], []
+    pos, end = 0, len(data)
+    while pos < end:
+        if data.startswith(BLOCK_MARK, pos):
+            header = _BLOCK_HEADER.match(data, pos)
+            if header is not None:
+                stop = header.end() + int(header.group(1))
+                if stop > end and not final:
+                    break  # the rest of this block is still being written
+                if raw:
+                    pieces.append(frame_raw_lines(raw, when))
+                    raw = []
+                pieces.append(data[header.end():stop])
+                pos = stop
+                continue
+            if end - pos < len(BLOCK_MARK) + 11 and not final:
+                break  # maybe a header cut short: wait for the rest
+        newline = data.find(b"\n", pos)
+        mark = data.find(BLOCK_MARK, pos + 1, newline if newline >= 0 else end)
+        if mark >= 0:  # a block was appended in the middle of a raw line: end the line there
+            raw.append(data[pos:mark])
+            pos = mark
+        elif newline >= 0:
+            raw.append(data[pos:newline])
+            pos = newline + 1
+        elif final or end - pos >= MAX_RAW_LINE:
+            raw.append(data[pos:])
+            pos = end
+        else:
+            break
+    if raw:
+        pieces.append(frame_raw_lines(raw, when))
+    block = b"".join(pieces)
+    if block and not block.endswith(b"\n"):  # a headed block torn by SIGKILL mid-write
+        block += b"\n"
+    return pos, block
 
 
 def decode_entries(block):

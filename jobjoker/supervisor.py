@@ -11,8 +11,8 @@ detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON
   <- {"event": "exit", "job_id": J, "pid": P, "returncode": C|null, "signal": S|null}   (pushed)
 
 A start forks this small, preloaded process (about a fork's cost, not an interpreter's); the child
-leads a new session and process group, gets /dev/null as stdin and ``output.spool`` as stdout and
-stderr, and runs ``jobjoker.runner.run_job``. Because the supervisor, not the server, is the
+leads a new session and process group, gets /dev/null as stdin and its ``log.spool`` (opened for
+appending) as stdout and stderr, and runs ``jobjoker.runner.run_job``. Because the supervisor, not the server, is the
 parent, jobs keep running when the server stops or dies, and the pid it signals cannot have been
 reused (it reaps its own children). When a job's main process exits, the rest of its process group
 is SIGKILLed, the exit is written to ``exit.json`` in the job's directory (so a server that was
@@ -70,6 +70,7 @@ class Supervisor:
         self.pids = {}  # job_id -> pid
         self.wake_r = self.wake_w = None
         self.running = True
+        self.shutting_down = False
         self.idle_since = time.monotonic()
 
     # --- the loop -------------------------------------------------------------------------
@@ -96,13 +97,13 @@ class Supervisor:
         self.selector.register(self.wake_r, selectors.EVENT_READ, self._on_signal)
 
         while self.running:
-            for key, _ in self.selector.select(timeout=1.0):
+            for key, _ in self.selector.select(timeout=0.1 if self.shutting_down else 1.0):
                 try:
                     key.data(key.fileobj)
                 except Exception:
                     traceback.print_exc()
             self._reap()
-            if self._idle_too_long():
+            if self._idle_too_long() or (self.shutting_down and not self.jobs):
                 break
         try:
             os.unlink(self.socket_path)
@@ -215,13 +216,15 @@ class Supervisor:
         return {"pid": pid}
 
     def op_shutdown(self, request):
+        # With kill_jobs the loop goes on until every killed job is reaped and its exit
+        # recorded; without, jobs that still run are left to init.
         if request.get("kill_jobs"):
             for pid in list(self.jobs):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        self.running = False
+        self.shutting_down = True
         return {}
 
     def op_start(self, request):
@@ -229,7 +232,7 @@ class Supervisor:
         if spec["job_id"] in self.pids:
             raise RuntimeError("job %s is already running" % spec["job_id"])
         os.makedirs(spec["job_dir"], mode=0o700, exist_ok=True)
-        out_fd = os.open(os.path.join(spec["job_dir"], "output.spool"),
+        out_fd = os.open(os.path.join(spec["job_dir"], "log.spool"),
                          os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         sys.stdout.flush()

@@ -180,7 +180,9 @@ class SupervisorClient:
         if shutdown and self._stream is not None and not self._stream.closed():
             try:
                 await self.request("shutdown", kill_jobs=kill_jobs)
-            except Unavailable:
+                # The supervisor closes the connection once its killed jobs are reaped.
+                await asyncio.wait_for(asyncio.shield(self._reader), 10.0)
+            except (Unavailable, asyncio.TimeoutError):
                 pass
         if self._stream is not None:
             self._stream.close()

@@ -1,0 +1,342 @@
+"""Real job processes: how runs end, stop with grace and escalation, kill, process groups,
+output capture, concurrency. Each test runs real workers through the real supervisor."""
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+from jobjoker.supervisor import process_start_time
+
+
+async def log_messages(api, job_id):
+    reply = await api("GET", "/jobs/%s/log?limit=100000" % job_id)
+    return [entry["message"] for entry in reply.data]
+
+
+def alive(pid):
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def wait_until(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        await asyncio.sleep(0.02)
+
+
+async def wait_for_log(api, job_id, text, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = await log_messages(api, job_id)
+        if any(text in m for m in messages):
+            return messages
+        if time.monotonic() > deadline:
+            raise AssertionError("job %s never logged %r; log: %r" % (job_id, text, messages))
+        await asyncio.sleep(0.02)
+
+
+# --- how a run ends ---------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_returning_means_done_with_start_and_end_markers(api, run_job):
+    job = await run_job("Foobar", wait=True)
+    assert job["status"] == "done"
+    assert job["exit_code"] == 0 and job["exit_signal"] is None and job["error"] is None
+    assert job["starttime"] <= job["stoptime"]
+    messages = await log_messages(api, job["id"])
+    assert messages[0].startswith("STARTED job %s" % job["id"])
+    assert "pid %d" % job["pid"] in messages[0]
+    assert messages[1] == "foobar"
+    assert messages[-1].startswith("ENDED done (exit code 0) after ")
+    response = await api("GET", "/jobs/%s/response" % job["id"])
+    assert [e["message"] for e in response.data] == ["foobar"]
+
+
+@pytest.mark.gen_test
+async def test_exception_means_error_with_traceback(api, run_job, write_worker):
+    write_worker("Boom", "from jobjoker import Worker\n\n"
+                         "class Boom(Worker):\n"
+                         "    def run(self):\n"
+                         "        self.log('before')\n"
+                         "        raise ValueError('kaboom')\n")
+    job = await run_job("Boom", wait=True)
+    assert job["status"] == "error"
+    assert job["exit_code"] == 1
+    assert "exception" in job["error"]
+    messages = await log_messages(api, job["id"])
+    assert messages[1] == "before"
+    traceback_entry = messages[2]
+    assert traceback_entry.startswith("Traceback (most recent call last):")
+    assert "ValueError: kaboom" in traceback_entry  # one entry, newlines kept
+    assert "\n" in traceback_entry
+    assert messages[-1].startswith("ENDED error")
+
+
+@pytest.mark.gen_test
+async def test_os_exit_means_error_with_the_code(api, run_job, write_worker):
+    write_worker("Quits", "import os\nfrom jobjoker import Worker\n\n"
+                          "class Quits(Worker):\n"
+                          "    def run(self):\n"
+                          "        os._exit(3)\n")
+    job = await run_job("Quits", wait=True)
+    assert job["status"] == "error"
+    assert job["exit_code"] == 3
+    assert job["error"] == "exit code 3"
+
+
+@pytest.mark.gen_test
+async def test_death_by_signal_means_error_with_the_signal(api, run_job, write_worker):
+    write_worker("Dies", "import os, signal\nfrom jobjoker import Worker\n\n"
+                         "class Dies(Worker):\n"
+                         "    def run(self):\n"
+                         "        os.kill(os.getpid(), signal.SIGKILL)\n")
+    job = await run_job("Dies", wait=True)
+    assert job["status"] == "error"
+    assert job["exit_signal"] == signal.SIGKILL
+    assert job["error"] == "killed by SIGKILL"
+    messages = await log_messages(api, job["id"])
+    assert messages[-1].startswith("ENDED error (killed by SIGKILL)")
+
+
+@pytest.mark.gen_test
+async def test_sys_exit_zero_is_done_and_nonzero_is_error(api, run_job, write_worker):
+    write_worker("ExitZero", "import sys\nfrom jobjoker import Worker\n\n"
+                             "class ExitZero(Worker):\n"
+                             "    def run(self):\n"
+                             "        sys.exit(0)\n")
+    write_worker("ExitMsg", "import sys\nfrom jobjoker import Worker\n\n"
+                            "class ExitMsg(Worker):\n"
+                            "    def run(self):\n"
+                            "        sys.exit('giving up')\n")
+    assert (await run_job("ExitZero", wait=True))["status"] == "done"
+    job = await run_job("ExitMsg", wait=True)
+    assert job["status"] == "error"
+    assert "giving up" in await log_messages(api, job["id"])
+
+
+# --- the worker API -----------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_worker_api_params_values_and_output(api, run_job, write_worker):
+    write_worker("Api", '''import subprocess, sys
+from jobjoker import Worker
+
+class Api(Worker):
+    """Exercises the worker API."""
+    def run(self):
+        self.log(self.params)
+        self.log(self.get_parameter("missing", "fallback"))
+        self.log(self.job_id)
+        self.log(42)
+        self.log(None)
+        self.log({"a": [1, 2]})
+        self.log(object.__new__(Unserialisable))
+        self.log(b"bytes")
+        self.log("two\\nlines")
+        self.log("back\\\\slash\\\\n")
+        print("printed", "words")
+        print("to stderr", file=sys.stderr)
+        sys.stdout.write("partial ")
+        sys.stdout.write("line\\n")
+        subprocess.run(["echo", "from a child"])
+        subprocess.run("echo child stderr >&2", shell=True)
+        self.response({"result": self.params["n"] * 2})
+
+class Unserialisable:
+    def __str__(self):
+        return "custom str"
+''')
+    job = await run_job("Api", {"n": 21, "name": "x"}, wait=True)
+    assert job["status"] == "done", job
+    messages = await log_messages(api, job["id"])
+    body = messages[1:-1]
+    assert body[:10] == ['{"n": 21, "name": "x"}', "fallback", job["id"], "42", "null",
+                         '{"a": [1, 2]}', "custom str", "bytes", "two\nlines",
+                         "back\\slash\\n"]
+    assert body[10:13] == ["printed words", "to stderr", "partial line"]
+    assert sorted(body[13:]) == ["child stderr", "from a child"]
+    response = await api("GET", "/jobs/%s/response" % job["id"])
+    assert [e["message"] for e in response.data] == ['{"result": 42}']
+
+
+@pytest.mark.gen_test
+async def test_job_environment_is_clean_and_parameters_stay_out_of_argv(
+        api, run_job, write_worker, monkeypatch):
+    write_worker("Env", '''import os
+from jobjoker import Worker
+
+class Env(Worker):
+    def run(self):
+        self.log(sorted(os.environ))
+        self.log(open("/proc/self/cmdline", "rb").read().decode())
+        self.log(os.getcwd())
+''')
+    job = await run_job("Env", {"secret": "hunter2"}, wait=True)
+    messages = await log_messages(api, job["id"])
+    environment = messages[1]
+    assert "JOBJOKER_JOB_ID" in environment
+    assert "JOBJOKER_ADMIN_PASSWORD" not in environment
+    assert "JOBJOKER_DATABASE_URL" not in environment
+    assert "hunter2" not in messages[2]
+
+
+# --- stop and kill ------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_stop_honoured_by_the_worker_ends_stop(api, run_job):
+    job = await run_job("TestWorker", {"count": 100, "sleep": 5})
+    await wait_for_log(api, job["id"], "log 0")
+    reply = await api("PUT", "/jobs/%s/status" % job["id"], "stop")
+    assert reply.code == 202
+    assert reply.data[0]["stop_requested"] is not None
+    start = time.monotonic()
+    job_after = await wait_for_status(api, job["id"])
+    # SIGTERM reached the `sleep` child too (whole group): the worker saw is_active() false
+    # and returned long before the 2 s grace period or its 5 s sleep.
+    assert time.monotonic() - start < 1.5
+    assert job_after["status"] == "stop"
+    assert job_after["exit_code"] == 143
+    messages = await log_messages(api, job["id"])
+    assert "log 1" not in messages
+    assert messages[-1].startswith("ENDED stop")
+    assert not alive(job["pid"])
+
+
+@pytest.mark.gen_test
+async def test_stop_escalates_to_sigkill_after_the_grace_period(api, run_job, write_worker):
+    write_worker("Stubborn", '''import signal, time
+from jobjoker import Worker
+
+class Stubborn(Worker):
+    def run(self):
+        signal.signal(signal.SIGTERM, lambda *a: self.log("ignoring SIGTERM"))
+        self.log("ready")
+        while True:
+            time.sleep(0.05)
+''')
+    job = await run_job("Stubborn")
+    await wait_for_log(api, job["id"], "ready")
+    start = time.monotonic()
+    assert (await api("PUT", "/jobs/%s/status" % job["id"], "stop")).code == 202
+    await wait_for_log(api, job["id"], "ignoring SIGTERM")
+    still = await api("GET", "/jobs/%s" % job["id"])
+    assert still.data[0]["status"] == "active"  # within the grace period it lives on
+    ended = await wait_for_status(api, job["id"], timeout=10)
+    elapsed = time.monotonic() - start
+    assert 1.8 <= elapsed < 6, elapsed  # stop_grace is 2 s in tests
+    assert ended["status"] == "stop"
+    assert ended["exit_signal"] == signal.SIGKILL
+    assert not alive(job["pid"])
+
+
+@pytest.mark.gen_test
+async def test_kill_takes_children_and_grandchildren(api, run_job, write_worker, tmp_path):
+    pids_file = tmp_path / "pids"
+    write_worker("Family", '''import os, subprocess, time
+from jobjoker import Worker
+
+class Family(Worker):
+    def run(self):
+        child = subprocess.Popen(["sh", "-c", "sleep 300 & echo $! > %(f)s.g; wait"])
+        time.sleep(0.2)
+        with open("%(f)s", "w") as f:
+            f.write("%%d %%d" %% (child.pid, int(open("%(f)s.g").read())))
+        self.log("family ready")
+        while True:
+            time.sleep(0.1)
+''' % {"f": pids_file})
+    job = await run_job("Family")
+    await wait_for_log(api, job["id"], "family ready")
+    child, grandchild = map(int, pids_file.read_text().split())
+    assert alive(child) and alive(grandchild)
+    reply = await api("PUT", "/jobs/%s/status" % job["id"], "kill")
+    assert reply.code == 200
+    ended = await wait_for_status(api, job["id"], timeout=5)
+    assert ended["status"] == "stop"
+    assert ended["exit_signal"] == signal.SIGKILL
+    await wait_until(lambda: not alive(child) and not alive(grandchild), 5, "the family to die")
+
+
+@pytest.mark.gen_test
+async def test_leftover_background_children_die_when_the_job_returns(
+        api, run_job, write_worker, tmp_path):
+    pid_file = tmp_path / "bg"
+    write_worker("Leaves", '''import subprocess
+from jobjoker import Worker
+
+class Leaves(Worker):
+    def run(self):
+        p = subprocess.Popen(["sleep", "300"])
+        open("%s", "w").write(str(p.pid))
+''' % pid_file)
+    job = await run_job("Leaves", wait=True)
+    assert job["status"] == "done"
+    background = int(pid_file.read_text())
+    await wait_until(lambda: not alive(background), 5, "the background child to die")
+
+
+@pytest.mark.gen_test
+async def test_no_zombies_stay_behind(api, run_job, server):
+    jobs = [await run_job("Foobar") for _ in range(5)]
+    for job in jobs:
+        await wait_for_status(api, job["id"])
+    supervisor = server.processes.supervisor.supervisor_pid
+    children = [line for line in os.popen("ps -o pid=,stat= --ppid %d" % supervisor)]
+    assert [c for c in children if "Z" in c.split()[1]] == []
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_hundred_concurrent_starts_give_one_process(api, wait_for_status):
+    created = await api("POST", "/jobs", {"worker": "Foobar"})
+    job_id = created.data[0]["id"]
+    replies = await asyncio.gather(*[api("PUT", "/jobs/%s/status" % job_id, "start")
+                                     for _ in range(100)])
+    codes = sorted(r.code for r in replies)
+    assert codes.count(200) == 1 and codes.count(409) == 99, codes
+    await wait_for_status(job_id)
+    messages = await log_messages(api, job_id)
+    assert sum(m.startswith("STARTED") for m in messages) == 1
+    assert messages.count("foobar") == 1
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_many_jobs_at_once_each_end_done(api, run_job, wait_for_status):
+    jobs = await asyncio.gather(*[run_job("Foobar") for _ in range(20)])
+    for job in jobs:
+        ended = await wait_for_status(job["id"])
+        assert ended["status"] == "done"
+        assert (await log_messages(api, job["id"]))[1] == "foobar"
+
+
+# --- identity ---------------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_pid_and_its_start_time_are_recorded(api, run_job, server):
+    from jobjoker import models
+    job = await run_job("TestWorker", {"count": 1, "sleep": 3})
+    row = models.Job.get_by_id(job["id"])
+    assert row.pid == job["pid"]
+    assert row.pid_start_time == process_start_time(job["pid"])
+    assert os.getpgid(job["pid"]) == job["pid"]  # it leads its own process group
+    await api("PUT", "/jobs/%s/status" % job["id"], "kill")
+
+
+async def wait_for_status(api, job_id, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        job = (await api("GET", "/jobs/%s" % job_id)).data[0]
+        if job["status"] in ("done", "error", "stop"):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError("job %s still %s" % (job_id, job["status"]))
+        await asyncio.sleep(0.02)

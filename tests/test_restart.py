@@ -1,0 +1,139 @@
+"""Jobs outlive their server: a new server on the same data dir re-adopts them.
+
+These run two servers one after the other in the test process (the first stopped without
+killing its jobs), talking to the domain services directly.
+"""
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+from jobjoker import models
+from jobjoker.app import JobJokerServer
+from tests.conftest import PASSWORD, kill_leftovers
+
+
+async def started_server(config):
+    server = JobJokerServer(config, admin_password=PASSWORD)
+    await server.start(listen=False)
+    return server
+
+
+def services(server):
+    return server.app.settings["jobs"]
+
+
+async def until(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        await asyncio.sleep(0.02)
+
+
+def messages(jobs, job_id, stream="log"):
+    entries, _ = jobs.read_entries(job_id, stream, 0, 100000)
+    return [e["message"] for e in entries]
+
+
+@pytest.fixture
+def cleanup(config):
+    servers = []
+    yield servers
+    for server in servers:
+        kill_leftovers(server.processes.supervisor.socket_path)
+    models.database.initialize(None)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_restarted_server_adopts_a_running_job(config, cleanup):
+    first = await started_server(config)
+    cleanup.append(first)
+    jobs = services(first)
+    job = jobs.create_job({"worker": "TestWorker", "parameters": {"count": 1000, "sleep": 0.05}})
+    started = await jobs.command(job["id"], "start")
+    await until(lambda: "log 3" in messages(jobs, job["id"]), what="log 3")
+    await first.stop()  # the jobs keep running
+    assert os.getpgid(started["pid"]) == started["pid"]
+
+    time.sleep(0.3)  # the job logs on while no server is there
+    second = await started_server(config)
+    cleanup.append(second)
+    jobs = services(second)
+    assert job["id"] in second.processes.running
+    await until(lambda: len(messages(jobs, job["id"])) > 12, what="more log after adoption")
+    stopping = await jobs.command(job["id"], "stop")
+    assert stopping["stop_requested"] is not None
+    final = await until(lambda: jobs.get_job(job["id"])["status"] != "active", what="the end")
+    final = jobs.get_job(job["id"])
+    assert final["status"] == "stop"
+    log = messages(jobs, job["id"])
+    numbered = [m for m in log if m.startswith("log ")]
+    # Every entry once, in order, across the restart.
+    assert numbered == ["log %d" % i for i in range(len(numbered))]
+    assert log[0].startswith("STARTED") and log[-1].startswith("ENDED stop")
+    responses = messages(jobs, job["id"], "response")
+    assert responses == ["response %d" % i for i in range(len(responses))]
+    await second.stop(kill_jobs=True)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_job_that_ended_while_the_server_was_away_gets_its_real_end(config, cleanup):
+    first = await started_server(config)
+    cleanup.append(first)
+    jobs = services(first)
+    job = jobs.create_job({"worker": "TestWorker", "parameters": {"count": 3, "sleep": 0.1}})
+    await jobs.command(job["id"], "start")
+    await first.stop()
+    exit_file = os.path.join(config.jobs_dir, job["id"], "exit.json")
+    await until(lambda: os.path.exists(exit_file), what="the job to end")
+
+    second = await started_server(config)
+    cleanup.append(second)
+    jobs = services(second)
+    final = jobs.get_job(job["id"])
+    assert final["status"] == "done" and final["exit_code"] == 0
+    log = messages(jobs, job["id"])
+    assert [m for m in log if m.startswith("log ")] == ["log 0", "log 1", "log 2"]
+    assert log[-1].startswith("ENDED done")
+    assert not os.path.exists(os.path.dirname(exit_file))  # spool cleaned up once stored
+    await second.stop(kill_jobs=True)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_job_whose_process_vanished_is_marked_error_not_left_active(config, cleanup):
+    first = await started_server(config)
+    cleanup.append(first)
+    jobs = services(first)
+    job = jobs.create_job({"worker": "TestWorker", "parameters": {"count": 100, "sleep": 1}})
+    started = await jobs.command(job["id"], "start")
+    # The server stops, its supervisor is SIGKILLed, then the job's process dies: nothing is
+    # left to record its end.
+    supervisor_pid = first.processes.supervisor.supervisor_pid
+    await first.stop()
+    os.kill(supervisor_pid, signal.SIGKILL)
+    os.killpg(started["pid"], signal.SIGKILL)
+    await until(lambda: not os.path.exists("/proc/%d" % started["pid"]), what="the job's end")
+    assert not os.path.exists(os.path.join(config.jobs_dir, job["id"], "exit.json"))
+
+    second = await started_server(config)
+    cleanup.append(second)
+    final = services(second).get_job(job["id"])
+    assert final["status"] == "error"
+    assert "lost while the server was away" in final["error"]
+    await second.stop(kill_jobs=True)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_second_server_on_the_same_data_dir_refuses_to_start(config, cleanup):
+    from jobjoker.errors import StartupError
+    first = await started_server(config)
+    cleanup.append(first)
+    with pytest.raises(StartupError, match="another JobJoker server"):
+        await JobJokerServer(config).start(listen=False)
+    await first.stop(kill_jobs=True)
