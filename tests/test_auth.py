@@ -1,0 +1,76 @@
+"""Password hashing and HTTP Basic authentication."""
+import base64
+
+import pytest
+
+from jobjoker import auth, models
+
+
+def basic(user, password):
+    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+def test_hashes_use_scrypt_at_owasp_cost_and_are_salted(monkeypatch):
+    monkeypatch.setattr(auth, "SCRYPT_N", 2 ** 15)  # undo the test suite's cheap hashes
+    monkeypatch.setattr(auth, "SCRYPT_P", 3)
+    first = auth.hash_password("pw")
+    scheme, n, r, p, salt, digest = first.split("$")
+    assert (scheme, n, r, p) == ("scrypt", "32768", "8", "3")
+    assert first != auth.hash_password("pw")
+    assert auth.verify_password("pw", first)
+    assert not auth.verify_password("pW", first)
+
+
+@pytest.mark.parametrize("stored", ["", "plain", "scrypt$x$8$1$AA==$AA==", "md5$1$2$3$4$5"])
+def test_malformed_hashes_never_verify(stored):
+    assert not auth.verify_password("anything", stored)
+
+
+@pytest.mark.parametrize("header, expected", [
+    (basic("admin", "p:w"), ("admin", "p:w")),
+    ("basic " + base64.b64encode(b"a:b").decode(), ("a", "b")),
+    ("Bearer abc", None), ("Basic !!!", None), ("Basic " + base64.b64encode(b"nocolon")
+                                                 .decode(), None), (None, None), ("", None),
+])
+def test_parse_basic(header, expected):
+    assert auth.parse_basic(header) == expected
+
+
+@pytest.fixture
+def users(database_url):
+    db = models.open_database(database_url)
+    yield
+    db.close()
+    models.database.initialize(None)
+
+
+@pytest.mark.gen_test
+async def test_authenticate(users):
+    assert auth.ensure_admin("secret") == ("secret", False)
+    assert auth.ensure_admin("other") is None  # only when no user exists
+    authenticator = auth.Authenticator()
+    identity = await authenticator.authenticate(basic("admin", "secret"))
+    assert identity == auth.Identity("admin", "admin", "basic")
+    assert await authenticator.authenticate(basic("admin", "secret")) == identity  # memo
+    assert await authenticator.authenticate(basic("admin", "wrong")) is None
+    assert await authenticator.authenticate(basic("nobody", "secret")) is None
+    assert await authenticator.authenticate(None) is None
+    models.User.update(disabled=True).execute()
+    assert await authenticator.authenticate(basic("admin", "secret")) is None
+
+
+@pytest.mark.gen_test
+async def test_a_password_change_invalidates_the_memo(users):
+    auth.ensure_admin("old")
+    authenticator = auth.Authenticator()
+    assert await authenticator.authenticate(basic("admin", "old"))
+    models.User.update(password_hash=auth.hash_password("new")).execute()
+    assert await authenticator.authenticate(basic("admin", "old")) is None
+    assert await authenticator.authenticate(basic("admin", "new"))
+
+
+def test_a_generated_admin_password_is_random_and_stored_hashed(users):
+    password, generated = auth.ensure_admin(None)
+    assert generated and len(password) >= 16
+    stored = models.User.get_by_id("admin").password_hash
+    assert password not in stored and auth.verify_password(password, stored)

@@ -1,0 +1,66 @@
+"""Configuration: flags beat environment beat file beat defaults, and bad values are refused."""
+import pathlib
+
+import pytest
+
+from jobjoker.config import CODE_ROOT, load_config
+from jobjoker.errors import StartupError
+
+
+def test_defaults_in_a_checkout():
+    config = load_config({}, environ={})
+    assert config.host == "127.0.0.1" and config.port == 8080
+    assert config.data_dir == CODE_ROOT / "db"
+    assert config.workers_dir == CODE_ROOT / "workers"
+    assert config.database_url == "sqlite:///%s" % (CODE_ROOT / "db" / "jobjoker.sqlite3")
+    assert config.stop_grace == 10.0
+
+
+def test_flags_beat_environment_beat_file_beat_defaults(tmp_path):
+    config_file = tmp_path / "jobjoker.toml"
+    config_file.write_text('port = 7000\nhost = "0.0.0.0"\nstop_grace = 3\nnode = "file"\n')
+    environ = {"JOBJOKER_PORT": "7100", "JOBJOKER_HOST": "::1", "JOBJOKER_CONFIG":
+               str(config_file)}
+    config = load_config({"port": "7200"}, environ=environ)
+    assert config.port == 7200  # flag
+    assert config.host == "::1"  # environment
+    assert config.stop_grace == 3.0  # file
+    assert config.node == "file"
+    assert config.max_body_size == 10 * 1024 * 1024  # default
+
+
+def test_a_jobjoker_table_in_the_file_works_too(tmp_path):
+    config_file = tmp_path / "c.toml"
+    config_file.write_text("[jobjoker]\nport = 9001\n")
+    assert load_config({}, environ={}, config_file=str(config_file)).port == 9001
+
+
+def test_paths_are_resolved(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config({"data_dir": "data", "workers_dir": "w"}, environ={})
+    assert config.data_dir == tmp_path / "data"
+    assert config.workers_dir == tmp_path / "w"
+    assert isinstance(config.data_dir, pathlib.Path)
+
+
+@pytest.mark.parametrize("flags, environ, message", [
+    ({"port": "eighty"}, {}, "option --port: port='eighty' is not a valid int"),
+    ({}, {"JOBJOKER_PORT": "70000"}, "port must be between 0 and 65535"),
+    ({}, {"JOBJOKER_STOP_GRACE": "-1"}, "stop_grace must not be negative"),
+])
+def test_bad_values_are_refused_with_what_to_fix(flags, environ, message):
+    with pytest.raises(StartupError, match=message):
+        load_config(flags, environ=environ)
+
+
+def test_bad_config_files_are_refused(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = \n")
+    with pytest.raises(StartupError, match="not valid TOML"):
+        load_config({}, environ={}, config_file=str(bad))
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("prot = 1\n")
+    with pytest.raises(StartupError, match="unknown option.*prot"):
+        load_config({}, environ={}, config_file=str(unknown))
+    with pytest.raises(StartupError, match="does not exist"):
+        load_config({}, environ={}, config_file=str(tmp_path / "missing.toml"))
