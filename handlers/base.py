@@ -6,11 +6,13 @@ refuses a declared body larger than the limit (413), so an oversized upload is n
 ``self.body`` is the request body, ``self.json_body()`` it parsed (400 on bad JSON). Replies use
 ``self.send_data(data, status, message)``: ``{"success", "message", "total", "data"}`` with
 ``data`` always a list. Any domain error raised by a handler becomes that envelope with the status
-from ``ERROR_STATUS``; anything unexpected becomes a 500 whose details go to the server log only.
+from ``ERROR_STATUS``; a database that is locked or away becomes a 503; anything unexpected
+becomes a 500 whose details go to the server log only.
 """
 import json
 import logging
 
+import peewee
 import tornado.web
 
 from jobjoker import errors
@@ -144,6 +146,10 @@ class APIHandler(AuthMixin, tornado.web.RequestHandler):
                 self.set_header("WWW-Authenticate", 'Basic realm="JobJoker", charset="UTF-8"')
             if getattr(exc, "line", None) is not None:
                 extra["line"] = exc.line
+        elif isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+            # Locked, restarting or unreachable: the request may succeed if tried again.
+            status_code, message = 503, "the database is unavailable; try again shortly"
+            self.set_header("Retry-After", "1")
         elif isinstance(exc, tornado.web.HTTPError):
             status_code = exc.status_code
             message = exc.log_message if exc.log_message and status_code < 500 \
