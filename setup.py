@@ -9,9 +9,10 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.11",
-    packages=["jobjoker", "handlers"],
-    py_modules=["run_server"],
-    include_package_data=True,
+    # The fixed layout keeps handlers/ and static/ at the top level; both install beside jobjoker
+    # so that an installed server finds its page where a checkout does.
+    packages=["jobjoker", "handlers", "static"],
+    package_data={"static": ["*.html", "*.css", "*.js", "*.svg", "*.png", "**/*"]},
     install_requires=[
         "tornado>=6.4,<7",
         "peewee>=3.17,<5",
@@ -24,6 +25,7 @@ setup(
             "pytest-tornado>=0.8.1",
             "pytest-timeout>=2.3",
             "jsonschema>=4.20",
+            "openapi-spec-validator>=0.9",
         ],
     },
     entry_points={"console_scripts": ["jobjoker = jobjoker.cli:main"]},

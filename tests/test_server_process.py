@@ -151,3 +151,18 @@ def test_help_lists_every_option_with_its_environment_variable():
                            ("--workers-dir", "JOBJOKER_WORKERS_DIR"),
                            ("--database", "JOBJOKER_DATABASE_URL")]:
         assert flag in result.stdout and variable in result.stdout
+
+
+def test_the_installed_console_command_serves_the_same_options():
+    command = os.path.join(os.path.dirname(sys.executable), "jobjoker")
+    if not os.path.exists(command):
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("the jobjoker console command is not installed next to %s"
+                        % sys.executable)
+        pytest.skip("jobjoker is not installed in this environment (pip install -e .)")
+    result = subprocess.run([command, "serve", "--help"], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0
+    assert "--data-dir" in result.stdout and "JOBJOKER_DATA_DIR" in result.stdout
+    bare = subprocess.run([command], capture_output=True, text=True, timeout=30)
+    assert bare.returncode == 2 and "serve" in bare.stdout
