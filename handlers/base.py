@@ -44,6 +44,13 @@ def envelope(data=(), success=True, message=""):
     return {"success": success, "message": message, "total": len(data), "data": data}
 
 
+def _reject_constant(name):
+    # Python's parser accepts NaN and Infinity; they are not JSON, and once stored they would
+    # make every later reply that holds them invalid JSON.
+    raise errors.BadRequest("the body is not valid JSON: %s is not a JSON value "
+                            "(use null, a number or a string)" % name)
+
+
 class AuthMixin:
     """Who is asking: ``self.identity`` after ``authenticate()``."""
 
@@ -119,12 +126,14 @@ class APIHandler(AuthMixin, tornado.web.RequestHandler):
         if not body.strip():
             raise errors.BadRequest("the body is empty; send JSON")
         try:
-            return json.loads(body)
+            return json.loads(body, parse_constant=_reject_constant)
         except UnicodeDecodeError:
             raise errors.BadRequest("the body must be UTF-8 JSON")
         except json.JSONDecodeError as e:
             raise errors.BadRequest("the body is not valid JSON: %s (line %d, column %d)"
                                     % (e.msg, e.lineno, e.colno))
+        except RecursionError:
+            raise errors.BadRequest("the body's JSON is nested too deeply")
 
     def send_data(self, data=(), status=200, message=""):
         """Finish with the envelope around ``data`` (a list, or one item)."""

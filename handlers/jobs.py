@@ -43,12 +43,15 @@ class JobStatusHandler(APIHandler):
         self.send_data({"id": job["id"], "status": job["status"]})
 
     async def put(self, job_id):
-        """Start, stop (SIGTERM, then SIGKILL after the grace period) or kill the job."""
+        """Start (200, the job now active) or stop (SIGTERM, then SIGKILL after the grace
+        period) or kill (SIGKILL) it (202: it ends once its process is reaped)."""
         command = parse_command(self.body)
         job = await self.jobs.command(job_id, command)
-        messages = {"start": "job %s started", "stop": "job %s is stopping",
-                    "kill": "job %s killed"}
-        self.send_data(job, 202 if command == "stop" else 200, messages[command] % job_id)
+        if command == "start":
+            self.send_data(job, 200, "job %s started" % job_id)
+        else:  # signalled; the job becomes final once its process is reaped
+            self.send_data(job, 202, "job %s is %s" % (
+                job_id, "stopping" if command == "stop" else "being killed"))
 
 
 def parse_command(body):

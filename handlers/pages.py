@@ -12,7 +12,7 @@ class IndexHandler(APIHandler):
     def get(self):
         """The page's HTML."""
         self.set_header("Content-Type", "text/html; charset=UTF-8")
-        with open(os.path.join(self.settings["static_path"], "index.html"), "rb") as f:
+        with open(os.path.join(self.settings["static_dir"], "index.html"), "rb") as f:
             self.finish(f.read())
 
 

@@ -49,7 +49,8 @@ def make_app(config, jobs, workers, authenticator, health):
         workers=workers,
         authenticator=authenticator,
         health=health,
-        static_path=os.fspath(CODE_ROOT / "static"),
+        # Not Tornado's static_path: that would add a /static/ route outside our authentication.
+        static_dir=os.fspath(CODE_ROOT / "static"),
         default_handler_class=handlers.base.NotFoundHandler,
         websocket_max_message_size=1024 * 1024,
     )

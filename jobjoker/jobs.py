@@ -14,13 +14,27 @@ import peewee
 
 from jobjoker import models
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, NotFound, TooLarge, \
-    ValidationError
+    Unavailable, ValidationError
 from jobjoker.lifecycle import get_job, job_to_dict, new_job_id
 from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
 from jobjoker.workers import check_name
 
 MAX_PAGE = 1000
 MAX_ENTRY_PAGE = 100000
+MAX_PARAMETERS_DEPTH = 32
+
+
+def nesting_depth(value):
+    """How deeply lists and objects nest in ``value`` (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else \
+            item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def parse_page(offset, limit, default_limit, max_limit):
@@ -95,7 +109,17 @@ class JobService:
         if not isinstance(parameters, dict):
             raise ValidationError('"parameters" must be a JSON object or null, not %s'
                                   % type(parameters).__name__.replace("dict", "object"))
-        encoded = json.dumps(parameters, ensure_ascii=False, separators=(",", ":"))
+        if nesting_depth(parameters) > MAX_PARAMETERS_DEPTH:
+            raise ValidationError('"parameters" are nested more than %d levels deep'
+                                  % MAX_PARAMETERS_DEPTH)
+        try:
+            # Strict JSON: Python's parser lets NaN and Infinity through, and stored they would
+            # make every later reply about this job invalid JSON.
+            encoded = json.dumps(parameters, ensure_ascii=False, separators=(",", ":"),
+                                 allow_nan=False)
+        except ValueError:
+            raise BadRequest('"parameters" must be valid JSON: NaN and Infinity are not JSON '
+                             'numbers (use null or a string)')
         if len(encoded.encode()) > self.config.max_parameters_size:
             raise TooLarge("parameters take %d bytes; the limit is %d"
                            % (len(encoded.encode()), self.config.max_parameters_size))
@@ -127,8 +151,9 @@ class JobService:
             text = body.decode("utf-8")
         except UnicodeDecodeError as e:
             raise BadRequest("the body must be UTF-8 text (invalid byte at offset %d)" % e.start)
-        seq = self.logstore.append_message(job_id, stream, text)
-        return {"seq": seq, "message": text}
+        when = time.time()
+        seq = self.logstore.append_message(job_id, stream, text, when)
+        return {"seq": seq, "message": text, "time": round(when, 3)}
 
     async def command(self, job_id, command):
         """Apply ``start``, ``stop`` or ``kill`` to a job; returns the job."""
@@ -162,7 +187,10 @@ class JobService:
                                             node=self.config.node)
         except InvalidTransition:
             raise InvalidTransition("job %s is already active (another start won)" % job.id)
-        return job_to_dict(await self.processes.launch(job, worker_file))
+        job = await self.processes.launch(job, worker_file)
+        if job.status == JobStatus.ERROR.value:  # the supervisor could not fork it
+            raise Unavailable("job %s could not start: %s" % (job.id, job.error))
+        return job_to_dict(job)
 
     @staticmethod
     def _command_error(command):

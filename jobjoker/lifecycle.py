@@ -18,9 +18,20 @@ from jobjoker.states import JobStatus, allowed_sources
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
+_last_id_value = 0
+
+
 def new_job_id():
-    """An opaque, URL-safe, time-ordered id: 10 chars of milliseconds + 10 random chars."""
+    """An opaque, URL-safe, time-ordered id: 10 chars of milliseconds + 10 random chars.
+
+    Monotonic within a server: an id made in the same millisecond as the previous one is that
+    one plus one, so "newest first" by id is creation order (as in ULID's monotonic mode).
+    """
+    global _last_id_value
     value = (int(time.time() * 1000) << 50) | int.from_bytes(secrets.token_bytes(7), "big") >> 6
+    if value >> 50 == _last_id_value >> 50 and value <= _last_id_value:
+        value = _last_id_value + 1
+    _last_id_value = value
     chars = []
     for _ in range(20):
         value, digit = divmod(value, 32)

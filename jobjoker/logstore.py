@@ -93,9 +93,9 @@ class LogStore:
                               "seq": seq_start, "block": piece, "count": count})
         return first
 
-    def append_message(self, job_id, stream, message):
-        """Store one entry holding ``message``; returns its sequence number."""
-        return self.append_blocks(job_id, stream, [spool.encode_entry(message)])
+    def append_message(self, job_id, stream, message, when=None):
+        """Store one entry holding ``message`` (stamped ``when``); returns its sequence number."""
+        return self.append_blocks(job_id, stream, [spool.encode_entry(message, when)])
 
     def read(self, job_id, stream, offset=0, limit=1000):
         """Entries ``offset`` .. ``offset + limit - 1`` of a stream, as dicts, in order."""

@@ -24,13 +24,14 @@ ERROR_RESPONSES = {
     "401": ("Unauthorized", "No valid HTTP Basic credentials were sent."),
     "404": ("NotFound", "The job or worker named does not exist."),
     "405": ("MethodNotAllowed", "The resource exists, but the server alone may change it."),
-    "409": ("Conflict", "The request is valid, but the job's current status forbids it."),
+    "409": ("Conflict", "The request is valid, but the current state forbids it "
+                        "(an active job, say)."),
     "413": ("TooLarge", "The body, the parameters or the worker code exceed their limit."),
     "422": ("Unprocessable", "Well-formed but invalid content. For worker code that does not "
                              "parse, `data` holds one item with the offending `line`."),
     "500": ("InternalError", "An unexpected failure; the details are in the server log only."),
-    "503": ("Unavailable", "A dependency (the database or the supervisor) is away; the request "
-                           "may succeed later."),
+    "503": ("Unavailable", "A dependency (the database or the supervisor) is away or busy; the "
+                           "request may succeed later."),
 }
 
 
@@ -74,7 +75,14 @@ def json_reply(description, envelope_name, headers=None):
     return reply
 
 
+def header(description, schema=None, required=True):
+    """A response header; ``required`` ones are sent with every such response."""
+    return {"description": description, "required": required,
+            "schema": schema or {"type": "string"}}
+
+
 def text_reply(description, media_type="text/plain"):
+    """A 2xx response whose body is text, outside the envelope."""
     return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
 
 
@@ -82,11 +90,12 @@ def operation(operation_id, tag, summary, replies, errors=(), parameters=None, b
               description=None, public=False):
     """One operation: its 2xx ``replies`` plus the shared error responses for ``errors``.
 
-    Every operation can fail with 500; every one but the ``public`` ones answers 401 without
-    credentials (and a public one overrides the global security requirement with none).
+    Every operation can fail with 500, and with 503 while the database is away; every one but
+    the ``public`` ones answers 401 without credentials (and a public one overrides the global
+    security requirement with none).
     """
     responses = dict(replies)
-    statuses = set(errors) | {"500"} | (set() if public else {"401"})
+    statuses = set(errors) | {"500", "503"} | (set() if public else {"401"})
     for status in sorted(statuses):
         responses[status] = ref("responses", ERROR_RESPONSES[status][0])
     result = {"operationId": operation_id, "tags": [tag], "summary": summary}
@@ -102,10 +111,10 @@ def operation(operation_id, tag, summary, replies, errors=(), parameters=None, b
     return result
 
 
-def plain_text_body(description, schema=None, media_types=("text/plain",)):
-    schema = schema or {"type": "string"}
+def plain_text_body(description, media_types=("text/plain",)):
+    """A required request body of text."""
     return {"required": True, "description": description,
-            "content": {media_type: {"schema": schema} for media_type in media_types}}
+            "content": {media_type: {"schema": {"type": "string"}} for media_type in media_types}}
 
 
 # --- components --------------------------------------------------------------------------------
@@ -153,6 +162,7 @@ def item_schemas():
             "seq": {"type": "integer", "minimum": 0,
                     "description": "Its position in the stream (0 is the first entry)."},
             "message": {"type": "string"},
+            "time": {"type": "number", "description": "When it was appended (epoch seconds)."},
         }),
         "StatusItem": strict_object("A job's status.", {
             "id": {"type": "string"},
@@ -243,9 +253,11 @@ def responses():
     for status, (name, description) in ERROR_RESPONSES.items():
         result[name] = {"description": description, "content": {
             "application/json": {"schema": ref("schemas", "ErrorEnvelope")}}}
-    result["Unauthorized"]["headers"] = {"WWW-Authenticate": {
-        "description": 'The Basic challenge: `Basic realm="JobJoker", charset="UTF-8"`.',
-        "schema": {"type": "string"}}}
+    result["Unauthorized"]["headers"] = {"WWW-Authenticate": header(
+        'The Basic challenge: `Basic realm="JobJoker", charset="UTF-8"`.')}
+    result["Unavailable"]["headers"] = {"Retry-After": header(
+        "Seconds to wait before trying again (sent when the database is away).",
+        {"type": "integer", "minimum": 0}, required=False)}
     return result
 
 
@@ -257,7 +269,7 @@ def server_paths():
             "getHealth", "server", "Is the server ready?",
             {"200": json_reply("Ready: the database and the supervisor answer.",
                                "HealthEnvelope")},
-            errors=["503"], public=True,
+            public=True,
             description="Needs no credentials, so load balancers and scripts can ask.")},
         "/": {"get": operation(
             "getAdminPage", "server", "The admin page",
@@ -319,9 +331,9 @@ def entries_path(stream):
             "getJob%s" % title, "jobs", "Read a page of the job's %s" % stream,
             {"200": {
                 "description": "Entries from `offset`, oldest first.",
-                "headers": {"X-Total-Count": {
-                    "description": "How many entries the %s holds in all." % stream,
-                    "schema": {"type": "integer", "minimum": 0}}},
+                "headers": {"X-Total-Count": header(
+                    "How many entries the %s holds in all." % stream,
+                    {"type": "integer", "minimum": 0})},
                 "content": {
                     "application/json": {"schema": ref("schemas", "EntryListEnvelope")},
                     "text/plain": {"schema": {"type": "string"}},
@@ -350,15 +362,15 @@ def job_paths():
             "post": operation(
                 "createJob", "jobs", "Create an idle job",
                 {"201": json_reply("Created; start it with PUT /jobs/{id}/status.",
-                                   "JobEnvelope", headers={"Location": {
-                                       "description": "The new job's path, /jobs/{id}.",
-                                       "schema": {"type": "string"}}})},
+                                   "JobEnvelope", headers={"Location": header(
+                                       "The new job's path, /jobs/{id}.")})},
                 errors=["400", "404", "413", "422"],
                 body={"required": True, "content": {
                     "application/json": {"schema": ref("schemas", "JobCreate")}}},
-                description="400 for a body that is not a JSON object or lacks `worker`; 404 "
-                            "for an unknown worker; 413 for parameters past their limit; 422 "
-                            "for `parameters` that are neither an object nor null."),
+                description="400 for a body that is not a JSON object, lacks `worker`, or has "
+                            "parameters holding NaN or Infinity; 404 for an unknown worker; 413 "
+                            "for parameters past their limit; 422 for `parameters` that are "
+                            "neither an object nor null."),
         },
         "/jobs/{id}": {
             "parameters": job_id,
@@ -376,11 +388,11 @@ def job_paths():
                              errors=["404"]),
             "put": operation(
                 "commandJob", "jobs", "Start, stop or kill a job",
-                {"200": json_reply("Started (the job is active, or error if its process could "
-                                   "not start) or killed (SIGKILL sent).", "JobEnvelope"),
-                 "202": json_reply("Stopping: SIGTERM sent, SIGKILL follows after the grace "
-                                   "period.", "JobEnvelope")},
-                errors=["400", "404", "409", "413", "503"],
+                {"200": json_reply("Started: the job is active, with its pid.", "JobEnvelope"),
+                 "202": json_reply("Stopping (SIGTERM sent, SIGKILL follows after the grace "
+                                   "period) or being killed (SIGKILL sent); the job becomes "
+                                   "`stop` once its process is reaped.", "JobEnvelope")},
+                errors=["400", "404", "409", "413"],
                 body={"required": True, "description": "The command word, in any case.",
                       "content": {
                           "text/plain": {"schema": ref("schemas", "Command")},
@@ -390,8 +402,8 @@ def job_paths():
                                "properties": {"status": ref("schemas", "Command")}}]}}}},
                 description="400 for another word (statuses such as `done` are the "
                             "server's to set); 404 for an unknown job, or a worker deleted "
-                            "since; 409 when the job's status forbids the command; 503 when "
-                            "the supervisor cannot be reached."),
+                            "since; 409 when the job's status forbids the command, or it runs "
+                            "on another server; 503 when the supervisor cannot be reached."),
         },
         "/jobs/{id}/log": entries_path("log"),
         "/jobs/{id}/response": entries_path("response"),

@@ -11,6 +11,7 @@ library) land in ``log.spool`` as well (the supervisor made it the job's stdout 
 buffered entries are written before any child process starts, so the log keeps the true order.
 Imports only the standard library and our lean worker modules.
 """
+import inspect
 import io
 import os
 import signal
@@ -227,7 +228,10 @@ def run_job(spec):
         is_active=lambda: not stop_requested.is_set())
     try:
         cls = load_worker_class(spec["worker"], spec["worker_file"])
-        cls().run()
+        result = cls().run()
+        if inspect.iscoroutine(result):  # ``async def run``: give it an event loop
+            import asyncio
+            asyncio.run(result)
         code = EXIT_DONE
     except SystemExit as e:
         code = _system_exit_code(e, log)

@@ -270,7 +270,9 @@ class Supervisor:
             os.environ["JOBJOKER_JOB_ID"] = spec["job_id"]
             os.environ["JOBJOKER_WORKER"] = spec["worker"]
             if spec.get("cwd"):
-                sys.path.insert(0, spec["cwd"])
+                # Appended, not prepended: a worker named like a module (random.py) must not
+                # shadow the standard library or installed packages for every other worker.
+                sys.path.append(spec["cwd"])
             code = runner.run_job(spec)
         except BaseException:
             try:

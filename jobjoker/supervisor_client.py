@@ -58,7 +58,7 @@ class SupervisorClient:
         self.on_event = on_event
         self.on_reconnect = on_reconnect
         self.connect_timeout = connect_timeout
-        self.supervisor_pid = None
+        self.supervisor_pid = None  # set while connected
         self._stream = None
         self._pending = {}
         self._next_id = 0
@@ -153,6 +153,7 @@ class SupervisorClient:
             log.exception("supervisor connection failed")
         finally:
             stream.close()
+            self.supervisor_pid = None  # /health says 503 until we are connected again
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(StreamClosedError())

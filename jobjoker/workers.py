@@ -5,7 +5,7 @@ a ``run`` method. Names must match ``NAME_PATTERN`` (checked on the decoded name
 leave the folder). ``save(name, code)`` parses the code with ``ast`` (never executing it in the
 server), refuses code that does not parse (``ValidationError`` with the line) or lacks the class,
 and writes atomically (temp file + rename), so a job never loads half a file. Descriptions come
-from the class docstring and are cached by (mtime, size).
+from the class docstring and are cached by content hash.
 """
 import ast
 import hashlib
@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 
-from jobjoker.errors import BadRequest, NotFound, TooLarge, ValidationError
+from jobjoker.errors import BadRequest, Conflict, NotFound, TooLarge, ValidationError
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 NAME_RULE = "a letter, then up to 63 letters, digits or underscores"
@@ -33,12 +33,18 @@ def _is_worker_base(node):
 
 
 def inspect_code(name, code):
-    """Check worker source statically; return its class docstring. Raises ``ValidationError``."""
+    """Check worker source statically; return its class docstring. Raises ``ValidationError``.
+
+    ``code`` is best given as the file's bytes: parsed as bytes, it is read as the runner will
+    compile it (a UTF-8 byte order mark and a coding declaration are honoured).
+    """
     try:
         tree = ast.parse(code, filename="%s.py" % name)
     except SyntaxError as e:
+        if e.lineno is None:  # e.g. a NUL byte: Python names no line
+            raise ValidationError("the code cannot be parsed: %s" % e.msg)
         raise ValidationError("line %s: %s" % (e.lineno, e.msg), line=e.lineno)
-    except ValueError as e:  # e.g. a NUL byte
+    except ValueError as e:  # a NUL byte, on older Pythons (newer: SyntaxError, no line)
         raise ValidationError("the code cannot be parsed: %s" % e)
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == name:
@@ -56,13 +62,21 @@ def inspect_code(name, code):
                           "(the class is named like the worker)" % name)
 
 
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class WorkerRepository:
     """Lists, reads, saves and deletes worker files."""
 
     def __init__(self, workers_dir, max_size):
         self.workers_dir = os.fspath(workers_dir)
         self.max_size = max_size
-        self._descriptions = {}  # name -> ((mtime_ns, size), description)
+        self._descriptions = {}  # name -> (content hash, description)
 
     def path(self, name):
         return os.path.join(self.workers_dir, check_name(name) + ".py")
@@ -72,11 +86,13 @@ class WorkerRepository:
 
     def names(self):
         try:
-            files = os.listdir(self.workers_dir)
+            entries = list(os.scandir(self.workers_dir))
         except FileNotFoundError:
             return []
-        return sorted(f[:-3] for f in files
-                      if f.endswith(".py") and NAME_PATTERN.fullmatch(f[:-3]))
+        # a folder named like a worker is not one (opening it would fail the whole list)
+        return sorted(entry.name[:-3] for entry in entries
+                      if entry.name.endswith(".py") and NAME_PATTERN.fullmatch(entry.name[:-3])
+                      and entry.is_file())
 
     def list(self):
         """Every worker's summary, by name."""
@@ -95,26 +111,28 @@ class WorkerRepository:
             with open(path, "rb") as f:
                 stat = os.fstat(f.fileno())
                 code = f.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):  # a folder named like it is not a worker
             raise NotFound("no worker named %r" % name)
+        digest = "sha256:" + hashlib.sha256(code).hexdigest()
         return {
             "name": name,
-            "description": self._description(name, stat, code),
+            "description": self._description(name, digest, code),
             "size": stat.st_size,
             "modified": stat.st_mtime,
-            "hash": "sha256:" + hashlib.sha256(code).hexdigest(),
+            "hash": digest,
         }
 
-    def _description(self, name, stat, code):
-        key = (stat.st_mtime_ns, stat.st_size)
+    def _description(self, name, digest, code):
+        # Keyed by content, not (mtime, size): a same-size rewrite within one timestamp tick, or
+        # a copy that keeps its mtime (cp -p, rsync -t), would otherwise show the old docstring.
         cached = self._descriptions.get(name)
-        if cached and cached[0] == key:
+        if cached and cached[0] == digest:
             return cached[1]
         try:
-            description = inspect_code(name, code.decode("utf-8", "replace"))
+            description = inspect_code(name, code)
         except ValidationError as e:  # a file put there by hand may be broken
             description = "(invalid worker: %s)" % e.message
-        self._descriptions[name] = (key, description)
+        self._descriptions[name] = (digest, description)
         return description
 
     def code(self, name):
@@ -122,7 +140,7 @@ class WorkerRepository:
         try:
             with open(self.path(name), "rb") as f:
                 return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
             raise NotFound("no worker named %r" % name)
 
     def save(self, name, code_bytes):
@@ -132,13 +150,16 @@ class WorkerRepository:
             raise TooLarge("worker code is %d bytes; the limit is %d"
                            % (len(code_bytes), self.max_size))
         try:
-            code = code_bytes.decode("utf-8")
+            code_bytes.decode("utf-8")
         except UnicodeDecodeError as e:
             raise BadRequest("worker code must be UTF-8 text (invalid byte at offset %d)"
                              % e.start)
-        inspect_code(name, code)
+        inspect_code(name, code_bytes)
         os.makedirs(self.workers_dir, exist_ok=True)
         path = self.path(name)
+        if os.path.isdir(path):
+            raise Conflict("a folder named %s.py is in the workers folder; it must be moved "
+                           "before a worker of that name can be saved" % name)
         created = not os.path.exists(path)
         fd, tmp = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=self.workers_dir)
         try:
@@ -148,6 +169,7 @@ class WorkerRepository:
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
+            _fsync_dir(self.workers_dir)  # the rename itself must survive a power cut
         except BaseException:
             try:
                 os.unlink(tmp)

@@ -258,7 +258,7 @@ class Family(Worker):
     child, grandchild = map(int, pids_file.read_text().split())
     assert alive(child) and alive(grandchild)
     reply = await api("PUT", "/jobs/%s/status" % job["id"], "kill")
-    assert reply.code == 200
+    assert reply.code == 202
     ended = await wait_for_status(api, job["id"], timeout=5)
     assert ended["status"] == "stop"
     assert ended["exit_signal"] == signal.SIGKILL
@@ -340,3 +340,18 @@ async def wait_for_status(api, job_id, timeout=10.0):
         if time.monotonic() > deadline:
             raise AssertionError("job %s still %s" % (job_id, job["status"]))
         await asyncio.sleep(0.02)
+
+
+@pytest.mark.gen_test
+async def test_an_async_run_is_awaited(api, run_job, write_worker):
+    write_worker("Async", '''import asyncio
+from jobjoker import Worker
+
+class Async(Worker):
+    async def run(self):
+        await asyncio.sleep(0.01)
+        self.log("awaited")
+''')
+    job = await run_job("Async", wait=True)
+    assert job["status"] == "done"
+    assert "awaited" in await log_messages(api, job["id"])

@@ -114,7 +114,7 @@ def test_sigterm_leaves_running_jobs_running_and_a_restart_adopts_them(servers):
 
     again = servers(env={"JOBJOKER_ADMIN_PASSWORD": "pw"}).wait_ready()
     status, body = request(again.port, "/jobs/%s/status" % job_id, "PUT", b"kill", auth)
-    assert status == 200, body
+    assert status == 202, body
     deadline = time.monotonic() + 10
     while request(again.port, "/jobs/%s" % job_id, auth=auth)[1]["data"][0]["status"] \
             == "active":

@@ -1,0 +1,797 @@
+"""The REST contract of ``/jobs``, end to end against a real server, supervisor and database.
+
+What is pinned down here, section by section:
+
+- the envelope ``{"success", "message", "total", "data"}`` (``data`` always a list, ``total`` its
+  length) and ``application/json`` on every JSON reply, errors included;
+- creating jobs (201, an idle job with an opaque URL-safe id) and every refusal (400, 404, 413,
+  422), each proven to have created nothing;
+- listing (newest first, paged, filtered) and its refusals;
+- reading a job, its status and pid, and 404 for an unknown job on every route;
+- appending to and reading a job's log and response (order, paging, plain text, X-Total-Count);
+- the commands ``start``, ``stop`` and ``kill`` against the state machine (200, 202, 400, 409) and
+  the pid that only the server may set (405);
+- deleting (with the log and response; 409 while active);
+- a hundred concurrent starts of one job: one process, one STARTED line;
+- the entries that open and close a job's log;
+- authentication on every route, and 404 for unknown paths.
+
+Every test runs on SQLite and on MariaDB (see ``conftest.py``). Tests wait by polling with a
+deadline, never by sleeping a fixed time.
+"""
+import asyncio
+import base64
+import os
+import re
+import time
+import urllib.parse
+
+import pytest
+import tornado.httpclient
+
+from jobjoker import models
+
+ENVELOPE_KEYS = {"success", "message", "total", "data"}
+JOB_KEYS = {"id", "worker", "status", "parameters", "pid", "created", "starttime", "stoptime",
+            "exit_code", "exit_signal", "error"}
+COMMANDS = ("start", "stop", "kill")
+STARTED = re.compile(r"^STARTED job (?P<id>\S+): worker (?P<worker>\w+), pid (?P<pid>\d+)$")
+ENDED = re.compile(r"^ENDED (?P<status>\w+) \((?P<how>[^)]*)\) after (?P<seconds>[0-9.]+) s$")
+
+# Runs until stopped: logs and responds once, then idles while the job is active.
+SLEEPER = '''
+import time
+
+from jobjoker import Worker
+
+
+class Sleeper(Worker):
+    """Responds "running", then waits until asked to stop."""
+
+    def run(self):
+        self.response("running")
+        while self.is_active():
+            time.sleep(0.02)
+'''
+
+# Ignores SIGTERM, so only the SIGKILL after the grace period ends it.
+STUBBORN = '''
+import signal
+import time
+
+from jobjoker import Worker
+
+
+class Stubborn(Worker):
+    """Ignores SIGTERM and runs until killed."""
+
+    def run(self):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.response("ignoring SIGTERM")
+        while True:
+            time.sleep(0.02)
+'''
+
+FAILING = '''
+from jobjoker import Worker
+
+
+class Failing(Worker):
+    """Raises."""
+
+    def run(self):
+        raise RuntimeError("boom")
+'''
+
+# Writes to its stdout file descriptor (as a child command would) before anything else.
+RAW_OUTPUT = '''
+import os
+
+from jobjoker import Worker
+
+
+class RawOutput(Worker):
+    """Writes a raw line to fd 1 at once."""
+
+    def run(self):
+        os.write(1, b"raw output\\n")
+'''
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+def assert_envelope(reply, success=True):
+    """The reply is the JSON envelope, ``data`` a list and ``total`` its length."""
+    assert reply.json is not None, reply
+    assert reply.headers["Content-Type"].startswith("application/json"), reply.headers
+    assert set(reply.json) == ENVELOPE_KEYS, reply
+    assert reply.json["success"] is success, reply
+    assert isinstance(reply.json["message"], str), reply
+    assert isinstance(reply.data, list), reply
+    assert reply.json["total"] == len(reply.data), reply
+    if not success:
+        assert reply.json["message"], "an error must say what to fix: %r" % reply
+
+
+def assert_refused(reply, code, *words):
+    """An error envelope with ``code`` whose message mentions each of ``words``."""
+    assert reply.code == code, reply
+    assert_envelope(reply, success=False)
+    message = reply.json["message"].lower()
+    for word in words:
+        assert word.lower() in message, "%r does not mention %r" % (reply.json["message"], word)
+
+
+async def poll(probe, what, timeout=20.0):
+    """Await ``probe()`` until it returns something truthy (which is returned)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError("still waiting after %.0f s for %s" % (timeout, what))
+        await asyncio.sleep(0.05)
+
+
+async def create_job(api, worker="Foobar", parameters=None):
+    reply = await api("POST", "/jobs", {"worker": worker, "parameters": parameters})
+    assert reply.code == 201, reply
+    return reply.data[0]
+
+
+async def get_job(api, job_id):
+    reply = await api("GET", "/jobs/%s" % job_id)
+    assert reply.code == 200, reply
+    return reply.data[0]
+
+
+async def job_ids(api, query=""):
+    reply = await api("GET", "/jobs" + query)
+    assert reply.code == 200, reply
+    return [job["id"] for job in reply.data]
+
+
+async def count_jobs(api):
+    return len(await job_ids(api, "?limit=1000"))
+
+
+async def messages(api, job_id, stream="log"):
+    reply = await api("GET", "/jobs/%s/%s" % (job_id, stream))
+    assert reply.code == 200, reply
+    return [entry["message"] for entry in reply.data]
+
+
+async def wait_for_entry(api, job_id, stream, message):
+    """Wait until ``message`` is among the job's ``stream`` entries (the worker reached it)."""
+    async def probe():
+        return message in await messages(api, job_id, stream)
+    await poll(probe, "%r in the %s of job %s" % (message, stream, job_id))
+
+
+async def start_sleeper(api, run_job, write_worker):
+    """A started job that runs until stopped, already inside its worker's ``run()``."""
+    write_worker("Sleeper", SLEEPER)
+    job = await run_job("Sleeper")
+    await wait_for_entry(api, job["id"], "response", "running")
+    return job
+
+
+def process_exists(pid):
+    return os.path.exists("/proc/%d" % pid)
+
+
+# --- the envelope --------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_replies_are_the_json_envelope(api):
+    await create_job(api)
+    assert_envelope(await api("GET", "/jobs"))
+    assert_envelope(await api("GET", "/jobs?status=done"))  # an empty page is still a list
+    assert_envelope(await api("GET", "/jobs/nosuchjob"), success=False)
+    assert_envelope(await api("POST", "/jobs", "{"), success=False)
+
+
+# --- creating -------------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_create_returns_an_idle_job(api):
+    before = time.time()
+    reply = await api("POST", "/jobs", {"worker": "TestWorker", "parameters": {"count": 2}})
+    assert reply.code == 201, reply
+    assert_envelope(reply)
+    job = reply.data[0]
+    assert JOB_KEYS <= set(job), job
+    assert urllib.parse.quote(job["id"], safe="") == job["id"], "the id must be URL-safe"
+    assert job["worker"] == "TestWorker"
+    assert job["parameters"] == {"count": 2}
+    assert job["status"] == "idle"
+    assert job["pid"] is None
+    assert before - 1 <= job["created"] <= time.time() + 1, "created is epoch seconds"
+    assert job["starttime"] is None and job["stoptime"] is None
+    assert job["exit_code"] is None and job["exit_signal"] is None and job["error"] is None
+    assert reply.headers["Location"] == "/jobs/%s" % job["id"]
+    assert await get_job(api, job["id"]) == job
+
+
+@pytest.mark.gen_test
+async def test_create_keeps_nested_and_unicode_parameters(api):
+    parameters = {"text": "Grüße, 漢字, 🎉", "list": [1, 2.5, None, True], "nested": {"a": {}}}
+    job = await create_job(api, parameters=parameters)
+    assert job["parameters"] == parameters
+    assert (await get_job(api, job["id"]))["parameters"] == parameters
+
+
+@pytest.mark.parametrize("body", [
+    {"worker": "Foobar"},
+    {"worker": "Foobar", "parameters": None},
+], ids=["absent", "null"])
+@pytest.mark.gen_test
+async def test_absent_or_null_parameters_mean_none(api, body):
+    reply = await api("POST", "/jobs", body)
+    assert reply.code == 201, reply
+    assert reply.data[0]["parameters"] == {}
+
+
+@pytest.mark.gen_test
+async def test_ids_are_unique(api):
+    ids = [(await create_job(api))["id"] for _ in range(20)]
+    assert len(set(ids)) == 20
+
+
+@pytest.mark.parametrize("body, code, words", [
+    ({"worker": "NoSuchWorker"}, 404, ["NoSuchWorker"]),
+    ({"worker": "Foobar", "parameters": [1, 2]}, 422, ["parameters", "object"]),
+    ({"worker": "Foobar", "parameters": "count=1"}, 422, ["parameters", "object"]),
+    ({"worker": "Foobar", "parameters": 5}, 422, ["parameters", "object"]),
+    ({"worker": "Foobar", "parameters": True}, 422, ["parameters", "object"]),
+    ('{"worker": "Foobar", ', 400, ["JSON"]),
+    ("worker=Foobar", 400, ["JSON"]),
+    ("", 400, ["empty"]),
+    ({"parameters": {}}, 400, ["worker"]),
+    ({"worker": None}, 400, ["worker"]),
+    ({"worker": 7}, 400, ["worker"]),
+    ({"worker": "../Foobar"}, 400, ["worker name"]),
+    (["Foobar"], 400, ["object"]),
+    # NaN is not JSON (RFC 8259); accepting it would make every later reply about the job
+    # invalid JSON for strict clients.
+    ('{"worker": "Foobar", "parameters": {"x": NaN}}', 400, ["NaN"]),
+], ids=["unknown-worker", "parameters-list", "parameters-string", "parameters-number",
+        "parameters-bool", "truncated-json", "form-encoded", "empty-body", "missing-worker",
+        "null-worker", "worker-not-a-string", "worker-path", "body-a-list", "nan-parameter"])
+@pytest.mark.gen_test
+async def test_create_refuses_bad_input_and_creates_nothing(api, body, code, words):
+    await create_job(api)
+    before = await count_jobs(api)
+    assert_refused(await api("POST", "/jobs", body), code, *words)
+    assert await count_jobs(api) == before
+
+
+@pytest.mark.gen_test
+async def test_create_refuses_a_deeply_nested_body_as_bad_input(api):
+    # Valid JSON nested deeper than the parser's recursion limit: the server cannot read it,
+    # which is the client's to fix (400), not an internal error (500).
+    depth = 100000
+    body = '{"worker": "Foobar", "parameters": {"x": %s%s}}' % ("[" * depth, "]" * depth)
+    assert_refused(await api("POST", "/jobs", body), 400)
+    assert await count_jobs(api) == 0
+
+
+@pytest.mark.gen_test
+async def test_parameters_over_the_limit_are_refused_with_413(api, config):
+    limit = config.max_parameters_size
+    overhead = len('{"x":""}')  # the parameters are measured as compact JSON
+    at_limit = {"x": "a" * (limit - overhead)}
+    over_limit = {"x": "a" * (limit - overhead + 1)}
+    assert (await create_job(api, parameters=at_limit))["parameters"] == at_limit
+    before = await count_jobs(api)
+    reply = await api("POST", "/jobs", {"worker": "Foobar", "parameters": over_limit})
+    assert_refused(reply, 413, str(limit))
+    assert await count_jobs(api) == before
+
+
+class TestBodyLimit:
+    """A body over ``max_body_size`` is refused with 413 before it is used."""
+
+    @pytest.fixture
+    def config_overrides(self):
+        return {"max_body_size": 1024}
+
+    @pytest.mark.gen_test
+    async def test_oversized_bodies_are_refused_with_413(self, api):
+        job = await create_job(api)
+        reply = await api("POST", "/jobs/%s/log" % job["id"], "x" * 1025)
+        assert_refused(reply, 413, "1024")
+        assert await messages(api, job["id"]) == []
+        assert (await api("POST", "/jobs/%s/log" % job["id"], "x" * 1024)).code == 201
+        before = await count_jobs(api)
+        body = {"worker": "Foobar", "parameters": {"x": "a" * 2000}}
+        assert_refused(await api("POST", "/jobs", body), 413)
+        assert await count_jobs(api) == before
+
+
+# --- listing --------------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_list_is_newest_first_and_paged(api):
+    created = [(await create_job(api))["id"] for _ in range(5)]
+    newest_first = created[::-1]
+    assert await job_ids(api) == newest_first
+    assert await job_ids(api, "?limit=2") == newest_first[:2]
+    assert await job_ids(api, "?offset=2&limit=2") == newest_first[2:4]
+    assert await job_ids(api, "?offset=4") == newest_first[4:]
+    assert await job_ids(api, "?offset=5") == []
+    assert await job_ids(api, "?limit=0") == []
+
+
+@pytest.mark.gen_test
+async def test_list_filters_by_status_and_worker(api, run_job):
+    idle_foobar = (await create_job(api, "Foobar"))["id"]
+    done_foobar = (await run_job("Foobar", wait=True))["id"]
+    idle_test = (await create_job(api, "TestWorker"))["id"]
+    assert await job_ids(api, "?status=idle") == [idle_test, idle_foobar]
+    assert await job_ids(api, "?status=done") == [done_foobar]
+    assert await job_ids(api, "?status=active") == []
+    assert await job_ids(api, "?worker=TestWorker") == [idle_test]
+    assert await job_ids(api, "?worker=Foobar") == [done_foobar, idle_foobar]
+    assert await job_ids(api, "?worker=Foobar&status=idle") == [idle_foobar]
+    assert await job_ids(api, "?worker=NoSuchWorker") == []
+
+
+@pytest.mark.parametrize("query, words", [
+    ("?status=finished", ["finished", "idle", "active", "stop", "error", "done"]),
+    ("?limit=ten", ["limit"]),
+    ("?limit=-1", ["negative"]),
+    ("?limit=1000000", ["limit", "1000"]),
+    ("?offset=-5", ["negative"]),
+    ("?offset=1.5", ["offset"]),
+    ("?worker=../etc", ["worker name"]),
+])
+@pytest.mark.gen_test
+async def test_list_refuses_bad_queries(api, query, words):
+    assert_refused(await api("GET", "/jobs" + query), 400, *words)
+
+
+# --- reading one job ------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_get_job_status_and_pid(api):
+    job = await create_job(api)
+    assert await get_job(api, job["id"]) == job
+    status = await api("GET", "/jobs/%s/status" % job["id"])
+    assert status.code == 200 and status.data == [{"id": job["id"], "status": "idle"}], status
+    pid = await api("GET", "/jobs/%s/pid" % job["id"])
+    assert pid.code == 200 and pid.data == [{"id": job["id"], "pid": None}], pid
+
+
+@pytest.mark.parametrize("method, route, body", [
+    ("GET", "", None),
+    ("DELETE", "", None),
+    ("GET", "/status", None),
+    ("PUT", "/status", "start"),
+    ("PUT", "/status", "stop"),
+    ("PUT", "/status", "kill"),
+    ("GET", "/log", None),
+    ("POST", "/log", "foo"),
+    ("GET", "/response", None),
+    ("POST", "/response", "foo"),
+    ("GET", "/pid", None),
+    ("PUT", "/pid", "123"),
+])
+@pytest.mark.gen_test
+async def test_unknown_job_is_404_on_every_route(api, method, route, body):
+    reply = await api(method, "/jobs/01nosuchjob%s" % route, body)
+    assert_refused(reply, 404, "01nosuchjob")
+
+
+# --- log and response -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stream", ["log", "response"])
+@pytest.mark.gen_test
+async def test_append_and_read_entries_in_order(api, stream):
+    job = await create_job(api)
+    path = "/jobs/%s/%s" % (job["id"], stream)
+    before = time.time()
+    for text in ("foo", "bar", "baz"):
+        reply = await api("POST", path, text, headers={"Content-Type": "text/plain"})
+        assert reply.code == 201, reply
+        assert_envelope(reply)
+        assert reply.data[0]["message"] == text
+    reply = await api("GET", path)
+    assert reply.code == 200, reply
+    assert_envelope(reply)
+    assert [e["message"] for e in reply.data] == ["foo", "bar", "baz"]
+    for entry in reply.data:
+        assert set(entry) == {"message", "time"}, entry
+        assert before - 1 <= entry["time"] <= time.time() + 1, "time is epoch seconds"
+    assert [e["time"] for e in reply.data] == sorted(e["time"] for e in reply.data)
+    assert reply.headers["X-Total-Count"] == "3"
+    counter = "log_count" if stream == "log" else "response_count"
+    assert (await get_job(api, job["id"]))[counter] == 3
+    other = "response" if stream == "log" else "log"
+    assert await messages(api, job["id"], other) == [], "the streams are separate"
+
+
+@pytest.mark.parametrize("stream", ["log", "response"])
+@pytest.mark.gen_test
+async def test_a_multiline_unicode_body_is_one_entry(api, stream):
+    job = await create_job(api)
+    text = "first line\nsecond line\r\n\ttabbed \\n not a newline\nGrüße 漢字 🎉\n"
+    reply = await api("POST", "/jobs/%s/%s" % (job["id"], stream), text.encode("utf-8"))
+    assert reply.code == 201, reply
+    assert await messages(api, job["id"], stream) == [text]
+
+
+@pytest.mark.gen_test
+async def test_append_refuses_a_body_that_is_not_utf8(api):
+    job = await create_job(api)
+    reply = await api("POST", "/jobs/%s/log" % job["id"], b"caf\xe9")
+    assert_refused(reply, 400, "UTF-8")
+    assert await messages(api, job["id"]) == []
+
+
+@pytest.mark.gen_test
+async def test_entries_are_paged_by_offset_and_limit(api):
+    job = await create_job(api)
+    path = "/jobs/%s/response" % job["id"]
+    for i in range(6):
+        assert (await api("POST", path, "entry %d" % i)).code == 201
+    reply = await api("GET", path + "?offset=2&limit=3")
+    assert [e["message"] for e in reply.data] == ["entry 2", "entry 3", "entry 4"]
+    assert reply.headers["X-Total-Count"] == "6", "the total counts every entry, not the page"
+    reply = await api("GET", path + "?offset=4")
+    assert [e["message"] for e in reply.data] == ["entry 4", "entry 5"]
+    assert (await api("GET", path + "?offset=6")).data == []
+    assert (await api("GET", path + "?limit=0")).data == []
+    assert_refused(await api("GET", path + "?limit=many"), 400, "limit")
+    assert_refused(await api("GET", path + "?offset=-1"), 400, "negative")
+
+
+@pytest.mark.parametrize("query, headers", [
+    ("?format=text", {}),
+    ("", {"Accept": "text/plain"}),
+], ids=["format-text", "accept-text"])
+@pytest.mark.gen_test
+async def test_entries_as_plain_text(api, query, headers):
+    job = await create_job(api)
+    for text in ("foo", "bar", "baz"):
+        await api("POST", "/jobs/%s/log" % job["id"], text)
+    reply = await api("GET", "/jobs/%s/log%s" % (job["id"], query), headers=headers)
+    assert reply.code == 200, reply
+    assert reply.headers["Content-Type"].startswith("text/plain"), reply.headers
+    assert reply.text == "foo\nbar\nbaz\n"
+    assert reply.headers["X-Total-Count"] == "3"
+    sep = "&" if query else "?"
+    paged = await api("GET", "/jobs/%s/log%s%soffset=1&limit=1" % (job["id"], query, sep),
+                      headers=headers)
+    assert paged.text == "bar\n"
+    assert paged.headers["X-Total-Count"] == "3"
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [
+    "start", "START\n", '"start"', '{"status": "start"}',
+], ids=["plain", "plain-upper", "json-string", "json-object"])
+@pytest.mark.gen_test
+async def test_start_makes_an_idle_job_active_with_a_pid(api, write_worker, body):
+    write_worker("Sleeper", SLEEPER)
+    job = await create_job(api, "Sleeper")
+    before = time.time()
+    reply = await api("PUT", "/jobs/%s/status" % job["id"], body)
+    assert reply.code == 200, reply
+    assert_envelope(reply)
+    started = reply.data[0]
+    assert started["status"] == "active"
+    assert isinstance(started["pid"], int) and started["pid"] > 0, started
+    assert process_exists(started["pid"])
+    assert before - 1 <= started["starttime"] <= time.time() + 1
+    assert started["stoptime"] is None
+    pid = await api("GET", "/jobs/%s/pid" % job["id"])
+    assert pid.data == [{"id": job["id"], "pid": started["pid"]}]
+    status = await api("GET", "/jobs/%s/status" % job["id"])
+    assert status.data == [{"id": job["id"], "status": "active"}]
+
+
+@pytest.mark.gen_test
+async def test_start_again_is_409(api, run_job, write_worker):
+    job = await start_sleeper(api, run_job, write_worker)
+    reply = await api("PUT", "/jobs/%s/status" % job["id"], "start")
+    assert_refused(reply, 409, "active")
+    assert (await get_job(api, job["id"]))["pid"] == job["pid"]
+
+
+@pytest.mark.parametrize("command", ["stop", "kill"])
+@pytest.mark.gen_test
+async def test_stop_or_kill_an_idle_job_is_409(api, command):
+    job = await create_job(api)
+    assert_refused(await api("PUT", "/jobs/%s/status" % job["id"], command), 409, "idle")
+    assert await get_job(api, job["id"]) == job
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.gen_test
+async def test_any_command_on_an_ended_job_is_409(api, run_job, command):
+    job = await run_job("Foobar", wait=True)
+    assert job["status"] == "done", job
+    reply = await api("PUT", "/jobs/%s/status" % job["id"], command)
+    assert_refused(reply, 409, "done")
+    assert await get_job(api, job["id"]) == job
+
+
+@pytest.mark.parametrize("status", ["active", "done", "error", "idle"])
+@pytest.mark.gen_test
+async def test_statuses_the_server_owns_are_400(api, status):
+    job = await create_job(api)
+    reply = await api("PUT", "/jobs/%s/status" % job["id"], status)
+    assert_refused(reply, 400, "server", *COMMANDS)
+    assert await get_job(api, job["id"]) == job
+
+
+@pytest.mark.parametrize("body", [
+    "restart", "", "   ", "{}", '{"status": 5}', "[1]", '"', b"\xff\xfe",
+], ids=["unknown-word", "empty", "blank", "json-object-without-status", "json-status-number",
+        "json-list", "broken-json", "not-utf8"])
+@pytest.mark.gen_test
+async def test_other_commands_are_400_listing_the_valid_ones(api, body):
+    job = await create_job(api)
+    reply = await api("PUT", "/jobs/%s/status" % job["id"], body)
+    assert_refused(reply, 400, *COMMANDS)
+    assert await get_job(api, job["id"]) == job
+
+
+@pytest.mark.gen_test
+async def test_stop_is_202_then_the_job_ends_as_stop(api, run_job, write_worker):
+    job = await start_sleeper(api, run_job, write_worker)
+    reply = await api("PUT", "/jobs/%s/status" % job["id"], "stop")
+    assert reply.code == 202, reply
+    assert_envelope(reply)
+    assert reply.data[0]["id"] == job["id"]
+    assert reply.data[0]["stop_requested"] is not None
+    ended = await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"])
+    assert ended["status"] == "stop", ended
+    # The worker honoured SIGTERM, so no SIGKILL was needed.
+    assert ended["exit_signal"] is None, ended
+    assert ended["starttime"] <= ended["stoptime"] <= time.time() + 1
+    assert not process_exists(job["pid"])
+    assert ENDED.match((await messages(api, job["id"]))[-1]).group("status") == "stop"
+
+
+@pytest.mark.gen_test
+async def test_stop_escalates_to_sigkill_after_the_grace_period(api, run_job, write_worker,
+                                                                config):
+    write_worker("Stubborn", STUBBORN)
+    job = await run_job("Stubborn")
+    await wait_for_entry(api, job["id"], "response", "ignoring SIGTERM")
+    reply = await api("PUT", "/jobs/%s/status" % job["id"], "stop")
+    assert reply.code == 202, reply
+    requested = reply.data[0]["stop_requested"]
+    ended = await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"],
+                       timeout=config.stop_grace + 20)
+    assert ended["status"] == "stop", ended
+    assert ended["exit_signal"] == 9, ended
+    assert ended["stoptime"] - requested >= config.stop_grace - 0.1, \
+        "SIGKILL came before the grace period was over"
+    assert not process_exists(job["pid"])
+
+
+@pytest.mark.gen_test
+async def test_kill_ends_the_job_as_stop_at_once(api, run_job, write_worker, config):
+    job = await start_sleeper(api, run_job, write_worker)
+    reply = await api("PUT", "/jobs/%s/status" % job["id"], "kill")
+    assert reply.code == 202, reply  # accepted: final once the process is reaped
+    assert_envelope(reply)
+    ended = await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"],
+                       timeout=config.stop_grace)  # no grace period: SIGKILL at once
+    assert ended["status"] == "stop", ended
+    assert ended["exit_signal"] == 9 and ended["exit_code"] is None, ended
+    assert not process_exists(job["pid"])
+    assert "SIGKILL" in (await messages(api, job["id"]))[-1]
+
+
+@pytest.mark.gen_test
+async def test_a_finished_job_has_its_exit_code(api, run_job, write_worker):
+    done = await run_job("Foobar", wait=True)
+    assert done["status"] == "done" and done["exit_code"] == 0, done
+    assert done["exit_signal"] is None and done["error"] is None, done
+    assert done["created"] <= done["starttime"] <= done["stoptime"], done
+
+    write_worker("Failing", FAILING)
+    failed = await run_job("Failing", wait=True)
+    assert failed["status"] == "error" and failed["exit_code"] == 1, failed
+    assert failed["exit_signal"] is None and failed["error"], failed
+    assert any("RuntimeError: boom" in m for m in await messages(api, failed["id"]))
+
+
+@pytest.mark.gen_test
+async def test_the_pid_is_the_servers_to_set(api, run_job, write_worker):
+    idle = await create_job(api)
+    reply = await api("PUT", "/jobs/%s/pid" % idle["id"], "123")
+    assert_refused(reply, 405, "server", "status")
+    assert (await api("GET", "/jobs/%s/pid" % idle["id"])).data[0]["pid"] is None
+
+    running = await start_sleeper(api, run_job, write_worker)
+    assert (await api("PUT", "/jobs/%s/pid" % running["id"], "123")).code == 405
+    assert (await api("GET", "/jobs/%s/pid" % running["id"])).data[0]["pid"] == running["pid"]
+
+
+async def _ended(api, job_id):
+    job = await get_job(api, job_id)
+    return job if job["status"] in ("stop", "error", "done") else None
+
+
+# --- deleting -------------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_delete_removes_the_job_with_its_log_and_response(api, run_job):
+    job = await run_job("Foobar", wait=True)
+    await api("POST", "/jobs/%s/response" % job["id"], "extra")
+    assert await messages(api, job["id"]) and await messages(api, job["id"], "response")
+    kept = await create_job(api)
+    reply = await api("DELETE", "/jobs/%s" % job["id"])
+    assert reply.code == 200, reply
+    assert_envelope(reply)
+    assert reply.data[0]["id"] == job["id"]
+    for route in ("", "/status", "/log", "/response", "/pid"):
+        assert (await api("GET", "/jobs/%s%s" % (job["id"], route))).code == 404, route
+    assert models.Chunk.select().where(models.Chunk.job == job["id"]).count() == 0
+    assert await job_ids(api) == [kept["id"]]
+    assert_refused(await api("DELETE", "/jobs/%s" % job["id"]), 404)
+
+
+@pytest.mark.gen_test
+async def test_delete_an_active_job_is_409(api, run_job, write_worker):
+    job = await start_sleeper(api, run_job, write_worker)
+    assert_refused(await api("DELETE", "/jobs/%s" % job["id"]), 409, "active", "stop")
+    assert (await get_job(api, job["id"]))["status"] == "active"
+    assert await messages(api, job["id"], "response") == ["running"], "the entries stay"
+    assert (await api("PUT", "/jobs/%s/status" % job["id"], "kill")).code == 202
+    await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"])
+    assert (await api("DELETE", "/jobs/%s" % job["id"])).code == 200
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_a_hundred_concurrent_starts_give_one_process(api, base_url, wait_for_status):
+    job = await create_job(api)
+    # A client of its own: the shared one keeps at most 10 requests in flight.
+    client = tornado.httpclient.AsyncHTTPClient(force_instance=True, max_clients=100)
+    try:
+        replies = await asyncio.gather(*[
+            client.fetch(base_url + "/jobs/%s/status" % job["id"], method="PUT", body="start",
+                         auth_username="admin", auth_password="test-password",
+                         raise_error=False, request_timeout=60)
+            for _ in range(100)])
+    finally:
+        client.close()
+    codes = sorted(reply.code for reply in replies)
+    assert codes.count(200) == 1 and codes.count(409) == 99, codes
+    ended = await wait_for_status(job["id"])
+    assert ended["status"] == "done", ended
+    started = [m for m in await messages(api, job["id"]) if m.startswith("STARTED")]
+    assert len(started) == 1, started
+    assert STARTED.match(started[0]).group("pid") == str(ended["pid"])
+
+
+# --- the entries that open and close a log --------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_the_log_opens_with_the_start_and_closes_with_the_end(api, run_job):
+    job = await run_job("Foobar", wait=True)
+    log = await messages(api, job["id"])
+    assert log[1:-1] == ["foobar"], log
+    opening = STARTED.match(log[0])
+    assert opening, log
+    assert opening.group("id") == job["id"] and opening.group("worker") == "Foobar"
+    assert opening.group("pid") == str(job["pid"])
+    closing = ENDED.match(log[-1])
+    assert closing, log
+    assert closing.group("status") == "done"
+    assert closing.group("how") == "exit code 0"
+    assert 0 <= float(closing.group("seconds")) <= job["stoptime"] - job["starttime"] + 0.01
+
+
+@pytest.mark.gen_test
+async def test_the_log_opens_with_the_start_even_when_the_worker_writes_output_at_once(
+        api, run_job, write_worker):
+    write_worker("RawOutput", RAW_OUTPUT)
+    job = await run_job("RawOutput", wait=True)
+    assert job["status"] == "done", job
+    log = await messages(api, job["id"])
+    assert STARTED.match(log[0]), log
+    assert log[1:-1] == ["raw output"], log
+    assert ENDED.match(log[-1]), log
+
+
+@pytest.mark.gen_test
+async def test_the_closing_entry_of_a_killed_job(api, run_job, write_worker):
+    job = await start_sleeper(api, run_job, write_worker)
+    await api("PUT", "/jobs/%s/status" % job["id"], "kill")
+    await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"])
+    log = await messages(api, job["id"])
+    assert [bool(STARTED.match(m)) for m in log].count(True) == 1, log
+    assert [bool(ENDED.match(m)) for m in log].count(True) == 1, log
+    closing = ENDED.match(log[-1])
+    assert closing and closing.group("status") == "stop", log
+    assert closing.group("how") == "killed by SIGKILL", log
+
+
+# --- authentication and unknown paths -------------------------------------------------------------
+
+ROUTES = [
+    ("GET", "/", None),
+    ("GET", "/openapi.json", None),
+    ("GET", "/workers", None),
+    ("GET", "/workers/Foobar", None),
+    ("PUT", "/workers/Foobar", "x = 1\n"),
+    ("DELETE", "/workers/Foobar", None),
+    ("GET", "/workers/Foobar/code", None),
+    ("GET", "/jobs", None),
+    ("POST", "/jobs", {"worker": "Foobar"}),
+    ("GET", "/jobs/{id}", None),
+    ("DELETE", "/jobs/{id}", None),
+    ("GET", "/jobs/{id}/status", None),
+    ("PUT", "/jobs/{id}/status", "start"),
+    ("GET", "/jobs/{id}/log", None),
+    ("POST", "/jobs/{id}/log", "sneaked in"),
+    ("GET", "/jobs/{id}/response", None),
+    ("POST", "/jobs/{id}/response", "sneaked in"),
+    ("GET", "/jobs/{id}/pid", None),
+    ("PUT", "/jobs/{id}/pid", "123"),
+    ("GET", "/no/such/path", None),
+    ("DELETE", "/no/such/path", None),
+]
+
+
+@pytest.mark.parametrize("auth, headers", [
+    (None, None),
+    (("admin", "wrong-password"), None),
+    (("nobody", "test-password"), None),
+    (None, {"Authorization": "Bearer some-token"}),
+    (None, {"Authorization": "Basic " + base64.b64encode(b"admin").decode()}),
+], ids=["none", "wrong-password", "unknown-user", "other-scheme", "basic-without-password"])
+@pytest.mark.gen_test
+async def test_every_route_needs_credentials(api, auth, headers):
+    job = await create_job(api)
+    worker_code = (await api("GET", "/workers/Foobar/code")).text
+    wrong = []
+    for method, path, body in ROUTES:
+        path = path.format(id=job["id"])
+        reply = await api(method, path, body, auth=auth, headers=headers)
+        if reply.code != 401 or reply.json is None or reply.json["success"] is not False \
+                or not reply.headers.get("WWW-Authenticate", "").startswith("Basic"):
+            wrong.append((method, path, reply))
+    assert wrong == []
+    # ... and nothing changed.
+    assert await get_job(api, job["id"]) == job
+    assert await job_ids(api) == [job["id"]]
+    assert (await api("GET", "/workers/Foobar/code")).text == worker_code
+
+
+@pytest.mark.gen_test
+async def test_health_needs_no_credentials(api):
+    reply = await api("GET", "/health", auth=None)
+    assert reply.code == 200, reply
+    assert_envelope(reply)
+
+
+@pytest.mark.gen_test
+async def test_static_files_need_credentials(api):
+    # Tornado serves an Application's ``static_path`` under /static/ by itself, outside our base
+    # handler: the admin page that / guards must not be readable there without credentials.
+    reply = await api("GET", "/static/index.html", auth=None)
+    assert reply.code == 401, reply
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/no/such/path"),
+    ("POST", "/jobsx"),
+    ("GET", "/jobs/x/y/z"),
+    ("PUT", "/jobs/x/nothing"),
+])
+@pytest.mark.gen_test
+async def test_unknown_paths_are_404_after_authentication(api, method, path):
+    assert_refused(await api(method, path), 404, path)
+    assert (await api(method, path, auth=None)).code == 401

@@ -1,0 +1,65 @@
+"""The supervisor dies while the server runs: the server says so, starts a new one, and keeps
+control of the jobs the old one started (found again through a pidfd, identity-checked)."""
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+
+async def poll(check, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_lost_supervisor_is_replaced_and_its_jobs_stay_under_control(api, run_job,
+                                                                            server):
+    job = await run_job("TestWorker", {"count": 1000, "sleep": 0.05})
+    old = server.processes.supervisor.supervisor_pid
+    os.kill(old, signal.SIGKILL)
+
+    async def healthy():
+        return (await api("GET", "/health", auth=None)).code == 200
+    # Either we catch the gap (503) or the replacement is already up; both end at 200.
+    await poll(healthy, what="a new supervisor")
+    assert server.processes.supervisor.supervisor_pid not in (None, old)
+
+    count_before = (await api("GET", "/jobs/%s" % job["id"])).data[0]["log_count"]
+
+    async def log_grew():
+        return (await api("GET", "/jobs/%s" % job["id"])).data[0]["log_count"] > count_before + 3
+    await poll(log_grew, what="the orphaned job's log to keep flowing")
+
+    reply = await api("PUT", "/jobs/%s/status" % job["id"], "kill")
+    assert reply.code == 202, reply
+
+    async def ended():
+        data = (await api("GET", "/jobs/%s" % job["id"])).data[0]
+        return data if data["status"] != "active" else None
+    final = await poll(ended, what="the job to end")
+    assert final["status"] == "stop"
+    await poll(lambda: _gone(job["pid"]), what="the process to be gone")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_health_is_503_while_the_supervisor_is_away(api, server):
+    server.processes.supervisor.supervisor_pid = None  # as the read loop leaves it on a drop
+    reply = await api("GET", "/health", auth=None)
+    assert reply.code == 503
+    assert reply.json["success"] is False and "supervisor" in reply.json["message"]
+
+
+async def _gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
