@@ -106,7 +106,7 @@ class JobJokerServer:
         self.lock.acquire()
         try:
             self.database = models.open_database(config.database_url)
-        except peewee.PeeweeException as e:
+        except Exception as e:  # driver errors have no common base: report any, then exit
             self.lock.release()
             raise StartupError("cannot open the database %s: %s"
                                % (redact_url(config.database_url), e))

@@ -11,6 +11,7 @@ import os
 import pathlib
 import socket
 import tomllib
+import urllib.parse
 
 from jobjoker.errors import StartupError
 
@@ -30,11 +31,15 @@ def default_data_dir():
     return pathlib.Path(base) / "jobjoker"
 
 
-def default_workers_dir():
+def default_workers_dir(data_dir):
     """``workers/`` beside the code in a checkout, else ``workers/`` in the data dir."""
     if _from_checkout():
         return CODE_ROOT / "workers"
-    return default_data_dir() / "workers"
+    return pathlib.Path(data_dir) / "workers"
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DATABASE_SCHEMES = ("sqlite", "mysql", "mysql+pymysql", "postgres", "postgresql")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,10 +133,35 @@ def load_config(flags=None, environ=None, config_file=None):
     for name, value in flags.items():
         values[name] = _parse(name, value, "option --" + name.replace("_", "-"))
     values.setdefault("data_dir", default_data_dir())
-    values.setdefault("workers_dir", default_workers_dir())
+    values.setdefault("workers_dir", default_workers_dir(values["data_dir"]))
     values["data_dir"] = pathlib.Path(values["data_dir"]).expanduser().resolve()
     values["workers_dir"] = pathlib.Path(values["workers_dir"]).expanduser().resolve()
     values.setdefault("node", socket.gethostname())
     if not 0 <= values.get("port", 8080) <= 65535:
         raise StartupError("port must be between 0 and 65535 (got %s)" % values["port"])
+    values["log_level"] = values.get("log_level", "INFO").upper()
+    if values["log_level"] not in LOG_LEVELS:
+        raise StartupError("log_level must be one of %s (got %r)"
+                           % (", ".join(LOG_LEVELS), values["log_level"]))
+    if values.get("database"):
+        check_database_url(values["database"])
     return Config(**values)
+
+
+def check_database_url(url):
+    """Refuse a database URL that cannot work, saying what a good one looks like."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in DATABASE_SCHEMES:
+        raise StartupError("database URL %r: the scheme must be one of %s, e.g. "
+                           "sqlite:///path/to/file.sqlite3 or mysql://user:pass@host:3306/db"
+                           % (_redacted(url), ", ".join(DATABASE_SCHEMES)))
+    if not parts.path.strip("/"):
+        raise StartupError("database URL %r names no database (the path after the host)"
+                           % _redacted(url))
+
+
+def _redacted(url):
+    parts = urllib.parse.urlsplit(url)
+    if parts.password:
+        return url.replace(":%s@" % parts.password, ":***@", 1)
+    return url

@@ -189,7 +189,7 @@ class JobService:
             raise InvalidTransition("job %s is already active (another start won)" % job.id)
         job = await self.processes.launch(job, worker_file)
         if job.status == JobStatus.ERROR.value:  # the supervisor could not fork it
-            raise Unavailable("job %s could not start: %s" % (job.id, job.error))
+            raise Unavailable("job %s %s" % (job.id, job.error))
         return job_to_dict(job)
 
     @staticmethod

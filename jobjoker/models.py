@@ -112,6 +112,8 @@ MYSQL_FIELD_TYPES = {"BLOB": "LONGBLOB", "TEXT": "LONGTEXT"}
 def make_database(url):
     """A Peewee database for ``url`` (not yet bound or connected)."""
     scheme = urllib.parse.urlsplit(url).scheme
+    # User and password are percent-decoded, so a password may hold / ? # @ (as %2F ...).
+    quoting = {"unquote_user": True, "unquote_password": True}
     if scheme.startswith("sqlite"):
         return db_url.connect(url, pragmas={
             "journal_mode": "wal",
@@ -120,8 +122,8 @@ def make_database(url):
             "foreign_keys": 1,
         })
     if scheme.startswith("mysql"):
-        return db_url.connect(url, charset="utf8mb4", field_types=MYSQL_FIELD_TYPES)
-    return db_url.connect(url)
+        return db_url.connect(url, charset="utf8mb4", field_types=MYSQL_FIELD_TYPES, **quoting)
+    return db_url.connect(url, **quoting)
 
 
 def open_database(url):

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import select
 import shutil
 import signal
 import time
@@ -26,7 +27,7 @@ from jobjoker import models, spool
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
 from jobjoker.inotify import Inotify
 from jobjoker.lifecycle import get_job
-from jobjoker.runner import EXIT_DONE, EXIT_STOPPED
+from jobjoker.runner import EXIT_DONE
 from jobjoker.states import JobStatus
 from jobjoker.supervisor import process_start_time
 from jobjoker.supervisor_client import SupervisorClient
@@ -67,6 +68,7 @@ class RunningJob:
         self.escalation = None
         self.launched = asyncio.get_running_loop().create_future()
         self.pidfd = None  # only for an orphan adopted without the supervisor
+        self.pid = None
 
 
 class ProcessManager:
@@ -184,14 +186,32 @@ class ProcessManager:
     async def _signal(self, job_id, signum):
         running = self.running.get(job_id)
         if running is not None and running.pidfd is not None:
-            # An orphan adopted without the supervisor: the pidfd proves it is still the job's.
-            signal.pidfd_send_signal(running.pidfd, signum)
+            self._signal_orphan(running, signum)
             return
         try:
             await self.supervisor.request("signal", job_id=job_id, signal=int(signum))
         except Unavailable as e:
             if "not running" not in e.message:  # it has just exited: its exit event follows
                 raise
+
+    @staticmethod
+    def _signal_orphan(running, signum):
+        """Signal the group of a job adopted without its supervisor.
+
+        The pidfd was opened after proving the pid's start time, so while it does not report an
+        exit, the pid is still the job's leader and so its group id is the job's group.
+        """
+        poller = select.poll()
+        poller.register(running.pidfd, select.POLLIN)
+        if poller.poll(0):
+            return  # it has exited; the pidfd handler finishes the job
+        pid = running.pid
+        try:
+            os.killpg(pid, signum)
+            if signum == signal.SIGTERM:
+                os.killpg(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
     def _arm_escalation(self, running, deadline):
         if running.escalation is not None or deadline is None:
@@ -319,7 +339,7 @@ class ProcessManager:
             job = get_job(job_id)
         except NotFound:
             return
-        status, error = self._outcome(job, exit_record)
+        status, error = self._outcome(job, exit_record, self._read_json(running, "result.json"))
         now = time.time()
         duration = now - (job.starttime or now)
         code = exit_record.get("returncode")
@@ -341,21 +361,24 @@ class ProcessManager:
         shutil.rmtree(running.job_dir, ignore_errors=True)
 
     @staticmethod
-    def _outcome(job, exit_record):
+    def _outcome(job, exit_record, result):
+        """(final status, error message) from the exit and the runner's own account of it."""
         code, signum = exit_record.get("returncode"), exit_record.get("signal")
+        if result is not None and code is None and signum is None:
+            code = result.get("returncode")  # no supervisor saw the exit; the runner said it
         if job.stop_requested is not None:
             return JobStatus.STOP, None
-        if exit_record.get("lost"):
-            return JobStatus.ERROR, exit_record["lost"]
         if signum is not None:
             return JobStatus.ERROR, "killed by %s" % signal_name(signum)
+        if code is None:
+            return JobStatus.ERROR, exit_record.get("lost") or "its exit status is unknown"
+        told = result if result is not None and result.get("returncode") == code else {}
         if code == EXIT_DONE:
             return JobStatus.DONE, None
-        if code == EXIT_STOPPED:
+        if told.get("outcome") == "stopped":
             return JobStatus.STOP, "stopped by a SIGTERM from outside JobJoker"
-        if code == 1:
-            return JobStatus.ERROR, "exit code 1: the worker raised an exception or exited " \
-                                    "with 1 (the log has the details)"
+        if told.get("error"):
+            return JobStatus.ERROR, "%s (the log has the details)" % told["error"]
         return JobStatus.ERROR, "exit code %s" % code
 
     # --- adoption -----------------------------------------------------------------------------------
@@ -378,7 +401,7 @@ class ProcessManager:
                 self._arm_escalation(running, job.stop_deadline)
                 log.info("job %s: adopted running pid %s", job.id, alive[job.id]["pid"])
                 continue
-            record = self._exit_record(running)
+            record = self._read_json(running, "exit.json")
             if record is not None:
                 self._finish(job.id, record)
             elif not self._adopt_orphan(job, running):
@@ -388,9 +411,9 @@ class ProcessManager:
         self._schedule_ingest()
 
     @staticmethod
-    def _exit_record(running):
+    def _read_json(running, name):
         try:
-            with open(os.path.join(running.job_dir, "exit.json")) as f:
+            with open(os.path.join(running.job_dir, name)) as f:
                 return json.load(f)
         except (OSError, ValueError):
             return None
@@ -408,6 +431,7 @@ class ProcessManager:
             os.close(pidfd)
             return False
         running.pidfd = pidfd
+        running.pid = job.pid
         IOLoop.current().add_handler(pidfd, lambda fd, events: self._orphan_exited(job.id),
                                      IOLoop.READ)
         self._arm_escalation(running, job.stop_deadline)
@@ -418,7 +442,7 @@ class ProcessManager:
         running = self.running.get(job_id)
         if running is None:
             return
-        record = self._exit_record(running) or {
+        record = self._read_json(running, "exit.json") or {
             "returncode": None, "signal": None,
             "lost": "its exit status is unknown: the supervisor that started it was gone"}
         self._finish(job_id, record)

@@ -2,8 +2,10 @@
 
 Contract: ``run_job(spec)`` loads the worker's *current* file, runs it, and returns the exit code
 that tells the server how it ended: ``EXIT_DONE`` (run() returned), ``EXIT_ERROR`` (an uncaught
-exception, traceback logged, or ``sys.exit`` with a non-zero code) or ``EXIT_STOPPED`` (run()
-ended after SIGTERM asked it to stop). Log and response entries are buffered in this process and
+exception, traceback logged), the code of a ``sys.exit(N)``, or ``EXIT_STOPPED`` (run() ended
+after SIGTERM asked it to stop); ``result.json`` in the job's directory says the same in words
+(``outcome`` done, error or stopped, and the exception), so the server need not guess from a
+number. Log and response entries are buffered in this process and
 appended in blocks to ``log.spool`` and ``response.spool`` in the job's directory, so the job
 writes to files it owns and never depends on the server being alive to read them. ``print()``
 and ``sys.stderr`` go to the log as entries too; raw writes to fds 1 and 2 (a child command, a C
@@ -13,6 +15,7 @@ Imports only the standard library and our lean worker modules.
 """
 import inspect
 import io
+import json
 import os
 import signal
 import subprocess
@@ -226,6 +229,7 @@ def run_job(spec):
     worker_api._job_context = worker_api.JobContext(
         job_id=spec["job_id"], params=spec.get("params"), log_sink=log, response_sink=response,
         is_active=lambda: not stop_requested.is_set())
+    error = None
     try:
         cls = load_worker_class(spec["worker"], spec["worker_file"])
         result = cls().run()
@@ -234,11 +238,13 @@ def run_job(spec):
             asyncio.run(result)
         code = EXIT_DONE
     except SystemExit as e:
-        code = _system_exit_code(e, log)
-    except BaseException:  # the worker's failure is the job's result, whatever it was
+        code, error = _system_exit(e, log)
+    except BaseException as e:  # the worker's failure is the job's result, whatever it was
         log.write(traceback.format_exc().rstrip("\n"))
         code = EXIT_ERROR
-    if code == EXIT_DONE and stop_requested.is_set():
+        error = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
+    outcome = "error" if code != EXIT_DONE else "stopped" if stop_requested.is_set() else "done"
+    if outcome == "stopped":
         code = EXIT_STOPPED
     try:
         sys.stdout.flush()
@@ -246,13 +252,27 @@ def run_job(spec):
         flusher.flush_all()
     except OSError:
         pass
+    write_result(spec["job_dir"], {"outcome": outcome, "returncode": code, "error": error})
     return code
 
 
-def _system_exit_code(exc, log):
+def write_result(job_dir, result):
+    """Leave how the run ended in ``result.json``: it tells the server what an exit code alone
+    cannot (an exception's name, a stop honoured) even when no supervisor saw the exit."""
+    path = os.path.join(job_dir, "result.json")
+    try:
+        with open(path + ".tmp", "w") as f:
+            json.dump(result, f)
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass  # the exit code still tells the essentials
+
+
+def _system_exit(exc, log):
+    """(exit code, error) for a worker's ``sys.exit(...)``."""
     if exc.code is None or exc.code == 0:
-        return EXIT_DONE
+        return EXIT_DONE, None
     if isinstance(exc.code, int):
-        return exc.code & 0xFF or EXIT_ERROR
+        return (exc.code & 0xFF or EXIT_ERROR), "sys.exit(%d)" % exc.code
     log.write(str(exc.code))
-    return EXIT_ERROR
+    return EXIT_ERROR, "sys.exit(%r)" % str(exc.code)

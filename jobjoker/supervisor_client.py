@@ -102,7 +102,8 @@ class SupervisorClient:
         with open(self._log_path(), "ab") as out:
             os.chmod(self._log_path(), 0o600)
             process = subprocess.Popen(
-                [sys.executable, "-m", "jobjoker.supervisor", "--socket", self.socket_path,
+                # -P: the run dir (our cwd) stays off sys.path, and so off every job's.
+                [sys.executable, "-P", "-m", "jobjoker.supervisor", "--socket", self.socket_path,
                  "--daemon"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, close_fds=True,
                 cwd=self.run_dir, env=supervisor_environment(), start_new_session=True)

@@ -64,3 +64,27 @@ def test_bad_config_files_are_refused(tmp_path):
         load_config({}, environ={}, config_file=str(unknown))
     with pytest.raises(StartupError, match="does not exist"):
         load_config({}, environ={}, config_file=str(tmp_path / "missing.toml"))
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"log_level": "chatty"}, "log_level must be one of DEBUG, INFO, WARNING, ERROR"),
+    ({"database": "oracle://x/y"}, "the scheme must be one of"),
+    ({"database": "mysql://root@localhost:3306"}, "names no database"),
+    ({"database": "mysql://u:secret@h/"}, "names no database"),
+])
+def test_bad_log_levels_and_database_urls_are_refused(flags, message):
+    with pytest.raises(StartupError, match=message) as caught:
+        load_config(flags, environ={})
+    assert "secret" not in caught.value.message
+
+
+def test_log_level_is_case_insensitive():
+    assert load_config({"log_level": "debug"}, environ={}).log_level == "DEBUG"
+
+
+def test_database_credentials_are_percent_decoded():
+    from jobjoker import models
+    db = models.make_database("mysql://us%40er:p%2Fa%3Fs%23s@db.example:3307/jobs")
+    assert db.connect_params["user"] == "us@er"
+    assert db.connect_params["passwd"] == "p/a?s#s"  # PyMySQL's name for it
+    assert db.database == "jobs"

@@ -70,7 +70,7 @@ async def test_exception_means_error_with_traceback(api, run_job, write_worker):
     job = await run_job("Boom", wait=True)
     assert job["status"] == "error"
     assert job["exit_code"] == 1
-    assert "exception" in job["error"]
+    assert job["error"] == "ValueError: kaboom (the log has the details)"
     messages = await log_messages(api, job["id"])
     assert messages[1] == "before"
     traceback_entry = messages[2]
@@ -355,3 +355,32 @@ class Async(Worker):
     job = await run_job("Async", wait=True)
     assert job["status"] == "done"
     assert "awaited" in await log_messages(api, job["id"])
+
+
+@pytest.mark.gen_test
+async def test_the_end_is_explained_in_words(api, run_job, write_worker):
+    write_worker("Exit143", "import sys\nfrom jobjoker import Worker\n\n"
+                            "class Exit143(Worker):\n"
+                            "    def run(self):\n"
+                            "        sys.exit(143)\n")
+    job = await run_job("Exit143", wait=True)
+    # 143 is also what a honoured stop exits with; the runner's account tells them apart.
+    assert job["status"] == "error" and job["exit_code"] == 143
+    assert job["error"] == "sys.exit(143) (the log has the details)"
+    write_worker("Raises", "from jobjoker import Worker\n\n"
+                           "class Raises(Worker):\n"
+                           "    def run(self):\n"
+                           "        raise KeyError('missing')\n")
+    job = await run_job("Raises", wait=True)
+    assert job["error"] == "KeyError: 'missing' (the log has the details)"
+
+
+@pytest.mark.gen_test
+async def test_an_outside_sigterm_the_worker_honours_ends_stop_with_the_reason(
+        api, run_job, write_worker):
+    job = await run_job("TestWorker", {"count": 100, "sleep": 5})
+    await wait_for_log(api, job["id"], "log 0")
+    os.killpg(job["pid"], signal.SIGTERM)  # an admin's kill, not a request through JobJoker
+    ended = await wait_for_status(api, job["id"])
+    assert ended["status"] == "stop"
+    assert ended["error"] == "stopped by a SIGTERM from outside JobJoker"

@@ -63,3 +63,39 @@ async def _gone(pid):
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_stopping_an_orphan_reaches_its_whole_group(api, run_job, server, write_worker,
+                                                         tmp_path):
+    pid_file = tmp_path / "child"
+    write_worker("Parent", '''import subprocess, time
+from jobjoker import Worker
+
+class Parent(Worker):
+    def run(self):
+        child = subprocess.Popen(["sleep", "300"])
+        open("%s", "w").write(str(child.pid))
+        self.log("child started")
+        while self.is_active():
+            time.sleep(0.05)
+''' % pid_file)
+    job = await run_job("Parent")
+
+    async def child_started():
+        return pid_file.exists() and pid_file.read_text()
+    child = int(await poll(child_started, what="the child"))
+    os.kill(server.processes.supervisor.supervisor_pid, signal.SIGKILL)
+
+    async def adopted():
+        running = server.processes.running.get(job["id"])
+        return running is not None and running.pidfd is not None
+    await poll(adopted, what="the orphan to be adopted")
+    assert (await api("PUT", "/jobs/%s/status" % job["id"], "stop")).code == 202
+
+    async def ended():
+        data = (await api("GET", "/jobs/%s" % job["id"])).data[0]
+        return data if data["status"] != "active" else None
+    final = await poll(ended, what="the job to end")
+    assert final["status"] == "stop"
+    assert await poll(lambda: _gone(child), what="the child to die with its group")
