@@ -4,7 +4,8 @@ from setuptools import setup
 setup(
     name="jobjoker",
     version="0.1.0",
-    description="A self-hosted job runner: start, stop and watch scripts from a browser or a script",
+    description="A self-hosted job runner: start, stop and watch scripts from a browser or "
+                "a script",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",

@@ -10,7 +10,6 @@ import os
 import shutil
 import time
 
-import peewee
 
 from jobjoker import models
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, NotFound, TooLarge, \

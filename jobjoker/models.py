@@ -12,7 +12,8 @@ Design notes:
   is one INSERT whatever the log's length, and a page deep in a long log is one index seek.
 - Columns with an eye on what comes next: ``node`` (several servers on one database),
   ``pid_start_time`` (proving a pid is still the job's after a restart), ``stop_deadline`` (a stop
-  that survives a server crash), ``created_by``, and the spool offsets that make ingestion resumable.
+  that survives a server crash), ``created_by``, and the spool offsets that make ingestion
+  resumable.
 """
 import time
 import urllib.parse

@@ -381,7 +381,7 @@ class ProcessManager:
             return JobStatus.ERROR, "%s (the log has the details)" % told["error"]
         return JobStatus.ERROR, "exit code %s" % code
 
-    # --- adoption -----------------------------------------------------------------------------------
+    # --- adoption ---------------------------------------------------------------------------
 
     async def adopt_jobs(self):
         """Watch this node's running jobs again; finalize those that ended meanwhile."""
@@ -419,7 +419,8 @@ class ProcessManager:
             return None
 
     def _adopt_orphan(self, job, running):
-        """Watch a job whose supervisor died but whose process lives on (pidfd, identity-checked)."""
+        """Watch a job whose supervisor died but whose process lives on (pidfd, identity
+        checked)."""
         if not job.pid or not job.pid_start_time or not hasattr(os, "pidfd_open"):
             return False
         try:

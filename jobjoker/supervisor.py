@@ -12,13 +12,14 @@ detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON
 
 A start forks this small, preloaded process (about a fork's cost, not an interpreter's); the child
 leads a new session and process group, gets /dev/null as stdin and its ``log.spool`` (opened for
-appending) as stdout and stderr, and runs ``jobjoker.runner.run_job``. Because the supervisor, not the server, is the
-parent, jobs keep running when the server stops or dies, and the pid it signals cannot have been
-reused (it reaps its own children). When a job's main process exits, the rest of its process group
-is SIGKILLed, the exit is written to ``exit.json`` in the job's directory (so a server that was
-away learns it later) and then pushed to connected servers. It is a child subreaper, so orphaned
-grandchildren are reaped here and never linger as zombies. It exits on its own once it has no job
-and no server for a few seconds. Standard library only, plus the lean runner it preloads.
+appending) as stdout and stderr, and runs ``jobjoker.runner.run_job``. Because the supervisor, not
+the server, is the parent, jobs keep running when the server stops or dies, and the pid it signals
+cannot have been reused (it reaps its own children). When a job's main process exits, the rest of
+its process group is SIGKILLed, the exit is written to ``exit.json`` in the job's directory (so a
+server that was away learns it later) and then pushed to connected servers. It is a child
+subreaper, so orphaned grandchildren are reaped here and never linger as zombies. It exits on its
+own once it has no job and no server for a few seconds. Standard library only, plus the lean runner
+it preloads.
 """
 import argparse
 import ctypes

@@ -13,7 +13,6 @@ import signal
 import urllib.parse
 
 import pytest
-import tornado.httpclient
 
 from jobjoker import auth, models
 from jobjoker.app import JobJokerServer

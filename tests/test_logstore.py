@@ -1,4 +1,4 @@
-"""Chunked log storage: sequence numbers, pages across chunk boundaries, offsets, on each backend."""
+"""Chunked log storage: sequence numbers, pages across chunk boundaries, offsets (each backend)."""
 import pytest
 
 from jobjoker import models, spool

@@ -318,7 +318,7 @@ async def test_many_jobs_at_once_each_end_done(api, run_job, wait_for_status):
         assert (await log_messages(api, job["id"]))[1] == "foobar"
 
 
-# --- identity ---------------------------------------------------------------------------------------
+# --- identity ---------------------------------------------------------------------------
 
 @pytest.mark.gen_test
 async def test_pid_and_its_start_time_are_recorded(api, run_job, server):
