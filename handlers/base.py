@@ -51,6 +51,43 @@ def _reject_constant(name):
                             "(use null, a number or a string)" % name)
 
 
+class ErrorEnvelopeMixin:
+    """Renders any error as the envelope with the right status (REST and WebSocket handlers)."""
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        extra = {}
+        if isinstance(exc, errors.JobJokerError):
+            status_code, message = status_for(exc), exc.message
+            if isinstance(exc, errors.Unauthorized):
+                self.set_header("WWW-Authenticate", 'Basic realm="JobJoker", charset="UTF-8"')
+            if getattr(exc, "line", None) is not None:
+                extra["line"] = exc.line
+        elif isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+            # Locked, restarting or unreachable: the request may succeed if tried again.
+            status_code, message = 503, "the database is unavailable; try again shortly"
+            self.set_header("Retry-After", "1")
+        elif isinstance(exc, tornado.web.HTTPError):
+            status_code = exc.status_code
+            message = exc.log_message if exc.log_message and status_code < 500 \
+                else self._reason
+            if status_code == 405:
+                message = "%s is not allowed on %s" % (self.request.method, self.request.path)
+        else:
+            message = "internal error; the server log has the details"
+        self.clear_header("Content-Disposition")
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_status(status_code)
+        body = envelope([extra] if extra else [], False, message)
+        self.finish(json.dumps(body))
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, errors.JobJokerError):
+            log.debug("%s %s: %s", self.request.method, self.request.path, value.message)
+        else:
+            super().log_exception(typ, value, tb)
+
+
 class AuthMixin:
     """Who is asking: ``self.identity`` after ``authenticate()``."""
 
@@ -64,7 +101,7 @@ class AuthMixin:
 
 
 @tornado.web.stream_request_body
-class APIHandler(AuthMixin, tornado.web.RequestHandler):
+class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
     """Base of every REST handler."""
 
     auth_required = True
@@ -145,39 +182,6 @@ class APIHandler(AuthMixin, tornado.web.RequestHandler):
     def send_text(self, text):
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.finish(text)
-
-    def write_error(self, status_code, **kwargs):
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        extra = {}
-        if isinstance(exc, errors.JobJokerError):
-            status_code, message = status_for(exc), exc.message
-            if isinstance(exc, errors.Unauthorized):
-                self.set_header("WWW-Authenticate", 'Basic realm="JobJoker", charset="UTF-8"')
-            if getattr(exc, "line", None) is not None:
-                extra["line"] = exc.line
-        elif isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
-            # Locked, restarting or unreachable: the request may succeed if tried again.
-            status_code, message = 503, "the database is unavailable; try again shortly"
-            self.set_header("Retry-After", "1")
-        elif isinstance(exc, tornado.web.HTTPError):
-            status_code = exc.status_code
-            message = exc.log_message if exc.log_message and status_code < 500 \
-                else self._reason
-            if status_code == 405:
-                message = "%s is not allowed on %s" % (self.request.method, self.request.path)
-        else:
-            message = "internal error; the server log has the details"
-        self.clear_header("Content-Disposition")
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_status(status_code)
-        body = envelope([extra] if extra else [], False, message)
-        self.finish(json.dumps(body))
-
-    def log_exception(self, typ, value, tb):
-        if isinstance(value, errors.JobJokerError):
-            log.debug("%s %s: %s", self.request.method, self.request.path, value.message)
-        else:
-            super().log_exception(typ, value, tb)
 
 
 class NotFoundHandler(APIHandler):

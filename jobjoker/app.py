@@ -19,6 +19,7 @@ import handlers.base
 import handlers.health
 import handlers.jobs
 import handlers.pages
+import handlers.streams
 import handlers.workers
 from jobjoker import __version__, auth, models
 from jobjoker.config import CODE_ROOT
@@ -32,7 +33,8 @@ from jobjoker.workers import WorkerRepository
 
 log = logging.getLogger(__name__)
 
-HANDLER_MODULES = [handlers.health, handlers.pages, handlers.workers, handlers.jobs]
+HANDLER_MODULES = [handlers.health, handlers.pages, handlers.workers, handlers.jobs,
+                   handlers.streams]
 
 
 def routes():
@@ -40,7 +42,7 @@ def routes():
     return [route for module in HANDLER_MODULES for route in module.default_handlers]
 
 
-def make_app(config, jobs, workers, authenticator, health):
+def make_app(config, jobs, workers, authenticator, health, logstore, hub):
     """The Tornado application over the given services."""
     return tornado.web.Application(
         routes(),
@@ -49,6 +51,8 @@ def make_app(config, jobs, workers, authenticator, health):
         workers=workers,
         authenticator=authenticator,
         health=health,
+        logstore=logstore,
+        hub=hub,
         # Not Tornado's static_path: that would add a /static/ route outside our authentication.
         static_dir=os.fspath(CODE_ROOT / "static"),
         default_handler_class=handlers.base.NotFoundHandler,
@@ -123,7 +127,8 @@ class JobJokerServer:
         jobs = JobService(config, lifecycle, logstore, workers, self.processes, hub)
         self.hub = hub
         await self.processes.start()
-        self.app = make_app(config, jobs, workers, auth.Authenticator(), self.health)
+        self.app = make_app(config, jobs, workers, auth.Authenticator(), self.health, logstore,
+                            hub)
         if listen:
             self.http_server = tornado.httpserver.HTTPServer(
                 self.app, max_body_size=2 * max(config.max_body_size, config.max_worker_size),

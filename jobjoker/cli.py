@@ -28,6 +28,10 @@ HELP = {
     "max_body_size": "largest request body in bytes (default 10 MiB)",
     "max_worker_size": "largest worker file in bytes (default 1 MiB)",
     "max_parameters_size": "largest job parameters, as JSON, in bytes (default 64 KiB)",
+    "stream_buffer_bytes": "most bytes queued for one stream subscriber before it is closed "
+                           "as too slow (default 8 MiB)",
+    "stream_stall_timeout": "seconds a stream subscriber may take no data before it is closed "
+                            "as too slow (default 30)",
     "node": "this server's name when several share a database (default: host name)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
 }

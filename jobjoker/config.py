@@ -55,6 +55,8 @@ class Config:
     max_body_size: int = 10 * 1024 * 1024
     max_worker_size: int = 1024 * 1024
     max_parameters_size: int = 64 * 1024
+    stream_buffer_bytes: int = 8 * 1024 * 1024  # per subscriber; past it, it is closed
+    stream_stall_timeout: float = 30.0  # a subscriber whose socket takes no data this long goes
     node: str = None  # this server's name when several share one database
     log_level: str = "INFO"
 
@@ -85,6 +87,8 @@ OPTIONS = {
     "max_body_size": ("JOBJOKER_MAX_BODY_SIZE", int),
     "max_worker_size": ("JOBJOKER_MAX_WORKER_SIZE", int),
     "max_parameters_size": ("JOBJOKER_MAX_PARAMETERS_SIZE", int),
+    "stream_buffer_bytes": ("JOBJOKER_STREAM_BUFFER_BYTES", int),
+    "stream_stall_timeout": ("JOBJOKER_STREAM_STALL_TIMEOUT", float),
     "node": ("JOBJOKER_NODE", str),
     "log_level": ("JOBJOKER_LOG_LEVEL", str),
 }

@@ -3,7 +3,8 @@
 Contract: ``EventHub.publish(event)`` calls every subscriber synchronously, on the IOLoop, in
 subscription order; a subscriber that raises is logged and skipped, never allowed to break the
 publisher. Events are dicts with a ``type``:
-  {"type": "job", "action": "created"|"status"|"deleted", "job": {...as the API shows it...}}
+  {"type": "job", "action": "created"|"status"|"updated"|"deleted", "job": {...as the API
+   shows it...}}   ("updated": a field other than the status changed, e.g. the pid)
   {"type": "entries", "job_id": J, "stream": "log"|"response", "seq": K, "block": bytes, "count": N}
   {"type": "worker", "action": "saved"|"deleted", "name": NAME}
 Subscribers must not block: they queue and return (the stream handlers bound their queues).

@@ -99,4 +99,6 @@ class Lifecycle:
         if "status" in fields:
             raise ValueError("status changes go through transition()")
         models.Job.update(**fields).where(models.Job.id == job_id).execute()
-        return get_job(job_id)
+        job = get_job(job_id)
+        self.hub.publish({"type": "job", "action": "updated", "job": job_to_dict(job)})
+        return job

@@ -29,6 +29,7 @@ ERROR_RESPONSES = {
     "413": ("TooLarge", "The body, the parameters or the worker code exceed their limit."),
     "422": ("Unprocessable", "Well-formed but invalid content. For worker code that does not "
                              "parse, `data` holds one item with the offending `line`."),
+    "403": ("Forbidden", "A WebSocket upgrade from another origin than the server's own."),
     "500": ("InternalError", "An unexpected failure; the details are in the server log only."),
     "503": ("Unavailable", "A dependency (the database or the supervisor) is away or busy; the "
                            "request may succeed later."),
@@ -242,6 +243,10 @@ def parameters():
         "StatusFilter": query("status", "Only jobs with this status.",
                               {"type": "string", "enum": STATUSES}),
         "WorkerFilter": query("worker", "Only jobs of this worker.", WORKER_NAME),
+        "LogFrom": query("log_from", "The first log entry to send (its index).",
+                         {"type": "integer", "minimum": 0, "default": 0}),
+        "ResponseFrom": query("response_from", "The first response entry to send (its index).",
+                              {"type": "integer", "minimum": 0, "default": 0}),
         "Format": query("format", "`text` gives the messages as plain lines, one per entry "
                                   "(as does `Accept: text/plain`).",
                         {"type": "string", "enum": ["text"]}),
@@ -416,6 +421,30 @@ def job_paths():
                 "setJobPid", "jobs", "Refused: the server alone sets the pid",
                 {}, errors=["404", "405"],
                 description="Always 405 for an existing job: use PUT /jobs/{id}/status."),
+        },
+        "/jobs/{id}/stream": {
+            "parameters": job_id,
+            "get": operation(
+                "streamJob", "streams", "Follow a job live (WebSocket)",
+                {"101": {"description": "Upgraded to a WebSocket. The server sends JSON text "
+                                        "messages: `status` (now and on every change), `log` and "
+                                        "`response` (`seq` and `entries`, backlog first, then "
+                                        "live, no gap, no duplicate) and `end` once the job is "
+                                        "final and everything was sent; then it closes (1000). "
+                                        "A subscriber that stops reading is closed with 1013. "
+                                        "See docs/streams.md."}},
+                errors=["400", "403", "404"],
+                parameters=[ref("parameters", "LogFrom"), ref("parameters", "ResponseFrom")]),
+        },
+        "/events": {
+            "get": operation(
+                "streamEvents", "streams", "Follow every job and worker change (WebSocket)",
+                {"101": {"description": "Upgraded to a WebSocket. Each message is "
+                                        "`{\"type\": \"job\", \"action\": \"created\"|"
+                                        "\"status\"|\"updated\"|\"deleted\", \"job\": {...}}` "
+                                        "or `{\"type\": \"worker\", \"action\": \"saved\"|"
+                                        "\"deleted\", \"name\": ...}`. See docs/streams.md."}},
+                errors=["400", "403"]),
         },
     }
 

@@ -13,6 +13,7 @@ import signal
 import urllib.parse
 
 import pytest
+import tornado.httpclient
 
 from jobjoker import auth, models
 from jobjoker.app import JobJokerServer
@@ -224,3 +225,33 @@ def run_job(api, wait_for_status):
             return await wait_for_status(job_id, timeout=timeout)
         return started.data[0]
     return run
+
+
+@pytest.fixture
+def ws_connect(app, http_server, http_port):
+    """``await ws_connect(path, auth=(user, password), headers=None)``: an open WebSocket.
+
+    Requests ``http_server`` (pytest-tornado starts nothing for WebSockets otherwise).
+    """
+    import tornado.websocket
+
+    async def connect(path, auth=("admin", PASSWORD), headers=None):
+        kwargs = {}
+        if auth is not None:
+            kwargs.update(auth_username=auth[0], auth_password=auth[1])
+        request = tornado.httpclient.HTTPRequest(
+            "ws://127.0.0.1:%d%s" % (http_port, path), headers=headers or {},
+            request_timeout=30, **kwargs)
+        return await tornado.websocket.websocket_connect(request)
+    return connect
+
+
+async def read_until_closed(connection, timeout=60.0):
+    """Every message (parsed) until the server closes the socket."""
+    import asyncio
+    messages = []
+    while True:
+        message = await asyncio.wait_for(connection.read_message(), timeout)
+        if message is None:
+            return messages
+        messages.append(json.loads(message))

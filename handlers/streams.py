@@ -1,0 +1,70 @@
+"""WebSocket streams: ``/jobs/ID/stream`` follows one job, ``/events`` every change.
+
+Authentication, the origin check (Tornado's own: same host as the page) and the job lookup all
+happen before the upgrade, so a bad id is a real 404 and bad credentials a real 401. The
+streaming itself lives in ``jobjoker.streams``; these handlers only wire a socket to it.
+"""
+import tornado.websocket
+
+from handlers.base import AuthMixin, ErrorEnvelopeMixin
+from jobjoker import errors
+from jobjoker.streams import EventsFollower, JobFollower, Outbox
+
+
+class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHandler):
+    """Base of the stream handlers: authenticated before the upgrade, bounded output."""
+
+    follower = None
+
+    async def prepare(self):
+        await self.authenticate()
+
+    def make_outbox(self):
+        config = self.settings["config"]
+        return Outbox(self.write_message, self.close, config.stream_buffer_bytes,
+                      config.stream_stall_timeout)
+
+    def on_message(self, message):
+        """Subscribers have nothing to say; anything they send is ignored."""
+
+    def on_close(self):
+        if self.follower is not None:
+            self.follower.stop()
+
+
+class JobStreamHandler(StreamHandler):
+    """``GET /jobs/ID/stream?log_from=K&response_from=M``: one job, live."""
+
+    async def prepare(self):
+        await super().prepare()
+        self.settings["jobs"].get_job(self.path_args[0])  # 404 before the upgrade
+        self.offsets = {"log": self._offset("log_from"),
+                        "response": self._offset("response_from")}
+
+    def _offset(self, name):
+        raw = self.get_query_argument(name, "0")
+        if not raw.isdigit():
+            raise errors.BadRequest("%s must be a whole number of entries (got %r)"
+                                    % (name, raw))
+        return int(raw)
+
+    def open(self, job_id):
+        """Start with the status and the backlog, then go live."""
+        self.follower = JobFollower(job_id, self.offsets, self.settings["logstore"],
+                                    self.settings["hub"], self.make_outbox())
+        self.follower.start()
+
+
+class EventsHandler(StreamHandler):
+    """``GET /events``: every job and worker change."""
+
+    def open(self):
+        """Forward each change as it happens."""
+        self.follower = EventsFollower(self.settings["hub"], self.make_outbox())
+        self.follower.start()
+
+
+default_handlers = [
+    (r"/jobs/([^/]+)/stream", JobStreamHandler),
+    (r"/events", EventsHandler),
+]

@@ -1,0 +1,263 @@
+"""Live streams: following one job's entries and status, and following every change.
+
+Contract: a ``JobFollower`` sends one subscriber, in order and exactly once, every log and
+response entry of a job from the requested offsets on, then each new one as it is appended, plus
+a ``status`` message at the start and on every change, and ``end`` once the job is final and all
+entries are out. Backlog comes from the log store in pages and live entries from the event hub:
+the follower reads the stored count and subscribes within one synchronous step of the IOLoop, so
+the boundary between the two has no gap and no duplicate. An ``EventsFollower`` forwards every
+job and worker change. Both write through an ``Outbox``: a bounded queue drained by one task.
+A job follower that falls behind live entries stops queueing them and reads them from the store
+at its own pace instead; a subscriber that stops reading altogether (one write stalls for
+``stall_timeout`` seconds) or overflows its outbox is closed with ``CLOSE_TOO_SLOW``. Either way
+the job and other subscribers are never slowed, and a closed subscriber resumes exactly by
+reconnecting with the offsets just past what it received. Nothing here knows Tornado: the handler passes in
+``write(text) -> awaitable`` and ``close(code, reason)``.
+"""
+import asyncio
+import collections
+import json
+import logging
+
+from jobjoker import spool
+from jobjoker.lifecycle import get_job, job_to_dict
+from jobjoker.states import FINAL_STATES
+
+log = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_TOO_SLOW = 1013  # RFC 6455 "Try Again Later"
+PAGE_ENTRIES = 2000  # backlog entries per message
+TOO_SLOW_REASON = ("subscriber too slow: reconnect with log_from and response_from just past "
+                   "the last entries received")
+
+
+class Closed(Exception):
+    """The subscriber is gone; stop working for it."""
+
+
+class Outbox:
+    """A bounded queue of text messages, written one at a time by its own task."""
+
+    def __init__(self, write, close, limit, stall_timeout):
+        self._write = write
+        self._close = close
+        self.limit = limit
+        self.stall_timeout = stall_timeout
+        self._frames = collections.deque()
+        self._size = 0
+        self._ready = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self.closed = False
+        self._task = asyncio.ensure_future(self._run())
+
+    @property
+    def size(self):
+        return self._size
+
+    def put(self, frame, closing=False):
+        """Queue ``frame``; close the subscriber (and raise ``Closed``) past the limit."""
+        if self.closed:
+            raise Closed()
+        if self._size + len(frame) > self.limit and self._frames:
+            self.shut(CLOSE_TOO_SLOW, TOO_SLOW_REASON)
+            raise Closed()
+        self._frames.append((frame, closing))
+        self._size += len(frame)
+        self._drained.clear()
+        self._ready.set()
+
+    async def drained(self, below=0):
+        """Wait until no more than ``below`` bytes are queued."""
+        while self._size > below and not self.closed:
+            self._drained.clear()
+            await self._drained.wait()
+        if self.closed:
+            raise Closed()
+
+    def shut(self, code, reason):
+        if not self.closed:
+            self.closed = True
+            self._frames.clear()
+            self._size = 0
+            self._ready.set()
+            self._drained.set()
+            self._close(code, reason[:120])  # a close reason holds at most 123 bytes
+
+    async def _run(self):
+        try:
+            while not self.closed:
+                if not self._frames:
+                    self._drained.set()
+                    self._ready.clear()
+                    await self._ready.wait()
+                    continue
+                frame, closing = self._frames.popleft()
+                self._size -= len(frame)
+                self._drained.set()  # waiters re-check the size they wait for
+                try:
+                    await asyncio.wait_for(self._write(frame), self.stall_timeout)
+                except asyncio.TimeoutError:
+                    self.shut(CLOSE_TOO_SLOW, TOO_SLOW_REASON)
+                    return
+                if closing:
+                    self.shut(CLOSE_NORMAL, "job ended")
+        except Exception:  # the socket closed under us: nothing more to do for this subscriber
+            self.closed = True
+            self._drained.set()
+
+    def stop(self):
+        self.closed = True
+        self._ready.set()
+        self._drained.set()
+
+
+def entries_message(stream, seq, entries):
+    return json.dumps({"type": stream, "seq": seq, "entries": entries}, ensure_ascii=False)
+
+
+def event_message(event):
+    """The message for an ``entries`` event, encoded once however many subscribers send it."""
+    if "message" not in event:
+        event["message"] = entries_message(event["stream"], event["seq"],
+                                           spool.decode_entries(event["block"]))
+    return event["message"]
+
+
+class JobFollower:
+    """Streams one job to one subscriber."""
+
+    def __init__(self, job_id, offsets, logstore, hub, outbox):
+        self.job_id = job_id
+        self.cursor = dict(offsets)  # stream -> next entry to send
+        self.behind = {stream: True for stream in self.cursor}  # backlog still to read
+        self.logstore = logstore
+        self.hub = hub
+        self.outbox = outbox
+        self.final = False
+        self._wake = asyncio.Event()
+        self._unsubscribe = None
+        self._task = None
+
+
+    def start(self):
+        """Send the job's status and begin with the backlog (all in this IOLoop step)."""
+        job = get_job(self.job_id)
+        self._unsubscribe = self.hub.subscribe(self.on_event)
+        self._send_status(job_to_dict(job))
+        self._task = asyncio.ensure_future(self._pump())
+
+    def stop(self):
+        """The subscriber is gone (or must go): stop everything for it."""
+        self._unsubscribe_from_hub()
+        self.outbox.stop()
+        self._wake.set()
+
+    def _unsubscribe_from_hub(self):
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _send_status(self, job):
+        self.final = self.final or job["status"] in FINAL_STATES
+        self.outbox.put(json.dumps({"type": "status", "job": job}, ensure_ascii=False))
+        if self.final:
+            self._wake.set()  # the pump sends "end" once caught up
+
+    def on_event(self, event):
+        """Hub callback: queue live entries when caught up, else let the pump read them."""
+        try:
+            if event["type"] == "entries" and event["job_id"] == self.job_id:
+                self._on_entries(event)
+            elif event["type"] == "job" and event["job"]["id"] == self.job_id:
+                if event["action"] == "deleted":
+                    self.outbox.shut(CLOSE_NORMAL, "job deleted")
+                    self.stop()
+                else:
+                    self._send_status(event["job"])
+        except Closed:
+            self.stop()
+
+    def _on_entries(self, event):
+        stream, seq, count = event["stream"], event["seq"], event["count"]
+        cursor = self.cursor[stream]
+        if self.behind[stream] or seq > cursor or self.outbox.size > self.outbox.limit // 2:
+            # Behind, or live faster than it reads: the pump fetches these from the store.
+            self.behind[stream] = True
+            self._wake.set()
+        elif seq + count > cursor:
+            if seq == cursor:
+                self.outbox.put(event_message(event))
+            else:  # started mid-block (log_from inside it): send the part not yet sent
+                entries = spool.decode_entries(event["block"])[cursor - seq:]
+                self.outbox.put(entries_message(stream, cursor, entries))
+            self.cursor[stream] = seq + count
+
+    def _read_backlog(self):
+        """Queue one page of backlog for a stream that is behind; False when none is."""
+        job = get_job(self.job_id)
+        counts = {"log": job.log_count, "response": job.response_count}
+        for stream, behind in self.behind.items():
+            if not behind:
+                continue
+            cursor = self.cursor[stream]
+            if cursor >= counts[stream]:
+                self.behind[stream] = False  # live from here: the next event starts at cursor
+                continue
+            entries = self.logstore.read(self.job_id, stream, cursor, PAGE_ENTRIES)
+            self.outbox.put(entries_message(stream, cursor, entries))
+            self.cursor[stream] = cursor + len(entries)
+            return True
+        return False
+
+    async def _pump(self):
+        try:
+            while not self.outbox.closed:
+                if self.outbox.size > self.outbox.limit // 4:
+                    await self.outbox.drained(self.outbox.limit // 4)
+                    continue
+                if self._read_backlog():
+                    await asyncio.sleep(0)  # let others run between pages
+                    continue
+                if self.final:
+                    # The outbox closes the socket once this last message is written.
+                    self.outbox.put(json.dumps({"type": "end", "status": get_job(
+                        self.job_id).status}), closing=True)
+                    self._unsubscribe_from_hub()
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+        except Closed:
+            self.stop()
+        except Exception:
+            log.exception("job %s: streaming to a subscriber failed", self.job_id)
+            self.outbox.shut(1011, "server error")
+            self.stop()
+
+
+class EventsFollower:
+    """Forwards every job and worker change to one subscriber."""
+
+    def __init__(self, hub, outbox):
+        self.hub = hub
+        self.outbox = outbox
+        self._unsubscribe = None
+
+    def start(self):
+        self._unsubscribe = self.hub.subscribe(self.on_event)
+
+    def on_event(self, event):
+        if event["type"] not in ("job", "worker"):
+            return
+        try:
+            self.outbox.put(json.dumps({k: v for k, v in event.items() if k != "message"},
+                                       ensure_ascii=False))
+        except Closed:
+            self.stop()
+
+    def stop(self):
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.outbox.stop()
