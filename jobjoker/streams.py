@@ -20,6 +20,7 @@ import json
 import logging
 
 from jobjoker import spool
+from jobjoker.events import CHANGES
 from jobjoker.lifecycle import get_job, job_to_dict
 from jobjoker.states import FINAL_STATES
 
@@ -144,7 +145,7 @@ class JobFollower:
     def start(self):
         """Send the job's status and begin with the backlog (all in this IOLoop step)."""
         job = get_job(self.job_id)
-        self._unsubscribe = self.hub.subscribe(self.on_event)
+        self._unsubscribe = self.hub.subscribe(self.on_event, topic=self.job_id)
         self._send_status(job_to_dict(job))
         self._task = asyncio.ensure_future(self._pump())
 
@@ -168,9 +169,9 @@ class JobFollower:
     def on_event(self, event):
         """Hub callback: queue live entries when caught up, else let the pump read them."""
         try:
-            if event["type"] == "entries" and event["job_id"] == self.job_id:
+            if event["type"] == "entries":
                 self._on_entries(event)
-            elif event["type"] == "job" and event["job"]["id"] == self.job_id:
+            elif event["type"] == "job":
                 if event["action"] == "deleted":
                     self.outbox.shut(CLOSE_NORMAL, "job deleted")
                     self.stop()
@@ -245,11 +246,9 @@ class EventsFollower:
         self._unsubscribe = None
 
     def start(self):
-        self._unsubscribe = self.hub.subscribe(self.on_event)
+        self._unsubscribe = self.hub.subscribe(self.on_event, topic=CHANGES)
 
     def on_event(self, event):
-        if event["type"] not in ("job", "worker"):
-            return
         try:
             self.outbox.put(json.dumps({k: v for k, v in event.items() if k != "message"},
                                        ensure_ascii=False))

@@ -259,7 +259,7 @@ async def test_a_subscriber_that_never_reads_is_dropped_while_another_keeps_up(
     write_worker("Flood", FLOOD)
     created = await api("POST", "/jobs", {"worker": "Flood", "parameters": {"count": 300000}})
     job_id = created.data[0]["id"]
-    subscribers_before = len(server.hub._subscribers)
+    subscribers_before = server.hub.subscriber_count()
     loop = asyncio.get_running_loop()  # the raw socket blocks: keep it off the IOLoop
     stuck = await loop.run_in_executor(None, raw_upgrade, http_port, "/jobs/%s/stream" % job_id)
     reader = await ws_connect("/jobs/%s/stream" % job_id)
@@ -270,7 +270,7 @@ async def test_a_subscriber_that_never_reads_is_dropped_while_another_keeps_up(
     assert [m for m in log[1:-1]] == ["line %d" % i for i in range(300000)]
 
     async def both_gone():  # the reader at its end, the stuck one dropped before reading a byte
-        return len(server.hub._subscribers) == subscribers_before
+        return server.hub.subscriber_count() == subscribers_before
     await poll(both_gone, what="the stuck subscriber to be dropped")
     stuck.settimeout(10)
     data = b""
