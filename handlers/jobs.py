@@ -94,6 +94,21 @@ class JobEntriesHandler(APIHandler):
         self.send_data(entry, 201, "appended to the %s of job %s" % (stream, job_id))
 
 
+class JobEntriesDownloadHandler(APIHandler):
+    """A job's whole log or response as a plain-text file, however long."""
+
+    async def get(self, job_id, stream):
+        """Every message, one per line, sent page by page as it is read."""
+        pages = self.jobs.iter_entry_pages(job_id, stream)  # 404 before anything is sent
+        self.set_header("Content-Type", "text/plain; charset=UTF-8")
+        self.set_header("Content-Disposition",
+                        'attachment; filename="job-%s-%s.txt"' % (job_id, stream))
+        for entries in pages:
+            self.write("".join(e["message"] + "\n" for e in entries))
+            await self.flush()  # one page in memory at a time, however long the log
+        self.finish()
+
+
 class JobPidHandler(APIHandler):
     """A job's pid: readable, but the server alone sets it."""
 
@@ -115,5 +130,6 @@ default_handlers = [
     (r"/jobs/([^/]+)", JobHandler),
     (r"/jobs/([^/]+)/status", JobStatusHandler),
     (r"/jobs/([^/]+)/(log|response)", JobEntriesHandler),
+    (r"/jobs/([^/]+)/(log|response)/download", JobEntriesDownloadHandler),
     (r"/jobs/([^/]+)/pid", JobPidHandler),
 ]

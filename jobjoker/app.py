@@ -44,8 +44,9 @@ def routes():
 
 def make_app(config, jobs, workers, authenticator, health, logstore, hub):
     """The Tornado application over the given services."""
+    static_dir = os.fspath(CODE_ROOT / "static")
     return tornado.web.Application(
-        routes(),
+        routes() + [handlers.pages.static_route(static_dir)],
         config=config,
         jobs=jobs,
         workers=workers,
@@ -54,7 +55,7 @@ def make_app(config, jobs, workers, authenticator, health, logstore, hub):
         logstore=logstore,
         hub=hub,
         # Not Tornado's static_path: that would add a /static/ route outside our authentication.
-        static_dir=os.fspath(CODE_ROOT / "static"),
+        static_dir=static_dir,
         default_handler_class=handlers.base.NotFoundHandler,
         websocket_max_message_size=1024 * 1024,
     )

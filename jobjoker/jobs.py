@@ -87,6 +87,21 @@ class JobService:
         total = job.log_count if stream == "log" else job.response_count
         return self.logstore.read(job_id, stream, offset, limit), total
 
+    def iter_entry_pages(self, job_id, stream, page=10000):
+        """Every entry of a stream, in pages (a generator; ``NotFound`` raised at once)."""
+        job = get_job(job_id)
+        total = job.log_count if stream == "log" else job.response_count
+
+        def pages():
+            offset = 0
+            while offset < total:
+                entries = self.logstore.read(job_id, stream, offset, page)
+                if not entries:
+                    return
+                yield entries
+                offset += len(entries)
+        return pages()
+
     # --- writing ---------------------------------------------------------------------------------
 
     def create_job(self, body, created_by=None):

@@ -354,6 +354,21 @@ def entries_path(stream):
     }
 
 
+def download_path(stream):
+    """``/jobs/{id}/log/download`` or ``/jobs/{id}/response/download``."""
+    return {
+        "parameters": [ref("parameters", "JobId")],
+        "get": operation(
+            "download%s" % stream.capitalize(), "jobs", "Download the job's whole %s" % stream,
+            {"200": {"description": "Every message, one per line, as an attachment "
+                                    "(`Content-Disposition`), however long.",
+                     "headers": {"Content-Disposition": header(
+                         'attachment; filename="job-{id}-%s.txt"' % stream)},
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            errors=["404"]),
+    }
+
+
 def job_paths():
     job_id = [ref("parameters", "JobId")]
     return {
@@ -412,6 +427,8 @@ def job_paths():
         },
         "/jobs/{id}/log": entries_path("log"),
         "/jobs/{id}/response": entries_path("response"),
+        "/jobs/{id}/log/download": download_path("log"),
+        "/jobs/{id}/response/download": download_path("response"),
         "/jobs/{id}/pid": {
             "parameters": job_id,
             "get": operation("getJobPid", "jobs", "Read a job's pid",

@@ -795,3 +795,24 @@ async def test_static_files_need_credentials(api):
 async def test_unknown_paths_are_404_after_authentication(api, method, path):
     assert_refused(await api(method, path), 404, path)
     assert (await api(method, path, auth=None)).code == 401
+
+
+# --- downloading a whole log -------------------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=60)
+async def test_download_gives_the_whole_log_however_many_pages(api, run_job, write_worker):
+    write_worker("Many", "from jobjoker import Worker\n\nclass Many(Worker):\n"
+                         "    def run(self):\n"
+                         "        for i in range(25000):\n"
+                         "            self.log('line %d' % i)\n")
+    job = await run_job("Many", wait=True, timeout=60)
+    reply = await api("GET", "/jobs/%s/log/download" % job["id"])
+    assert reply.code == 200
+    assert reply.headers["Content-Type"].startswith("text/plain")
+    assert reply.headers["Content-Disposition"] == \
+        'attachment; filename="job-%s-log.txt"' % job["id"]
+    lines = reply.text.split("\n")
+    assert lines[-1] == "" and len(lines) - 1 == job["log_count"] == 25002
+    assert lines[1:25001] == ["line %d" % i for i in range(25000)]
+    assert (await api("GET", "/jobs/nope/log/download")).code == 404
+    assert (await api("GET", "/jobs/%s/log/download" % job["id"], auth=None)).code == 401

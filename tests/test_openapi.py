@@ -386,6 +386,10 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
                  headers={"Accept": "text/plain; charset=UTF-8"})
     response = await expect(200, "GET", "/jobs/%s/response" % job_id)
     assert [entry["message"] for entry in response.data] == ["foobar"]
+    download = await expect(200, "GET", "/jobs/%s/log/download" % job_id)
+    assert download.text == text.text
+    assert "attachment" in download.headers["Content-Disposition"]
+    await expect(200, "GET", "/jobs/%s/response/download" % job_id)
     appended = await expect(201, "POST", "/jobs/%s/log" % job_id, "from outside")
     assert appended.data[0]["message"] == "from outside"
     await expect(201, "POST", "/jobs/%s/response" % job_id, "an answer")
