@@ -16,6 +16,8 @@ import peewee
 import tornado.web
 
 from jobjoker import errors
+from jobjoker.audit import Actor
+from jobjoker.auth import SESSION_COOKIE, Credentials, Throttled
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ ERROR_STATUS = {
     errors.MethodNotAllowed: 405,
     errors.Conflict: 409,
     errors.TooLarge: 413,
+    errors.TooManyRequests: 429,
     errors.ValidationError: 422,
     errors.Unavailable: 503,
 }
@@ -76,6 +79,8 @@ class ErrorEnvelopeMixin:
             status_code, message = status_for(exc), exc.message
             if isinstance(exc, errors.Unauthorized):
                 self.set_header("WWW-Authenticate", 'Basic realm="JobJoker", charset="UTF-8"')
+            if isinstance(exc, errors.TooManyRequests):
+                self.set_header("Retry-After", str(exc.retry_after))
             if getattr(exc, "line", None) is not None:
                 extra["line"] = exc.line
         elif isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
@@ -103,16 +108,63 @@ class ErrorEnvelopeMixin:
             super().log_exception(typ, value, tb)
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
 class AuthMixin:
-    """Who is asking: ``self.identity`` after ``authenticate()``."""
+    """Who is asking, and may they: ``authenticate()`` sets ``self.identity`` or raises.
+
+    Each handler names the permission each method needs in ``permissions`` (``"read"``,
+    ``"run"``, ``"admin"``, or ``"self"`` for any signed-in user, the domain checking the rest);
+    an undeclared method needs ``read`` when safe and ``admin`` otherwise, so forgetting to
+    declare one fails closed. A request authenticated by the session cookie must also carry the
+    XSRF token for any unsafe method.
+    """
 
     identity = None
+    permissions = {}
+
+    @property
+    def actor(self):
+        return Actor(self.identity.username if self.identity else None, self.request.remote_ip)
+
+    def required_permission(self):
+        method = self.request.method
+        return self.permissions.get(method, "read" if method in SAFE_METHODS else "admin")
 
     async def authenticate(self):
-        self.identity = await self.settings["authenticator"].authenticate(
-            self.request.headers.get("Authorization"))
+        header = self.request.headers.get("Authorization")
+        credentials = Credentials(authorization=header,
+                                  session_cookie=self.get_cookie(SESSION_COOKIE),
+                                  address=self.request.remote_ip)
+        try:
+            self.identity = await self.settings["authenticator"].authenticate(credentials)
+        except Throttled as e:
+            raise errors.TooManyRequests("too many failed logins from this account or address; "
+                                         "try again in %d s" % e.retry_after, e.retry_after)
         if self.identity is None:
-            raise errors.Unauthorized("authentication required: send HTTP Basic credentials")
+            if header:  # credentials were sent and were wrong: that is worth a trace
+                self.settings["audit"].record(self.actor, "login.failed",
+                                              header.split(" ", 1)[0].lower())
+            raise errors.Unauthorized("authentication required: send HTTP Basic credentials, "
+                                      "a Bearer token, or log in")
+        if self.identity.scheme == "session" and self.request.method not in SAFE_METHODS:
+            self._check_xsrf()
+        permission = self.required_permission()
+        if permission != "self" and not self.identity.may(permission):
+            raise errors.Forbidden("your role (%s) may not %s %s: it needs %s"
+                                   % (self.identity.role, self.request.method,
+                                      self.request.path, ROLE_NEEDED[permission]))
+
+    def _check_xsrf(self):
+        try:
+            self.check_xsrf_cookie()
+        except tornado.web.HTTPError:
+            raise errors.Forbidden("missing or wrong XSRF token: send the value of the _xsrf "
+                                   "cookie in an X-XSRFToken header")
+
+
+ROLE_NEEDED = {"read": "viewer or above", "run": "operator or admin", "admin": "admin"}
 
 
 @tornado.web.stream_request_body
@@ -120,6 +172,9 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
     """Base of every REST handler."""
 
     auth_required = True
+
+    def needs_authentication(self):
+        return self.auth_required
 
     @property
     def config(self):
@@ -142,7 +197,7 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
         self._chunks = []
         self._received = 0
         self._too_large = False
-        if self.auth_required:
+        if self.needs_authentication():
             await self.authenticate()
         declared = self.request.headers.get("Content-Length")
         if declared is not None:
@@ -201,6 +256,8 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
 
 class NotFoundHandler(APIHandler):
     """Any path no route matches: 404 in the envelope (after authentication)."""
+
+    permissions = {method: "self" for method in ("GET", "POST", "PUT", "DELETE", "PATCH")}
 
     def prepare_path(self):
         raise errors.NotFound("no such resource: %s" % self.request.path)

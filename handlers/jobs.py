@@ -9,6 +9,8 @@ from jobjoker.states import COMMANDS
 class JobsHandler(APIHandler):
     """The collection of jobs."""
 
+    permissions = {"GET": "read", "POST": "run"}
+
     def get(self):
         """Jobs newest first; ``status``, ``worker``, ``offset``, ``limit`` narrow the page."""
         arg = self.get_query_argument
@@ -17,7 +19,7 @@ class JobsHandler(APIHandler):
 
     def post(self):
         """Create an idle job from ``{"worker", "parameters"}``."""
-        job = self.jobs.create_job(self.json_body(), self.identity.username)
+        job = self.jobs.create_job(self.json_body(), self.actor)
         self.set_header("Location", "/jobs/%s" % job["id"])
         self.send_data(job, 201, "job %s created" % job["id"])
 
@@ -25,17 +27,22 @@ class JobsHandler(APIHandler):
 class JobHandler(APIHandler):
     """One job."""
 
+    permissions = {"GET": "read", "DELETE": "run"}
+
     def get(self, job_id):
         """The job."""
         self.send_data(self.jobs.get_job(job_id))
 
     def delete(self, job_id):
         """Delete the job with its log and response (409 while active)."""
-        self.send_data(self.jobs.delete_job(job_id), message="job %s deleted" % job_id)
+        self.send_data(self.jobs.delete_job(job_id, self.actor),
+                       message="job %s deleted" % job_id)
 
 
 class JobStatusHandler(APIHandler):
     """A job's status; PUT ``start``, ``stop`` or ``kill`` to command it."""
+
+    permissions = {"GET": "read", "PUT": "run"}
 
     def get(self, job_id):
         """``[{"id", "status"}]``."""
@@ -46,7 +53,7 @@ class JobStatusHandler(APIHandler):
         """Start (200, the job now active) or stop (SIGTERM, then SIGKILL after the grace
         period) or kill (SIGKILL) it (202: it ends once its process is reaped)."""
         command = parse_command(self.body)
-        job = await self.jobs.command(job_id, command)
+        job = await self.jobs.command(job_id, command, self.actor)
         if command == "start":
             self.send_data(job, 200, "job %s started" % job_id)
         else:  # signalled; the job becomes final once its process is reaped
@@ -74,6 +81,8 @@ def parse_command(body):
 
 class JobEntriesHandler(APIHandler):
     """A job's log or response: read a page, or append one entry."""
+
+    permissions = {"GET": "read", "POST": "run"}
 
     def get(self, job_id, stream):
         """Entries ``{"message", "time"}`` from ``offset`` (``limit`` of them); ``format=text``
@@ -111,6 +120,8 @@ class JobEntriesDownloadHandler(APIHandler):
 
 class JobPidHandler(APIHandler):
     """A job's pid: readable, but the server alone sets it."""
+
+    permissions = {"GET": "read", "PUT": "run"}
 
     def get(self, job_id):
         """``[{"id", "pid"}]``."""

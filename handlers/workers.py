@@ -11,7 +11,9 @@ class WorkersHandler(APIHandler):
 
 
 class WorkerHandler(APIHandler):
-    """One worker."""
+    """One worker. Saving or deleting code is an admin's: code runs as the server's user."""
+
+    permissions = {"GET": "read", "PUT": "admin", "DELETE": "admin"}
 
     @property
     def max_body_size(self):
@@ -23,13 +25,14 @@ class WorkerHandler(APIHandler):
 
     def put(self, name):
         """Save the body as the worker's code (checked first; 201 when new)."""
-        summary, created = self.jobs.save_worker(name, self.body)
+        summary, created = self.jobs.save_worker(name, self.body, self.actor)
         self.send_data(summary, 201 if created else 200,
                        "worker %s %s" % (name, "created" if created else "saved"))
 
     def delete(self, name):
         """Delete the worker (409 while one of its jobs is active)."""
-        self.send_data(self.jobs.delete_worker(name), message="worker %s deleted" % name)
+        self.send_data(self.jobs.delete_worker(name, self.actor),
+                       message="worker %s deleted" % name)
 
 
 class WorkerCodeHandler(APIHandler):

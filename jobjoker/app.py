@@ -15,13 +15,19 @@ import peewee
 import tornado.httpserver
 import tornado.web
 
+import handlers.audit
 import handlers.base
 import handlers.health
 import handlers.jobs
 import handlers.pages
+import handlers.session
 import handlers.streams
+import handlers.tokens
+import handlers.users
 import handlers.workers
 from jobjoker import __version__, auth, models
+from jobjoker.accounts import Accounts
+from jobjoker.audit import AuditLog
 from jobjoker.config import CODE_ROOT
 from jobjoker.errors import StartupError, Unavailable
 from jobjoker.events import EventHub
@@ -34,7 +40,8 @@ from jobjoker.workers import WorkerRepository
 log = logging.getLogger(__name__)
 
 HANDLER_MODULES = [handlers.health, handlers.pages, handlers.workers, handlers.jobs,
-                   handlers.streams]
+                   handlers.streams, handlers.session, handlers.users, handlers.tokens,
+                   handlers.audit]
 
 
 def routes():
@@ -42,18 +49,17 @@ def routes():
     return [route for module in HANDLER_MODULES for route in module.default_handlers]
 
 
-def make_app(config, jobs, workers, authenticator, health, logstore, hub):
+def make_app(config, services, health):
+    """The Tornado application over ``services`` (a dict: jobs, workers, authenticator,
+    accounts, audit, logstore, hub)."""
     """The Tornado application over the given services."""
     static_dir = os.fspath(CODE_ROOT / "static")
     return tornado.web.Application(
         routes() + [handlers.pages.static_route(static_dir)],
         config=config,
-        jobs=jobs,
-        workers=workers,
-        authenticator=authenticator,
         health=health,
-        logstore=logstore,
-        hub=hub,
+        xsrf_cookie_kwargs={"samesite": "Strict"},
+        **services,
         # Not Tornado's static_path: that would add a /static/ route outside our authentication.
         static_dir=static_dir,
         default_handler_class=handlers.base.NotFoundHandler,
@@ -125,11 +131,16 @@ class JobJokerServer:
         logstore = LogStore(hub)
         workers = WorkerRepository(config.workers_dir, config.max_worker_size)
         self.processes = ProcessManager(config, lifecycle, logstore)
-        jobs = JobService(config, lifecycle, logstore, workers, self.processes, hub)
+        audit = AuditLog()
+        jobs = JobService(config, lifecycle, logstore, workers, self.processes, hub, audit)
+        authenticator = auth.Authenticator(auth.Throttle(
+            config.login_failures, config.login_failures_per_address, config.login_window))
         self.hub = hub
         await self.processes.start()
-        self.app = make_app(config, jobs, workers, auth.Authenticator(), self.health, logstore,
-                            hub)
+        self.app = make_app(config, {
+            "jobs": jobs, "workers": workers, "authenticator": authenticator,
+            "accounts": Accounts(authenticator, audit), "audit": audit, "logstore": logstore,
+            "hub": hub}, self.health)
         if listen:
             self.http_server = tornado.httpserver.HTTPServer(
                 self.app, max_body_size=2 * max(config.max_body_size, config.max_worker_size),

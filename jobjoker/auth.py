@@ -1,13 +1,16 @@
-"""Users, password hashing and request authentication.
+"""Authentication: passwords, API tokens, browser sessions, roles, and login throttling.
 
-Contract: passwords are hashed with scrypt (memory-hard; ``hash_password``/``verify_password``),
-never stored in clear. ``Authenticator.authenticate(header)`` takes an ``Authorization`` header
-value and returns the ``Identity`` it proves, or None; the scrypt work runs in an executor, never on
-the IOLoop, and a successful check is remembered (keyed by a digest of the stored hash and the
-password, so a password change invalidates it) so HTTP Basic on every request costs a dict lookup.
-An unknown user and a wrong password take the same path and the same time. ``ensure_admin``
-creates the first user at start-up. Tokens, sessions and roles plug in here (see the security
-issue); the Identity already carries a role.
+Contract: ``Authenticator.authenticate(credentials)`` returns the ``Identity`` (user, role,
+scheme) that a request's credentials prove, or None, trying in turn ``Authorization: Bearer``
+(an API token), ``Authorization: Basic`` (a password) and the session cookie. It raises
+``Throttled`` (429 with ``Retry-After``) while an account or an address has failed too often.
+Passwords are hashed with scrypt (memory-hard), always in an executor, never on the IOLoop; a
+verified password is remembered by a digest of (stored hash, password), so Basic on every
+request costs a dict lookup and a password change invalidates it. An unknown user and a wrong
+password take the same path and the same time. Tokens and session cookies carry 256 random bits:
+only their SHA-256 is stored, so a leaked database reveals none. Roles are ordered
+``viewer < operator < admin``; ``allows(role, permission)`` is the one place that says what each
+may do, and a token's role is never above its owner's.
 """
 import asyncio
 import base64
@@ -18,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 
 from jobjoker import models
 
@@ -68,13 +72,99 @@ def _check_password(password, stored):
     return verify_password(password, stored or _dummy_hash()) and stored is not None
 
 
+ROLES = ("viewer", "operator", "admin")
+# What each role may do. "read": see jobs, logs, workers; "run": create, start, stop, kill and
+# delete jobs, append to their entries; "admin": workers' code, users, other users' tokens, audit.
+PERMISSIONS = {
+    "viewer": frozenset({"read"}),
+    "operator": frozenset({"read", "run"}),
+    "admin": frozenset({"read", "run", "admin"}),
+}
+SESSION_COOKIE = "jobjoker_session"
+SESSION_SECONDS = 12 * 3600
+TOKEN_PREFIX = "jj_"
+TOUCH_SECONDS = 60  # how stale last_used/last_seen may get: not a write on every request
+
+
+def allows(role, permission):
+    """True when ``role`` may do what ``permission`` names."""
+    return permission in PERMISSIONS.get(role, ())
+
+
+def lower_role(a, b):
+    """The lesser of two roles."""
+    return min(a, b, key=ROLES.index)
+
+
+def digest(secret):
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 @dataclasses.dataclass(frozen=True)
 class Identity:
     """Who made a request, and with what rights."""
 
     username: str
     role: str
-    scheme: str  # "basic" now; "bearer" and "session" later
+    scheme: str  # "basic", "bearer" or "session"
+    credential_id: str = None  # the token's id or the session's id, for revoking it
+
+    def may(self, permission):
+        return allows(self.role, permission)
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """What a request brings to prove who it is."""
+
+    authorization: str = None
+    session_cookie: str = None
+    address: str = None
+
+
+class Throttled(Exception):
+    """Too many failed logins for an account or an address; retry after ``retry_after`` s."""
+
+    def __init__(self, retry_after):
+        super().__init__("too many failed logins; retry after %d s" % retry_after)
+        self.retry_after = retry_after
+
+
+class Throttle:
+    """Counts failed logins per account and per address in a sliding window."""
+
+    def __init__(self, per_account=10, per_address=50, window=300.0, clock=time.monotonic):
+        self.limits = {"account": per_account, "address": per_address}
+        self.window = window
+        self.clock = clock
+        self._failures = collections.defaultdict(collections.deque)  # (kind, key) -> times
+
+    def _recent(self, kind, key):
+        times = self._failures.get((kind, key))
+        if not times:
+            return None
+        cutoff = self.clock() - self.window
+        while times and times[0] < cutoff:
+            times.popleft()
+        if not times:
+            del self._failures[(kind, key)]
+        return times
+
+    def check(self, account, address):
+        """Raise ``Throttled`` while either the account or the address is over its limit."""
+        for kind, key in (("account", account), ("address", address)):
+            times = self._recent(kind, key) if key else None
+            if times and len(times) >= self.limits[kind]:
+                raise Throttled(max(1, int(times[0] + self.window - self.clock()) + 1))
+
+    def fail(self, account, address):
+        now = self.clock()
+        for kind, key in (("account", account), ("address", address)):
+            if key:
+                self._failures[(kind, key)].append(now)
+
+    def succeed(self, account):
+        self._failures.pop(("account", account), None)
 
 
 def parse_basic(header):
@@ -89,36 +179,110 @@ def parse_basic(header):
     return (username, password) if sep else None
 
 
-class Authenticator:
-    """Checks credentials against the users table."""
+def parse_bearer(header):
+    """(token id, secret) from a Bearer ``Authorization`` header value, or None."""
+    if not header or not header[:7].lower() == "bearer ":
+        return None
+    token = header[7:].strip()
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    token_id, sep, secret = token[len(TOKEN_PREFIX):].partition("_")
+    return (token_id, secret) if sep and token_id and secret else None
 
-    def __init__(self):
+
+def active_user(username):
+    """The user row if it exists and is not disabled, else None."""
+    user = models.User.get_or_none(models.User.username == username)
+    return user if user is not None and not user.disabled else None
+
+
+class Authenticator:
+    """Turns a request's credentials into an Identity."""
+
+    def __init__(self, throttle=None):
+        self.throttle = throttle or Throttle()
         self._verified = collections.OrderedDict()  # digest -> True, most recent last
 
     @staticmethod
     def _cache_key(stored_hash, password):
         return hashlib.sha256(("%s\0%s" % (stored_hash, password)).encode()).digest()
 
-    async def authenticate(self, header):
-        """The Identity that the ``Authorization`` header value proves, or None."""
-        credentials = parse_basic(header)
-        if credentials is None:
-            return None
-        username, password = credentials
-        user = models.User.get_or_none(models.User.username == username)
-        stored = user.password_hash if user is not None and not user.disabled else None
+    async def authenticate(self, credentials):
+        """The Identity the credentials prove, or None; ``Throttled`` while locked out."""
+        header = credentials.authorization
+        if header:
+            bearer = parse_bearer(header)
+            if bearer is not None:
+                return self._token_identity(*bearer)
+            basic = parse_basic(header)
+            if basic is None:
+                return None
+            user = await self.check_password(basic[0], basic[1], credentials.address)
+            return Identity(user.username, user.role, "basic") if user else None
+        if credentials.session_cookie:
+            return self._session_identity(credentials.session_cookie)
+        return None
+
+    async def check_password(self, username, password, address):
+        """The active user if the password is right, else None; counts failures, throttles."""
+        self.throttle.check(username, address)
+        user = active_user(username)
+        stored = user.password_hash if user is not None else None
         key = self._cache_key(stored, password) if stored else None
         if key is not None and key in self._verified:
             self._verified.move_to_end(key)
-            return Identity(user.username, user.role, "basic")
+            return user
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(None, _check_password, password, stored)
-        if not ok or stored is None:
+        if not ok:
+            self.throttle.fail(username, address)
             return None
+        self.throttle.succeed(username)
         self._verified[key] = True
         if len(self._verified) > _VERIFIED_MAX:
             self._verified.popitem(last=False)
-        return Identity(user.username, user.role, "basic")
+        return user
+
+    @staticmethod
+    def _token_identity(token_id, secret):
+        token = models.Token.get_or_none(models.Token.id == token_id)
+        now = time.time()
+        if token is None or token.revoked or (token.expires and token.expires < now):
+            return None
+        if not hmac.compare_digest(token.secret_hash, digest(secret)):
+            return None
+        user = active_user(token.username)
+        if user is None:
+            return None
+        if not token.last_used or now - token.last_used > TOUCH_SECONDS:
+            models.Token.update(last_used=now).where(models.Token.id == token_id).execute()
+        return Identity(user.username, lower_role(token.role, user.role), "bearer", token.id)
+
+    @staticmethod
+    def _session_identity(cookie):
+        session_id = digest(cookie)
+        session = models.Session.get_or_none(models.Session.id == session_id)
+        now = time.time()
+        if session is None or session.revoked or session.expires < now:
+            return None
+        user = active_user(session.username)
+        if user is None:
+            return None
+        if not session.last_seen or now - session.last_seen > TOUCH_SECONDS:
+            models.Session.update(last_seen=now).where(models.Session.id == session_id).execute()
+        return Identity(user.username, user.role, "session", session_id)
+
+
+def create_session(username, address=None, lifetime=SESSION_SECONDS):
+    """A new session for ``username``: returns the cookie value (shown once, stored hashed)."""
+    cookie = secrets.token_urlsafe(32)
+    models.Session.create(id=digest(cookie), username=username, expires=time.time() + lifetime,
+                          address=address)
+    return cookie
+
+
+def revoke_session(session_id):
+    models.Session.update(revoked=time.time()).where(models.Session.id == session_id).execute()
 
 
 def ensure_admin(password=None):

@@ -57,6 +57,9 @@ class Config:
     max_parameters_size: int = 64 * 1024
     stream_buffer_bytes: int = 8 * 1024 * 1024  # per subscriber; past it, it is closed
     stream_stall_timeout: float = 30.0  # a subscriber whose socket takes no data this long goes
+    login_failures: int = 10  # failed logins an account may have in login_window, then 429
+    login_failures_per_address: int = 50  # the same for one client address, all accounts
+    login_window: float = 300.0
     node: str = None  # this server's name when several share one database
     log_level: str = "INFO"
 
@@ -89,6 +92,9 @@ OPTIONS = {
     "max_parameters_size": ("JOBJOKER_MAX_PARAMETERS_SIZE", int),
     "stream_buffer_bytes": ("JOBJOKER_STREAM_BUFFER_BYTES", int),
     "stream_stall_timeout": ("JOBJOKER_STREAM_STALL_TIMEOUT", float),
+    "login_failures": ("JOBJOKER_LOGIN_FAILURES", int),
+    "login_failures_per_address": ("JOBJOKER_LOGIN_FAILURES_PER_ADDRESS", int),
+    "login_window": ("JOBJOKER_LOGIN_WINDOW", float),
     "node": ("JOBJOKER_NODE", str),
     "log_level": ("JOBJOKER_LOG_LEVEL", str),
 }

@@ -54,6 +54,14 @@ class ValidationError(JobJokerError):
         self.line = line
 
 
+class TooManyRequests(JobJokerError):
+    """Throttled (failed logins): try again after ``retry_after`` seconds."""
+
+    def __init__(self, message, retry_after):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Unavailable(JobJokerError):
     """A dependency (database, supervisor) is away; the request may succeed later."""
 

@@ -53,13 +53,14 @@ def parse_page(offset, limit, default_limit, max_limit):
 class JobService:
     """Jobs as the API sees them."""
 
-    def __init__(self, config, lifecycle, logstore, workers, processes, hub):
+    def __init__(self, config, lifecycle, logstore, workers, processes, hub, audit):
         self.config = config
         self.lifecycle = lifecycle
         self.logstore = logstore
         self.workers = workers
         self.processes = processes
         self.hub = hub
+        self.audit = audit
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ class JobService:
 
     # --- writing ---------------------------------------------------------------------------------
 
-    def create_job(self, body, created_by=None):
+    def create_job(self, body, actor=None):
         """Create an idle job from ``{"worker": NAME, "parameters": {...} | null}``."""
         if not isinstance(body, dict):
             raise BadRequest('the body must be a JSON object like '
@@ -138,12 +139,14 @@ class JobService:
             raise TooLarge("parameters take %d bytes; the limit is %d"
                            % (len(encoded.encode()), self.config.max_parameters_size))
         job = models.Job.create(id=new_job_id(), worker=worker, status=JobStatus.IDLE.value,
-                                parameters=encoded, created=time.time(), created_by=created_by)
+                                parameters=encoded, created=time.time(),
+                                created_by=actor.username if actor else None)
         data = job_to_dict(job)
+        self.audit.record(actor, "job.create", job.id, "worker %s" % worker)
         self.hub.publish({"type": "job", "action": "created", "job": data})
         return data
 
-    def delete_job(self, job_id):
+    def delete_job(self, job_id, actor=None):
         """Remove a job that is not active, with its log and response."""
         job = get_job(job_id)
         data = job_to_dict(job)
@@ -156,6 +159,7 @@ class JobService:
                 raise Conflict("job %s is active: stop or kill it before deleting it" % job_id)
             self.logstore.delete(job_id)
         shutil.rmtree(os.path.join(self.config.jobs_dir, job_id), ignore_errors=True)
+        self.audit.record(actor, "job.delete", job_id, "worker %s, %s" % (job.worker, job.status))
         self.hub.publish({"type": "job", "action": "deleted", "job": data})
         return data
 
@@ -169,13 +173,15 @@ class JobService:
         seq = self.logstore.append_message(job_id, stream, text, when)
         return {"seq": seq, "message": text, "time": round(when, 3)}
 
-    async def command(self, job_id, command):
+    async def command(self, job_id, command, actor=None):
         """Apply ``start``, ``stop`` or ``kill`` to a job; returns the job."""
         if command not in COMMANDS:
             raise BadRequest(self._command_error(command))
         job = get_job(job_id)
         if command == "start":
-            return await self._start(job)
+            started = await self._start(job)
+            self.audit.record(actor, "job.start", job_id, "pid %s" % started["pid"])
+            return started
         if job.status == JobStatus.IDLE.value:
             raise InvalidTransition("job %s is idle: it has not started, so there is nothing "
                                     "to %s (delete it instead)" % (job_id, command))
@@ -185,6 +191,7 @@ class JobService:
             job = await self.processes.stop(job_id)
         else:
             job = await self.processes.kill(job_id)
+        self.audit.record(actor, "job.%s" % command, job_id)
         return job_to_dict(job)
 
     async def _start(self, job):
@@ -216,13 +223,15 @@ class JobService:
 
     # --- workers, where jobs are concerned ---------------------------------------------------
 
-    def save_worker(self, name, code):
+    def save_worker(self, name, code, actor=None):
         """Check and save a worker's code; returns (summary, created)."""
         summary, created = self.workers.save(name, code)
+        self.audit.record(actor, "worker.save", name, "%s, %s" % (
+            "created" if created else "replaced", summary["hash"]))
         self.hub.publish({"type": "worker", "action": "saved", "name": name})
         return summary, created
 
-    def delete_worker(self, name):
+    def delete_worker(self, name, actor=None):
         """Delete a worker unless one of its jobs is active."""
         check_name(name)
         active = (models.Job.select(models.Job.id)
@@ -232,5 +241,6 @@ class JobService:
             raise Conflict("worker %s has an active job (%s): stop it before deleting the worker"
                            % (name, active.id))
         summary = self.workers.delete(name)
+        self.audit.record(actor, "worker.delete", name, summary["hash"])
         self.hub.publish({"type": "worker", "action": "deleted", "name": name})
         return summary

@@ -24,7 +24,7 @@ from playhouse.shortcuts import ReconnectMixin
 
 database = peewee.DatabaseProxy()
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class BaseModel(peewee.Model):
@@ -80,13 +80,51 @@ class Chunk(BaseModel):
 
 
 class User(BaseModel):
-    """Someone who may use the server. Roles and tokens build on this (see the security docs)."""
+    """Someone who may use the server, with a role: viewer, operator or admin."""
 
     username = peewee.CharField(primary_key=True, max_length=64)
     password_hash = peewee.CharField(max_length=255)
     role = peewee.CharField(max_length=16, default="admin")
     created = peewee.DoubleField(default=time.time)
     disabled = peewee.BooleanField(default=False)
+
+
+class Token(BaseModel):
+    """An API token for scripts: ``jj_<id>_<secret>``; only a hash of the secret is stored."""
+
+    id = peewee.CharField(primary_key=True, max_length=16)
+    username = peewee.CharField(max_length=64, index=True)
+    name = peewee.CharField(max_length=100)
+    secret_hash = peewee.CharField(max_length=64)  # sha256: the secret has 256 bits of entropy
+    role = peewee.CharField(max_length=16)  # never above its owner's
+    created = peewee.DoubleField(default=time.time)
+    expires = peewee.DoubleField(null=True)
+    last_used = peewee.DoubleField(null=True)
+    revoked = peewee.DoubleField(null=True)
+
+
+class Session(BaseModel):
+    """A browser login: the cookie holds a secret, the table its hash, so it can be revoked."""
+
+    id = peewee.CharField(primary_key=True, max_length=64)  # sha256 of the cookie's secret
+    username = peewee.CharField(max_length=64, index=True)
+    created = peewee.DoubleField(default=time.time)
+    expires = peewee.DoubleField()
+    last_seen = peewee.DoubleField(null=True)
+    revoked = peewee.DoubleField(null=True)
+    address = peewee.CharField(max_length=64, null=True)
+
+
+class AuditEntry(BaseModel):
+    """Who did what to which job, worker or user, and who logged in or failed to."""
+
+    id = peewee.AutoField()
+    time = peewee.DoubleField(default=time.time, index=True)
+    actor = peewee.CharField(max_length=64, null=True)
+    action = peewee.CharField(max_length=40)
+    target = peewee.CharField(max_length=255, null=True)
+    detail = peewee.TextField(null=True)
+    address = peewee.CharField(max_length=64, null=True)
 
 
 class SchemaVersion(BaseModel):
@@ -96,7 +134,7 @@ class SchemaVersion(BaseModel):
     applied = peewee.DoubleField(default=time.time)
 
 
-MODELS = [Job, Chunk, User, SchemaVersion]
+MODELS = [Job, Chunk, User, Token, Session, AuditEntry, SchemaVersion]
 
 
 class ReconnectingMySQLDatabase(ReconnectMixin, peewee.MySQLDatabase):
@@ -136,8 +174,12 @@ def open_database(url):
     return db
 
 
+def _add_security_tables(db, migrator):
+    db.create_tables([Token, Session, AuditEntry])
+
+
 # Migrations: version -> function(database, migrator). Append, never edit, once released.
-MIGRATIONS = {}
+MIGRATIONS = {2: _add_security_tables}
 
 
 def migrate(db):

@@ -108,7 +108,9 @@ def config_overrides():
 @pytest.fixture
 def config(tmp_path, workers_dir, database_url, config_overrides):
     flags = {"data_dir": tmp_path / "data", "workers_dir": workers_dir,
-             "database": database_url, "port": 0, "stop_grace": 2.0, "node": "test-node"}
+             "database": database_url, "port": 0, "stop_grace": 2.0, "node": "test-node",
+             # tests send wrong passwords on purpose; test_security.py checks the throttle
+             "login_failures": 10000, "login_failures_per_address": 10000}
     flags.update(config_overrides)
     return load_config(flags, environ={})
 

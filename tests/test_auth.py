@@ -7,7 +7,8 @@ from jobjoker import auth, models
 
 
 def basic(user, password):
-    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    return auth.Credentials(authorization="Basic " + base64.b64encode(
+        ("%s:%s" % (user, password)).encode()).decode(), address="10.0.0.1")
 
 
 def test_hashes_use_scrypt_at_owasp_cost_and_are_salted(monkeypatch):
@@ -27,7 +28,7 @@ def test_malformed_hashes_never_verify(stored):
 
 
 @pytest.mark.parametrize("header, expected", [
-    (basic("admin", "p:w"), ("admin", "p:w")),
+    (basic("admin", "p:w").authorization, ("admin", "p:w")),
     ("basic " + base64.b64encode(b"a:b").decode(), ("a", "b")),
     ("Bearer abc", None), ("Basic !!!", None), ("Basic " + base64.b64encode(b"nocolon")
                                                  .decode(), None), (None, None), ("", None),
@@ -54,7 +55,7 @@ async def test_authenticate(users):
     assert await authenticator.authenticate(basic("admin", "secret")) == identity  # memo
     assert await authenticator.authenticate(basic("admin", "wrong")) is None
     assert await authenticator.authenticate(basic("nobody", "secret")) is None
-    assert await authenticator.authenticate(None) is None
+    assert await authenticator.authenticate(auth.Credentials()) is None
     models.User.update(disabled=True).execute()
     assert await authenticator.authenticate(basic("admin", "secret")) is None
 
@@ -74,3 +75,41 @@ def test_a_generated_admin_password_is_random_and_stored_hashed(users):
     assert generated and len(password) >= 16
     stored = models.User.get_by_id("admin").password_hash
     assert password not in stored and auth.verify_password(password, stored)
+
+
+def test_throttle_counts_per_account_and_per_address_in_a_window():
+    now = [1000.0]
+    throttle = auth.Throttle(per_account=3, per_address=5, window=60, clock=lambda: now[0])
+    for _ in range(3):
+        throttle.check("ann", "1.1.1.1")
+        throttle.fail("ann", "1.1.1.1")
+    with pytest.raises(auth.Throttled) as caught:
+        throttle.check("ann", "2.2.2.2")  # the account is locked, from anywhere
+    assert 1 <= caught.value.retry_after <= 61
+    throttle.check("bob", "2.2.2.2")  # other accounts are not
+    for name in ("bob", "cy"):
+        throttle.fail(name, "1.1.1.1")
+    with pytest.raises(auth.Throttled):
+        throttle.check("dan", "1.1.1.1")  # the address is locked, for any account
+    now[0] += 61
+    throttle.check("ann", "1.1.1.1")  # the window has passed
+    throttle.fail("ann", "3.3.3.3")
+    throttle.succeed("ann")
+    throttle.check("ann", "3.3.3.3")
+
+
+def test_roles_are_ordered_and_say_what_they_allow():
+    assert [r for r in auth.ROLES] == ["viewer", "operator", "admin"]
+    assert auth.allows("viewer", "read") and not auth.allows("viewer", "run")
+    assert auth.allows("operator", "run") and not auth.allows("operator", "admin")
+    assert auth.allows("admin", "admin")
+    assert not auth.allows("nobody", "read")
+    assert auth.lower_role("admin", "viewer") == "viewer"
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("Bearer jj_abc_secret", ("abc", "secret")), ("bearer jj_abc_se_cret", ("abc", "se_cret")),
+    ("Bearer abc", None), ("Bearer jj_abc", None), ("Bearer jj__x", None), ("Basic x", None),
+])
+def test_parse_bearer(header, expected):
+    assert auth.parse_bearer(header) == expected

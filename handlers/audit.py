@@ -1,0 +1,22 @@
+"""``/audit``: the audit trail, newest first (admins)."""
+from handlers.base import APIHandler
+from jobjoker.jobs import parse_page
+
+
+class AuditHandler(APIHandler):
+    """Who did what: jobs, workers, users, tokens, logins."""
+
+    permissions = {"GET": "admin"}
+
+    def get(self):
+        """A page of entries; ``actor`` and ``action`` narrow it."""
+        offset, limit = parse_page(self.get_query_argument("offset", None),
+                                   self.get_query_argument("limit", None), 100, 1000)
+        self.send_data(self.settings["audit"].list(
+            offset, limit, self.get_query_argument("actor", None),
+            self.get_query_argument("action", None)))
+
+
+default_handlers = [
+    (r"/audit", AuditHandler),
+]

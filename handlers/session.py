@@ -1,0 +1,50 @@
+"""``/session``: browser login and logout (a revocable session cookie, XSRF-protected)."""
+from handlers.users import AccountsHandler
+from jobjoker import errors
+from jobjoker.auth import SESSION_COOKIE, SESSION_SECONDS, Throttled
+
+
+class SessionHandler(AccountsHandler):
+    """POST logs in (no credentials needed, but throttled), GET says who you are, DELETE logs
+    out."""
+
+    permissions = {"GET": "self", "DELETE": "self"}
+
+    def needs_authentication(self):
+        return self.request.method != "POST"  # the login itself: nobody is signed in yet
+
+    def get(self):
+        """``[{"username", "role", "scheme", "xsrf"}]``: who is signed in."""
+        self.send_data(self._whoami(self.identity.username, self.identity.role,
+                                    self.identity.scheme))
+
+    async def post(self):
+        """Log in with ``{"username", "password"}``: sets the session cookie."""
+        try:
+            user, cookie = await self.accounts.login(self.actor, self.json_body())
+        except Throttled as e:
+            raise errors.TooManyRequests("too many failed logins from this account or address; "
+                                         "try again in %d s" % e.retry_after, e.retry_after)
+        if user is None:
+            raise errors.Unauthorized("wrong username or password")
+        self.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict",
+                        secure=self.request.protocol == "https", expires_days=None,
+                        max_age=SESSION_SECONDS, path="/")
+        self.send_data(self._whoami(user["username"], user["role"], "session"), 201,
+                       "signed in as %s" % user["username"])
+
+    def delete(self):
+        """Log out: the session is revoked on the server, the cookie cleared."""
+        self.accounts.logout(self.identity, self.actor)
+        self.clear_cookie(SESSION_COOKIE, path="/")
+        self.send_data(message="signed out")
+
+    def _whoami(self, username, role, scheme):
+        # Reading xsrf_token sets the _xsrf cookie the page echoes in X-XSRFToken.
+        return {"username": username, "role": role, "scheme": scheme,
+                "xsrf": self.xsrf_token.decode()}
+
+
+default_handlers = [
+    (r"/session", SessionHandler),
+]

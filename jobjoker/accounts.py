@@ -1,0 +1,235 @@
+"""Users, API tokens and browser sessions, as the API manages them.
+
+Contract: ``Accounts`` validates input (domain errors with what to fix), enforces who may
+change what beyond the route's role (a user may change their own password and manage their own
+tokens; only an admin manages users and others' tokens; the last active admin cannot be removed,
+disabled or demoted), hashes passwords in an executor, and records every change in the audit
+log. Token secrets and session cookies are returned once, at creation, and stored hashed.
+"""
+import asyncio
+import re
+import secrets
+import time
+
+from jobjoker import auth, models
+from jobjoker.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationError
+
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
+
+
+def user_to_dict(user):
+    return {"username": user.username, "role": user.role, "created": user.created,
+            "disabled": user.disabled}
+
+
+def token_to_dict(token):
+    return {"id": token.id, "name": token.name, "username": token.username, "role": token.role,
+            "created": token.created, "expires": token.expires, "last_used": token.last_used,
+            "revoked": token.revoked}
+
+
+def check_password_rule(password):
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise ValidationError("a password must be text of %d to %d characters"
+                              % (MIN_PASSWORD, MAX_PASSWORD))
+    return password
+
+
+def check_role(role):
+    if role not in auth.ROLES:
+        raise ValidationError("unknown role %r; use one of %s" % (role, ", ".join(auth.ROLES)))
+    return role
+
+
+def _object(body, example):
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object like %s" % example)
+    return body
+
+
+async def _hash(password):
+    return await asyncio.get_running_loop().run_in_executor(None, auth.hash_password, password)
+
+
+class Accounts:
+    """Users, tokens and sessions."""
+
+    def __init__(self, authenticator, audit):
+        self.authenticator = authenticator
+        self.audit = audit
+
+    # --- users -----------------------------------------------------------------------------------
+
+    def get_user(self, identity, username):
+        if identity.username != username and not identity.may("admin"):
+            raise Forbidden("only an admin may see other users")
+        user = models.User.get_or_none(models.User.username == username)
+        if user is None:
+            raise NotFound("no user named %r" % username)
+        return user_to_dict(user)
+
+    def list_users(self):
+        return [user_to_dict(u) for u in models.User.select().order_by(models.User.username)]
+
+    async def create_user(self, actor, body):
+        body = _object(body, '{"username": "ann", "password": "...", "role": "operator"}')
+        username = body.get("username")
+        if not isinstance(username, str) or not USERNAME.fullmatch(username):
+            raise BadRequest("a username is 1 to 64 letters, digits or . _ @ -, starting with "
+                             "a letter or digit")
+        role = check_role(body.get("role", "viewer"))
+        password = check_password_rule(body.get("password"))
+        if models.User.get_or_none(models.User.username == username) is not None:
+            raise Conflict("a user named %r exists already" % username)
+        user = models.User.create(username=username, password_hash=await _hash(password),
+                                  role=role)
+        self.audit.record(actor, "user.create", username, "role %s" % role)
+        return user_to_dict(user)
+
+    def update_user(self, actor, username, body):
+        """Change a user's role or disabled flag (admin)."""
+        body = _object(body, '{"role": "viewer", "disabled": false}')
+        unknown = set(body) - {"role", "disabled"}
+        if unknown:
+            raise BadRequest("unknown field(s) %s; a user's role and disabled flag can change "
+                             "here, the password at /users/NAME/password" % sorted(unknown))
+        user = models.User.get_or_none(models.User.username == username)
+        if user is None:
+            raise NotFound("no user named %r" % username)
+        changes = {}
+        if "role" in body:
+            changes["role"] = check_role(body["role"])
+        if "disabled" in body:
+            if not isinstance(body["disabled"], bool):
+                raise BadRequest('"disabled" must be true or false')
+            changes["disabled"] = body["disabled"]
+        stays_admin = changes.get("role", user.role) == "admin" and not changes.get(
+            "disabled", user.disabled)
+        if user.role == "admin" and not user.disabled and not stays_admin:
+            self._keep_an_admin(username)
+        models.User.update(**changes).where(models.User.username == username).execute()
+        if changes.get("disabled") or ("role" in changes and changes["role"] != user.role):
+            self._end_sessions(username)  # rights shrink now, not at the next login
+        self.audit.record(actor, "user.update", username,
+                          ", ".join("%s=%s" % item for item in sorted(changes.items())))
+        return user_to_dict(models.User.get_by_id(username))
+
+    def delete_user(self, actor, username):
+        user = models.User.get_or_none(models.User.username == username)
+        if user is None:
+            raise NotFound("no user named %r" % username)
+        if user.role == "admin" and not user.disabled:
+            self._keep_an_admin(username)
+        with models.database.atomic():
+            models.Token.delete().where(models.Token.username == username).execute()
+            models.Session.delete().where(models.Session.username == username).execute()
+            models.User.delete().where(models.User.username == username).execute()
+        self.audit.record(actor, "user.delete", username)
+        return user_to_dict(user)
+
+    async def set_password(self, identity, actor, username, body):
+        """A user changes their own password (giving the current one); an admin anyone's."""
+        body = _object(body, '{"current": "...", "password": "..."}')
+        if identity.username != username and not identity.may("admin"):
+            raise Forbidden("only an admin may change another user's password")
+        user = models.User.get_or_none(models.User.username == username)
+        if user is None:
+            raise NotFound("no user named %r" % username)
+        password = check_password_rule(body.get("password"))
+        if identity.username == username and not identity.may("admin"):
+            current = body.get("current")
+            if not isinstance(current, str) or await self.authenticator.check_password(
+                    username, current, actor.address) is None:
+                raise Forbidden('"current" must be your current password')
+        models.User.update(password_hash=await _hash(password)).where(
+            models.User.username == username).execute()
+        self._end_sessions(username)
+        self.audit.record(actor, "user.password", username)
+        return user_to_dict(user)
+
+    @staticmethod
+    def _keep_an_admin(username):
+        others = (models.User.select()
+                  .where(models.User.role == "admin", ~models.User.disabled,
+                         models.User.username != username)
+                  .exists())
+        if not others:
+            raise Conflict("%s is the last active admin: make another admin first" % username)
+
+    @staticmethod
+    def _end_sessions(username):
+        (models.Session.update(revoked=time.time())
+         .where(models.Session.username == username, models.Session.revoked.is_null())
+         .execute())
+
+    # --- tokens ----------------------------------------------------------------------------------
+
+    def list_tokens(self, identity, username=None):
+        """The caller's tokens; an admin may ask for anyone's (``username``) or all (``*``)."""
+        username = username or identity.username
+        if username != identity.username and not identity.may("admin"):
+            raise Forbidden("only an admin may list other users' tokens")
+        query = models.Token.select().order_by(models.Token.created.desc())
+        if username != "*":
+            query = query.where(models.Token.username == username)
+        return [token_to_dict(t) for t in query]
+
+    def create_token(self, identity, actor, body):
+        """A token for the caller, with a role no higher than theirs; the secret shown once."""
+        body = _object(body, '{"name": "nightly import", "role": "operator", '
+                             '"expires_in": 86400}')
+        name = body.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise BadRequest('"name" must say what the token is for (1 to 100 characters)')
+        role = check_role(body.get("role", identity.role))
+        if auth.ROLES.index(role) > auth.ROLES.index(identity.role):
+            raise Forbidden("a token's role cannot be above your own (%s)" % identity.role)
+        expires_in = body.get("expires_in")
+        if expires_in is not None and (not isinstance(expires_in, (int, float))
+                                       or isinstance(expires_in, bool) or expires_in <= 0):
+            raise BadRequest('"expires_in" must be a positive number of seconds, or absent')
+        if identity.scheme == "bearer":
+            raise Forbidden("a token cannot create tokens: log in with a password")
+        token_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        token = models.Token.create(
+            id=token_id, username=identity.username, name=name, role=role,
+            secret_hash=auth.digest(secret),
+            expires=time.time() + expires_in if expires_in else None)
+        self.audit.record(actor, "token.create", token_id, "%s, role %s" % (name, role))
+        data = token_to_dict(token)
+        data["token"] = "%s%s_%s" % (auth.TOKEN_PREFIX, token_id, secret)
+        return data
+
+    def revoke_token(self, identity, actor, token_id):
+        token = models.Token.get_or_none(models.Token.id == token_id)
+        if token is None or (token.username != identity.username
+                             and not identity.may("admin")):
+            raise NotFound("no token %r of yours" % token_id)
+        if not token.revoked:
+            models.Token.update(revoked=time.time()).where(models.Token.id == token_id).execute()
+            self.audit.record(actor, "token.revoke", token_id, token.name)
+        return token_to_dict(models.Token.get_by_id(token_id))
+
+    # --- sessions --------------------------------------------------------------------------------
+
+    async def login(self, actor, body):
+        """Check a username and password; returns (user dict, session cookie)."""
+        body = _object(body, '{"username": "admin", "password": "..."}')
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise BadRequest('send {"username": ..., "password": ...}')
+        user = await self.authenticator.check_password(username, password, actor.address)
+        if user is None:
+            self.audit.record(actor, "login.failed", username)
+            return None, None
+        cookie = auth.create_session(user.username, actor.address)
+        self.audit.record(actor, "login.ok", user.username)
+        return user_to_dict(user), cookie
+
+    def logout(self, identity, actor):
+        if identity.scheme == "session":
+            auth.revoke_session(identity.credential_id)
+        self.audit.record(actor, "logout", identity.username)

@@ -1,0 +1,388 @@
+"""Security: who may do what, with which credentials, and what is refused.
+
+The role matrix is written out here, from the issue, not derived from the code; a test checks
+that every route of the application's own route table appears in it, so a new route cannot
+ship without a decision about who may use it.
+"""
+import asyncio
+import json
+import re
+import time
+
+import pytest
+import tornado.httpclient
+
+from jobjoker import auth, models
+from jobjoker.app import routes
+from tests.conftest import PASSWORD
+
+PUBLIC, SELF = "public", "self"
+# (path template, method) -> the least role that may call it
+MATRIX = {
+    ("/health", "GET"): PUBLIC,
+    ("/", "GET"): "viewer",
+    ("/openapi.json", "GET"): "viewer",
+    ("/workers", "GET"): "viewer",
+    ("/workers/{name}", "GET"): "viewer",
+    ("/workers/{name}", "PUT"): "admin",
+    ("/workers/{name}", "DELETE"): "admin",
+    ("/workers/{name}/code", "GET"): "viewer",
+    ("/jobs", "GET"): "viewer",
+    ("/jobs", "POST"): "operator",
+    ("/jobs/{id}", "GET"): "viewer",
+    ("/jobs/{id}", "DELETE"): "operator",
+    ("/jobs/{id}/status", "GET"): "viewer",
+    ("/jobs/{id}/status", "PUT"): "operator",
+    ("/jobs/{id}/{stream}", "GET"): "viewer",
+    ("/jobs/{id}/{stream}", "POST"): "operator",
+    ("/jobs/{id}/{stream}/download", "GET"): "viewer",
+    ("/jobs/{id}/pid", "GET"): "viewer",
+    ("/jobs/{id}/pid", "PUT"): "operator",
+    ("/jobs/{id}/stream", "GET"): "viewer",
+    ("/events", "GET"): "viewer",
+    ("/session", "GET"): SELF,
+    ("/session", "POST"): PUBLIC,
+    ("/session", "DELETE"): SELF,
+    ("/users", "GET"): "admin",
+    ("/users", "POST"): "admin",
+    ("/users/{name}", "GET"): SELF,
+    ("/users/{name}", "PATCH"): "admin",
+    ("/users/{name}", "DELETE"): "admin",
+    ("/users/{name}/password", "PUT"): SELF,
+    ("/tokens", "GET"): SELF,
+    ("/tokens", "POST"): SELF,
+    ("/tokens/{id}", "DELETE"): SELF,
+    ("/audit", "GET"): "admin",
+}
+WEBSOCKETS = {"/jobs/{id}/stream", "/events"}
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def template(pattern):
+    names = iter(["{id}" if pattern.startswith(("/jobs", "/tokens")) else "{name}",
+                  "{stream}"])
+    return re.sub(r"\([^)]*\)", lambda _: next(names), pattern)
+
+
+def implemented(handler):
+    import tornado.web
+    return [m for m in METHODS if getattr(handler, m.lower()) is not
+            getattr(tornado.web.RequestHandler, m.lower())]
+
+
+def test_every_route_and_method_has_a_decided_role():
+    served = set()
+    for pattern, handler, *_ in routes():
+        for method in implemented(handler):
+            served.add((template(pattern), method))
+    assert served == set(MATRIX), (served ^ set(MATRIX))
+
+
+@pytest.fixture
+def make_user():
+    """Create a user with a role directly in the database; returns (username, password)."""
+    def make(name, role):
+        password = "pw-%s-0123456789" % name
+        models.User.create(username=name, password_hash=auth.hash_password(password), role=role)
+        return name, password
+    return make
+
+
+def concrete(path, username):
+    return (path.replace("{id}", "nosuchid").replace("{stream}", "log")
+            .replace("/users/{name}", "/users/" + username).replace("{name}", "NoSuchWorker"))
+
+
+BODIES = {"POST": "{}", "PUT": "{}", "PATCH": "{}"}
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_the_role_matrix_allowed_and_refused(api, ws_connect, make_user, server):
+    users = {role: make_user("a-" + role, role) for role in auth.ROLES}
+    for (path, method), least in sorted(MATRIX.items()):
+        if least == PUBLIC:
+            continue
+        for role, credentials in users.items():
+            # a user's own name where the route is about oneself, else one that does not exist
+            target = concrete(path, credentials[0] if least == SELF else "nobody-here")
+            if path in WEBSOCKETS:
+                target = target.replace("nosuchid", (await api(
+                    "POST", "/jobs", {"worker": "Foobar"})).data[0]["id"])
+                connection = await ws_connect(target, auth=credentials)
+                connection.close()
+                continue
+            reply = await api(method, target, BODIES.get(method), auth=credentials)
+            allowed = least == SELF or auth.ROLES.index(role) >= auth.ROLES.index(least)
+            if allowed:
+                assert reply.code not in (401, 403), (role, method, target, reply)
+            else:
+                assert reply.code == 403, (role, method, target, reply)
+                assert "your role (%s) may not" % role in reply.json["message"]
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_every_route_refuses_a_request_without_credentials(api, ws_connect, server):
+    job_id = (await api("POST", "/jobs", {"worker": "Foobar"})).data[0]["id"]
+    for (path, method), least in sorted(MATRIX.items()):
+        target = concrete(path, "admin").replace("nosuchid", job_id)
+        if least == PUBLIC:
+            continue
+        if path in WEBSOCKETS:
+            for credentials in (None, ("admin", "wrong")):
+                with pytest.raises(tornado.httpclient.HTTPClientError) as caught:
+                    await ws_connect(target, auth=credentials)
+                assert caught.value.code == 401
+            continue
+        for credentials in (None, ("admin", "wrong"), ("nobody", PASSWORD)):
+            reply = await api(method, target, BODIES.get(method), auth=credentials)
+            assert reply.code == 401, (method, target, credentials, reply)
+    assert (await api("GET", "/static/index.html", auth=None)).code == 401
+
+
+# --- tokens ----------------------------------------------------------------------------------------
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_tokens_work_as_bearer_are_capped_by_role_and_can_be_revoked(api, make_user):
+    operator = make_user("op", "operator")
+    created = await api("POST", "/tokens", {"name": "ci", "role": "operator"}, auth=operator)
+    assert created.code == 201, created
+    token = created.data[0]["token"]
+    assert token.startswith("jj_") and created.data[0]["role"] == "operator"
+    stored = models.Token.get_by_id(created.data[0]["id"])
+    assert token.split("_", 2)[2] not in stored.secret_hash  # only the hash is kept
+    job = await api("POST", "/jobs", {"worker": "Foobar"}, auth=None, headers=bearer(token))
+    assert job.code == 201 and job.data[0]["created_by"] == "op"
+
+    above = await api("POST", "/tokens", {"name": "x", "role": "admin"}, auth=operator)
+    assert above.code == 403 and "cannot be above your own" in above.json["message"]
+    viewer_token = (await api("POST", "/tokens", {"name": "ro", "role": "viewer"},
+                              auth=operator)).data[0]["token"]
+    refused = await api("POST", "/jobs", {"worker": "Foobar"}, auth=None,
+                        headers=bearer(viewer_token))
+    assert refused.code == 403
+    from_token = await api("POST", "/tokens", {"name": "y"}, auth=None, headers=bearer(token))
+    assert from_token.code == 403  # a token cannot mint tokens
+
+    listed = await api("GET", "/tokens", auth=operator)
+    assert {t["name"] for t in listed.data} == {"ci", "ro"}
+    assert all("token" not in t and "secret_hash" not in t for t in listed.data)
+    others = await api("GET", "/tokens?user=admin", auth=operator)
+    assert others.code == 403
+    assert (await api("GET", "/tokens?user=*")).code == 200  # an admin may
+
+    revoked = await api("DELETE", "/tokens/%s" % created.data[0]["id"], auth=operator)
+    assert revoked.code == 200 and revoked.data[0]["revoked"]
+    assert (await api("GET", "/jobs", auth=None, headers=bearer(token))).code == 401
+    assert (await api("GET", "/jobs", auth=None, headers=bearer(token[:-2] + "xx"))).code == 401
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_expired_tokens_and_tokens_of_disabled_users_stop_working(api, make_user):
+    viewer = make_user("vi", "viewer")
+    short = (await api("POST", "/tokens", {"name": "short", "expires_in": 0.5},
+                       auth=viewer)).data[0]["token"]
+    assert (await api("GET", "/jobs", auth=None, headers=bearer(short))).code == 200
+    await asyncio.sleep(0.7)
+    assert (await api("GET", "/jobs", auth=None, headers=bearer(short))).code == 401
+    other = (await api("POST", "/tokens", {"name": "other"}, auth=viewer)).data[0]["token"]
+    await api("PATCH", "/users/vi", {"disabled": True})
+    assert (await api("GET", "/jobs", auth=None, headers=bearer(other))).code == 401
+
+
+# --- browser sessions --------------------------------------------------------------------------------
+
+def cookies_of(reply):
+    jar = {}
+    for header in reply.headers.get_list("Set-Cookie"):
+        name, _, rest = header.partition("=")
+        jar[name] = (rest.split(";")[0], header)
+    return jar
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_login_sets_a_strict_httponly_cookie_and_unsafe_requests_need_the_xsrf_token(
+        api, base_url):
+    failed = await api("POST", "/session", {"username": "admin", "password": "nope"}, auth=None)
+    assert failed.code == 401
+    login = await api("POST", "/session", {"username": "admin", "password": PASSWORD},
+                      auth=None)
+    assert login.code == 201, login
+    jar = cookies_of(login)
+    session, header = jar["jobjoker_session"]
+    assert "HttpOnly" in header and "SameSite=Strict" in header and "Path=/" in header
+    xsrf = login.data[0]["xsrf"]
+    assert jar["_xsrf"][0] == xsrf
+    cookie = {"Cookie": "jobjoker_session=%s; _xsrf=%s" % (session, xsrf)}
+
+    me = await api("GET", "/session", auth=None, headers=cookie)
+    assert me.code == 200 and me.data[0]["username"] == "admin" and me.data[0]["scheme"] == \
+        "session"
+    assert (await api("GET", "/jobs", auth=None, headers=cookie)).code == 200
+    # A cross-site form post carries the cookie but cannot know the XSRF token.
+    forged = await api("POST", "/jobs", {"worker": "Foobar"}, auth=None,
+                       headers=dict(cookie, Origin="http://evil.example"))
+    assert forged.code == 403 and "XSRF" in forged.json["message"]
+    assert (await api("GET", "/jobs", auth=None)).code == 401
+    allowed = await api("POST", "/jobs", {"worker": "Foobar"}, auth=None,
+                        headers=dict(cookie, **{"X-XSRFToken": xsrf}))
+    assert allowed.code == 201
+
+    logout = await api("DELETE", "/session", auth=None, headers=dict(cookie, **{
+        "X-XSRFToken": xsrf}))
+    assert logout.code == 200
+    assert (await api("GET", "/jobs", auth=None, headers=cookie)).code == 401  # revoked
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_cross_origin_websocket_with_a_valid_cookie_is_refused(api, ws_connect):
+    login = await api("POST", "/session", {"username": "admin", "password": PASSWORD},
+                      auth=None)
+    session = cookies_of(login)["jobjoker_session"][0]
+    headers = {"Cookie": "jobjoker_session=%s" % session}
+    connection = await ws_connect("/events", auth=None, headers=headers)  # same origin: fine
+    connection.close()
+    with pytest.raises(tornado.httpclient.HTTPClientError) as caught:
+        await ws_connect("/events", auth=None,
+                         headers=dict(headers, Origin="http://evil.example"))
+    assert caught.value.code == 403
+
+
+# --- brute force -------------------------------------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("config_overrides", [{"login_failures": 3}])
+async def test_brute_force_meets_429_with_retry_after(api, config_overrides):
+    for _ in range(3):
+        assert (await api("GET", "/jobs", auth=("admin", "guess"))).code == 401
+    locked = await api("GET", "/jobs", auth=("admin", "guess"))
+    assert locked.code == 429
+    assert int(locked.headers["Retry-After"]) > 0
+    # While locked, even the right password waits: that is what makes guessing useless.
+    assert (await api("GET", "/jobs", auth=("admin", PASSWORD))).code == 429
+    login = await api("POST", "/session", {"username": "admin", "password": PASSWORD},
+                      auth=None)
+    assert login.code == 429
+    # An unknown user and a wrong password look the same.
+    unknown = await api("GET", "/jobs", auth=("ghost", "guess"))
+    wrong = await api("GET", "/jobs", auth=("admin2", "guess"))
+    assert unknown.code == wrong.code == 401 and unknown.json == wrong.json
+
+
+# --- users -------------------------------------------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=60)
+async def test_users_are_managed_by_admins_and_the_last_admin_is_kept(api):
+    created = await api("POST", "/users", {"username": "ann", "password": "long enough pw",
+                                           "role": "operator"})
+    assert created.code == 201 and created.data[0] == {
+        "username": "ann", "role": "operator", "created": created.data[0]["created"],
+        "disabled": False}
+    assert (await api("GET", "/jobs", auth=("ann", "long enough pw"))).code == 200
+    assert (await api("POST", "/users", {"username": "ann", "password": "long enough pw"})
+            ).code == 409
+    assert (await api("POST", "/users", {"username": "bo", "password": "short"})).code == 422
+    assert (await api("POST", "/users", {"username": "../x", "password": "long enough pw"})
+            ).code == 400
+    assert (await api("POST", "/users", {"username": "cy", "password": "long enough pw",
+                                         "role": "root"})).code == 422
+    listed = await api("GET", "/users")
+    assert all("password_hash" not in u for u in listed.data)
+
+    assert (await api("DELETE", "/users/admin")).code == 409  # the last admin stays
+    assert (await api("PATCH", "/users/admin", {"role": "viewer"})).code == 409
+    assert (await api("PATCH", "/users/ann", {"role": "admin"})).code == 200
+    assert (await api("PATCH", "/users/admin", {"role": "viewer"})).code == 200  # ann is one
+
+    own = await api("PUT", "/users/ann/password", {"current": "wrong", "password": "x" * 12},
+                    auth=("ann", "long enough pw"))
+    assert own.code == 200  # ann is an admin now: admins need not give the current one
+    ann = ("ann", "x" * 12)
+    last = await api("PATCH", "/users/ann", {"disabled": True}, auth=ann)
+    assert last.code == 409 and "last active admin" in last.json["message"]
+    assert (await api("PATCH", "/users/admin", {"role": "admin"}, auth=ann)).code == 200
+    assert (await api("PATCH", "/users/ann", {"disabled": True})).code == 200
+    assert (await api("GET", "/jobs", auth=ann)).code == 401  # disabled: locked out at once
+    assert (await api("PATCH", "/users/ann", {"colour": "red"})).code == 400
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_user_changes_their_own_password_with_the_current_one(api, make_user):
+    name, password = make_user("dee", "viewer")
+    wrong = await api("PUT", "/users/dee/password", {"current": "nope", "password": "y" * 12},
+                      auth=(name, password))
+    assert wrong.code == 403
+    other = await api("PUT", "/users/admin/password", {"current": password, "password":
+                                                       "y" * 12}, auth=(name, password))
+    assert other.code == 403
+    ok = await api("PUT", "/users/dee/password", {"current": password, "password": "y" * 12},
+                   auth=(name, password))
+    assert ok.code == 200
+    assert (await api("GET", "/jobs", auth=(name, password))).code == 401
+    assert (await api("GET", "/jobs", auth=(name, "y" * 12))).code == 200
+    assert (await api("GET", "/users/admin", auth=(name, "y" * 12))).code == 403
+    assert (await api("GET", "/users/dee", auth=(name, "y" * 12))).code == 200
+
+
+# --- audit -------------------------------------------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_audit_trail_says_who_did_what(api, run_job, make_user):
+    operator = make_user("ops", "operator")
+    job = (await api("POST", "/jobs", {"worker": "Foobar"}, auth=operator)).data[0]
+    await api("PUT", "/jobs/%s/status" % job["id"], "start", auth=operator)
+    await api("PUT", "/workers/Audited", "from jobjoker import Worker\n\nclass Audited(Worker):"
+                                        "\n    def run(self):\n        pass\n")
+    await api("GET", "/jobs", auth=("ops", "wrong"))
+    for _ in range(100):
+        if (await api("GET", "/jobs/%s" % job["id"])).data[0]["status"] == "done":
+            break
+        await asyncio.sleep(0.05)
+    await api("DELETE", "/jobs/%s" % job["id"], auth=operator)
+    trail = await api("GET", "/audit?limit=50")
+    seen = [(e["actor"], e["action"], e["target"]) for e in trail.data]
+    assert ("ops", "job.create", job["id"]) in seen
+    assert ("ops", "job.start", job["id"]) in seen
+    assert ("ops", "job.delete", job["id"]) in seen
+    assert ("admin", "worker.save", "Audited") in seen
+    assert (None, "login.failed", "basic") in seen
+    assert all(e["address"] for e in trail.data)
+    assert (await api("GET", "/audit", auth=operator)).code == 403
+    only = await api("GET", "/audit?action=job.start")
+    assert {e["action"] for e in only.data} == {"job.start"}
+
+
+# --- headers and schema ------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_security_headers_on_every_kind_of_reply(api):
+    for path in ("/jobs", "/", "/static/index.html", "/nope", "/health"):
+        reply = await api("GET", path)
+        csp = reply.headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, path
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
+        assert reply.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_an_older_database_is_migrated(tmp_path):
+    import peewee
+    url = "sqlite:///%s" % (tmp_path / "old.sqlite3")
+    old = models.make_database(url)
+    with old.bind_ctx([models.Job, models.Chunk, models.User, models.SchemaVersion]):
+        old.create_tables([models.Job, models.Chunk, models.User, models.SchemaVersion])
+        models.SchemaVersion.create(version=1)
+        models.User.create(username="kept", password_hash="x", role="admin")
+    old.close()
+    db = models.open_database(url)
+    try:
+        assert db.table_exists("token") and db.table_exists("session")
+        assert db.table_exists("audit_entry")
+        assert models.User.get_by_id("kept").role == "admin"
+        assert models.SchemaVersion.select(peewee.fn.MAX(models.SchemaVersion.version)
+                                           ).scalar() == models.SCHEMA_VERSION
+    finally:
+        db.close()
+        models.database.initialize(None)
