@@ -115,6 +115,10 @@ class JobJokerServer:
         os.chmod(config.data_dir, 0o700)
         os.makedirs(config.workers_dir, exist_ok=True)
         self.lock.acquire()
+        # Peewee logs every statement with its parameters at DEBUG, secret parameters and
+        # password hashes included: keep it quiet even when the server runs at DEBUG.
+        logging.getLogger("peewee").setLevel(max(logging.INFO, logging.getLogger(
+            "peewee").getEffectiveLevel()))
         try:
             self.database = models.open_database(config.database_url)
         except Exception as e:  # driver errors have no common base: report any, then exit

@@ -12,6 +12,7 @@ import time
 
 
 from jobjoker import models
+from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, NotFound, TooLarge, \
     Unavailable, ValidationError
 from jobjoker.lifecycle import get_job, job_to_dict, new_job_id
@@ -138,8 +139,15 @@ class JobService:
         if len(encoded.encode()) > self.config.max_parameters_size:
             raise TooLarge("parameters take %d bytes; the limit is %d"
                            % (len(encoded.encode()), self.config.max_parameters_size))
+        declared = self.workers.declared_parameters(worker)
+        secrets = {}
+        if declared is not None:
+            parameters = params.validate(declared, parameters)
+            parameters, secrets = params.split_secrets(declared, parameters)
         job = models.Job.create(id=new_job_id(), worker=worker, status=JobStatus.IDLE.value,
-                                parameters=encoded, created=time.time(),
+                                parameters=json.dumps(parameters, ensure_ascii=False),
+                                secret_parameters=json.dumps(secrets) if secrets else None,
+                                created=time.time(),
                                 created_by=actor.username if actor else None)
         data = job_to_dict(job)
         self.audit.record(actor, "job.create", job.id, "worker %s" % worker)
@@ -170,6 +178,10 @@ class JobService:
         except UnicodeDecodeError as e:
             raise BadRequest("the body must be UTF-8 text (invalid byte at offset %d)" % e.start)
         when = time.time()
+        job = get_job(job_id)
+        if job.secret_parameters:  # a client may echo a secret back: it stays masked
+            for secret in params.mask_values(json.loads(job.secret_parameters)):
+                text = text.replace(secret, params.MASK)
         seq = self.logstore.append_message(job_id, stream, text, when)
         return {"seq": seq, "message": text, "time": round(when, 3)}
 

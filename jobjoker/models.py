@@ -24,7 +24,7 @@ from playhouse.shortcuts import ReconnectMixin
 
 database = peewee.DatabaseProxy()
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class BaseModel(peewee.Model):
@@ -39,7 +39,8 @@ class Job(BaseModel):
     id = peewee.CharField(primary_key=True, max_length=32)
     worker = peewee.CharField(max_length=64)
     status = peewee.CharField(max_length=16)
-    parameters = peewee.TextField(default="{}")  # a JSON object
+    parameters = peewee.TextField(default="{}")  # a JSON object, secret values masked
+    secret_parameters = peewee.TextField(null=True)  # the secret values; never sent to clients
     node = peewee.CharField(max_length=255, null=True)  # the server that runs it
     pid = peewee.IntegerField(null=True)
     pid_start_time = peewee.BigIntegerField(null=True)  # /proc/PID/stat field 22
@@ -178,8 +179,13 @@ def _add_security_tables(db, migrator):
     db.create_tables([Token, Session, AuditEntry])
 
 
+def _add_secret_parameters(db, migrator):
+    from playhouse.migrate import migrate as run
+    run(migrator.add_column("job", "secret_parameters", peewee.TextField(null=True)))
+
+
 # Migrations: version -> function(database, migrator). Append, never edit, once released.
-MIGRATIONS = {2: _add_security_tables}
+MIGRATIONS = {2: _add_security_tables, 3: _add_secret_parameters}
 
 
 def migrate(db):

@@ -24,6 +24,7 @@ import time
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from jobjoker import models, spool
+from jobjoker import parameters as params
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
 from jobjoker.inotify import Inotify
 from jobjoker.lifecycle import get_job
@@ -67,6 +68,7 @@ class RunningJob:
         self.watch = None
         self.escalation = None
         self.launched = asyncio.get_running_loop().create_future()
+        self.mask = []  # secret parameter values, masked in whatever the job's output holds
         self.pidfd = None  # only for an orphan adopted without the supervisor
         self.pid = None
 
@@ -127,6 +129,8 @@ class ProcessManager:
     def _track(self, job):
         running = RunningJob(job.id, self.job_dir(job.id), {
             "log_offset": job.log_offset, "response_offset": job.response_offset})
+        if job.secret_parameters:
+            running.mask = params.mask_values(json.loads(job.secret_parameters))
         os.makedirs(running.job_dir, mode=0o700, exist_ok=True)
         self.running[job.id] = running
         self._watch(running)
@@ -135,8 +139,11 @@ class ProcessManager:
     async def launch(self, job, worker_file):
         """Fork the process of ``job`` (already ``active``); returns the job with its pid."""
         running = self._track(job)
+        secrets = json.loads(job.secret_parameters) if job.secret_parameters else {}
+        # Secrets travel to the job over the supervisor's socket, never in argv or the env.
         spec = {"job_id": job.id, "worker": job.worker, "worker_file": worker_file,
-                "params": json.loads(job.parameters), "job_dir": running.job_dir,
+                "params": dict(json.loads(job.parameters), **secrets),
+                "mask": running.mask, "job_dir": running.job_dir,
                 "cwd": os.fspath(self.config.workers_dir)}
         try:
             reply = await self.supervisor.request("start", spec=spec)
@@ -300,12 +307,22 @@ class ProcessManager:
                 more = True
                 if not consumed:  # one entry larger than a read: read more next time
                     running.read_size *= 2
+            if block and running.mask:
+                block = self._masked(block, running.mask)
             if consumed:
                 if block:
                     self.logstore.append_blocks(running.job_id, stream, [block],
                                                 {field: offset + consumed})
                 running.offsets[field] = offset + consumed
         return more
+
+    @staticmethod
+    def _masked(block, mask):
+        # The runner masks what the worker logs; raw output of its children only passes here.
+        for secret in mask:
+            block = block.replace(spool.escape(secret).encode("utf-8", "surrogateescape"),
+                                  params.MASK.encode())
+        return block
 
     @staticmethod
     def _read_spool(path, offset, size):

@@ -26,6 +26,7 @@ import traceback
 import types
 
 from jobjoker import spool
+from jobjoker.parameters import MASK
 from jobjoker import worker as worker_api
 
 EXIT_DONE = 0
@@ -44,8 +45,9 @@ class BlockWriter:
     ``headed`` blocks carry the header that sets them apart from raw output in a shared file.
     """
 
-    def __init__(self, fd, flusher, headed):
+    def __init__(self, fd, flusher, headed, mask=()):
         self._fd = fd
+        self._mask = mask  # secret parameter values: never written out
         self._flusher = flusher
         self._headed = headed
         self._lines = []
@@ -60,6 +62,9 @@ class BlockWriter:
         now = time.time()
         if now - self._clock >= 0.001:  # formatting a float per entry costs more than the rest
             self._clock, self._stamp = now, "%.3f\t" % now
+        for secret in self._mask:
+            if secret in message:
+                message = message.replace(secret, MASK)
         line = (self._stamp + spool.escape(message) + "\n").encode("utf-8", "surrogateescape")
         with self._lock:
             self._lines.append(line)
@@ -213,9 +218,11 @@ def run_job(spec):
     Returns the process exit code; never raises.
     """
     flusher = Flusher()
-    log = BlockWriter(_open_spool(spec["job_dir"], "log.spool"), flusher, headed=True)
+    mask = tuple(spec.get("mask") or ())
+    log = BlockWriter(_open_spool(spec["job_dir"], "log.spool"), flusher, headed=True,
+                      mask=mask)
     response = BlockWriter(_open_spool(spec["job_dir"], "response.spool"), flusher,
-                           headed=False)
+                           headed=False, mask=mask)
     flusher.writers.extend([log, response])
     flusher.start()
     flush_before_children(flusher)

@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 
+from jobjoker import parameters
 from jobjoker.errors import BadRequest, Conflict, NotFound, TooLarge, ValidationError
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -32,8 +33,25 @@ def _is_worker_base(node):
             or (isinstance(node, ast.Attribute) and node.attr == "Worker"))
 
 
+def _declared_parameters(class_node):
+    """The class's literal ``parameters = {...}``, checked (None when it declares none)."""
+    for item in class_node.body:
+        if isinstance(item, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "parameters" for t in item.targets):
+            try:
+                value = ast.literal_eval(item.value)
+            except ValueError:
+                raise ValidationError(
+                    "line %d: parameters must be a literal dict (no names or calls in it), so "
+                    "it can be read without running the code" % item.lineno, line=item.lineno)
+            return parameters.parse_declaration(value, item.lineno)
+    return None
+
+
 def inspect_code(name, code):
-    """Check worker source statically; return its class docstring. Raises ``ValidationError``.
+    """Check worker source statically; return (docstring, declared parameters or None).
+
+    Raises ``ValidationError``.
 
     ``code`` is best given as the file's bytes: parsed as bytes, it is read as the runner will
     compile it (a UTF-8 byte order mark and a coding declaration are honoured).
@@ -57,7 +75,7 @@ def inspect_code(name, code):
                 raise ValidationError(
                     "line %d: class %s must define a run(self) method" % (node.lineno, name),
                     line=node.lineno)
-            return ast.get_docstring(node) or ""
+            return ast.get_docstring(node) or "", _declared_parameters(node)
     raise ValidationError("the code must define class %s(jobjoker.Worker) at top level "
                           "(the class is named like the worker)" % name)
 
@@ -76,7 +94,7 @@ class WorkerRepository:
     def __init__(self, workers_dir, max_size):
         self.workers_dir = os.fspath(workers_dir)
         self.max_size = max_size
-        self._descriptions = {}  # name -> (content hash, description)
+        self._descriptions = {}  # name -> (content hash, (description, declared parameters))
 
     def path(self, name):
         return os.path.join(self.workers_dir, check_name(name) + ".py")
@@ -114,26 +132,39 @@ class WorkerRepository:
         except (FileNotFoundError, IsADirectoryError):  # a folder named like it is not a worker
             raise NotFound("no worker named %r" % name)
         digest = "sha256:" + hashlib.sha256(code).hexdigest()
+        description, declared = self._inspect(name, digest, code)
         return {
             "name": name,
-            "description": self._description(name, digest, code),
+            "description": description,
+            "parameters": parameters.public_declaration(declared),
             "size": stat.st_size,
             "modified": stat.st_mtime,
             "hash": digest,
         }
 
-    def _description(self, name, digest, code):
+    def declared_parameters(self, name):
+        """What the worker declares about its parameters (None when it declares nothing)."""
+        path = self.path(name)
+        try:
+            with open(path, "rb") as f:
+                code = f.read()
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound("no worker named %r" % name)
+        return self._inspect(name, "sha256:" + hashlib.sha256(code).hexdigest(), code)[1]
+
+    def _inspect(self, name, digest, code):
+        """(description, declared parameters), cached by content hash."""
         # Keyed by content, not (mtime, size): a same-size rewrite within one timestamp tick, or
         # a copy that keeps its mtime (cp -p, rsync -t), would otherwise show the old docstring.
         cached = self._descriptions.get(name)
         if cached and cached[0] == digest:
             return cached[1]
         try:
-            description = inspect_code(name, code)
+            inspected = inspect_code(name, code)
         except ValidationError as e:  # a file put there by hand may be broken
-            description = "(invalid worker: %s)" % e.message
-        self._descriptions[name] = (digest, description)
-        return description
+            inspected = ("(invalid worker: %s)" % e.message, None)
+        self._descriptions[name] = (digest, inspected)
+        return inspected
 
     def code(self, name):
         """The worker's source as text."""

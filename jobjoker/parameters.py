@@ -1,0 +1,133 @@
+"""Parameters a worker declares: checked, defaulted, and kept secret where it says so.
+
+Contract: a worker may declare its parameters as a class attribute holding a literal dict::
+
+    parameters = {
+        "url": {"type": "string", "required": True, "description": "What to fetch"},
+        "count": {"type": "integer", "default": 10, "minimum": 1, "maximum": 1000},
+        "mode": {"type": "string", "enum": ["fast", "safe"], "default": "safe"},
+        "password": {"type": "string", "secret": True},
+    }
+
+``parse_declaration`` checks such a dict (found statically, never by importing the worker) and
+raises ``ValidationError`` saying what is wrong. ``validate`` checks a job's parameters against
+it, fills in defaults and refuses unknown names, listing every problem at once.
+``split_secrets`` separates the values of ``secret`` parameters, which are stored apart, passed
+to the job in memory only, never shown again by the API, and masked (``MASK``) wherever they
+would appear in the job's log or response. Imports nothing of ours but the errors.
+"""
+from jobjoker.errors import ValidationError
+
+TYPES = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+KEYS = {"type", "required", "default", "description", "secret", "enum", "minimum", "maximum",
+        "label"}
+MASK = "********"
+
+
+def _type_ok(kind, value):
+    if isinstance(value, bool) and kind in ("integer", "number"):
+        return False  # JSON true is not a number, whatever Python thinks
+    return isinstance(value, TYPES[kind])
+
+
+def parse_declaration(declared, line=None):
+    """The checked declaration (a dict of name -> spec), or ``ValidationError``."""
+    def fail(message):
+        raise ValidationError("line %s: %s" % (line, message) if line else message, line=line)
+
+    if not isinstance(declared, dict):
+        fail("parameters must be a dict of name -> {\"type\": ...}")
+    checked = {}
+    for name, spec in declared.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            fail("parameter names must be identifiers (got %r)" % (name,))
+        if not isinstance(spec, dict):
+            fail("parameter %s: its spec must be a dict like {\"type\": \"string\"}" % name)
+        unknown = set(spec) - KEYS
+        if unknown:
+            fail("parameter %s: unknown key(s) %s; known: %s"
+                 % (name, ", ".join(sorted(unknown)), ", ".join(sorted(KEYS))))
+        kind = spec.get("type", "string")
+        if kind not in TYPES:
+            fail("parameter %s: type must be one of %s" % (name, ", ".join(TYPES)))
+        for flag in ("required", "secret"):
+            if not isinstance(spec.get(flag, False), bool):
+                fail("parameter %s: %s must be True or False" % (name, flag))
+        if "enum" in spec and (not isinstance(spec["enum"], list) or not all(
+                _type_ok(kind, v) for v in spec["enum"])):
+            fail("parameter %s: enum must be a list of %s values" % (name, kind))
+        for bound in ("minimum", "maximum"):
+            if bound in spec and (kind not in ("integer", "number")
+                                  or not _type_ok("number", spec[bound])):
+                fail("parameter %s: %s needs a number, on an integer or number" % (name, bound))
+        if "default" in spec and _problem(name, spec, spec["default"]):
+            fail("parameter %s: its default does not fit: %s"
+                 % (name, _problem(name, spec, spec["default"])))
+        checked[name] = dict(spec, type=kind)
+    return checked
+
+
+def _problem(name, spec, value):
+    kind = spec["type"] if "type" in spec else "string"
+    if not _type_ok(kind, value):
+        return "%s must be %s %s" % (name, "an" if kind[0] in "aeiou" else "a", kind)
+    if "enum" in spec and value not in spec["enum"]:
+        return "%s must be one of %s" % (name, ", ".join(map(repr, spec["enum"])))
+    if "minimum" in spec and value < spec["minimum"]:
+        return "%s must be at least %s" % (name, spec["minimum"])
+    if "maximum" in spec and value > spec["maximum"]:
+        return "%s must be at most %s" % (name, spec["maximum"])
+    return None
+
+
+def validate(declared, given):
+    """``given`` checked against ``declared``, with defaults filled in (or ValidationError)."""
+    problems = ["unknown parameter %s (this worker takes: %s)"
+                % (name, ", ".join(declared) or "none") for name in given if name not in declared]
+    result = {}
+    for name, spec in declared.items():
+        if name in given:
+            problem = _problem(name, spec, given[name])
+            if problem:
+                problems.append(problem)
+            result[name] = given[name]
+        elif "default" in spec:
+            result[name] = spec["default"]
+        elif spec.get("required"):
+            problems.append("%s is required" % name)
+    if problems:
+        raise ValidationError("invalid parameters: " + "; ".join(problems))
+    return result
+
+
+def split_secrets(declared, params):
+    """(params with secret values masked, the secret values by name)."""
+    secret_names = {name for name, spec in (declared or {}).items() if spec.get("secret")}
+    public = {k: (MASK if k in secret_names else v) for k, v in params.items()}
+    secrets = {k: v for k, v in params.items() if k in secret_names}
+    return public, secrets
+
+
+def public_declaration(declared):
+    """The declaration as the API shows it (defaults of secret parameters hidden)."""
+    if declared is None:
+        return None
+    return {name: ({k: v for k, v in spec.items() if k != "default"} if spec.get("secret")
+                   else spec) for name, spec in declared.items()}
+
+
+def mask_values(secrets):
+    """The texts to mask in logs: each secret as text (too short ones would mask noise)."""
+    values = set()
+    for value in secrets.values():
+        text = value if isinstance(value, str) else str(value)
+        if len(text) >= 4:
+            values.add(text)
+    return sorted(values, key=len, reverse=True)  # longest first: no half-masked overlaps

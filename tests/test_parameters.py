@@ -1,0 +1,162 @@
+"""Parameters a worker declares: checked statically, validated at job creation, and secrets that
+never show again in any reply, event or log."""
+import asyncio
+import json
+import logging
+
+import pytest
+
+from jobjoker import models, parameters
+from jobjoker.errors import ValidationError
+
+DECLARING = '''import subprocess
+from jobjoker import Worker
+
+
+class Declares(Worker):
+    """Uses declared parameters."""
+
+    parameters = {
+        "url": {"type": "string", "required": True, "description": "What to fetch"},
+        "count": {"type": "integer", "default": 3, "minimum": 1, "maximum": 10},
+        "mode": {"type": "string", "enum": ["fast", "safe"], "default": "safe"},
+        "password": {"type": "string", "secret": True, "default": "default-secret"},
+    }
+
+    def run(self):
+        self.log("params %s" % self.params)
+        self.log("the password is " + self.params["password"])
+        print("printed:", self.params["password"])
+        subprocess.run(["echo", "child says " + self.params["password"]])
+        self.response({"token": self.params["password"]})
+'''
+SECRET = "hunter2-very-secret"
+
+
+# --- the declaration ---------------------------------------------------------------------------
+
+def test_a_good_declaration_is_kept_with_types_filled_in():
+    checked = parameters.parse_declaration({"a": {}, "b": {"type": "integer", "default": 2}})
+    assert checked == {"a": {"type": "string"}, "b": {"type": "integer", "default": 2}}
+
+
+@pytest.mark.parametrize("declared, message", [
+    ([], "must be a dict"),
+    ({"not-id": {}}, "identifiers"),
+    ({"a": "string"}, "its spec must be a dict"),
+    ({"a": {"colour": 1}}, "unknown key"),
+    ({"a": {"type": "date"}}, "type must be one of"),
+    ({"a": {"required": "yes"}}, "required must be True or False"),
+    ({"a": {"type": "integer", "enum": ["x"]}}, "enum must be a list of integer"),
+    ({"a": {"type": "string", "minimum": 1}}, "minimum needs a number"),
+    ({"a": {"type": "integer", "default": "x"}}, "its default does not fit"),
+    ({"a": {"type": "integer", "default": 0, "minimum": 1}}, "at least 1"),
+])
+def test_bad_declarations_say_what_is_wrong(declared, message):
+    with pytest.raises(ValidationError, match=message):
+        parameters.parse_declaration(declared, line=7)
+
+
+def test_validate_fills_defaults_and_lists_every_problem():
+    declared = parameters.parse_declaration({
+        "url": {"required": True}, "n": {"type": "integer", "default": 1, "maximum": 5},
+        "flag": {"type": "boolean"}})
+    assert parameters.validate(declared, {"url": "x"}) == {"url": "x", "n": 1}
+    with pytest.raises(ValidationError) as caught:
+        parameters.validate(declared, {"n": 9, "flag": 1, "extra": 0})
+    message = caught.value.message
+    for part in ("unknown parameter extra", "url is required", "n must be at most 5",
+                 "flag must be a boolean"):
+        assert part in message
+    with pytest.raises(ValidationError, match="must be an integer"):
+        parameters.validate(declared, {"url": "x", "n": True})  # JSON true is not a number
+
+
+def test_secrets_are_split_and_short_ones_not_used_as_masks():
+    declared = parameters.parse_declaration({"p": {"secret": True}, "q": {}})
+    public, secrets = parameters.split_secrets(declared, {"p": "s3cret!", "q": "open"})
+    assert public == {"p": parameters.MASK, "q": "open"} and secrets == {"p": "s3cret!"}
+    assert parameters.mask_values({"a": "abc", "b": "longer one", "c": 12345}) == [
+        "longer one", "12345"]
+
+
+# --- through the API ---------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_workers_show_their_declaration_without_secret_defaults(api):
+    saved = await api("PUT", "/workers/Declares", DECLARING)
+    assert saved.code == 201, saved
+    declared = saved.data[0]["parameters"]
+    assert declared["count"] == {"type": "integer", "default": 3, "minimum": 1, "maximum": 10}
+    assert declared["password"] == {"type": "string", "secret": True}
+    assert "default-secret" not in saved.text
+    assert (await api("GET", "/workers/Foobar")).data[0]["parameters"] is None
+
+
+@pytest.mark.gen_test
+async def test_a_bad_declaration_is_refused_with_its_line(api):
+    code = DECLARING.replace('"enum": ["fast", "safe"]', '"enum": "fast"')
+    refused = await api("PUT", "/workers/Declares", code)
+    assert refused.code == 422
+    assert refused.data == [{"line": 8}]  # the line of `parameters = {`
+    assert "enum must be a list" in refused.json["message"]
+    dynamic = DECLARING.replace('"default": 3', '"default": len("abc")')
+    refused = await api("PUT", "/workers/Declares", dynamic)
+    assert refused.code == 422 and "literal dict" in refused.json["message"]
+
+
+@pytest.mark.gen_test
+async def test_job_parameters_are_validated_against_the_declaration(api):
+    await api("PUT", "/workers/Declares", DECLARING)
+    count = models.Job.select().count()
+    for bad, part in [({}, "url is required"), ({"url": "x", "count": 99}, "at most 10"),
+                      ({"url": "x", "mode": "slow"}, "one of 'fast', 'safe'"),
+                      ({"url": "x", "other": 1}, "unknown parameter other")]:
+        reply = await api("POST", "/jobs", {"worker": "Declares", "parameters": bad})
+        assert reply.code == 422 and part in reply.json["message"], (bad, reply)
+    assert models.Job.select().count() == count  # nothing created
+    created = await api("POST", "/jobs", {"worker": "Declares", "parameters": {"url": "x"}})
+    assert created.data[0]["parameters"] == {"url": "x", "count": 3, "mode": "safe",
+                                             "password": parameters.MASK}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_secret_parameter_never_appears_in_any_reply_event_or_log(
+        api, ws_connect, wait_for_status, server, caplog):
+    caplog.set_level(logging.DEBUG)
+    await api("PUT", "/workers/Declares", DECLARING)
+    events = await ws_connect("/events")
+    created = await api("POST", "/jobs", {"worker": "Declares", "parameters": {
+        "url": "http://example.invalid", "password": SECRET}})
+    job_id = created.data[0]["id"]
+    stream = await ws_connect("/jobs/%s/stream" % job_id)
+    await api("PUT", "/jobs/%s/status" % job_id, "start")
+    job = await wait_for_status(job_id)
+    assert job["status"] == "done", job
+    await api("POST", "/jobs/%s/log" % job_id, "a client echoes %s back" % SECRET)
+
+    texts = []
+    for path in ("/jobs/%s" % job_id, "/jobs?limit=10", "/jobs/%s/log" % job_id,
+                 "/jobs/%s/response" % job_id, "/jobs/%s/log/download" % job_id,
+                 "/jobs/%s/log?format=text" % job_id, "/audit?limit=100"):
+        reply = await api("GET", path)
+        assert reply.code == 200, path
+        texts.append(reply.text)
+    while True:
+        message = await asyncio.wait_for(stream.read_message(), 10)
+        if message is None:
+            break
+        texts.append(message)
+    events.close()
+    log = (await api("GET", "/jobs/%s/log?format=text" % job_id)).text
+    assert "the password is %s" % parameters.MASK in log
+    assert "printed: %s" % parameters.MASK in log
+    assert "child says %s" % parameters.MASK in log  # raw output of a child process too
+    assert "a client echoes %s back" % parameters.MASK in log
+    response = (await api("GET", "/jobs/%s/response" % job_id)).data[0]["message"]
+    assert json.loads(response) == {"token": parameters.MASK}
+    for text in texts + [caplog.text]:
+        assert SECRET not in text
+    stored = models.Job.get_by_id(job_id)
+    assert SECRET not in stored.parameters
+    assert b"".join(bytes(c.data) for c in models.Chunk.select()).find(SECRET.encode()) == -1
