@@ -109,6 +109,7 @@ class ErrorEnvelopeMixin:
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
 class AuthMixin:
@@ -132,7 +133,19 @@ class AuthMixin:
         method = self.request.method
         return self.permissions.get(method, "read" if method in SAFE_METHODS else "admin")
 
+    def check_host(self):
+        """On loopback, refuse a Host header naming another host: a page on a rebound DNS name
+        must not reach a server that trusts being local."""
+        config = self.settings["config"]
+        if not config.loopback_only:
+            return
+        host = self.request.host_name.lower()
+        if host not in LOOPBACK_NAMES and host not in config.allowed_hosts:
+            raise errors.Forbidden("Host %r is not served here (the server listens on loopback: "
+                                   "use localhost, or add the name to --allowed-hosts)" % host)
+
     async def authenticate(self):
+        self.check_host()
         header = self.request.headers.get("Authorization")
         credentials = Credentials(authorization=header,
                                   session_cookie=self.get_cookie(SESSION_COOKIE),
@@ -199,6 +212,8 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
         self._too_large = False
         if self.needs_authentication():
             await self.authenticate()
+        else:
+            self.check_host()
         declared = self.request.headers.get("Content-Length")
         if declared is not None:
             try:

@@ -19,6 +19,10 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
     async def prepare(self):
         await self.authenticate()
 
+    def check_origin(self, origin):
+        """Tornado's same-origin check, plus the origins the admin allowed."""
+        return super().check_origin(origin) or origin in self.settings["config"].allowed_origins
+
     def make_outbox(self):
         config = self.settings["config"]
         return Outbox(self.write_message, self.close, config.stream_buffer_bytes,

@@ -9,6 +9,7 @@ refuses to start and touches nothing.
 import fcntl
 import logging
 import os
+import ssl
 import urllib.parse
 
 import peewee
@@ -63,7 +64,8 @@ def make_app(config, services, health):
         # Not Tornado's static_path: that would add a /static/ route outside our authentication.
         static_dir=static_dir,
         default_handler_class=handlers.base.NotFoundHandler,
-        websocket_max_message_size=1024 * 1024,
+        # Subscribers have nothing to send: a big message is refused with close code 1009.
+        websocket_max_message_size=64 * 1024,
     )
 
 
@@ -148,9 +150,20 @@ class JobJokerServer:
         if listen:
             self.http_server = tornado.httpserver.HTTPServer(
                 self.app, max_body_size=2 * max(config.max_body_size, config.max_worker_size),
-                xheaders=False)
+                xheaders=False, ssl_options=self._tls_context())
             self.http_server.listen(config.port, config.host)
         return self
+
+    def _tls_context(self):
+        if not self.config.tls:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        except (OSError, ssl.SSLError) as e:
+            raise StartupError("cannot load the TLS certificate %s and key %s: %s"
+                               % (self.config.tls_cert, self.config.tls_key, e))
+        return context
 
     def health(self):
         """The server's readiness, or ``Unavailable`` saying what is wrong."""

@@ -57,6 +57,11 @@ class Config:
     max_parameters_size: int = 64 * 1024
     stream_buffer_bytes: int = 8 * 1024 * 1024  # per subscriber; past it, it is closed
     stream_stall_timeout: float = 30.0  # a subscriber whose socket takes no data this long goes
+    tls_cert: pathlib.Path = None  # serve HTTPS with this certificate chain (PEM) ...
+    tls_key: pathlib.Path = None  # ... and this private key
+    allowed_hosts: tuple = ()  # Host header names accepted besides loopback's own
+    allowed_origins: tuple = ()  # browser origins allowed to open WebSockets besides our own
+    run_as: str = None  # when the server runs as root, jobs run as this user
     login_failures: int = 10  # failed logins an account may have in login_window, then 429
     login_failures_per_address: int = 50  # the same for one client address, all accounts
     login_window: float = 300.0
@@ -69,6 +74,15 @@ class Config:
         return self.database or "sqlite:///%s" % (self.data_dir / "jobjoker.sqlite3")
 
     @property
+    def loopback_only(self):
+        """True when the server listens on loopback only (so only this machine reaches it)."""
+        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
+
+    @property
+    def tls(self):
+        return self.tls_cert is not None
+
+    @property
     def jobs_dir(self):
         """Where running jobs keep their spool files (log, response, output, exit record)."""
         return self.data_dir / "jobs"
@@ -78,6 +92,15 @@ class Config:
         """Server state that lives only while the server or supervisor runs (lock, socket)."""
         return self.data_dir / "run"
 
+
+def _words(value):
+    """A list option: a TOML list, or a comma-separated string."""
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(v.strip() for v in str(value).split(",") if v.strip())
+
+
+_words.__name__ = "comma-separated list"
 
 # name -> (environment variable, parser). The order is the order of --help.
 OPTIONS = {
@@ -92,6 +115,11 @@ OPTIONS = {
     "max_parameters_size": ("JOBJOKER_MAX_PARAMETERS_SIZE", int),
     "stream_buffer_bytes": ("JOBJOKER_STREAM_BUFFER_BYTES", int),
     "stream_stall_timeout": ("JOBJOKER_STREAM_STALL_TIMEOUT", float),
+    "tls_cert": ("JOBJOKER_TLS_CERT", pathlib.Path),
+    "tls_key": ("JOBJOKER_TLS_KEY", pathlib.Path),
+    "allowed_hosts": ("JOBJOKER_ALLOWED_HOSTS", _words),
+    "allowed_origins": ("JOBJOKER_ALLOWED_ORIGINS", _words),
+    "run_as": ("JOBJOKER_RUN_AS", str),
     "login_failures": ("JOBJOKER_LOGIN_FAILURES", int),
     "login_failures_per_address": ("JOBJOKER_LOGIN_FAILURES_PER_ADDRESS", int),
     "login_window": ("JOBJOKER_LOGIN_WINDOW", float),
@@ -155,7 +183,26 @@ def load_config(flags=None, environ=None, config_file=None):
                            % (", ".join(LOG_LEVELS), values["log_level"]))
     if values.get("database"):
         check_database_url(values["database"])
+    if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
+        raise StartupError("TLS needs both --tls-cert and --tls-key")
+    for name in ("tls_cert", "tls_key"):
+        if values.get(name) and not pathlib.Path(values[name]).is_file():
+            raise StartupError("%s %s is not a readable file" % (name, values[name]))
+    if values.get("run_as"):
+        check_run_as(values["run_as"])
     return Config(**values)
+
+
+def check_run_as(username):
+    """Jobs can run as another user only when the server can switch to it: as root."""
+    import pwd
+    try:
+        pwd.getpwnam(username)
+    except KeyError:
+        raise StartupError("run_as: there is no user %r on this system" % username)
+    if os.geteuid() != 0:
+        raise StartupError("run_as needs the server to run as root (it runs as uid %d)"
+                           % os.geteuid())
 
 
 def check_database_url(url):

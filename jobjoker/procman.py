@@ -144,6 +144,7 @@ class ProcessManager:
         spec = {"job_id": job.id, "worker": job.worker, "worker_file": worker_file,
                 "params": dict(json.loads(job.parameters), **secrets),
                 "mask": running.mask, "job_dir": running.job_dir,
+                "run_as": self.config.run_as,
                 "cwd": os.fspath(self.config.workers_dir)}
         try:
             reply = await self.supervisor.request("start", spec=spec)

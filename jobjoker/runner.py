@@ -165,10 +165,11 @@ class LineStream(io.TextIOBase):
             self._partial = ""
 
 
-def load_worker_class(name, path):
+def load_worker_class(name, path, source=None):
     """Compile and execute the worker file afresh and return its class ``name``."""
-    with open(path, "rb") as f:
-        source = f.read()
+    if source is None:
+        with open(path, "rb") as f:
+            source = f.read()
     code = compile(source, path, "exec")
     module = types.ModuleType(name)
     module.__file__ = path
@@ -207,9 +208,12 @@ def _flushing(function, flusher):
     return wrapper
 
 
-def _open_spool(job_dir, name):
-    return os.open(os.path.join(job_dir, name),
-                   os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def _open_in_job_dir(spec, name, flags=os.O_WRONLY | os.O_APPEND | os.O_CREAT):
+    """Open a file of the job's directory, relative to its already open descriptor when the
+    supervisor passed one (a job running as another user may not traverse the data dir)."""
+    dir_fd = spec.get("job_dir_fd")
+    path = name if dir_fd is not None else os.path.join(spec["job_dir"], name)
+    return os.open(path, flags | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
 
 
 def run_job(spec):
@@ -219,9 +223,9 @@ def run_job(spec):
     """
     flusher = Flusher()
     mask = tuple(spec.get("mask") or ())
-    log = BlockWriter(_open_spool(spec["job_dir"], "log.spool"), flusher, headed=True,
+    log = BlockWriter(_open_in_job_dir(spec, "log.spool"), flusher, headed=True,
                       mask=mask)
-    response = BlockWriter(_open_spool(spec["job_dir"], "response.spool"), flusher,
+    response = BlockWriter(_open_in_job_dir(spec, "response.spool"), flusher,
                            headed=False, mask=mask)
     flusher.writers.extend([log, response])
     flusher.start()
@@ -238,7 +242,7 @@ def run_job(spec):
         is_active=lambda: not stop_requested.is_set())
     error = None
     try:
-        cls = load_worker_class(spec["worker"], spec["worker_file"])
+        cls = load_worker_class(spec["worker"], spec["worker_file"], spec.get("worker_source"))
         result = cls().run()
         if inspect.iscoroutine(result):  # ``async def run``: give it an event loop
             import asyncio
@@ -259,18 +263,21 @@ def run_job(spec):
         flusher.flush_all()
     except OSError:
         pass
-    write_result(spec["job_dir"], {"outcome": outcome, "returncode": code, "error": error})
+    write_result(spec, {"outcome": outcome, "returncode": code, "error": error})
     return code
 
 
-def write_result(job_dir, result):
+def write_result(spec, result):
     """Leave how the run ended in ``result.json``: it tells the server what an exit code alone
     cannot (an exception's name, a stop honoured) even when no supervisor saw the exit."""
-    path = os.path.join(job_dir, "result.json")
+    dir_fd = spec.get("job_dir_fd")
+    folder = "" if dir_fd is not None else spec["job_dir"]
     try:
-        with open(path + ".tmp", "w") as f:
+        fd = _open_in_job_dir(spec, "result.json.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with os.fdopen(fd, "w") as f:
             json.dump(result, f)
-        os.replace(path + ".tmp", path)
+        os.replace(os.path.join(folder, "result.json.tmp"), os.path.join(folder, "result.json"),
+                   src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError:
         pass  # the exit code still tells the essentials
 

@@ -268,6 +268,14 @@ class Supervisor:
             os.close(null_fd)
             os.close(out_fd)
             os.chdir(spec.get("cwd") or spec["job_dir"])
+            spec["job_dir_fd"] = os.open(spec["job_dir"], os.O_RDONLY | os.O_DIRECTORY |
+                                         os.O_CLOEXEC)
+            if spec.get("run_as"):
+                # Read the worker's code while still allowed to: the workers folder belongs
+                # to the server's user, not necessarily to the one the job runs as.
+                with open(spec["worker_file"], "rb") as f:
+                    spec["worker_source"] = f.read()
+                _become_user(spec["run_as"], spec["job_dir"])
             os.environ["JOBJOKER_JOB_ID"] = spec["job_id"]
             os.environ["JOBJOKER_WORKER"] = spec["worker"]
             if spec.get("cwd"):
@@ -317,6 +325,19 @@ class Supervisor:
         except OSError:
             traceback.print_exc()  # the event below still tells a connected server
         self._broadcast(record)
+
+
+def _become_user(username, job_dir):
+    """Drop root for the job: its files first, then groups, group and user (in that order:
+    after setuid nothing else may change)."""
+    import pwd
+    user = pwd.getpwnam(username)
+    for name in [""] + os.listdir(job_dir):
+        os.chown(os.path.join(job_dir, name), user.pw_uid, user.pw_gid)
+    os.initgroups(username, user.pw_gid)
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+    os.environ.update(HOME=user.pw_dir, USER=username, LOGNAME=username)
 
 
 def daemonize():
