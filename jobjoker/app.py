@@ -150,7 +150,7 @@ class JobJokerServer:
         if listen:
             self.http_server = tornado.httpserver.HTTPServer(
                 self.app, max_body_size=2 * max(config.max_body_size, config.max_worker_size),
-                xheaders=False, ssl_options=self._tls_context())
+                xheaders=config.trust_proxy, ssl_options=self._tls_context())
             self.http_server.listen(config.port, config.host)
         return self
 

@@ -62,6 +62,7 @@ class Config:
     allowed_hosts: tuple = ()  # Host header names accepted besides loopback's own
     allowed_origins: tuple = ()  # browser origins allowed to open WebSockets besides our own
     run_as: str = None  # when the server runs as root, jobs run as this user
+    trust_proxy: bool = False  # take client address and scheme from X-Forwarded-* headers
     login_failures: int = 10  # failed logins an account may have in login_window, then 429
     login_failures_per_address: int = 50  # the same for one client address, all accounts
     login_window: float = 300.0
@@ -102,6 +103,21 @@ def _words(value):
 
 _words.__name__ = "comma-separated list"
 
+
+def _flag(value):
+    """A yes/no option: true/false, yes/no, on/off, 1/0."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+_flag.__name__ = "yes/no value"
+
 # name -> (environment variable, parser). The order is the order of --help.
 OPTIONS = {
     "host": ("JOBJOKER_HOST", str),
@@ -120,6 +136,7 @@ OPTIONS = {
     "allowed_hosts": ("JOBJOKER_ALLOWED_HOSTS", _words),
     "allowed_origins": ("JOBJOKER_ALLOWED_ORIGINS", _words),
     "run_as": ("JOBJOKER_RUN_AS", str),
+    "trust_proxy": ("JOBJOKER_TRUST_PROXY", _flag),
     "login_failures": ("JOBJOKER_LOGIN_FAILURES", int),
     "login_failures_per_address": ("JOBJOKER_LOGIN_FAILURES_PER_ADDRESS", int),
     "login_window": ("JOBJOKER_LOGIN_WINDOW", float),
