@@ -386,3 +386,18 @@ def test_an_older_database_is_migrated(tmp_path):
     finally:
         db.close()
         models.database.initialize(None)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_oversized_body_gets_413_before_it_is_sent(app, http_server, http_port):
+    """The declared length is refused from the headers: the client never has to send it."""
+    import base64
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    credentials = base64.b64encode(("admin:%s" % PASSWORD).encode()).decode()
+    writer.write(("POST /jobs HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic %s\r\n"
+                  "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                  % (credentials, 10 ** 9)).encode())
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 10)  # no byte of the body was sent
+    assert status.startswith(b"HTTP/1.1 413"), status
+    writer.close()
