@@ -77,7 +77,10 @@ class ErrorEnvelopeMixin:
         extra = {}
         if isinstance(exc, errors.JobJokerError):
             status_code, message = status_for(exc), exc.message
-            if isinstance(exc, errors.Unauthorized):
+            # The admin page marks its requests: it shows its own sign-in form, and a Basic
+            # challenge would make the browser pop up its dialog instead.
+            if isinstance(exc, errors.Unauthorized) and \
+                    "X-Requested-With" not in self.request.headers:
                 self.set_header("WWW-Authenticate", 'Basic realm="JobJoker", charset="UTF-8"')
             if isinstance(exc, errors.TooManyRequests):
                 self.set_header("Retry-After", str(exc.retry_after))
@@ -95,11 +98,20 @@ class ErrorEnvelopeMixin:
                 message = "%s is not allowed on %s" % (self.request.method, self.request.path)
         else:
             message = "internal error; the server log has the details"
+        if status_code == 405:  # RFC 9110 15.5.6: a 405 must say what is allowed
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.clear_header("Content-Disposition")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_status(status_code)
         body = envelope([extra] if extra else [], False, message)
         self.finish(json.dumps(body))
+
+    def allowed_methods(self):
+        """The methods this resource answers: those the handler implements itself (not
+        Tornado's 405 stand-ins), less the one just refused."""
+        return [method for method in self.SUPPORTED_METHODS if method != self.request.method
+                and getattr(type(self), method.lower(), None)
+                is not getattr(tornado.web.RequestHandler, method.lower(), None)]
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, errors.JobJokerError):

@@ -1,8 +1,11 @@
-"""``/``: the admin page; ``/static/...``: its files; ``/openapi.json``: the API's description.
+"""``/``: the admin page; ``/login``: its sign-in form; ``/static/...``: their files;
+``/openapi.json``: the API's description.
 
 The page and its files need the same authentication as the API (Tornado's own ``static_path``
-would serve them to anyone, so it is not used) and carry the strict Content-Security-Policy the
-page is written for.
+would serve them to anyone, so it is not used); only the sign-in form and the few files it
+loads (``PUBLIC_FILES``) are served to anyone. A browser that asks for ``/`` without credentials
+is sent to ``/login`` instead of the bare 401. Everything carries the strict
+Content-Security-Policy the pages are written for.
 """
 import json
 import os
@@ -10,11 +13,24 @@ import os
 import tornado.web
 
 from handlers.base import APIHandler, AuthMixin, ErrorEnvelopeMixin, set_security_headers
+from jobjoker import errors
 from jobjoker.openapi import openapi_document
+
+
+# What the sign-in form needs before anyone has signed in: nothing else is public.
+PUBLIC_FILES = frozenset({"login.html", "js/login.js", "app.css", "favicon.svg"})
 
 
 class IndexHandler(APIHandler):
     """The admin page."""
+
+    async def prepare(self):
+        try:
+            await super().prepare()
+        except errors.Unauthorized:
+            if "text/html" not in self.request.headers.get("Accept", ""):
+                raise  # a script gets the 401 (and the Basic challenge)
+            self.redirect("/login")
 
     def get(self):
         """The page's HTML (its scripts and styles are files under /static/)."""
@@ -23,11 +39,27 @@ class IndexHandler(APIHandler):
             self.finish(f.read())
 
 
+class LoginPageHandler(APIHandler):
+    """The sign-in form (public): it posts to /session and goes on to the page."""
+
+    auth_required = False
+
+    def get(self):
+        """The form's HTML."""
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        with open(os.path.join(self.settings["static_dir"], "login.html"), "rb") as f:
+            self.finish(f.read())
+
+
 class StaticHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.StaticFileHandler):
-    """The page's scripts, styles and vendored libraries, for authenticated users only."""
+    """The page's scripts, styles and vendored libraries, for authenticated users only (but the
+    few files the sign-in form needs)."""
 
     async def prepare(self):
-        await self.authenticate()
+        if self.path_args and self.path_args[0] in PUBLIC_FILES:
+            self.check_host()
+        else:
+            await self.authenticate()
 
     def set_default_headers(self):
         set_security_headers(self)
@@ -52,5 +84,6 @@ def static_route(static_dir):
 
 default_handlers = [
     (r"/", IndexHandler),
+    (r"/login", LoginPageHandler),
     (r"/openapi.json", OpenAPIHandler),
 ]

@@ -189,7 +189,8 @@ def api(app, http_client, base_url):
             kwargs.update(auth_username=auth[0], auth_password=auth[1])
         response = await http_client.fetch(
             base_url + path, method=method, body=body, headers=headers or {},
-            raise_error=False, allow_nonstandard_methods=True, request_timeout=60, **kwargs)
+            raise_error=False, allow_nonstandard_methods=True, request_timeout=60,
+            follow_redirects=False, **kwargs)
         return Reply(response)
     return call
 

@@ -21,6 +21,7 @@ PUBLIC, SELF = "public", "self"
 MATRIX = {
     ("/health", "GET"): PUBLIC,
     ("/", "GET"): "viewer",
+    ("/login", "GET"): PUBLIC,
     ("/openapi.json", "GET"): "viewer",
     ("/workers", "GET"): "viewer",
     ("/workers/{name}", "GET"): "viewer",
@@ -401,3 +402,20 @@ async def test_an_oversized_body_gets_413_before_it_is_sent(app, http_server, ht
     status = await asyncio.wait_for(reader.readline(), 10)  # no byte of the body was sent
     assert status.startswith(b"HTTP/1.1 413"), status
     writer.close()
+
+
+@pytest.mark.gen_test
+async def test_browsers_without_credentials_go_to_the_sign_in_form(api):
+    page = await api("GET", "/", auth=None, headers={"Accept": "text/html,*/*"})
+    assert page.code == 302 and page.headers["Location"] == "/login"
+    assert (await api("GET", "/", auth=None)).code == 401  # scripts get the 401
+    form = await api("GET", "/login", auth=None)
+    assert form.code == 200 and b'id="login-form"' in form.body
+    for public in ("/static/js/login.js", "/static/app.css", "/static/login.html"):
+        assert (await api("GET", public, auth=None)).code == 200, public
+    for private in ("/static/index.html", "/static/js/api.js"):
+        assert (await api("GET", private, auth=None)).code == 401, private
+    # The page's own requests get no Basic challenge (it shows its form instead).
+    marked = await api("GET", "/jobs", auth=None, headers={"X-Requested-With": "JobJoker"})
+    assert marked.code == 401 and "WWW-Authenticate" not in marked.headers
+    assert "WWW-Authenticate" in (await api("GET", "/jobs", auth=None)).headers
