@@ -372,8 +372,11 @@ def test_an_older_database_is_migrated(tmp_path):
     import peewee
     url = "sqlite:///%s" % (tmp_path / "old.sqlite3")
     old = models.make_database(url)
+    from playhouse.migrate import SchemaMigrator, migrate
     with old.bind_ctx([models.Job, models.Chunk, models.User, models.SchemaVersion]):
         old.create_tables([models.Job, models.Chunk, models.User, models.SchemaVersion])
+        # version 1 had no secret_parameters column
+        migrate(SchemaMigrator.from_database(old).drop_column("job", "secret_parameters"))
         models.SchemaVersion.create(version=1)
         models.User.create(username="kept", password_hash="x", role="admin")
     old.close()
@@ -381,6 +384,7 @@ def test_an_older_database_is_migrated(tmp_path):
     try:
         assert db.table_exists("token") and db.table_exists("session")
         assert db.table_exists("audit_entry")
+        assert "secret_parameters" in [c.name for c in db.get_columns("job")]
         assert models.User.get_by_id("kept").role == "admin"
         assert models.SchemaVersion.select(peewee.fn.MAX(models.SchemaVersion.version)
                                            ).scalar() == models.SCHEMA_VERSION
