@@ -258,3 +258,23 @@ async def read_until_closed(connection, timeout=60.0):
         if message is None:
             return messages
         messages.append(json.loads(message))
+
+
+async def poll(check, timeout=10.0, what="condition"):
+    """Wait until ``check()`` (a function, sync or async) returns something truthy; return it.
+
+    Tests synchronise with the server this way, with a deadline, never with fixed sleeps.
+    """
+    import asyncio
+    import inspect
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError("still waiting after %.0f s for %s" % (timeout, what))
+        await asyncio.sleep(0.02)

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from jobjoker.supervisor import process_start_time
+from tests.conftest import poll
 
 
 async def log_messages(api, job_id):
@@ -22,14 +23,6 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-async def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        await asyncio.sleep(0.02)
 
 
 async def wait_for_log(api, job_id, text, timeout=10.0):
@@ -262,7 +255,7 @@ class Family(Worker):
     ended = await wait_for_status(api, job["id"], timeout=5)
     assert ended["status"] == "stop"
     assert ended["exit_signal"] == signal.SIGKILL
-    await wait_until(lambda: not alive(child) and not alive(grandchild), 5, "the family to die")
+    await poll(lambda: not alive(child) and not alive(grandchild), 5, "the family to die")
 
 
 @pytest.mark.gen_test
@@ -280,7 +273,7 @@ class Leaves(Worker):
     job = await run_job("Leaves", wait=True)
     assert job["status"] == "done"
     background = int(pid_file.read_text())
-    await wait_until(lambda: not alive(background), 5, "the background child to die")
+    await poll(lambda: not alive(background), 5, "the background child to die")
 
 
 @pytest.mark.gen_test

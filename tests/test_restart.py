@@ -3,7 +3,6 @@
 These run two servers one after the other in the test process (the first stopped without
 killing its jobs), talking to the domain services directly.
 """
-import asyncio
 import os
 import signal
 import time
@@ -12,7 +11,7 @@ import pytest
 
 from jobjoker import models
 from jobjoker.app import JobJokerServer
-from tests.conftest import PASSWORD, kill_leftovers
+from tests.conftest import PASSWORD, kill_leftovers, poll
 
 
 async def started_server(config):
@@ -23,17 +22,6 @@ async def started_server(config):
 
 def services(server):
     return server.app.settings["jobs"]
-
-
-async def until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        await asyncio.sleep(0.02)
 
 
 def messages(jobs, job_id, stream="log"):
@@ -57,7 +45,7 @@ async def test_a_restarted_server_adopts_a_running_job(config, cleanup):
     jobs = services(first)
     job = jobs.create_job({"worker": "TestWorker", "parameters": {"count": 1000, "sleep": 0.05}})
     started = await jobs.command(job["id"], "start")
-    await until(lambda: "log 3" in messages(jobs, job["id"]), what="log 3")
+    await poll(lambda: "log 3" in messages(jobs, job["id"]), what="log 3")
     await first.stop()  # the jobs keep running
     assert os.getpgid(started["pid"]) == started["pid"]
 
@@ -66,10 +54,10 @@ async def test_a_restarted_server_adopts_a_running_job(config, cleanup):
     cleanup.append(second)
     jobs = services(second)
     assert job["id"] in second.processes.running
-    await until(lambda: len(messages(jobs, job["id"])) > 12, what="more log after adoption")
+    await poll(lambda: len(messages(jobs, job["id"])) > 12, what="more log after adoption")
     stopping = await jobs.command(job["id"], "stop")
     assert stopping["stop_requested"] is not None
-    final = await until(lambda: jobs.get_job(job["id"])["status"] != "active", what="the end")
+    final = await poll(lambda: jobs.get_job(job["id"])["status"] != "active", what="the end")
     final = jobs.get_job(job["id"])
     assert final["status"] == "stop"
     log = messages(jobs, job["id"])
@@ -91,7 +79,7 @@ async def test_a_job_that_ended_while_the_server_was_away_gets_its_real_end(conf
     await jobs.command(job["id"], "start")
     await first.stop()
     exit_file = os.path.join(config.jobs_dir, job["id"], "exit.json")
-    await until(lambda: os.path.exists(exit_file), what="the job to end")
+    await poll(lambda: os.path.exists(exit_file), what="the job to end")
 
     second = await started_server(config)
     cleanup.append(second)
@@ -118,7 +106,7 @@ async def test_a_job_whose_process_vanished_is_marked_error_not_left_active(conf
     await first.stop()
     os.kill(supervisor_pid, signal.SIGKILL)
     os.killpg(started["pid"], signal.SIGKILL)
-    await until(lambda: not os.path.exists("/proc/%d" % started["pid"]), what="the job's end")
+    await poll(lambda: not os.path.exists("/proc/%d" % started["pid"]), what="the job's end")
     assert not os.path.exists(os.path.join(config.jobs_dir, job["id"], "exit.json"))
 
     second = await started_server(config)

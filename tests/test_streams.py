@@ -6,11 +6,10 @@ import asyncio
 import base64
 import json
 import socket
-import time
 
 import pytest
 
-from tests.conftest import PASSWORD, read_until_closed
+from tests.conftest import PASSWORD, poll, read_until_closed
 
 FLOOD = '''import os, time
 from jobjoker import Worker
@@ -44,17 +43,6 @@ def entries_of(messages, stream="log"):
         entries.extend(e["message"] for e in message["entries"])
         expected = message["seq"] + len(message["entries"])
     return (first if expected is not None else None), entries
-
-
-async def poll(check, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        await asyncio.sleep(0.02)
 
 
 async def job_field(api, job_id, field):

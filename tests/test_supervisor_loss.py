@@ -1,22 +1,11 @@
 """The supervisor dies while the server runs: the server says so, starts a new one, and keeps
 control of the jobs the old one started (found again through a pidfd, identity-checked)."""
-import asyncio
 import os
 import signal
-import time
 
 import pytest
 
-
-async def poll(check, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        await asyncio.sleep(0.02)
+from tests.conftest import poll
 
 
 @pytest.mark.gen_test(timeout=60)
