@@ -27,6 +27,9 @@ setup(
             "pytest-timeout>=2.3",
             "jsonschema>=4.20",
             "openapi-spec-validator>=0.9",
+            # Browser tests; they drive the system's Chromium (apt-get install chromium), so
+            # `playwright install` is never needed.
+            "playwright>=1.40",
         ],
     },
     entry_points={"console_scripts": ["jobjoker = jobjoker.cli:main"]},

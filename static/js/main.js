@@ -1,0 +1,92 @@
+// main.js — the composition root of the admin page: builds its parts and wires them together.
+//
+// Contract: loaded once by index.html as a module, after the vendored CodeMirror scripts. The
+// other modules only define things; this one creates the tabs, the live feed, the worker
+// store and the four tabs' controllers, routes the address's hash (#jobs, #jobs/ID,
+// #create-job, #workers, #create-worker) to a tab, and starts the clock that keeps running
+// durations current.
+
+import {signOut, whoAmI} from "./api.js";
+import {$} from "./dom.js";
+import {CreateJobTab} from "./createjob.js";
+import {CreateWorkerTab} from "./createworker.js";
+import {LiveEvents} from "./events.js";
+import {JobDetail} from "./jobdetail.js";
+import {JobsList} from "./jobs.js";
+import {Tabs} from "./tabs.js";
+import {WorkerStore} from "./workerstore.js";
+import {WorkersTab} from "./workers.js";
+
+const CONNECTION_TEXT = {connecting: "Connecting…", live: "Live",
+  offline: "Offline — reconnecting…"};
+
+function showConnection(state) {
+  const indicator = $("#connection");
+  indicator.dataset.state = state;
+  $("#connection-text").textContent = CONNECTION_TEXT[state];
+}
+
+async function showAccount() {
+  const me = await whoAmI(); // also fetches the XSRF token the page's commands carry
+  $("#account-name").textContent = `${me.username} (${me.role})`;
+  // Signing out ends a session; Basic credentials stay with the browser until it closes.
+  const button = $("#sign-out");
+  button.hidden = me.scheme !== "session";
+  button.addEventListener("click", () => signOut().catch(() => {}));
+}
+
+function main() {
+  showAccount().catch(() => {}); // a 401 has already sent the page to the sign-in form
+  const live = new LiveEvents();
+  live.onState(showConnection);
+  const workers = new WorkerStore();
+  workers.follow(live);
+
+  let tabs = null;
+  const setHash = (hash) => history.replaceState(null, "", `#${hash}`);
+  const detail = new JobDetail($("#job-detail"), {
+    onOpened: (job) => { if (tabs.current === "jobs") setHash(`jobs/${job.id}`); },
+    onClosed: () => {
+      jobs.unselect();
+      if (tabs.current === "jobs") setHash("jobs");
+    },
+  });
+  const jobs = new JobsList({live, workers, detail});
+  const workersTab = new WorkersTab({workers});
+  const createWorker = new CreateWorkerTab({workers});
+  const openJob = (id) => {
+    tabs.show("jobs");
+    jobs.open(id);
+  };
+  new CreateJobTab({workers, onCreated: (job) => openJob(job.id)});
+
+  const shown = {
+    jobs: () => {
+      detail.log.refresh();
+      detail.response.refresh();
+      setHash(detail.jobId ? `jobs/${detail.jobId}` : "jobs");
+    },
+    "create-job": () => setHash("create-job"),
+    workers: () => { workersTab.shown(); setHash("workers"); },
+    "create-worker": () => { createWorker.shown(); setHash("create-worker"); },
+  };
+  tabs = new Tabs($("#tablist"), {onShow: (name) => shown[name]()});
+
+  const route = () => {
+    const [name, id] = location.hash.replace(/^#/, "").split("/");
+    if (name === "jobs" && id) openJob(decodeURIComponent(id));
+    else tabs.show(tabs.has(name) ? name : "jobs");
+  };
+  window.addEventListener("hashchange", route);
+  route();
+
+  workers.refresh().catch(() => {}); // the feed's first open reloads both lists again
+  jobs.load();
+  live.start();
+  setInterval(() => {
+    jobs.tick();
+    detail.tick();
+  }, 1000);
+}
+
+main();

@@ -1,0 +1,114 @@
+// workers.js — the Manage Workers tab: the workers with their descriptions, Delete, and Code.
+//
+// Contract: new WorkersTab({workers}) takes the #workers-list and #worker-code elements of
+// index.html and shows the WorkerStore's list (live: it follows the store). Delete asks first,
+// then sends DELETE /workers/NAME (a refusal, e.g. a worker with an active job, shows the
+// server's message). Code opens the source in a CodeMirror editor with Python highlighting;
+// Save sends it (PUT /workers/NAME) and, when the server refuses code that does not parse,
+// shows its message and highlights the line it names (the 422 reply's data[0].line).
+// shown() is called when the tab appears (the editor measures itself then).
+
+import {getText, request, workerPath} from "./api.js";
+import {$, el, replaceContent} from "./dom.js";
+import {CodeEditor} from "./editor.js";
+import {formatBytes, formatTime} from "./format.js";
+import {attempt, clearError, showError, showInfo} from "./notices.js";
+
+export class WorkersTab {
+  constructor({workers}) {
+    this.workers = workers;
+    this.list = $("#workers-list");
+    this.emptyNote = $("#workers-empty");
+    this.section = $("#worker-code");
+    this.nameLabel = $("#worker-code-name");
+    this.saveButton = $("#worker-code-save");
+    this.editor = null; // made on first use: CodeMirror must be visible to measure itself
+    this.name = null;
+    this.saveButton.addEventListener("click", () => this.save());
+    $("#worker-code-close").addEventListener("click", () => this.closeCode());
+    workers.subscribe((list) => this.render(list));
+  }
+
+  render(list) {
+    this.emptyNote.hidden = list.length > 0;
+    replaceContent(this.list, list.map((worker) => this.item(worker)));
+  }
+
+  item(worker) {
+    const opened = worker.name === this.name;
+    return el("li", {class: opened ? "worker opened" : "worker"},
+      el("div", {class: "worker-main"},
+        el("h3", {class: "worker-name", text: worker.name}),
+        el("p", {class: "worker-description", text: worker.description || "(no description)"}),
+        el("p", {class: "worker-meta"},
+          `${formatBytes(worker.size)} · modified `,
+          el("time", {text: formatTime(worker.modified)}))),
+      el("div", {class: "worker-actions"},
+        el("button", {type: "button", text: "Code",
+          attrs: {"aria-label": `Code of ${worker.name}`},
+          on: {click: () => this.openCode(worker.name)}}),
+        el("button", {type: "button", class: "danger", text: "Delete",
+          attrs: {"aria-label": `Delete ${worker.name}`},
+          on: {click: () => this.remove(worker.name)}})));
+  }
+
+  shown() {
+    if (this.editor) this.editor.refresh();
+  }
+
+  async openCode(name) {
+    if (this.editor && this.editor.isDirty() && this.name !== name &&
+        !window.confirm(`Discard your changes to ${this.name}?`)) return;
+    const code = await attempt(() => getText(workerPath(name, "/code")));
+    if (code === undefined) return;
+    this.name = name;
+    this.nameLabel.textContent = name;
+    this.section.hidden = false;
+    if (!this.editor) {
+      this.editor = new CodeEditor($("#worker-code-editor"), {label: `Code of ${name}`});
+    }
+    this.editor.setValue(code);
+    this.editor.refresh();
+    this.render(this.workers.workers);
+    // Beside the list on a wide screen; below it on a narrow one, so bring it into view there.
+    if (window.matchMedia("(max-width: 1099px)").matches) {
+      this.section.scrollIntoView({block: "start"});
+    }
+    this.editor.focus();
+  }
+
+  closeCode() {
+    if (this.editor && this.editor.isDirty() &&
+        !window.confirm(`Discard your changes to ${this.name}?`)) return;
+    this.name = null;
+    this.section.hidden = true;
+    this.render(this.workers.workers);
+  }
+
+  async save() {
+    clearError();
+    this.saveButton.disabled = true;
+    try {
+      const reply = await request("PUT", workerPath(this.name), {text: this.editor.value});
+      this.editor.markClean();
+      showInfo(reply.message || `Worker ${this.name} saved.`);
+    } catch (error) {
+      showError(error.message);
+      if (error.line) this.editor.showErrorAt(error.line);
+    } finally {
+      this.saveButton.disabled = false;
+    }
+  }
+
+  async remove(name) {
+    if (!window.confirm(`Delete worker ${name}? Its file is removed; its jobs stay.`)) return;
+    const reply = await attempt(() => request("DELETE", workerPath(name)));
+    if (!reply) return;
+    showInfo(reply.message || `Worker ${name} deleted.`);
+    if (this.name === name) {
+      this.editor.markClean();
+      this.closeCode();
+    }
+    this.workers.refresh().catch(() => {});
+  }
+}
