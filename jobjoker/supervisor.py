@@ -238,21 +238,30 @@ class Supervisor:
         null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         sys.stdout.flush()
         sys.stderr.flush()
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
-            self._become_job(spec, null_fd, out_fd)  # never returns
+            os.close(ready_r)
+            self._become_job(spec, null_fd, out_fd, ready_w)  # never returns
+        os.close(ready_w)
         os.close(out_fd)
         os.close(null_fd)
+        # Wait for the child's setsid(): until then its pid names no process group, and a stop
+        # sent right after the start would miss it. A child that dies first closes the pipe.
+        os.read(ready_r, 1)
+        os.close(ready_r)
         start_time = process_start_time(pid)
         self.jobs[pid] = {"job_id": spec["job_id"], "pid": pid, "start_time": start_time,
                           "job_dir": spec["job_dir"]}
         self.pids[spec["job_id"]] = pid
         return {"pid": pid, "start_time": start_time}
 
-    def _become_job(self, spec, null_fd, out_fd):
+    def _become_job(self, spec, null_fd, out_fd, ready_w):
         code = runner.EXIT_ERROR
         try:
             os.setsid()
+            os.write(ready_w, b"!")
+            os.close(ready_w)
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, signal.SIG_DFL)
