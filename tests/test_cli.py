@@ -1,0 +1,287 @@
+"""The ``jobjoker`` command's client subcommands, run as real processes against a real server
+process: output as text and as JSON, exit codes, live following, and a password that never comes
+from a flag."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jobjoker.client import Client
+from tests import test_client
+from tests.conftest import PASSWORD, ROOT
+from tests.test_client import HELLO, url_of, wait_for_end
+from tests.test_server_process import free_port
+
+# The module's server and the stand-in for a failing one, shared with the client's tests.
+server_process = test_client.server_process
+stand_in = test_client.stand_in
+
+
+def environment(url, password=PASSWORD, **extra):
+    """The environment the command runs in: ours without any JOBJOKER_ variable, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBJOKER_")}
+    env.update({"JOBJOKER_URL": url, "JOBJOKER_USER": "admin"}, **extra)
+    if password is not None:
+        env["JOBJOKER_PASSWORD"] = password
+    return env
+
+
+def command(*args):
+    return [sys.executable, "-m", "jobjoker.cli", *args]
+
+
+@pytest.fixture
+def jj(server_process):
+    """``jj(*args, input=None, env=None)``: run ``jobjoker ARGS`` against the module's server;
+    the completed process, with ``json``: stdout parsed when it is one JSON document."""
+    def run(*args, input=None, env=None):
+        result = subprocess.run(command(*args), input=input, capture_output=True, text=True,
+                                timeout=60, cwd=ROOT,
+                                env=env or environment(url_of(server_process)))
+        try:
+            result.json = json.loads(result.stdout)
+        except ValueError:  # text, or one JSON document per line (see json_lines)
+            result.json = None
+        return result
+    return run
+
+
+@pytest.fixture
+def client(server_process):
+    return Client(url_of(server_process), "admin", PASSWORD)
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.parametrize("args", [
+    [], ["workers"], ["workers", "ls"], ["workers", "show"], ["workers", "push"],
+    ["workers", "pull"], ["workers", "rm"], ["jobs"], ["jobs", "ls"], ["jobs", "show"],
+    ["jobs", "start"], ["jobs", "stop"], ["jobs", "kill"], ["jobs", "rm"], ["logs"], ["run"]])
+def test_every_command_has_help(args):
+    result = subprocess.run(command(*args, "--help"), capture_output=True, text=True,
+                            timeout=30, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: jobjoker")
+    if len(args) == 2 or args in (["logs"], ["run"]):  # a command that talks to a server
+        assert "JOBJOKER_PASSWORD" in result.stdout and "exit codes:" in result.stdout
+
+
+def test_workers_push_ls_show_pull_and_rm(jj, tmp_path):
+    source = tmp_path / "Hello.py"
+    source.write_text(HELLO)
+    pushed = jj("workers", "push", str(source))
+    assert pushed.returncode == 0 and pushed.stdout.startswith("worker Hello saved (")
+    assert jj("workers", "push", "-", "--name", "Hello", "--json", input=HELLO).json[
+        "name"] == "Hello"
+    listed = jj("workers", "ls")
+    assert listed.stdout.split("\n")[0].split() == ["NAME", "SIZE", "MODIFIED", "DESCRIPTION"]
+    assert any(line.startswith("Hello ") and line.endswith("Says hello.")
+               for line in listed.stdout.splitlines())
+    assert "Hello" in [w["name"] for w in jj("workers", "ls", "--json").json]
+    shown = jj("workers", "show", "Hello")
+    assert "description  Says hello." in shown.stdout
+    assert jj("workers", "show", "Hello", "--json").json["description"] == "Says hello."
+    assert jj("workers", "pull", "Hello").stdout == HELLO
+    pulled = tmp_path / "pulled.py"
+    assert jj("workers", "pull", "Hello", "-o", str(pulled)).returncode == 0
+    assert pulled.read_text() == HELLO
+    removed = jj("workers", "rm", "Hello")
+    assert (removed.returncode, removed.stdout) == (0, "worker Hello deleted\n")
+    missing = jj("workers", "rm", "Hello")
+    assert missing.returncode == 5 and missing.stderr == "jobjoker: no worker named 'Hello'\n"
+
+
+def test_pushing_bad_code_exits_1_with_the_servers_message(jj, tmp_path):
+    source = tmp_path / "Broken.py"
+    source.write_text("class Broken(:\n")
+    result = jj("workers", "push", str(source))
+    assert result.returncode == 1 and result.stderr.startswith("jobjoker: line 1")
+    assert jj("workers", "push", str(tmp_path / "Nope.py")).returncode == 2
+    assert jj("workers", "push", "-", input="x").returncode == 2  # no --name for stdin
+
+
+def test_run_without_follow_prints_the_id_and_jobs_commands_handle_it(jj, client):
+    result = jj("run", "TestWorker", "-p", "count=100", "-p", "sleep=5")
+    assert result.returncode == 0
+    job_id = result.stdout.strip()
+    assert client.job(job_id)["status"] == "active"
+    shown = jj("jobs", "show", job_id)
+    assert "status          active" in shown.stdout
+    assert 'parameters      {"count": 100, "sleep": 5}' in shown.stdout
+    assert jj("jobs", "show", job_id, "--json").json["id"] == job_id
+    listed = jj("jobs", "ls", "--worker", "TestWorker", "--status", "active")
+    assert listed.stdout.split("\n")[0].split() == ["ID", "WORKER", "STATUS", "CREATED",
+                                                    "DURATION"]
+    assert any(line.startswith(job_id + "  TestWorker  active  ")
+               for line in listed.stdout.splitlines())
+    as_json = jj("jobs", "ls", "--status", "active", "--limit", "1000", "--json").json
+    assert job_id in [job["id"] for job in as_json]
+    busy = jj("jobs", "rm", job_id)
+    assert busy.returncode == 1 and "is active: stop or kill it" in busy.stderr
+    stopped = jj("jobs", "stop", job_id, "--wait")
+    assert (stopped.returncode, stopped.stdout) == (0, "job %s ended stop\n" % job_id)
+    again = jj("jobs", "stop", job_id)
+    assert again.returncode == 1 and "has already ended" in again.stderr
+    assert jj("jobs", "rm", job_id, "--json").json["id"] == job_id
+    gone = jj("jobs", "show", job_id)
+    assert gone.returncode == 5 and gone.stderr == "jobjoker: no job with id '%s'\n" % job_id
+
+
+def test_jobs_start_and_kill(jj, client):
+    job = client.create_job("TestWorker", {"count": 100, "sleep": 5})
+    started = jj("jobs", "start", job["id"])
+    assert started.returncode == 0 and started.stdout.startswith("job %s started (pid " % job["id"])
+    twice = jj("jobs", "start", job["id"])
+    assert twice.returncode == 1 and "only an idle job can start" in twice.stderr
+    killed = jj("jobs", "kill", job["id"], "--json")
+    assert killed.returncode == 0 and killed.json["stop_requested"] is not None
+    final = wait_for_end(client, job["id"])
+    assert final["status"] == "stop" and final["exit_signal"] == 9
+
+
+def test_parameters_from_p_and_params_json(jj, client):
+    result = jj("run", "Foobar", "--json", "--params-json", '{"count": 1, "keep": "me"}',
+                "-p", "count=2", "-p", "sleep=0.5", "-p", "name=hello", "-p", "flag=true",
+                "-p", "items=[1, 2]", "-p", 'quoted="3"', "-p", "none=null", "-p", "empty=",
+                "-p", "big=1e400", "-p", "nan=NaN", "-p", "eq=a=b")
+    assert result.returncode == 0, result.stderr
+    assert result.json["parameters"] == {
+        "count": 2, "keep": "me", "sleep": 0.5, "name": "hello", "flag": True, "items": [1, 2],
+        "quoted": "3", "none": None, "empty": "", "big": "1e400", "nan": "NaN", "eq": "a=b"}
+    for bad in (["-p", "novalue"], ["-p", "=3"], ["--params-json", "[1]"],
+                ["--params-json", "{bad"]):
+        refused = jj("run", "Foobar", *bad)
+        assert refused.returncode == 2 and "usage: jobjoker run" in refused.stderr, bad
+
+
+def test_run_follow_streams_the_log_and_exits_0_on_done(jj):
+    result = jj("run", "TestWorker", "-p", "count=3", "-p", "sleep=0.05", "--follow")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("STARTED job ") and lines[-1].startswith("ENDED done")
+    assert lines[1:-1] == ["log 0", "log 1", "log 2"]
+    assert result.stderr == ""
+
+
+def test_run_follow_exits_1_when_the_job_fails_with_its_error(jj):
+    result = jj("run", "Failing", "-f")
+    assert result.returncode == 1
+    assert "about to fail" in result.stdout and "ValueError: bad input" in result.stdout
+    assert result.stderr.startswith("jobjoker: job ") and "ended error: ValueError: bad input" \
+        in result.stderr
+
+
+def test_run_follow_prints_lines_as_they_come(server_process, client):
+    process = subprocess.Popen(command("run", "TestWorker", "-p", "count=2", "-p", "sleep=3",
+                                       "--follow"), stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                               env=environment(url_of(server_process)))
+    try:
+        first = process.stdout.readline()
+        second = process.stdout.readline()
+        assert first.startswith("STARTED job ") and second == "log 0\n"
+        job_id = first.split()[2].rstrip(":")
+        assert client.job(job_id)["status"] == "active"  # printed while it still runs
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.stdout.close()
+
+
+def test_ctrl_c_stops_following_and_leaves_the_job_running(server_process, client):
+    process = subprocess.Popen(command("run", "TestWorker", "-p", "count=100", "-p", "sleep=5",
+                                       "-f"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=ROOT, env=environment(url_of(server_process)))
+    try:
+        job_id = process.stdout.readline().split()[2].rstrip(":")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+        assert "stopped following; job %s keeps running" % job_id in process.stderr.read()
+        assert client.job(job_id)["status"] == "active"
+        client.kill(job_id)
+    finally:
+        process.kill()
+        process.stdout.close()
+        process.stderr.close()
+
+
+def test_run_follow_json_gives_one_event_per_line(jj):
+    result = jj("run", "TestWorker", "-p", "count=2", "-p", "sleep=0.05", "-f", "--json")
+    assert result.returncode == 0
+    events = json_lines(result.stdout)
+    assert events[0]["kind"] == "status" and events[-1] == {"kind": "end", "status": "done"}
+    log = [e for e in events if e["kind"] == "log"]
+    assert [e["seq"] for e in log] == list(range(4)) and log[1]["message"] == "log 0"
+    assert isinstance(log[1]["time"], float)
+    assert [e["message"] for e in events if e["kind"] == "response"] == ["response 0",
+                                                                         "response 1"]
+
+
+def test_logs_prints_the_log_or_the_response_and_follows(jj, client):
+    job = client.run("TestWorker", {"count": 2, "sleep": 0.05})
+    client.append_log(job["id"], "two\nlines")
+    log = jj("logs", job["id"])
+    assert log.returncode == 0
+    lines = log.stdout.splitlines()
+    assert lines[1:3] == ["log 0", "log 1"] and lines[-2:] == ["two", "lines"]
+    assert jj("logs", job["id"], "--response").stdout == "response 0\nresponse 1\n"
+    entries = json_lines(jj("logs", job["id"], "--json").stdout)
+    assert [e["seq"] for e in entries] == list(range(5)) and entries[-1]["message"] == \
+        "two\nlines"
+    stamped = jj("logs", job["id"], "--timestamps").stdout.splitlines()
+    assert stamped[1].endswith(" log 0") and stamped[1][:2] == "20"
+    followed = jj("logs", job["id"], "-f")
+    assert followed.returncode == 0 and followed.stdout == log.stdout
+    responses = json_lines(jj("logs", job["id"], "-f", "--response", "--json").stdout)
+    assert [e["kind"] for e in responses] == ["status", "response", "response", "end"]
+    failed = client.run("Failing")
+    assert jj("logs", failed["id"]).returncode == 0
+    assert jj("logs", failed["id"], "-f").returncode == 1
+    assert jj("logs", "no-such-job").returncode == 5
+    assert jj("logs", "no-such-job", "-f").returncode == 5
+
+
+def test_the_password_is_never_a_flag(jj, server_process):
+    refused = jj("jobs", "ls", "--password", "s3cret")
+    assert refused.returncode == 2
+    assert "set JOBJOKER_PASSWORD instead" in refused.stderr
+    assert "s3cret" not in refused.stderr
+    assert jj("jobs", "ls", "--password").returncode == 2
+
+
+def test_exit_codes_for_authentication_connection_and_usage(jj, server_process, stand_in):
+    url = url_of(server_process)
+    wrong = jj("jobs", "ls", env=environment(url, password="wrong"))
+    assert wrong.returncode == 4
+    assert wrong.stderr.startswith("jobjoker: authentication required")
+    assert "check JOBJOKER_PASSWORD" in wrong.stderr
+    missing = jj("workers", "ls", env=environment(url, password=None))
+    assert missing.returncode == 4 and "(set JOBJOKER_PASSWORD" in missing.stderr
+    nobody = "http://127.0.0.1:%d" % free_port()
+    unreachable = jj("jobs", "ls", env=environment(nobody))
+    assert unreachable.returncode == 3
+    assert unreachable.stderr.startswith("jobjoker: cannot reach the JobJoker server at " +
+                                         nobody)
+    assert jj("jobs", "ls", "--url", nobody).returncode == 3  # the flag beats the environment
+    failing = jj("jobs", "ls", "--url", "http://127.0.0.1:%d" % stand_in.server_address[1])
+    assert failing.returncode == 3 and "the database is unavailable" in failing.stderr
+    assert jj("jobs", "ls", "--url", "localhost:8080").returncode == 2
+    assert jj("jobs", "frobnicate").returncode == 2
+    bad_limit = jj("jobs", "ls", "--limit", "5000")
+    assert bad_limit.returncode == 1 and "limit may be at most 1000" in bad_limit.stderr
+
+
+def test_a_closed_pipe_ends_the_output_quietly(jj, client):
+    job = client.run("Lines", {"count": 20000})
+    started = time.monotonic()
+    pipeline = subprocess.run("%s | head -n 2" % " ".join(command("logs", job["id"])),
+                              shell=True, capture_output=True, text=True, timeout=60, cwd=ROOT,
+                              env=environment(client.url))
+    assert pipeline.stdout.splitlines()[1] == "line 0 "
+    assert "Traceback" not in pipeline.stderr and "BrokenPipeError" not in pipeline.stderr
+    assert time.monotonic() - started < 30

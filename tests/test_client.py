@@ -1,0 +1,450 @@
+"""``jobjoker.client`` against a real server process: every method, the mapping of refusals to
+exceptions, and ``follow`` from the start, from an offset, of an ended job, across a server
+restart and across a drop for slowness, each entry exactly once and in order.
+
+The client is synchronous, so these tests are plain functions talking to ``run_server.py`` in its
+own process (as users run it); one server serves the whole module, and the tests that restart or
+reconfigure a server start their own. Only 5xx replies and a server that never answers come from a
+stand-in HTTP server: the real one cannot be made to fail on demand.
+"""
+import asyncio
+import http.server
+import json
+import logging
+import threading
+import time
+
+import pytest
+
+from jobjoker.client import AuthError, BadRequestError, Client, ConflictError, \
+    ConnectionFailed, Event, NotFoundError, ServerError
+from jobjoker.supervisor_client import socket_path_for
+from tests.conftest import PASSWORD, ROOT, kill_leftovers
+from tests.test_server_process import ServerProcess, free_port
+
+LINES = '''import os, time
+from jobjoker import Worker
+
+class Lines(Worker):
+    """Logs `count` lines "line i", padded with dots to `width`, and a response every 1000;
+    after the first `pause_at` lines, waits for the file `gate` to exist."""
+    def run(self):
+        for i in range(self.params["count"]):
+            if i == self.params.get("pause_at"):
+                while not os.path.exists(self.params["gate"]):
+                    time.sleep(0.01)
+            self.log(("line %d " % i).ljust(self.params.get("width", 0), "."))
+            if i % 1000 == 0:
+                self.response("response %d" % i)
+'''
+
+# The pause keeps the failure after the reply to its start: a job that fails while its start
+# request is still being answered gets a 503 for the start (a server race, reported).
+FAILING = '''import time
+from jobjoker import Worker
+
+class Failing(Worker):
+    """Logs one line, then raises."""
+    def run(self):
+        self.log("about to fail")
+        time.sleep(0.2)
+        raise ValueError("bad input")
+'''
+
+HELLO = '''from jobjoker import Worker
+
+class Hello(Worker):
+    """Says hello."""
+    def run(self):
+        self.log("hello %s" % self.get_parameter("name", "world"))
+'''
+
+
+def start_server(tmp_path, *options, port=None):
+    """``run_server.py`` in its own process on ``tmp_path``, with the sample workers and the
+    test workers, ready to answer. ``port`` reuses a port (a restart)."""
+    workers = tmp_path / "workers"
+    if not workers.exists():
+        workers.mkdir()
+        for name in ("Foobar", "TestWorker"):
+            source = (ROOT / "workers" / ("%s.py" % name)).read_text()
+            (workers / ("%s.py" % name)).write_text(source)
+        (workers / "Lines.py").write_text(LINES)
+        (workers / "Failing.py").write_text(FAILING)
+    if port is not None:
+        options += ("--port", str(port))  # the last --port wins over ServerProcess's own
+    server = ServerProcess(tmp_path, env={"JOBJOKER_ADMIN_PASSWORD": PASSWORD},
+                           args=("--workers-dir", str(workers), "--stop-grace", "2", *options))
+    if port is not None:
+        server.port = port
+    return server.wait_ready()
+
+
+def discard(*servers):
+    """Kill the servers and anything their supervisor still runs."""
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+        kill_leftovers(socket_path_for(str(server.data_dir / "run")))
+
+
+def url_of(server):
+    return "http://127.0.0.1:%d" % server.port
+
+
+@pytest.fixture(scope="module")
+def server_process(tmp_path_factory):
+    """One real server for the module."""
+    server = start_server(tmp_path_factory.mktemp("client-server"))
+    yield server
+    discard(server)
+
+
+@pytest.fixture
+def client(server_process):
+    return Client(url_of(server_process), "admin", PASSWORD)
+
+
+def until(check, timeout=30.0, what="condition"):
+    """Wait until ``check()`` returns something truthy and return it: the synchronous twin of
+    conftest's ``poll``, for these tests that call the synchronous client."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError("still waiting after %.0f s for %s" % (timeout, what))
+        time.sleep(0.05)
+    return result
+
+
+def wait_for_end(client, job_id):
+    """The job once it has ended."""
+    def ended():
+        job = client.job(job_id)
+        return job if job["status"] not in ("idle", "active") else None
+    return until(ended, what="job %s to end" % job_id)
+
+
+def check_complete(events, count, status="done"):
+    """``events`` of a Lines job followed from 0: status first, every entry once with
+    contiguous seqs, the end last."""
+    assert events[0].kind == "status"
+    assert events[-1] == Event("end", status=status)
+    for stream in ("log", "response"):
+        entries = [e for e in events if e.kind == stream]
+        assert [e.seq for e in entries] == list(range(len(entries))), stream
+    log = [e.message.rstrip(".") for e in events if e.kind == "log"]
+    assert log[0].startswith("STARTED") and log[-1].startswith("ENDED %s" % status)
+    assert log[1:-1] == ["line %d " % i for i in range(count)]
+    responses = [e.message for e in events if e.kind == "response"]
+    assert responses == ["response %d" % i for i in range(0, count, 1000)]
+    statuses = [e.status for e in events if e.kind == "status"]
+    assert statuses[-1] == status
+
+
+# --- configuration ------------------------------------------------------------------------
+
+def test_defaults_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("JOBJOKER_URL", "http://jobs.example:9000/")
+    monkeypatch.setenv("JOBJOKER_USER", "robot")
+    monkeypatch.setenv("JOBJOKER_PASSWORD", "secret")
+    monkeypatch.setenv("JOBJOKER_TOKEN", "jj_id_secret")
+    client = Client()
+    assert (client.url, client.username, client.password, client.token) == (
+        "http://jobs.example:9000", "robot", "secret", "jj_id_secret")
+    assert "secret" not in repr(client)
+    assert client._headers() == {"Authorization": "Bearer jj_id_secret"}  # a token wins
+    explicit = Client("https://other:1", "me", "pw")  # given credentials beat the environment
+    assert (explicit.url, explicit.password, explicit.token) == ("https://other:1", "pw", None)
+    assert explicit._headers() == {"Authorization": "Basic bWU6cHc="}
+    for name in ("JOBJOKER_URL", "JOBJOKER_USER", "JOBJOKER_PASSWORD", "JOBJOKER_TOKEN"):
+        monkeypatch.setenv(name, "")  # empty counts as unset
+    client = Client()
+    assert (client.url, client.username, client.password, client.token) == (
+        "http://127.0.0.1:8080", "admin", None, None)
+    assert client._headers() == {}
+    with pytest.raises(ValueError, match="http://HOST:PORT"):
+        Client("127.0.0.1:8080")
+
+
+# --- workers ------------------------------------------------------------------------------
+
+def test_workers_push_read_and_delete(client):
+    names = {w["name"] for w in client.workers()}
+    assert {"Foobar", "TestWorker", "Lines", "Failing"} <= names
+    summary = client.push_worker("Hello", HELLO)
+    assert summary["name"] == "Hello" and summary["description"] == "Says hello."
+    assert client.worker("Hello") == summary
+    assert client.worker_code("Hello") == HELLO
+    replaced = client.push_worker("Hello", HELLO.replace("Says hello.", "Greets.").encode())
+    assert replaced["description"] == "Greets." and replaced["hash"] != summary["hash"]
+    assert client.delete_worker("Hello")["name"] == "Hello"
+    with pytest.raises(NotFoundError) as caught:
+        client.worker("Hello")
+    assert caught.value.status == 404 and caught.value.message == "no worker named 'Hello'"
+
+
+def test_invalid_worker_code_and_names_are_refused_with_the_servers_message(client):
+    with pytest.raises(BadRequestError) as caught:
+        client.push_worker("Broken", "class Broken(:\n")
+    assert caught.value.status == 422 and caught.value.message.startswith("line 1")
+    with pytest.raises(BadRequestError) as caught:
+        client.worker("../etc")  # escaped, so it reaches the name check, not another route
+    assert caught.value.status == 400 and "invalid worker name '../etc'" in caught.value.message
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+def test_jobs_create_list_start_read_append_and_delete(client):
+    job = client.create_job("TestWorker", {"count": 2, "sleep": 0.05})
+    assert job["status"] == "idle" and job["parameters"] == {"count": 2, "sleep": 0.05}
+    assert client.job(job["id"]) == job
+    idle = client.jobs(status="idle", worker="TestWorker", limit=1000)
+    assert job["id"] in [j["id"] for j in idle]
+    started = client.start(job["id"])
+    assert started["status"] == "active" and started["pid"]
+    final = wait_for_end(client, job["id"])
+    assert final["status"] == "done"
+    log = client.log(job["id"])
+    assert [e["message"] for e in log[1:3]] == ["log 0", "log 1"]
+    assert client.log(job["id"], offset=2, limit=1) == log[2:3]
+    assert [e["message"] for e in client.response(job["id"])] == ["response 0", "response 1"]
+    appended = client.append_log(job["id"], "a note\nfrom outside")
+    assert appended["seq"] == len(log) and appended["message"] == "a note\nfrom outside"
+    assert client.append_response(job["id"], "extra")["seq"] == 2
+    assert client.log(job["id"], offset=len(log))[0]["message"] == "a note\nfrom outside"
+    assert [j["id"] for j in client.jobs(worker="TestWorker", limit=1)] == [job["id"]]
+    assert client.delete_job(job["id"])["id"] == job["id"]
+    with pytest.raises(NotFoundError):
+        client.job(job["id"])
+
+
+def test_stop_and_kill(client):
+    stopping = client.start(client.create_job("TestWorker", {"count": 100, "sleep": 5})["id"])
+    killed = client.start(client.create_job("TestWorker", {"count": 100, "sleep": 5})["id"])
+    # A signal sent before the job's process has made its own group can be lost (reported).
+    for job in (stopping, killed):  # its first entry: its process then leads its own group
+        until(lambda job=job: client.log(job["id"], limit=1), what="job %s to log" % job["id"])
+    assert client.stop(stopping["id"])["stop_requested"] is not None
+    assert client.kill(killed["id"])["stop_requested"] is not None
+    assert wait_for_end(client, stopping["id"])["status"] == "stop"
+    final = wait_for_end(client, killed["id"])
+    assert final["status"] == "stop" and final["exit_signal"] == 9
+
+
+def test_refusals_raise_the_matching_error_with_the_servers_message(client, server_process):
+    job = client.run("Foobar", follow=False)
+    wait_for_end(client, job["id"])
+    with pytest.raises(ConflictError) as caught:
+        client.start(job["id"])
+    assert caught.value.status == 409 and "only an idle job can start" in caught.value.message
+    with pytest.raises(ConflictError):
+        client.stop(job["id"])
+    with pytest.raises(NotFoundError, match="no worker named 'Nope'"):
+        client.create_job("Nope")
+    with pytest.raises(NotFoundError, match="no job with id 'nope'"):
+        client.kill("nope")
+    with pytest.raises(BadRequestError) as caught:
+        client.jobs(status="running")
+    assert caught.value.status == 400 and "unknown status 'running'" in caught.value.message
+    with pytest.raises(BadRequestError) as caught:
+        client.create_job("Foobar", [1, 2])
+    assert caught.value.status == 422
+    for password in ("wrong", None):
+        with pytest.raises(AuthError) as caught:
+            Client(url_of(server_process), "admin", password).workers()
+        assert caught.value.status == 401
+        assert caught.value.message.startswith("authentication required")
+
+
+def test_an_unreachable_server_raises_connection_failed():
+    url = "http://127.0.0.1:%d" % free_port()
+    with pytest.raises(ConnectionFailed) as caught:
+        Client(url, "admin", PASSWORD).jobs()
+    assert caught.value.status is None and "cannot reach the JobJoker server at %s" % url \
+        in caught.value.message
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailed, match="gave up following after 3 failed attempts"):
+        list(Client(url, "admin", PASSWORD).follow("some-job", max_retries=2))
+    assert time.monotonic() - started < 5  # 0.1 s, then 0.2 s of backoff
+
+
+class StandIn(http.server.BaseHTTPRequestHandler):
+    """Replies with the status and body its server holds, after its delay."""
+
+    def do_GET(self):
+        time.sleep(self.server.delay)
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", self.server.content_type)
+        self.end_headers()
+        self.wfile.write(self.server.body)
+
+    do_PUT = do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stand_in():
+    """A server that answers every request the same way (set status, body, delay)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    server.status, server.delay = 503, 0
+    server.content_type = "application/json"
+    server.body = json.dumps({"success": False, "message": "the database is unavailable; "
+                              "try again shortly", "total": 0, "data": []}).encode()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_server_failures_raise_server_error_and_silence_raises_connection_failed(stand_in):
+    client = Client("http://127.0.0.1:%d" % stand_in.server_address[1], "admin", "pw",
+                    timeout=1)
+    with pytest.raises(ServerError) as caught:
+        client.start("a-job")
+    assert caught.value.status == 503
+    assert caught.value.message == "the database is unavailable; try again shortly"
+    with pytest.raises(ServerError, match="gave up following after 2 failed attempts"):
+        list(client.follow("a-job", max_retries=1))  # a 503 is worth retrying
+    stand_in.status, stand_in.body, stand_in.content_type = 502, b"<html>", "text/html"
+    with pytest.raises(ServerError) as caught:
+        client.workers()
+    assert caught.value.status == 502 and caught.value.message == "HTTP 502 Bad Gateway"
+    stand_in.delay = 2
+    with pytest.raises(ConnectionFailed, match="timed out"):
+        client.workers()
+
+
+# --- follow -------------------------------------------------------------------------------
+
+def test_follow_from_the_start_yields_status_entries_live_then_end(client):
+    job = client.create_job("TestWorker", {"count": 3, "sleep": 0.2})
+    events = client.follow(job["id"])
+    first = next(events)  # connected before the start: everything arrives live
+    assert first.kind == "status" and first.status == "idle" and first.job["id"] == job["id"]
+    client.start(job["id"])
+    rest = list(events)
+    log = [(e.seq, e.message) for e in rest if e.kind == "log"]
+    assert log[0][1].startswith("STARTED") and log[-1][1].startswith("ENDED done")
+    assert log[1:-1] == [(1, "log 0"), (2, "log 1"), (3, "log 2")]
+    assert [(e.seq, e.message) for e in rest if e.kind == "response"] == [
+        (i, "response %d" % i) for i in range(3)]
+    assert all(isinstance(e.time, float) for e in rest if e.kind in ("log", "response"))
+    statuses = [e.status for e in rest if e.kind == "status"]
+    assert statuses[0] == "active" and statuses[-1] == "done"
+    assert rest[-1] == Event("end", status="done")
+    assert rest[-1].to_dict() == {"kind": "end", "status": "done"}
+
+
+def test_follow_of_an_ended_job_gives_the_backlog_then_end_from_any_offset(client):
+    job = client.run("Lines", {"count": 3000})
+    assert job["status"] == "done" and job["log_count"] == 3002
+    check_complete(list(client.follow(job["id"])), 3000)
+    events = list(client.follow(job["id"], log_from=2500, response_from=2))
+    assert [e.kind for e in events[:1]] == ["status"] and events[-1].kind == "end"
+    log = [e for e in events if e.kind == "log"]
+    assert [e.seq for e in log] == list(range(2500, 3002))
+    assert log[0].message == "line 2499 " and log[-1].message.startswith("ENDED done")
+    assert [e.message for e in events if e.kind == "response"] == ["response 2000"]
+    beyond = list(client.follow(job["id"], log_from=10 ** 6, response_from=10 ** 6))
+    assert [e.kind for e in beyond] == ["status", "end"]
+
+
+def test_follow_carries_messages_larger_than_tornados_default_limit(client):
+    job = client.run("Foobar")
+    big = ["%d" % i + "x" * 4_000_000 for i in range(3)]
+    for message in big:
+        client.append_log(job["id"], message)
+    # The backlog arrives as one 12 MB message, over the 10 MiB Tornado allows by default.
+    log = [e.message for e in client.follow(job["id"], log_from=3) if e.kind == "log"]
+    assert log == big
+
+
+def test_follow_of_a_job_deleted_meanwhile_raises_not_found(client):
+    job = client.create_job("Foobar")
+    events = client.follow(job["id"])
+    assert next(events).status == "idle"
+    client.delete_job(job["id"])
+    with pytest.raises(NotFoundError, match="no job with id"):
+        next(events)  # the server closed the stream; the reconnect finds no job
+
+
+def test_inside_an_asyncio_program_follow_runs_in_a_thread(client):
+    job = client.run("Foobar")
+
+    async def main():
+        with pytest.raises(RuntimeError, match="call it from a thread"):
+            next(client.follow(job["id"]))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: list(client.follow(job["id"])))
+    events = asyncio.run(main())
+    assert [e.message for e in events if e.kind == "log"][1] == "foobar"
+    assert events[-1] == Event("end", status="done")
+
+
+def test_run_and_wait_return_the_final_job(client):
+    done = client.run("TestWorker", {"count": 2, "sleep": 0.05})
+    assert done["status"] == "done" and done["log_count"] == 4
+    assert client.wait(done["id"]) == client.job(done["id"])  # an ended job: at once
+    failed = client.run("Failing")
+    assert failed["status"] == "error" and "ValueError: bad input" in failed["error"]
+    started = client.run("TestWorker", {"count": 1, "sleep": 0.05}, follow=False)
+    assert started["status"] == "active"
+
+
+def test_follow_resumes_across_a_server_restart_without_loss_or_duplicate(tmp_path, caplog):
+    server = start_server(tmp_path)
+    servers = [server]
+    try:
+        client = Client(url_of(server), "admin", PASSWORD)
+        gate = tmp_path / "gate"
+        job = client.create_job("Lines", {"count": 20000, "pause_at": 10000,
+                                          "gate": str(gate)})
+        client.start(job["id"])
+        following = client.follow(job["id"])
+        events = []
+        for event in following:
+            events.append(event)
+            if event.kind == "log" and event.seq == 5000:
+                break
+        assert server.stop() == 0  # SIGTERM: the job keeps running without its server
+        gate.write_text("go")  # ... and logs the rest while no server is there
+
+        def restart():
+            time.sleep(1)  # long enough for the follower to find nobody and back off
+            servers.append(start_server(tmp_path, port=server.port))
+        restarting = threading.Thread(target=restart)
+        restarting.start()
+        with caplog.at_level(logging.WARNING, logger="jobjoker.client"):
+            events += list(following)
+        restarting.join()
+        check_complete(events, 20000)
+        drops = [r.getMessage() for r in caplog.records if "resuming at" in r.getMessage()]
+        assert any("cannot reach" in message for message in drops), drops  # it had to retry
+    finally:
+        discard(*servers)
+
+
+def test_follow_resumes_after_the_server_drops_it_as_too_slow(tmp_path, caplog):
+    server = start_server(tmp_path, "--stream-stall-timeout", "1",
+                          "--stream-buffer-bytes", "65536")
+    try:
+        client = Client(url_of(server), "admin", PASSWORD)
+        # ~16 MB of backlog: more than the socket buffers hold while the reader dawdles.
+        job = client.start(client.create_job("Lines", {"count": 40000, "width": 400})["id"])
+        assert wait_for_end(client, job["id"])["status"] == "done"
+        events = []
+        with caplog.at_level(logging.WARNING, logger="jobjoker.client"):
+            for event in client.follow(job["id"]):
+                events.append(event)
+                if len(events) == 2:
+                    time.sleep(3)  # stop reading: the server closes the stream after 1 s
+        check_complete(events, 40000)
+        drops = [r.getMessage() for r in caplog.records if "resuming at" in r.getMessage()]
+        assert drops and all("code 1013: subscriber too slow" in message
+                             for message in drops), drops
+    finally:
+        discard(server)
