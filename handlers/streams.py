@@ -31,7 +31,11 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
     def on_message(self, message):
         """Subscribers have nothing to say; anything they send is ignored."""
 
+    def open(self, *args):
+        self.settings["open_streams"].add(self)  # so a stopping server can say goodbye
+
     def on_close(self):
+        self.settings["open_streams"].discard(self)
         if self.follower is not None:
             self.follower.stop()
 
@@ -54,6 +58,7 @@ class JobStreamHandler(StreamHandler):
 
     def open(self, job_id):
         """Start with the status and the backlog, then go live."""
+        super().open()
         self.follower = JobFollower(job_id, self.offsets, self.settings["logstore"],
                                     self.settings["hub"], self.make_outbox())
         self.follower.start()
@@ -64,6 +69,7 @@ class EventsHandler(StreamHandler):
 
     def open(self):
         """Forward each change as it happens."""
+        super().open()
         self.follower = EventsFollower(self.settings["hub"], self.make_outbox())
         self.follower.start()
 

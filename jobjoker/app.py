@@ -59,6 +59,7 @@ def make_app(config, services, health):
         routes() + [handlers.pages.static_route(static_dir)],
         config=config,
         health=health,
+        open_streams=set(),
         xsrf_cookie_kwargs={"samesite": "Strict"},
         **services,
         # Not Tornado's static_path: that would add a /static/ route outside our authentication.
@@ -181,6 +182,9 @@ class JobJokerServer:
         """Stop serving; running jobs keep running unless ``kill_jobs``."""
         if self.http_server is not None:
             self.http_server.stop()
+        if self.app is not None:
+            for stream in list(self.app.settings["open_streams"]):
+                stream.close(1001, "server stopping: reconnect with your offsets")
         if self.processes is not None:
             await self.processes.close(kill_jobs=kill_jobs)
         if self.database is not None:

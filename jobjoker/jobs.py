@@ -14,13 +14,16 @@ import time
 from jobjoker import models
 from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, NotFound, TooLarge, \
-    Unavailable, ValidationError
+    ValidationError
 from jobjoker.lifecycle import get_job, job_to_dict, new_job_id
 from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
 from jobjoker.workers import check_name
 
 MAX_PAGE = 1000
 MAX_ENTRY_PAGE = 100000
+# Past the databases' integers (2**63 - 1, with the limit added) a query fails; 2**53 is also
+# the largest whole number a JSON client can be sure to hold.
+MAX_OFFSET = 2 ** 53
 MAX_PARAMETERS_DEPTH = 32
 
 
@@ -48,6 +51,8 @@ def parse_page(offset, limit, default_limit, max_limit):
         raise BadRequest("offset and limit must not be negative")
     if limit > max_limit:
         raise BadRequest("limit may be at most %d" % max_limit)
+    if offset > MAX_OFFSET:
+        raise BadRequest("offset may be at most %d" % MAX_OFFSET)
     return offset, limit
 
 
@@ -220,10 +225,9 @@ class JobService:
                                             node=self.config.node)
         except InvalidTransition:
             raise InvalidTransition("job %s is already active (another start won)" % job.id)
-        job = await self.processes.launch(job, worker_file)
-        if job.status == JobStatus.ERROR.value:  # the supervisor could not fork it
-            raise Unavailable("job %s %s" % (job.id, job.error))
-        return job_to_dict(job)
+        # A job that fails at once may already be final here: that is its end, not a failure
+        # to start (launch raises Unavailable when the supervisor could not fork it).
+        return job_to_dict(await self.processes.launch(job, worker_file))
 
     @staticmethod
     def _command_error(command):

@@ -137,7 +137,10 @@ class ProcessManager:
         return running
 
     async def launch(self, job, worker_file):
-        """Fork the process of ``job`` (already ``active``); returns the job with its pid."""
+        """Fork the process of ``job`` (already ``active``); returns the job with its pid.
+
+        When the supervisor cannot fork it, the job ends ``error`` and ``Unavailable`` is raised.
+        """
         running = self._track(job)
         secrets = json.loads(job.secret_parameters) if job.secret_parameters else {}
         # Secrets travel to the job over the supervisor's socket, never in argv or the env.
@@ -154,8 +157,9 @@ class ProcessManager:
             self._unwatch(running)
             running.launched.set_result(False)
             self.logstore.append_message(job.id, "log", "FAILED to start: %s" % e.message)
-            return self.lifecycle.transition(job.id, JobStatus.ERROR, stoptime=time.time(),
-                                             error="could not start: %s" % e.message)
+            self.lifecycle.transition(job.id, JobStatus.ERROR, stoptime=time.time(),
+                                      error="could not start: %s" % e.message)
+            raise Unavailable("job %s could not start: %s" % (job.id, e.message))
         running.launched.set_result(True)
         log.info("job %s: started worker %s as pid %s", job.id, job.worker, reply["pid"])
         return self.lifecycle.update(job.id, pid=reply["pid"],

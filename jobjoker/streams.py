@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
 CLOSE_TOO_SLOW = 1013  # RFC 6455 "Try Again Later"
-PAGE_ENTRIES = 2000  # backlog entries per message
+PAGE_ENTRIES = 2000  # backlog entries per message ...
+PAGE_BYTES = 1024 * 1024  # ... and about this many bytes at most
 TOO_SLOW_REASON = ("subscriber too slow: reconnect with log_from and response_from just past "
                    "the last entries received")
 
@@ -183,17 +184,23 @@ class JobFollower:
     def _on_entries(self, event):
         stream, seq, count = event["stream"], event["seq"], event["count"]
         cursor = self.cursor[stream]
-        if self.behind[stream] or seq > cursor or self.outbox.size > self.outbox.limit // 2:
-            # Behind, or live faster than it reads: the pump fetches these from the store.
-            self.behind[stream] = True
-            self._wake.set()
+        if self.behind[stream] or seq > cursor:
+            self._fall_behind(stream)
         elif seq + count > cursor:
             if seq == cursor:
-                self.outbox.put(event_message(event))
+                message = event_message(event)
             else:  # started mid-block (log_from inside it): send the part not yet sent
                 entries = spool.decode_entries(event["block"])[cursor - seq:]
-                self.outbox.put(entries_message(stream, cursor, entries))
+                message = entries_message(stream, cursor, entries)
+            if self.outbox.size + len(message) > self.outbox.limit // 2:
+                self._fall_behind(stream)  # live faster than it reads: fetch from the store
+                return
+            self.outbox.put(message)
             self.cursor[stream] = seq + count
+
+    def _fall_behind(self, stream):
+        self.behind[stream] = True
+        self._wake.set()
 
     def _read_backlog(self):
         """Queue one page of backlog for a stream that is behind; False when none is."""
@@ -206,11 +213,24 @@ class JobFollower:
             if cursor >= counts[stream]:
                 self.behind[stream] = False  # live from here: the next event starts at cursor
                 continue
-            entries = self.logstore.read(self.job_id, stream, cursor, PAGE_ENTRIES)
+            entries = self._within_bytes(
+                self.logstore.read(self.job_id, stream, cursor, PAGE_ENTRIES),
+                min(PAGE_BYTES, self.outbox.limit // 2))
             self.outbox.put(entries_message(stream, cursor, entries))
             self.cursor[stream] = cursor + len(entries)
             return True
         return False
+
+    @staticmethod
+    def _within_bytes(entries, limit):
+        """As many entries as fit in ``limit`` bytes (at least one): a page must fit the
+        subscriber's outbox, and huge entries must not make a message clients refuse."""
+        size = 0
+        for count, entry in enumerate(entries):
+            size += len(entry["message"]) + 40
+            if size > limit and count:
+                return entries[:count]
+        return entries
 
     async def _pump(self):
         try:

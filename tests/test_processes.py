@@ -377,3 +377,15 @@ async def test_an_outside_sigterm_the_worker_honours_ends_stop_with_the_reason(
     ended = await wait_for_status(api, job["id"])
     assert ended["status"] == "stop"
     assert ended["error"] == "stopped by a SIGTERM from outside JobJoker"
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_job_that_fails_at_once_still_started(api, write_worker, wait_for_status):
+    """A start answers 200 even when the job has already ended by the time it answers."""
+    write_worker("FailsFast", "from jobjoker import Worker\n\nclass FailsFast(Worker):\n"
+                              "    def run(self):\n        raise ValueError('at once')\n")
+    for _ in range(30):
+        job_id = (await api("POST", "/jobs", {"worker": "FailsFast"})).data[0]["id"]
+        started = await api("PUT", "/jobs/%s/status" % job_id, "start")
+        assert started.code == 200, started
+        assert (await wait_for_status(job_id))["status"] == "error"

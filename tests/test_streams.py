@@ -292,3 +292,45 @@ async def test_events_report_create_start_and_end_of_a_job_and_worker_changes(
     assert statuses == ["active", "done"]
     assert ("worker", "saved", "Extra") in seen
     connection.close()
+
+
+@pytest.mark.gen_test(timeout=120)
+@pytest.mark.parametrize("config_overrides", [{"stream_buffer_bytes": 64 * 1024}])
+async def test_a_prompt_reader_is_never_dropped_even_with_a_small_buffer(api, ws_connect,
+                                                                         write_worker):
+    write_worker("Flood", FLOOD)
+    created = await api("POST", "/jobs", {"worker": "Flood", "parameters": {"count": 50000}})
+    job_id = created.data[0]["id"]
+    reader = await ws_connect("/jobs/%s/stream" % job_id)
+    reading = asyncio.ensure_future(read_until_closed(reader, timeout=120))
+    await api("PUT", "/jobs/%s/status" % job_id, "start")
+    messages = await reading
+    assert reader.close_code == 1000, (reader.close_code, reader.close_reason)
+    assert entries_of(messages)[1][1:-1] == ["line %d" % i for i in range(50000)]
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_huge_entries_come_in_messages_a_client_accepts(api, ws_connect):
+    created = await api("POST", "/jobs", {"worker": "Foobar"})
+    job_id = created.data[0]["id"]
+    for i in range(3):
+        await api("POST", "/jobs/%s/log" % job_id, "%d" % i + "x" * (3 * 1024 * 1024))
+    connection = await ws_connect("/jobs/%s/stream" % job_id)
+    sizes, seqs = [], []
+    while len(seqs) < 3:
+        raw = await asyncio.wait_for(connection.read_message(), 30)
+        message = json.loads(raw)
+        if message["type"] == "log":
+            sizes.append(len(raw))
+            seqs += [message["seq"] + k for k in range(len(message["entries"]))]
+    assert seqs == [0, 1, 2]
+    assert max(sizes) < 4 * 1024 * 1024  # one entry each, not all three in one message
+    connection.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_stopping_server_says_going_away(api, ws_connect, server):
+    connection = await ws_connect("/events")
+    await server.stop()
+    assert await asyncio.wait_for(connection.read_message(), 10) is None
+    assert connection.close_code == 1001
