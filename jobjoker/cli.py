@@ -16,6 +16,7 @@ happened (``EXIT_CODES_HELP``).
 import argparse
 import asyncio
 import datetime
+import getpass
 import json
 import logging
 import math
@@ -255,6 +256,45 @@ def add_client_commands(parser, commands):
         sub.add_argument("--wait", action="store_true", help="return once the job has ended")
     command(jobs, "rm", jobs_rm, "delete a job that is not running").add_argument(
         "job", metavar="ID")
+
+    users = command_group("users", "list, add, change and delete users (admins)")
+    command(users, "ls", users_ls, "list the users")
+    add = command(users, "add", users_add, "add a user; the password is asked for (or taken "
+                                           "from JOBJOKER_NEW_PASSWORD)")
+    add.add_argument("username")
+    add.add_argument("--role", choices=ROLES, default="viewer", help="default viewer")
+    role = command(users, "role", users_role, "change a user's role")
+    role.add_argument("username")
+    role.add_argument("role", choices=ROLES)
+    for name, summary in (("disable", "disable a user: no login, sessions and tokens stop"),
+                          ("enable", "enable a disabled user")):
+        able = command(users, name, users_able, summary)
+        able.add_argument("username")
+        able.set_defaults(disable=name == "disable")
+    command(users, "rm", users_rm, "delete a user with their tokens").add_argument("username")
+    passwd = command(users, "passwd", users_passwd, "change a password (yours by default); the "
+                                                    "new one is asked for (or taken from "
+                                                    "JOBJOKER_NEW_PASSWORD)")
+    passwd.add_argument("username", nargs="?")
+
+    tokens = command_group("tokens", "list, create and revoke API tokens")
+    tls = command(tokens, "ls", tokens_ls, "list your tokens")
+    tls.add_argument("--of", dest="token_user", metavar="NAME",
+                     help="another user's tokens (admins; * for all)")
+    create = command(tokens, "create", tokens_create, "create a token; its secret is printed "
+                                                      "once")
+    create.add_argument("name", help="what the token is for")
+    create.add_argument("--role", choices=ROLES, help="at most your own (default: yours)")
+    create.add_argument("--expires-in", type=finite_float, metavar="SECONDS")
+    command(tokens, "revoke", tokens_revoke, "revoke a token").add_argument("token_id",
+                                                                            metavar="ID")
+
+    audit = command(commands, "audit", audit_command, "print the audit trail, newest first "
+                                                      "(admins)")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--offset", type=int, default=0)
+    audit.add_argument("--actor", metavar="USER")
+    audit.add_argument("--action", metavar="ACTION", help="e.g. job.start, login.failed")
 
     logs = command(commands, "logs", logs_command, "print a job's log (or its response)")
     logs.add_argument("job", metavar="JOB")
@@ -506,6 +546,107 @@ def jobs_signal(client, args):
 
 def jobs_rm(client, args):
     show(client.delete_job(args.job), args, lambda job: print("job %s deleted" % job["id"]))
+    return EXIT_OK
+
+
+ROLES = ("viewer", "operator", "admin")
+
+
+def new_password(prompt):
+    """A new password from JOBJOKER_NEW_PASSWORD or asked twice on the terminal (never a
+    flag: ``ps`` would show it)."""
+    password = os.environ.get("JOBJOKER_NEW_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise ValueError("set JOBJOKER_NEW_PASSWORD, or run this in a terminal to be asked")
+    first = getpass.getpass(prompt)
+    if getpass.getpass("again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def users_ls(client, args):
+    show(client.users(), args, lambda users: print_table(
+        ["USER", "ROLE", "DISABLED", "CREATED"],
+        [[u["username"], u["role"], "yes" if u["disabled"] else "", format_time(u["created"])]
+         for u in users]))
+    return EXIT_OK
+
+
+def users_add(client, args):
+    try:
+        password = new_password("password for %s: " % args.username)
+    except ValueError as e:
+        return fail(str(e), EXIT_USAGE)
+    show(client.create_user(args.username, password, args.role), args,
+         lambda user: print("user %s added (%s)" % (user["username"], user["role"])))
+    return EXIT_OK
+
+
+def users_role(client, args):
+    show(client.update_user(args.username, role=args.role), args,
+         lambda user: print("user %s is now %s" % (user["username"], user["role"])))
+    return EXIT_OK
+
+
+def users_able(client, args):
+    user = client.update_user(args.username, disabled=args.disable)
+    show(user, args, lambda u: print("user %s %s" % (
+        u["username"], "disabled" if u["disabled"] else "enabled")))
+    return EXIT_OK
+
+
+def users_rm(client, args):
+    show(client.delete_user(args.username), args,
+         lambda user: print("user %s deleted" % user["username"]))
+    return EXIT_OK
+
+
+def users_passwd(client, args):
+    me = client.whoami()
+    username = args.username or me["username"]
+    try:
+        current = None
+        if username == me["username"] and me["role"] != "admin":
+            current = client.password or getpass.getpass("current password: ")
+        password = new_password("new password for %s: " % username)
+    except ValueError as e:
+        return fail(str(e), EXIT_USAGE)
+    show(client.set_password(username, password, current), args,
+         lambda user: print("password of %s changed" % user["username"]))
+    return EXIT_OK
+
+
+def tokens_ls(client, args):
+    show(client.tokens(args.token_user), args, lambda tokens: print_table(
+        ["ID", "NAME", "USER", "ROLE", "CREATED", "EXPIRES", "LAST USED", "REVOKED"],
+        [[t["id"], t["name"], t["username"], t["role"], format_time(t["created"]),
+          format_time(t["expires"]), format_time(t["last_used"]), format_time(t["revoked"])]
+         for t in tokens]))
+    return EXIT_OK
+
+
+def tokens_create(client, args):
+    token = client.create_token(args.name, args.role, args.expires_in)
+    show(token, args, lambda t: print(
+        "%s\n(token %s, role %s: copy it now, it is not shown again; use it as "
+        "JOBJOKER_TOKEN)" % (t["token"], t["id"], t["role"])))
+    return EXIT_OK
+
+
+def tokens_revoke(client, args):
+    show(client.revoke_token(args.token_id), args,
+         lambda token: print("token %s revoked" % token["id"]))
+    return EXIT_OK
+
+
+def audit_command(client, args):
+    show(client.audit(args.offset, args.limit, args.actor, args.action), args,
+         lambda entries: print_table(
+             ["TIME", "ACTOR", "ACTION", "TARGET", "ADDRESS", "DETAIL"],
+             [[format_time(e["time"]), e["actor"] or "(server)", e["action"], e["target"] or "",
+               e["address"] or "", e["detail"] or ""] for e in entries]))
     return EXIT_OK
 
 

@@ -297,6 +297,62 @@ class Client:
         return self._item("POST", "/jobs/%s/%s" % (quote(job_id), stream),
                           text.encode("utf-8"), "text/plain; charset=UTF-8")
 
+    # --- users, tokens, audit ----------------------------------------------------------------
+
+    def _json(self, method, path, body):
+        return self._item(method, path, json.dumps(body).encode("utf-8"), "application/json")
+
+    def whoami(self):
+        """Who the credentials prove: ``{"username", "role", "scheme", "xsrf"}``."""
+        return self._item("GET", "/session")
+
+    def users(self):
+        """Every user (admins only)."""
+        return self._data("GET", "/users")
+
+    def create_user(self, username, password, role="viewer"):
+        """Create a user (admins only); the user."""
+        return self._json("POST", "/users", {"username": username, "password": password,
+                                             "role": role})
+
+    def update_user(self, username, role=None, disabled=None):
+        """Change a user's role and/or disabled flag (admins only); the user."""
+        changes = {k: v for k, v in (("role", role), ("disabled", disabled)) if v is not None}
+        return self._json("PATCH", "/users/" + quote(username), changes)
+
+    def delete_user(self, username):
+        """Delete a user with their tokens and sessions (admins only)."""
+        return self._item("DELETE", "/users/" + quote(username))
+
+    def set_password(self, username, password, current=None):
+        """Set a password: your own (give ``current``), or anyone's as an admin."""
+        body = {"password": password}
+        if current is not None:
+            body["current"] = current
+        return self._json("PUT", "/users/%s/password" % quote(username), body)
+
+    def tokens(self, user=None):
+        """Your API tokens (an admin may name another ``user``, or ``"*"`` for all)."""
+        return self._data("GET", "/tokens", user=user)
+
+    def create_token(self, name, role=None, expires_in=None):
+        """A new token for you; its secret is in ``token``, shown this once."""
+        body = {"name": name}
+        if role:
+            body["role"] = role
+        if expires_in:
+            body["expires_in"] = expires_in
+        return self._json("POST", "/tokens", body)
+
+    def revoke_token(self, token_id):
+        """Revoke a token (yours, or anyone's as an admin); the token."""
+        return self._item("DELETE", "/tokens/" + quote(token_id))
+
+    def audit(self, offset=0, limit=100, actor=None, action=None):
+        """The audit trail, newest first (admins only)."""
+        return self._data("GET", "/audit", offset=offset, limit=limit, actor=actor,
+                          action=action)
+
     def run(self, worker, parameters=None, follow=True):
         """Create and start a job. With ``follow``, wait for its end and return the final job;
         else return the job just started."""

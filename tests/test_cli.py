@@ -62,13 +62,16 @@ def json_lines(text):
 @pytest.mark.parametrize("args", [
     [], ["workers"], ["workers", "ls"], ["workers", "show"], ["workers", "push"],
     ["workers", "pull"], ["workers", "rm"], ["jobs"], ["jobs", "ls"], ["jobs", "show"],
-    ["jobs", "start"], ["jobs", "stop"], ["jobs", "kill"], ["jobs", "rm"], ["logs"], ["run"]])
+    ["jobs", "start"], ["jobs", "stop"], ["jobs", "kill"], ["jobs", "rm"], ["logs"], ["run"],
+    ["users"], ["users", "ls"], ["users", "add"], ["users", "role"], ["users", "disable"],
+    ["users", "enable"], ["users", "rm"], ["users", "passwd"], ["tokens"], ["tokens", "ls"],
+    ["tokens", "create"], ["tokens", "revoke"], ["audit"]])
 def test_every_command_has_help(args):
     result = subprocess.run(command(*args, "--help"), capture_output=True, text=True,
                             timeout=30, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: jobjoker")
-    if len(args) == 2 or args in (["logs"], ["run"]):  # a command that talks to a server
+    if len(args) == 2 or args in (["logs"], ["run"], ["audit"]):  # one that talks to a server
         assert "JOBJOKER_PASSWORD" in result.stdout and "exit codes:" in result.stdout
 
 
@@ -285,3 +288,58 @@ def test_a_closed_pipe_ends_the_output_quietly(jj, client):
     assert pipeline.stdout.splitlines()[1] == "line 0 "
     assert "Traceback" not in pipeline.stderr and "BrokenPipeError" not in pipeline.stderr
     assert time.monotonic() - started < 30
+
+
+# --- users, tokens and the audit trail ----------------------------------------------------------
+
+def test_users_add_role_disable_enable_passwd_and_rm(jj, server_process):
+    url = url_of(server_process)
+    added = jj("users", "add", "cliuser", "--role", "operator",
+               env=environment(url, JOBJOKER_NEW_PASSWORD="cli-user-password-1"))
+    assert added.returncode == 0 and added.stdout == "user cliuser added (operator)\n", added
+    listed = jj("users", "ls", "--json").json
+    assert {"username": "cliuser", "role": "operator"}.items() <= [
+        u for u in listed if u["username"] == "cliuser"][0].items()
+    as_user = environment(url, password="cli-user-password-1", JOBJOKER_USER="cliuser")
+    assert jj("jobs", "ls", env=as_user).returncode == 0
+    refused = jj("users", "ls", env=as_user)
+    assert refused.returncode == 4 and "may not" in refused.stderr  # 403: not an admin
+    assert jj("users", "role", "cliuser", "viewer").stdout == "user cliuser is now viewer\n"
+    assert jj("users", "disable", "cliuser").stdout == "user cliuser disabled\n"
+    assert jj("jobs", "ls", env=as_user).returncode == 4
+    assert jj("users", "enable", "cliuser").returncode == 0
+    changed = jj("users", "passwd", env=dict(as_user,
+                                            JOBJOKER_NEW_PASSWORD="cli-user-password-2"))
+    assert changed.returncode == 0, changed.stderr  # its own: the current one is the env's
+    assert jj("jobs", "ls", env=dict(as_user, JOBJOKER_PASSWORD="cli-user-password-2")
+              ).returncode == 0
+    no_terminal = jj("users", "add", "other")  # no JOBJOKER_NEW_PASSWORD, no terminal
+    assert no_terminal.returncode == 2 and "JOBJOKER_NEW_PASSWORD" in no_terminal.stderr
+    assert jj("users", "rm", "cliuser").stdout == "user cliuser deleted\n"
+    last = jj("users", "rm", "admin")
+    assert last.returncode == 1 and "last active admin" in last.stderr
+
+
+def test_tokens_create_use_ls_and_revoke(jj, server_process):
+    url = url_of(server_process)
+    created = jj("tokens", "create", "from the cli", "--role", "viewer", "--json")
+    assert created.returncode == 0, created.stderr
+    token = created.json["token"]
+    with_token = environment(url, password=None, JOBJOKER_TOKEN=token)
+    assert jj("jobs", "ls", env=with_token).returncode == 0
+    refused = jj("run", "Foobar", env=with_token)
+    assert refused.returncode == 4  # a viewer token cannot run jobs
+    listed = jj("tokens", "ls")
+    assert created.json["id"] in listed.stdout and token not in listed.stdout
+    assert jj("tokens", "revoke", created.json["id"]).stdout == \
+        "token %s revoked\n" % created.json["id"]
+    assert jj("jobs", "ls", env=with_token).returncode == 4
+
+
+def test_audit_lists_what_happened(jj):
+    jj("run", "Foobar")
+    trail = jj("audit", "--action", "job.start", "--json")
+    assert trail.returncode == 0 and trail.json and all(
+        e["action"] == "job.start" and e["actor"] == "admin" for e in trail.json)
+    text = jj("audit", "--limit", "5")
+    assert text.stdout.startswith("TIME") and "ACTION" in text.stdout.splitlines()[0]
