@@ -226,12 +226,12 @@ def browser():
         instance.close()
 
 
-def sign_in(page, base):
+def sign_in(page, base, username="admin", password=PASSWORD):
     """Open the page without credentials, get sent to the form, sign in, land on the page."""
     page.goto(base + "/")
     expect(page).to_have_url(re.compile(r"/login$"))
-    page.fill("#login-username", "admin")
-    page.fill("#login-password", PASSWORD)
+    page.fill("#login-username", username)
+    page.fill("#login-password", password)
     page.click("#login-submit")
     expect(page).to_have_url(base + "/#jobs")
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
@@ -248,12 +248,13 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 class AdminPage:
     """A logged-in browser tab on the admin page, recording dialogs, errors and CSP
-    violations."""
+    violations. Signed in as admin, or as ``user`` (``(username, password)``) through the
+    form."""
 
-    def __init__(self, browser, server, viewport=LAPTOP):
+    def __init__(self, browser, server, viewport=LAPTOP, user=None):
         self.server = server
-        self.context = browser.new_context(viewport=viewport,
-                                           storage_state=server.signed_in_state(browser))
+        self.context = browser.new_context(
+            viewport=viewport, storage_state=None if user else server.signed_in_state(browser))
         self.context.add_init_script(CSP_RECORDER)
         self.page = self.context.new_page()
         self.dialogs = []
@@ -263,6 +264,8 @@ class AdminPage:
         self.page.on("console", lambda message: message.type == "error"
                      and self.console_errors.append(message.text))
         self.page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        if user:
+            sign_in(self.page, server.base, *user)
 
     def _on_dialog(self, dialog):
         self.dialogs.append((dialog.type, dialog.message))
@@ -271,6 +274,7 @@ class AdminPage:
     def goto(self, fragment=""):
         response = self.page.goto(self.server.base + "/" + fragment)
         expect(self.page.locator("#connection")).to_have_attribute("data-state", "live")
+        expect(self.page.locator("body")).to_have_attribute("data-role", re.compile("."))
         return response
 
     def tab(self, name):
@@ -349,7 +353,7 @@ def test_the_page_is_served_under_a_strict_csp_and_every_tab_loads_without_viola
     response = admin.goto()
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe" not in csp
-    for name in ("create-job", "workers", "create-worker", "jobs"):
+    for name in ("create-job", "workers", "create-worker", "account", "users", "audit", "jobs"):
         admin.tab(name)
     admin.tab("workers")
     admin.page.get_by_role("button", name="Code of Foobar").click()
@@ -392,12 +396,12 @@ def test_the_tabs_work_with_the_keyboard(admin):
     expect(page.locator("#panel-create-job")).to_be_visible()
     expect(page.locator("#panel-jobs")).to_be_hidden()
     page.keyboard.press("End")
-    expect(page.locator("#tab-create-worker")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#tab-audit")).to_have_attribute("aria-selected", "true")
     page.keyboard.press("ArrowRight")  # wraps around
     expect(page.locator("#tab-jobs")).to_have_attribute("aria-selected", "true")
     # Only the selected tab is in the Tab order: Tab goes on into the panel.
     assert page.evaluate("[...document.querySelectorAll('[role=tab]')].map(t => t.tabIndex)") \
-        == [0, -1, -1, -1]
+        == [0, -1, -1, -1, -1, -1, -1]
     page.keyboard.press("Tab")
     expect(page.locator("#tablist [role=tab]:focus")).to_have_count(0)
 
@@ -722,3 +726,221 @@ def test_screenshots_of_every_tab_on_a_laptop_and_a_phone(browser, server):
     finally:
         phone.close()
     server.api("PUT", "/jobs/%s/status" % running["id"], "kill")
+
+
+# --- accounts: users, roles, tokens, the audit trail ------------------------------------------
+
+def new_user(server, role, prefix="user"):
+    """A fresh account made through the API: ``(username, password)``."""
+    username = "%s-%s" % (prefix, os.urandom(3).hex())
+    password = "pw-%s-long-enough" % username
+    server.api("POST", "/users", {"username": username, "password": password, "role": role})
+    return username, password
+
+
+def bearer_status(server, token, path="/session"):
+    request = urllib.request.Request(server.base + path)
+    request.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def test_an_admin_creates_a_user_who_signs_in_and_the_last_admin_is_kept(admin, browser, server):
+    admin.goto("#users")
+    page = admin.page
+    username = "carol-%s" % os.urandom(3).hex()
+    page.fill("#user-name", username)
+    page.fill("#user-password", "carols-password-1")
+    page.select_option("#user-role", "operator")
+    page.click("#user-submit")
+    expect(admin.page.locator("#status-area")).to_contain_text("user %s created" % username)
+    row = page.locator('#users-rows tr[data-username="%s"]' % username)
+    expect(row.get_by_label("Role of %s" % username)).to_have_value("operator")
+    expect(row).to_contain_text("active")
+    admin.screenshot("laptop-6-users")
+    # The new user signs in through the form and is who the page says.
+    carol = AdminPage(browser, server, user=(username, "carols-password-1"))
+    try:
+        expect(carol.page.locator("#account-name")).to_have_text("%s (operator)" % username)
+        expect(carol.page.locator("#tab-create-job")).to_be_visible()
+        expect(carol.page.locator("#tab-users")).to_be_hidden()
+    finally:
+        carol.close()
+    # The server's refusal is shown, and the list keeps saying what is true.
+    others = [u for u in server.api("GET", "/users")
+              if u["role"] == "admin" and not u["disabled"] and u["username"] != "admin"]
+    assert others == []  # else demoting admin would succeed and end this session
+    own = page.get_by_label("Role of admin")
+    own.select_option("viewer")
+    expect(admin.alert).to_contain_text("admin is the last active admin: make another admin first")
+    expect(own).to_have_value("admin")
+    # Disable, enable, delete.
+    row.get_by_role("button", name="Disable %s" % username).click()
+    expect(row).to_contain_text("disabled")
+    row.get_by_role("button", name="Enable %s" % username).click()
+    expect(row).to_contain_text("active")
+    row.get_by_role("button", name="Delete %s" % username).click()
+    expect(row).to_have_count(0)
+    assert [kind for kind, _ in admin.dialogs] == ["confirm", "confirm"]  # disable, delete
+    assert server.call("GET", "/users/%s" % username)[0] == 404
+
+
+def test_a_viewer_sees_no_admin_tabs_nor_run_buttons_and_a_forced_command_is_refused(
+        browser, server):
+    job = server.create_job("Echo", {"lines": ["seen by a viewer"]}, start=False)
+    viewer = AdminPage(browser, server, user=new_user(server, "viewer", "vera"))
+    try:
+        viewer.goto()
+        page = viewer.page
+        for name in ("jobs", "workers", "account"):
+            expect(page.locator("#tab-%s" % name)).to_be_visible()
+        for name in ("create-job", "create-worker", "users", "audit"):
+            expect(page.locator("#tab-%s" % name)).to_be_hidden()
+        viewer.open_job(job["id"])
+        expect(page.locator("#job-detail .actions")).to_be_hidden()
+        expect(page.get_by_role("button", name="Start", exact=True)).to_have_count(0)
+        # The keyboard skips the tabs the role does not reach.
+        page.focus("#tab-jobs")
+        page.keyboard.press("End")
+        expect(page.locator("#tab-account")).to_be_focused()
+        page.keyboard.press("ArrowLeft")
+        expect(page.locator("#tab-workers")).to_have_attribute("aria-selected", "true")
+        expect(page.get_by_role("button", name="Code of Echo")).to_be_visible()
+        expect(page.get_by_role("button", name="Delete Echo")).to_be_hidden()
+        # Hiding is cosmetic: the server refuses, and the page shows its reason.
+        page.evaluate("document.body.dataset.role = 'operator'")
+        viewer.tab("jobs")
+        page.get_by_role("button", name="Start", exact=True).click()
+        expect(viewer.alert).to_contain_text(
+            "your role (viewer) may not PUT /jobs/%s/status: it needs operator" % job["id"])
+        assert server.api("GET", "/jobs/%s" % job["id"])[0]["status"] == "idle"
+        page.goto(server.base + "/#users")  # an admin's tab by address: not offered
+        expect(page.locator("#panel-jobs")).to_be_visible()
+        expect(page.locator("#panel-users")).to_be_hidden()
+        assert viewer.csp_violations() == [] and viewer.page_errors == []
+    finally:
+        viewer.close()
+
+
+def test_the_audit_trail_shows_what_was_just_done_as_text(admin, server):
+    server.call("POST", "/session", {"username": XSS, "password": "wrong"}, auth=False)
+    admin.goto("#create-job")
+    page = admin.page
+    page.select_option("#create-job-worker", "Echo")
+    page.uncheck("#create-job-start")
+    page.click("#create-job-submit")
+    expect(admin.status_badge).to_have_text("idle")
+    job_id = page.locator("#job-detail-facts .job-id").inner_text()
+    admin.tab("audit")
+    rows = page.locator("#audit-rows tr")
+    created = rows.filter(has_text=job_id)
+    expect(created).to_have_count(1)
+    expect(created.locator(".cell-actor")).to_have_text("admin")
+    expect(created.locator(".cell-action")).to_have_text("job.create")
+    expect(created.locator(".cell-address")).to_have_text("127.0.0.1")
+    assert rows.first.get_attribute("data-id") >= created.get_attribute("data-id")  # newest first
+    failed = rows.filter(has_text="login.failed").filter(has_text=XSS)
+    expect(failed.first.locator(".cell-target")).to_have_text(XSS)  # text, not markup
+    admin.screenshot("laptop-7-audit")
+    # Filters: by action, then by an actor who did nothing.
+    page.select_option("#audit-action", "job.create")
+    expect(rows.first.locator(".cell-action")).to_have_text("job.create")
+    expect(rows.filter(has_not_text="job.create")).to_have_count(0)
+    page.fill("#audit-actor", "nobody-at-all")
+    page.press("#audit-actor", "Enter")
+    expect(page.locator("#audit-empty")).to_be_visible()
+    expect(rows).to_have_count(0)
+    assert admin.page.locator("main img, main script").count() == 0
+
+
+def test_a_user_creates_a_token_sees_it_once_uses_it_and_revokes_it(browser, server):
+    operator = AdminPage(browser, server, user=new_user(server, "operator", "otto"))
+    try:
+        operator.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        operator.goto("#account")
+        page = operator.page
+        # A token's role is at most the owner's.
+        assert page.locator("#token-role option").all_inner_texts() == ["viewer", "operator"]
+        page.fill("#token-name", "nightly import")
+        page.select_option("#token-role", "viewer")
+        page.click("#token-submit")
+        secret_box = page.locator("#token-secret")
+        expect(secret_box).to_be_visible()
+        expect(secret_box).to_contain_text("it will not be shown again")
+        secret = page.locator("#token-secret-value").input_value()
+        assert secret.startswith("jj_")
+        page.click("#token-secret-copy")
+        expect(operator.page.locator("#status-area")).to_contain_text("copied")
+        assert page.evaluate("navigator.clipboard.readText()") == secret
+        operator.screenshot("laptop-5-account-token-created")
+        row = page.locator("#tokens-rows tr").filter(has_text="nightly import")
+        expect(row).to_contain_text("viewer")
+        # The token works against the API, with its own role.
+        status, envelope = bearer_status(server, secret)
+        assert status == 200 and envelope["data"][0]["role"] == "viewer"
+        assert bearer_status(server, secret, "/jobs")[0] == 200
+        # Once: Done forgets it, and a reload does not bring it back.
+        page.click("#token-secret-done")
+        expect(secret_box).to_be_hidden()
+        operator.mark()
+        page.reload()
+        expect(page.locator("body")).to_have_attribute("data-role", "operator")
+        assert page.evaluate("window.__notReloaded === undefined")
+        expect(row).to_have_count(1)
+        expect(row.locator("td").nth(3)).not_to_have_text("never")  # last used: just now
+        assert secret.split("_")[-1] not in page.content()
+        row.get_by_role("button", name="Revoke token nightly import").click()
+        expect(row).to_contain_text("revoked")
+        expect(row.get_by_role("button")).to_have_count(0)
+        assert [kind for kind, _ in operator.dialogs] == ["confirm"]
+        assert bearer_status(server, secret)[0] == 401
+        assert operator.csp_violations() == [] and operator.page_errors == []
+    finally:
+        operator.close()
+
+
+def test_a_user_changes_their_password_and_signs_in_with_the_new_one(browser, server):
+    username, password = new_user(server, "viewer", "pat")
+    user = AdminPage(browser, server, user=(username, password))
+    try:
+        user.goto("#account")
+        page = user.page
+        page.fill("#password-current", "not-the-password")
+        page.fill("#password-new", "a-brand-new-password")
+        page.fill("#password-repeat", "a-brand-new-password")
+        page.click("#password-submit")
+        expect(user.alert).to_contain_text('"current" must be your current password')
+        page.fill("#password-current", password)
+        page.fill("#password-new", "a-brand-new-password")
+        page.fill("#password-repeat", "a-brand-new-passwerd")
+        page.click("#password-submit")
+        expect(page.locator("#password-repeat-error")).to_be_visible()
+        page.fill("#password-repeat", "a-brand-new-password")
+        page.click("#password-submit")
+        expect(page).to_have_url(re.compile(r"/login$"))  # every session ended, this one too
+        sign_in(page, server.base, username, "a-brand-new-password")
+        expect(page.locator("#account-name")).to_have_text("%s (viewer)" % username)
+    finally:
+        user.close()
+
+
+def test_screenshots_of_the_account_views_on_a_phone(browser, server):
+    phone = AdminPage(browser, server, viewport=PHONE)
+    try:
+        phone.goto("#account")
+        phone.page.fill("#token-name", "phone screenshot")
+        phone.page.click("#token-submit")
+        expect(phone.page.locator("#token-secret")).to_be_visible()
+        phone.screenshot("phone-3-account", full_page=True)
+        phone.tab("users")
+        expect(phone.page.locator("#users-rows tr").first).to_be_visible()
+        phone.screenshot("phone-4-users", full_page=True)
+        phone.tab("audit")
+        expect(phone.page.locator("#audit-rows tr").first).to_be_visible()
+        phone.screenshot("phone-5-audit")
+        assert phone.csp_violations() == [] and phone.page_errors == []
+    finally:
+        phone.close()

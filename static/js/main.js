@@ -2,18 +2,23 @@
 //
 // Contract: loaded once by index.html as a module, after the vendored CodeMirror scripts. The
 // other modules only define things; this one creates the tabs, the live feed, the worker
-// store and the four tabs' controllers, routes the address's hash (#jobs, #jobs/ID,
-// #create-job, #workers, #create-worker) to a tab, and starts the clock that keeps running
-// durations current.
+// store and the tabs' controllers, asks GET /session who is signed in (the role decides which
+// tabs and buttons show: roles.js), then routes the address's hash (#jobs, #jobs/ID,
+// #create-job, #workers, #create-worker, #account, #users, #audit) to a tab, and starts the
+// clock that keeps running durations current.
 
+import {AccountTab} from "./account.js";
 import {signOut, whoAmI} from "./api.js";
+import {AuditTab} from "./audit.js";
 import {$} from "./dom.js";
 import {CreateJobTab} from "./createjob.js";
 import {CreateWorkerTab} from "./createworker.js";
 import {LiveEvents} from "./events.js";
 import {JobDetail} from "./jobdetail.js";
 import {JobsList} from "./jobs.js";
+import {allows, setRole} from "./roles.js";
 import {Tabs} from "./tabs.js";
+import {UsersTab} from "./users.js";
 import {WorkerStore} from "./workerstore.js";
 import {WorkersTab} from "./workers.js";
 
@@ -26,8 +31,7 @@ function showConnection(state) {
   $("#connection-text").textContent = CONNECTION_TEXT[state];
 }
 
-async function showAccount() {
-  const me = await whoAmI(); // also fetches the XSRF token the page's commands carry
+function showAccount(me) {
   $("#account-name").textContent = `${me.username} (${me.role})`;
   // Signing out ends a session; Basic credentials stay with the browser until it closes.
   const button = $("#sign-out");
@@ -36,7 +40,6 @@ async function showAccount() {
 }
 
 function main() {
-  showAccount().catch(() => {}); // a 401 has already sent the page to the sign-in form
   const live = new LiveEvents();
   live.onState(showConnection);
   const workers = new WorkerStore();
@@ -59,6 +62,9 @@ function main() {
     jobs.open(id);
   };
   new CreateJobTab({workers, onCreated: (job) => openJob(job.id)});
+  const account = new AccountTab();
+  const users = new UsersTab();
+  const audit = new AuditTab();
 
   const shown = {
     jobs: () => {
@@ -69,16 +75,28 @@ function main() {
     "create-job": () => setHash("create-job"),
     workers: () => { workersTab.shown(); setHash("workers"); },
     "create-worker": () => { createWorker.shown(); setHash("create-worker"); },
+    account: () => { account.shown(); setHash("account"); },
+    users: () => { users.shown(); setHash("users"); },
+    audit: () => { audit.shown(); setHash("audit"); },
   };
-  tabs = new Tabs($("#tablist"), {onShow: (name) => shown[name]()});
+  tabs = new Tabs($("#tablist"), {onShow: (name) => shown[name](),
+    isAvailable: (tab) => allows(tab.dataset.needs)});
 
   const route = () => {
     const [name, id] = location.hash.replace(/^#/, "").split("/");
     if (name === "jobs" && id) openJob(decodeURIComponent(id));
     else tabs.show(tabs.has(name) ? name : "jobs");
   };
-  window.addEventListener("hashchange", route);
-  route();
+  // The role decides which tabs exist, so routing waits for it. whoAmI() also fetches the
+  // XSRF token the page's commands carry.
+  whoAmI().then((me) => {
+    setRole(me.role);
+    showAccount(me);
+    users.start(me);
+    account.start(me);
+    window.addEventListener("hashchange", route);
+    route();
+  }).catch(() => {}); // a 401 has already sent the page to the sign-in form
 
   workers.refresh().catch(() => {}); // the feed's first open reloads both lists again
   jobs.load();

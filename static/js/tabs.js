@@ -1,21 +1,29 @@
-// tabs.js — the page's four sections as an ARIA tablist: one tab selected, its panel shown.
+// tabs.js — the page's sections as an ARIA tablist: one tab selected, its panel shown.
 //
-// Contract: new Tabs(tablist, {onShow}) wires the role="tab" buttons inside `tablist` to the
-// panels their aria-controls name; each tab's data-tab is its name (jobs, create-job, workers,
-// create-worker). Click, Enter or Space selects; Left/Right, Home and End move between tabs and
-// select (automatic activation, as in the WAI-ARIA tabs pattern); only the selected tab is in
-// the Tab order (roving tabindex), so Tab goes on into the panel. show(name) selects from code
-// and calls onShow(name) so a panel can refresh what it measures (editors) when it appears.
+// Contract: new Tabs(tablist, {onShow, isAvailable}) wires the role="tab" buttons inside
+// `tablist` to the panels their aria-controls name; each tab's data-tab is its name (jobs,
+// create-job, workers, create-worker, account, users, audit). Click, Enter or Space selects;
+// Left/Right, Home and End move between tabs and select (automatic activation, as in the
+// WAI-ARIA tabs pattern); only the selected tab is in the Tab order (roving tabindex), so Tab
+// goes on into the panel. show(name) selects from code and calls onShow(name) so a panel can
+// refresh what it measures (editors) when it appears. Tabs that isAvailable(tab) refuses (the
+// role does not reach them) are skipped by the keyboard, by has() and by show().
 
 export class Tabs {
-  constructor(tablist, {onShow = () => {}} = {}) {
-    this.tabs = [...tablist.querySelectorAll('[role="tab"]')];
+  constructor(tablist, {onShow = () => {}, isAvailable = () => true} = {}) {
+    this.allTabs = [...tablist.querySelectorAll('[role="tab"]')];
     this.onShow = onShow;
+    this.isAvailable = isAvailable;
     this.current = null;
-    for (const tab of this.tabs) {
+    for (const tab of this.allTabs) {
       tab.addEventListener("click", () => this.show(tab.dataset.tab));
       tab.addEventListener("keydown", (event) => this.onKey(event, tab));
     }
+  }
+
+  /** The tabs the user may open, in page order. */
+  get tabs() {
+    return this.allTabs.filter((tab) => this.isAvailable(tab));
   }
 
   has(name) {
@@ -24,7 +32,7 @@ export class Tabs {
 
   show(name, {focus = false} = {}) {
     const chosen = this.tabs.find((tab) => tab.dataset.tab === name) || this.tabs[0];
-    for (const tab of this.tabs) {
+    for (const tab of this.allTabs) {
       const selected = tab === chosen;
       tab.setAttribute("aria-selected", String(selected));
       tab.tabIndex = selected ? 0 : -1;

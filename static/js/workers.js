@@ -6,7 +6,8 @@
 // server's message). Code opens the source in a CodeMirror editor with Python highlighting;
 // Save sends it (PUT /workers/NAME) and, when the server refuses code that does not parse,
 // shows its message and highlights the line it names (the 422 reply's data[0].line).
-// shown() is called when the tab appears (the editor measures itself then).
+// shown() is called when the tab appears (the editor measures itself then). Delete and Save
+// are marked data-needs="admin" (roles.js hides them from others; the server refuses anyway).
 
 import {getText, request, workerPath} from "./api.js";
 import {$, el, replaceContent} from "./dom.js";
@@ -47,7 +48,7 @@ export class WorkersTab {
         el("button", {type: "button", text: "Code",
           attrs: {"aria-label": `Code of ${worker.name}`},
           on: {click: () => this.openCode(worker.name)}}),
-        el("button", {type: "button", class: "danger", text: "Delete",
+        el("button", {type: "button", class: "danger", text: "Delete", dataset: {needs: "admin"},
           attrs: {"aria-label": `Delete ${worker.name}`},
           on: {click: () => this.remove(worker.name)}})));
   }
