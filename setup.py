@@ -30,6 +30,8 @@ setup(
             # Browser tests; they drive the system's Chromium (apt-get install chromium), so
             # `playwright install` is never needed.
             "playwright>=1.40",
+            # The API fuzz (tests/test_fuzz.py); its Python API changes between majors.
+            "schemathesis>=4.32,<5",
         ],
     },
     entry_points={"console_scripts": ["jobjoker = jobjoker.cli:main"]},

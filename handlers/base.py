@@ -17,7 +17,7 @@ import tornado.web
 
 from jobjoker import errors
 from jobjoker.audit import Actor
-from jobjoker.auth import SESSION_COOKIE, Credentials, Throttled
+from jobjoker.auth import SESSION_COOKIE, Credentials
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +162,7 @@ class AuthMixin:
         credentials = Credentials(authorization=header,
                                   session_cookie=self.get_cookie(SESSION_COOKIE),
                                   address=self.request.remote_ip)
-        try:
-            self.identity = await self.settings["authenticator"].authenticate(credentials)
-        except Throttled as e:
-            raise errors.TooManyRequests("too many failed logins from this account or address; "
-                                         "try again in %d s" % e.retry_after, e.retry_after)
+        self.identity = await self.settings["authenticator"].authenticate(credentials)
         if self.identity is None:
             if header:  # credentials were sent and were wrong: that is worth a trace
                 self.settings["audit"].record(self.actor, "login.failed",

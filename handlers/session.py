@@ -1,7 +1,7 @@
 """``/session``: browser login and logout (a revocable session cookie, XSRF-protected)."""
 from handlers.users import AccountsHandler
 from jobjoker import errors
-from jobjoker.auth import SESSION_COOKIE, SESSION_SECONDS, Throttled
+from jobjoker.auth import SESSION_COOKIE, SESSION_SECONDS
 
 
 class SessionHandler(AccountsHandler):
@@ -20,11 +20,7 @@ class SessionHandler(AccountsHandler):
 
     async def post(self):
         """Log in with ``{"username", "password"}``: sets the session cookie."""
-        try:
-            user, cookie = await self.accounts.login(self.actor, self.json_body())
-        except Throttled as e:
-            raise errors.TooManyRequests("too many failed logins from this account or address; "
-                                         "try again in %d s" % e.retry_after, e.retry_after)
+        user, cookie = await self.accounts.login(self.actor, self.json_body())
         if user is None:
             raise errors.Unauthorized("wrong username or password")
         self.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict",

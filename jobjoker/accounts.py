@@ -109,7 +109,8 @@ class Accounts:
             "disabled", user.disabled)
         if user.role == "admin" and not user.disabled and not stays_admin:
             self._keep_an_admin(username)
-        models.User.update(**changes).where(models.User.username == username).execute()
+        if changes:  # an empty UPDATE is not SQL
+            models.User.update(**changes).where(models.User.username == username).execute()
         if changes.get("disabled") or ("role" in changes and changes["role"] != user.role):
             self._end_sessions(username)  # rights shrink now, not at the next login
         self.audit.record(actor, "user.update", username,
@@ -138,9 +139,11 @@ class Accounts:
         if user is None:
             raise NotFound("no user named %r" % username)
         password = check_password_rule(body.get("password"))
+        current = body.get("current")
+        if "current" in body and not isinstance(current, str):
+            raise BadRequest('"current" must be the current password, as text')
         if identity.username == username and not identity.may("admin"):
-            current = body.get("current")
-            if not isinstance(current, str) or await self.authenticator.check_password(
+            if current is None or await self.authenticator.check_password(
                     username, current, actor.address) is None:
                 raise Forbidden('"current" must be your current password')
         models.User.update(password_hash=await _hash(password)).where(

@@ -24,6 +24,7 @@ import secrets
 import time
 
 from jobjoker import models
+from jobjoker.errors import TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +123,15 @@ class Credentials:
     address: str = None
 
 
-class Throttled(Exception):
-    """Too many failed logins for an account or an address; retry after ``retry_after`` s."""
+class Throttled(TooManyRequests):
+    """Too many failed logins for an account or an address; retry after ``retry_after`` s.
+
+    A domain error: wherever a password is checked, it becomes a 429 with Retry-After.
+    """
 
     def __init__(self, retry_after):
-        super().__init__("too many failed logins; retry after %d s" % retry_after)
-        self.retry_after = retry_after
+        super().__init__("too many failed logins from this account or address; try again in "
+                         "%d s" % retry_after, retry_after)
 
 
 class Throttle:

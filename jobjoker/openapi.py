@@ -3,37 +3,81 @@
 Contract: ``openapi_document()`` returns the whole document as plain JSON-ready data, a new dict
 on every call. It is built from small helpers — one generator for the reply envelope, shared
 parameters, request bodies and error responses under ``components`` — so each path below reads
-as the handler it describes. Enums and limits come from the domain modules they describe, so they
-cannot drift apart; ``tests/test_openapi.py`` checks the rest against the route table and against
-real replies.
+as the handler it describes. Each operation names the least role that may call it
+(``x-jobjoker-role``: public, viewer, operator, admin, or self for any signed-in user acting on
+their own account); the credentials it takes and the 401 and 429 it can answer follow from that
+role and from its method, in one place (403 it can answer in any case: the Host check). Enums and
+limits come from the domain modules they describe, so they cannot drift apart;
+``tests/test_openapi.py`` checks the rest against the route table, the role matrix of
+``tests/test_security.py`` and real replies; ``tests/test_fuzz.py`` fuzzes a server with it.
 """
 from jobjoker import __version__
-from jobjoker.jobs import MAX_ENTRY_PAGE, MAX_PAGE
+from jobjoker.accounts import MAX_PASSWORD, MIN_PASSWORD, USERNAME
+from jobjoker.auth import ROLES, SESSION_COOKIE, SESSION_SECONDS, TOKEN_PREFIX
+from jobjoker.jobs import MAX_ENTRY_PAGE, MAX_OFFSET, MAX_PAGE
+from jobjoker.parameters import MASK
+from jobjoker.parameters import TYPES as PARAMETER_TYPES
 from jobjoker.states import COMMANDS, JobStatus
 from jobjoker.workers import NAME_PATTERN, NAME_RULE
 
 STATUSES = [status.value for status in JobStatus]
 WORKER_NAME = {"type": "string", "pattern": "^%s$" % NAME_PATTERN.pattern,
                "description": "A worker name: %s." % NAME_RULE, "example": "Foobar"}
+USER_NAME = {"type": "string", "pattern": "^%s$" % USERNAME.pattern,
+             "description": "A username: 1 to 64 letters, digits or `. _ @ -`, starting with a "
+                            "letter or digit.", "example": "ann"}
+ROLE = {"type": "string", "enum": list(ROLES),
+        "description": "viewer reads; operator also creates, runs, stops, kills and deletes "
+                       "jobs; admin also manages workers' code, users, others' tokens and reads "
+                       "the audit trail."}
 TIMESTAMP = {"type": "number", "format": "double", "description": "Seconds since the epoch."}
+# The audit page's default and largest size (handlers/audit.py); test_openapi.py asks the server.
+AUDIT_PAGE, MAX_AUDIT_PAGE = 100, 1000
 
 # Error statuses and the shared response component each one refers to.
 ERROR_RESPONSES = {
     "400": ("BadRequest", "The request is malformed: bad JSON, a missing field, an invalid "
                           "name, an unknown word, a bad offset or limit."),
-    "401": ("Unauthorized", "No valid HTTP Basic credentials were sent."),
-    "404": ("NotFound", "The job or worker named does not exist."),
+    "401": ("Unauthorized", "No valid credentials: none were sent, or the password, token or "
+                            "session is wrong, expired or revoked, or its user is disabled. "
+                            "From POST /session: the username or password is wrong."),
+    "403": ("Forbidden", "Not allowed: the role is too low (the operation's description names "
+                         "the role it needs), a request authenticated by the session cookie "
+                         "lacks the XSRF token on an unsafe method, the account is another "
+                         "user's, a WebSocket upgrade comes from another origin, or the Host "
+                         "header names another host while the server listens on loopback only "
+                         "(DNS rebinding)."),
+    "404": ("NotFound", "The job, worker, user or token named does not exist."),
     "405": ("MethodNotAllowed", "The resource exists, but the server alone may change it."),
     "409": ("Conflict", "The request is valid, but the current state forbids it "
-                        "(an active job, say)."),
+                        "(an active job, an existing username, the last active admin)."),
     "413": ("TooLarge", "The body, the parameters or the worker code exceed their limit."),
-    "422": ("Unprocessable", "Well-formed but invalid content. For worker code that does not "
-                             "parse, `data` holds one item with the offending `line`."),
-    "403": ("Forbidden", "A WebSocket upgrade from another origin than the server's own."),
+    "422": ("Unprocessable", "Well-formed but invalid content: an unknown role, a password "
+                             "outside its length limits, worker code that does not parse (then "
+                             "`data` holds one item with the offending `line`)."),
+    "429": ("TooManyRequests", "Too many failed logins from this account or this address: "
+                               "even the right password is refused until `Retry-After` seconds "
+                               "have passed."),
     "500": ("InternalError", "An unexpected failure; the details are in the server log only."),
     "503": ("Unavailable", "A dependency (the database or the supervisor) is away or busy; the "
                            "request may succeed later."),
 }
+
+# Who may call an operation, as the start of its description.
+ROLE_RULES = {
+    "public": "Public: needs no credentials.",
+    "viewer": "Role: viewer or above (any signed-in user).",
+    "operator": "Role: operator or admin.",
+    "admin": "Role: admin.",
+    "self": "Role: any signed-in user, for their own account.",
+}
+SAFE_METHODS = ("get", "head", "options")
+OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# Any one of these proves who is asking (OpenAPI: a list of alternatives) ...
+CREDENTIALS = [{"basicAuth": []}, {"bearerAuth": []}, {"sessionCookie": []}]
+# ... and on an unsafe method the session cookie needs the XSRF token beside it.
+UNSAFE_CREDENTIALS = [{"basicAuth": []}, {"bearerAuth": []},
+                      {"sessionCookie": [], "xsrfToken": []}]
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -87,35 +131,60 @@ def text_reply(description, media_type="text/plain"):
     return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
 
 
-def operation(operation_id, tag, summary, replies, errors=(), parameters=None, body=None,
-              description=None, public=False):
+def operation(operation_id, tag, summary, replies, role, errors=(), parameters=None, body=None,
+              description=None):
     """One operation: its 2xx ``replies`` plus the shared error responses for ``errors``.
 
-    Every operation can fail with 500, and with 503 while the database is away; every one but
-    the ``public`` ones answers 401 without credentials (and a public one overrides the global
-    security requirement with none).
+    ``role`` is the least role that may call it (a key of ``ROLE_RULES``); its rule opens the
+    description. Every operation can fail with 500, with 503 while the database is away, and
+    with 403 (the Host check, if nothing else); every one but the public ones answers 401
+    without valid credentials and 429 while its credentials are throttled (a public one
+    overrides the global security requirement with none). ``require_xsrf`` adds what an unsafe
+    method implies.
     """
     responses = dict(replies)
-    statuses = set(errors) | {"500", "503"} | (set() if public else {"401"})
-    for status in sorted(statuses):
+    statuses = set(errors) | {"403", "500", "503"}
+    if role != "public":
+        statuses |= {"401", "429"}
+    for status in statuses:
         responses[status] = ref("responses", ERROR_RESPONSES[status][0])
-    result = {"operationId": operation_id, "tags": [tag], "summary": summary}
-    if description:
-        result["description"] = description
+    result = {"operationId": operation_id, "tags": [tag], "summary": summary,
+              "description": ROLE_RULES[role] + (" " + description if description else ""),
+              "x-jobjoker-role": role}
     if parameters:
         result["parameters"] = parameters
     if body:
         result["requestBody"] = body
-    result["responses"] = responses
-    if public:
+    result["responses"] = dict(sorted(responses.items()))
+    if role == "public":
         result["security"] = []
     return result
 
 
-def plain_text_body(description, media_types=("text/plain",)):
-    """A required request body of text."""
-    return {"required": True, "description": description,
+def require_xsrf(paths):
+    """On every signed-in unsafe operation the session cookie counts only with the XSRF token
+    beside it (403 without): say so in its security requirement."""
+    for item in paths.values():
+        for method, op in item.items():
+            if method in OPENAPI_METHODS and method not in SAFE_METHODS \
+                    and op["x-jobjoker-role"] != "public":
+                op["security"] = UNSAFE_CREDENTIALS
+    return paths
+
+
+def plain_text_body(description, media_types=("text/plain",), required=True):
+    """A request body of text."""
+    return {"required": required, "description": description,
             "content": {media_type: {"schema": {"type": "string"}} for media_type in media_types}}
+
+
+def json_body(schema_name, description=None):
+    """A required JSON request body of the named schema."""
+    body = {"required": True, "content": {
+        "application/json": {"schema": ref("schemas", schema_name)}}}
+    if description:
+        body["description"] = description
+    return body
 
 
 # --- components --------------------------------------------------------------------------------
@@ -130,7 +199,8 @@ def item_schemas():
             "status": {"type": "string", "enum": STATUSES,
                        "description": "idle -> active -> one of stop, error, done."},
             "parameters": {"type": "object", "additionalProperties": True,
-                           "description": "The parameters the job was created with."},
+                           "description": "The parameters the job was created with, defaults "
+                                          "filled in; secret ones show as `%s`." % MASK},
             "pid": nullable({"type": "integer", "description": "Its process id once started."}),
             "node": nullable({"type": "string", "description": "The server that ran it."}),
             "created": TIMESTAMP,
@@ -150,6 +220,11 @@ def item_schemas():
         "Worker": strict_object("A worker: a Python class in the workers folder.", {
             "name": WORKER_NAME,
             "description": {"type": "string", "description": "The class docstring."},
+            "parameters": nullable({
+                "type": "object", "additionalProperties": ref("schemas", "ParameterSpec"),
+                "description": "The parameters the class declares (`parameters = {...}`), by "
+                               "name; a job's parameters are checked against them. Null when "
+                               "it declares none (then any object is accepted)."}),
             "size": {"type": "integer", "minimum": 0, "description": "Bytes of code."},
             "modified": TIMESTAMP,
             "hash": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
@@ -179,9 +254,86 @@ def item_schemas():
             "node": {"type": "string", "description": "This server's name."},
             "running_jobs": {"type": "integer", "minimum": 0},
         }),
+        "ParameterSpec": {
+            "type": "object", "required": ["type"], "additionalProperties": False,
+            "description": "One declared parameter. A secret one's value is stored apart, "
+                           "never shown again (its default neither) and masked in the job's "
+                           "log and response.",
+            "properties": {
+                "type": {"type": "string", "enum": list(PARAMETER_TYPES)},
+                "required": {"type": "boolean"},
+                "default": {"description": "Used when the job does not give it."},
+                "description": {"type": "string"},
+                "label": {"type": "string"},
+                "secret": {"type": "boolean"},
+                "enum": {"type": "array", "description": "The values allowed."},
+                "minimum": {"type": "number"},
+                "maximum": {"type": "number"},
+            },
+        },
         "ErrorDetail": strict_object("Where worker code went wrong.", {
             "line": {"type": "integer", "minimum": 1},
         }),
+        "Session": strict_object("Who is signed in, and how.", {
+            "username": USER_NAME,
+            "role": ROLE,
+            "scheme": {"type": "string", "enum": ["basic", "bearer", "session"],
+                       "description": "The credentials of this request: a password, an API "
+                                      "token or the session cookie."},
+            "xsrf": {"type": "string", "description": "The XSRF token (also the `_xsrf` "
+                                                      "cookie): send it in an `X-XSRFToken` "
+                                                      "header with every unsafe request that "
+                                                      "the session cookie authenticates."},
+        }),
+        "User": strict_object("A user (never their password or its hash).", {
+            "username": USER_NAME,
+            "role": ROLE,
+            "created": TIMESTAMP,
+            "disabled": {"type": "boolean",
+                         "description": "A disabled user's password, tokens and sessions stop "
+                                        "working at once."},
+        }),
+        "Token": strict_object("An API token (never its secret).", token_properties()),
+        "TokenCreated": strict_object("A new API token, with the secret shown this once.", dict(
+            token_properties(), token={
+                "type": "string", "pattern": "^%s[0-9a-f]+_[A-Za-z0-9_-]+$" % TOKEN_PREFIX,
+                "description": "`%s<id>_<secret>`: send it as `Authorization: Bearer ...`. "
+                               "Only a hash is stored, so it cannot be shown again."
+                               % TOKEN_PREFIX})),
+        "AuditEntry": strict_object("One thing someone did, or tried to.", {
+            "id": {"type": "integer", "minimum": 1, "description": "Rising: newer is larger."},
+            "time": TIMESTAMP,
+            "actor": nullable({"type": "string", "description": "The user who acted (null for "
+                                                                "the server itself or for "
+                                                                "credentials that proved no "
+                                                                "one)."}),
+            "action": {"type": "string", "example": "job.start", "description": AUDIT_ACTIONS},
+            "target": nullable({"type": "string", "description": "What it was done to: a job "
+                                                                 "id, a worker, a username, a "
+                                                                 "token id."}),
+            "detail": nullable({"type": "string"}),
+            "address": nullable({"type": "string", "description": "The client's address."}),
+        }),
+    }
+
+
+AUDIT_ACTIONS = ("A dotted word: job.create, job.start, job.stop, job.kill, job.delete, "
+                 "worker.save, worker.delete, login.ok, login.failed, logout, user.create, "
+                 "user.update, user.delete, user.password, token.create, token.revoke.")
+
+
+def token_properties():
+    return {
+        "id": {"type": "string", "pattern": "^[0-9a-f]+$", "example": "3f9a0c41d2e7"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 100,
+                 "description": "What the token is for."},
+        "username": dict(USER_NAME, description="Its owner."),
+        "role": dict(ROLE, description="Never above its owner's: a request with it has the "
+                                       "lesser of the two."),
+        "created": TIMESTAMP,
+        "expires": nullable(dict(TIMESTAMP, description="When it stops working (null: never).")),
+        "last_used": nullable(dict(TIMESTAMP, description="Updated at most once a minute.")),
+        "revoked": nullable(dict(TIMESTAMP, description="When it was revoked.")),
     }
 
 
@@ -196,6 +348,13 @@ ENVELOPES = {
     "StatusEnvelope": ("StatusItem", "A job's status.", "one"),
     "PidEnvelope": ("PidItem", "A job's pid.", "one"),
     "HealthEnvelope": ("Health", "The server's readiness.", "one"),
+    "SessionEnvelope": ("Session", "Who is signed in.", "one"),
+    "UserEnvelope": ("User", "One user.", "one"),
+    "UserListEnvelope": ("User", "Every user, by name.", "many"),
+    "TokenEnvelope": ("Token", "One API token.", "one"),
+    "TokenListEnvelope": ("Token", "API tokens, newest first.", "many"),
+    "TokenCreatedEnvelope": ("TokenCreated", "The new token with its secret.", "one"),
+    "AuditListEnvelope": ("AuditEntry", "A page of the audit trail, newest first.", "many"),
 }
 
 
@@ -218,13 +377,53 @@ def schemas():
         "example": {"worker": "TestWorker", "parameters": {"count": 3, "sleep": 1}},
     }
     result["Command"] = {"type": "string", "enum": list(COMMANDS)}
+    result["EmptyEnvelope"] = envelope({}, "Done; `data` is empty.", max_items=0)
+    password = {"type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD}
+    result["Login"] = {
+        "type": "object", "required": ["username", "password"],
+        "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+        "example": {"username": "admin", "password": "correct horse battery staple"},
+    }
+    result["UserCreate"] = {
+        "type": "object", "required": ["username", "password"],
+        "properties": {"username": USER_NAME, "password": password,
+                       "role": dict(ROLE, default="viewer")},
+        "example": {"username": "ann", "password": "a long passphrase", "role": "operator"},
+    }
+    result["UserUpdate"] = {
+        "type": "object", "additionalProperties": False,
+        "description": "Either or both; any other field is refused (400).",
+        "properties": {"role": ROLE, "disabled": {"type": "boolean"}},
+        "example": {"role": "viewer", "disabled": False},
+    }
+    result["PasswordChange"] = {
+        "type": "object", "required": ["password"],
+        "properties": {
+            "password": dict(password, description="The new password."),
+            "current": {"type": "string", "description": "Your current password: needed "
+                                                         "unless you are an admin."},
+        },
+        "example": {"current": "the old passphrase", "password": "a new long passphrase"},
+    }
+    result["TokenCreate"] = {
+        "type": "object", "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "role": dict(ROLE, description="At most your own role, which is the default."),
+            "expires_in": nullable({"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                                    "description": "Seconds until it expires; absent or null "
+                                                   "for never."}),
+        },
+        "example": {"name": "nightly import", "role": "operator", "expires_in": 86400},
+    }
     return result
 
 
 def parameters():
     def query(name, description, schema):
+        # The server reads an empty value (`?offset=`) as no value: the default, no filter.
         return {"name": name, "in": "query", "required": False, "description": description,
-                "schema": schema}
+                "schema": schema, "allowEmptyValue": True}
 
     def page_limit(default, maximum):
         return query("limit", "How many items at most.",
@@ -237,7 +436,7 @@ def parameters():
                        "description": "The worker's name (400 when it is not a valid name).",
                        "schema": WORKER_NAME},
         "Offset": query("offset", "How many items to skip.",
-                        {"type": "integer", "minimum": 0, "default": 0}),
+                        {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
         "JobsLimit": page_limit(50, MAX_PAGE),
         "EntriesLimit": page_limit(1000, MAX_ENTRY_PAGE),
         "StatusFilter": query("status", "Only jobs with this status.",
@@ -247,9 +446,21 @@ def parameters():
                          {"type": "integer", "minimum": 0, "default": 0}),
         "ResponseFrom": query("response_from", "The first response entry to send (its index).",
                               {"type": "integer", "minimum": 0, "default": 0}),
+        "UserName": {"name": "name", "in": "path", "required": True,
+                     "description": "The user's name.", "schema": USER_NAME},
+        "TokenId": {"name": "id", "in": "path", "required": True,
+                    "description": "The token's id (the part after `%s` in the token)."
+                                   % TOKEN_PREFIX, "schema": {"type": "string"}},
+        "TokenUser": query("user", "Whose tokens: a username, or `*` for everyone's (admins "
+                                   "only, 403 for others); your own when absent.",
+                           {"type": "string"}),
+        "AuditLimit": page_limit(AUDIT_PAGE, MAX_AUDIT_PAGE),
+        "ActorFilter": query("actor", "Only entries of this user.", {"type": "string"}),
+        "ActionFilter": query("action", "Only entries of this action (`job.start`, say).",
+                              {"type": "string"}),
         "Format": query("format", "`text` gives the messages as plain lines, one per entry "
-                                  "(as does `Accept: text/plain`).",
-                        {"type": "string", "enum": ["text"]}),
+                                  "(as does `Accept: text/plain`); any other value, JSON.",
+                        {"type": "string", "example": "text"}),
     }
 
 
@@ -259,7 +470,14 @@ def responses():
         result[name] = {"description": description, "content": {
             "application/json": {"schema": ref("schemas", "ErrorEnvelope")}}}
     result["Unauthorized"]["headers"] = {"WWW-Authenticate": header(
-        'The Basic challenge: `Basic realm="JobJoker", charset="UTF-8"`.')}
+        'The Basic challenge: `Basic realm="JobJoker", charset="UTF-8"`. Not sent to a request '
+        "with an `X-Requested-With` header (the admin page's own, which shows its sign-in form "
+        "instead of the browser's dialog).", required=False)}
+    result["MethodNotAllowed"]["headers"] = {"Allow": header(
+        "The methods the resource does answer, such as `GET`.")}
+    result["TooManyRequests"]["headers"] = {"Retry-After": header(
+        "Seconds until the throttle lets this account and address try again.",
+        {"type": "integer", "minimum": 1})}
     result["Unavailable"]["headers"] = {"Retry-After": header(
         "Seconds to wait before trying again (sent when the database is away).",
         {"type": "integer", "minimum": 0}, required=False)}
@@ -274,16 +492,27 @@ def server_paths():
             "getHealth", "server", "Is the server ready?",
             {"200": json_reply("Ready: the database and the supervisor answer.",
                                "HealthEnvelope")},
-            public=True,
-            description="Needs no credentials, so load balancers and scripts can ask.")},
+            role="public",
+            description="So load balancers and scripts can ask.")},
         "/": {"get": operation(
             "getAdminPage", "server", "The admin page",
-            {"200": text_reply("The page's HTML.", "text/html")})},
+            {"200": text_reply("The page's HTML.", "text/html"),
+             "302": {"description": "No credentials, from a browser (`Accept: text/html`): "
+                                    "off to the sign-in form.",
+                     "headers": {"Location": header("`/login`.")}}},
+            role="viewer",
+            description="Without credentials a browser is sent to /login; a script gets the "
+                        "401.")},
+        "/login": {"get": operation(
+            "getLoginPage", "server", "The sign-in form",
+            {"200": text_reply("The form's HTML; it posts to /session.", "text/html")},
+            role="public")},
         "/openapi.json": {"get": operation(
             "getOpenAPI", "server", "This document",
             {"200": {"description": "The OpenAPI document itself (not in the envelope).",
                      "content": {"application/json": {"schema": {
-                         "type": "object", "required": ["openapi", "info", "paths"]}}}}})},
+                         "type": "object", "required": ["openapi", "info", "paths"]}}}}},
+            role="viewer")},
     }
 
 
@@ -292,37 +521,39 @@ def worker_paths():
     return {
         "/workers": {"get": operation(
             "listWorkers", "workers", "List the workers",
-            {"200": json_reply("Every worker with its description.", "WorkerListEnvelope")})},
+            {"200": json_reply("Every worker with its description.", "WorkerListEnvelope")},
+            role="viewer")},
         "/workers/{name}": {
             "parameters": name,
             "get": operation(
                 "getWorker", "workers", "Read a worker's summary",
                 {"200": json_reply("The worker's name, description, size, modified time and "
                                    "hash.", "WorkerEnvelope")},
-                errors=["400", "404"]),
+                role="viewer", errors=["400", "404"]),
             "put": operation(
                 "saveWorker", "workers", "Create or replace a worker's code",
                 {"200": json_reply("Saved over the old code.", "WorkerEnvelope"),
                  "201": json_reply("Created.", "WorkerEnvelope")},
-                errors=["400", "413", "422"],
+                role="admin", errors=["400", "413", "422"],
                 body=plain_text_body(
                     "The worker's Python source (UTF-8), defining `class <name>(jobjoker.Worker)`"
                     " with a `run` method. It is parsed, never run, before it is saved.",
                     media_types=("text/x-python", "text/plain")),
-                description="400 for an invalid name or code that is not UTF-8; 413 past the "
-                            "worker size limit; 422 for code that does not parse or lacks the "
-                            "class (with the line)."),
+                description="Worker code runs as the server's user, hence admins only. 400 for "
+                            "an invalid name or code that is not UTF-8; 413 past the worker "
+                            "size limit; 422 for code that does not parse or lacks the class "
+                            "(with the line)."),
             "delete": operation(
                 "deleteWorker", "workers", "Delete a worker",
                 {"200": json_reply("Deleted; `data` holds its last summary.", "WorkerEnvelope")},
-                errors=["400", "404", "409"],
+                role="admin", errors=["400", "404", "409"],
                 description="409 while one of its jobs is active."),
         },
         "/workers/{name}/code": {
             "parameters": name,
             "get": operation(
                 "getWorkerCode", "workers", "Read a worker's source code",
-                {"200": text_reply("The code.")}, errors=["400", "404"]),
+                {"200": text_reply("The code.")}, role="viewer", errors=["400", "404"]),
         },
     }
 
@@ -343,14 +574,15 @@ def entries_path(stream):
                     "application/json": {"schema": ref("schemas", "EntryListEnvelope")},
                     "text/plain": {"schema": {"type": "string"}},
                 }}},
-            errors=["400", "404"],
+            role="viewer", errors=["400", "404"],
             parameters=[ref("parameters", "Offset"), ref("parameters", "EntriesLimit"),
                         ref("parameters", "Format")]),
         "post": operation(
             "appendJob%s" % title, "jobs", "Append one entry to the job's %s" % stream,
             {"201": json_reply("Appended.", "AppendedEntryEnvelope")},
-            errors=["400", "404", "413"],
-            body=plain_text_body("The message (UTF-8); newlines stay inside the one entry.")),
+            role="operator", errors=["400", "404", "413"],
+            body=plain_text_body("The message (UTF-8); newlines stay inside the one entry. "
+                                 "No body appends an empty entry.", required=False)),
     }
 
 
@@ -365,7 +597,7 @@ def download_path(stream):
                      "headers": {"Content-Disposition": header(
                          'attachment; filename="job-{id}-%s.txt"' % stream)},
                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
-            errors=["404"]),
+            role="viewer", errors=["404"]),
     }
 
 
@@ -376,7 +608,7 @@ def job_paths():
             "get": operation(
                 "listJobs", "jobs", "List jobs, newest first",
                 {"200": json_reply("A page of jobs.", "JobListEnvelope")},
-                errors=["400"],
+                role="viewer", errors=["400"],
                 parameters=[ref("parameters", name) for name in
                             ("StatusFilter", "WorkerFilter", "Offset", "JobsLimit")]),
             "post": operation(
@@ -384,35 +616,36 @@ def job_paths():
                 {"201": json_reply("Created; start it with PUT /jobs/{id}/status.",
                                    "JobEnvelope", headers={"Location": header(
                                        "The new job's path, /jobs/{id}.")})},
-                errors=["400", "404", "413", "422"],
-                body={"required": True, "content": {
-                    "application/json": {"schema": ref("schemas", "JobCreate")}}},
+                role="operator", errors=["400", "404", "413", "422"],
+                body=json_body("JobCreate"),
                 description="400 for a body that is not a JSON object, lacks `worker`, or has "
                             "parameters holding NaN or Infinity; 404 for an unknown worker; 413 "
                             "for parameters past their limit; 422 for `parameters` that are "
-                            "neither an object nor null."),
+                            "neither an object nor null, or that do not fit what the worker "
+                            "declares (every problem is listed)."),
         },
         "/jobs/{id}": {
             "parameters": job_id,
             "get": operation("getJob", "jobs", "Read a job",
-                             {"200": json_reply("The job.", "JobEnvelope")}, errors=["404"]),
+                             {"200": json_reply("The job.", "JobEnvelope")},
+                             role="viewer", errors=["404"]),
             "delete": operation(
                 "deleteJob", "jobs", "Delete a job with its log and response",
                 {"200": json_reply("Deleted; `data` holds the job as it was.", "JobEnvelope")},
-                errors=["404", "409"], description="409 while the job is active."),
+                role="operator", errors=["404", "409"], description="409 while the job is active."),
         },
         "/jobs/{id}/status": {
             "parameters": job_id,
             "get": operation("getJobStatus", "jobs", "Read a job's status",
                              {"200": json_reply("The status.", "StatusEnvelope")},
-                             errors=["404"]),
+                             role="viewer", errors=["404"]),
             "put": operation(
                 "commandJob", "jobs", "Start, stop or kill a job",
                 {"200": json_reply("Started: the job is active, with its pid.", "JobEnvelope"),
                  "202": json_reply("Stopping (SIGTERM sent, SIGKILL follows after the grace "
                                    "period) or being killed (SIGKILL sent); the job becomes "
                                    "`stop` once its process is reaped.", "JobEnvelope")},
-                errors=["400", "404", "409", "413"],
+                role="operator", errors=["400", "404", "409", "413"],
                 body={"required": True, "description": "The command word, in any case.",
                       "content": {
                           "text/plain": {"schema": ref("schemas", "Command")},
@@ -433,10 +666,10 @@ def job_paths():
             "parameters": job_id,
             "get": operation("getJobPid", "jobs", "Read a job's pid",
                              {"200": json_reply("The pid (null until started).", "PidEnvelope")},
-                             errors=["404"]),
+                             role="viewer", errors=["404"]),
             "put": operation(
                 "setJobPid", "jobs", "Refused: the server alone sets the pid",
-                {}, errors=["404", "405"],
+                {}, role="operator", errors=["404", "405"],
                 description="Always 405 for an existing job: use PUT /jobs/{id}/status."),
         },
         "/jobs/{id}/stream": {
@@ -450,8 +683,10 @@ def job_paths():
                                         "final and everything was sent; then it closes (1000). "
                                         "A subscriber that stops reading is closed with 1013. "
                                         "See docs/streams.md."}},
-                errors=["400", "403", "404"],
-                parameters=[ref("parameters", "LogFrom"), ref("parameters", "ResponseFrom")]),
+                role="viewer", errors=["400", "404"],
+                parameters=[ref("parameters", "LogFrom"), ref("parameters", "ResponseFrom")],
+                description="Credentials, the origin (403 from another site) and the job (404) "
+                            "are checked before the upgrade."),
         },
         "/events": {
             "get": operation(
@@ -461,9 +696,143 @@ def job_paths():
                                         "\"status\"|\"updated\"|\"deleted\", \"job\": {...}}` "
                                         "or `{\"type\": \"worker\", \"action\": \"saved\"|"
                                         "\"deleted\", \"name\": ...}`. See docs/streams.md."}},
-                errors=["400", "403"]),
+                role="viewer", errors=["400"],
+                description="Credentials and the origin (403 from another site) are checked "
+                            "before the upgrade."),
         },
     }
+
+
+def session_paths():
+    cookies = {"Set-Cookie": header(
+        "`%s=<secret>; HttpOnly; SameSite=Strict; Path=/; Max-Age=%d` (and `Secure` under TLS); "
+        "also `_xsrf=<token>` when the request had no XSRF cookie yet."
+        % (SESSION_COOKIE, SESSION_SECONDS))}
+    return {"/session": {
+        "get": operation(
+            "getSession", "session", "Who am I?",
+            {"200": json_reply("The signed-in user, the credentials used and the XSRF token "
+                               "(the `_xsrf` cookie is set when the request had none).",
+                               "SessionEnvelope")},
+            role="self"),
+        "post": operation(
+            "login", "session", "Log in: start a browser session",
+            {"201": json_reply("Signed in: the session cookie and the XSRF cookie are set.",
+                               "SessionEnvelope", headers=cookies)},
+            role="public", errors=["400", "401", "413", "429"], body=json_body("Login"),
+            description="Checks the username and password and sets the `%s` cookie (a "
+                        "server-side session that logout or a password change revokes, good "
+                        "for %d hours). Throttled like every password check: 429 after too "
+                        "many failures for the account or the address, even with the right "
+                        "password. 401 looks the same for an unknown user and a wrong "
+                        "password." % (SESSION_COOKIE, SESSION_SECONDS // 3600)),
+        "delete": operation(
+            "logout", "session", "Log out",
+            {"200": json_reply("Signed out: a session is revoked on the server and its cookie "
+                               "cleared.", "EmptyEnvelope", headers={"Set-Cookie": header(
+                                   "Clears `%s`." % SESSION_COOKIE)})},
+            role="self",
+            description="With Basic or a token there is no session to end; the call is only "
+                        "recorded."),
+    }}
+
+
+def user_paths():
+    name = [ref("parameters", "UserName")]
+    return {
+        "/users": {
+            "get": operation(
+                "listUsers", "users", "List the users",
+                {"200": json_reply("Every user.", "UserListEnvelope")}, role="admin"),
+            "post": operation(
+                "createUser", "users", "Create a user",
+                {"201": json_reply("Created.", "UserEnvelope")},
+                role="admin", errors=["400", "409", "413", "422"],
+                body=json_body("UserCreate"),
+                description="400 for a body that is not an object or an invalid username; 409 "
+                            "when the name is taken; 422 for an unknown role or a password of "
+                            "fewer than %d or more than %d characters."
+                            % (MIN_PASSWORD, MAX_PASSWORD)),
+        },
+        "/users/{name}": {
+            "parameters": name,
+            "get": operation(
+                "getUser", "users", "Read a user",
+                {"200": json_reply("The user.", "UserEnvelope")},
+                role="self", errors=["404"],
+                description="An admin may read anyone; others only themselves (403)."),
+            "patch": operation(
+                "updateUser", "users", "Change a user's role or disabled flag",
+                {"200": json_reply("The user as changed.", "UserEnvelope")},
+                role="admin", errors=["400", "404", "409", "413", "422"],
+                body=json_body("UserUpdate"),
+                description="Lowering a role or disabling ends the user's browser sessions at "
+                            "once. 400 for another field or a `disabled` that is not a boolean; "
+                            "409 when it would leave no active admin; 422 for an unknown role."),
+            "delete": operation(
+                "deleteUser", "users", "Delete a user with their tokens and sessions",
+                {"200": json_reply("Deleted; `data` holds the user as they were.",
+                                   "UserEnvelope")},
+                role="admin", errors=["404", "409"],
+                description="409 for the last active admin."),
+        },
+        "/users/{name}/password": {
+            "parameters": name,
+            "put": operation(
+                "setPassword", "users", "Set a user's password",
+                {"200": json_reply("Changed; the user's browser sessions are ended.",
+                                   "UserEnvelope")},
+                role="self", errors=["400", "404", "413", "422"],
+                body=json_body("PasswordChange"),
+                description="Your own with `current` (403 when it is wrong), or anyone's as an "
+                            "admin (403 for others). 422 for a password of fewer than %d or "
+                            "more than %d characters." % (MIN_PASSWORD, MAX_PASSWORD)),
+        },
+    }
+
+
+def token_paths():
+    return {
+        "/tokens": {
+            "get": operation(
+                "listTokens", "tokens", "List API tokens",
+                {"200": json_reply("The tokens, newest first, never their secrets.",
+                                   "TokenListEnvelope")},
+                role="self", parameters=[ref("parameters", "TokenUser")],
+                description="Your own; an admin may ask for anyone's with `?user=NAME`, or "
+                            "everyone's with `?user=*`."),
+            "post": operation(
+                "createToken", "tokens", "Create an API token",
+                {"201": json_reply("Created: `token` holds the secret, shown only this once.",
+                                   "TokenCreatedEnvelope")},
+                role="self", errors=["400", "413", "422"], body=json_body("TokenCreate"),
+                description="For yourself, with a role no higher than yours (403 above it). A "
+                            "token cannot create tokens (403 with Bearer): sign in with a "
+                            "password. 400 for a missing or overlong `name` or an `expires_in` "
+                            "that is not a positive number; 422 for an unknown role."),
+        },
+        "/tokens/{id}": {
+            "parameters": [ref("parameters", "TokenId")],
+            "delete": operation(
+                "revokeToken", "tokens", "Revoke an API token",
+                {"200": json_reply("Revoked at once (again: no change); `data` holds the "
+                                   "token.", "TokenEnvelope")},
+                role="self", errors=["404"],
+                description="Its owner or an admin; anyone else's token is a 404, as if it "
+                            "did not exist."),
+        },
+    }
+
+
+def audit_paths():
+    return {"/audit": {"get": operation(
+        "listAudit", "audit", "Read the audit trail, newest first",
+        {"200": json_reply("A page of entries.", "AuditListEnvelope")},
+        role="admin", errors=["400"],
+        parameters=[ref("parameters", name) for name in
+                    ("ActorFilter", "ActionFilter", "Offset", "AuditLimit")],
+        description="Who created, started, stopped, killed or deleted which job, who "
+                    "changed which worker, user or token, who logged in or failed to.")}}
 
 
 # --- the document ------------------------------------------------------------------------------
@@ -480,20 +849,54 @@ def openapi_document():
                 "A self-hosted job runner: start, stop and watch workers' jobs.\n\n"
                 "Every JSON reply is the envelope `{success, message, total, data}` with "
                 "`data` always a list; failures set `success` to false and say in `message` "
-                "what to fix. Every path but /health needs HTTP Basic credentials."),
+                "what to fix.\n\n"
+                "Every operation but GET /health, GET /login and POST /session needs "
+                "credentials: HTTP "
+                "Basic, an API token as `Authorization: Bearer jj_...`, or the session cookie "
+                "from POST /session, which on POST, PUT, PATCH and DELETE counts only with "
+                "the XSRF token in an `X-XSRFToken` header. Each operation's description "
+                "opens with the role it needs: viewer < operator < admin, or self (any "
+                "signed-in user, for their own account)."),
         },
         "servers": [{"url": "/"}],
-        "security": [{"basicAuth": []}],
+        "security": CREDENTIALS,
         "tags": [
             {"name": "jobs", "description": "Runs of workers, their log and response."},
+            {"name": "streams", "description": "Live updates over WebSockets."},
             {"name": "workers", "description": "Worker code."},
+            {"name": "session", "description": "Browser login and logout."},
+            {"name": "users", "description": "Accounts, roles and passwords."},
+            {"name": "tokens", "description": "API tokens for scripts."},
+            {"name": "audit", "description": "Who did what."},
             {"name": "server", "description": "Health, the admin page, this document."},
         ],
-        "paths": {**server_paths(), **worker_paths(), **job_paths()},
+        "paths": require_xsrf({
+            **server_paths(), **worker_paths(), **job_paths(), **session_paths(),
+            **user_paths(), **token_paths(), **audit_paths()}),
         "components": {
-            "securitySchemes": {"basicAuth": {"type": "http", "scheme": "basic"}},
+            "securitySchemes": security_schemes(),
             "schemas": schemas(),
             "parameters": parameters(),
             "responses": responses(),
         },
+    }
+
+
+def security_schemes():
+    return {
+        "basicAuth": {"type": "http", "scheme": "basic",
+                      "description": "A user's name and password. Failed attempts are "
+                                     "throttled per account and per address (429)."},
+        "bearerAuth": {"type": "http", "scheme": "bearer",
+                       "bearerFormat": "%s<id>_<secret>" % TOKEN_PREFIX,
+                       "description": "An API token from POST /tokens; a request with it has "
+                                      "the lesser of the token's role and its owner's."},
+        "sessionCookie": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                          "description": "The browser session that POST /session starts "
+                                         "(HttpOnly, SameSite=Strict). On unsafe methods it "
+                                         "counts only together with xsrfToken."},
+        "xsrfToken": {"type": "apiKey", "in": "header", "name": "X-XSRFToken",
+                      "description": "The value of the `_xsrf` cookie (also `xsrf` in GET "
+                                     "/session), echoed in this header; the `_xsrf` cookie "
+                                     "must be sent as well. A cross-site form cannot know it."},
     }

@@ -1,9 +1,11 @@
 """The OpenAPI document (``jobjoker/openapi.py``) against the app it describes.
 
-Four kinds of check keep the document true: its paths and methods are exactly the route table's
-and the handlers'; it is valid OpenAPI 3.0; ``GET /openapi.json`` serves it; and real replies of
-a real server (a worker, a job that runs, every error the API can give) validate against the
-schema the document gives for their path, method, status and content type.
+Five kinds of check keep the document true: its paths and methods are exactly the route table's
+and the handlers'; the role each operation names is the one of the role matrix in
+``test_security.py``; it is valid OpenAPI 3.0; ``GET /openapi.json`` serves it; and real replies
+of a real server (a worker, a job that runs, users, tokens, a browser session, the audit trail,
+every error the API can give) validate against the schema the document gives for their path,
+method, status and content type.
 """
 import itertools
 import json
@@ -13,9 +15,11 @@ import jsonschema
 import pytest
 import tornado.web
 
-from jobjoker import __version__, errors
+from jobjoker import __version__, errors, parameters
 from jobjoker.app import routes
 from jobjoker.openapi import openapi_document
+from tests.conftest import PASSWORD
+from tests.test_security import MATRIX, bearer, cookies_of
 
 HANDLER_METHODS = ("get", "post", "put", "delete", "patch")
 OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -125,28 +129,78 @@ def operations(document):
                 yield path, method, item[method]
 
 
-def test_document_describes_server_auth_and_version(document):
+def test_document_describes_server_and_version(document):
     assert document["openapi"] == "3.0.3"
     assert document["info"]["version"] == __version__
     assert document["servers"] == [{"url": "/"}]
-    assert document["components"]["securitySchemes"]["basicAuth"] == {"type": "http",
-                                                                      "scheme": "basic"}
-    assert document["security"] == [{"basicAuth": []}]
     ids = [op["operationId"] for _, _, op in operations(document)]
     assert len(ids) == len(set(ids)), "operationIds must be unique"
+    declared = {tag["name"] for tag in document["tags"]}
     for path, method, op in operations(document):
-        public = path == "/health"
-        assert ("security" in op) == public, (path, method)
-        assert ("401" in op["responses"]) != public, (path, method)
-    assert document["paths"]["/health"]["get"]["security"] == []
-    for path, method, op in operations(document):
+        assert set(op["tags"]) <= declared, (path, method)
         assert {"500", "503"} <= set(op["responses"]), (path, method)
+
+
+def matrix_roles():
+    """``{(path shape, method): role}`` from test_security.py's role matrix."""
+    roles = {}
+    for (template, method), role in MATRIX.items():
+        for stream in ("log", "response"):
+            roles[(shape(template.replace("{stream}", stream)), method.lower())] = role
+    return roles
+
+
+def test_each_operation_names_the_role_of_the_role_matrix(document):
+    roles = matrix_roles()
+    rules = {"public": "Public:", "viewer": "Role: viewer or above", "self": "Role: any "
+             "signed-in user", "operator": "Role: operator or admin.", "admin": "Role: admin."}
+    for path, method, op in operations(document):
+        role = op["x-jobjoker-role"]
+        assert role == roles[(shape(path), method)], (path, method)
+        assert op["description"].startswith(rules[role]), (path, method)
+
+
+def test_credentials_and_what_they_can_be_refused(document):
+    schemes = document["components"]["securitySchemes"]
+    assert schemes == {
+        "basicAuth": dict(schemes["basicAuth"], type="http", scheme="basic"),
+        "bearerAuth": dict(schemes["bearerAuth"], type="http", scheme="bearer",
+                           bearerFormat="jj_<id>_<secret>"),
+        "sessionCookie": dict(schemes["sessionCookie"], type="apiKey", name="jobjoker_session",
+                              **{"in": "cookie"}),
+        "xsrfToken": dict(schemes["xsrfToken"], type="apiKey", name="X-XSRFToken",
+                          **{"in": "header"}),
+    }
+    # any one of them, globally; the session cookie needs the XSRF token on unsafe methods
+    assert document["security"] == [{"basicAuth": []}, {"bearerAuth": []},
+                                    {"sessionCookie": []}]
+    unsafe = [{"basicAuth": []}, {"bearerAuth": []}, {"sessionCookie": [], "xsrfToken": []}]
+    for path, method, op in operations(document):
+        role, responses = op["x-jobjoker-role"], op["responses"]
+        assert "403" in responses, (path, method)  # the Host check spares no one
+        if role == "public":
+            assert op["security"] == [], (path, method)
+            continue
+        assert op.get("security") == (None if method == "get" else unsafe), (path, method)
+        assert {"401", "429"} <= set(responses), (path, method)
+    public = {(path, method) for path, method, op in operations(document)
+              if op["x-jobjoker-role"] == "public"}
+    assert public == {("/health", "get"), ("/login", "get"), ("/session", "post")}
+    assert "429" in document["paths"]["/session"]["post"]["responses"]
+    too_many = document["components"]["responses"]["TooManyRequests"]
+    assert too_many["headers"]["Retry-After"]["required"] is True
+
+
+def test_declared_parameters_are_documented_key_for_key(document):
+    spec = document["components"]["schemas"]["ParameterSpec"]
+    assert set(spec["properties"]) == parameters.KEYS and spec["additionalProperties"] is False
+    assert spec["properties"]["type"]["enum"] == list(parameters.TYPES)
 
 
 def test_items_are_strict(document):
     schemas = document["components"]["schemas"]
     for name in ("Job", "Worker", "Entry", "AppendedEntry", "StatusItem", "PidItem", "Health",
-                 "ErrorDetail"):
+                 "ErrorDetail", "Session", "User", "Token", "TokenCreated", "AuditEntry"):
         assert schemas[name]["additionalProperties"] is False, name
         assert sorted(schemas[name]["required"]) == sorted(schemas[name]["properties"]), name
 
@@ -262,6 +316,10 @@ def check_reply(document, method, path, reply):
         % (method, path, reply.code, reply)
     if "$ref" in response:
         response = lookup(document, response["$ref"])
+    if "content" not in response:  # a redirect, say
+        assert not reply.body, "%s %s -> %s has a body the document does not describe: %r" % (
+            method, path, reply.code, reply)
+        return template
     media_type = reply.headers.get("Content-Type", "").split(";")[0].strip()
     assert media_type in response.get("content", {}), \
         "%s %s answered %s as %s; documented: %s" % (method, path, reply.code, media_type,
@@ -324,20 +382,140 @@ async def test_health_unavailable_matches_the_document(app, checked_api, monkeyp
     assert reply.json["message"] == "the supervisor is not connected"
 
 
-@pytest.mark.gen_test(timeout=120)
-async def test_real_replies_match_the_document(checked_api, document, wait_for_status):
-    call = checked_api
-
+def expecting(call):
+    """``await expect(code, method, path, body, **kwargs)``: ``call``, asserting the status."""
     async def expect(code, method, path, body=None, **kwargs):
         reply = await call(method, path, body, **kwargs)
         assert reply.code == code, reply
         return reply
+    return expect
+
+
+async def exercise_session(expect):
+    """Who am I with Basic; log in, use the cookie (and the XSRF token), log out."""
+    me = await expect(200, "GET", "/session")
+    assert me.data[0]["username"] == "admin" and me.data[0]["scheme"] == "basic"
+    await expect(401, "POST", "/session", {"username": "admin", "password": "wrong"}, auth=None)
+    await expect(400, "POST", "/session", {"username": "admin"}, auth=None)
+    await expect(400, "POST", "/session", "not json", auth=None)
+    await expect(413, "POST", "/session", "x" * (MAX_BODY + 1), auth=None)
+    login = await expect(201, "POST", "/session", {"username": "admin", "password": PASSWORD},
+                         auth=None)
+    jar = cookies_of(login)
+    xsrf = login.data[0]["xsrf"]
+    assert jar["_xsrf"][0] == xsrf
+    cookie = {"Cookie": "jobjoker_session=%s; _xsrf=%s" % (jar["jobjoker_session"][0], xsrf)}
+    me = await expect(200, "GET", "/session", auth=None, headers=cookie)
+    assert me.data[0] == {"username": "admin", "role": "admin", "scheme": "session",
+                          "xsrf": me.data[0]["xsrf"]}
+    await expect(403, "DELETE", "/session", auth=None, headers=cookie)  # no XSRF token
+    await expect(200, "DELETE", "/session", auth=None, headers=dict(cookie, **{
+        "X-XSRFToken": xsrf}))
+    await expect(401, "GET", "/session", auth=None, headers=cookie)  # revoked
+
+
+async def exercise_users(expect):
+    """Create, read, change and delete a user; what a lesser role is refused. Returns the
+    user's credentials (an operator by then)."""
+    ann = ("ann", "a long passphrase")
+    created = await expect(201, "POST", "/users", {"username": "ann", "password": ann[1],
+                                                   "role": "viewer"})
+    assert created.data[0]["role"] == "viewer" and created.data[0]["disabled"] is False
+    await expect(409, "POST", "/users", {"username": "ann", "password": ann[1]})
+    await expect(400, "POST", "/users", {"username": "../x", "password": ann[1]})
+    await expect(422, "POST", "/users", {"username": "bo", "password": "short"})
+    await expect(422, "POST", "/users", {"username": "bo", "password": ann[1], "role": "root"})
+    await expect(413, "POST", "/users", "x" * (MAX_BODY + 1))
+    listed = await expect(200, "GET", "/users")
+    assert [user["username"] for user in listed.data] == ["admin", "ann"]
+    await expect(200, "GET", "/users/ann")
+    await expect(404, "GET", "/users/nobody")
+    # a viewer: herself, but no one else, and nothing above her role
+    await expect(200, "GET", "/users/ann", auth=ann)
+    await expect(403, "GET", "/users/admin", auth=ann)
+    await expect(403, "GET", "/users", auth=ann)
+    await expect(403, "POST", "/jobs", {"worker": "Foobar"}, auth=ann)
+    await expect(403, "PUT", "/users/ann/password", {"current": "wrong", "password": "x" * 12},
+                 auth=ann)
+    await expect(403, "PUT", "/users/admin/password", {"current": ann[1], "password": "x" * 12},
+                 auth=ann)
+    await expect(200, "PUT", "/users/ann/password", {"current": ann[1], "password":
+                                                     "another long passphrase"}, auth=ann)
+    ann = ("ann", "another long passphrase")
+    await expect(422, "PUT", "/users/ann/password", {"password": "short"})
+    await expect(404, "PUT", "/users/nobody/password", {"password": "x" * 12})
+    await expect(400, "PUT", "/users/ann/password", [])
+    await expect(400, "PUT", "/users/ann/password", {"current": {}, "password": "x" * 12})
+    changed = await expect(200, "PATCH", "/users/ann", {"role": "operator"})
+    assert changed.data[0]["role"] == "operator"
+    await expect(400, "PATCH", "/users/ann", {"colour": "red"})
+    unchanged = await expect(200, "PATCH", "/users/ann", {})
+    assert unchanged.data == changed.data
+    await expect(422, "PATCH", "/users/ann", {"role": "root"})
+    await expect(404, "PATCH", "/users/nobody", {"disabled": True})
+    await expect(409, "PATCH", "/users/admin", {"disabled": True})  # the last active admin
+    await expect(409, "DELETE", "/users/admin")
+    await expect(403, "DELETE", "/users/admin", auth=ann)
+    return ann
+
+
+async def exercise_tokens(expect, owner):
+    """Create a token, use it, list tokens, revoke it."""
+    created = await expect(201, "POST", "/tokens", {"name": "ci", "role": "viewer",
+                                                    "expires_in": 3600}, auth=owner)
+    token = created.data[0]["token"]
+    assert token.startswith("jj_%s_" % created.data[0]["id"])
+    await expect(200, "GET", "/jobs", auth=None, headers=bearer(token))
+    await expect(403, "POST", "/jobs", {"worker": "Foobar"}, auth=None, headers=bearer(token))
+    await expect(403, "POST", "/tokens", {"name": "from a token"}, auth=None,
+                 headers=bearer(token))
+    await expect(403, "POST", "/tokens", {"name": "above", "role": "admin"}, auth=owner)
+    await expect(400, "POST", "/tokens", {"name": ""}, auth=owner)
+    await expect(400, "POST", "/tokens", {"name": "x", "expires_in": 0}, auth=owner)
+    await expect(422, "POST", "/tokens", {"name": "x", "role": "root"}, auth=owner)
+    await expect(201, "POST", "/tokens", {"name": "admin's"})
+    mine = await expect(200, "GET", "/tokens", auth=owner)
+    assert [t["name"] for t in mine.data] == ["ci"]
+    everyone = await expect(200, "GET", "/tokens?user=*")
+    assert sorted(t["name"] for t in everyone.data) == ["admin's", "ci"]
+    await expect(200, "GET", "/tokens?user=ann")
+    await expect(403, "GET", "/tokens?user=admin", auth=owner)
+    admins = next(t for t in everyone.data if t["name"] == "admin's")
+    await expect(404, "DELETE", "/tokens/%s" % admins["id"], auth=owner)  # not hers to see
+    revoked = await expect(200, "DELETE", "/tokens/%s" % created.data[0]["id"], auth=owner)
+    assert revoked.data[0]["revoked"] is not None
+    await expect(404, "DELETE", "/tokens/nosuch")
+    await expect(401, "GET", "/jobs", auth=None, headers=bearer(token))
+
+
+async def exercise_audit(expect, operator):
+    """Read the trail, filtered and paged; a lesser role is refused."""
+    trail = await expect(200, "GET", "/audit?actor=ann&action=token.create&offset=0&limit=1000")
+    assert [(e["actor"], e["action"]) for e in trail.data] == [("ann", "token.create")]
+    everything = await expect(200, "GET", "/audit")
+    assert {"login.ok", "login.failed", "logout", "user.create", "user.update",
+            "user.password", "token.create", "token.revoke"} <= {
+        e["action"] for e in everything.data}
+    await expect(400, "GET", "/audit?limit=1001")
+    await expect(400, "GET", "/audit?offset=-1")
+    await expect(403, "GET", "/audit", auth=operator)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_real_replies_match_the_document(checked_api, document, wait_for_status):
+    call = checked_api
+    expect = expecting(call)
 
     # server
     await expect(200, "GET", "/health", auth=None)
     await expect(200, "GET", "/")
     await expect(200, "GET", "/openapi.json")
     await expect(401, "GET", "/", auth=None)
+    browser = await expect(302, "GET", "/", auth=None, headers={"Accept": "text/html"})
+    assert browser.headers["Location"] == "/login"
+    await expect(200, "GET", "/login", auth=None)
+    page = await expect(401, "GET", "/jobs", auth=None, headers={"X-Requested-With": "JobJoker"})
+    assert "WWW-Authenticate" not in page.headers
 
     # workers
     listed = await expect(200, "GET", "/workers")
@@ -396,7 +574,8 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     await expect(400, "GET", "/jobs/%s/response?limit=-1" % job_id)
     await expect(400, "POST", "/jobs/%s/log" % job_id, b"\xff\xfe")
     await expect(413, "POST", "/jobs/%s/log" % job_id, "x" * (MAX_BODY + 1))
-    await expect(405, "PUT", "/jobs/%s/pid" % job_id, "1234")
+    refused = await expect(405, "PUT", "/jobs/%s/pid" % job_id, "1234")
+    assert refused.headers["Allow"] == "GET"
     await expect(409, "PUT", "/jobs/%s/status" % job_id, "kill")
 
     # listing and creating, and what they refuse
@@ -404,6 +583,8 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     assert job_id in [job["id"] for job in done.data]
     await expect(400, "GET", "/jobs?status=bogus")
     await expect(400, "GET", "/jobs?limit=many")
+    await expect(400, "GET", "/jobs?offset=%d" % 2 ** 64)  # past the database's integers
+    await expect(200, "GET", "/jobs?status=&worker=&offset=&limit=")  # empty: as if absent
     await expect(400, "POST", "/jobs", "not json")
     await expect(400, "POST", "/jobs", {"parameters": {}})
     await expect(404, "POST", "/jobs", {"worker": "Nope"})
@@ -441,6 +622,15 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     await expect(401, "GET", "/jobs", auth=None)
     await expect(401, "POST", "/jobs", {"worker": "Foobar"}, auth=("admin", "wrong"))
 
+    # the browser session, users, tokens and the audit trail
+    await exercise_session(expect)
+    operator = await exercise_users(expect)
+    await exercise_tokens(expect, operator)
+    await exercise_audit(expect, operator)
+    await expect(200, "DELETE", "/users/ann")
+    await expect(404, "DELETE", "/users/ann")
+    await expect(401, "GET", "/jobs", auth=operator)
+
     # every documented operation answered with a success, and every kind of failure was seen
     succeeded = {(template, method) for template, method, status in call.seen if status < 300}
     websockets = {"/jobs/{id}/stream", "/events"}  # upgraded, not JSON: test_streams.py
@@ -448,4 +638,20 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
                          if (path != "/jobs/{id}/pid" or method != "put")
                          and path not in websockets}
     statuses = {status for _, _, status in call.seen}
-    assert statuses >= {200, 201, 202, 400, 401, 404, 405, 409, 413, 422}
+    # 429: test_throttled_logins_match_the_document
+    assert statuses >= {200, 201, 202, 400, 401, 403, 404, 405, 409, 413, 422}
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("config_overrides", [{"login_failures": 2}])
+async def test_throttled_logins_match_the_document(checked_api, config_overrides):
+    expect = expecting(checked_api)
+    for _ in range(2):
+        await expect(401, "GET", "/jobs", auth=("admin", "wrong"))
+    throttled = await expect(429, "GET", "/jobs", auth=("admin", "wrong"))
+    assert int(throttled.headers["Retry-After"]) >= 1
+    await expect(429, "GET", "/session", auth=("admin", PASSWORD))
+    await expect(429, "POST", "/session", {"username": "admin", "password": PASSWORD},
+                 auth=None)
+    assert {(template, method, status) for template, method, status in checked_api.seen} >= {
+        ("/jobs", "get", 429), ("/session", "get", 429), ("/session", "post", 429)}

@@ -423,3 +423,15 @@ async def test_browsers_without_credentials_go_to_the_sign_in_form(api):
     marked = await api("GET", "/jobs", auth=None, headers={"X-Requested-With": "JobJoker"})
     assert marked.code == 401 and "WWW-Authenticate" not in marked.headers
     assert "WWW-Authenticate" in (await api("GET", "/jobs", auth=None)).headers
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("config_overrides", [{"login_failures": 2}])
+async def test_guessing_the_current_password_is_throttled_too(api, make_user):
+    name, password = make_user("guesser", "viewer")
+    codes = []
+    for _ in range(4):
+        reply = await api("PUT", "/users/guesser/password",
+                          {"current": "wrong", "password": "z" * 12}, auth=(name, password))
+        codes.append(reply.code)
+    assert codes[:2] == [403, 403] and codes[2:] == [429, 429], codes
