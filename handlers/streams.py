@@ -6,7 +6,7 @@ streaming itself lives in ``jobjoker.streams``; these handlers only wire a socke
 """
 import tornado.websocket
 
-from handlers.base import AuthMixin, ErrorEnvelopeMixin
+from handlers.base import AuthMixin, ErrorEnvelopeMixin, set_security_headers
 from jobjoker import errors
 from jobjoker.streams import EventsFollower, JobFollower, Outbox
 
@@ -16,12 +16,19 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
 
     follower = None
 
+    def set_default_headers(self):
+        set_security_headers(self)  # for the refusals sent before an upgrade
+
     async def prepare(self):
         await self.authenticate()
 
     def check_origin(self, origin):
-        """Tornado's same-origin check, plus the origins the admin allowed."""
-        return super().check_origin(origin) or origin in self.settings["config"].allowed_origins
+        """Tornado's same-origin check, plus the origins the admin allowed; a refusal is a 403
+        in the envelope like any other."""
+        if super().check_origin(origin) or origin in self.settings["config"].allowed_origins:
+            return True
+        raise errors.Forbidden("WebSockets from the origin %r are not allowed (add it to "
+                               "--allowed-origins if it is yours)" % origin)
 
     def make_outbox(self):
         config = self.settings["config"]

@@ -12,6 +12,7 @@ import secrets
 import time
 
 from jobjoker import auth, models
+from jobjoker.audit import Actor
 from jobjoker.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationError
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -229,7 +230,7 @@ class Accounts:
             self.audit.record(actor, "login.failed", username)
             return None, None
         cookie = auth.create_session(user.username, actor.address)
-        self.audit.record(actor, "login.ok", user.username)
+        self.audit.record(Actor(user.username, actor.address), "login.ok", user.username)
         return user_to_dict(user), cookie
 
     def logout(self, identity, actor):

@@ -104,6 +104,14 @@ def _words(value):
 _words.__name__ = "comma-separated list"
 
 
+def _hosts(value):
+    """Host names compare case-insensitively: keep them lower-case."""
+    return tuple(host.lower() for host in _words(value))
+
+
+_hosts.__name__ = "comma-separated list"
+
+
 def _flag(value):
     """A yes/no option: true/false, yes/no, on/off, 1/0."""
     if isinstance(value, bool):
@@ -133,7 +141,7 @@ OPTIONS = {
     "stream_stall_timeout": ("JOBJOKER_STREAM_STALL_TIMEOUT", float),
     "tls_cert": ("JOBJOKER_TLS_CERT", pathlib.Path),
     "tls_key": ("JOBJOKER_TLS_KEY", pathlib.Path),
-    "allowed_hosts": ("JOBJOKER_ALLOWED_HOSTS", _words),
+    "allowed_hosts": ("JOBJOKER_ALLOWED_HOSTS", _hosts),
     "allowed_origins": ("JOBJOKER_ALLOWED_ORIGINS", _words),
     "run_as": ("JOBJOKER_RUN_AS", str),
     "trust_proxy": ("JOBJOKER_TRUST_PROXY", _flag),

@@ -57,6 +57,9 @@ def parse_declaration(declared, line=None):
         kind = spec.get("type", "string")
         if kind not in TYPES:
             fail("parameter %s: type must be one of %s" % (name, ", ".join(TYPES)))
+        for text in ("description", "label"):
+            if not isinstance(spec.get(text, ""), str):
+                fail("parameter %s: %s must be a string" % (name, text))
         for flag in ("required", "secret"):
             if not isinstance(spec.get(flag, False), bool):
                 fail("parameter %s: %s must be True or False" % (name, flag))

@@ -36,8 +36,9 @@ def _is_worker_base(node):
 def _declared_parameters(class_node):
     """The class's literal ``parameters = {...}``, checked (None when it declares none)."""
     for item in class_node.body:
-        if isinstance(item, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "parameters" for t in item.targets):
+        targets = item.targets if isinstance(item, ast.Assign) else \
+            [item.target] if isinstance(item, ast.AnnAssign) and item.value is not None else []
+        if any(isinstance(t, ast.Name) and t.id == "parameters" for t in targets):
             try:
                 value = ast.literal_eval(item.value)
             except ValueError:
@@ -143,14 +144,22 @@ class WorkerRepository:
         }
 
     def declared_parameters(self, name):
-        """What the worker declares about its parameters (None when it declares nothing)."""
+        """What the worker declares about its parameters (None when it declares nothing).
+
+        Raises ``ValidationError`` for a file that does not pass the check (one put there by
+        hand): its declaration, and so its secrets, cannot be trusted, so it runs no job.
+        """
         path = self.path(name)
         try:
             with open(path, "rb") as f:
                 code = f.read()
         except (FileNotFoundError, IsADirectoryError):
             raise NotFound("no worker named %r" % name)
-        return self._inspect(name, "sha256:" + hashlib.sha256(code).hexdigest(), code)[1]
+        try:
+            return inspect_code(name, code)[1]
+        except ValidationError as e:
+            raise ValidationError("worker %s cannot run jobs until its code is fixed: %s"
+                                  % (name, e.message), line=e.line)
 
     def _inspect(self, name, digest, code):
         """(description, declared parameters), cached by content hash."""

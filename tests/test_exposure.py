@@ -130,3 +130,19 @@ async def test_jobs_run_as_the_given_user_when_the_server_is_root(api, run_job, 
     assert log[1]["message"] == "%d %d" % (nobody.pw_uid, nobody.pw_gid)
     assert log[2]["message"] == "False"  # it cannot read the server's data dir
     assert (await api("GET", "/jobs/%s/response" % job["id"])).data[0]["message"] == "ok"
+
+
+@pytest.mark.gen_test
+async def test_a_refused_origin_gets_the_envelope_and_the_security_headers(api):
+    reply = await api("GET", "/events", headers={
+        "Origin": "http://evil.example", "Upgrade": "websocket", "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"})
+    assert reply.code == 403
+    assert reply.json["success"] is False and "--allowed-origins" in reply.json["message"]
+    assert "frame-ancestors 'none'" in reply.headers["Content-Security-Policy"]
+
+
+def test_allowed_hosts_are_case_insensitive():
+    from jobjoker.config import load_config
+    assert load_config({"allowed_hosts": "Jobs.Example, X"}, environ={}).allowed_hosts == (
+        "jobs.example", "x")

@@ -160,3 +160,17 @@ async def test_a_secret_parameter_never_appears_in_any_reply_event_or_log(
     stored = models.Job.get_by_id(job_id)
     assert SECRET not in stored.parameters
     assert b"".join(bytes(c.data) for c in models.Chunk.select()).find(SECRET.encode()) == -1
+
+
+@pytest.mark.gen_test
+async def test_an_annotated_declaration_counts_and_a_broken_hand_placed_worker_runs_nothing(
+        api, write_worker):
+    annotated = DECLARING.replace("    parameters = {", "    parameters: dict = {")
+    saved = await api("PUT", "/workers/Declares", annotated)
+    assert saved.data[0]["parameters"]["password"]["secret"] is True
+    # Dropped into the folder by hand, bypassing the check: its secrets cannot be trusted.
+    write_worker("Declares", DECLARING.replace('"secret": True', '"secret": "yes"'))
+    refused = await api("POST", "/jobs", {"worker": "Declares", "parameters": {"url": "x"}})
+    assert refused.code == 422
+    assert "cannot run jobs until its code is fixed" in refused.json["message"]
+    assert "secret must be True or False" in refused.json["message"]
