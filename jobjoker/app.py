@@ -116,7 +116,11 @@ class JobJokerServer:
         for path in (config.data_dir, config.run_dir, config.jobs_dir):
             os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(config.data_dir, 0o700)
-        os.makedirs(config.workers_dir, exist_ok=True)
+        if not os.path.isdir(config.workers_dir):
+            os.makedirs(config.workers_dir)
+            # Readable by the --run-as user too (our umask would make it 0700); the code in it
+            # is no secret from the jobs that run it.
+            os.chmod(config.workers_dir, 0o755)
         self.lock.acquire()
         # Peewee logs every statement with its parameters at DEBUG, secret parameters and
         # password hashes included: keep it quiet even when the server runs at DEBUG.
