@@ -78,9 +78,17 @@ class SupervisorClient:
                                       % (self.connect_timeout, self._log_path()))
                 await asyncio.sleep(0.01)
                 stream = await self._try_connect()
+        if self._closing:  # close() came while we were connecting
+            stream.close()
+            raise Unavailable("the supervisor client is closing")
         self._stream = stream
         self._reader = asyncio.ensure_future(self._read_loop(stream))
-        reply = await self.request("ping")
+        try:
+            reply = await self.request("ping")
+        except BaseException:
+            # A half-made connection must not leave its reader behind when we try again.
+            stream.close()
+            raise
         self.supervisor_pid = reply["pid"]
         log.info("supervisor pid %s on %s", self.supervisor_pid, self.socket_path)
 
