@@ -15,7 +15,6 @@ Prints a table and writes bench/results/streams.json.
 """
 import argparse
 import asyncio
-import base64
 import json
 import os
 import pathlib

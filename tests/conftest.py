@@ -13,7 +13,7 @@ import signal
 import urllib.parse
 
 import pytest
-import tornado.httpclient
+import tornado.httpclient  # noqa: F401 -- ws_connect builds its HTTPRequest from it
 
 from jobjoker import auth, models
 from jobjoker.app import JobJokerServer
@@ -278,3 +278,18 @@ async def poll(check, timeout=10.0, what="condition"):
         if loop.time() > deadline:
             raise AssertionError("still waiting after %.0f s for %s" % (timeout, what))
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def servers(tmp_path):
+    """``servers(env=None, args=())``: start a real ``run_server.py`` process on this test's
+    data dir (a ``ServerProcess``); every one, and its supervisor and jobs, is killed after."""
+    from jobjoker.supervisor_client import socket_path_for
+    from tests.test_server_process import ServerProcess
+    started = []
+    yield lambda **kw: started.append(ServerProcess(tmp_path, **kw)) or started[-1]
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+        kill_leftovers(socket_path_for(str(server.data_dir / "run")))

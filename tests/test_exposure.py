@@ -14,7 +14,6 @@ import tornado.httpclient
 import tornado.websocket
 
 from tests.conftest import IN_CI, ROOT
-from tests.test_server_process import ServerProcess, free_port, request
 
 
 @pytest.mark.gen_test
@@ -55,19 +54,6 @@ def self_signed(tmp_path):
                     str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
                    check=True, capture_output=True)
     return cert, key
-
-
-@pytest.fixture
-def servers(tmp_path):
-    from jobjoker.supervisor_client import socket_path_for
-    from tests.conftest import kill_leftovers
-    started = []
-    yield lambda **kw: started.append(ServerProcess(tmp_path, **kw)) or started[-1]
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
-        kill_leftovers(socket_path_for(str(server.data_dir / "run")))
 
 
 def test_tls_serves_https_and_marks_the_session_cookie_secure(tmp_path, servers):

@@ -5,9 +5,7 @@ that every route of the application's own route table appears in it, so a new ro
 ship without a decision about who may use it.
 """
 import asyncio
-import json
 import re
-import time
 
 import pytest
 import tornado.httpclient

@@ -12,8 +12,7 @@ import urllib.request
 
 import pytest
 
-from jobjoker.supervisor_client import socket_path_for
-from tests.conftest import ROOT, kill_leftovers
+from tests.conftest import ROOT
 
 
 def free_port():
@@ -70,17 +69,6 @@ class ServerProcess:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=15)
         return self.process.returncode
-
-
-@pytest.fixture
-def servers(tmp_path):
-    started = []
-    yield lambda **kw: started.append(ServerProcess(tmp_path, **kw)) or started[-1]
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
-        kill_leftovers(socket_path_for(str(server.data_dir / "run")))
 
 
 def test_first_start_creates_admin_prints_its_password_once_and_requires_auth(servers):
