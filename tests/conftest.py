@@ -293,3 +293,12 @@ def servers(tmp_path):
             server.process.kill()
             server.process.wait()
         kill_leftovers(socket_path_for(str(server.data_dir / "run")))
+
+
+def process_alive(pid):
+    """True while ``pid`` exists and is not a zombie (a zombie has ended, only unreaped)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

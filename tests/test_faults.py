@@ -10,7 +10,7 @@ import time
 import pytest
 
 from jobjoker.supervisor_client import socket_path_for
-from tests.conftest import kill_leftovers
+from tests.conftest import kill_leftovers, process_alive
 from tests.test_server_process import ServerProcess, request
 
 AUTH = ("admin", "fault-test-password")
@@ -98,21 +98,13 @@ def wait(predicate, timeout=30.0, what="condition"):
         time.sleep(0.05)
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_kill_9_of_the_server_with_twenty_jobs_running_then_restart(fleet):
     first = fleet()
     jobs = [start_job(first, "Ticker", {"count": 150, "every": 0.02}) for _ in range(20)]
     wait(lambda: all(len(log(first, j["id"])) > 5 for j in jobs), what="every job to tick")
     first.process.send_signal(signal.SIGKILL)
     first.process.wait()
-    assert all(alive(j["pid"]) for j in jobs)  # the jobs did not notice
+    assert all(process_alive(j["pid"]) for j in jobs)  # the jobs did not notice
 
     second = fleet()
     stopped = jobs[:10]
@@ -131,7 +123,7 @@ def test_kill_9_of_the_server_with_twenty_jobs_running_then_restart(fleet):
             assert final["status"] == "stop", final
         else:
             assert final["status"] == "done" and len(ticks) == 150, (final, len(ticks))
-        assert not alive(j["pid"])
+        assert not process_alive(j["pid"])
 
 
 def test_a_stop_interrupted_by_a_server_crash_still_escalates_on_time(fleet):
@@ -152,7 +144,7 @@ def test_a_stop_interrupted_by_a_server_crash_still_escalates_on_time(fleet):
     # Never before the deadline; and soon after it (or after the new server came up, if it
     # came up later): the deadline was kept across the crash, not forgotten or restarted.
     assert deadline - 0.1 <= final["stoptime"] <= max(deadline, up) + 2.0, (final, up)
-    assert not alive(started["pid"])
+    assert not process_alive(started["pid"])
 
 
 def test_a_pid_reused_by_a_stranger_is_never_signalled(fleet, tmp_path):
@@ -169,7 +161,7 @@ def test_a_pid_reused_by_a_stranger_is_never_signalled(fleet, tmp_path):
         except (FileNotFoundError, ProcessLookupError):
             pass
     os.killpg(started["pid"], signal.SIGKILL)
-    wait(lambda: not alive(started["pid"]), what="the job to die")
+    wait(lambda: not process_alive(started["pid"]), what="the job to die")
     # A stranger now holds the job's pid (simulated: the row is pointed at a decoy process,
     # as the kernel would do by reusing the number; its start time differs, as it would).
     decoy = subprocess.Popen(["sleep", "60"])
@@ -184,7 +176,7 @@ def test_a_pid_reused_by_a_stranger_is_never_signalled(fleet, tmp_path):
         assert final["status"] == "error" and "lost while the server was away" in final["error"]
         assert call(second, "PUT", "/jobs/%s/status" % started["id"], "kill")[0] == 409
         time.sleep(0.5)
-        assert decoy.poll() is None and alive(decoy.pid)  # the stranger lives on
+        assert decoy.poll() is None and process_alive(decoy.pid)  # the stranger lives on
     finally:
         decoy.kill()
         decoy.wait()

@@ -8,21 +8,12 @@ import time
 import pytest
 
 from jobjoker.supervisor import process_start_time
-from tests.conftest import poll
+from tests.conftest import poll, process_alive
 
 
 async def log_messages(api, job_id):
     reply = await api("GET", "/jobs/%s/log?limit=100000" % job_id)
     return [entry["message"] for entry in reply.data]
-
-
-def alive(pid):
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 async def wait_for_log(api, job_id, text, timeout=10.0):
@@ -200,7 +191,7 @@ async def test_stop_honoured_by_the_worker_ends_stop(api, run_job):
     messages = await log_messages(api, job["id"])
     assert "log 1" not in messages
     assert messages[-1].startswith("ENDED stop")
-    assert not alive(job["pid"])
+    assert not process_alive(job["pid"])
 
 
 @pytest.mark.gen_test
@@ -227,7 +218,7 @@ class Stubborn(Worker):
     assert 1.8 <= elapsed < 6, elapsed  # stop_grace is 2 s in tests
     assert ended["status"] == "stop"
     assert ended["exit_signal"] == signal.SIGKILL
-    assert not alive(job["pid"])
+    assert not process_alive(job["pid"])
 
 
 @pytest.mark.gen_test
@@ -249,13 +240,13 @@ class Family(Worker):
     job = await run_job("Family")
     await wait_for_log(api, job["id"], "family ready")
     child, grandchild = map(int, pids_file.read_text().split())
-    assert alive(child) and alive(grandchild)
+    assert process_alive(child) and process_alive(grandchild)
     reply = await api("PUT", "/jobs/%s/status" % job["id"], "kill")
     assert reply.code == 202
     ended = await wait_for_status(api, job["id"], timeout=5)
     assert ended["status"] == "stop"
     assert ended["exit_signal"] == signal.SIGKILL
-    await poll(lambda: not alive(child) and not alive(grandchild), 5, "the family to die")
+    await poll(lambda: not process_alive(child) and not process_alive(grandchild), 5, "the family to die")
 
 
 @pytest.mark.gen_test
@@ -273,7 +264,7 @@ class Leaves(Worker):
     job = await run_job("Leaves", wait=True)
     assert job["status"] == "done"
     background = int(pid_file.read_text())
-    await poll(lambda: not alive(background), 5, "the background child to die")
+    await poll(lambda: not process_alive(background), 5, "the background child to die")
 
 
 @pytest.mark.gen_test

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from tests.conftest import poll
+from tests.conftest import poll, process_alive
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -35,7 +35,7 @@ async def test_a_lost_supervisor_is_replaced_and_its_jobs_stay_under_control(api
         return data if data["status"] != "active" else None
     final = await poll(ended, what="the job to end")
     assert final["status"] == "stop"
-    await poll(lambda: _gone(job["pid"]), what="the process to be gone")
+    await poll(lambda: not process_alive(job["pid"]), what="the process to be gone")
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -45,13 +45,6 @@ async def test_health_is_503_while_the_supervisor_is_away(api, server):
     assert reply.code == 503
     assert reply.json["success"] is False and "supervisor" in reply.json["message"]
 
-
-async def _gone(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -87,4 +80,4 @@ class Parent(Worker):
         return data if data["status"] != "active" else None
     final = await poll(ended, what="the job to end")
     assert final["status"] == "stop"
-    assert await poll(lambda: _gone(child), what="the child to die with its group")
+    assert await poll(lambda: not process_alive(child), what="the child to die with its group")
