@@ -64,6 +64,8 @@ class SupervisorClient:
         self._next_id = 0
         self._closing = False
         self._reader = None
+        self._readers = set()  # every read loop still running, to end them all on close
+        self._reconnecting = None  # the one reconnect loop, when one runs
 
     async def connect(self):
         """Connect to the running supervisor, or start one and connect to it."""
@@ -83,6 +85,8 @@ class SupervisorClient:
             raise Unavailable("the supervisor client is closing")
         self._stream = stream
         self._reader = asyncio.ensure_future(self._read_loop(stream))
+        self._readers.add(self._reader)
+        self._reader.add_done_callback(self._readers.discard)
         try:
             reply = await self.request("ping")
         except BaseException:
@@ -166,23 +170,27 @@ class SupervisorClient:
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(StreamClosedError())
-        if not self._closing:
+        # One reconnect loop at a time: a half-made connection failing inside it must not
+        # start a second one (two connections, and a reader nobody ends).
+        if not self._closing and (self._reconnecting is None or self._reconnecting.done()):
             log.warning("lost the supervisor connection; reconnecting")
-            asyncio.ensure_future(self._reconnect())
+            self._reconnecting = asyncio.ensure_future(self._reconnect())
 
     async def _reconnect(self):
         delay = 0.05
         while not self._closing:
             try:
                 await self.connect()
+                if self.on_reconnect is not None:
+                    await self.on_reconnect()
             except Exception as e:  # keep trying: the jobs are still out there
                 log.warning("reconnecting to the supervisor failed: %s", e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            if self.on_reconnect is not None:
-                await self.on_reconnect()
-            return
+            # Being the one reconnect loop, it must also cover a drop that came meanwhile.
+            if self._stream is not None and not self._stream.closed():
+                return
 
     async def close(self, shutdown=False, kill_jobs=False):
         """Disconnect; with ``shutdown`` ask the supervisor to exit (killing jobs if asked)."""
@@ -194,7 +202,9 @@ class SupervisorClient:
                 await asyncio.wait_for(asyncio.shield(self._reader), 10.0)
             except (Unavailable, asyncio.TimeoutError):
                 pass
+        if self._reconnecting is not None and not self._reconnecting.done():
+            self._reconnecting.cancel()
+            await asyncio.gather(self._reconnecting, return_exceptions=True)
         if self._stream is not None:
             self._stream.close()
-        if self._reader is not None:
-            await asyncio.gather(self._reader, return_exceptions=True)
+        await asyncio.gather(*self._readers, return_exceptions=True)
