@@ -24,7 +24,7 @@ from playhouse.shortcuts import ReconnectMixin
 
 database = peewee.DatabaseProxy()
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class BaseModel(peewee.Model):
@@ -58,6 +58,13 @@ class Job(BaseModel):
     # Bytes of each spool file already stored: ingestion resumes here after a restart.
     log_offset = peewee.BigIntegerField(default=0)
     response_offset = peewee.BigIntegerField(default=0)
+    # The log cap (``--max-log-bytes``): bytes of log entries stored, and once the log passed
+    # its cap, the sequence number of the marker entry that stands for the dropped middle and
+    # how many entries the gap after it holds. Entries keep their sequence numbers: the gap is
+    # a range of numbers that no longer exist, so readers and followers never shift.
+    log_bytes = peewee.BigIntegerField(default=0)
+    log_marker_seq = peewee.BigIntegerField(null=True)
+    log_dropped = peewee.BigIntegerField(default=0)
 
     class Meta:
         indexes = (
@@ -128,6 +135,24 @@ class AuditEntry(BaseModel):
     address = peewee.CharField(max_length=64, null=True)
 
 
+class Node(BaseModel):
+    """A server holding the lease on a node name of this database.
+
+    One server per node name and database: a second one is refused while the lease is held,
+    i.e. while its holder's process is alive (same host) or its heartbeat is recent (another).
+    """
+
+    name = peewee.CharField(primary_key=True, max_length=255)
+    holder = peewee.CharField(max_length=255)  # host:pid:start-time of the holding process
+    host = peewee.CharField(max_length=255)
+    boot_id = peewee.CharField(max_length=64, null=True)
+    pid = peewee.IntegerField()
+    pid_start_time = peewee.BigIntegerField(null=True)
+    started = peewee.DoubleField()
+    heartbeat = peewee.DoubleField()
+    data_dir = peewee.TextField(null=True)
+
+
 class SchemaVersion(BaseModel):
     """The version of the schema this database holds; migrations move it forward."""
 
@@ -135,7 +160,7 @@ class SchemaVersion(BaseModel):
     applied = peewee.DoubleField(default=time.time)
 
 
-MODELS = [Job, Chunk, User, Token, Session, AuditEntry, SchemaVersion]
+MODELS = [Job, Chunk, User, Token, Session, AuditEntry, Node, SchemaVersion]
 
 
 class ReconnectingMySQLDatabase(ReconnectMixin, peewee.MySQLDatabase):
@@ -184,8 +209,16 @@ def _add_secret_parameters(db, migrator):
     run(migrator.add_column("job", "secret_parameters", peewee.TextField(null=True)))
 
 
+def _add_log_cap_and_nodes(db, migrator):
+    from playhouse.migrate import migrate as run
+    run(migrator.add_column("job", "log_bytes", peewee.BigIntegerField(default=0)),
+        migrator.add_column("job", "log_marker_seq", peewee.BigIntegerField(null=True)),
+        migrator.add_column("job", "log_dropped", peewee.BigIntegerField(default=0)))
+    db.create_tables([Node])
+
+
 # Migrations: version -> function(database, migrator). Append, never edit, once released.
-MIGRATIONS = {2: _add_security_tables, 3: _add_secret_parameters}
+MIGRATIONS = {2: _add_security_tables, 3: _add_secret_parameters, 4: _add_log_cap_and_nodes}
 
 
 def migrate(db):
