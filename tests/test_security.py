@@ -373,8 +373,10 @@ def test_an_older_database_is_migrated(tmp_path):
     from playhouse.migrate import SchemaMigrator, migrate
     with old.bind_ctx([models.Job, models.Chunk, models.User, models.SchemaVersion]):
         old.create_tables([models.Job, models.Chunk, models.User, models.SchemaVersion])
-        # version 1 had no secret_parameters column
-        migrate(SchemaMigrator.from_database(old).drop_column("job", "secret_parameters"))
+        # version 1 had no secret_parameters column (3) nor the log-cap columns (4)
+        migrator = SchemaMigrator.from_database(old)
+        migrate(*[migrator.drop_column("job", name) for name in (
+            "secret_parameters", "log_bytes", "log_marker_seq", "log_dropped")])
         models.SchemaVersion.create(version=1)
         models.User.create(username="kept", password_hash="x", role="admin")
     old.close()
@@ -382,7 +384,9 @@ def test_an_older_database_is_migrated(tmp_path):
     try:
         assert db.table_exists("token") and db.table_exists("session")
         assert db.table_exists("audit_entry")
-        assert "secret_parameters" in [c.name for c in db.get_columns("job")]
+        columns = [c.name for c in db.get_columns("job")]
+        assert "secret_parameters" in columns and "log_dropped" in columns
+        assert db.table_exists("node")
         assert models.User.get_by_id("kept").role == "admin"
         assert models.SchemaVersion.select(peewee.fn.MAX(models.SchemaVersion.version)
                                            ).scalar() == models.SCHEMA_VERSION
