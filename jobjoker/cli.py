@@ -43,6 +43,8 @@ HELP = {
     "max_body_size": "largest request body in bytes (default 10 MiB)",
     "max_worker_size": "largest worker file in bytes (default 1 MiB)",
     "max_parameters_size": "largest job parameters, as JSON, in bytes (default 64 KiB)",
+    "max_log_bytes": "cap on one job's stored log (e.g. 512M); past it the first and last "
+                     "halves are kept with a marker between (default 1G; 0: no cap)",
     "stream_buffer_bytes": "most bytes queued for one stream subscriber before it is closed "
                            "as too slow (default 8 MiB)",
     "stream_stall_timeout": "seconds a stream subscriber may take no data before it is closed "

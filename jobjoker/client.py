@@ -405,6 +405,9 @@ class Client:
                 message = json.loads(raw)
                 kind = message.get("type")
                 if kind in STREAMS:
+                    dropped = message.get("dropped", 0)
+                    if dropped and message["seq"] - dropped == cursor[kind]:
+                        cursor[kind] = message["seq"]  # the log cap dropped these entries
                     if message["seq"] > cursor[kind]:  # the server skipped entries: ask again
                         failures += 1
                         last_error = ConnectionFailed("the server sent %s from %d, not %d" % (

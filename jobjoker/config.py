@@ -55,6 +55,7 @@ class Config:
     max_body_size: int = 10 * 1024 * 1024
     max_worker_size: int = 1024 * 1024
     max_parameters_size: int = 64 * 1024
+    max_log_bytes: int = 1024 ** 3  # per job; past it the head and the tail are kept (0: no cap)
     stream_buffer_bytes: int = 8 * 1024 * 1024  # per subscriber; past it, it is closed
     stream_stall_timeout: float = 30.0  # a subscriber whose socket takes no data this long goes
     tls_cert: pathlib.Path = None  # serve HTTPS with this certificate chain (PEM) ...
@@ -126,6 +127,30 @@ def _flag(value):
 
 _flag.__name__ = "yes/no value"
 
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+
+
+def _size(value):
+    """A size in bytes: ``1048576``, ``512K``, ``64M``, ``1G`` (binary units, ``iB``/``B``
+    optional)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().lower().replace(" ", "")
+    for suffix in ("ib", "b"):
+        if text.endswith(suffix) and text[:-len(suffix)][-1:].isalpha():
+            text = text[:-len(suffix)]
+            break
+    unit = text[-1:] if text[-1:].isalpha() else ""
+    if unit not in _SIZE_UNITS:
+        raise ValueError(value)
+    number = float(text[:len(text) - len(unit)])
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(value)
+    return int(number * _SIZE_UNITS[unit])
+
+
+_size.__name__ = "size in bytes (e.g. 1048576, 512K, 64M, 1G)"
+
 # name -> (environment variable, parser). The order is the order of --help.
 OPTIONS = {
     "host": ("JOBJOKER_HOST", str),
@@ -137,6 +162,7 @@ OPTIONS = {
     "max_body_size": ("JOBJOKER_MAX_BODY_SIZE", int),
     "max_worker_size": ("JOBJOKER_MAX_WORKER_SIZE", int),
     "max_parameters_size": ("JOBJOKER_MAX_PARAMETERS_SIZE", int),
+    "max_log_bytes": ("JOBJOKER_MAX_LOG_BYTES", _size),
     "stream_buffer_bytes": ("JOBJOKER_STREAM_BUFFER_BYTES", int),
     "stream_stall_timeout": ("JOBJOKER_STREAM_STALL_TIMEOUT", float),
     "tls_cert": ("JOBJOKER_TLS_CERT", pathlib.Path),
@@ -159,7 +185,7 @@ def _parse(name, raw, source):
         value = parser(raw)
     except (TypeError, ValueError):
         raise StartupError("%s: %s=%r is not a valid %s" % (source, name, raw, parser.__name__))
-    if parser in (int, float) and value < 0:
+    if parser in (int, float, _size) and value < 0:
         raise StartupError("%s: %s must not be negative (got %r)" % (source, name, raw))
     return value
 

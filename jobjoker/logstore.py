@@ -5,8 +5,16 @@ format, see ``jobjoker.spool``) as consecutive chunks after the stream's last en
 job's entry counter and, when given, its spool offsets, all in one transaction; then publishes one
 ``entries`` event per block. Sequence numbers are assigned here and only here, so entries arriving
 from the job's spool and from ``POST /jobs/ID/log`` share one order. An append costs the same at
-entry 10 and at entry 10 million. ``read(job_id, stream, offset, limit)`` returns a page of
-entries with one index seek.
+entry 10 and at entry 10 million. ``read(job_id, stream, offset, limit)`` returns the entries
+numbered ``offset`` .. ``offset + limit - 1`` (each with its ``seq``) with one index seek.
+
+Bounds, enforced here so that every source of entries obeys them:
+- An entry longer than ``MAX_ENTRY_BYTES`` is split into consecutive entries.
+- A log past ``max_log_bytes`` keeps its head and its tail: once the head (half the cap) is
+  full, a marker entry is stored, and from then on the oldest chunks after the marker are
+  deleted whenever the log holds more than the cap. Sequence numbers never shift: the dropped
+  entries leave a gap of numbers after the marker (the job row counts them, and the marker says
+  how many), so offsets that readers and followers hold stay true.
 """
 import peewee
 
@@ -17,6 +25,38 @@ STREAMS = {"log": 0, "response": 1}
 COUNTERS = {"log": "log_count", "response": "response_count"}
 CHUNK_BYTES = 64 * 1024  # a stored chunk holds about this much: big enough to be cheap to
 # insert, small enough that a page read decodes little more than it returns
+MAX_ENTRY_BYTES = 64 * 1024  # a longer entry is split: a page or a message stays bounded
+
+
+def split_long_entries(block, limit=MAX_ENTRY_BYTES):
+    """``block`` with every entry longer than ``limit`` bytes cut into consecutive entries.
+
+    Each piece keeps the entry's time stamp. A cut never falls inside a UTF-8 character or an
+    escape sequence, so every piece decodes on its own.
+    """
+    if len(block) <= limit or max(map(len, block.split(b"\n"))) <= limit:
+        return block  # the common case costs one scan in C
+    out = []
+    for line in block.split(b"\n")[:-1]:
+        if len(line) <= limit:
+            out.append(line)
+            continue
+        tab = line.find(b"\t") + 1
+        stamp, message = line[:tab], line[tab:]
+        room = max(limit - len(stamp), 16)
+        while len(message) > room:
+            cut = room
+            while cut > 1 and (message[cut] & 0xC0) == 0x80:  # inside a UTF-8 character
+                cut -= 1
+            slashes = 0
+            while slashes < cut and message[cut - 1 - slashes] == 0x5C:
+                slashes += 1
+            if slashes % 2:  # an escape (\\ or \n) would be cut in two
+                cut -= 1
+            out.append(stamp + message[:cut])
+            message = message[cut:]
+        out.append(stamp + message)
+    return b"\n".join(out) + b"\n"
 
 
 def split_block(block, limit=CHUNK_BYTES):
@@ -34,15 +74,34 @@ def split_block(block, limit=CHUNK_BYTES):
     return pieces
 
 
+def _size(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return ("%d %s" if unit == "bytes" else "%.1f %s") % (n, unit)
+        n /= 1024
+
+
+def marker_text(cap, dropped):
+    """The message of the entry that stands where a capped log dropped its middle."""
+    kept = "its first and last %s are kept" % _size(cap // 2)
+    if not dropped:
+        return ("[JobJoker] this log reached half of its cap (%s, --max-log-bytes): %s, "
+                "entries in between are dropped" % (_size(cap), kept))
+    return ("[JobJoker] %d entries were dropped here: the log passed its cap (%s, "
+            "--max-log-bytes); %s" % (dropped, _size(cap), kept))
+
+
 class LogStore:
     """Appends and pages of job log and response entries."""
 
-    def __init__(self, hub):
+    def __init__(self, hub, max_log_bytes=0):
         self.hub = hub
+        self.max_log_bytes = max_log_bytes  # 0: no cap
         self._statements = {}
 
-    def _sql(self, key, build):
-        """SQL text that Peewee generated once for this database, reused with new parameters.
+    def _sql(self, key, build, named=False):
+        """SQL text that Peewee generated once for this database, reused with new parameters
+        (``named``: with the placeholder values it was built with, in order, as names).
 
         Building a query costs Peewee ~50 us; an append runs three of them, on the hot path of
         every job's log. Parameters are still bound by the driver, never formatted in.
@@ -50,7 +109,8 @@ class LogStore:
         db = models.database.obj
         cache_key = (id(db), key)
         if cache_key not in self._statements:
-            self._statements[cache_key] = build().sql()[0]
+            sql, params = build().sql()
+            self._statements[cache_key] = (sql, params) if named else sql
         return self._statements[cache_key]
 
     def append_blocks(self, job_id, stream, blocks, offsets=None):
@@ -62,43 +122,110 @@ class LogStore:
         Job, Chunk = models.Job, models.Chunk
         counter = getattr(Job, COUNTERS[stream])
         offsets = offsets or {}
+        fields = sorted(offsets)
         db = models.database
         for_update = isinstance(db.obj, peewee.MySQLDatabase)  # several servers may append
         select_sql = self._sql(("select", stream), lambda: (
-            Job.select(counter).where(Job.id == "?").for_update(for_update)))
+            Job.select(counter, Job.log_bytes, Job.log_marker_seq)
+            .where(Job.id == "?").for_update(for_update)))
         insert_sql = self._sql("insert", lambda: Chunk.insert(
             job="?", stream=0, first_seq=0, count=0, data=b""))
-        update_sql = self._sql(("update", stream, tuple(sorted(offsets))), lambda: (
-            Job.update({counter: counter + 1, **{getattr(Job, f): 0 for f in sorted(offsets)}})
-            .where(Job.id == "?")))
-        pieces = [piece for block in blocks for piece in split_block(block)]
+        # Peewee orders SET clauses its own way: name the parameters, then bind them by name.
+        update_sql, update_names = self._sql(("update", stream, tuple(fields)), lambda: (
+            Job.update({counter: counter + "count", Job.log_bytes: Job.log_bytes + "bytes",
+                        **{getattr(Job, f): f for f in fields}})
+            .where(Job.id == "job")), named=True)
+        pieces = [piece for block in blocks
+                  for piece in split_block(split_long_entries(block))]
         published = []
         with db.atomic():
             row = db.execute_sql(select_sql, (job_id,)).fetchone()
             if row is None:
                 raise NotFound("no job with id %r" % job_id)
             first = seq = row[0]
+            log_bytes, marker = row[1] or 0, row[2]
+            capped = stream == "log" and self.max_log_bytes > 0
+            at = None
+            if capped and marker is None:
+                pieces, at = self._place_marker(pieces, self.max_log_bytes // 2 - log_bytes)
             rows = []
-            for piece in pieces:
+            added = 0
+            for index, piece in enumerate(pieces):
+                if capped and marker is None and index == at:
+                    marker = seq
                 count = piece.count(b"\n")
                 rows.append((job_id, STREAMS[stream], seq, count, piece))
                 published.append((seq, piece, count))
                 seq += count
+                added += len(piece)
             if rows:
                 db.cursor().executemany(insert_sql, rows)
-            db.execute_sql(update_sql, (seq - first, *[offsets[f] for f in sorted(offsets)],
-                                        job_id))
+            values = dict(offsets, count=seq - first, job=job_id,
+                          bytes=added if stream == "log" else 0)
+            db.execute_sql(update_sql, [values[name] for name in update_names])
+            if capped and marker is not None and log_bytes + added > self.max_log_bytes:
+                self._drop_oldest_tail(job_id, marker, log_bytes + added)
+            elif capped and marker is not None and row[2] is None:
+                Job.update(log_marker_seq=marker).where(Job.id == job_id).execute()
         for seq_start, piece, count in published:
             self.hub.publish({"type": "entries", "job_id": job_id, "stream": stream,
                               "seq": seq_start, "block": piece, "count": count})
         return first
+
+    def _place_marker(self, pieces, head_room):
+        """``pieces`` with the marker entry inserted where the head is full, and its index
+        (None when the head still has room for all of them)."""
+        for index, piece in enumerate(pieces):
+            if len(piece) <= head_room:
+                head_room -= len(piece)
+                continue
+            cut = piece.rfind(b"\n", 0, max(head_room, 0)) + 1  # the last whole entry that fits
+            marker = spool.encode_entry(marker_text(self.max_log_bytes, 0))
+            rest = [piece[:cut]] if cut else []
+            rest.append(marker)
+            if cut < len(piece):
+                rest.append(piece[cut:])
+            return pieces[:index] + rest + pieces[index + 1:], index + (1 if cut else 0)
+        return pieces, None
+
+    def _drop_oldest_tail(self, job_id, marker, log_bytes):
+        """Delete the oldest chunks after the marker until the log is within its cap."""
+        Job, Chunk = models.Job, models.Chunk
+        job = Job.select(Job.log_dropped).where(Job.id == job_id).get()
+        dropped = job.log_dropped
+        while log_bytes > self.max_log_bytes:
+            oldest = list(Chunk.select(Chunk.first_seq, Chunk.count,
+                                       peewee.fn.LENGTH(Chunk.data).alias("size"))
+                          .where(Chunk.job == job_id, Chunk.stream == 0,
+                                 Chunk.first_seq > marker)
+                          .order_by(Chunk.first_seq).limit(16))
+            if not oldest:
+                break
+            for chunk in oldest:
+                if log_bytes <= self.max_log_bytes:
+                    break
+                Chunk.delete().where(Chunk.job == job_id, Chunk.stream == 0,
+                                     Chunk.first_seq == chunk.first_seq).execute()
+                log_bytes -= chunk.size
+                dropped += chunk.count
+        text = spool.encode_entry(marker_text(self.max_log_bytes, dropped))
+        marker_row = Chunk.get_or_none(Chunk.job == job_id, Chunk.stream == 0,
+                                       Chunk.first_seq == marker)
+        if marker_row is not None:  # keep the marker's time stamp, update its words
+            stamp = bytes(marker_row.data).partition(b"\t")[0]
+            text = stamp + b"\t" + text.partition(b"\t")[2]
+            Chunk.update(data=text).where(Chunk.job == job_id, Chunk.stream == 0,
+                                          Chunk.first_seq == marker).execute()
+        Job.update(log_bytes=log_bytes, log_dropped=dropped, log_marker_seq=marker).where(
+            Job.id == job_id).execute()
 
     def append_message(self, job_id, stream, message, when=None):
         """Store one entry holding ``message`` (stamped ``when``); returns its sequence number."""
         return self.append_blocks(job_id, stream, [spool.encode_entry(message, when)])
 
     def read(self, job_id, stream, offset=0, limit=1000):
-        """Entries ``offset`` .. ``offset + limit - 1`` of a stream, as dicts, in order."""
+        """The entries numbered ``offset`` .. ``offset + limit - 1``, as dicts with their
+        ``seq``, in order. Fewer when the range holds the gap of a capped log or its end."""
         if offset < 0 or limit < 0:
             raise BadRequest("offset and limit must not be negative")
         Chunk = models.Chunk
@@ -112,16 +239,33 @@ class LogStore:
                  .scalar())
         if start is None:
             start = 0
+        end = offset + limit
         chunks = (Chunk.select(Chunk.first_seq, Chunk.data)
                   .where(Chunk.job == job_id, Chunk.stream == stream_id,
-                         Chunk.first_seq >= start, Chunk.first_seq < offset + limit)
+                         Chunk.first_seq >= start, Chunk.first_seq < end)
                   .order_by(Chunk.first_seq))
         entries = []
         for chunk in chunks:
             decoded = spool.decode_entries(bytes(chunk.data))
-            skip = max(0, offset - chunk.first_seq)
-            entries.extend(decoded[skip:])
-        return entries[:limit]
+            seq = chunk.first_seq
+            begin = max(offset, seq)
+            for index, entry in enumerate(decoded[begin - seq:end - seq]):
+                entry["seq"] = begin + index
+                entries.append(entry)
+        return entries
+
+    def read_from(self, job_id, stream, offset, limit=1000):
+        """Up to ``limit`` entries from ``offset`` on, across the gap of a capped log: the
+        first one may have a higher ``seq`` than ``offset`` (the ones between were dropped)."""
+        entries = self.read(job_id, stream, offset, limit)
+        if entries:
+            return entries
+        following = (models.Chunk.select(peewee.fn.MIN(models.Chunk.first_seq))
+                     .where(models.Chunk.job == job_id,
+                            models.Chunk.stream == STREAMS[stream],
+                            models.Chunk.first_seq > offset)
+                     .scalar())
+        return [] if following is None else self.read(job_id, stream, following, limit)
 
     def delete(self, job_id):
         """Remove every entry of a job."""

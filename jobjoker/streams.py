@@ -115,8 +115,13 @@ class Outbox:
         self._drained.set()
 
 
-def entries_message(stream, seq, entries):
-    return json.dumps({"type": stream, "seq": seq, "entries": entries}, ensure_ascii=False)
+def entries_message(stream, seq, entries, dropped=0):
+    """``entries`` (consecutive, the first numbered ``seq``) as one message. ``dropped``: how
+    many entries before ``seq`` the log cap removed since the subscriber's previous one."""
+    message = {"type": stream, "seq": seq, "entries": entries}
+    if dropped:
+        message["dropped"] = dropped
+    return json.dumps(message, ensure_ascii=False)
 
 
 def event_message(event):
@@ -214,12 +219,28 @@ class JobFollower:
                 self.behind[stream] = False  # live from here: the next event starts at cursor
                 continue
             entries = self._within_bytes(
-                self.logstore.read(self.job_id, stream, cursor, PAGE_ENTRIES),
+                self._consecutive(self.logstore.read_from(self.job_id, stream, cursor,
+                                                          PAGE_ENTRIES)),
                 min(PAGE_BYTES, self.outbox.limit // 2))
-            self.outbox.put(entries_message(stream, cursor, entries))
-            self.cursor[stream] = cursor + len(entries)
+            if not entries:  # nothing stored past the cursor (a capped log's gap at its end)
+                self.cursor[stream] = counts[stream]
+                continue
+            first = entries[0]["seq"]
+            self.outbox.put(entries_message(
+                stream, first, [{"message": e["message"], "time": e["time"]} for e in entries],
+                dropped=first - cursor))
+            self.cursor[stream] = first + len(entries)
             return True
         return False
+
+    @staticmethod
+    def _consecutive(entries):
+        """The leading run of ``entries`` with consecutive numbers (a page may span the gap of
+        a capped log; a message holds consecutive entries only)."""
+        for index in range(1, len(entries)):
+            if entries[index]["seq"] != entries[0]["seq"] + index:
+                return entries[:index]
+        return entries
 
     @staticmethod
     def _within_bytes(entries, limit):

@@ -402,8 +402,9 @@ async def test_append_and_read_entries_in_order(api, stream):
     assert reply.code == 200, reply
     assert_envelope(reply)
     assert [e["message"] for e in reply.data] == ["foo", "bar", "baz"]
-    for entry in reply.data:
-        assert set(entry) == {"message", "time"}, entry
+    for seq, entry in enumerate(reply.data):
+        assert set(entry) == {"seq", "message", "time"}, entry
+        assert entry["seq"] == seq
         assert before - 1 <= entry["time"] <= time.time() + 1, "time is epoch seconds"
     assert [e["time"] for e in reply.data] == sorted(e["time"] for e in reply.data)
     assert reply.headers["X-Total-Count"] == "3"

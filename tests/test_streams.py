@@ -311,20 +311,28 @@ async def test_a_prompt_reader_is_never_dropped_even_with_a_small_buffer(api, ws
 
 @pytest.mark.gen_test(timeout=120)
 async def test_huge_entries_come_in_messages_a_client_accepts(api, ws_connect):
+    """A 3 MiB entry is stored as consecutive entries of at most 64 KiB, and a backlog page
+    stays far below what a client accepts in one message."""
     created = await api("POST", "/jobs", {"worker": "Foobar"})
     job_id = created.data[0]["id"]
-    for i in range(3):
-        await api("POST", "/jobs/%s/log" % job_id, "%d" % i + "x" * (3 * 1024 * 1024))
+    texts = ["%d" % i + "é\\x" * (1024 * 1024) for i in range(3)]
+    for text in texts:
+        await api("POST", "/jobs/%s/log" % job_id, text)
+    total = (await api("GET", "/jobs/%s" % job_id)).data[0]["log_count"]
+    assert total > 3 * 3 * 1024 * 1024 // (64 * 1024)
     connection = await ws_connect("/jobs/%s/stream" % job_id)
-    sizes, seqs = [], []
-    while len(seqs) < 3:
+    sizes, seqs, messages = [], [], []
+    while len(seqs) < total:
         raw = await asyncio.wait_for(connection.read_message(), 30)
         message = json.loads(raw)
         if message["type"] == "log":
             sizes.append(len(raw))
             seqs += [message["seq"] + k for k in range(len(message["entries"]))]
-    assert seqs == [0, 1, 2]
-    assert max(sizes) < 4 * 1024 * 1024  # one entry each, not all three in one message
+            messages += [e["message"] for e in message["entries"]]
+    assert seqs == list(range(total))
+    assert max(sizes) < 2 * 1024 * 1024  # ~1 MiB of messages, JSON-escaped
+    assert max(len(m.encode()) for m in messages) <= 64 * 1024
+    assert "".join(messages) == "".join(texts)  # cut only between characters and escapes
     connection.close()
 
 

@@ -56,9 +56,13 @@ export class JobStream {
       this.onStatus(message.job);
     } else if (message.type === "log" || message.type === "response") {
       const stream = message.type;
+      // A capped log drops entries from its middle: the server says how many it skipped.
+      if (message.dropped && message.seq - message.dropped === this.next[stream]) {
+        this.next[stream] = message.seq;
+      }
       const skip = this.next[stream] - message.seq; // already delivered before a reconnect
       if (skip < 0) {
-        // A gap cannot happen by the protocol; if it ever does, resume from what we have.
+        // Any other gap is a fault; resume from what we have.
         console.warn(`job ${this.jobId}: ${stream} jumped from ${this.next[stream]} to ` +
           `${message.seq}; reconnecting`);
         this.socket.close();
