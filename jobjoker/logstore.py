@@ -214,6 +214,7 @@ class LogStore:
         if marker_row is not None:  # keep the marker's time stamp, update its words
             stamp = bytes(marker_row.data).partition(b"\t")[0]
             text = stamp + b"\t" + text.partition(b"\t")[2]
+            log_bytes += len(text) - len(marker_row.data)
             Chunk.update(data=text).where(Chunk.job == job_id, Chunk.stream == 0,
                                           Chunk.first_seq == marker).execute()
         Job.update(log_bytes=log_bytes, log_dropped=dropped, log_marker_seq=marker).where(

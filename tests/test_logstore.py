@@ -3,7 +3,7 @@ import pytest
 
 from jobjoker import models, spool
 from jobjoker.events import EventHub
-from jobjoker.logstore import CHUNK_BYTES, LogStore, split_block
+from jobjoker.logstore import CHUNK_BYTES, LogStore, split_block, split_long_entries
 
 
 @pytest.fixture
@@ -77,3 +77,65 @@ def test_split_block_cuts_at_entry_boundaries():
     assert all(len(p) <= CHUNK_BYTES for p in pieces)
     huge = block_of(["z" * (CHUNK_BYTES * 2)])
     assert split_block(huge) == [huge]  # one entry longer than a chunk stays whole
+
+
+def test_long_entries_are_split_between_characters_and_escapes():
+    text = ("é\\\n" * 40000) + "end"  # two-byte characters and escapes at every position
+    block = split_long_entries(spool.encode_entry(text, when=7.0), limit=1000)
+    lines = block.split(b"\n")[:-1]
+    assert len(lines) > 100 and all(len(line) <= 1000 for line in lines)
+    entries = spool.decode_entries(block)
+    assert all(e["time"] == 7.0 for e in entries)
+    assert "".join(e["message"] for e in entries) == text
+    short = block_of(["a", "b"])
+    assert split_long_entries(short, limit=1000) is short
+
+
+@pytest.fixture
+def capped(store):
+    logstore, published = store
+    logstore.max_log_bytes = 200 * 1024
+    return logstore, published
+
+
+def test_a_log_past_its_cap_keeps_head_and_tail_with_a_marker(capped):
+    logstore, published = capped
+    messages = ["line %06d " % i + "x" * 60 for i in range(40000)]  # ~3 MB in all
+    for start in range(0, len(messages), 700):
+        logstore.append_blocks("job1", "log", [block_of(messages[start:start + 700])])
+    job = models.Job.get_by_id("job1")
+    marker = job.log_marker_seq
+    assert job.log_count == len(messages) + 1  # every entry has its number, the marker too
+    assert job.log_bytes <= 200 * 1024
+    stored = models.Chunk.select().where(models.Chunk.stream == 0)
+    assert sum(len(bytes(c.data)) for c in stored) == job.log_bytes
+    # The head: the first entries, up to half the cap, then the marker.
+    head = logstore.read("job1", "log", 0, marker)
+    assert [e["message"] for e in head] == messages[:marker]
+    assert 90 * 1024 < len(block_of(messages[:marker])) <= 100 * 1024
+    (entry,) = logstore.read("job1", "log", marker, 1)
+    assert entry["message"].startswith("[JobJoker] %d entries were dropped here" % (
+        job.log_dropped))
+    # The gap, then the tail: the last entries, in order, with their own numbers.
+    first_tail = marker + 1 + job.log_dropped
+    assert logstore.read("job1", "log", marker + 1, job.log_dropped) == []
+    tail = logstore.read("job1", "log", first_tail, job.log_count)
+    assert [e["seq"] for e in tail] == list(range(first_tail, job.log_count))
+    assert [e["message"] for e in tail] == messages[first_tail - 1:]
+    # Chunks go whole: the tail holds at least half the cap less one chunk.
+    assert 100 * 1024 - CHUNK_BYTES < len(block_of(messages[first_tail - 1:])) <= 100 * 1024
+    # read_from steps over the gap; a page across it holds the marker and the tail.
+    assert logstore.read_from("job1", "log", marker + 1, 3)[0]["seq"] == first_tail
+    across = logstore.read("job1", "log", marker, job.log_dropped + 3)
+    assert [e["seq"] for e in across] == [marker, first_tail, first_tail + 1]
+    # Live subscribers got every entry, gap or not.
+    live = [e for e in published if e["stream"] == "log"]
+    assert sum(e["count"] for e in live) == job.log_count
+
+
+def test_the_response_is_not_capped(capped):
+    logstore, _ = capped
+    for _ in range(10):
+        logstore.append_blocks("job1", "response", [block_of(["r" * 100] * 300)])
+    job = models.Job.get_by_id("job1")
+    assert job.response_count == 3000 and job.log_marker_seq is None
