@@ -35,6 +35,8 @@ EXIT_STOPPED = 128 + signal.SIGTERM  # the shell's convention for "ended by SIGT
 
 FLUSH_BYTES = 64 * 1024  # write a block as soon as this much is buffered
 FLUSH_DELAY = 0.005  # else at most this long after the first buffered entry
+HELD_BYTES = 1024 * 1024  # held while the disk is full; entries beyond are lost (and counted)
+MAX_ENTRY_CHARS = 64 * 1024  # a longer message is written as several consecutive entries
 
 
 class BlockWriter:
@@ -43,6 +45,11 @@ class BlockWriter:
     A write after a quiet spell goes out at once (a lone line is seen without delay); during a
     burst, entries gather for up to ``FLUSH_DELAY`` or ``FLUSH_BYTES`` and go out in one write.
     ``headed`` blocks carry the header that sets them apart from raw output in a shared file.
+
+    A full disk never fails the worker: entries are held (up to ``HELD_BYTES``) and written
+    when there is room again; past that they are counted, and a marker entry says how many
+    were lost where they would have been. A block the disk cut short is completed first, so
+    the file stays parseable.
     """
 
     def __init__(self, fd, flusher, headed, mask=()):
@@ -56,9 +63,16 @@ class BlockWriter:
         self._clock = 0.0
         self._stamp = ""
         self._last_flush = 0.0
+        self._owed = b""  # the rest of a block that a full disk cut short
+        self._lost = 0  # entries lost to a full disk since the last block written
+        self._lost_bytes = 0
 
     def write(self, message):
         """Buffer one entry (``message`` is text); cheap, safe from any thread."""
+        if len(message) > MAX_ENTRY_CHARS:  # a page or a message must stay bounded
+            for start in range(0, len(message), MAX_ENTRY_CHARS):
+                self.write(message[start:start + MAX_ENTRY_CHARS])
+            return
         now = time.time()
         if now - self._clock >= 0.001:  # formatting a float per entry costs more than the rest
             self._clock, self._stamp = now, "%.3f\t" % now
@@ -67,6 +81,13 @@ class BlockWriter:
                 message = message.replace(secret, MASK)
         line = (self._stamp + spool.escape(message) + "\n").encode("utf-8", "surrogateescape")
         with self._lock:
+            if self._size >= HELD_BYTES and now - self._last_flush >= FLUSH_DELAY:
+                self._flush_locked()  # is there room again?
+            if self._size >= HELD_BYTES:  # the disk is full and the buffer too
+                self._lost += 1
+                self._lost_bytes += len(line)
+                self._flusher.wake()  # it tries again shortly
+                return
             self._lines.append(line)
             self._size += len(line)
             if self._size >= FLUSH_BYTES or now - self._last_flush >= FLUSH_DELAY:
@@ -80,17 +101,39 @@ class BlockWriter:
             self._flush_locked()
 
     def _flush_locked(self):
+        self._last_flush = time.time()
+        if self._owed and not self._write_out(self._owed):
+            return
         if not self._lines:
             return
+        if self._lost:  # they were lost after the held entries, before any newer one
+            self._lines.append(spool.encode_entry(
+                "[JobJoker] %d entries (%d bytes) were lost here: the disk was full"
+                % (self._lost, self._lost_bytes)))
         data = b"".join(self._lines)
-        self._lines, self._size = [], 0
-        self._last_flush = time.time()
         if self._headed:
             data = spool.frame_block(data)
+        if self._write_out(data, whole=True) or self._owed:  # written, or begun: the rest is owed
+            self._lines, self._size = [], 0
+            self._lost = self._lost_bytes = 0
+        elif self._lost:
+            del self._lines[-1]  # not written: the count goes on
+
+    def _write_out(self, data, whole=False):
+        """Write ``data``; True once all of it is in the file. If the disk takes part of it,
+        the rest is owed (written before anything else); if it takes none of a ``whole`` block,
+        nothing is owed and the caller keeps its entries."""
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError:
+            if whole and len(view) == len(data):
+                return False
+            self._owed = bytes(view)
+            return not self._owed
+        self._owed = b""
+        return True
 
 
 class Flusher:

@@ -1,0 +1,158 @@
+"""Bounded resources against a real server process and real jobs: a job flooding its log past
+the cap, and a disk that fills up under a logging job."""
+import os
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from jobjoker.client import Client
+from tests.conftest import IN_CI
+from tests.test_faults import AUTH, call, job, wait
+
+FLOOD = '''import os, time
+from jobjoker import Worker
+
+
+class Flood(Worker):
+    """Logs `count` lines of 80 bytes, says so, then waits for `release` to exist."""
+
+    def run(self):
+        pad = "x" * 64
+        for i in range(self.params["count"]):
+            self.log("line %08d %s" % (i, pad))
+            if self.params.get("pause") and i % 100 == 0:
+                time.sleep(self.params["pause"])
+        self.log("flooded")
+        while not os.path.exists(self.params["release"]):
+            time.sleep(0.02)
+        self.log("last line")
+'''
+
+
+@pytest.fixture
+def start_server(servers, tmp_path):
+    workers = tmp_path / "workers"
+    workers.mkdir()
+    (workers / "Flood.py").write_text(FLOOD)
+
+    def start(*args):
+        return servers(env={"JOBJOKER_ADMIN_PASSWORD": AUTH[1]},
+                       args=("--workers-dir", str(workers), *args)).wait_ready()
+    return start
+
+
+def start_flood(server, **parameters):
+    status, body = call(server, "POST", "/jobs", {"worker": "Flood", "parameters": parameters})
+    assert status == 201, body
+    job_id = body["data"][0]["id"]
+    status, body = call(server, "PUT", "/jobs/%s/status" % job_id, "start")
+    assert status == 200, body
+    return job_id
+
+
+def last_messages(server, job_id, count=5):
+    total = job(server, job_id)["log_count"]
+    page = call(server, "GET", "/jobs/%s/log?offset=%d&limit=%d"
+                % (job_id, max(0, total - count), count))[1]["data"]
+    return [e["message"] for e in page]
+
+
+def test_a_job_flooding_its_log_keeps_head_and_tail_and_little_disk(start_server, tmp_path):
+    server = start_server("--max-log-bytes", "2M")
+    release = tmp_path / "release"
+    job_id = start_flood(server, count=200000, release=str(release))  # ~19 MB of entries
+    wait(lambda: "flooded" in last_messages(server, job_id), timeout=120, what="the flood")
+    # The spool is ~20 MB long but holds only what is not stored yet on disk.
+    spool = os.stat(server.data_dir / "jobs" / job_id / "log.spool")
+    assert spool.st_size > 15 * 1024 * 1024
+    assert spool.st_blocks * 512 < 4 * 1024 * 1024
+    release.touch()
+    final = wait(lambda: job(server, job_id)["status"] == "done" and job(server, job_id),
+                 timeout=60, what="the job to end")
+    total = final["log_count"]
+    assert total == 200000 + 5  # STARTED, 200,000 lines, flooded, last line, ENDED; the marker
+    head = call(server, "GET", "/jobs/%s/log?limit=100000" % job_id)[1]["data"]
+    assert head[0]["message"].startswith("STARTED")
+    lines = [e for e in head if e["message"].startswith("line ")]
+    assert [e["message"][:13] for e in lines] == ["line %08d" % i for i in range(len(lines))]
+    marker = head[len(lines) + 1]
+    assert marker["message"].startswith("[JobJoker]") and "dropped here" in marker["message"]
+    assert marker["seq"] == len(lines) + 1
+    tail = last_messages(server, job_id, 3)
+    assert tail[0] == "last line" or tail[1] == "last line"
+    assert tail[-1].startswith("ENDED done")
+    # What is stored stays within the cap.
+    with sqlite3.connect(server.data_dir / "jobjoker.sqlite3") as db:
+        (stored,) = db.execute("SELECT SUM(LENGTH(data)) FROM chunk WHERE job = ? AND "
+                               "stream = 0", (job_id,)).fetchone()
+    assert 1.8 * 1024 * 1024 < stored <= 2 * 1024 * 1024
+    # A follower from the start gets the head, the marker, then the tail, told of the gap.
+    client = Client("http://127.0.0.1:%d" % server.port, *AUTH)
+    seqs = [event.seq for event in client.follow(job_id) if event.kind == "log"]
+    gaps = [(a, b) for a, b in zip(seqs, seqs[1:]) if b != a + 1]
+    assert len(gaps) == 1 and gaps[0][0] == marker["seq"]
+    assert seqs[0] == 0 and seqs[-1] == total - 1
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """tmp_path/data on a 48 MiB tmpfs of its own (root only; CI runs as root)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs",
+                              str(data)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        if IN_CI:
+            pytest.fail("CI must test a full disk, but tmpfs cannot be mounted: %s"
+                        % mounted.stderr)
+        pytest.skip("mounting a tmpfs needs root: %s" % mounted.stderr.strip())
+    yield data
+    subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+def fill(path, leave):
+    """Fill the file system of ``path`` with a ballast file, then give ``leave`` bytes back."""
+    ballast = path / "ballast"
+    with open(ballast, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * (1024 * 1024))
+        except OSError:
+            pass
+        f.truncate(max(0, os.fstat(f.fileno()).st_size - leave))
+    return ballast
+
+
+def test_a_full_disk_truncates_the_log_with_a_marker_and_health_says_so(
+        start_server, small_disk, tmp_path):
+    server = start_server()
+    release = tmp_path / "release"
+    job_id = start_flood(server, count=60000, pause=0.001, release=str(release))
+    wait(lambda: job(server, job_id)["log_count"] > 100, what="the first entries")
+    ballast = fill(small_disk, leave=256 * 1024)
+    status, body = wait(lambda: (lambda reply: reply[0] == 503 and reply)(
+        call(server, "GET", "/health")), timeout=60, what="/health to report the full disk")
+    assert "the disk is full" in body["message"]
+    # Nothing crashed: the server answers, the job runs on (its logging does not fail it).
+    assert call(server, "GET", "/jobs/%s" % job_id)[1]["data"][0]["status"] == "active"
+    time.sleep(1)
+    assert job(server, job_id)["status"] == "active"
+    ballast.unlink()  # room again
+    wait(lambda: call(server, "GET", "/health")[0] == 200, timeout=60,
+         what="/health to recover")
+    wait(lambda: "flooded" in last_messages(server, job_id), timeout=120, what="the flood")
+    release.touch()
+    final = wait(lambda: job(server, job_id)["status"] != "active" and job(server, job_id),
+                 timeout=60, what="the job to end")
+    assert final["status"] == "done", final
+    messages = [e["message"] for e in call(
+        server, "GET", "/jobs/%s/log?limit=100000" % job_id)[1]["data"]]
+    lost = [m for m in messages if m.startswith("[JobJoker]")]
+    assert lost and all("the disk was full" in m for m in lost), lost
+    lines = [int(m.split()[1]) for m in messages if m.startswith("line ")]
+    assert lines == sorted(lines) and len(set(lines)) == len(lines)  # in order, never twice
+    counted = sum(int(m.split()[1]) for m in lost)
+    assert len(lines) + counted == 60000  # each line stored, or counted as lost
+    assert messages[-2:] == ["last line", messages[-1]] and messages[-1].startswith("ENDED done")

@@ -1,0 +1,78 @@
+"""The job-side entry writer: a full disk never fails the worker, and the spool stays whole."""
+import errno
+
+import pytest
+
+from jobjoker import runner, spool
+
+
+class Disk:
+    """Stands in for ``os.write`` on a spool file whose disk fills up when told."""
+
+    def __init__(self):
+        self.data = b""
+        self.room = None  # bytes left; None: plenty
+
+    def write(self, fd, view):
+        if self.room is not None:
+            taken = min(len(view), self.room)
+            if taken == 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.room -= taken
+            self.data += bytes(view[:taken])
+            return taken
+        self.data += bytes(view)
+        return len(view)
+
+
+class Sleepy:
+    def wake(self):
+        pass
+
+
+@pytest.fixture
+def disk(monkeypatch):
+    disk = Disk()
+    monkeypatch.setattr(runner.os, "write", disk.write)
+    return disk
+
+
+def messages(data):
+    consumed, block = spool.parse_log_spool(data, final=False, when=1.0)
+    assert consumed == len(data)  # whole blocks only: nothing torn is left behind
+    return [e["message"] for e in spool.decode_entries(block)]
+
+
+def test_a_full_disk_holds_entries_then_writes_them_with_what_was_lost(disk, monkeypatch):
+    monkeypatch.setattr(runner, "HELD_BYTES", 4096)
+    writer = runner.BlockWriter(99, Sleepy(), headed=True)
+    writer.write("before")
+    writer.flush()
+    disk.room = 30  # the next block is cut short by the disk
+    for i in range(1000):  # never raises into the worker
+        writer.write("during %d" % i)
+        writer.flush()
+    assert spool.parse_log_spool(disk.data)[0] < len(disk.data)  # a block was cut short
+    disk.room = None  # room again: the flusher thread writes what is held
+    writer.flush()
+    writer.write("after")
+    writer.flush()
+    seen = messages(disk.data)
+    assert seen[0] == "before" and seen[-1] == "after"
+    kept = [m for m in seen if m.startswith("during")]
+    assert kept == ["during %d" % i for i in range(len(kept))]  # in order, no duplicates
+    (marker,) = [m for m in seen if m.startswith("[JobJoker]")]
+    lost = int(marker.split()[1])
+    assert len(kept) + lost == 1000
+    assert "the disk was full" in marker
+    assert seen.index(marker) == len(kept) + 1  # where the lost entries would have been:
+    # after the held ones (the first entries after the disk filled), before "after"
+
+
+def test_a_huge_message_becomes_several_entries(disk):
+    writer = runner.BlockWriter(99, Sleepy(), headed=False)
+    text = "ab" * runner.MAX_ENTRY_CHARS
+    writer.write(text)
+    writer.flush()
+    entries = spool.decode_entries(disk.data)
+    assert len(entries) == 2 and "".join(e["message"] for e in entries) == text
