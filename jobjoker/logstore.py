@@ -135,8 +135,10 @@ class LogStore:
             Job.update({counter: counter + "count", Job.log_bytes: Job.log_bytes + "bytes",
                         **{getattr(Job, f): f for f in fields}})
             .where(Job.id == "job")), named=True)
-        pieces = [piece for block in blocks
-                  for piece in split_block(split_long_entries(block))]
+        # Only a piece longer than a chunk can hold an entry longer than the limit.
+        pieces = [piece for block in blocks for cut in split_block(block)
+                  for piece in (split_block(split_long_entries(cut))
+                                if len(cut) > MAX_ENTRY_BYTES else (cut,))]
         published = []
         with db.atomic():
             row = db.execute_sql(select_sql, (job_id,)).fetchone()
@@ -267,6 +269,41 @@ class LogStore:
                             models.Chunk.first_seq > offset)
                      .scalar())
         return [] if following is None else self.read(job_id, stream, following, limit)
+
+    def read_blocks(self, job_id, stream, offset, max_bytes):
+        """Stored blocks of consecutive entries from ``offset`` on, as they are stored (no
+        decoding): ``[(first seq, block, count)]``, up to ``max_bytes`` in all (at least one
+        block). The first block starts at ``offset``, or past the gap of a capped log; the
+        list stops before a gap."""
+        Chunk = models.Chunk
+        stream_id = STREAMS[stream]
+        start = (Chunk.select(peewee.fn.MAX(Chunk.first_seq))
+                 .where(Chunk.job == job_id, Chunk.stream == stream_id,
+                        Chunk.first_seq <= offset)
+                 .scalar())
+        chunks = (Chunk.select(Chunk.first_seq, Chunk.count, Chunk.data)
+                  .where(Chunk.job == job_id, Chunk.stream == stream_id,
+                         Chunk.first_seq >= (offset if start is None else start))
+                  .order_by(Chunk.first_seq)
+                  .limit(max(1, max_bytes // CHUNK_BYTES) + 1))
+        blocks, size = [], 0
+        for chunk in chunks:
+            seq, count, data = chunk.first_seq, chunk.count, bytes(chunk.data)
+            if seq + count <= offset:
+                continue  # the chunk before the gap: all of it was sent
+            if seq < offset:
+                data, count, seq = spool.skip_entries(data, offset - seq), seq + count - offset, \
+                    offset
+            if blocks and (seq != blocks[-1][0] + blocks[-1][2] or size + len(data) > max_bytes):
+                break  # a gap (the next read starts past it), or enough
+            if len(data) > max_bytes:  # a small page: cut the chunk at an entry boundary
+                data = split_block(data, max_bytes)[0]
+                count = data.count(b"\n")
+                blocks.append((seq, data, count))
+                break
+            blocks.append((seq, data, count))
+            size += len(data)
+        return blocks
 
     def delete(self, job_id):
         """Remove every entry of a job."""

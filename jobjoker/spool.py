@@ -13,6 +13,7 @@ turns such bytes back into a block of entries: headed blocks as they are, raw li
 the time they were read. ``response.spool`` has only the entry writer and holds plain blocks.
 Imports nothing beyond the standard library (job processes load it).
 """
+import json
 import re
 import time
 
@@ -122,3 +123,43 @@ def decode_entries(block):
             when, message = None, line
         entries.append({"message": unescape(message), "time": when})
     return entries
+
+
+_CONTROL = bytes(range(32))
+_BAD_STAMP = re.compile(rb"\n(?!(?:0|[1-9][0-9]{0,15})\.[0-9]{1,9}\t)")
+_BAD_ESCAPE = re.compile(rb"\\[^\\n]")
+
+
+def entries_json(block):
+    """The entries of ``block`` as a JSON array (UTF-8 bytes) of ``{"time", "message"}``.
+
+    Our escapes (``\\\\`` and ``\\n``) are JSON's too, so a block of well-formed entries
+    becomes JSON by a few byte replacements, with no Python object per entry: this is what
+    lets a subscriber follow a job logging half a million entries a second. Any block that is
+    not plainly well-formed (a tab or control character in a message, an odd stamp or escape,
+    invalid UTF-8) takes the slow, exact way through ``decode_entries``.
+    """
+    lines = block.count(b"\n")
+    if (lines and block.endswith(b"\n") and block.count(b"\t") == lines
+            and len(block) - len(block.translate(None, _CONTROL)) == 2 * lines
+            and _BAD_STAMP.search(b"\n" + block[:-1]) is None
+            and (b"\\" not in block or _BAD_ESCAPE.search(block.replace(b"\\\\", b"")) is None)):
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            body = (block[:-1].replace(b'"', b'\\"').replace(b"\t", b',"message":"')
+                    .replace(b"\n", b'"},{"time":'))
+            return b'[{"time":' + body + b'"}]'
+    return json.dumps(decode_entries(block), ensure_ascii=False).encode("utf-8")
+
+
+def skip_entries(block, count):
+    """``block`` without its first ``count`` entries."""
+    pos = 0
+    for _ in range(count):
+        pos = block.find(b"\n", pos) + 1
+        if not pos:
+            return b""
+    return block[pos:]

@@ -28,8 +28,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
 CLOSE_TOO_SLOW = 1013  # RFC 6455 "Try Again Later"
-PAGE_ENTRIES = 2000  # backlog entries per message ...
-PAGE_BYTES = 1024 * 1024  # ... and about this many bytes at most
+PAGE_BYTES = 1024 * 1024  # backlog read per step, in stored chunks (one message each)
 TOO_SLOW_REASON = ("subscriber too slow: reconnect with log_from and response_from just past "
                    "the last entries received")
 
@@ -115,20 +114,19 @@ class Outbox:
         self._drained.set()
 
 
-def entries_message(stream, seq, entries, dropped=0):
-    """``entries`` (consecutive, the first numbered ``seq``) as one message. ``dropped``: how
-    many entries before ``seq`` the log cap removed since the subscriber's previous one."""
-    message = {"type": stream, "seq": seq, "entries": entries}
-    if dropped:
-        message["dropped"] = dropped
-    return json.dumps(message, ensure_ascii=False)
+def block_message(stream, seq, block, dropped=0):
+    """A block of consecutive entries (spool format, the first numbered ``seq``) as one
+    message, in UTF-8 bytes. ``dropped``: how many entries before ``seq`` the log cap removed
+    since the subscriber's previous message."""
+    return b'{"type":"%s","seq":%d%s,"entries":%s}' % (
+        stream.encode(), seq, b',"dropped":%d' % dropped if dropped else b"",
+        spool.entries_json(block))
 
 
 def event_message(event):
     """The message for an ``entries`` event, encoded once however many subscribers send it."""
     if "message" not in event:
-        event["message"] = entries_message(event["stream"], event["seq"],
-                                           spool.decode_entries(event["block"]))
+        event["message"] = block_message(event["stream"], event["seq"], event["block"])
     return event["message"]
 
 
@@ -195,8 +193,8 @@ class JobFollower:
             if seq == cursor:
                 message = event_message(event)
             else:  # started mid-block (log_from inside it): send the part not yet sent
-                entries = spool.decode_entries(event["block"])[cursor - seq:]
-                message = entries_message(stream, cursor, entries)
+                message = block_message(stream, cursor,
+                                        spool.skip_entries(event["block"], cursor - seq))
             if self.outbox.size + len(message) > self.outbox.limit // 2:
                 self._fall_behind(stream)  # live faster than it reads: fetch from the store
                 return
@@ -218,40 +216,18 @@ class JobFollower:
             if cursor >= counts[stream]:
                 self.behind[stream] = False  # live from here: the next event starts at cursor
                 continue
-            entries = self._within_bytes(
-                self._consecutive(self.logstore.read_from(self.job_id, stream, cursor,
-                                                          PAGE_ENTRIES)),
-                min(PAGE_BYTES, self.outbox.limit // 2))
-            if not entries:  # nothing stored past the cursor (a capped log's gap at its end)
+            # The pump waits until the outbox is below a quarter full: this fits the rest.
+            blocks = self.logstore.read_blocks(self.job_id, stream, cursor,
+                                               min(PAGE_BYTES, self.outbox.limit // 4))
+            if not blocks:  # nothing stored past the cursor (a capped log's gap at its end)
                 self.cursor[stream] = counts[stream]
                 continue
-            first = entries[0]["seq"]
-            self.outbox.put(entries_message(
-                stream, first, [{"message": e["message"], "time": e["time"]} for e in entries],
-                dropped=first - cursor))
-            self.cursor[stream] = first + len(entries)
+            for seq, block, count in blocks:
+                self.outbox.put(block_message(stream, seq, block, dropped=seq - cursor))
+                cursor = seq + count
+            self.cursor[stream] = cursor
             return True
         return False
-
-    @staticmethod
-    def _consecutive(entries):
-        """The leading run of ``entries`` with consecutive numbers (a page may span the gap of
-        a capped log; a message holds consecutive entries only)."""
-        for index in range(1, len(entries)):
-            if entries[index]["seq"] != entries[0]["seq"] + index:
-                return entries[:index]
-        return entries
-
-    @staticmethod
-    def _within_bytes(entries, limit):
-        """As many entries as fit in ``limit`` bytes (at least one): a page must fit the
-        subscriber's outbox, and huge entries must not make a message clients refuse."""
-        size = 0
-        for count, entry in enumerate(entries):
-            size += len(entry["message"]) + 40
-            if size > limit and count:
-                return entries[:count]
-        return entries
 
     async def _pump(self):
         try:

@@ -65,7 +65,8 @@ class Worker:
 
     def log(self, message):
         """Append one entry to the job's log (any value; see ``to_text``)."""
-        self._context.log_sink.write(to_text(message))
+        # On the path of every entry: text (the usual case) goes straight to the sink.
+        self._context.log_sink.write(message if type(message) is str else to_text(message))
 
     def response(self, message):
         """Append one entry to the job's response (any value; see ``to_text``)."""
