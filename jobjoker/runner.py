@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 import types
+from time import time as _time
 
 from jobjoker import spool
 from jobjoker.parameters import MASK
@@ -33,10 +34,11 @@ EXIT_DONE = 0
 EXIT_ERROR = 1
 EXIT_STOPPED = 128 + signal.SIGTERM  # the shell's convention for "ended by SIGTERM"
 
-FLUSH_BYTES = 64 * 1024  # write a block as soon as this much is buffered
+FLUSH_BYTES = 64 * 1024  # write a block as soon as about this much is buffered (characters)
 FLUSH_DELAY = 0.005  # else at most this long after the first buffered entry
 HELD_BYTES = 1024 * 1024  # held while the disk is full; entries beyond are lost (and counted)
 MAX_ENTRY_CHARS = 64 * 1024  # a longer message is written as several consecutive entries
+RETRY_DELAY = 0.5  # seconds between attempts to write what a full disk refused
 
 
 class BlockWriter:
@@ -63,37 +65,53 @@ class BlockWriter:
         self._clock = 0.0
         self._stamp = ""
         self._last_flush = 0.0
+        self._woken = False  # the flusher was told about the buffered entries
+        self._refused = False  # the last write failed: entries are held
         self._owed = b""  # the rest of a block that a full disk cut short
         self._lost = 0  # entries lost to a full disk since the last block written
         self._lost_bytes = 0
 
     def write(self, message):
-        """Buffer one entry (``message`` is text); cheap, safe from any thread."""
+        """Buffer one entry (``message`` is text); cheap, safe from any thread.
+
+        This is the cost of every ``self.log()``: lines stay text until a block is written
+        (one join and one encode per block), and the flusher is woken once per block.
+        """
         if len(message) > MAX_ENTRY_CHARS:  # a page or a message must stay bounded
             for start in range(0, len(message), MAX_ENTRY_CHARS):
                 self.write(message[start:start + MAX_ENTRY_CHARS])
             return
-        now = time.time()
+        now = _time()
         if now - self._clock >= 0.001:  # formatting a float per entry costs more than the rest
             self._clock, self._stamp = now, "%.3f\t" % now
-        for secret in self._mask:
-            if secret in message:
-                message = message.replace(secret, MASK)
-        line = (self._stamp + spool.escape(message) + "\n").encode("utf-8", "surrogateescape")
+        if self._mask:
+            for secret in self._mask:
+                if secret in message:
+                    message = message.replace(secret, MASK)
+        if "\\" in message or "\n" in message:
+            message = spool.escape(message)
+        line = self._stamp + message
         with self._lock:
-            if self._size >= HELD_BYTES and now - self._last_flush >= FLUSH_DELAY:
-                self._flush_locked()  # is there room again?
-            if self._size >= HELD_BYTES:  # the disk is full and the buffer too
-                self._lost += 1
-                self._lost_bytes += len(line)
-                self._flusher.wake()  # it tries again shortly
-                return
+            if self._size >= HELD_BYTES:
+                if now - self._last_flush >= FLUSH_DELAY:
+                    self._flush_locked()  # is there room again?
+                if self._size >= HELD_BYTES:  # the disk is full and the buffer too
+                    self._lost += 1
+                    self._lost_bytes += len(line) + 1
+                    self._flusher.wake()  # it tries again shortly
+                    return
             self._lines.append(line)
-            self._size += len(line)
+            self._size += len(line) + 1
             if self._size >= FLUSH_BYTES or now - self._last_flush >= FLUSH_DELAY:
                 self._flush_locked()
-                return
-        self._flusher.wake()
+            elif not self._woken:
+                self._woken = True
+                self._flusher.wake()
+
+    @property
+    def holding(self):
+        """Whether entries wait for disk space (read without the lock: a hint)."""
+        return self._refused
 
     def flush(self):
         """Append what is buffered to the spool file."""
@@ -101,16 +119,20 @@ class BlockWriter:
             self._flush_locked()
 
     def _flush_locked(self):
-        self._last_flush = time.time()
+        self._last_flush = _time()
+        self._woken = False
         if self._owed and not self._write_out(self._owed):
             return
         if not self._lines:
             return
         if self._lost:  # they were lost after the held entries, before any newer one
-            self._lines.append(spool.encode_entry(
-                "[JobJoker] %d entries (%d bytes) were lost here: the disk was full"
-                % (self._lost, self._lost_bytes)))
-        data = b"".join(self._lines)
+            self._lines.append("%.3f\t[JobJoker] %d entries (%d bytes) were lost here: the "
+                               "disk was full" % (_time(), self._lost, self._lost_bytes))
+        text = "\n".join(self._lines) + "\n"
+        try:
+            data = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate: keep the rest of the text
+            data = text.encode("utf-8", "replace")
         if self._headed:
             data = spool.frame_block(data)
         if self._write_out(data, whole=True) or self._owed:  # written, or begun: the rest is owed
@@ -128,28 +150,36 @@ class BlockWriter:
             while view:
                 view = view[os.write(self._fd, view):]
         except OSError:
+            self._refused = True
             if whole and len(view) == len(data):
                 return False
             self._owed = bytes(view)
             return not self._owed
         self._owed = b""
+        self._refused = False
         return True
 
 
 class Flusher:
     """One thread that writes buffered entries shortly after they were logged.
 
-    It sleeps on an event while nothing is buffered, so an idle job costs no CPU.
+    It sleeps on an event while nothing is buffered, so an idle job costs no CPU. It starts when
+    an entry first has to wait for it: a job that logs little (each entry then goes out at once)
+    never pays for a thread, its start or its stack.
     """
 
     def __init__(self):
         self.writers = []
         self._event = threading.Event()
+        self._thread_pid = None  # the process whose thread this is (threads do not survive fork)
 
     def start(self):
+        self._thread_pid = os.getpid()
         threading.Thread(target=self._loop, name="jobjoker-flusher", daemon=True).start()
 
     def wake(self):
+        if self._thread_pid != os.getpid():
+            self.start()
         if not self._event.is_set():
             self._event.set()
 
@@ -159,15 +189,15 @@ class Flusher:
 
     def _loop(self):
         while True:
-            self._event.wait()
+            # Entries held for want of disk space are retried now and then, even if the
+            # worker logs nothing more.
+            self._event.wait(RETRY_DELAY if any(w.holding for w in self.writers) else None)
             time.sleep(FLUSH_DELAY)  # let a burst of entries gather into one block
             self._event.clear()
             try:
                 self.flush_all()
             except OSError:
-                # Disk full or the spool gone: the job keeps running; entries already written
-                # stay, and the next block tries again.
-                pass
+                pass  # the spool is gone: the job keeps running
 
 
 class LineStream(io.TextIOBase):
@@ -271,13 +301,15 @@ def run_job(spec):
     response = BlockWriter(_open_in_job_dir(spec, "response.spool"), flusher,
                            headed=False, mask=mask)
     flusher.writers.extend([log, response])
-    flusher.start()
     flush_before_children(flusher)
 
     stop_requested = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
 
     log.write("STARTED job %s: worker %s, pid %d" % (spec["job_id"], spec["worker"], os.getpid()))
+    # That went out at once; so must the worker's first entry, which would otherwise count as
+    # part of a burst begun by STARTED and wait FLUSH_DELAY.
+    log._last_flush = 0.0
     sys.stdout = LineStream(log, 1)
     sys.stderr = LineStream(log, 2)
     worker_api._job_context = worker_api.JobContext(
