@@ -1,7 +1,7 @@
 # The two commands of the README's quick start, and their plumbing.
 #   make serve   start the server on the embedded SQLite database (installs what it needs)
 #   make test    run the whole test suite (installs what it needs)
-#   make bench   run the benchmarks (ARGS=--quick for a short run)
+#   make bench   run the benchmark suite, bench/run (ARGS=--quick for a short run)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -22,8 +22,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest $(ARGS)
 
 bench: $(VENV)/.installed
-	$(PY) bench/log_append.py $(ARGS)
-	$(PY) bench/streams.py $(ARGS)
+	$(PY) bench/run $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,6 +1,8 @@
 """Install JobJoker: ``pip install .`` (or ``pip install -e '.[test]'`` to develop)."""
 from setuptools import setup
 
+BENCH_REQUIRES = ["rq>=1.16", "celery[redis]>=5.3", "redis>=5"]
+
 setup(
     name="jobjoker",
     version="0.1.0",
@@ -32,7 +34,11 @@ setup(
             "playwright>=1.40",
             # The API fuzz (tests/test_fuzz.py); its Python API changes between majors.
             "schemathesis>=4.32,<5",
+            # tests/test_bench.py runs `bench/run --quick`, baselines included.
+            *BENCH_REQUIRES,
         ],
+        # bench/run's baselines: RQ and Celery on the Redis at 127.0.0.1:6379.
+        "bench": BENCH_REQUIRES,
     },
     entry_points={"console_scripts": ["jobjoker = jobjoker.cli:main"]},
 )
