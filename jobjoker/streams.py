@@ -18,6 +18,7 @@ import asyncio
 import collections
 import json
 import logging
+import time
 
 from jobjoker import spool
 from jobjoker.events import CHANGES
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
 CLOSE_TOO_SLOW = 1013  # RFC 6455 "Try Again Later"
+STALL_SWEEP = 1.0  # seconds between checks for subscribers whose socket takes nothing
 PAGE_BYTES = 1024 * 1024  # backlog read per step, in stored chunks (one message each)
 TOO_SLOW_REASON = ("subscriber too slow: reconnect with log_from and response_from just past "
                    "the last entries received")
@@ -38,7 +40,15 @@ class Closed(Exception):
 
 
 class Outbox:
-    """A bounded queue of text messages, written one at a time by its own task."""
+    """A bounded queue of messages for one subscriber, handed to its socket in batches.
+
+    While the socket is taking a batch, new messages wait here (at most ``limit`` bytes);
+    once it has taken it, everything waiting goes as the next batch. So a subscriber costs one
+    socket write per batch and one stall timer per batch, never a task or a timer per message
+    (hundreds of subscribers follow a busy job), and a slow one holds at most about twice the
+    limit in memory. A batch the socket has not taken within ``stall_timeout`` (checked once a
+    second) closes it.
+    """
 
     def __init__(self, write, close, limit, stall_timeout):
         self._write = write
@@ -47,27 +57,32 @@ class Outbox:
         self.stall_timeout = stall_timeout
         self._frames = collections.deque()
         self._size = 0
-        self._ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
+        self._in_flight = None  # the batch the socket is taking
+        self._sent_at = 0.0
+        self._closing = False
         self.closed = False
-        self._task = asyncio.ensure_future(self._run())
 
     @property
     def size(self):
+        """Bytes waiting for the socket to take the batch in flight."""
         return self._size
 
     def put(self, frame, closing=False):
-        """Queue ``frame``; close the subscriber (and raise ``Closed``) past the limit."""
-        if self.closed:
+        """Queue ``frame``; close the subscriber (and raise ``Closed``) past the limit.
+        ``closing``: the last message; the socket is closed normally once it is sent."""
+        if self.closed or self._closing:
             raise Closed()
         if self._size + len(frame) > self.limit and self._frames:
             self.shut(CLOSE_TOO_SLOW, TOO_SLOW_REASON)
             raise Closed()
-        self._frames.append((frame, closing))
+        self._frames.append(frame)
         self._size += len(frame)
+        self._closing = closing
         self._drained.clear()
-        self._ready.set()
+        if self._in_flight is None:
+            self._send()
 
     async def drained(self, below=0):
         """Wait until no more than ``below`` bytes are queued."""
@@ -77,41 +92,74 @@ class Outbox:
         if self.closed:
             raise Closed()
 
+    def _send(self):
+        future = None
+        try:
+            while self._frames:
+                future = self._write(self._frames.popleft())
+        except Exception:  # the socket closed under us: nothing more to do for this subscriber
+            self.stop()
+            return
+        self._size = 0
+        self._drained.set()
+        if future is not None:
+            self._in_flight = future
+            self._sent_at = time.monotonic()
+            _watch_stalls(self)
+            future.add_done_callback(self._sent)
+
+    def _sent(self, future):
+        self._in_flight = None
+        if self.closed:
+            return
+        if future.cancelled() or future.exception() is not None:
+            self.stop()
+        elif self._frames:
+            self._send()
+        elif self._closing:
+            self.shut(CLOSE_NORMAL, "job ended")
+
+    def stalled(self, now):
+        """Whether the batch in flight has waited for the socket longer than allowed."""
+        return self._in_flight is not None and now - self._sent_at > self.stall_timeout
+
     def shut(self, code, reason):
         if not self.closed:
-            self.closed = True
-            self._frames.clear()
-            self._size = 0
-            self._ready.set()
-            self._drained.set()
+            self.stop()
             self._close(code, reason[:120])  # a close reason holds at most 123 bytes
-
-    async def _run(self):
-        try:
-            while not self.closed:
-                if not self._frames:
-                    self._drained.set()
-                    self._ready.clear()
-                    await self._ready.wait()
-                    continue
-                frame, closing = self._frames.popleft()
-                self._size -= len(frame)
-                self._drained.set()  # waiters re-check the size they wait for
-                try:
-                    await asyncio.wait_for(self._write(frame), self.stall_timeout)
-                except asyncio.TimeoutError:
-                    self.shut(CLOSE_TOO_SLOW, TOO_SLOW_REASON)
-                    return
-                if closing:
-                    self.shut(CLOSE_NORMAL, "job ended")
-        except Exception:  # the socket closed under us: nothing more to do for this subscriber
-            self.closed = True
-            self._drained.set()
 
     def stop(self):
         self.closed = True
-        self._ready.set()
+        self._frames.clear()
+        self._size = 0
+        _outboxes.discard(self)
         self._drained.set()
+
+
+# One sweep a second over the outboxes with a batch in flight finds the stalled ones: a timer
+# per batch would cost more than the write it guards, times hundreds of subscribers.
+_outboxes = set()
+_sweepers = {}  # event loop -> its pending sweep (tests run one loop after another)
+
+
+def _watch_stalls(outbox):
+    _outboxes.add(outbox)
+    loop = asyncio.get_running_loop()
+    if loop not in _sweepers:
+        _sweepers[loop] = loop.call_later(STALL_SWEEP, _sweep, loop)
+
+
+def _sweep(loop):
+    del _sweepers[loop]
+    now = time.monotonic()
+    for outbox in [o for o in _outboxes if o._in_flight is None or o.closed]:
+        _outboxes.discard(outbox)
+    for outbox in [o for o in _outboxes if o.stalled(now)]:
+        outbox.shut(CLOSE_TOO_SLOW, TOO_SLOW_REASON)
+    for key in [key for key in _sweepers if key.is_closed()]:
+        del _sweepers[key]
+    if _outboxes:
+        _sweepers[loop] = loop.call_later(STALL_SWEEP, _sweep, loop)
 
 
 def block_message(stream, seq, block, dropped=0):

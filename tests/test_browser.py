@@ -660,7 +660,7 @@ def test_the_log_resumes_without_loss_after_the_server_restarts(browser, tmp_pat
         admin.goto()
         admin.mark()
         admin.open_job(job["id"])
-        expect(admin.log_lines.filter(has_text="log 3")).to_have_count(1)
+        expect(admin.log_lines.filter(has_text=re.compile(r"^log 3$"))).to_have_count(1)
         own.stop()  # the job runs on under its supervisor
         expect(admin.page.locator("#connection")).to_have_attribute("data-state", "offline")
         own.start()
