@@ -88,3 +88,14 @@ def test_database_credentials_are_percent_decoded():
     assert db.connect_params["user"] == "us@er"
     assert db.connect_params["passwd"] == "p/a?s#s"  # PyMySQL's name for it
     assert db.database == "jobs"
+
+
+def test_max_log_bytes_takes_sizes_with_units_and_refuses_nonsense():
+    assert load_config({"max_log_bytes": "512M"}, environ={}).max_log_bytes == 512 << 20
+    assert load_config({}, environ={"JOBJOKER_MAX_LOG_BYTES": "2GiB"}).max_log_bytes == 2 << 30
+    assert load_config({}, environ={}).max_log_bytes == 1 << 30
+    assert load_config({"max_log_bytes": "0"}, environ={}).max_log_bytes == 0
+    with pytest.raises(StartupError, match="max_log_bytes.*size in bytes"):
+        load_config({"max_log_bytes": "lots"}, environ={})
+    with pytest.raises(StartupError, match="must not be negative"):
+        load_config({"max_log_bytes": "-1M"}, environ={})
