@@ -63,7 +63,7 @@ export class EntryView {
   }
 
   get count() {
-    return this.last - this.first;
+    return this.lines.childElementCount; // rows, not last - first: a capped log has a gap
   }
 
   reset(start) {
@@ -104,8 +104,8 @@ export class EntryView {
     if (this.frame === null) this.frame = requestAnimationFrame(() => this.render());
   }
 
-  line(entry) {
-    return el("div", {class: "line"},
+  line(entry, seq) {
+    return el("div", {class: "line", attrs: {"data-seq": String(seq)}},
       el("span", {class: "line-time", text: formatClock(entry.time),
         title: formatTime(entry.time)}),
       el("span", {class: "line-text", text: entry.message}));
@@ -120,7 +120,7 @@ export class EntryView {
         this.first = this.pendingStart;
       }
       const fragment = document.createDocumentFragment();
-      for (const entry of this.pending) fragment.append(this.line(entry));
+      this.pending.forEach((entry, i) => fragment.append(this.line(entry, this.pendingStart + i)));
       this.lines.append(fragment);
       this.last = this.pendingStart + this.pending.length;
       this.pending = [];
@@ -134,10 +134,9 @@ export class EntryView {
   }
 
   trimOldest(limit) {
-    while (this.count > limit) {
-      this.lines.firstElementChild.remove();
-      this.first++;
-    }
+    if (this.count <= limit) return;
+    while (this.count > limit) this.lines.firstElementChild.remove();
+    this.first = Number(this.lines.firstElementChild.dataset.seq);
   }
 
   scrollToEnd() {
@@ -182,15 +181,13 @@ export class EntryView {
     // Keep what the reader looks at in place while rows are added above it.
     const height = this.lines.scrollHeight;
     const fragment = document.createDocumentFragment();
-    for (const entry of entries) fragment.append(this.line(entry));
+    for (const entry of entries) fragment.append(this.line(entry, entry.seq));
     this.lines.prepend(fragment);
-    this.first -= entries.length;
+    this.first = offset; // by number: a capped log's dropped middle reads as fewer entries
     this.lines.scrollTop += this.lines.scrollHeight - height;
     if (this.count > MAX_READING) {
-      while (this.count > MAX_READING) {
-        this.lines.lastElementChild.remove();
-        this.last--;
-      }
+      while (this.count > MAX_READING) this.lines.lastElementChild.remove();
+      this.last = Number(this.lines.lastElementChild.dataset.seq) + 1;
       this.tailCut = true;
       this.pending = [];
     }
