@@ -17,11 +17,26 @@ class JobsHandler(APIHandler):
         self.send_data(self.jobs.list_jobs(arg("status", None), arg("worker", None),
                                            arg("offset", None), arg("limit", None)))
 
-    def post(self):
-        """Create an idle job from ``{"worker", "parameters"}``."""
-        job = self.jobs.create_job(self.json_body(), self.actor)
+    async def post(self):
+        """Create a job from ``{"worker", "parameters"}``: idle, or started too with
+        ``"start": true`` (then 201 with the job active and its pid)."""
+        body = self.json_body()
+        job = await self.jobs.submit_job(body, self.actor)
         self.set_header("Location", "/jobs/%s" % job["id"])
-        self.send_data(job, 201, "job %s created" % job["id"])
+        self.send_data(job, 201, "job %s created%s" % (
+            job["id"], " and started" if body.get("start") is True else ""))
+
+
+class JobsBatchHandler(APIHandler):
+    """Many jobs in one request."""
+
+    permissions = {"POST": "run"}
+
+    async def post(self):
+        """Create every job of ``{"jobs": [{"worker", "parameters"}, ...]}``, all or none, and
+        with ``"start": true`` start them too (201 with the jobs, in order)."""
+        jobs, message = await self.jobs.create_jobs(self.json_body(), self.actor)
+        self.send_data(jobs, 201, message)
 
 
 class JobHandler(APIHandler):
@@ -138,6 +153,7 @@ class JobPidHandler(APIHandler):
 
 default_handlers = [
     (r"/jobs", JobsHandler),
+    (r"/jobs/batch", JobsBatchHandler),  # before /jobs/ID: no job id is "batch"
     (r"/jobs/([^/]+)", JobHandler),
     (r"/jobs/([^/]+)/status", JobStatusHandler),
     (r"/jobs/([^/]+)/(log|response)", JobEntriesHandler),

@@ -238,10 +238,24 @@ class Client:
 
     # --- jobs --------------------------------------------------------------------------------
 
-    def create_job(self, worker, parameters=None):
-        """Create an idle job of ``worker`` with ``parameters`` (a dict); the job."""
-        body = json.dumps({"worker": worker, "parameters": parameters}).encode("utf-8")
-        return self._item("POST", "/jobs", body, "application/json")
+    def create_job(self, worker, parameters=None, start=False):
+        """Create a job of ``worker`` with ``parameters`` (a dict): idle, or with ``start``
+        started in the same request; the job."""
+        job = {"worker": worker, "parameters": parameters}
+        if start:
+            job["start"] = True
+        return self._item("POST", "/jobs", json.dumps(job).encode("utf-8"), "application/json")
+
+    def create_jobs(self, jobs, start=False):
+        """Create many jobs in one request, all or none (``BadRequestError`` naming each
+        problem, ``jobs[3].worker: ...``, and nothing created); with ``start`` start them too.
+        ``jobs`` holds ``(worker, parameters)`` pairs or ``{"worker", "parameters"}`` dicts,
+        at most 1000; returns the jobs in the same order."""
+        specs = [dict(job) if isinstance(job, dict) else
+                 {"worker": job[0], "parameters": job[1] if len(job) > 1 else None}
+                 for job in jobs]
+        body = json.dumps({"jobs": specs, "start": bool(start)}).encode("utf-8")
+        return self._data("POST", "/jobs/batch", body, "application/json")
 
     def job(self, job_id):
         """One job, as the API describes it (``status``, ``exit_code``, ``error``, ...)."""
@@ -356,7 +370,9 @@ class Client:
     def run(self, worker, parameters=None, follow=True):
         """Create and start a job. With ``follow``, wait for its end and return the final job;
         else return the job just started."""
-        job = self.start(self.create_job(worker, parameters)["id"])
+        job = self.create_job(worker, parameters, start=True)
+        if job["status"] == "idle":  # a server from before "start": true
+            job = self.start(job["id"])
         return self.wait(job["id"]) if follow else job
 
     def wait(self, job_id):

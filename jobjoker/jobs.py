@@ -3,8 +3,13 @@
 Contract: ``JobService`` validates input (raising domain errors with a message that says what to
 fix), creates, lists, reads and deletes jobs, and turns the commands ``start``, ``stop`` and
 ``kill`` into state transitions and process actions. It never touches HTTP; status changes go
-through ``Lifecycle.transition`` and processes through the ``ProcessManager``.
+through ``Lifecycle.transition`` and processes through the ``ProcessManager``. A job can be
+created and started in one call (``"start": true``), and many at once (``create_jobs``): every
+spec of a batch is checked before anything is created, the rows go in one transaction, and the
+processes are forked with one request to the supervisor. A job that was created but could not
+start stays, ended ``error``, and the error says so.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -13,9 +18,9 @@ import time
 
 from jobjoker import models
 from jobjoker import parameters as params
-from jobjoker.errors import BadRequest, Conflict, InvalidTransition, NotFound, TooLarge, \
-    ValidationError
-from jobjoker.lifecycle import get_job, job_to_dict, new_job_id
+from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
+    TooLarge, Unavailable, ValidationError
+from jobjoker.lifecycle import get_job, job_to_dict, new_job_id, param, run_statement
 from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
 from jobjoker.workers import check_name
 
@@ -25,6 +30,21 @@ MAX_ENTRY_PAGE = 100000
 # the largest whole number a JSON client can be sure to hold.
 MAX_OFFSET = 2 ** 53
 MAX_PARAMETERS_DEPTH = 32
+MAX_BATCH = 1000  # jobs per POST /jobs/batch
+BATCH_KEYS = ("jobs", "start")
+SPEC_KEYS = ("worker", "parameters")
+MAX_PROBLEMS_SHOWN = 10  # of an invalid batch, in the one message
+
+
+@contextlib.contextmanager
+def about(field):
+    """Label a domain error raised inside with the field of the request it is about."""
+    try:
+        yield
+    except JobJokerError as e:
+        if getattr(e, "field", None) is None:
+            e.field = field
+        raise
 
 
 def nesting_depth(value):
@@ -102,62 +122,194 @@ class JobService:
         def pages():
             offset = 0
             while offset < total:
-                entries = self.logstore.read(job_id, stream, offset, page)
+                # read_from steps over the gap of a capped log
+                entries = self.logstore.read_from(job_id, stream, offset, page)
                 if not entries:
                     return
                 yield entries
-                offset += len(entries)
+                offset = entries[-1]["seq"] + 1
         return pages()
 
     # --- writing ---------------------------------------------------------------------------------
 
     def create_job(self, body, actor=None):
-        """Create an idle job from ``{"worker": NAME, "parameters": {...} | null}``."""
+        """Create an idle job from ``{"worker": NAME, "parameters": {...} | null}``; returns it."""
+        self._check_job_body(body)
+        return job_to_dict(self._insert_jobs([self._prepare_job(body, actor)], actor)[0])
+
+    async def submit_job(self, body, actor=None):
+        """Create a job from ``{"worker", "parameters", "start": bool}``: idle, or with
+        ``"start": true`` started too; returns it. A job that could not start stays, ended
+        ``error``, and ``Unavailable`` says so."""
+        self._check_job_body(body)
+        if not self._start_flag(body):
+            return self.create_job(body, actor)
+        job = self._insert_jobs([self._prepare_job(body, actor)], actor)[0]
+        [(started, problem)] = await self._start_created([job], actor)
+        if problem is not None:
+            raise Unavailable("job %s was created but could not start: %s; it is now error "
+                              "(create a new job to try again)" % (job.id, problem))
+        return job_to_dict(started)
+
+    @staticmethod
+    def _check_job_body(body):
         if not isinstance(body, dict):
             raise BadRequest('the body must be a JSON object like '
                              '{"worker": "Name", "parameters": {...}}')
-        worker = body.get("worker")
-        if worker is None:
-            raise BadRequest('"worker" is missing: name the worker to run')
-        if not isinstance(worker, str):
-            raise BadRequest('"worker" must be a string naming a worker')
-        check_name(worker)
-        if not self.workers.exists(worker):
-            raise NotFound("no worker named %r" % worker)
-        parameters = body.get("parameters")
-        if parameters is None:
-            parameters = {}
-        if not isinstance(parameters, dict):
-            raise ValidationError('"parameters" must be a JSON object or null, not %s'
-                                  % type(parameters).__name__.replace("dict", "object"))
-        if nesting_depth(parameters) > MAX_PARAMETERS_DEPTH:
-            raise ValidationError('"parameters" are nested more than %d levels deep'
-                                  % MAX_PARAMETERS_DEPTH)
-        try:
-            # Strict JSON: Python's parser lets NaN and Infinity through, and stored they would
-            # make every later reply about this job invalid JSON.
-            encoded = json.dumps(parameters, ensure_ascii=False, separators=(",", ":"),
-                                 allow_nan=False)
-        except ValueError:
-            raise BadRequest('"parameters" must be valid JSON: NaN and Infinity are not JSON '
-                             'numbers (use null or a string)')
-        if len(encoded.encode()) > self.config.max_parameters_size:
-            raise TooLarge("parameters take %d bytes; the limit is %d"
-                           % (len(encoded.encode()), self.config.max_parameters_size))
-        declared = self.workers.declared_parameters(worker)
+
+    async def create_jobs(self, body, actor=None):
+        """Create many jobs from ``{"jobs": [{"worker", "parameters"}, ...], "start": bool}``,
+        all or none; with ``"start": true`` start them too. Returns ``(jobs, message)``.
+
+        Every spec is checked before anything is created; the first problems are named by their
+        place (``jobs[3].worker: no worker named 'X'``) in one ``BadRequest``.
+        """
+        if not isinstance(body, dict):
+            raise BadRequest('the body must be a JSON object like '
+                             '{"jobs": [{"worker": "Name", "parameters": {...}}], "start": true}')
+        unknown = sorted(set(body) - set(BATCH_KEYS))
+        if unknown:
+            raise BadRequest("unknown key %s in the body; it takes jobs and start"
+                             % ", ".join(map(repr, unknown)))
+        specs = body.get("jobs")
+        if specs is None:
+            raise BadRequest('"jobs" is missing: send {"jobs": [{"worker": "Name"}, ...]}')
+        if not isinstance(specs, list):
+            raise BadRequest('"jobs" must be a list of jobs like {"worker": "Name"}')
+        if not specs:
+            raise BadRequest('"jobs" is empty: send at least one job')
+        if len(specs) > MAX_BATCH:
+            raise BadRequest("the batch holds %d jobs; at most %d go in one request (split it)"
+                             % (len(specs), MAX_BATCH))
+        start = self._start_flag(body)
+        rows, problems, checked = [], [], {}
+        for index, spec in enumerate(specs):
+            try:
+                if not isinstance(spec, dict):
+                    raise BadRequest('each job must be a JSON object like '
+                                     '{"worker": "Name", "parameters": {...}}')
+                unknown = sorted(set(spec) - set(SPEC_KEYS))
+                if unknown:
+                    raise BadRequest("unknown key %s; a job takes worker and parameters%s" % (
+                        ", ".join(map(repr, unknown)),
+                        " (start goes beside jobs, for the whole batch)"
+                        if "start" in unknown else ""))
+                rows.append(self._prepare_job(spec, actor, checked))
+            except JobJokerError as e:
+                field = getattr(e, "field", None)
+                problems.append("jobs[%d]%s: %s" % (index, "." + field if field else "",
+                                                    e.message))
+        if problems:
+            more = len(problems) - MAX_PROBLEMS_SHOWN
+            raise BadRequest("nothing was created: %s%s" % (
+                "; ".join(problems[:MAX_PROBLEMS_SHOWN]),
+                " (and %d more)" % more if more > 0 else ""))
+        jobs = self._insert_jobs(rows, actor)
+        if not start:
+            return [job_to_dict(job) for job in jobs], "%d jobs created" % len(jobs)
+        outcomes = await self._start_created(jobs, actor)
+        failed = [(job, problem) for job, problem in outcomes if problem is not None]
+        if len(failed) == len(jobs):
+            raise Unavailable("%d jobs were created (%s) but none could start: %s; they are now "
+                              "error (create new jobs to try again)"
+                              % (len(jobs), self._id_range(jobs), failed[0][1]))
+        message = "%d jobs created and started" % len(jobs)
+        if failed:
+            message = ("%d jobs created; %d started, %d could not start and are now error: %s"
+                       % (len(jobs), len(jobs) - len(failed), len(failed), failed[0][1]))
+        return [job_to_dict(job) for job, _ in outcomes], message
+
+    @staticmethod
+    def _id_range(jobs):
+        return jobs[0].id if len(jobs) == 1 else "%s ... %s" % (jobs[0].id, jobs[-1].id)
+
+    @staticmethod
+    def _start_flag(body):
+        start = body.get("start", False)
+        if not isinstance(start, bool):
+            raise BadRequest('"start" must be true or false')
+        return start
+
+    def _prepare_job(self, spec, actor, checked=None):
+        """The row of a new idle job from one spec, checked; raises (labelled by field).
+
+        ``checked`` caches each worker's check and declaration across the specs of a batch.
+        """
+        with about("worker"):
+            worker = spec.get("worker")
+            if worker is None:
+                raise BadRequest('"worker" is missing: name the worker to run')
+            if not isinstance(worker, str):
+                raise BadRequest('"worker" must be a string naming a worker')
+            if checked is None or worker not in checked:
+                check_name(worker)
+                if not self.workers.exists(worker):
+                    raise NotFound("no worker named %r" % worker)
+        with about("parameters"):
+            parameters = spec.get("parameters")
+            if parameters is None:
+                parameters = {}
+            if not isinstance(parameters, dict):
+                raise ValidationError('"parameters" must be a JSON object or null, not %s'
+                                      % type(parameters).__name__.replace("dict", "object"))
+            if nesting_depth(parameters) > MAX_PARAMETERS_DEPTH:
+                raise ValidationError('"parameters" are nested more than %d levels deep'
+                                      % MAX_PARAMETERS_DEPTH)
+            try:
+                # Strict JSON: Python's parser lets NaN and Infinity through, and stored they
+                # would make every later reply about this job invalid JSON.
+                encoded = json.dumps(parameters, ensure_ascii=False, separators=(",", ":"),
+                                     allow_nan=False)
+            except ValueError:
+                raise BadRequest('"parameters" must be valid JSON: NaN and Infinity are not '
+                                 'JSON numbers (use null or a string)')
+            if len(encoded.encode()) > self.config.max_parameters_size:
+                raise TooLarge("parameters take %d bytes; the limit is %d"
+                               % (len(encoded.encode()), self.config.max_parameters_size))
+        with about("worker"):
+            if checked is not None and worker in checked:
+                declared = checked[worker]
+            else:
+                declared = self.workers.declared_parameters(worker)
+                if checked is not None:
+                    checked[worker] = declared
         secrets = {}
         if declared is not None:
-            parameters = params.validate(declared, parameters)
+            with about("parameters"):
+                parameters = params.validate(declared, parameters)
             parameters, secrets = params.split_secrets(declared, parameters)
-        job = models.Job.create(id=new_job_id(), worker=worker, status=JobStatus.IDLE.value,
-                                parameters=json.dumps(parameters, ensure_ascii=False),
-                                secret_parameters=json.dumps(secrets) if secrets else None,
-                                created=time.time(),
-                                created_by=actor.username if actor else None)
-        data = job_to_dict(job)
-        self.audit.record(actor, "job.create", job.id, "worker %s" % worker)
-        self.hub.publish({"type": "job", "action": "created", "job": data})
-        return data
+        return {"id": new_job_id(), "worker": worker, "status": JobStatus.IDLE.value,
+                "parameters": json.dumps(parameters, ensure_ascii=False),
+                "secret_parameters": json.dumps(secrets) if secrets else None,
+                "created": time.time(), "created_by": actor.username if actor else None}
+
+    def _insert_jobs(self, rows, actor):
+        """Store new idle jobs (one transaction), record and announce each; returns them."""
+        Job = models.Job
+        jobs = [Job(**row) for row in rows]  # with the model's defaults for the rest
+        names = [field.name for field in Job._meta.sorted_fields]
+        with models.database.atomic():
+            for job in jobs:
+                run_statement("insert job", lambda: Job.insert(
+                    {getattr(Job, name): param(name) for name in names}),
+                    {name: getattr(Job, name).db_value(job.__data__.get(name))
+                     for name in names})
+            self.audit.record_many(actor, "job.create",
+                                   [(job.id, "worker %s" % job.worker) for job in jobs])
+        for job in jobs:
+            self.hub.publish({"type": "job", "action": "created", "job": job_to_dict(job)})
+        return jobs
+
+    async def _start_created(self, jobs, actor):
+        """Start jobs this request has just created (idle, seen by nobody else yet);
+        returns ``[(job, problem)]`` as ``ProcessManager.launch_many`` does."""
+        jobs = self.lifecycle.transition_many([job.id for job in jobs], JobStatus.ACTIVE,
+                                              starttime=time.time(), node=self.config.node)
+        outcomes = await self.processes.launch_many(
+            jobs, {job.id: self.workers.path(job.worker) for job in jobs})
+        self.audit.record_many(actor, "job.start", [
+            (job.id, "pid %s" % job.pid) for job, problem in outcomes if problem is None])
+        return outcomes
 
     def delete_job(self, job_id, actor=None):
         """Remove a job that is not active, with its log and response."""

@@ -14,7 +14,7 @@ limits come from the domain modules they describe, so they cannot drift apart;
 from jobjoker import __version__
 from jobjoker.accounts import MAX_PASSWORD, MIN_PASSWORD, USERNAME
 from jobjoker.auth import ROLES, SESSION_COOKIE, SESSION_SECONDS, TOKEN_PREFIX
-from jobjoker.jobs import MAX_ENTRY_PAGE, MAX_OFFSET, MAX_PAGE
+from jobjoker.jobs import MAX_BATCH, MAX_ENTRY_PAGE, MAX_OFFSET, MAX_PAGE
 from jobjoker.parameters import MASK
 from jobjoker.parameters import TYPES as PARAMETER_TYPES
 from jobjoker.states import COMMANDS, JobStatus
@@ -230,6 +230,9 @@ def item_schemas():
             "hash": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
         }),
         "Entry": strict_object("One entry of a job's log or response.", {
+            "seq": {"type": "integer", "minimum": 0,
+                    "description": "Its position in the stream (0 is the first entry). A log "
+                                   "past its cap has a gap of numbers after its marker entry."},
             "message": {"type": "string"},
             "time": nullable(dict(TIMESTAMP, description="When it was written (null when the "
                                                          "stored line had no valid stamp).")),
@@ -367,14 +370,30 @@ def schemas():
     result["ErrorEnvelope"] = envelope(
         ref("schemas", "ErrorDetail"), "A failure: `success` is false, `message` says what to "
         "fix, `data` is empty or holds one ErrorDetail.", success=False, max_items=1)
+    job_parameters = nullable({"type": "object", "additionalProperties": True,
+                               "description": "Handed to the worker; null means {}."})
     result["JobCreate"] = {
         "type": "object", "required": ["worker"],
         "properties": {
             "worker": WORKER_NAME,
-            "parameters": nullable({"type": "object", "additionalProperties": True,
-                                    "description": "Handed to the worker; null means {}."}),
+            "parameters": job_parameters,
+            "start": {"type": "boolean", "default": False,
+                      "description": "true: start the job at once, in this request."},
         },
         "example": {"worker": "TestWorker", "parameters": {"count": 3, "sleep": 1}},
+    }
+    result["JobBatch"] = {
+        "type": "object", "required": ["jobs"], "additionalProperties": False,
+        "properties": {
+            "jobs": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {
+                "type": "object", "required": ["worker"], "additionalProperties": False,
+                "properties": {"worker": WORKER_NAME, "parameters": job_parameters}}},
+            "start": {"type": "boolean", "default": False,
+                      "description": "true: start every job at once, in this request."},
+        },
+        "example": {"jobs": [{"worker": "Foobar"},
+                             {"worker": "TestWorker", "parameters": {"count": 3}}],
+                    "start": True},
     }
     result["Command"] = {"type": "string", "enum": list(COMMANDS)}
     result["EmptyEnvelope"] = envelope({}, "Done; `data` is empty.", max_items=0)
@@ -612,17 +631,39 @@ def job_paths():
                 parameters=[ref("parameters", name) for name in
                             ("StatusFilter", "WorkerFilter", "Offset", "JobsLimit")]),
             "post": operation(
-                "createJob", "jobs", "Create an idle job",
-                {"201": json_reply("Created; start it with PUT /jobs/{id}/status.",
+                "createJob", "jobs", "Create a job, idle or started",
+                {"201": json_reply("Created: idle (start it with PUT /jobs/{id}/status), or "
+                                   "with `\"start\": true` started too (active, with its pid, "
+                                   "or already ended if it ran that fast).",
                                    "JobEnvelope", headers={"Location": header(
                                        "The new job's path, /jobs/{id}.")})},
                 role="operator", errors=["400", "404", "413", "422"],
                 body=json_body("JobCreate"),
-                description="400 for a body that is not a JSON object, lacks `worker`, or has "
-                            "parameters holding NaN or Infinity; 404 for an unknown worker; 413 "
-                            "for parameters past their limit; 422 for `parameters` that are "
-                            "neither an object nor null, or that do not fit what the worker "
-                            "declares (every problem is listed)."),
+                description="400 for a body that is not a JSON object, lacks `worker`, has "
+                            "parameters holding NaN or Infinity, or a `start` that is not a "
+                            "boolean; 404 for an unknown worker; 413 for parameters past their "
+                            "limit; 422 for `parameters` that are neither an object nor null, "
+                            "or that do not fit what the worker declares (every problem is "
+                            "listed). 503 with `\"start\": true` when the job was created but "
+                            "could not start: it stays, ended `error`, and the message names "
+                            "it."),
+        },
+        "/jobs/batch": {
+            "post": operation(
+                "createJobs", "jobs", "Create many jobs at once, idle or started",
+                {"201": json_reply("Created, in the order given: idle, or with "
+                                   "`\"start\": true` started too. A job that could not start "
+                                   "is there ended `error` (the message counts them).",
+                                   "JobListEnvelope")},
+                role="operator", errors=["400", "413"],
+                body=json_body("JobBatch"),
+                description="All or none: every job is checked as POST /jobs checks one, "
+                            "before any is created. 400 names the first problems by their "
+                            "place (`jobs[3].worker: no worker named 'X'`), unknown keys "
+                            "included, or says the batch holds more than %d jobs; 413 for a "
+                            "body past the size limit. 503 with `\"start\": true` when the "
+                            "jobs were created but none could start (they stay, ended "
+                            "`error`)." % MAX_BATCH),
         },
         "/jobs/{id}": {
             "parameters": job_id,

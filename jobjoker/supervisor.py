@@ -3,8 +3,11 @@
 Contract: started by the server (``python -m jobjoker.supervisor --socket PATH --daemon``), it
 detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON:
 
+  -> {"id": N, "op": "ping"}     <- {"id": N, "ok": true, "pid": PID, "ops": [the ops it knows]}
   -> {"id": N, "op": "start", "spec": {job_id, worker, worker_file, params, job_dir, cwd}}
   <- {"id": N, "ok": true, "pid": PID, "start_time": TICKS}
+  -> {"id": N, "op": "start_many", "specs": [spec, ...]}
+  <- {"id": N, "ok": true, "started": [{"pid", "start_time"} or {"error"}, ... one per spec]}
   -> {"id": N, "op": "signal", "job_id": J, "signal": 15}       (to the job's process group)
   -> {"id": N, "op": "status"}   <- {"id": N, "ok": true, "running": [{job_id, pid, start_time}]}
   -> {"id": N, "op": "shutdown", "kill_jobs": bool}
@@ -12,17 +15,22 @@ detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON
 
 A start forks this small, preloaded process (about a fork's cost, not an interpreter's); the child
 leads a new session and process group, gets /dev/null as stdin and its ``log.spool`` (opened for
-appending) as stdout and stderr, and runs ``jobjoker.runner.run_job``. Because the supervisor, not
-the server, is the parent, jobs keep running when the server stops or dies, and the pid it signals
+appending) as stdout and stderr, and runs ``jobjoker.runner.run_job``, which loads the worker's file
+afresh (nothing of a worker is kept here between jobs). The reply comes once the child has called
+``setsid()``, so its pid already names its process group; ``start_many`` forks all its jobs before
+it waits for them. The objects preloaded here are frozen out of the garbage collector
+(``gc.freeze``), so a child's collections never touch, and so never copy, the memory it shares with
+this process; that keeps a sleeping job's own memory near 2 MB. Because the supervisor, not the
+server, is the parent, jobs keep running when the server stops or dies, and the pid it signals
 cannot have been reused (it reaps its own children). When a job's main process exits, the rest of
 its process group is SIGKILLed, the exit is written to ``exit.json`` in the job's directory (so a
-server that was away learns it later) and then pushed to connected servers. It is a child
-subreaper, so orphaned grandchildren are reaped here and never linger as zombies. It exits on its
-own once it has no job and no server for a few seconds. Standard library only, plus the lean runner
-it preloads.
+server that was away learns it later) and then pushed to connected servers. It is a child subreaper,
+so orphaned grandchildren are reaped here and never linger as zombies. It exits on its own once it
+has no job and no server for a few seconds. Standard library only, plus the lean runner it preloads.
 """
 import argparse
 import ctypes
+import gc
 import json
 import os
 import selectors
@@ -36,26 +44,41 @@ import traceback
 from jobjoker import runner
 
 IDLE_EXIT_SECONDS = 3.0
+MAX_UNSETTLED = 64  # new jobs whose setsid() a start has not yet seen, each holding a pipe
 PR_SET_CHILD_SUBREAPER = 36
 
 
 def process_start_time(pid):
     """Field 22 of /proc/PID/stat (start time in clock ticks since boot), or None."""
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            stat = f.read()
+        fd = os.open("/proc/%d/stat" % pid, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
+        return None
+    try:
+        stat = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if not stat:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
     return int(stat[stat.rindex(b")") + 2:].split()[19])
 
 
 def write_json_atomically(path, record):
+    """Write ``record`` so that a reader sees the whole file or none.
+
+    Not fsynced: the file tells a server that was away how a job ended, and only a crash of the
+    whole machine could lose it, which also ends every job; that job then ends ``error`` with its
+    exit status unknown. An fsync per exit would cost this one loop a millisecond per job.
+    """
     tmp = "%s.tmp%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        json.dump(record, f)
-        f.flush()
-        os.fsync(f.fileno())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, json.dumps(record).encode())
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 
@@ -68,6 +91,7 @@ class Supervisor:
         self.listener = None
         self.clients = {}  # socket -> bytearray of unparsed input
         self.jobs = {}  # pid -> {"job_id", "pid", "start_time", "job_dir"}
+        self.unsettled = []  # read ends of the pipes new children announce setsid() on
         self.pids = {}  # job_id -> pid
         self.wake_r = self.wake_w = None
         self.running = True
@@ -97,6 +121,11 @@ class Supervisor:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C in the server's terminal is not for us
         self.selector.register(self.wake_r, selectors.EVENT_READ, self._on_signal)
 
+        # Everything loaded so far lives as long as we do: keep it out of every collection, ours
+        # and (above all) the children's, whose collections would otherwise write to every
+        # object's header and so copy the pages they share with us.
+        gc.collect()
+        gc.freeze()
         while self.running:
             for key, _ in self.selector.select(timeout=0.1 if self.shutting_down else 1.0):
                 try:
@@ -160,10 +189,16 @@ class Supervisor:
             self._drop(conn)
             return
         buffer = self.clients[conn]
-        buffer += data
-        while b"\n" in buffer:
-            line, _, rest = bytes(buffer).partition(b"\n")
-            buffer[:] = rest
+        if b"\n" not in data:
+            buffer += data
+            return
+        # Whole lines are handled at once; only the tail of an unfinished line stays buffered
+        # (pipelined requests must not be copied once per line).
+        data = bytes(buffer) + data
+        del buffer[:]
+        *lines, rest = data.split(b"\n")
+        buffer += rest
+        for line in lines:
             self._handle(conn, line)
             if conn not in self.clients:
                 return
@@ -196,7 +231,8 @@ class Supervisor:
     # --- operations ---------------------------------------------------------------------------
 
     def op_ping(self, request):
-        return {"pid": os.getpid()}
+        return {"pid": os.getpid(),
+                "ops": sorted(name[3:] for name in dir(self) if name.startswith("op_"))}
 
     def op_status(self, request):
         return {"pid": os.getpid(), "running": [
@@ -229,7 +265,47 @@ class Supervisor:
         return {}
 
     def op_start(self, request):
-        spec = request["spec"]
+        [started] = self._start_jobs([request["spec"]])
+        if "error" in started:
+            raise started["exception"]
+        return started
+
+    def op_start_many(self, request):
+        started = self._start_jobs(request["specs"])
+        for result in started:
+            result.pop("exception", None)
+        return {"started": started}
+
+    def _start_jobs(self, specs):
+        """Fork a job per spec; one result each: ``{"pid", "start_time"}`` or ``{"error"}``.
+
+        The reply waits until every new leader has called setsid(), so its pid names its
+        process group by then and a stop sent right after the start reaches the whole job. All
+        are forked first and waited for after (each child signs on its own, on another core),
+        so a batch does not pay a switch to each child in turn.
+        """
+        started = []
+        for spec in specs:
+            try:
+                started.append(self._fork_job(spec))
+            except Exception as e:  # this job could not start; the others still may
+                started.append({"error": "%s: %s" % (type(e).__name__, e), "exception": e})
+            # Each unsettled child holds a pipe: keep their number bounded.
+            while len(self.unsettled) > MAX_UNSETTLED:
+                self._await_setsid(self.unsettled.pop(0))
+        while self.unsettled:
+            self._await_setsid(self.unsettled.pop(0))
+        return started
+
+    @staticmethod
+    def _await_setsid(ready):
+        """Block until the child says it called setsid() (a byte) or died (end of file)."""
+        try:
+            os.read(ready, 1)
+        finally:
+            os.close(ready)
+
+    def _fork_job(self, spec):
         if spec["job_id"] in self.pids:
             raise RuntimeError("job %s is already running" % spec["job_id"])
         os.makedirs(spec["job_dir"], mode=0o700, exist_ok=True)
@@ -238,18 +314,22 @@ class Supervisor:
         null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         sys.stdout.flush()
         sys.stderr.flush()
-        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
+        opened = [out_fd, null_fd]
+        try:
+            ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+            opened += [ready_r, ready_w]
+            pid = os.fork()
+        except OSError:  # out of processes or descriptors: this job fails, we go on
+            for fd in opened:
+                os.close(fd)
+            raise
         if pid == 0:
             os.close(ready_r)
             self._become_job(spec, null_fd, out_fd, ready_w)  # never returns
         os.close(ready_w)
         os.close(out_fd)
         os.close(null_fd)
-        # Wait for the child's setsid(): until then its pid names no process group, and a stop
-        # sent right after the start would miss it. A child that dies first closes the pipe.
-        os.read(ready_r, 1)
-        os.close(ready_r)
+        self.unsettled.append(ready_r)
         start_time = process_start_time(pid)
         self.jobs[pid] = {"job_id": spec["job_id"], "pid": pid, "start_time": start_time,
                           "job_dir": spec["job_dir"]}
@@ -262,6 +342,11 @@ class Supervisor:
             os.setsid()
             os.write(ready_w, b"!")
             os.close(ready_w)
+            # The job's own objects start from an empty collector: what it inherited is frozen
+            # (see serve()), and so is whatever the supervisor allocated since.
+            gc.freeze()
+            for ready in self.unsettled:  # other new jobs' pipes are not this one's
+                os.close(ready)
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, signal.SIG_DFL)

@@ -1,11 +1,13 @@
 """The server's side of the supervisor protocol (see ``jobjoker.supervisor``), on the IOLoop.
 
 Contract: ``SupervisorClient.connect()`` connects to the supervisor of this data dir, starting one
-(detached, with a clean environment) when none answers; ``request(op, **fields)`` sends one
-request and returns its reply, raising ``Unavailable`` when the supervisor is away or answers with
-an error. Pushed events (job exits) go to ``on_event``. When the connection drops the client
-reconnects (starting a new supervisor if needed) and calls ``on_reconnect`` so the owner can
-resynchronise. Nothing here blocks the IOLoop.
+(detached, with a clean environment) when none answers; ``request(op, **fields)`` sends one request
+and returns its reply, raising ``Unavailable`` when the supervisor is away or answers with an error;
+``start_many(specs)`` starts many jobs in one request (one result per spec, a pid or an error), or
+in pipelined ``start`` requests to a supervisor too old to know ``start_many`` (one started by an
+earlier version outlives an upgrade as long as it has jobs). Pushed events (job exits) go to
+``on_event``. When the connection drops the client reconnects (starting a new supervisor if needed)
+and calls ``on_reconnect`` so the owner can resynchronise. Nothing here blocks the IOLoop.
 """
 import asyncio
 import hashlib
@@ -59,6 +61,7 @@ class SupervisorClient:
         self.on_reconnect = on_reconnect
         self.connect_timeout = connect_timeout
         self.supervisor_pid = None  # set while connected
+        self.supervisor_ops = ()  # what the connected supervisor can do
         self._stream = None
         self._pending = {}
         self._next_id = 0
@@ -94,6 +97,8 @@ class SupervisorClient:
             stream.close()
             raise
         self.supervisor_pid = reply["pid"]
+        self.supervisor_ops = tuple(reply.get("ops") or ("ping", "shutdown", "signal", "start",
+                                                         "status"))
         log.info("supervisor pid %s on %s", self.supervisor_pid, self.socket_path)
 
     async def _try_connect(self):
@@ -146,6 +151,23 @@ class SupervisorClient:
             raise Unavailable("the supervisor refused %s: %s" % (op, reply.get("error")))
         return reply
 
+    async def start_many(self, specs):
+        """Start a job for each spec; returns one dict per spec, in order: ``{"pid",
+        "start_time"}``, or ``{"error"}`` for a job the supervisor could not start. Raises
+        ``Unavailable`` when the supervisor cannot be asked at all."""
+        if "start_many" in self.supervisor_ops:
+            reply = await self.request("start_many", specs=specs)
+            return [result if "pid" in result else
+                    {"error": "the supervisor refused start: %s" % result.get("error")}
+                    for result in reply["started"]]
+        results = await asyncio.gather(*(self.request("start", spec=spec) for spec in specs),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, Unavailable):
+                raise result
+        return [{"error": result.message} if isinstance(result, Unavailable) else result
+                for result in results]
+
     async def _read_loop(self, stream):
         try:
             while True:
@@ -160,6 +182,10 @@ class SupervisorClient:
                     future = self._pending.get(message.get("id"))
                     if future is not None and not future.done():
                         future.set_result(message)
+                        # Let the requester act on its reply before the events that followed
+                        # it are handled: a job that ended at once is then finished after its
+                        # pid was recorded, not before.
+                        await asyncio.sleep(0)
         except StreamClosedError:
             pass
         except Exception:

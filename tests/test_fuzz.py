@@ -102,7 +102,8 @@ def fuzz_config():
         # Valid by the schema is not always valid: worker code must parse, a job's parameters
         # must fit what its worker declares (documented 422s no schema can express).
         # And PUT /jobs/{id}/pid is always refused (405), by design.
-        "operations": [{"include-operation-id": ["saveWorker", "createJob", "setJobPid"],
+        "operations": [{"include-operation-id": ["saveWorker", "createJob", "createJobs",
+                                                 "setJobPid"],
                         "checks": {"positive_data_acceptance": {"enabled": False}}}],
     })
 

@@ -28,6 +28,7 @@ MATRIX = {
     ("/workers/{name}/code", "GET"): "viewer",
     ("/jobs", "GET"): "viewer",
     ("/jobs", "POST"): "operator",
+    ("/jobs/batch", "POST"): "operator",
     ("/jobs/{id}", "GET"): "viewer",
     ("/jobs/{id}", "DELETE"): "operator",
     ("/jobs/{id}/status", "GET"): "viewer",
