@@ -13,6 +13,8 @@ supervisor connection is re-established, active jobs are re-adopted: running one
 again, ended ones finalized from their exit record, vanished ones marked ``error``.
 """
 import asyncio
+import ctypes
+import errno
 import json
 import logging
 import os
@@ -48,6 +50,59 @@ SPOOLS = (
     ("response", "response.spool", "response_offset", _parse_response_spool),
 )
 READ_BYTES = 4 * 1024 * 1024  # per spool per pass, so one chatty job cannot hog the loop
+PUNCH_BYTES = 1024 * 1024  # free the disk blocks of stored spool bytes in steps this large
+INGEST_GAP = 0.02  # seconds between a job's ingestion passes while its entries keep coming
+QUICK_PASSES = 3  # a job's first passes are not held back: its first lines show at once
+RETRY_DELAY = 1.0  # seconds before storing again after the database refused (full, locked)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 1, 2
+
+
+def punch_hole(path, start, end):
+    """Give the disk blocks of bytes ``start`` .. ``end`` of ``path`` back to the file system,
+    keeping the file's size and offsets (its spool readers' offsets stay true). Best effort:
+    False where the file system cannot (the bytes then stay until the job's directory goes)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return _libc.fallocate(fd, _FALLOC_FL_KEEP_SIZE | _FALLOC_FL_PUNCH_HOLE,
+                               ctypes.c_longlong(start), ctypes.c_longlong(end - start)) == 0
+    finally:
+        os.close(fd)
+
+
+JOB_FILES = ("log.spool", "response.spool", "result.json", "result.json.tmp", "exit.json")
+
+
+def remove_job_dir(path):
+    """Remove an ended job's folder: its known files, then the folder (``rmtree`` only if the
+    job left something else there). On the path of every job's end: ``rmtree`` alone costs
+    a directory scan and a stat per file."""
+    for name in JOB_FILES:
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+        except OSError:
+            break
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def is_disk_full(error):
+    """Whether a database or file error says the disk (or a quota) is full."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error).lower()
+    return "disk is full" in text or "no space left" in text or "disk full" in text \
+        or "table is full" in text or "quota" in text
 
 
 def signal_name(signum):
@@ -71,6 +126,10 @@ class RunningJob:
         self.mask = []  # secret parameter values, masked in whatever the job's output holds
         self.pidfd = None  # only for an orphan adopted without the supervisor
         self.pid = None
+        self.punched = dict(offsets)  # Job offset field -> spool bytes given back to the disk
+        self.exit_record = None  # set once its process has ended: finishing is under way
+        self.last_ingest = 0.0  # time.monotonic() of its last pass that stored entries
+        self.passes = 0  # passes that stored entries (the first QUICK_PASSES never wait)
 
 
 class ProcessManager:
@@ -89,6 +148,9 @@ class ProcessManager:
         self._poller = None
         self._dirty = set()
         self._ingest_scheduled = False
+        self.disk_full = None  # (since, what failed) while storing fails for want of space
+        self._deferred = set()  # dirty jobs ingested less than INGEST_GAP ago
+        self._deferred_timer = None
 
     # --- lifecycle of the manager -------------------------------------------------------------
 
@@ -110,6 +172,9 @@ class ProcessManager:
         for running in self.running.values():
             if running.escalation is not None:
                 IOLoop.current().remove_timeout(running.escalation)
+        if self._deferred_timer is not None:
+            IOLoop.current().remove_timeout(self._deferred_timer)
+            self._deferred_timer = None
         await self.supervisor.close(shutdown=kill_jobs, kill_jobs=kill_jobs)
         if self._inotify is not None:
             IOLoop.current().remove_handler(self._inotify.fileno())
@@ -141,29 +206,46 @@ class ProcessManager:
 
         When the supervisor cannot fork it, the job ends ``error`` and ``Unavailable`` is raised.
         """
-        running = self._track(job)
-        secrets = json.loads(job.secret_parameters) if job.secret_parameters else {}
+        [(job, problem)] = await self.launch_many([job], {job.id: worker_file})
+        if problem is not None:
+            raise Unavailable("job %s could not start: %s" % (job.id, problem))
+        return job
+
+    async def launch_many(self, jobs, worker_files):
+        """Fork the processes of ``jobs`` (each already ``active``; ``worker_files`` maps a job
+        id to its worker's file) with one supervisor request; returns ``[(job, problem)]`` in
+        order: the job with its pid and None, or, for one the supervisor could not fork, the job
+        ended ``error`` and what went wrong."""
+        runs = [self._track(job) for job in jobs]
         # Secrets travel to the job over the supervisor's socket, never in argv or the env.
-        spec = {"job_id": job.id, "worker": job.worker, "worker_file": worker_file,
-                "params": dict(json.loads(job.parameters), **secrets),
-                "mask": running.mask, "job_dir": running.job_dir,
-                "run_as": self.config.run_as,
-                "cwd": os.fspath(self.config.workers_dir)}
+        specs = [{"job_id": job.id, "worker": job.worker, "worker_file": worker_files[job.id],
+                  "params": dict(json.loads(job.parameters), **(
+                      json.loads(job.secret_parameters) if job.secret_parameters else {})),
+                  "mask": running.mask, "job_dir": running.job_dir,
+                  "run_as": self.config.run_as, "cwd": os.fspath(self.config.workers_dir)}
+                 for job, running in zip(jobs, runs)]
         try:
-            reply = await self.supervisor.request("start", spec=spec)
+            results = await self.supervisor.start_many(specs)
         except Unavailable as e:
-            log.error("job %s: could not start its process: %s", job.id, e.message)
+            results = [{"error": e.message}] * len(jobs)
+        started, failed = {}, {}
+        for job, running, result in zip(jobs, runs, results):
+            if "pid" in result:
+                running.launched.set_result(True)
+                log.info("job %s: started worker %s as pid %s", job.id, job.worker, result["pid"])
+                started[job.id] = {"pid": result["pid"], "pid_start_time": result.get("start_time")}
+                continue
+            problem = failed[job.id] = result.get("error") or "the supervisor gave no reason"
+            log.error("job %s: could not start its process: %s", job.id, problem)
             self.running.pop(job.id, None)
             self._unwatch(running)
             running.launched.set_result(False)
-            self.logstore.append_message(job.id, "log", "FAILED to start: %s" % e.message)
+            self.logstore.append_message(job.id, "log", "FAILED to start: %s" % problem)
             self.lifecycle.transition(job.id, JobStatus.ERROR, stoptime=time.time(),
-                                      error="could not start: %s" % e.message)
-            raise Unavailable("job %s could not start: %s" % (job.id, e.message))
-        running.launched.set_result(True)
-        log.info("job %s: started worker %s as pid %s", job.id, job.worker, reply["pid"])
-        return self.lifecycle.update(job.id, pid=reply["pid"],
-                                     pid_start_time=reply.get("start_time"))
+                                      error="could not start: %s" % problem)
+        ended = {job.id: job for job in (get_job(job_id) for job_id in failed)}
+        updated = {job.id: job for job in self.lifecycle.update_many(started)}
+        return [(updated.get(job.id) or ended[job.id], failed.get(job.id)) for job in jobs]
 
     # --- stopping -------------------------------------------------------------------------------
 
@@ -279,21 +361,57 @@ class ProcessManager:
             IOLoop.current().add_callback(self._ingest_dirty)
 
     def _ingest_dirty(self):
+        """Store what the dirty jobs spooled. A job's first entries, and its entries after a
+        quiet spell, are stored at once; while it keeps logging, its passes come at most every
+        INGEST_GAP, so
+        that each pass commits more than one block and each subscriber gets one message per
+        pass, not one per block the job wrote (hundreds of subscribers may follow it)."""
         self._ingest_scheduled = False
+        now = time.monotonic()
         dirty, self._dirty = self._dirty, set()
+        soonest = None
         for job_id in dirty:
             running = self.running.get(job_id)
             if running is None:
                 continue
+            wait = running.last_ingest + INGEST_GAP - now
+            if wait > 0 and running.passes >= QUICK_PASSES:
+                self._deferred.add(job_id)
+                soonest = wait if soonest is None else min(soonest, wait)
+                continue
             try:
                 if self._ingest(running):
-                    self._dirty.add(job_id)  # more than one pass's worth: come back soon
-            except Exception:
-                log.exception("job %s: storing its spooled entries failed; will retry", job_id)
-                IOLoop.current().call_later(1.0, self._retry_ingest, job_id)
+                    self._deferred.add(job_id)  # more than one pass's worth: come back soon
+                    soonest = INGEST_GAP if soonest is None else min(soonest, INGEST_GAP)
+            except Exception as e:
+                self._storing_failed(job_id, e)
+        if soonest is not None and self._deferred_timer is None:
+            self._deferred_timer = IOLoop.current().call_later(soonest, self._undefer)
         self._schedule_ingest()
 
+    def _undefer(self):
+        self._deferred_timer = None
+        self._dirty |= self._deferred
+        self._deferred.clear()
+        self._schedule_ingest()
+
+    def _storing_failed(self, job_id, error):
+        """Log it once per kind, note a full disk for ``/health``, and retry in a while: the
+        entries wait in the job's spool, which nothing removes before they are stored."""
+        if is_disk_full(error):
+            if self.disk_full is None:
+                log.error("the disk is full: job entries cannot be stored (%s); they wait in "
+                          "the jobs' spool files until there is room", error)
+                self.disk_full = (time.time(), str(error))
+        else:
+            log.exception("job %s: storing its spooled entries failed; will retry", job_id)
+        IOLoop.current().call_later(RETRY_DELAY, self._retry_ingest, job_id)
+
     def _retry_ingest(self, job_id):
+        running = self.running.get(job_id)
+        if running is not None and running.exit_record is not None:
+            self._finish(job_id, running.exit_record)  # its end could not be recorded yet
+            return
         self._dirty.add(job_id)
         self._schedule_ingest()
 
@@ -318,8 +436,21 @@ class ProcessManager:
                 if block:
                     self.logstore.append_blocks(running.job_id, stream, [block],
                                                 {field: offset + consumed})
+                    running.last_ingest = time.monotonic()
+                    running.passes += 1
                 running.offsets[field] = offset + consumed
+                self.disk_full = None  # it stored: there is room again
+                self._give_back(running, name, field)
         return more
+
+    @staticmethod
+    def _give_back(running, name, field):
+        """Free the disk blocks of what is stored: a job logging gigabytes keeps a spool of
+        only what the server has not read yet (its size on disk, not its length)."""
+        stored = running.offsets[field] // 4096 * 4096
+        if stored - running.punched[field] >= PUNCH_BYTES:
+            punch_hole(os.path.join(running.job_dir, name), running.punched[field], stored)
+            running.punched[field] = stored
 
     @staticmethod
     def _masked(block, mask):
@@ -347,20 +478,36 @@ class ProcessManager:
             self._finish(event["job_id"], event)
 
     def _finish(self, job_id, exit_record):
-        """Drain the spools, write the closing entry and set the final status."""
-        running = self.running.pop(job_id)
+        """Drain the spools, write the closing entry and set the final status.
+
+        When the database refuses (full disk, away), the job stays ``active`` in it and this is
+        tried again a second later: its status never says it ended before its end is stored.
+        """
+        running = self.running[job_id]
+        running.exit_record = exit_record
         self._unwatch(running)
         if running.escalation is not None:
             IOLoop.current().remove_timeout(running.escalation)
+            running.escalation = None
         if running.pidfd is not None:
             IOLoop.current().remove_handler(running.pidfd)
             os.close(running.pidfd)
+            running.pidfd = None
         try:
-            while self._ingest(running, final=True):
-                pass
-            job = get_job(job_id)
+            self._record_end(running, exit_record)
         except NotFound:
-            return
+            self.running.pop(job_id, None)
+        except Exception as e:
+            self._storing_failed(job_id, e)
+        else:
+            self.running.pop(job_id, None)
+            remove_job_dir(running.job_dir)
+
+    def _record_end(self, running, exit_record):
+        job_id = running.job_id
+        while self._ingest(running, final=True):
+            pass
+        job = get_job(job_id)
         status, error = self._outcome(job, exit_record, self._read_json(running, "result.json"))
         now = time.time()
         duration = now - (job.starttime or now)
@@ -372,15 +519,15 @@ class ProcessManager:
             how = "exit code %s" % code
         else:
             how = "exit status unknown"
-        self.logstore.append_message(job_id, "log", "ENDED %s (%s) after %.3f s"
-                                     % (status.value, how, duration))
-        try:
-            self.lifecycle.transition(job_id, status, stoptime=now, exit_code=code,
-                                      exit_signal=signum, error=error, stop_deadline=None)
-        except InvalidTransition:
-            log.exception("job %s: could not record its end", job_id)
+        with models.database.atomic():  # both or neither: a retry must not log it twice
+            self.logstore.append_message(job_id, "log", "ENDED %s (%s) after %.3f s"
+                                         % (status.value, how, duration))
+            try:
+                self.lifecycle.transition(job_id, status, stoptime=now, exit_code=code,
+                                          exit_signal=signum, error=error, stop_deadline=None)
+            except InvalidTransition:
+                log.exception("job %s: could not record its end", job_id)
         log.info("job %s: ended %s (%s)", job_id, status.value, how)
-        shutil.rmtree(running.job_dir, ignore_errors=True)
 
     @staticmethod
     def _outcome(job, exit_record, result):
