@@ -55,7 +55,9 @@ class BlockWriter:
     """
 
     def __init__(self, fd, flusher, headed, mask=()):
-        self._fd = fd
+        """``fd``: the spool file's descriptor, or a function that opens it when first needed."""
+        self._fd = fd if isinstance(fd, int) else None
+        self._open = None if isinstance(fd, int) else fd
         self._mask = mask  # secret parameter values: never written out
         self._flusher = flusher
         self._headed = headed
@@ -147,6 +149,8 @@ class BlockWriter:
         nothing is owed and the caller keeps its entries."""
         view = memoryview(data)
         try:
+            if self._fd is None:
+                self._fd = self._open()
             while view:
                 view = view[os.write(self._fd, view):]
         except OSError:
@@ -298,7 +302,8 @@ def run_job(spec):
     mask = tuple(spec.get("mask") or ())
     log = BlockWriter(_open_in_job_dir(spec, "log.spool"), flusher, headed=True,
                       mask=mask)
-    response = BlockWriter(_open_in_job_dir(spec, "response.spool"), flusher,
+    # Most jobs answer nothing: their response spool is created by their first response.
+    response = BlockWriter(lambda: _open_in_job_dir(spec, "response.spool"), flusher,
                            headed=False, mask=mask)
     flusher.writers.extend([log, response])
     flush_before_children(flusher)
