@@ -3,13 +3,15 @@
 Contract: ``JobJokerServer(config)`` builds everything in order on ``await start()`` and takes it
 down on ``await stop()``; each piece gets what it needs passed in (no globals). ``make_app`` turns
 the services into a Tornado ``Application`` whose routes are the ``default_handlers`` of the
-handler modules, concatenated. A server holds an exclusive lock on its data dir, so a second one
-refuses to start and touches nothing.
+handler modules, concatenated. A server holds an exclusive lock on its data dir and the lease on
+its node name in the database (``jobjoker.nodes``), so a second server on either refuses to start
+and touches nothing: it takes the lease before it migrates, adopts jobs or starts a supervisor.
 """
 import fcntl
 import logging
 import os
 import ssl
+import time
 import urllib.parse
 
 import peewee
@@ -35,6 +37,7 @@ from jobjoker.events import EventHub
 from jobjoker.jobs import JobService
 from jobjoker.lifecycle import Lifecycle
 from jobjoker.logstore import LogStore
+from jobjoker.nodes import NodeLease
 from jobjoker.procman import ProcessManager
 from jobjoker.workers import WorkerRepository
 
@@ -104,6 +107,7 @@ class JobJokerServer:
         self.config = config
         self.admin_password = admin_password
         self.lock = DataDirLock(os.fspath(config.run_dir))
+        self.lease = NodeLease(config.node, config.data_dir)
         self.database = None
         self.processes = None
         self.app = None
@@ -127,11 +131,14 @@ class JobJokerServer:
         logging.getLogger("peewee").setLevel(max(logging.INFO, logging.getLogger(
             "peewee").getEffectiveLevel()))
         try:
-            self.database = models.open_database(config.database_url)
-        except Exception as e:  # driver errors have no common base: report any, then exit
+            self._open_database()
+        except BaseException:
+            self.lease.release()
+            if self.database is not None:
+                self.database.close()
             self.lock.release()
-            raise StartupError("cannot open the database %s: %s"
-                               % (redact_url(config.database_url), e))
+            raise
+        self.lease.start_heartbeat()
         sqlite_file = getattr(self.database, "database", None)
         if isinstance(self.database, peewee.SqliteDatabase) and os.path.exists(sqlite_file):
             os.chmod(sqlite_file, 0o600)
@@ -139,7 +146,7 @@ class JobJokerServer:
 
         hub = EventHub()
         lifecycle = Lifecycle(hub)
-        logstore = LogStore(hub)
+        logstore = LogStore(hub, config.max_log_bytes)
         workers = WorkerRepository(config.workers_dir, config.max_worker_size)
         self.processes = ProcessManager(config, lifecycle, logstore)
         audit = AuditLog()
@@ -158,6 +165,26 @@ class JobJokerServer:
                 xheaders=config.trust_proxy, ssl_options=self._tls_context())
             self.http_server.listen(config.port, config.host)
         return self
+
+    def _open_database(self):
+        """Open the database and take this node's lease before changing anything in it."""
+        url = self.config.database_url
+        try:
+            self.database = models.make_database(url)
+            models.database.initialize(self.database)
+            self.database.connect(reuse_if_open=True)
+            # With the lease table, a live server may hold our node: take the lease before
+            # migrating, so a refused server changes nothing. Without it (a new database, or
+            # one older than schema v4) there is no holder: migrate first, then take it.
+            if self.database.table_exists(models.Node._meta.table_name):
+                self.lease.acquire()
+            models.migrate(self.database)
+            if not self.lease.held:
+                self.lease.acquire()
+        except StartupError:
+            raise
+        except Exception as e:  # driver errors have no common base: report any, then exit
+            raise StartupError("cannot open the database %s: %s" % (redact_url(url), e))
 
     def _tls_context(self):
         if not self.config.tls:
@@ -179,6 +206,15 @@ class JobJokerServer:
         supervisor = self.processes.supervisor
         if supervisor.supervisor_pid is None:
             raise Unavailable("the supervisor is not connected")
+        full = self.processes.disk_full
+        if full is None and free_bytes(self.config.data_dir) == 0:
+            full = (time.time(), "no space left in %s" % self.config.data_dir)
+        if full is not None:
+            raise Unavailable("the disk is full since %s: job entries cannot be stored (%s); "
+                              "they wait in the jobs' spool files, and jobs that log more "
+                              "lose entries (their logs say how many) until there is room"
+                              % (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(full[0])),
+                                 full[1]))
         return {"status": "ok", "version": __version__, "node": self.config.node,
                 "running_jobs": len(self.processes.running)}
 
@@ -191,9 +227,19 @@ class JobJokerServer:
                 stream.close(1001, "server stopping: reconnect with your offsets")
         if self.processes is not None:
             await self.processes.close(kill_jobs=kill_jobs)
+        self.lease.release()
         if self.database is not None:
             self.database.close()
         self.lock.release()
+
+
+def free_bytes(path):
+    """Bytes an unprivileged writer may still use on the file system of ``path``."""
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
 
 
 def redact_url(url):

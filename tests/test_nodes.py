@@ -1,0 +1,307 @@
+"""One server per node name and database (``jobjoker.nodes``): real server processes sharing a
+database, and the lease's rules for a holder that is dead, alive, local or on another host."""
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from jobjoker import models
+from jobjoker.errors import StartupError
+from jobjoker.nodes import LEASE_TTL, NodeLease, boot_id
+from jobjoker.supervisor import process_start_time
+from jobjoker.supervisor_client import socket_path_for
+from tests.conftest import kill_leftovers, process_alive
+from tests.test_faults import TICKER, wait
+from tests.test_server_process import ServerProcess, request
+
+AUTH = ("admin", "node-test-password")
+
+
+# --- real servers sharing one database ------------------------------------------------------
+
+@pytest.fixture
+def start_server(tmp_path, database_url):
+    """``start_server(name, node)``: a real server with its own data dir (``<tmp>/<name>``) on
+    this test's database; every one, with its supervisor and jobs, is killed afterwards."""
+    workers = tmp_path / "workers"
+    workers.mkdir()
+    (workers / "Ticker.py").write_text(TICKER)
+    started = []
+
+    def start(name, node="shared", ready=True):
+        root = tmp_path / name
+        root.mkdir(exist_ok=True)
+        server = ServerProcess(root, env={"JOBJOKER_ADMIN_PASSWORD": AUTH[1]},
+                               args=("--workers-dir", str(workers), "--database", database_url,
+                                     "--node", node))
+        started.append(server)
+        return server.wait_ready() if ready else server
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+        kill_leftovers(socket_path_for(str(server.data_dir / "run")))
+
+
+@pytest.fixture
+def rows(database_url):
+    """``rows(model)``: every row of a table, read over a connection of the test's own."""
+    db = models.make_database(database_url)
+
+    def read(model, **where):
+        with db.bind_ctx([model]):
+            query = model.select()
+            for name, value in where.items():
+                query = query.where(getattr(model, name) == value)
+            return [row.__data__ for row in query]
+    yield read
+    db.close()
+
+
+def call(server, method, path, body=None):
+    return request(server.port, path, method, body.encode() if isinstance(body, str) else body,
+                   AUTH)
+
+
+def start_ticker(server, every=0.02):
+    import json
+    status, body = call(server, "POST", "/jobs", json.dumps(
+        {"worker": "Ticker", "parameters": {"count": 100000, "every": every}}))
+    assert status == 201, body
+    job_id = body["data"][0]["id"]
+    status, body = call(server, "PUT", "/jobs/%s/status" % job_id, "start")
+    assert status == 200, body
+    return body["data"][0]
+
+
+def job_of(server, job_id):
+    return call(server, "GET", "/jobs/%s" % job_id)[1]["data"][0]
+
+
+def supervisors_of(server):
+    """Pids of processes started for this server's run dir (its supervisor and jobs)."""
+    path = socket_path_for(str(server.data_dir / "run")).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                if path in f.read():
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def test_a_second_server_on_the_same_database_and_node_is_refused_and_touches_nothing(
+        start_server, rows):
+    first = start_server("first")
+    job = start_ticker(first)
+    wait(lambda: job_of(first, job["id"])["log_count"] > 3, what="the job to log")
+    lease = rows(models.Node)
+    assert [(n["name"], n["pid"]) for n in lease] == [("shared", first.process.pid)]
+    jobs_before = rows(models.Job)
+    users_before = rows(models.User)
+
+    second = start_server("second", ready=False)  # its own data dir, the same database
+    assert second.process.wait(timeout=30) == 1
+    message = second.stderr
+    assert "node 'shared' of this database is held by another JobJoker server" in message
+    assert "host %s, pid %d, since %s" % (socket.gethostname(), first.process.pid,
+                                          time.strftime("%Y-%m-%d %H:%M", time.localtime(
+                                              lease[0]["started"]))) in message
+    assert "data dir %s" % first.data_dir in message
+    assert "give this one another --node" in message and "Traceback" not in message
+    assert not supervisors_of(second)  # it started no supervisor, adopted nothing
+
+    # The first server and its job carry on; nothing in the database changed but the job's
+    # own progress.
+    assert call(first, "GET", "/health")[0] == 200
+    after = {row["id"]: row for row in rows(models.Job)}
+    for row in jobs_before:
+        assert after[row["id"]]["status"] == "active" and after[row["id"]]["node"] == "shared"
+        assert after[row["id"]]["pid"] == row["pid"] and after[row["id"]]["error"] is None
+    assert rows(models.User) == users_before
+    assert [(n["holder"], n["started"]) for n in rows(models.Node)] == \
+        [(lease[0]["holder"], lease[0]["started"])]
+    count = job_of(first, job["id"])["log_count"]
+    wait(lambda: job_of(first, job["id"])["log_count"] > count + 3, what="more log")
+    assert call(first, "PUT", "/jobs/%s/status" % job["id"], "stop")[0] == 202
+    final = wait(lambda: job_of(first, job["id"])["status"] != "active"
+                 and job_of(first, job["id"]))
+    assert final["status"] == "stop"
+
+    assert first.stop() == 0
+    assert rows(models.Node) == []  # a clean stop gives the lease back
+
+
+def test_another_node_name_on_the_same_database_is_allowed(start_server, rows):
+    east = start_server("east", node="east")
+    west = start_server("west", node="west")
+    assert call(east, "GET", "/health")[1]["data"][0]["node"] == "east"
+    assert call(west, "GET", "/health")[1]["data"][0]["node"] == "west"
+    assert sorted((n["name"], n["pid"]) for n in rows(models.Node)) == [
+        ("east", east.process.pid), ("west", west.process.pid)]
+    on_east, on_west = start_ticker(east), start_ticker(west)
+    assert (job_of(west, on_east["id"])["node"], job_of(east, on_west["id"])["node"]) == \
+        ("east", "west")
+    # Each server controls the jobs of its own node only.
+    assert call(east, "PUT", "/jobs/%s/status" % on_west["id"], "kill")[0] == 409
+    for server, job in ((east, on_east), (west, on_west)):
+        assert call(server, "PUT", "/jobs/%s/status" % job["id"], "kill")[0] == 202
+        final = wait(lambda: job_of(server, job["id"])["status"] != "active"
+                     and job_of(server, job["id"]))
+        assert final["status"] == "stop" and not process_alive(job["pid"])
+    assert east.stop() == 0 and west.stop() == 0
+    assert rows(models.Node) == []
+
+
+def test_a_server_killed_with_kill_9_is_replaced_at_once_even_from_another_data_dir(
+        start_server, rows):
+    first = start_server("first")
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait()
+    started = time.monotonic()
+    second = start_server("second")
+    # No waiting for a lease to expire: on this host, a dead pid proves the holder dead.
+    assert time.monotonic() - started < LEASE_TTL
+    assert [(n["pid"], n["data_dir"]) for n in rows(models.Node)] == [
+        (second.process.pid, str(second.data_dir))]
+    assert "took over the lease of %s:%d:" % (socket.gethostname(), first.process.pid) \
+        in second.stderr
+    assert "its pid %d is gone" % first.process.pid in second.stderr
+    assert second.stop() == 0
+
+
+# --- the lease's rules, on a bound database -------------------------------------------------
+
+@pytest.fixture
+def bound(database_url):
+    db = models.open_database(database_url)
+    yield db
+    db.close()
+    models.database.initialize(None)
+
+
+@pytest.fixture
+def sleeper():
+    """A live process that is not a JobJoker server."""
+    process = subprocess.Popen(["sleep", "60"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def lease_row(**fields):
+    now = time.time()
+    row = {"name": "n1", "holder": "elsewhere:1:1", "host": socket.gethostname(),
+           "boot_id": boot_id(), "pid": 1, "pid_start_time": 1, "started": now - 3600,
+           "heartbeat": now, "data_dir": "/srv/old"}
+    row.update(fields)
+    models.Node.insert(row).execute()
+    return row
+
+
+def holder():
+    return models.Node.get(models.Node.name == "n1")
+
+
+def test_a_free_node_is_taken_and_released(bound, tmp_path):
+    lease = NodeLease("n1", tmp_path)
+    lease.acquire()
+    row = holder()
+    assert (row.pid, row.host, row.boot_id, row.data_dir) == (
+        os.getpid(), socket.gethostname(), boot_id(), str(tmp_path))
+    assert row.pid_start_time == process_start_time(os.getpid())
+    lease.release()
+    assert models.Node.select().count() == 0
+
+
+def test_a_live_holder_on_this_host_refuses_with_who_and_where(bound, tmp_path, sleeper):
+    before = lease_row(holder="h:%d" % sleeper.pid, pid=sleeper.pid,
+                       pid_start_time=process_start_time(sleeper.pid))
+    with pytest.raises(StartupError) as refused:
+        NodeLease("n1", tmp_path).acquire()
+    assert ("node 'n1' of this database is held by another JobJoker server: host %s, pid %d, "
+            "since %s, data dir /srv/old; its process is alive"
+            % (socket.gethostname(), sleeper.pid, time.strftime(
+                "%Y-%m-%d %H:%M:%S %z", time.localtime(before["started"])))
+            ) in refused.value.message
+    assert holder().__data__ == before
+
+
+def test_a_dead_holder_on_this_host_is_taken_over(bound, tmp_path, caplog):
+    dead = subprocess.Popen(["true"])
+    start_time = process_start_time(dead.pid)
+    dead.wait()
+    lease_row(holder="h:%d" % dead.pid, pid=dead.pid, pid_start_time=start_time)
+    with caplog.at_level(logging.WARNING, "jobjoker.nodes"):
+        NodeLease("n1", tmp_path).acquire()
+    assert holder().pid == os.getpid() and holder().data_dir == str(tmp_path)
+    assert "its pid %d is gone" % dead.pid in caplog.text
+
+
+def test_a_holder_whose_pid_now_belongs_to_another_process_is_taken_over(bound, tmp_path,
+                                                                        sleeper, caplog):
+    # The recorded start time is not the live process's: the pid was reused.
+    lease_row(pid=sleeper.pid, pid_start_time=process_start_time(sleeper.pid) - 100)
+    with caplog.at_level(logging.WARNING, "jobjoker.nodes"):
+        NodeLease("n1", tmp_path).acquire()
+    assert holder().pid == os.getpid()
+    assert "now belongs to another process" in caplog.text
+    assert sleeper.poll() is None  # and nobody signalled it
+
+
+def test_a_holder_from_before_a_reboot_is_taken_over(bound, tmp_path, sleeper):
+    lease_row(pid=sleeper.pid, pid_start_time=process_start_time(sleeper.pid),
+              boot_id="another-boot")
+    NodeLease("n1", tmp_path).acquire()
+    assert holder().pid == os.getpid()
+
+
+def test_a_holder_on_another_host_with_a_fresh_heartbeat_refuses(bound, tmp_path):
+    before = lease_row(host="other-host", boot_id="x", pid=4242, heartbeat=time.time() - 5)
+    with pytest.raises(StartupError) as refused:
+        NodeLease("n1", tmp_path).acquire()
+    assert "host other-host, pid 4242" in refused.value.message
+    assert "its last heartbeat was 5 s ago" in refused.value.message
+    assert holder().__data__ == before
+
+
+def test_a_holder_on_another_host_with_an_old_heartbeat_is_taken_over(bound, tmp_path, caplog):
+    lease_row(host="other-host", boot_id="x", pid=4242, heartbeat=time.time() - LEASE_TTL - 5)
+    with caplog.at_level(logging.WARNING, "jobjoker.nodes"):
+        NodeLease("n1", tmp_path).acquire()
+    assert holder().pid == os.getpid() and holder().host == socket.gethostname()
+    assert "its last heartbeat from host other-host was" in caplog.text
+
+
+def test_the_heartbeat_refreshes_and_a_lost_lease_is_reported_not_stolen_back(bound, tmp_path,
+                                                                              caplog):
+    lease = NodeLease("n1", tmp_path)
+    lease.acquire()
+    models.Node.update(heartbeat=0).execute()
+    assert lease.beat() is True
+    assert time.time() - holder().heartbeat < 5
+    # Another server took the node over (say this one was frozen past the TTL).
+    models.Node.update(holder="other-host:7:7", host="other-host").execute()
+    with caplog.at_level(logging.ERROR, "jobjoker.nodes"):
+        assert lease.beat() is False
+    assert "lost its lease to other-host:7:7" in caplog.text
+    assert holder().holder == "other-host:7:7"
+    lease.release()  # deletes only a row it still holds
+    assert holder().holder == "other-host:7:7"
+
+
+def test_a_failed_heartbeat_is_logged_not_raised(bound, tmp_path, caplog):
+    lease = NodeLease("n1", tmp_path)
+    lease.acquire()
+    bound.close()
+    models.database.initialize(models.make_database("sqlite:////nonexistent/dir/db.sqlite3"))
+    with caplog.at_level(logging.WARNING, "jobjoker.nodes"):
+        assert lease.beat() is None
+    assert "heartbeat failed" in caplog.text
