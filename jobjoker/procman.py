@@ -52,6 +52,9 @@ SPOOLS = (
 READ_BYTES = 4 * 1024 * 1024  # per spool per pass, so one chatty job cannot hog the loop
 PUNCH_BYTES = 1024 * 1024  # free the disk blocks of stored spool bytes in steps this large
 INGEST_GAP = 0.02  # seconds between a job's ingestion passes while its entries keep coming
+# A pass over the dirty jobs runs in slices of about this many seconds, so a request or a
+# stream waits for one slice, not for a whole pass over hundreds of busy jobs.
+INGEST_SLICE = 0.01
 QUICK_PASSES = 3  # a job's first passes are not held back: its first lines show at once
 RETRY_DELAY = 1.0  # seconds before storing again after the database refused (full, locked)
 
@@ -147,6 +150,7 @@ class ProcessManager:
         self._watches = {}  # inotify watch descriptor -> job id
         self._poller = None
         self._dirty = set()
+        self._pass = []  # the jobs the current ingestion pass has yet to visit
         self._ingest_scheduled = False
         self.disk_full = None  # (since, what failed) while storing fails for want of space
         self._deferred = set()  # dirty jobs ingested less than INGEST_GAP ago
@@ -356,7 +360,7 @@ class ProcessManager:
         self._schedule_ingest()
 
     def _schedule_ingest(self):
-        if self._dirty and not self._ingest_scheduled:
+        if (self._dirty or self._pass) and not self._ingest_scheduled:
             self._ingest_scheduled = True
             IOLoop.current().add_callback(self._ingest_dirty)
 
@@ -368,9 +372,12 @@ class ProcessManager:
         pass, not one per block the job wrote (hundreds of subscribers may follow it)."""
         self._ingest_scheduled = False
         now = time.monotonic()
-        dirty, self._dirty = self._dirty, set()
+        if not self._pass:  # a new pass: every job dirty now, each once, none starved
+            self._pass, self._dirty = list(self._dirty), set()
+        deadline = now + INGEST_SLICE
         soonest = None
-        for job_id in dirty:
+        while self._pass and time.monotonic() < deadline:
+            job_id = self._pass.pop()
             running = self.running.get(job_id)
             if running is None:
                 continue
