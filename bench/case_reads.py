@@ -15,10 +15,10 @@ import sqlite3
 import time
 
 from bench.harness import (BenchServer, HTTPConnection, Scratch, latency_row, value_row)
+from jobjoker.lifecycle import encode_job_id
 
 TITLE = "reads at scale"
 TARGET = "p50 <= 10 ms for each page (1M jobs, 10M-entry log)"
-CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 WORKERS = 10
 CHUNK_BYTES = 64 * 1024
 WARMUP = 5
@@ -26,12 +26,7 @@ WARMUP = 5
 
 def job_id(created, serial):
     """An id in the server's format: milliseconds, then 50 bits (here a serial number)."""
-    value = (int(created * 1000) << 50) | serial
-    chars = []
-    for _ in range(20):
-        value, digit = divmod(value, 32)
-        chars.append(CROCKFORD[digit])
-    return "".join(reversed(chars))
+    return encode_job_id((int(created * 1000) << 50) | serial)
 
 
 def status_of(i):

@@ -38,6 +38,11 @@ def new_job_id():
     if value >> 50 == _last_id_value >> 50 and value <= _last_id_value:
         value = _last_id_value + 1
     _last_id_value = value
+    return encode_job_id(value)
+
+
+def encode_job_id(value):
+    """A job id's 100-bit value (milliseconds << 50 | 50 more bits) as its 20 characters."""
     chars = []
     for _ in range(20):
         value, digit = divmod(value, 32)

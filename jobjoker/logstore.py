@@ -235,11 +235,7 @@ class LogStore:
         stream_id = STREAMS[stream]
         if limit == 0:
             return []
-        # The chunk holding entry `offset` is the last one that starts at or before it.
-        start = (Chunk.select(peewee.fn.MAX(Chunk.first_seq))
-                 .where(Chunk.job == job_id, Chunk.stream == stream_id,
-                        Chunk.first_seq <= offset)
-                 .scalar())
+        start = self._chunk_holding(job_id, stream_id, offset)
         if start is None:
             start = 0
         end = offset + limit
@@ -256,6 +252,15 @@ class LogStore:
                 entry["seq"] = begin + index
                 entries.append(entry)
         return entries
+
+    @staticmethod
+    def _chunk_holding(job_id, stream_id, offset):
+        """The first_seq of the chunk holding entry ``offset``: the last one that starts at or
+        before it (None when none does)."""
+        Chunk = models.Chunk
+        return (Chunk.select(peewee.fn.MAX(Chunk.first_seq))
+                .where(Chunk.job == job_id, Chunk.stream == stream_id, Chunk.first_seq <= offset)
+                .scalar())
 
     def read_from(self, job_id, stream, offset, limit=1000):
         """Up to ``limit`` entries from ``offset`` on, across the gap of a capped log: the
@@ -277,10 +282,7 @@ class LogStore:
         list stops before a gap."""
         Chunk = models.Chunk
         stream_id = STREAMS[stream]
-        start = (Chunk.select(peewee.fn.MAX(Chunk.first_seq))
-                 .where(Chunk.job == job_id, Chunk.stream == stream_id,
-                        Chunk.first_seq <= offset)
-                 .scalar())
+        start = self._chunk_holding(job_id, stream_id, offset)
         chunks = (Chunk.select(Chunk.first_seq, Chunk.count, Chunk.data)
                   .where(Chunk.job == job_id, Chunk.stream == stream_id,
                          Chunk.first_seq >= (offset if start is None else start))

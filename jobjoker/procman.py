@@ -365,11 +365,12 @@ class ProcessManager:
             IOLoop.current().add_callback(self._ingest_dirty)
 
     def _ingest_dirty(self):
-        """Store what the dirty jobs spooled. A job's first entries, and its entries after a
-        quiet spell, are stored at once; while it keeps logging, its passes come at most every
-        INGEST_GAP, so
-        that each pass commits more than one block and each subscriber gets one message per
-        pass, not one per block the job wrote (hundreds of subscribers may follow it)."""
+        """Store what the dirty jobs spooled, in slices of about INGEST_SLICE seconds.
+
+        A job's first entries, and its entries after a quiet spell, are stored at once; while
+        it keeps logging, its passes come at most every INGEST_GAP, so that each pass commits
+        more than one block and each subscriber gets one message per pass, not one per block
+        the job wrote (hundreds of subscribers may follow it)."""
         self._ingest_scheduled = False
         now = time.monotonic()
         if not self._pass:  # a new pass: every job dirty now, each once, none starved
