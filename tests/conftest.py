@@ -131,25 +131,33 @@ def app(server):
     return server.app
 
 
-def kill_leftovers(socket_path):
-    """SIGKILL any process still running under this test's supervisor (it and its jobs)."""
+def processes_of(socket_path):
+    """Pids of the processes started for this supervisor socket (the supervisor and its jobs,
+    which inherit its command line)."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open("/proc/%s/cmdline" % entry, "rb") as f:
-                cmdline = f.read()
+                if socket_path.encode() in f.read():
+                    found.append(int(entry))
         except OSError:
             continue
-        if socket_path.encode() in cmdline:
-            try:
-                os.killpg(int(entry), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    return found
+
+
+def kill_leftovers(socket_path):
+    """SIGKILL any process still running under this test's supervisor (it and its jobs)."""
+    for pid in processes_of(socket_path):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 class Reply:

@@ -14,11 +14,11 @@ from jobjoker.errors import StartupError
 from jobjoker.nodes import LEASE_TTL, NodeLease, boot_id
 from jobjoker.supervisor import process_start_time
 from jobjoker.supervisor_client import socket_path_for
-from tests.conftest import kill_leftovers, process_alive
-from tests.test_faults import TICKER, wait
-from tests.test_server_process import ServerProcess, request
+from tests.conftest import kill_leftovers, process_alive, processes_of
+from tests.test_faults import AUTH, TICKER, call, start_job, wait
+from tests.test_faults import job as job_of
+from tests.test_server_process import ServerProcess
 
-AUTH = ("admin", "node-test-password")
 
 
 # --- real servers sharing one database ------------------------------------------------------
@@ -63,38 +63,13 @@ def rows(database_url):
     db.close()
 
 
-def call(server, method, path, body=None):
-    return request(server.port, path, method, body.encode() if isinstance(body, str) else body,
-                   AUTH)
-
-
 def start_ticker(server, every=0.02):
-    import json
-    status, body = call(server, "POST", "/jobs", json.dumps(
-        {"worker": "Ticker", "parameters": {"count": 100000, "every": every}}))
-    assert status == 201, body
-    job_id = body["data"][0]["id"]
-    status, body = call(server, "PUT", "/jobs/%s/status" % job_id, "start")
-    assert status == 200, body
-    return body["data"][0]
-
-
-def job_of(server, job_id):
-    return call(server, "GET", "/jobs/%s" % job_id)[1]["data"][0]
+    return start_job(server, "Ticker", {"count": 100000, "every": every})
 
 
 def supervisors_of(server):
     """Pids of processes started for this server's run dir (its supervisor and jobs)."""
-    path = socket_path_for(str(server.data_dir / "run")).encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                if path in f.read():
-                    found.append(int(entry))
-        except (OSError, ValueError):
-            pass
-    return found
+    return processes_of(socket_path_for(str(server.data_dir / "run")))
 
 
 def test_a_second_server_on_the_same_database_and_node_is_refused_and_touches_nothing(
