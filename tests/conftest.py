@@ -292,11 +292,16 @@ async def poll(check, timeout=10.0, what="condition"):
 def servers(tmp_path):
     """``servers(env=None, args=())``: start a real ``run_server.py`` process on this test's
     data dir (a ``ServerProcess``); every one, and its supervisor and jobs, is killed after."""
-    from jobjoker.supervisor_client import socket_path_for
     from tests.test_server_process import ServerProcess
     started = []
     yield lambda **kw: started.append(ServerProcess(tmp_path, **kw)) or started[-1]
-    for server in started:
+    discard(*started)
+
+
+def discard(*servers):
+    """Kill real server processes (``ServerProcess``) and whatever their supervisors run."""
+    from jobjoker.supervisor_client import socket_path_for
+    for server in servers:
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()

@@ -24,7 +24,7 @@ import pytest
 
 from jobjoker.supervisor_client import socket_path_for
 from tests.conftest import IN_CI, ROOT, kill_leftovers
-from tests.test_server_process import free_port
+from tests.test_server_process import free_port, request
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -162,15 +162,7 @@ class Server:
             body = json.dumps(body)
         if isinstance(body, str):
             body = body.encode()
-        request = urllib.request.Request(self.base + path, method=method, data=body)
-        if auth:
-            request.add_header("Authorization", "Basic " + base64.b64encode(
-                ("admin:%s" % PASSWORD).encode()).decode())
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
+        return request(self.port, path, method, body, ("admin", PASSWORD) if auth else None)
 
     def text(self, path):
         request = urllib.request.Request(self.base + path)

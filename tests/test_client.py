@@ -18,8 +18,7 @@ import pytest
 
 from jobjoker.client import AuthError, BadRequestError, Client, ConflictError, \
     ConnectionFailed, Event, NotFoundError, ServerError
-from jobjoker.supervisor_client import socket_path_for
-from tests.conftest import PASSWORD, ROOT, kill_leftovers
+from tests.conftest import PASSWORD, ROOT, discard
 from tests.test_server_process import ServerProcess, free_port
 
 LINES = '''import os, time
@@ -78,15 +77,6 @@ def start_server(tmp_path, *options, port=None):
     if port is not None:
         server.port = port
     return server.wait_ready()
-
-
-def discard(*servers):
-    """Kill the servers and anything their supervisor still runs."""
-    for server in servers:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
-        kill_leftovers(socket_path_for(str(server.data_dir / "run")))
 
 
 def url_of(server):
