@@ -1,7 +1,8 @@
 """A process holding many WebSocket subscribers of one job, for the fan-out case.
 
-``python -m bench.fanout_subscriber --port P --job ID --count K --out FILE`` (the Authorization
-header in ``JJ_BENCH_AUTH``) connects K followers of ``/jobs/ID/stream``, prints ``ready`` once
+``python -m bench.fanout_subscriber --port P --job ID [--job ID ...] --count K --out FILE`` (the
+Authorization header in ``JJ_BENCH_AUTH``) connects K followers of each ``/jobs/ID/stream``
+(the load case follows many jobs, one subscriber each), prints ``ready`` once
 all are connected, then, for every log entry ``t=<epoch seconds>`` each receives, records the
 delay from that stamp (taken by the worker right before ``self.log()``) to its arrival here.
 Delays go into a histogram (0.05 ms steps below 1 s, 1 ms above) so that millions of samples
@@ -94,11 +95,11 @@ async def connect(port, job_id, auth):
 
 
 async def main(args, auth):
+    targets = [job for job in args.job for _ in range(args.count)]
     connections = []
-    for start in range(0, args.count, 50):  # not 500 handshakes at once
+    for start in range(0, len(targets), 50):  # not 500 handshakes at once
         connections.extend(await asyncio.gather(*(
-            connect(args.port, args.job, auth) for _ in range(start, min(args.count,
-                                                                        start + 50)))))
+            connect(args.port, job, auth) for job in targets[start:start + 50])))
     histogram = {}
     subscribers = [Subscriber(histogram) for _ in connections]
     sys.stdout.write("ready\n")
@@ -117,7 +118,7 @@ if __name__ == "__main__":
     import os
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--job", required=True)
+    parser.add_argument("--job", action="append", required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--out", required=True)
     asyncio.run(main(parser.parse_args(), os.environ["JJ_BENCH_AUTH"]))

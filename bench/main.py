@@ -29,6 +29,7 @@ CASES = {
     "fanout": "bench.case_fanout",
     "reads": "bench.case_reads",
     "memory": "bench.case_memory",
+    "load": "bench.case_load",
 }
 
 

@@ -42,7 +42,8 @@ import dataclasses
 import json
 import logging
 import os
-import time
+import signal
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -395,21 +396,23 @@ class Client:
         # asyncio's own run_until_complete, not Tornado's run_sync: after a Ctrl-C inside it,
         # run_sync leaves a callback that stops the loop again, and the clean-up would fail.
         loop = asyncio.new_event_loop()
+        run = Interruptible(loop)
         connection = reading = last_error = last_status = None
         failures = 0
         try:
             while True:
                 if connection is None:
                     if failures:
-                        back_off(job_id, failures, max_retries, last_error, cursor)
+                        run(asyncio.sleep(back_off(job_id, failures, max_retries, last_error,
+                                                   cursor)))
                     try:
-                        connection = loop.run_until_complete(self._open_stream(job_id, cursor))
+                        connection = run(self._open_stream(job_id, cursor))
                     except (ConnectionFailed, ServerError) as e:
                         failures, last_error = failures + 1, e
                         continue
                     first_message = True
                 reading = loop.create_task(next_message(connection))
-                raw = loop.run_until_complete(reading)
+                raw = run(reading)
                 if raw is None:
                     failures += 1
                     last_error = ConnectionFailed("the stream closed (code %s%s)" % (
@@ -428,7 +431,7 @@ class Client:
                         failures += 1
                         last_error = ConnectionFailed("the server sent %s from %d, not %d" % (
                             kind, message["seq"], cursor[kind]))
-                        loop.run_until_complete(hang_up(connection))
+                        run(hang_up(connection))
                         connection = None
                         continue
                     # Entries before the cursor were yielded already (an overlap on resume).
@@ -450,6 +453,7 @@ class Client:
         finally:
             if reading is not None:
                 reading.cancel()  # interrupted mid-read (Ctrl-C): the hang-up reads instead
+            run.close()
             close_loop(loop, connection)
 
     async def _open_stream(self, job_id, cursor):
@@ -482,15 +486,64 @@ def in_event_loop():
     return True
 
 
+class Interruptible:
+    """Runs awaitables to completion on a private loop so that Ctrl-C always ends them with a
+    ``KeyboardInterrupt`` raised here.
+
+    Python raises ``KeyboardInterrupt`` in whatever frame runs when SIGINT arrives; if that is a
+    weakref callback or a ``__del__`` (asyncio drops finished tasks from a WeakSet), the exception
+    is printed as "ignored" and lost, and a follower would go on following after Ctrl-C. So, in
+    the main thread and while SIGINT has Python's default handler, the loop takes the signal: it
+    cancels what runs and the interrupt is raised from ``__call__``, also for a signal that came
+    between two calls. ``close()`` gives SIGINT back to Python's default handler.
+    """
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.interrupted = False
+        self.current = None
+        self.installed = (threading.current_thread() is threading.main_thread() and
+                          signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self.installed:
+            loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+
+    def _on_interrupt(self):
+        self.interrupted = True
+        if self.current is not None:
+            self.current.cancel()
+
+    def __call__(self, awaitable):
+        """The awaitable's result, or ``KeyboardInterrupt`` once Ctrl-C has been pressed."""
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.current = asyncio.ensure_future(awaitable, loop=self.loop)
+        try:
+            result = self.loop.run_until_complete(self.current)
+        except asyncio.CancelledError:
+            if not self.interrupted:
+                raise
+        finally:
+            self.current = None
+        if self.interrupted:
+            raise KeyboardInterrupt
+        return result
+
+    def close(self):
+        if self.installed:
+            self.installed = False
+            self.loop.remove_signal_handler(signal.SIGINT)  # back to default_int_handler
+
+
 def back_off(job_id, failures, max_retries, error, cursor):
-    """Sleep before the next attempt to follow a job, or raise ``error`` after too many."""
+    """The seconds to wait before the next attempt to follow a job, or raise ``error`` after
+    too many attempts."""
     if failures > max_retries:
         raise type(error)("job %s: gave up following after %d failed attempts in a row: %s"
                           % (job_id, failures, error.message), error.status)
     delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
     log.warning("job %s: %s; resuming at log %d, response %d in %.1f s", job_id, error.message,
                 cursor["log"], cursor["response"], delay)
-    time.sleep(delay)
+    return delay
 
 
 async def next_message(connection):

@@ -15,7 +15,7 @@ from bench.fanout_subscriber import bucket, histogram_percentile
 from bench.harness import latency_summary
 from tests.conftest import IN_CI, ROOT
 
-CASES = {"start", "throughput", "logs", "fanout", "reads", "memory"}
+CASES = {"start", "throughput", "logs", "fanout", "reads", "memory", "load"}
 REDIS_BASELINES = {"start": ["RQ"], "throughput": ["RQ", "Celery"]}
 
 
