@@ -37,6 +37,7 @@ from jobjoker.events import EventHub
 from jobjoker.jobs import JobService
 from jobjoker.lifecycle import Lifecycle
 from jobjoker.logstore import LogStore
+from jobjoker.looplag import LoopMonitor
 from jobjoker.nodes import NodeLease
 from jobjoker.procman import ProcessManager
 from jobjoker.workers import WorkerRepository
@@ -113,6 +114,7 @@ class JobJokerServer:
         self.app = None
         self.http_server = None
         self.admin_created = None
+        self.loop_monitor = None
 
     async def start(self, listen=True):
         """Open everything, re-adopt running jobs and (with ``listen``) accept requests."""
@@ -126,6 +128,7 @@ class JobJokerServer:
             # is no secret from the jobs that run it.
             os.chmod(config.workers_dir, 0o755)
         self.lock.acquire()
+        self.loop_monitor = LoopMonitor(config.slow_callback_seconds).start()
         # Peewee logs every statement with its parameters at DEBUG, secret parameters and
         # password hashes included: keep it quiet even when the server runs at DEBUG.
         logging.getLogger("peewee").setLevel(max(logging.INFO, logging.getLogger(
@@ -216,7 +219,8 @@ class JobJokerServer:
                               % (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(full[0])),
                                  full[1]))
         return {"status": "ok", "version": __version__, "node": self.config.node,
-                "running_jobs": len(self.processes.running)}
+                "running_jobs": len(self.processes.running),
+                "loop_lag_ms": self.loop_monitor.summary()}
 
     async def stop(self, kill_jobs=False):
         """Stop serving; running jobs keep running unless ``kill_jobs``."""
@@ -230,6 +234,8 @@ class JobJokerServer:
         self.lease.release()
         if self.database is not None:
             self.database.close()
+        if self.loop_monitor is not None:
+            self.loop_monitor.stop()
         self.lock.release()
 
 

@@ -65,6 +65,8 @@ HELP = {
     "login_window": "seconds over which failed logins are counted (default 300)",
     "node": "this server's name when several share a database (default: host name)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+    "slow_callback_seconds": "log a warning with the code that holds the IOLoop this many "
+                             "seconds or more (default 0.25; 0: never)",
 }
 
 

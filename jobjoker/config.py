@@ -69,6 +69,7 @@ class Config:
     login_window: float = 300.0
     node: str = None  # this server's name when several share one database
     log_level: str = "INFO"
+    slow_callback_seconds: float = 0.25  # log what holds the IOLoop this long (0: never)
 
     @property
     def database_url(self):
@@ -176,6 +177,7 @@ OPTIONS = {
     "login_window": ("JOBJOKER_LOGIN_WINDOW", float),
     "node": ("JOBJOKER_NODE", str),
     "log_level": ("JOBJOKER_LOG_LEVEL", str),
+    "slow_callback_seconds": ("JOBJOKER_SLOW_CALLBACK_SECONDS", float),
 }
 
 

@@ -256,6 +256,13 @@ def item_schemas():
             "version": {"type": "string", "example": __version__},
             "node": {"type": "string", "description": "This server's name."},
             "running_jobs": {"type": "integer", "minimum": 0},
+            "loop_lag_ms": strict_object(
+                "How late the server's event loop ran its timers over about the last minute "
+                "(milliseconds): every request and stream waited this long at that moment.", {
+                    "p50": {"type": "number", "minimum": 0},
+                    "p99": {"type": "number", "minimum": 0},
+                    "max": {"type": "number", "minimum": 0},
+                }),
         }),
         "ParameterSpec": {
             "type": "object", "required": ["type"], "additionalProperties": False,

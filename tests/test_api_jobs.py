@@ -776,6 +776,8 @@ async def test_health_needs_no_credentials(api):
     reply = await api("GET", "/health", auth=None)
     assert reply.code == 200, reply
     assert_envelope(reply)
+    lag = reply.data[0]["loop_lag_ms"]
+    assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"]
 
 
 @pytest.mark.gen_test
