@@ -2,8 +2,8 @@
 
 Contract: a job is ``idle`` when created, ``active`` while its process runs, then exactly one of
 ``stop`` (stopped or killed on request), ``error`` or ``done``. It goes idle -> active -> final and
-never back. ``jobjoker.jobs.transition`` is the only code that writes a job's status, and it asks
-this table which states a move may come from. Imports nothing of ours.
+never back. ``jobjoker.jobstore.transition`` is the only code that writes a job's status, and it
+asks this table which states a move may come from. Imports nothing of ours.
 """
 import enum
 
@@ -38,8 +38,3 @@ COMMANDS = ("start", "stop", "kill")
 def allowed_sources(new_status):
     """The statuses from which a job may move to ``new_status`` (empty if none)."""
     return TRANSITIONS.get(JobStatus(new_status), frozenset())
-
-
-def can_move(old_status, new_status):
-    """True when the state machine allows ``old_status`` -> ``new_status``."""
-    return JobStatus(old_status) in allowed_sources(new_status)
