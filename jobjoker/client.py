@@ -372,8 +372,6 @@ class Client:
         """Create and start a job. With ``follow``, wait for its end and return the final job;
         else return the job just started."""
         job = self.create_job(worker, parameters, start=True)
-        if job["status"] == "idle":  # a server from before "start": true
-            job = self.start(job["id"])
         return self.wait(job["id"]) if follow else job
 
     def wait(self, job_id):
