@@ -15,7 +15,7 @@ import sqlite3
 import time
 
 from bench.harness import (BenchServer, HTTPConnection, Scratch, latency_row, value_row)
-from jobjoker.lifecycle import encode_job_id
+from jobjoker.jobstore import encode_job_id
 
 TITLE = "reads at scale"
 TARGET = "p50 <= 10 ms for each page (1M jobs, 10M-entry log)"

@@ -8,11 +8,11 @@ class AuditHandler(APIHandler):
 
     permissions = {"GET": "admin"}
 
-    def get(self):
+    async def get(self):
         """A page of entries; ``actor`` and ``action`` narrow it."""
         offset, limit = parse_page(self.get_query_argument("offset", None),
                                    self.get_query_argument("limit", None), 100, 1000)
-        self.send_data(self.settings["audit"].list(
+        self.send_data(await self.settings["audit"].list(
             offset, limit, self.get_query_argument("actor", None),
             self.get_query_argument("action", None)))
 

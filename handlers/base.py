@@ -18,6 +18,7 @@ import tornado.web
 from jobjoker import errors
 from jobjoker.audit import Actor
 from jobjoker.auth import SESSION_COOKIE, Credentials
+from jobjoker.config import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,6 @@ class ErrorEnvelopeMixin:
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
 class AuthMixin:
@@ -152,7 +152,7 @@ class AuthMixin:
         if not config.loopback_only:
             return
         host = self.request.host_name.lower()
-        if host not in LOOPBACK_NAMES and host not in config.allowed_hosts:
+        if not is_loopback(host) and host not in config.allowed_hosts:
             raise errors.Forbidden("Host %r is not served here (the server listens on loopback: "
                                    "use localhost, or add the name to --allowed-hosts)" % host)
 
@@ -165,8 +165,8 @@ class AuthMixin:
         self.identity = await self.settings["authenticator"].authenticate(credentials)
         if self.identity is None:
             if header:  # credentials were sent and were wrong: that is worth a trace
-                self.settings["audit"].record(self.actor, "login.failed",
-                                              header.split(" ", 1)[0].lower())
+                await self.settings["audit"].write(self.actor, "login.failed",
+                                                   header.split(" ", 1)[0].lower())
             raise errors.Unauthorized("authentication required: send HTTP Basic credentials, "
                                       "a Bearer token, or log in")
         if self.identity.scheme == "session" and self.request.method not in SAFE_METHODS:

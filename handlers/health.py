@@ -7,9 +7,9 @@ class HealthHandler(APIHandler):
 
     auth_required = False
 
-    def get(self):
+    async def get(self):
         """``[{"status": "ok", ...}]``."""
-        self.send_data(self.settings["health"]())
+        self.send_data(await self.settings["health"]())
 
 
 default_handlers = [

@@ -11,11 +11,11 @@ class JobsHandler(APIHandler):
 
     permissions = {"GET": "read", "POST": "run"}
 
-    def get(self):
+    async def get(self):
         """Jobs newest first; ``status``, ``worker``, ``offset``, ``limit`` narrow the page."""
         arg = self.get_query_argument
-        self.send_data(self.jobs.list_jobs(arg("status", None), arg("worker", None),
-                                           arg("offset", None), arg("limit", None)))
+        self.send_data(await self.jobs.list_jobs(arg("status", None), arg("worker", None),
+                                                 arg("offset", None), arg("limit", None)))
 
     async def post(self):
         """Create a job from ``{"worker", "parameters"}``: idle, or started too with
@@ -44,13 +44,13 @@ class JobHandler(APIHandler):
 
     permissions = {"GET": "read", "DELETE": "run"}
 
-    def get(self, job_id):
+    async def get(self, job_id):
         """The job."""
-        self.send_data(self.jobs.get_job(job_id))
+        self.send_data(await self.jobs.get_job(job_id))
 
-    def delete(self, job_id):
+    async def delete(self, job_id):
         """Delete the job with its log and response (409 while active)."""
-        self.send_data(self.jobs.delete_job(job_id, self.actor),
+        self.send_data(await self.jobs.delete_job(job_id, self.actor),
                        message="job %s deleted" % job_id)
 
 
@@ -59,9 +59,9 @@ class JobStatusHandler(APIHandler):
 
     permissions = {"GET": "read", "PUT": "run"}
 
-    def get(self, job_id):
+    async def get(self, job_id):
         """``[{"id", "status"}]``."""
-        job = self.jobs.get_job(job_id)
+        job = await self.jobs.get_job(job_id)
         self.send_data({"id": job["id"], "status": job["status"]})
 
     async def put(self, job_id):
@@ -99,12 +99,12 @@ class JobEntriesHandler(APIHandler):
 
     permissions = {"GET": "read", "POST": "run"}
 
-    def get(self, job_id, stream):
+    async def get(self, job_id, stream):
         """Entries ``{"message", "time"}`` from ``offset`` (``limit`` of them); ``format=text``
         (or ``Accept: text/plain``) gives the messages as plain lines."""
-        entries, total = self.jobs.read_entries(job_id, stream,
-                                                self.get_query_argument("offset", None),
-                                                self.get_query_argument("limit", None))
+        entries, total = await self.jobs.read_entries(job_id, stream,
+                                                      self.get_query_argument("offset", None),
+                                                      self.get_query_argument("limit", None))
         self.set_header("X-Total-Count", str(total))
         if self.get_query_argument("format", None) == "text" or \
                 self.request.headers.get("Accept", "").startswith("text/plain"):
@@ -112,9 +112,9 @@ class JobEntriesHandler(APIHandler):
         else:
             self.send_data(entries)
 
-    def post(self, job_id, stream):
+    async def post(self, job_id, stream):
         """Append the plain-text body as one entry."""
-        entry = self.jobs.append_entry(job_id, stream, self.body)
+        entry = await self.jobs.append_entry(job_id, stream, self.body)
         self.send_data(entry, 201, "appended to the %s of job %s" % (stream, job_id))
 
 
@@ -123,11 +123,11 @@ class JobEntriesDownloadHandler(APIHandler):
 
     async def get(self, job_id, stream):
         """Every message, one per line, sent page by page as it is read."""
-        pages = self.jobs.iter_entry_pages(job_id, stream)  # 404 before anything is sent
+        pages = await self.jobs.iter_entry_pages(job_id, stream)  # 404 before anything is sent
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.set_header("Content-Disposition",
                         'attachment; filename="job-%s-%s.txt"' % (job_id, stream))
-        for entries in pages:
+        async for entries in pages:
             self.write("".join(e["message"] + "\n" for e in entries))
             await self.flush()  # one page in memory at a time, however long the log
         self.finish()
@@ -138,14 +138,14 @@ class JobPidHandler(APIHandler):
 
     permissions = {"GET": "read", "PUT": "run"}
 
-    def get(self, job_id):
+    async def get(self, job_id):
         """``[{"id", "pid"}]``."""
-        job = self.jobs.get_job(job_id)
+        job = await self.jobs.get_job(job_id)
         self.send_data({"id": job["id"], "pid": job["pid"]})
 
-    def put(self, job_id):
+    async def put(self, job_id):
         """Refused: the original let clients set the pid; the server owns it now."""
-        self.jobs.get_job(job_id)
+        await self.jobs.get_job(job_id)
         raise errors.MethodNotAllowed(
             "the pid is set by the server when it starts the job; "
             "use PUT /jobs/%s/status with start, stop or kill" % job_id)

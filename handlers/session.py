@@ -29,9 +29,9 @@ class SessionHandler(AccountsHandler):
         self.send_data(self._whoami(user["username"], user["role"], "session"), 201,
                        "signed in as %s" % user["username"])
 
-    def delete(self):
+    async def delete(self):
         """Log out: the session is revoked on the server, the cookie cleared."""
-        self.accounts.logout(self.identity, self.actor)
+        await self.accounts.logout(self.identity, self.actor)
         self.clear_cookie(SESSION_COOKIE, path="/")
         self.send_data(message="signed out")
 

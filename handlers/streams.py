@@ -52,7 +52,7 @@ class JobStreamHandler(StreamHandler):
 
     async def prepare(self):
         await super().prepare()
-        self.settings["jobs"].get_job(self.path_args[0])  # 404 before the upgrade
+        await self.settings["jobs"].get_job(self.path_args[0])  # 404 before the upgrade
         self.offsets = {"log": self._offset("log_from"),
                         "response": self._offset("response_from")}
 
@@ -66,8 +66,9 @@ class JobStreamHandler(StreamHandler):
     def open(self, job_id):
         """Start with the status and the backlog, then go live."""
         super().open()
-        self.follower = JobFollower(job_id, self.offsets, self.settings["logstore"],
-                                    self.settings["hub"], self.make_outbox())
+        self.follower = JobFollower(job_id, self.offsets, self.settings["storage"],
+                                    self.settings["logstore"], self.settings["hub"],
+                                    self.make_outbox())
         self.follower.start()
 
 

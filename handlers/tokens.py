@@ -7,14 +7,14 @@ class TokensHandler(AccountsHandler):
 
     permissions = {"GET": "self", "POST": "self"}
 
-    def get(self):
+    async def get(self):
         """The tokens, never their secrets."""
-        self.send_data(self.accounts.list_tokens(self.identity,
-                                                 self.get_query_argument("user", None)))
+        self.send_data(await self.accounts.list_tokens(self.identity,
+                                                       self.get_query_argument("user", None)))
 
-    def post(self):
+    async def post(self):
         """Create a token from ``{"name", "role", "expires_in"}``: its secret is shown once."""
-        token = self.accounts.create_token(self.identity, self.actor, self.json_body())
+        token = await self.accounts.create_token(self.identity, self.actor, self.json_body())
         self.send_data(token, 201, "token %s created: copy it now, it is not shown again"
                        % token["id"])
 
@@ -24,9 +24,9 @@ class TokenHandler(AccountsHandler):
 
     permissions = {"DELETE": "self"}
 
-    def delete(self, token_id):
+    async def delete(self, token_id):
         """Revoke the token at once."""
-        self.send_data(self.accounts.revoke_token(self.identity, self.actor, token_id),
+        self.send_data(await self.accounts.revoke_token(self.identity, self.actor, token_id),
                        message="token %s revoked" % token_id)
 
 

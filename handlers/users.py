@@ -15,9 +15,9 @@ class UsersHandler(AccountsHandler):
 
     permissions = {"GET": "admin", "POST": "admin"}
 
-    def get(self):
+    async def get(self):
         """Every user (never a password hash)."""
-        self.send_data(self.accounts.list_users())
+        self.send_data(await self.accounts.list_users())
 
     async def post(self):
         """Create a user from ``{"username", "password", "role"}``."""
@@ -30,18 +30,18 @@ class UserHandler(AccountsHandler):
 
     permissions = {"GET": "self", "PATCH": "admin", "DELETE": "admin"}
 
-    def get(self, username):
+    async def get(self, username):
         """The user."""
-        self.send_data(self.accounts.get_user(self.identity, username))
+        self.send_data(await self.accounts.get_user(self.identity, username))
 
-    def patch(self, username):
+    async def patch(self, username):
         """Change ``role`` and/or ``disabled``."""
-        self.send_data(self.accounts.update_user(self.actor, username, self.json_body()),
+        self.send_data(await self.accounts.update_user(self.actor, username, self.json_body()),
                        message="user %s updated" % username)
 
-    def delete(self, username):
+    async def delete(self, username):
         """Delete the user with their tokens and sessions."""
-        self.send_data(self.accounts.delete_user(self.actor, username),
+        self.send_data(await self.accounts.delete_user(self.actor, username),
                        message="user %s deleted" % username)
 
 

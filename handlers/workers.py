@@ -5,9 +5,9 @@ from handlers.base import APIHandler
 class WorkersHandler(APIHandler):
     """The collection of workers."""
 
-    def get(self):
+    async def get(self):
         """Every worker with its description."""
-        self.send_data(self.workers.list())
+        self.send_data(await self.workers.list())
 
 
 class WorkerHandler(APIHandler):
@@ -19,28 +19,28 @@ class WorkerHandler(APIHandler):
     def max_body_size(self):
         return self.config.max_worker_size
 
-    def get(self, name):
+    async def get(self, name):
         """The worker's name, description, size, modified time and hash."""
-        self.send_data(self.workers.get(name))
+        self.send_data(await self.workers.get(name))
 
-    def put(self, name):
+    async def put(self, name):
         """Save the body as the worker's code (checked first; 201 when new)."""
-        summary, created = self.jobs.save_worker(name, self.body, self.actor)
+        summary, created = await self.workers.save(name, self.body, self.actor)
         self.send_data(summary, 201 if created else 200,
                        "worker %s %s" % (name, "created" if created else "saved"))
 
-    def delete(self, name):
+    async def delete(self, name):
         """Delete the worker (409 while one of its jobs is active)."""
-        self.send_data(self.jobs.delete_worker(name, self.actor),
+        self.send_data(await self.workers.delete(name, self.actor),
                        message="worker %s deleted" % name)
 
 
 class WorkerCodeHandler(APIHandler):
     """A worker's source code, as plain text."""
 
-    def get(self, name):
+    async def get(self, name):
         """The code."""
-        self.send_text(self.workers.code(name))
+        self.send_text(await self.workers.code(name))
 
 
 default_handlers = [

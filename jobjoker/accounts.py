@@ -4,7 +4,9 @@ Contract: ``Accounts`` validates input (domain errors with what to fix), enforce
 change what beyond the route's role (a user may change their own password and manage their own
 tokens; only an admin manages users and others' tokens; the last active admin cannot be removed,
 disabled or demoted), hashes passwords in an executor, and records every change in the audit
-log. Token secrets and session cookies are returned once, at creation, and stored hashed.
+log, in the same transaction as the change. Every method is a coroutine: the database work runs
+on the storage's threads. Token secrets and session cookies are returned once, at creation,
+and stored hashed.
 """
 import asyncio
 import re
@@ -57,22 +59,21 @@ async def _hash(password):
 class Accounts:
     """Users, tokens and sessions."""
 
-    def __init__(self, authenticator, audit):
+    def __init__(self, storage, authenticator, audit):
+        self.storage = storage
         self.authenticator = authenticator
         self.audit = audit
 
     # --- users -----------------------------------------------------------------------------------
 
-    def get_user(self, identity, username):
+    async def get_user(self, identity, username):
         if identity.username != username and not identity.may("admin"):
             raise Forbidden("only an admin may see other users")
-        user = models.User.get_or_none(models.User.username == username)
-        if user is None:
-            raise NotFound("no user named %r" % username)
-        return user_to_dict(user)
+        return user_to_dict(await self.storage.read(_user, username))
 
-    def list_users(self):
-        return [user_to_dict(u) for u in models.User.select().order_by(models.User.username)]
+    async def list_users(self):
+        return await self.storage.read(lambda: [
+            user_to_dict(u) for u in models.User.select().order_by(models.User.username)])
 
     async def create_user(self, actor, body):
         body = _object(body, '{"username": "ann", "password": "...", "role": "operator"}')
@@ -82,23 +83,27 @@ class Accounts:
                              "a letter or digit")
         role = check_role(body.get("role", "viewer"))
         password = check_password_rule(body.get("password"))
-        if models.User.get_or_none(models.User.username == username) is not None:
+        if await self.storage.read(_find_user, username) is not None:
             raise Conflict("a user named %r exists already" % username)
-        user = models.User.create(username=username, password_hash=await _hash(password),
-                                  role=role)
-        self.audit.record(actor, "user.create", username, "role %s" % role)
-        return user_to_dict(user)
+        password_hash = await _hash(password)
 
-    def update_user(self, actor, username, body):
+        def create(tx):
+            if _find_user(username) is not None:  # created meanwhile
+                raise Conflict("a user named %r exists already" % username)
+            user = models.User.create(username=username, password_hash=password_hash,
+                                      role=role)
+            self.audit.record(tx, actor, "user.create", username, "role %s" % role)
+            return user_to_dict(user)
+        return await self.storage.transaction(create)
+
+    async def update_user(self, actor, username, body):
         """Change a user's role or disabled flag (admin)."""
         body = _object(body, '{"role": "viewer", "disabled": false}')
         unknown = set(body) - {"role", "disabled"}
         if unknown:
             raise BadRequest("unknown field(s) %s; a user's role and disabled flag can change "
                              "here, the password at /users/NAME/password" % sorted(unknown))
-        user = models.User.get_or_none(models.User.username == username)
-        if user is None:
-            raise NotFound("no user named %r" % username)
+        await self.storage.read(_user, username)  # 404 before the values are judged
         changes = {}
         if "role" in body:
             changes["role"] = check_role(body["role"])
@@ -106,39 +111,40 @@ class Accounts:
             if not isinstance(body["disabled"], bool):
                 raise BadRequest('"disabled" must be true or false')
             changes["disabled"] = body["disabled"]
-        stays_admin = changes.get("role", user.role) == "admin" and not changes.get(
-            "disabled", user.disabled)
-        if user.role == "admin" and not user.disabled and not stays_admin:
-            self._keep_an_admin(username)
-        if changes:  # an empty UPDATE is not SQL
-            models.User.update(**changes).where(models.User.username == username).execute()
-        if changes.get("disabled") or ("role" in changes and changes["role"] != user.role):
-            self._end_sessions(username)  # rights shrink now, not at the next login
-        self.audit.record(actor, "user.update", username,
-                          ", ".join("%s=%s" % item for item in sorted(changes.items())))
-        return user_to_dict(models.User.get_by_id(username))
 
-    def delete_user(self, actor, username):
-        user = models.User.get_or_none(models.User.username == username)
-        if user is None:
-            raise NotFound("no user named %r" % username)
-        if user.role == "admin" and not user.disabled:
-            self._keep_an_admin(username)
-        with models.database.atomic():
+        def update(tx):
+            user = _user(username)
+            stays_admin = changes.get("role", user.role) == "admin" and not changes.get(
+                "disabled", user.disabled)
+            if user.role == "admin" and not user.disabled and not stays_admin:
+                _keep_an_admin(username)
+            if changes:  # an empty UPDATE is not SQL
+                models.User.update(**changes).where(models.User.username == username).execute()
+            if changes.get("disabled") or ("role" in changes and changes["role"] != user.role):
+                _end_sessions(username)  # rights shrink now, not at the next login
+            self.audit.record(tx, actor, "user.update", username,
+                              ", ".join("%s=%s" % item for item in sorted(changes.items())))
+            return user_to_dict(_user(username))
+        return await self.storage.transaction(update)
+
+    async def delete_user(self, actor, username):
+        def delete(tx):
+            user = _user(username)
+            if user.role == "admin" and not user.disabled:
+                _keep_an_admin(username)
             models.Token.delete().where(models.Token.username == username).execute()
             models.Session.delete().where(models.Session.username == username).execute()
             models.User.delete().where(models.User.username == username).execute()
-        self.audit.record(actor, "user.delete", username)
-        return user_to_dict(user)
+            self.audit.record(tx, actor, "user.delete", username)
+            return user_to_dict(user)
+        return await self.storage.transaction(delete)
 
     async def set_password(self, identity, actor, username, body):
         """A user changes their own password (giving the current one); an admin anyone's."""
         body = _object(body, '{"current": "...", "password": "..."}')
         if identity.username != username and not identity.may("admin"):
             raise Forbidden("only an admin may change another user's password")
-        user = models.User.get_or_none(models.User.username == username)
-        if user is None:
-            raise NotFound("no user named %r" % username)
+        await self.storage.read(_user, username)  # 404 before anything else
         password = check_password_rule(body.get("password"))
         current = body.get("current")
         if "current" in body and not isinstance(current, str):
@@ -147,40 +153,33 @@ class Accounts:
             if current is None or await self.authenticator.check_password(
                     username, current, actor.address) is None:
                 raise Forbidden('"current" must be your current password')
-        models.User.update(password_hash=await _hash(password)).where(
-            models.User.username == username).execute()
-        self._end_sessions(username)
-        self.audit.record(actor, "user.password", username)
-        return user_to_dict(user)
+        password_hash = await _hash(password)
 
-    @staticmethod
-    def _keep_an_admin(username):
-        others = (models.User.select()
-                  .where(models.User.role == "admin", ~models.User.disabled,
-                         models.User.username != username)
-                  .exists())
-        if not others:
-            raise Conflict("%s is the last active admin: make another admin first" % username)
-
-    @staticmethod
-    def _end_sessions(username):
-        (models.Session.update(revoked=time.time())
-         .where(models.Session.username == username, models.Session.revoked.is_null())
-         .execute())
+        def change(tx):
+            user = _user(username)
+            models.User.update(password_hash=password_hash).where(
+                models.User.username == username).execute()
+            _end_sessions(username)
+            self.audit.record(tx, actor, "user.password", username)
+            return user_to_dict(user)
+        return await self.storage.transaction(change)
 
     # --- tokens ----------------------------------------------------------------------------------
 
-    def list_tokens(self, identity, username=None):
+    async def list_tokens(self, identity, username=None):
         """The caller's tokens; an admin may ask for anyone's (``username``) or all (``*``)."""
         username = username or identity.username
         if username != identity.username and not identity.may("admin"):
             raise Forbidden("only an admin may list other users' tokens")
-        query = models.Token.select().order_by(models.Token.created.desc())
-        if username != "*":
-            query = query.where(models.Token.username == username)
-        return [token_to_dict(t) for t in query]
 
-    def create_token(self, identity, actor, body):
+        def tokens():
+            query = models.Token.select().order_by(models.Token.created.desc())
+            if username != "*":
+                query = query.where(models.Token.username == username)
+            return [token_to_dict(t) for t in query]
+        return await self.storage.read(tokens)
+
+    async def create_token(self, identity, actor, body):
         """A token for the caller, with a role no higher than theirs; the secret shown once."""
         body = _object(body, '{"name": "nightly import", "role": "operator", '
                              '"expires_in": 86400}')
@@ -198,24 +197,30 @@ class Accounts:
             raise Forbidden("a token cannot create tokens: log in with a password")
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        token = models.Token.create(
-            id=token_id, username=identity.username, name=name, role=role,
-            secret_hash=auth.digest(secret),
-            expires=time.time() + expires_in if expires_in else None)
-        self.audit.record(actor, "token.create", token_id, "%s, role %s" % (name, role))
-        data = token_to_dict(token)
+
+        def create(tx):
+            token = models.Token.create(
+                id=token_id, username=identity.username, name=name, role=role,
+                secret_hash=auth.digest(secret),
+                expires=time.time() + expires_in if expires_in else None)
+            self.audit.record(tx, actor, "token.create", token_id, "%s, role %s" % (name, role))
+            return token_to_dict(token)
+        data = await self.storage.transaction(create)
         data["token"] = "%s%s_%s" % (auth.TOKEN_PREFIX, token_id, secret)
         return data
 
-    def revoke_token(self, identity, actor, token_id):
-        token = models.Token.get_or_none(models.Token.id == token_id)
-        if token is None or (token.username != identity.username
-                             and not identity.may("admin")):
-            raise NotFound("no token %r of yours" % token_id)
-        if not token.revoked:
-            models.Token.update(revoked=time.time()).where(models.Token.id == token_id).execute()
-            self.audit.record(actor, "token.revoke", token_id, token.name)
-        return token_to_dict(models.Token.get_by_id(token_id))
+    async def revoke_token(self, identity, actor, token_id):
+        def revoke(tx):
+            token = models.Token.get_or_none(models.Token.id == token_id)
+            if token is None or (token.username != identity.username
+                                 and not identity.may("admin")):
+                raise NotFound("no token %r of yours" % token_id)
+            if not token.revoked:
+                models.Token.update(revoked=time.time()).where(
+                    models.Token.id == token_id).execute()
+                self.audit.record(tx, actor, "token.revoke", token_id, token.name)
+            return token_to_dict(models.Token.get_by_id(token_id))
+        return await self.storage.transaction(revoke)
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -227,13 +232,45 @@ class Accounts:
             raise BadRequest('send {"username": ..., "password": ...}')
         user = await self.authenticator.check_password(username, password, actor.address)
         if user is None:
-            self.audit.record(actor, "login.failed", username)
+            await self.audit.write(actor, "login.failed", username)
             return None, None
-        cookie = auth.create_session(user.username, actor.address)
-        self.audit.record(Actor(user.username, actor.address), "login.ok", user.username)
-        return user_to_dict(user), cookie
 
-    def logout(self, identity, actor):
-        if identity.scheme == "session":
-            auth.revoke_session(identity.credential_id)
-        self.audit.record(actor, "logout", identity.username)
+        def sign_in(tx):
+            cookie = auth.create_session(tx, user.username, actor.address)
+            self.audit.record(tx, Actor(user.username, actor.address), "login.ok",
+                              user.username)
+            return cookie
+        return user_to_dict(user), await self.storage.transaction(sign_in)
+
+    async def logout(self, identity, actor):
+        def sign_out(tx):
+            if identity.scheme == "session":
+                auth.revoke_session(tx, identity.credential_id)
+            self.audit.record(tx, actor, "logout", identity.username)
+        await self.storage.transaction(sign_out)
+
+
+def _find_user(username):
+    return models.User.get_or_none(models.User.username == username)
+
+
+def _user(username):
+    user = _find_user(username)
+    if user is None:
+        raise NotFound("no user named %r" % username)
+    return user
+
+
+def _keep_an_admin(username):
+    others = (models.User.select()
+              .where(models.User.role == "admin", ~models.User.disabled,
+                     models.User.username != username)
+              .exists())
+    if not others:
+        raise Conflict("%s is the last active admin: make another admin first" % username)
+
+
+def _end_sessions(username):
+    (models.Session.update(revoked=time.time())
+     .where(models.Session.username == username, models.Session.revoked.is_null())
+     .execute())

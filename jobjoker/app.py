@@ -6,13 +6,14 @@ the services into a Tornado ``Application`` whose routes are the ``default_handl
 handler modules, concatenated. A server holds an exclusive lock on its data dir and the lease on
 its node name in the database (``jobjoker.nodes``), so a second server on either refuses to start
 and touches nothing: it takes the lease before it migrates, adopts jobs or starts a supervisor.
+Every statement runs on the ``Storage``'s threads, none on the IOLoop.
 """
+import asyncio
 import fcntl
 import logging
 import os
 import ssl
 import time
-import urllib.parse
 
 import peewee
 import tornado.httpserver
@@ -31,15 +32,16 @@ import handlers.workers
 from jobjoker import __version__, auth, models
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
-from jobjoker.config import CODE_ROOT
+from jobjoker.config import CODE_ROOT, redact_url
 from jobjoker.errors import StartupError, Unavailable
 from jobjoker.events import EventHub
 from jobjoker.jobs import JobService
-from jobjoker.lifecycle import Lifecycle
 from jobjoker.logstore import LogStore
 from jobjoker.looplag import LoopMonitor
 from jobjoker.nodes import NodeLease
 from jobjoker.procman import ProcessManager
+from jobjoker.storage import Storage
+from jobjoker.worker_service import WorkerService
 from jobjoker.workers import WorkerRepository
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,7 @@ def routes():
 
 def make_app(config, services, health):
     """The Tornado application over ``services`` (a dict: jobs, workers, authenticator,
-    accounts, audit, logstore, hub)."""
-    """The Tornado application over the given services."""
+    accounts, audit, logstore, hub, storage); ``health`` answers ``/health``."""
     static_dir = os.fspath(CODE_ROOT / "static")
     return tornado.web.Application(
         routes() + [handlers.pages.static_route(static_dir)],
@@ -110,7 +111,9 @@ class JobJokerServer:
         self.lock = DataDirLock(os.fspath(config.run_dir))
         self.lease = NodeLease(config.node, config.data_dir)
         self.database = None
+        self.storage = None
         self.processes = None
+        self._sweeper = None
         self.app = None
         self.http_server = None
         self.admin_created = None
@@ -133,35 +136,34 @@ class JobJokerServer:
         # password hashes included: keep it quiet even when the server runs at DEBUG.
         logging.getLogger("peewee").setLevel(max(logging.INFO, logging.getLogger(
             "peewee").getEffectiveLevel()))
+        hub = EventHub()
         try:
-            self._open_database()
+            await self._open_database(hub)
         except BaseException:
-            self.lease.release()
-            if self.database is not None:
-                self.database.close()
+            await self._close_database()
             self.lock.release()
             raise
-        self.lease.start_heartbeat()
+        self.lease.start_heartbeat(self.storage.call)
         sqlite_file = getattr(self.database, "database", None)
         if isinstance(self.database, peewee.SqliteDatabase) and os.path.exists(sqlite_file):
             os.chmod(sqlite_file, 0o600)
-        self.admin_created = auth.ensure_admin(self.admin_password)
+        storage = self.storage
+        self.admin_created = await auth.ensure_admin(storage, self.admin_password)
 
-        hub = EventHub()
-        lifecycle = Lifecycle(hub)
-        logstore = LogStore(hub, config.max_log_bytes)
+        logstore = LogStore(config.max_log_bytes)
         workers = WorkerRepository(config.workers_dir, config.max_worker_size)
-        self.processes = ProcessManager(config, lifecycle, logstore)
-        audit = AuditLog()
-        jobs = JobService(config, lifecycle, logstore, workers, self.processes, hub, audit)
-        authenticator = auth.Authenticator(auth.Throttle(
+        self.processes = ProcessManager(config, storage, logstore)
+        audit = AuditLog(storage)
+        jobs = JobService(config, storage, logstore, workers, self.processes, audit)
+        authenticator = auth.Authenticator(storage, auth.Throttle(
             config.login_failures, config.login_failures_per_address, config.login_window))
         self.hub = hub
         await self.processes.start()
+        self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
         self.app = make_app(config, {
-            "jobs": jobs, "workers": workers, "authenticator": authenticator,
-            "accounts": Accounts(authenticator, audit), "audit": audit, "logstore": logstore,
-            "hub": hub}, self.health)
+            "jobs": jobs, "workers": WorkerService(storage, workers, audit),
+            "authenticator": authenticator, "accounts": Accounts(storage, authenticator, audit),
+            "audit": audit, "logstore": logstore, "hub": hub, "storage": storage}, self.health)
         if listen:
             self.http_server = tornado.httpserver.HTTPServer(
                 self.app, max_body_size=2 * max(config.max_body_size, config.max_worker_size),
@@ -169,25 +171,48 @@ class JobJokerServer:
             self.http_server.listen(config.port, config.host)
         return self
 
-    def _open_database(self):
+    async def _open_database(self, hub):
         """Open the database and take this node's lease before changing anything in it."""
         url = self.config.database_url
         try:
             self.database = models.make_database(url)
             models.database.initialize(self.database)
-            self.database.connect(reuse_if_open=True)
-            # With the lease table, a live server may hold our node: take the lease before
-            # migrating, so a refused server changes nothing. Without it (a new database, or
-            # one older than schema v4) there is no holder: migrate first, then take it.
-            if self.database.table_exists(models.Node._meta.table_name):
-                self.lease.acquire()
-            models.migrate(self.database)
-            if not self.lease.held:
-                self.lease.acquire()
+            self.storage = Storage(self.database, hub)
+            await self.storage.call(self._lease_and_migrate)
         except StartupError:
             raise
         except Exception as e:  # driver errors have no common base: report any, then exit
             raise StartupError("cannot open the database %s: %s" % (redact_url(url), e))
+
+    def _lease_and_migrate(self):
+        """Writer thread. With the lease table, a live server may hold our node: take the lease
+        before migrating, so a refused server changes nothing. Without it (a new database, or
+        one older than schema v4) there is no holder: migrate first, then take it."""
+        self.database.connect(reuse_if_open=True)
+        if self.database.table_exists(models.Node._meta.table_name):
+            self.lease.acquire()
+        models.migrate(self.database)
+        if not self.lease.held:
+            self.lease.acquire()
+
+    async def _close_database(self):
+        self.lease.stop_heartbeat()
+        if self.storage is not None:
+            try:
+                await self.storage.call(self.lease.release)
+            finally:
+                await self.storage.close()
+                self.storage = None
+
+    async def _remove_orphaned_entries(self, logstore):
+        """Delete the chunks of jobs deleted while a crash cut their deletion short."""
+        try:
+            for job_id in await self.storage.read(logstore.jobs_with_orphaned_entries):
+                log.info("job %s: removing the entries its deletion left behind", job_id)
+                while await self.storage.transaction(logstore.delete_some, job_id):
+                    pass
+        except Exception:
+            log.exception("removing the entries of deleted jobs failed; the next start retries")
 
     def _tls_context(self):
         if not self.config.tls:
@@ -200,10 +225,10 @@ class JobJokerServer:
                                % (self.config.tls_cert, self.config.tls_key, e))
         return context
 
-    def health(self):
+    async def health(self):
         """The server's readiness, or ``Unavailable`` saying what is wrong."""
         try:
-            models.database.execute_sql("SELECT 1")
+            await self.storage.read(_ping)
         except peewee.PeeweeException as e:
             raise Unavailable("the database is unavailable: %s" % e)
         supervisor = self.processes.supervisor
@@ -231,12 +256,17 @@ class JobJokerServer:
                 stream.close(1001, "server stopping: reconnect with your offsets")
         if self.processes is not None:
             await self.processes.close(kill_jobs=kill_jobs)
-        self.lease.release()
-        if self.database is not None:
-            self.database.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await self._close_database()
         if self.loop_monitor is not None:
             self.loop_monitor.stop()
         self.lock.release()
+
+
+def _ping():
+    models.database.execute_sql("SELECT 1")
 
 
 def free_bytes(path):
@@ -246,12 +276,3 @@ def free_bytes(path):
     except OSError:
         return None
     return stat.f_bavail * stat.f_frsize
-
-
-def redact_url(url):
-    """A database URL without its password, for messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(":%s@" % parts.password, ":***@")
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url

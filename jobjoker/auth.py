@@ -1,9 +1,11 @@
 """Authentication: passwords, API tokens, browser sessions, roles, and login throttling.
 
-Contract: ``Authenticator.authenticate(credentials)`` returns the ``Identity`` (user, role,
-scheme) that a request's credentials prove, or None, trying in turn ``Authorization: Bearer``
-(an API token), ``Authorization: Basic`` (a password) and the session cookie. It raises
-``Throttled`` (429 with ``Retry-After``) while an account or an address has failed too often.
+Contract: ``Authenticator(storage).authenticate(credentials)`` returns the ``Identity`` (user,
+role, scheme) that a request's credentials prove, or None, trying in turn ``Authorization:
+Bearer`` (an API token), ``Authorization: Basic`` (a password) and the session cookie; it reads
+through the storage's reader threads. It raises ``Throttled`` (429 with ``Retry-After``) while
+an account or an address has failed too often. ``create_session``, ``revoke_session`` and
+``create_admin`` run within a write transaction; ``ensure_admin`` makes the first admin.
 Passwords are hashed with scrypt (memory-hard), always in an executor, never on the IOLoop; a
 verified password is remembered by a digest of (stored hash, password), so Basic on every
 request costs a dict lookup and a password change invalidates it. An unknown user and a wrong
@@ -195,15 +197,36 @@ def parse_bearer(header):
 
 
 def active_user(username):
-    """The user row if it exists and is not disabled, else None."""
+    """The user row if it exists and is not disabled, else None (storage thread)."""
     user = models.User.get_or_none(models.User.username == username)
     return user if user is not None and not user.disabled else None
+
+
+def _token_and_user(token_id):
+    """(token row, its owner if active) or (None, None) (storage thread)."""
+    token = models.Token.get_or_none(models.Token.id == token_id)
+    return (token, active_user(token.username)) if token is not None else (None, None)
+
+
+def _session_and_user(session_id):
+    """(session row, its user if active) or (None, None) (storage thread)."""
+    session = models.Session.get_or_none(models.Session.id == session_id)
+    return (session, active_user(session.username)) if session is not None else (None, None)
+
+
+def _touch_token(tx, token_id, now):
+    models.Token.update(last_used=now).where(models.Token.id == token_id).execute()
+
+
+def _touch_session(tx, session_id, now):
+    models.Session.update(last_seen=now).where(models.Session.id == session_id).execute()
 
 
 class Authenticator:
     """Turns a request's credentials into an Identity."""
 
-    def __init__(self, throttle=None):
+    def __init__(self, storage, throttle=None):
+        self.storage = storage
         self.throttle = throttle or Throttle()
         self._verified = collections.OrderedDict()  # digest -> True, most recent last
 
@@ -217,20 +240,20 @@ class Authenticator:
         if header:
             bearer = parse_bearer(header)
             if bearer is not None:
-                return self._token_identity(*bearer)
+                return await self._token_identity(*bearer)
             basic = parse_basic(header)
             if basic is None:
                 return None
             user = await self.check_password(basic[0], basic[1], credentials.address)
             return Identity(user.username, user.role, "basic") if user else None
         if credentials.session_cookie:
-            return self._session_identity(credentials.session_cookie)
+            return await self._session_identity(credentials.session_cookie)
         return None
 
     async def check_password(self, username, password, address):
         """The active user if the password is right, else None; counts failures, throttles."""
         self.throttle.check(username, address)
-        user = active_user(username)
+        user = await self.storage.read(active_user, username)
         stored = user.password_hash if user is not None else None
         key = self._cache_key(stored, password) if stored else None
         if key is not None and key in self._verified:
@@ -247,37 +270,31 @@ class Authenticator:
             self._verified.popitem(last=False)
         return user
 
-    @staticmethod
-    def _token_identity(token_id, secret):
-        token = models.Token.get_or_none(models.Token.id == token_id)
+    async def _token_identity(self, token_id, secret):
+        token, user = await self.storage.read(_token_and_user, token_id)
         now = time.time()
         if token is None or token.revoked or (token.expires and token.expires < now):
             return None
         if not hmac.compare_digest(token.secret_hash, digest(secret)):
             return None
-        user = active_user(token.username)
         if user is None:
             return None
         if not token.last_used or now - token.last_used > TOUCH_SECONDS:
-            models.Token.update(last_used=now).where(models.Token.id == token_id).execute()
+            await self.storage.transaction(_touch_token, token_id, now)
         return Identity(user.username, lower_role(token.role, user.role), "bearer", token.id)
 
-    @staticmethod
-    def _session_identity(cookie):
+    async def _session_identity(self, cookie):
         session_id = digest(cookie)
-        session = models.Session.get_or_none(models.Session.id == session_id)
+        session, user = await self.storage.read(_session_and_user, session_id)
         now = time.time()
-        if session is None or session.revoked or session.expires < now:
-            return None
-        user = active_user(session.username)
-        if user is None:
+        if session is None or session.revoked or session.expires < now or user is None:
             return None
         if not session.last_seen or now - session.last_seen > TOUCH_SECONDS:
-            models.Session.update(last_seen=now).where(models.Session.id == session_id).execute()
+            await self.storage.transaction(_touch_session, session_id, now)
         return Identity(user.username, user.role, "session", session_id)
 
 
-def create_session(username, address=None, lifetime=SESSION_SECONDS):
+def create_session(tx, username, address=None, lifetime=SESSION_SECONDS):
     """A new session for ``username``: returns the cookie value (shown once, stored hashed)."""
     cookie = secrets.token_urlsafe(32)
     models.Session.create(id=digest(cookie), username=username, expires=time.time() + lifetime,
@@ -285,18 +302,32 @@ def create_session(username, address=None, lifetime=SESSION_SECONDS):
     return cookie
 
 
-def revoke_session(session_id):
+def revoke_session(tx, session_id):
     models.Session.update(revoked=time.time()).where(models.Session.id == session_id).execute()
 
 
-def ensure_admin(password=None):
+def create_admin(tx, password_hash):
+    """User ``admin`` with this password hash, if there is no user at all; True if made."""
+    if models.User.select().exists():
+        return False
+    models.User.create(username="admin", password_hash=password_hash, role="admin")
+    return True
+
+
+def _has_users():
+    return models.User.select().exists()
+
+
+async def ensure_admin(storage, password=None):
     """Create user ``admin`` when there is no user at all.
 
     Returns ``(password, generated)`` when it created one, None when users already exist.
     """
-    if models.User.select().exists():
+    if await storage.read(_has_users):
         return None
     generated = not password
     password = password or secrets.token_urlsafe(12)
-    models.User.create(username="admin", password_hash=hash_password(password), role="admin")
+    hashed = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
+    if not await storage.transaction(create_admin, hashed):
+        return None
     return password, generated

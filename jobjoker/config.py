@@ -39,6 +39,14 @@ def default_workers_dir(data_dir):
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host):
+    """Whether ``host`` (a listening address, or a Host header's name) names this machine's
+    loopback: localhost, 127.0.0.0/8 or ::1 (bracketed or not)."""
+    host = host.lower().strip("[]")
+    return host in LOOPBACK_NAMES or host.startswith("127.")
 DATABASE_SCHEMES = ("sqlite", "mysql", "mysql+pymysql", "postgres", "postgresql")
 
 
@@ -79,7 +87,7 @@ class Config:
     @property
     def loopback_only(self):
         """True when the server listens on loopback only (so only this machine reaches it)."""
-        return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
+        return is_loopback(self.host)
 
     @property
     def tls(self):
@@ -264,14 +272,16 @@ def check_database_url(url):
     if parts.scheme not in DATABASE_SCHEMES:
         raise StartupError("database URL %r: the scheme must be one of %s, e.g. "
                            "sqlite:///path/to/file.sqlite3 or mysql://user:pass@host:3306/db"
-                           % (_redacted(url), ", ".join(DATABASE_SCHEMES)))
+                           % (redact_url(url), ", ".join(DATABASE_SCHEMES)))
     if not parts.path.strip("/"):
         raise StartupError("database URL %r names no database (the path after the host)"
-                           % _redacted(url))
+                           % redact_url(url))
 
 
-def _redacted(url):
+def redact_url(url):
+    """A database URL without its password, for messages and logs."""
     parts = urllib.parse.urlsplit(url)
     if parts.password:
-        return url.replace(":%s@" % parts.password, ":***@", 1)
+        netloc = parts.netloc.replace(":%s@" % parts.password, ":***@")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
     return url

@@ -2,25 +2,25 @@
 
 Contract: ``JobService`` validates input (raising domain errors with a message that says what to
 fix), creates, lists, reads and deletes jobs, and turns the commands ``start``, ``stop`` and
-``kill`` into state transitions and process actions. It never touches HTTP; status changes go
-through ``Lifecycle.transition`` and processes through the ``ProcessManager``. A job can be
+``kill`` into state transitions and process actions. It never touches HTTP; job rows go through
+``jobjoker.jobstore`` on the storage's threads (every method is a coroutine), processes through
+the ``ProcessManager``, and each change commits together with its audit entry. A job can be
 created and started in one call (``"start": true``), and many at once (``create_jobs``): every
 spec of a batch is checked before anything is created, the rows go in one transaction, and the
 processes are forked with one request to the supervisor. A job that was created but could not
-start stays, ended ``error``, and the error says so.
+start stays, ended ``error``, and the error says so. A deleted job's entries go in batches, each
+its own transaction, before the reply.
 """
+import asyncio
 import contextlib
 import json
-import os
-import shutil
 import time
 
-
-from jobjoker import models
+from jobjoker import jobdir, jobstore
 from jobjoker import parameters as params
-from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
-    TooLarge, Unavailable, ValidationError
-from jobjoker.lifecycle import get_job, job_to_dict, new_job_id, param, run_statement
+from jobjoker.errors import BadRequest, InvalidTransition, JobJokerError, NotFound, TooLarge, \
+    Unavailable, ValidationError
+from jobjoker.jobstore import job_to_dict, new_job_id
 from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
 from jobjoker.workers import check_name
 
@@ -79,63 +79,67 @@ def parse_page(offset, limit, default_limit, max_limit):
 class JobService:
     """Jobs as the API sees them."""
 
-    def __init__(self, config, lifecycle, logstore, workers, processes, hub, audit):
+    def __init__(self, config, storage, logstore, workers, processes, audit):
         self.config = config
-        self.lifecycle = lifecycle
+        self.storage = storage
         self.logstore = logstore
-        self.workers = workers
+        self.workers = workers  # the WorkerRepository: files, read in an executor
         self.processes = processes
-        self.hub = hub
         self.audit = audit
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def get_job(self, job_id):
-        return job_to_dict(get_job(job_id))
+    async def get_job(self, job_id):
+        return job_to_dict(await self.storage.read(jobstore.get, job_id))
 
-    def list_jobs(self, status=None, worker=None, offset=None, limit=None):
+    async def list_jobs(self, status=None, worker=None, offset=None, limit=None):
         """Jobs newest first, optionally of one status and/or worker."""
         offset, limit = parse_page(offset, limit, 50, MAX_PAGE)
-        query = models.Job.select()
-        if status:
-            if status not in {s.value for s in JobStatus}:
-                raise BadRequest("unknown status %r; use one of %s"
-                                 % (status, ", ".join(s.value for s in JobStatus)))
-            query = query.where(models.Job.status == status)
+        if status and status not in {s.value for s in JobStatus}:
+            raise BadRequest("unknown status %r; use one of %s"
+                             % (status, ", ".join(s.value for s in JobStatus)))
         if worker:
-            query = query.where(models.Job.worker == check_name(worker))
-        query = query.order_by(models.Job.id.desc()).offset(offset).limit(limit)
-        return [job_to_dict(job) for job in query]
+            check_name(worker)
+        jobs = await self.storage.read(jobstore.page, status or None, worker or None, offset,
+                                       limit)
+        return [job_to_dict(job) for job in jobs]
 
-    def read_entries(self, job_id, stream, offset=None, limit=None):
+    async def read_entries(self, job_id, stream, offset=None, limit=None):
         """A page of a job's log or response; also returns the stream's total entry count."""
         offset, limit = parse_page(offset, limit, 1000, MAX_ENTRY_PAGE)
-        job = get_job(job_id)
-        total = job.log_count if stream == "log" else job.response_count
-        return self.logstore.read(job_id, stream, offset, limit), total
 
-    def iter_entry_pages(self, job_id, stream, page=10000):
-        """Every entry of a stream, in pages (a generator; ``NotFound`` raised at once)."""
-        job = get_job(job_id)
+        def read():
+            job = jobstore.get(job_id)
+            total = job.log_count if stream == "log" else job.response_count
+            return self.logstore.read(job_id, stream, offset, limit), total
+        return await self.storage.read(read)
+
+    async def iter_entry_pages(self, job_id, stream, page=10000):
+        """Every entry of a stream, in pages (an async generator; ``NotFound`` raised at once,
+        before the first page)."""
+        job = await self.storage.read(jobstore.get, job_id)
         total = job.log_count if stream == "log" else job.response_count
 
-        def pages():
+        async def pages():
             offset = 0
             while offset < total:
                 # read_from steps over the gap of a capped log
-                entries = self.logstore.read_from(job_id, stream, offset, page)
+                entries = await self.storage.read(self.logstore.read_from, job_id, stream,
+                                                  offset, page)
                 if not entries:
                     return
                 yield entries
                 offset = entries[-1]["seq"] + 1
         return pages()
 
-    # --- writing ---------------------------------------------------------------------------------
+    # --- creating --------------------------------------------------------------------------------
 
-    def create_job(self, body, actor=None):
+    async def create_job(self, body, actor=None):
         """Create an idle job from ``{"worker": NAME, "parameters": {...} | null}``; returns it."""
         self._check_job_body(body)
-        return job_to_dict(self._insert_jobs([self._prepare_job(body, actor)], actor)[0])
+        row = await self._prepare_jobs([body], actor)
+        [job] = await self.storage.transaction(self._insert, row, actor, False)
+        return job_to_dict(job)
 
     async def submit_job(self, body, actor=None):
         """Create a job from ``{"worker", "parameters", "start": bool}``: idle, or with
@@ -143,12 +147,13 @@ class JobService:
         ``error``, and ``Unavailable`` says so."""
         self._check_job_body(body)
         if not self._start_flag(body):
-            return self.create_job(body, actor)
-        job = self._insert_jobs([self._prepare_job(body, actor)], actor)[0]
-        [(started, problem)] = await self._start_created([job], actor)
+            return await self.create_job(body, actor)
+        rows = await self._prepare_jobs([body], actor)
+        jobs = await self.storage.transaction(self._insert, rows, actor, True)
+        [(started, problem)] = await self._launch(jobs, actor)
         if problem is not None:
             raise Unavailable("job %s was created but could not start: %s; it is now error "
-                              "(create a new job to try again)" % (job.id, problem))
+                              "(create a new job to try again)" % (started.id, problem))
         return job_to_dict(started)
 
     @staticmethod
@@ -182,32 +187,11 @@ class JobService:
             raise BadRequest("the batch holds %d jobs; at most %d go in one request (split it)"
                              % (len(specs), MAX_BATCH))
         start = self._start_flag(body)
-        rows, problems, checked = [], [], {}
-        for index, spec in enumerate(specs):
-            try:
-                if not isinstance(spec, dict):
-                    raise BadRequest('each job must be a JSON object like '
-                                     '{"worker": "Name", "parameters": {...}}')
-                unknown = sorted(set(spec) - set(SPEC_KEYS))
-                if unknown:
-                    raise BadRequest("unknown key %s; a job takes worker and parameters%s" % (
-                        ", ".join(map(repr, unknown)),
-                        " (start goes beside jobs, for the whole batch)"
-                        if "start" in unknown else ""))
-                rows.append(self._prepare_job(spec, actor, checked))
-            except JobJokerError as e:
-                field = getattr(e, "field", None)
-                problems.append("jobs[%d]%s: %s" % (index, "." + field if field else "",
-                                                    e.message))
-        if problems:
-            more = len(problems) - MAX_PROBLEMS_SHOWN
-            raise BadRequest("nothing was created: %s%s" % (
-                "; ".join(problems[:MAX_PROBLEMS_SHOWN]),
-                " (and %d more)" % more if more > 0 else ""))
-        jobs = self._insert_jobs(rows, actor)
+        rows = await self._prepare_jobs(specs, actor, batch=True)
+        jobs = await self.storage.transaction(self._insert, rows, actor, start)
         if not start:
             return [job_to_dict(job) for job in jobs], "%d jobs created" % len(jobs)
-        outcomes = await self._start_created(jobs, actor)
+        outcomes = await self._launch(jobs, actor)
         failed = [(job, problem) for job, problem in outcomes if problem is not None]
         if len(failed) == len(jobs):
             raise Unavailable("%d jobs were created (%s) but none could start: %s; they are now "
@@ -230,21 +214,67 @@ class JobService:
             raise BadRequest('"start" must be true or false')
         return start
 
-    def _prepare_job(self, spec, actor, checked=None):
-        """The row of a new idle job from one spec, checked; raises (labelled by field).
+    async def _prepare_jobs(self, specs, actor, batch=False):
+        """The rows of new idle jobs, one per spec, checked; raises the problems (each labelled
+        by its place in a batch). The workers' files are read in an executor, once each."""
+        names = sorted({spec["worker"] for spec in specs if isinstance(spec, dict)
+                        and isinstance(spec.get("worker"), str)})
+        declared = await asyncio.get_running_loop().run_in_executor(
+            None, self._declarations, names)
+        rows, problems = [], []
+        for index, spec in enumerate(specs):
+            try:
+                if batch:
+                    self._check_spec(spec)
+                rows.append(self._prepare_job(spec, actor, declared))
+            except JobJokerError as e:
+                if not batch:
+                    raise
+                field = getattr(e, "field", None)
+                problems.append("jobs[%d]%s: %s" % (index, "." + field if field else "",
+                                                    e.message))
+        if problems:
+            more = len(problems) - MAX_PROBLEMS_SHOWN
+            raise BadRequest("nothing was created: %s%s" % (
+                "; ".join(problems[:MAX_PROBLEMS_SHOWN]),
+                " (and %d more)" % more if more > 0 else ""))
+        return rows
 
-        ``checked`` caches each worker's check and declaration across the specs of a batch.
-        """
+    def _declarations(self, names):
+        """Executor: for each worker name, what it declares, or the error to raise for it."""
+        found = {}
+        for name in names:
+            try:
+                check_name(name)
+                if not self.workers.exists(name):
+                    raise NotFound("no worker named %r" % name)
+                found[name] = (self.workers.declared_parameters(name), None)
+            except JobJokerError as e:
+                found[name] = (None, e)
+        return found
+
+    @staticmethod
+    def _check_spec(spec):
+        if not isinstance(spec, dict):
+            raise BadRequest('each job must be a JSON object like '
+                             '{"worker": "Name", "parameters": {...}}')
+        unknown = sorted(set(spec) - set(SPEC_KEYS))
+        if unknown:
+            raise BadRequest("unknown key %s; a job takes worker and parameters%s" % (
+                ", ".join(map(repr, unknown)),
+                " (start goes beside jobs, for the whole batch)" if "start" in unknown else ""))
+
+    def _prepare_job(self, spec, actor, declarations):
+        """The row of a new idle job from one spec, checked; raises (labelled by field)."""
         with about("worker"):
             worker = spec.get("worker")
             if worker is None:
                 raise BadRequest('"worker" is missing: name the worker to run')
             if not isinstance(worker, str):
                 raise BadRequest('"worker" must be a string naming a worker')
-            if checked is None or worker not in checked:
-                check_name(worker)
-                if not self.workers.exists(worker):
-                    raise NotFound("no worker named %r" % worker)
+            declared, problem = declarations[worker]
+            if problem is not None and not isinstance(problem, ValidationError):
+                raise problem
         with about("parameters"):
             parameters = spec.get("parameters")
             if parameters is None:
@@ -267,12 +297,8 @@ class JobService:
                 raise TooLarge("parameters take %d bytes; the limit is %d"
                                % (len(encoded.encode()), self.config.max_parameters_size))
         with about("worker"):
-            if checked is not None and worker in checked:
-                declared = checked[worker]
-            else:
-                declared = self.workers.declared_parameters(worker)
-                if checked is not None:
-                    checked[worker] = declared
+            if problem is not None:  # the worker's file does not pass the check
+                raise problem
         secrets = {}
         if declared is not None:
             with about("parameters"):
@@ -283,103 +309,98 @@ class JobService:
                 "secret_parameters": json.dumps(secrets) if secrets else None,
                 "created": time.time(), "created_by": actor.username if actor else None}
 
-    def _insert_jobs(self, rows, actor):
-        """Store new idle jobs (one transaction), record and announce each; returns them."""
-        Job = models.Job
-        jobs = [Job(**row) for row in rows]  # with the model's defaults for the rest
-        names = [field.name for field in Job._meta.sorted_fields]
-        with models.database.atomic():
-            for job in jobs:
-                run_statement("insert job", lambda: Job.insert(
-                    {getattr(Job, name): param(name) for name in names}),
-                    {name: getattr(Job, name).db_value(job.__data__.get(name))
-                     for name in names})
-            self.audit.record_many(actor, "job.create",
-                                   [(job.id, "worker %s" % job.worker) for job in jobs])
-        for job in jobs:
-            self.hub.publish({"type": "job", "action": "created", "job": job_to_dict(job)})
+    def _insert(self, tx, rows, actor, start):
+        """Writer thread: new idle jobs with their audit entries; with ``start`` they become
+        active at once (nobody else has seen them yet), announced once their pid is known."""
+        jobs = jobstore.insert(tx, rows)
+        self.audit.record_many(tx, actor, "job.create",
+                               [(job.id, "worker %s" % job.worker) for job in jobs])
+        if start:
+            jobs = jobstore.transition_many(tx, [job.id for job in jobs], JobStatus.ACTIVE,
+                                            announced=False, starttime=time.time(),
+                                            node=self.config.node)
         return jobs
 
-    async def _start_created(self, jobs, actor):
-        """Start jobs this request has just created (idle, seen by nobody else yet);
-        returns ``[(job, problem)]`` as ``ProcessManager.launch_many`` does."""
-        jobs = self.lifecycle.transition_many([job.id for job in jobs], JobStatus.ACTIVE,
-                                              starttime=time.time(), node=self.config.node)
-        outcomes = await self.processes.launch_many(
-            jobs, {job.id: self.workers.path(job.worker) for job in jobs})
-        self.audit.record_many(actor, "job.start", [
-            (job.id, "pid %s" % job.pid) for job, problem in outcomes if problem is None])
-        return outcomes
+    async def _launch(self, jobs, actor):
+        """Fork the processes of active jobs; ``[(job, problem)]`` as
+        ``ProcessManager.launch_many`` returns, each start audited with its pid."""
+        return await self.processes.launch_many(
+            jobs, {job.id: self.workers.path(job.worker) for job in jobs},
+            also=lambda tx, started: self.audit.record_many(
+                tx, actor, "job.start", [(job.id, "pid %s" % job.pid) for job in started]))
 
-    def delete_job(self, job_id, actor=None):
+    # --- changing --------------------------------------------------------------------------------
+
+    async def delete_job(self, job_id, actor=None):
         """Remove a job that is not active, with its log and response."""
-        job = get_job(job_id)
-        data = job_to_dict(job)
-        with models.database.atomic():
-            deleted = (models.Job.delete()
-                       .where(models.Job.id == job_id,
-                              models.Job.status != JobStatus.ACTIVE.value)
-                       .execute())
-            if not deleted:
-                raise Conflict("job %s is active: stop or kill it before deleting it" % job_id)
-            self.logstore.delete(job_id)
-        shutil.rmtree(os.path.join(self.config.jobs_dir, job_id), ignore_errors=True)
-        self.audit.record(actor, "job.delete", job_id, "worker %s, %s" % (job.worker, job.status))
-        self.hub.publish({"type": "job", "action": "deleted", "job": data})
-        return data
+        def delete(tx):
+            job = jobstore.delete(tx, job_id)
+            self.audit.record(tx, actor, "job.delete", job_id, "worker %s, %s" % (
+                job.worker, job.status))
+            return job
+        job = await self.storage.transaction(delete)
+        # Its entries go in batches, each its own transaction: a big log never holds the writer
+        # (a crash in between leaves chunks without a job, which the next start removes).
+        while await self.storage.transaction(self.logstore.delete_some, job_id):
+            pass
+        await asyncio.get_running_loop().run_in_executor(
+            None, jobdir.remove, jobdir.path_of(self.config.jobs_dir, job_id))
+        return job_to_dict(job)
 
-    def append_entry(self, job_id, stream, body):
+    async def append_entry(self, job_id, stream, body):
         """Append the plain-text ``body`` as one entry of the job's log or response."""
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as e:
             raise BadRequest("the body must be UTF-8 text (invalid byte at offset %d)" % e.start)
         when = time.time()
-        job = get_job(job_id)
-        if job.secret_parameters:  # a client may echo a secret back: it stays masked
-            for secret in params.mask_values(json.loads(job.secret_parameters)):
-                text = text.replace(secret, params.MASK)
-        seq = self.logstore.append_message(job_id, stream, text, when)
+
+        def append(tx):
+            job = jobstore.get(job_id)
+            masked = text
+            if job.secret_parameters:  # a client may echo a secret back: it stays masked
+                masked = params.Masker(params.mask_values(json.loads(
+                    job.secret_parameters))).text(text)
+            return self.logstore.append_message(tx, job_id, stream, masked, when), masked
+        seq, text = await self.storage.transaction(append)
         return {"seq": seq, "message": text, "time": round(when, 3)}
 
     async def command(self, job_id, command, actor=None):
         """Apply ``start``, ``stop`` or ``kill`` to a job; returns the job."""
         if command not in COMMANDS:
             raise BadRequest(self._command_error(command))
-        job = get_job(job_id)
+        job = await self.storage.read(jobstore.get, job_id)
         if command == "start":
-            started = await self._start(job)
-            self.audit.record(actor, "job.start", job_id, "pid %s" % started["pid"])
-            return started
+            return job_to_dict(await self._start(job, actor))
         if job.status == JobStatus.IDLE.value:
             raise InvalidTransition("job %s is idle: it has not started, so there is nothing "
                                     "to %s (delete it instead)" % (job_id, command))
         if job.status in FINAL_STATES:
             raise InvalidTransition("job %s has already ended (%s)" % (job_id, job.status))
-        if command == "stop":
-            job = await self.processes.stop(job_id)
-        else:
-            job = await self.processes.kill(job_id)
-        self.audit.record(actor, "job.%s" % command, job_id)
-        return job_to_dict(job)
+        act = self.processes.stop if command == "stop" else self.processes.kill
+        return job_to_dict(await act(job_id, also=lambda tx, job: self.audit.record(
+            tx, actor, "job.%s" % command, job_id)))
 
-    async def _start(self, job):
+    async def _start(self, job, actor):
         if job.status != JobStatus.IDLE.value:
             raise InvalidTransition(
                 "job %s is %s; only an idle job can start (create a new job to run %s again)"
                 % (job.id, job.status, job.worker))
-        worker_file = self.workers.path(job.worker)
-        if not os.path.isfile(worker_file):
+        if not self.workers.exists(job.worker):
             raise NotFound("job %s cannot start: its worker %r no longer exists"
                            % (job.id, job.worker))
         try:
-            job = self.lifecycle.transition(job.id, JobStatus.ACTIVE, starttime=time.time(),
-                                            node=self.config.node)
+            job = await self.storage.transaction(
+                jobstore.transition, job.id, JobStatus.ACTIVE, False, starttime=time.time(),
+                node=self.config.node)
         except InvalidTransition:
             raise InvalidTransition("job %s is already active (another start won)" % job.id)
         # A job that fails at once may already be final here: that is its end, not a failure
         # to start (launch raises Unavailable when the supervisor could not fork it).
-        return job_to_dict(await self.processes.launch(job, worker_file))
+        [(job, problem)] = await self._launch([job], actor)
+        if problem is not None:
+            raise Unavailable("job %s could not start: %s" % (job.id, problem))
+        return job
 
     @staticmethod
     def _command_error(command):
@@ -388,27 +409,3 @@ class JobService:
             return ("the status %r is set by the server, not by clients; send one of: %s"
                     % (command, valid))
         return "unknown command %r; send one of: %s" % (command, valid)
-
-    # --- workers, where jobs are concerned ---------------------------------------------------
-
-    def save_worker(self, name, code, actor=None):
-        """Check and save a worker's code; returns (summary, created)."""
-        summary, created = self.workers.save(name, code)
-        self.audit.record(actor, "worker.save", name, "%s, %s" % (
-            "created" if created else "replaced", summary["hash"]))
-        self.hub.publish({"type": "worker", "action": "saved", "name": name})
-        return summary, created
-
-    def delete_worker(self, name, actor=None):
-        """Delete a worker unless one of its jobs is active."""
-        check_name(name)
-        active = (models.Job.select(models.Job.id)
-                  .where(models.Job.worker == name, models.Job.status == JobStatus.ACTIVE.value)
-                  .first())
-        if active is not None:
-            raise Conflict("worker %s has an active job (%s): stop it before deleting the worker"
-                           % (name, active.id))
-        summary = self.workers.delete(name)
-        self.audit.record(actor, "worker.delete", name, summary["hash"])
-        self.hub.publish({"type": "worker", "action": "deleted", "name": name})
-        return summary

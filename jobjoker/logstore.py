@@ -1,12 +1,15 @@
 """Storing and reading a job's log and response entries, in chunks.
 
-Contract: ``append_blocks(job_id, stream, blocks, offsets)`` stores blocks of entries (spool
-format, see ``jobjoker.spool``) as consecutive chunks after the stream's last entry, bumps the
-job's entry counter and, when given, its spool offsets, all in one transaction; then publishes one
-``entries`` event per block. Sequence numbers are assigned here and only here, so entries arriving
-from the job's spool and from ``POST /jobs/ID/log`` share one order. An append costs the same at
-entry 10 and at entry 10 million. ``read(job_id, stream, offset, limit)`` returns the entries
-numbered ``offset`` .. ``offset + limit - 1`` (each with its ``seq``) with one index seek.
+Contract: like the job store, this runs on ``Storage`` threads. ``append_blocks(tx, job_id,
+stream, blocks, offsets)`` stores blocks of entries (spool format, see ``jobjoker.spool``) as
+consecutive chunks after the stream's last entry and counts them on the job's row (with the
+spool offsets they were read up to, when given), within the caller's transaction, and announces
+one ``entries`` event per chunk through ``tx`` (published after commit). Sequence numbers are
+assigned here and only here, so entries arriving from the job's spool and from
+``POST /jobs/ID/log`` share one order. An append costs the same at entry 10 and at entry 10
+million. ``read(job_id, stream, offset, limit)`` returns the entries numbered ``offset`` ..
+``offset + limit - 1`` (each with its ``seq``) with one index seek. A deleted job's chunks go in
+batches (``delete_some``), so that deleting a big log never holds the writer for long.
 
 Bounds, enforced here so that every source of entries obeys them:
 - An entry longer than ``MAX_ENTRY_BYTES`` is split into consecutive entries.
@@ -18,14 +21,15 @@ Bounds, enforced here so that every source of entries obeys them:
 """
 import peewee
 
-from jobjoker import models, spool
-from jobjoker.errors import BadRequest, NotFound
+from jobjoker import jobstore, models, spool
+from jobjoker.errors import BadRequest
+from jobjoker.spool import MAX_ENTRY_BYTES
+from jobjoker.statements import executemany, param
 
 STREAMS = {"log": 0, "response": 1}
-COUNTERS = {"log": "log_count", "response": "response_count"}
 CHUNK_BYTES = 64 * 1024  # a stored chunk holds about this much: big enough to be cheap to
 # insert, small enough that a page read decodes little more than it returns
-MAX_ENTRY_BYTES = 64 * 1024  # a longer entry is split: a page or a message stays bounded
+DELETE_BATCH = 256  # chunks (about 16 MiB) deleted per transaction when a job goes
 
 
 def split_long_entries(block, limit=MAX_ENTRY_BYTES):
@@ -94,84 +98,49 @@ def marker_text(cap, dropped):
 class LogStore:
     """Appends and pages of job log and response entries."""
 
-    def __init__(self, hub, max_log_bytes=0):
-        self.hub = hub
+    def __init__(self, max_log_bytes=0):
         self.max_log_bytes = max_log_bytes  # 0: no cap
-        self._statements = {}
 
-    def _sql(self, key, build, named=False):
-        """SQL text that Peewee generated once for this database, reused with new parameters
-        (``named``: with the placeholder values it was built with, in order, as names).
-
-        Building a query costs Peewee ~50 us; an append runs three of them, on the hot path of
-        every job's log. Parameters are still bound by the driver, never formatted in.
-        """
-        db = models.database.obj
-        cache_key = (id(db), key)
-        if cache_key not in self._statements:
-            sql, params = build().sql()
-            self._statements[cache_key] = (sql, params) if named else sql
-        return self._statements[cache_key]
-
-    def append_blocks(self, job_id, stream, blocks, offsets=None):
+    def append_blocks(self, tx, job_id, stream, blocks, offsets=None):
         """Store ``blocks`` (each ending with a newline) after the stream's last entry.
 
         ``offsets`` maps Job spool-offset fields to their new values, committed with the entries
         so that ingestion resumes exactly where it stopped. Returns the first new sequence number.
         """
-        Job, Chunk = models.Job, models.Chunk
-        counter = getattr(Job, COUNTERS[stream])
-        offsets = offsets or {}
-        fields = sorted(offsets)
-        db = models.database
-        for_update = isinstance(db.obj, peewee.MySQLDatabase)  # several servers may append
-        select_sql = self._sql(("select", stream), lambda: (
-            Job.select(counter, Job.log_bytes, Job.log_marker_seq)
-            .where(Job.id == "?").for_update(for_update)))
-        insert_sql = self._sql("insert", lambda: Chunk.insert(
-            job="?", stream=0, first_seq=0, count=0, data=b""))
-        # Peewee orders SET clauses its own way: name the parameters, then bind them by name.
-        update_sql, update_names = self._sql(("update", stream, tuple(fields)), lambda: (
-            Job.update({counter: counter + "count", Job.log_bytes: Job.log_bytes + "bytes",
-                        **{getattr(Job, f): f for f in fields}})
-            .where(Job.id == "job")), named=True)
+        Chunk = models.Chunk
+        lock = isinstance(models.database.obj, peewee.MySQLDatabase)  # servers may share a job
+        first, log_bytes, marker = jobstore.lock_counters(job_id, stream, lock)
         # Only a piece longer than a chunk can hold an entry longer than the limit.
         pieces = [piece for block in blocks for cut in split_block(block)
                   for piece in (split_block(split_long_entries(cut))
                                 if len(cut) > MAX_ENTRY_BYTES else (cut,))]
-        published = []
-        with db.atomic():
-            row = db.execute_sql(select_sql, (job_id,)).fetchone()
-            if row is None:
-                raise NotFound("no job with id %r" % job_id)
-            first = seq = row[0]
-            log_bytes, marker = row[1] or 0, row[2]
-            capped = stream == "log" and self.max_log_bytes > 0
-            at = None
-            if capped and marker is None:
-                pieces, at = self._place_marker(pieces, self.max_log_bytes // 2 - log_bytes)
-            rows = []
-            added = 0
-            for index, piece in enumerate(pieces):
-                if capped and marker is None and index == at:
-                    marker = seq
-                count = piece.count(b"\n")
-                rows.append((job_id, STREAMS[stream], seq, count, piece))
-                published.append((seq, piece, count))
-                seq += count
-                added += len(piece)
-            if rows:
-                db.cursor().executemany(insert_sql, rows)
-            values = dict(offsets, count=seq - first, job=job_id,
-                          bytes=added if stream == "log" else 0)
-            db.execute_sql(update_sql, [values[name] for name in update_names])
-            if capped and marker is not None and log_bytes + added > self.max_log_bytes:
-                self._drop_oldest_tail(job_id, marker, log_bytes + added)
-            elif capped and marker is not None and row[2] is None:
-                Job.update(log_marker_seq=marker).where(Job.id == job_id).execute()
-        for seq_start, piece, count in published:
-            self.hub.publish({"type": "entries", "job_id": job_id, "stream": stream,
-                              "seq": seq_start, "block": piece, "count": count})
+        capped = stream == "log" and self.max_log_bytes > 0
+        had_marker = marker is not None
+        at = None
+        if capped and marker is None:
+            pieces, at = self._place_marker(pieces, self.max_log_bytes // 2 - log_bytes)
+        rows, seq, added = [], first, 0
+        for index, piece in enumerate(pieces):
+            if capped and marker is None and index == at:
+                marker = seq
+            count = piece.count(b"\n")
+            rows.append({"job": job_id, "stream": STREAMS[stream], "seq": seq, "count": count,
+                         "data": piece})
+            seq += count
+            added += len(piece)
+        if rows:
+            executemany("insert chunk", lambda: Chunk.insert(
+                job=param("job"), stream=param("stream"), first_seq=param("seq"),
+                count=param("count"), data=param("data")), rows)
+        jobstore.add_entries(job_id, stream, seq - first, added if stream == "log" else 0,
+                             offsets or {})
+        if capped and marker is not None and log_bytes + added > self.max_log_bytes:
+            self._drop_oldest_tail(job_id, marker, log_bytes + added)
+        elif capped and marker is not None and not had_marker:
+            jobstore.set_log_cap(job_id, marker=marker)
+        for row in rows:
+            tx.publish({"type": "entries", "job_id": job_id, "stream": stream,
+                        "seq": row["seq"], "block": row["data"], "count": row["count"]})
         return first
 
     def _place_marker(self, pieces, head_room):
@@ -192,9 +161,8 @@ class LogStore:
 
     def _drop_oldest_tail(self, job_id, marker, log_bytes):
         """Delete the oldest chunks after the marker until the log is within its cap."""
-        Job, Chunk = models.Job, models.Chunk
-        job = Job.select(Job.log_dropped).where(Job.id == job_id).get()
-        dropped = job.log_dropped
+        Chunk = models.Chunk
+        dropped = jobstore.log_dropped(job_id)
         while log_bytes > self.max_log_bytes:
             oldest = list(Chunk.select(Chunk.first_seq, Chunk.count,
                                        peewee.fn.LENGTH(Chunk.data).alias("size"))
@@ -214,17 +182,15 @@ class LogStore:
         marker_row = Chunk.get_or_none(Chunk.job == job_id, Chunk.stream == 0,
                                        Chunk.first_seq == marker)
         if marker_row is not None:  # keep the marker's time stamp, update its words
-            stamp = bytes(marker_row.data).partition(b"\t")[0]
-            text = stamp + b"\t" + text.partition(b"\t")[2]
+            text = spool.restamp(text, bytes(marker_row.data))
             log_bytes += len(text) - len(marker_row.data)
             Chunk.update(data=text).where(Chunk.job == job_id, Chunk.stream == 0,
                                           Chunk.first_seq == marker).execute()
-        Job.update(log_bytes=log_bytes, log_dropped=dropped, log_marker_seq=marker).where(
-            Job.id == job_id).execute()
+        jobstore.set_log_cap(job_id, marker=marker, log_bytes=log_bytes, dropped=dropped)
 
-    def append_message(self, job_id, stream, message, when=None):
+    def append_message(self, tx, job_id, stream, message, when=None):
         """Store one entry holding ``message`` (stamped ``when``); returns its sequence number."""
-        return self.append_blocks(job_id, stream, [spool.encode_entry(message, when)])
+        return self.append_blocks(tx, job_id, stream, [spool.encode_entry(message, when)])
 
     def read(self, job_id, stream, offset=0, limit=1000):
         """The entries numbered ``offset`` .. ``offset + limit - 1``, as dicts with their
@@ -244,11 +210,10 @@ class LogStore:
                          Chunk.first_seq >= start, Chunk.first_seq < end)
                   .order_by(Chunk.first_seq))
         entries = []
-        for chunk in chunks:
-            decoded = spool.decode_entries(bytes(chunk.data))
-            seq = chunk.first_seq
-            begin = max(offset, seq)
-            for index, entry in enumerate(decoded[begin - seq:end - seq]):
+        for first_seq, data in chunks.tuples():
+            decoded = spool.decode_entries(bytes(data))
+            begin = max(offset, first_seq)
+            for index, entry in enumerate(decoded[begin - first_seq:end - first_seq]):
                 entry["seq"] = begin + index
                 entries.append(entry)
         return entries
@@ -289,8 +254,8 @@ class LogStore:
                   .order_by(Chunk.first_seq)
                   .limit(max(1, max_bytes // CHUNK_BYTES) + 1))
         blocks, size = [], 0
-        for chunk in chunks:
-            seq, count, data = chunk.first_seq, chunk.count, bytes(chunk.data)
+        for seq, count, data in chunks.tuples():
+            data = bytes(data)
             if seq + count <= offset:
                 continue  # the chunk before the gap: all of it was sent
             if seq < offset:
@@ -307,6 +272,27 @@ class LogStore:
             size += len(data)
         return blocks
 
-    def delete(self, job_id):
-        """Remove every entry of a job."""
-        models.Chunk.delete().where(models.Chunk.job == job_id).execute()
+    @staticmethod
+    def delete_some(tx, job_id, batch=DELETE_BATCH):
+        """Delete up to about ``batch`` chunks of a job; returns how many went (0: none left)."""
+        Chunk = models.Chunk
+        deleted = 0
+        for stream_id in STREAMS.values():
+            where = (Chunk.job == job_id) & (Chunk.stream == stream_id)
+            last = (Chunk.select(Chunk.first_seq).where(where).order_by(Chunk.first_seq)
+                    .offset(batch - 1).limit(1).scalar())
+            if last is not None:
+                where &= Chunk.first_seq <= last
+            deleted += Chunk.delete().where(where).execute()
+            if deleted >= batch:
+                break
+        return deleted
+
+    @staticmethod
+    def jobs_with_orphaned_entries(limit=100):
+        """Ids of jobs whose row is gone but some of whose chunks are left (a deletion that a
+        crash cut short)."""
+        Chunk, Job = models.Chunk, models.Job
+        return [job_id for (job_id,) in (
+            Chunk.select(Chunk.job).distinct()
+            .where(Chunk.job.not_in(Job.select(Job.id))).limit(limit).tuples())]

@@ -65,6 +65,8 @@ class Job(BaseModel):
     log_bytes = peewee.BigIntegerField(default=0)
     log_marker_seq = peewee.BigIntegerField(null=True)
     log_dropped = peewee.BigIntegerField(default=0)
+    # Grows with every write of the row: of two copies of a job, the higher one is newer.
+    revision = peewee.BigIntegerField(default=0)
 
     class Meta:
         indexes = (

@@ -2,9 +2,11 @@
 
 Contract: ``NodeLease(name, data_dir)`` stands for this process holding the ``Node`` row named
 ``name``. ``acquire()`` takes the row, or raises ``StartupError`` naming the live holder (host,
-pid, since when, data dir). ``start_heartbeat()`` refreshes the row every ``HEARTBEAT_INTERVAL``
-seconds from the IOLoop; a failed heartbeat is logged, never fatal. ``release()`` deletes the row
-if this process still holds it. The models must be bound (``jobjoker.models``) before any call.
+pid, since when, data dir); ``beat()`` refreshes it; ``release()`` deletes the row if this
+process still holds it. These three run statements: the server runs them on its storage's
+writer thread (the models must be bound, ``jobjoker.models``). ``start_heartbeat(run)`` beats
+every ``HEARTBEAT_INTERVAL`` seconds from the IOLoop, through ``run`` (``Storage.call``); a
+failed heartbeat is logged, never fatal; ``stop_heartbeat()`` ends it.
 
 A lease is taken over only when its holder is provably dead:
 
@@ -32,32 +34,15 @@ import time
 import peewee
 from tornado.ioloop import PeriodicCallback
 
+from jobjoker import proc
 from jobjoker.errors import StartupError
 from jobjoker.models import Node, database
-from jobjoker.supervisor import process_start_time
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 10.0  # seconds between heartbeats
 LEASE_TTL = 30.0  # a lease of another host whose heartbeat is older than this is dead
 ATTEMPTS = 5  # races with other starting servers before giving up
-
-
-def boot_id():
-    """This boot's id (``/proc/sys/kernel/random/boot_id``), or None where there is none."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip() or None
-    except OSError:
-        return None
-
-
-def _is_zombie(pid):
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _format_time(timestamp):
@@ -71,9 +56,9 @@ class NodeLease:
         self.name = name
         self.data_dir = os.fspath(data_dir)
         self.host = socket.gethostname()
-        self.boot_id = boot_id()
+        self.boot_id = proc.boot_id()
         self.pid = os.getpid()
-        self.pid_start_time = process_start_time(self.pid)
+        self.pid_start_time = proc.start_time(self.pid)
         self.holder = "%s:%d:%s" % (self.host, self.pid, self.pid_start_time)
         self.held = False
         self._heartbeat = None
@@ -118,7 +103,6 @@ class NodeLease:
 
     def release(self):
         """Give the lease back (delete the row) if this process still holds it."""
-        self.stop_heartbeat()
         if not self.held:
             return
         self.held = False
@@ -143,12 +127,12 @@ class NodeLease:
             return None
         if row.boot_id and self.boot_id and row.boot_id != self.boot_id:
             return "this host rebooted since it took the lease"
-        start_time = process_start_time(row.pid)
+        start_time = proc.start_time(row.pid)
         if start_time is None:
             return "its pid %d is gone" % row.pid
         if row.pid_start_time is not None and start_time != row.pid_start_time:
             return "its pid %d now belongs to another process" % row.pid
-        if _is_zombie(row.pid):
+        if proc.state(row.pid) == "Z":
             return "its pid %d has exited (a zombie)" % row.pid
         return None
 
@@ -164,10 +148,11 @@ class NodeLease:
 
     # --- heartbeat ----------------------------------------------------------------------------
 
-    def start_heartbeat(self):
-        """Refresh the lease every ``HEARTBEAT_INTERVAL`` seconds (on the current IOLoop)."""
+    def start_heartbeat(self, run):
+        """Refresh the lease every ``HEARTBEAT_INTERVAL`` seconds (on the current IOLoop),
+        running ``beat`` through ``run`` (off the loop)."""
         if self._heartbeat is None:
-            self._heartbeat = PeriodicCallback(self.beat, HEARTBEAT_INTERVAL * 1000)
+            self._heartbeat = PeriodicCallback(lambda: run(self.beat), HEARTBEAT_INTERVAL * 1000)
             self._heartbeat.start()
 
     def stop_heartbeat(self):
@@ -176,8 +161,7 @@ class NodeLease:
             self._heartbeat = None
 
     def beat(self):
-        """One heartbeat: a single-row UPDATE by primary key, as cheap as any request's query
-        (the server's other writes run on the IOLoop too). True while we hold the lease."""
+        """One heartbeat: a single-row UPDATE by primary key. True while we hold the lease."""
         try:
             if Node.update(heartbeat=time.time()).where(
                     Node.name == self.name, Node.holder == self.holder).execute():

@@ -216,6 +216,9 @@ def item_schemas():
             "created_by": nullable({"type": "string", "description": "The user who created it."}),
             "log_count": {"type": "integer", "minimum": 0},
             "response_count": {"type": "integer", "minimum": 0},
+            "revision": {"type": "integer", "minimum": 0, "description":
+                         "Grows with every change of the job: of two copies of it (a reply, an "
+                         "event), the one with the higher revision is the newer."},
         }),
         "Worker": strict_object("A worker: a Python class in the workers folder.", {
             "name": WORKER_NAME,

@@ -14,9 +14,11 @@ raises ``ValidationError`` saying what is wrong. ``validate`` checks a job's par
 it, fills in defaults and refuses unknown names, listing every problem at once.
 ``split_secrets`` separates the values of ``secret`` parameters, which are stored apart, passed
 to the job in memory only, never shown again by the API, and masked (``MASK``) wherever they
-would appear in the job's log or response. Imports nothing of ours but the errors.
+would appear in the job's log or response (``Masker``). Imports nothing of ours but the errors
+and the entry format.
 """
 from jobjoker.errors import ValidationError
+from jobjoker.spool import escape
 
 TYPES = {
     "string": (str,),
@@ -29,6 +31,7 @@ TYPES = {
 KEYS = {"type", "required", "default", "description", "secret", "enum", "minimum", "maximum",
         "label"}
 MASK = "********"
+MIN_MASKED = 4  # characters; a shorter secret is not masked (it would mask noise)
 
 
 def _type_ok(kind, value):
@@ -131,6 +134,34 @@ def mask_values(secrets):
     values = set()
     for value in secrets.values():
         text = value if isinstance(value, str) else str(value)
-        if len(text) >= 4:
+        if len(text) >= MIN_MASKED:
             values.add(text)
     return sorted(values, key=len, reverse=True)  # longest first: no half-masked overlaps
+
+
+class Masker:
+    """Hides a job's secret values wherever they would be written: in a message (``text``) or
+    in a block of entries as the spool format escapes it (``block``). The one place that masks:
+    the runner masks what the worker logs, the server what reaches the log otherwise (a child
+    process's raw output, an entry POSTed by a client)."""
+
+    def __init__(self, values):
+        self.values = tuple(values)  # longest first (``mask_values``)
+        self._escaped = None
+
+    def __bool__(self):
+        return bool(self.values)
+
+    def text(self, message):
+        for secret in self.values:
+            if secret in message:
+                message = message.replace(secret, MASK)
+        return message
+
+    def block(self, block):
+        if self._escaped is None:  # a secret as it looks in an entry line: escaped, in UTF-8
+            self._escaped = [(escape(secret).encode("utf-8", "surrogateescape"), MASK.encode())
+                             for secret in self.values]
+        for secret, mask in self._escaped:
+            block = block.replace(secret, mask)
+        return block

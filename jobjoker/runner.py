@@ -1,12 +1,12 @@
 """What runs inside a job's process, between the supervisor's fork and ``os._exit``.
 
 Contract: ``run_job(spec)`` loads the worker's *current* file, runs it, and returns the exit code
-that tells the server how it ended: ``EXIT_DONE`` (run() returned), ``EXIT_ERROR`` (an uncaught
-exception, traceback logged), the code of a ``sys.exit(N)``, or ``EXIT_STOPPED`` (run() ended
-after SIGTERM asked it to stop); ``result.json`` in the job's directory says the same in words
-(``outcome`` done, error or stopped, and the exception), so the server need not guess from a
-number. Log and response entries are buffered in this process and
-appended in blocks to ``log.spool`` and ``response.spool`` in the job's directory, so the job
+that tells the server how it ended (``jobjoker.outcome``: done, an uncaught exception with its
+traceback logged, the code of a ``sys.exit(N)``, or stopped after SIGTERM asked it to); the
+run-end record in the job's folder (``jobdir.RUN_END``) says the same in words (``outcome`` done,
+error or stopped, and the exception), so the server need not guess from a number. Log and
+response entries are buffered in this process and appended in blocks to the job's log and
+response spools (``jobjoker.jobdir``), so the job
 writes to files it owns and never depends on the server being alive to read them. ``print()``
 and ``sys.stderr`` go to the log as entries too; raw writes to fds 1 and 2 (a child command, a C
 library) land in ``log.spool`` as well (the supervisor made it the job's stdout and stderr), and
@@ -15,7 +15,6 @@ Imports only the standard library and our lean worker modules.
 """
 import inspect
 import io
-import json
 import os
 import signal
 import subprocess
@@ -26,18 +25,14 @@ import traceback
 import types
 from time import time as _time
 
-from jobjoker import spool
-from jobjoker.parameters import MASK
+from jobjoker import jobdir, spool
 from jobjoker import worker as worker_api
-
-EXIT_DONE = 0
-EXIT_ERROR = 1
-EXIT_STOPPED = 128 + signal.SIGTERM  # the shell's convention for "ended by SIGTERM"
+from jobjoker.outcome import EXIT_DONE, EXIT_ERROR, EXIT_STOPPED
+from jobjoker.parameters import Masker
 
 FLUSH_BYTES = 64 * 1024  # write a block as soon as about this much is buffered (characters)
 FLUSH_DELAY = 0.005  # else at most this long after the first buffered entry
 HELD_BYTES = 1024 * 1024  # held while the disk is full; entries beyond are lost (and counted)
-MAX_ENTRY_CHARS = 64 * 1024  # a longer message is written as several consecutive entries
 RETRY_DELAY = 0.5  # seconds between attempts to write what a full disk refused
 
 
@@ -54,11 +49,12 @@ class BlockWriter:
     the file stays parseable.
     """
 
-    def __init__(self, fd, flusher, headed, mask=()):
-        """``fd``: the spool file's descriptor, or a function that opens it when first needed."""
+    def __init__(self, fd, flusher, headed, mask=None):
+        """``fd``: the spool file's descriptor, or a function that opens it when first needed;
+        ``mask``: a ``Masker`` of the job's secret values, never written out."""
         self._fd = fd if isinstance(fd, int) else None
         self._open = None if isinstance(fd, int) else fd
-        self._mask = mask  # secret parameter values: never written out
+        self._mask = mask or Masker(())
         self._flusher = flusher
         self._headed = headed
         self._lines = []
@@ -77,19 +73,14 @@ class BlockWriter:
         """Buffer one entry (``message`` is text); cheap, safe from any thread.
 
         This is the cost of every ``self.log()``: lines stay text until a block is written
-        (one join and one encode per block), and the flusher is woken once per block.
+        (one join and one encode per block), and the flusher is woken once per block. A message
+        longer than ``spool.MAX_ENTRY_BYTES`` is stored as several entries by the server.
         """
-        if len(message) > MAX_ENTRY_CHARS:  # a page or a message must stay bounded
-            for start in range(0, len(message), MAX_ENTRY_CHARS):
-                self.write(message[start:start + MAX_ENTRY_CHARS])
-            return
         now = _time()
         if now - self._clock >= 0.001:  # formatting a float per entry costs more than the rest
-            self._clock, self._stamp = now, "%.3f\t" % now
+            self._clock, self._stamp = now, spool.stamp(now)
         if self._mask:
-            for secret in self._mask:
-                if secret in message:
-                    message = message.replace(secret, MASK)
+            message = self._mask.text(message)
         if "\\" in message or "\n" in message:
             message = spool.escape(message)
         line = self._stamp + message
@@ -128,8 +119,8 @@ class BlockWriter:
         if not self._lines:
             return
         if self._lost:  # they were lost after the held entries, before any newer one
-            self._lines.append("%.3f\t[JobJoker] %d entries (%d bytes) were lost here: the "
-                               "disk was full" % (_time(), self._lost, self._lost_bytes))
+            self._lines.append(spool.stamp(_time()) + "[JobJoker] %d entries (%d bytes) were "
+                               "lost here: the disk was full" % (self._lost, self._lost_bytes))
         text = "\n".join(self._lines) + "\n"
         try:
             data = text.encode("utf-8", "surrogateescape")
@@ -285,12 +276,11 @@ def _flushing(function, flusher):
     return wrapper
 
 
-def _open_in_job_dir(spec, name, flags=os.O_WRONLY | os.O_APPEND | os.O_CREAT):
-    """Open a file of the job's directory, relative to its already open descriptor when the
-    supervisor passed one (a job running as another user may not traverse the data dir)."""
-    dir_fd = spec.get("job_dir_fd")
-    path = name if dir_fd is not None else os.path.join(spec["job_dir"], name)
-    return os.open(path, flags | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+def _open_spool(spec, name):
+    """Open a spool of the job's folder for appending, relative to its already open descriptor
+    when the supervisor passed one (a job running as another user may not reach the data dir)."""
+    return jobdir.open_file(spec["job_dir"], name, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                            spec.get("job_dir_fd"))
 
 
 def run_job(spec):
@@ -299,11 +289,10 @@ def run_job(spec):
     Returns the process exit code; never raises.
     """
     flusher = Flusher()
-    mask = tuple(spec.get("mask") or ())
-    log = BlockWriter(_open_in_job_dir(spec, "log.spool"), flusher, headed=True,
-                      mask=mask)
+    mask = Masker(spec.get("mask") or ())
+    log = BlockWriter(_open_spool(spec, jobdir.LOG_SPOOL), flusher, headed=True, mask=mask)
     # Most jobs answer nothing: their response spool is created by their first response.
-    response = BlockWriter(lambda: _open_in_job_dir(spec, "response.spool"), flusher,
+    response = BlockWriter(lambda: _open_spool(spec, jobdir.RESPONSE_SPOOL), flusher,
                            headed=False, mask=mask)
     flusher.writers.extend([log, response])
     flush_before_children(flusher)
@@ -343,21 +332,15 @@ def run_job(spec):
         flusher.flush_all()
     except OSError:
         pass
-    write_result(spec, {"outcome": outcome, "returncode": code, "error": error})
+    write_run_end(spec, {"outcome": outcome, "returncode": code, "error": error})
     return code
 
 
-def write_result(spec, result):
-    """Leave how the run ended in ``result.json``: it tells the server what an exit code alone
-    cannot (an exception's name, a stop honoured) even when no supervisor saw the exit."""
-    dir_fd = spec.get("job_dir_fd")
-    folder = "" if dir_fd is not None else spec["job_dir"]
+def write_run_end(spec, record):
+    """Leave how the run ended in the run-end record: it tells the server what an exit code
+    alone cannot (an exception's name, a stop honoured) even when no supervisor saw the exit."""
     try:
-        fd = _open_in_job_dir(spec, "result.json.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f)
-        os.replace(os.path.join(folder, "result.json.tmp"), os.path.join(folder, "result.json"),
-                   src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        jobdir.write_record(spec["job_dir"], jobdir.RUN_END, record, spec.get("job_dir_fd"))
     except OSError:
         pass  # the exit code still tells the essentials
 

@@ -11,6 +11,7 @@ whatever the job's processes write raw to stdout/stderr. The file order is the w
 ``print``, ``self.log`` and a child command's output keep their true order. ``parse_log_spool``
 turns such bytes back into a block of entries: headed blocks as they are, raw lines stamped with
 the time they were read. ``response.spool`` has only the entry writer and holds plain blocks.
+``MAX_ENTRY_BYTES`` bounds an entry, whatever wrote it: a longer one is stored as several.
 Imports nothing beyond the standard library (job processes load it).
 """
 import json
@@ -19,6 +20,17 @@ import time
 
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _UNESCAPES = {"n": "\n", "\\": "\\"}
+MAX_ENTRY_BYTES = 64 * 1024  # a longer entry is split: a page or a message stays bounded
+
+
+def stamp(when):
+    """The time stamp that begins an entry line, with its tab: seconds with milliseconds."""
+    return "%.3f\t" % when
+
+
+def restamp(entry, old_entry):
+    """``entry`` (one line, bytes) with the time stamp of ``old_entry``."""
+    return old_entry.partition(b"\t")[0] + b"\t" + entry.partition(b"\t")[2]
 
 
 def escape(message):
@@ -39,14 +51,14 @@ def unescape(message):
 
 def encode_entry(message, when=None):
     """One entry line, as bytes."""
-    return ("%.3f\t%s\n" % (time.time() if when is None else when, escape(message))).encode(
+    return (stamp(time.time() if when is None else when) + escape(message) + "\n").encode(
         "utf-8", "surrogateescape")
 
 
 def frame_raw_lines(lines, when):
     """Entry lines for raw output lines (bytes without their newline), stamped ``when``."""
-    stamp = b"%.3f\t" % when
-    return b"".join(stamp + line.replace(b"\\", b"\\\\") + b"\n" for line in lines)
+    prefix = stamp(when).encode()
+    return b"".join(prefix + line.replace(b"\\", b"\\\\") + b"\n" for line in lines)
 
 
 def complete_part(data):
@@ -57,7 +69,6 @@ def complete_part(data):
 
 BLOCK_MARK = b"\x1e\x1fJJ"  # ASCII record/unit separators: never in text a program prints
 _BLOCK_HEADER = re.compile(rb"\x1e\x1fJJ(\d{1,9})\n")
-MAX_RAW_LINE = 64 * 1024  # raw output with no newline for this long is stored as a line anyway
 
 
 def frame_block(block):
@@ -65,11 +76,12 @@ def frame_block(block):
     return BLOCK_MARK + b"%d\n" % len(block) + block
 
 
-def parse_log_spool(data, final=False, when=None):
+def parse_log_spool(data, final=False, when=None, mask_raw=None):
     """Entries in the bytes of a log spool: ``(bytes consumed, block of entries)``.
 
     Stops before an incomplete headed block or raw line (more is on its way) unless ``final``
-    (the job has ended: take everything).
+    (the job has ended: take everything). ``mask_raw``, when given, is applied to the entries
+    made of raw output (the headed blocks come from the runner, which masked them already).
     """
     when = time.time() if when is None else when
     pieces, raw = [], []
@@ -82,7 +94,7 @@ def parse_log_spool(data, final=False, when=None):
                 if stop > end and not final:
                     break  # the rest of this block is still being written
                 if raw:
-                    pieces.append(frame_raw_lines(raw, when))
+                    pieces.append(_raw_entries(raw, when, mask_raw))
                     raw = []
                 pieces.append(data[header.end():stop])
                 pos = stop
@@ -97,17 +109,22 @@ def parse_log_spool(data, final=False, when=None):
         elif newline >= 0:
             raw.append(data[pos:newline])
             pos = newline + 1
-        elif final or end - pos >= MAX_RAW_LINE:
+        elif final or end - pos >= MAX_ENTRY_BYTES:  # no newline for that long: a line anyway
             raw.append(data[pos:])
             pos = end
         else:
             break
     if raw:
-        pieces.append(frame_raw_lines(raw, when))
+        pieces.append(_raw_entries(raw, when, mask_raw))
     block = b"".join(pieces)
     if block and not block.endswith(b"\n"):  # a headed block torn by SIGKILL mid-write
         block += b"\n"
     return pos, block
+
+
+def _raw_entries(lines, when, mask):
+    block = frame_raw_lines(lines, when)
+    return mask(block) if mask is not None else block
 
 
 def decode_entries(block):

@@ -3,10 +3,12 @@
 Contract: a ``JobFollower`` sends one subscriber, in order and exactly once, every log and
 response entry of a job from the requested offsets on, then each new one as it is appended, plus
 a ``status`` message at the start and on every change, and ``end`` once the job is final and all
-entries are out. Backlog comes from the log store in pages and live entries from the event hub:
-the follower reads the stored count and subscribes within one synchronous step of the IOLoop, so
-the boundary between the two has no gap and no duplicate. An ``EventsFollower`` forwards every
-job and worker change. Both write through an ``Outbox``: a bounded queue drained by one task.
+entries are out. Backlog comes from the log store in pages (read on the storage's reader
+threads) and live entries from the event hub: the follower subscribes first and goes live only
+once a read of the store has reached the cursor *and* every entry announced meanwhile, so the
+boundary between the two has no gap and no duplicate. Copies of the job are ordered by their
+``revision``: an older one never follows a newer. An ``EventsFollower`` forwards every job and
+worker change. Both write through an ``Outbox``: a bounded queue drained by one task.
 A job follower that falls behind live entries stops queueing them and reads them from the store
 at its own pace instead; a subscriber that stops reading altogether (one write stalls for
 ``stall_timeout`` seconds) or overflows its outbox is closed with ``CLOSE_TOO_SLOW``. Either way
@@ -20,9 +22,10 @@ import json
 import logging
 import time
 
-from jobjoker import spool
+from jobjoker import jobstore, spool
+from jobjoker.errors import NotFound
 from jobjoker.events import CHANGES
-from jobjoker.lifecycle import get_job, job_to_dict
+from jobjoker.jobstore import job_to_dict
 from jobjoker.states import FINAL_STATES
 
 log = logging.getLogger(__name__)
@@ -181,24 +184,26 @@ def event_message(event):
 class JobFollower:
     """Streams one job to one subscriber."""
 
-    def __init__(self, job_id, offsets, logstore, hub, outbox):
+    def __init__(self, job_id, offsets, storage, logstore, hub, outbox):
         self.job_id = job_id
         self.cursor = dict(offsets)  # stream -> next entry to send
         self.behind = {stream: True for stream in self.cursor}  # backlog still to read
+        self.announced = {stream: 0 for stream in self.cursor}  # past the last entry announced
+        self.storage = storage
         self.logstore = logstore
         self.hub = hub
         self.outbox = outbox
-        self.final = False
+        self.final_status = None
+        self.revision = -1  # of the last copy of the job sent
         self._wake = asyncio.Event()
         self._unsubscribe = None
+        # The pump task: kept here because the loop holds only a weak reference to a task, and
+        # a pump nobody references could be collected mid-stream.
         self._task = None
 
-
     def start(self):
-        """Send the job's status and begin with the backlog (all in this IOLoop step)."""
-        job = get_job(self.job_id)
+        """Subscribe, then send the status and the backlog, then go live."""
         self._unsubscribe = self.hub.subscribe(self.on_event, topic=self.job_id)
-        self._send_status(job_to_dict(job))
         self._task = asyncio.ensure_future(self._pump())
 
     def stop(self):
@@ -213,9 +218,13 @@ class JobFollower:
             self._unsubscribe = None
 
     def _send_status(self, job):
-        self.final = self.final or job["status"] in FINAL_STATES
+        if job["revision"] <= self.revision:
+            return  # an older copy than the one sent (a read that an event overtook)
+        self.revision = job["revision"]
+        if job["status"] in FINAL_STATES:
+            self.final_status = job["status"]
         self.outbox.put(json.dumps({"type": "status", "job": job}, ensure_ascii=False))
-        if self.final:
+        if self.final_status:
             self._wake.set()  # the pump sends "end" once caught up
 
     def on_event(self, event):
@@ -227,13 +236,14 @@ class JobFollower:
                 if event["action"] == "deleted":
                     self.outbox.shut(CLOSE_NORMAL, "job deleted")
                     self.stop()
-                else:
+                else:  # before the pump's first read, it is the first message
                     self._send_status(event["job"])
         except Closed:
             self.stop()
 
     def _on_entries(self, event):
         stream, seq, count = event["stream"], event["seq"], event["count"]
+        self.announced[stream] = max(self.announced[stream], seq + count)
         cursor = self.cursor[stream]
         if self.behind[stream] or seq > cursor:
             self._fall_behind(stream)
@@ -253,48 +263,60 @@ class JobFollower:
         self.behind[stream] = True
         self._wake.set()
 
-    def _read_backlog(self):
-        """Queue one page of backlog for a stream that is behind; False when none is."""
-        job = get_job(self.job_id)
+    def _read(self, stream, cursor, max_bytes):
+        """Reader thread: the job's entry counts, and blocks of ``stream`` from ``cursor``."""
+        job = jobstore.get(self.job_id)
         counts = {"log": job.log_count, "response": job.response_count}
+        if cursor >= counts[stream]:
+            return counts, []
+        return counts, self.logstore.read_blocks(self.job_id, stream, cursor, max_bytes)
+
+    async def _read_backlog(self):
+        """Queue one page of backlog for a stream that is behind; False when none is."""
         for stream, behind in self.behind.items():
             if not behind:
                 continue
             cursor = self.cursor[stream]
-            if cursor >= counts[stream]:
-                self.behind[stream] = False  # live from here: the next event starts at cursor
-                continue
             # The pump waits until the outbox is below a quarter full: this fits the rest.
-            blocks = self.logstore.read_blocks(self.job_id, stream, cursor,
-                                               min(PAGE_BYTES, self.outbox.limit // 4))
-            if not blocks:  # nothing stored past the cursor (a capped log's gap at its end)
-                self.cursor[stream] = counts[stream]
-                continue
+            counts, blocks = await self.storage.read(
+                self._read, stream, cursor, min(PAGE_BYTES, self.outbox.limit // 4))
+            if self.outbox.closed:
+                raise Closed()
+            if not blocks and cursor < counts[stream]:
+                # Nothing stored past the cursor: a capped log's gap at its end.
+                cursor = self.cursor[stream] = counts[stream]
             for seq, block, count in blocks:
                 self.outbox.put(block_message(stream, seq, block, dropped=seq - cursor))
                 cursor = seq + count
             self.cursor[stream] = cursor
-            return True
+            if blocks:
+                return True
+            if cursor >= max(counts[stream], self.announced[stream]):
+                self.behind[stream] = False  # live from here: the next event starts at cursor
         return False
 
     async def _pump(self):
         try:
+            job = await self.storage.read(jobstore.get, self.job_id)
+            self._send_status(job_to_dict(job))
             while not self.outbox.closed:
                 if self.outbox.size > self.outbox.limit // 4:
                     await self.outbox.drained(self.outbox.limit // 4)
                     continue
-                if self._read_backlog():
-                    await asyncio.sleep(0)  # let others run between pages
+                self._wake.clear()  # before reading: news that comes during the read wakes us
+                if await self._read_backlog():
                     continue
-                if self.final:
+                if self.final_status and not any(self.behind.values()):
                     # The outbox closes the socket once this last message is written.
-                    self.outbox.put(json.dumps({"type": "end", "status": get_job(
-                        self.job_id).status}), closing=True)
+                    self.outbox.put(json.dumps({"type": "end", "status": self.final_status}),
+                                    closing=True)
                     self._unsubscribe_from_hub()
                     return
-                self._wake.clear()
                 await self._wake.wait()
         except Closed:
+            self.stop()
+        except NotFound:  # deleted before its first status could be read
+            self.outbox.shut(CLOSE_NORMAL, "job deleted")
             self.stop()
         except Exception:
             log.exception("job %s: streaming to a subscriber failed", self.job_id)

@@ -3,7 +3,8 @@
 Contract: started by the server (``python -m jobjoker.supervisor --socket PATH --daemon``), it
 detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON:
 
-  -> {"id": N, "op": "ping"}     <- {"id": N, "ok": true, "pid": PID, "ops": [the ops it knows]}
+  -> {"id": N, "op": "ping"}
+  <- {"id": N, "ok": true, "pid": PID, "protocol": PROTOCOL, "ops": [the ops it knows]}
   -> {"id": N, "op": "start", "spec": {job_id, worker, worker_file, params, job_dir, cwd}}
   <- {"id": N, "ok": true, "pid": PID, "start_time": TICKS}
   -> {"id": N, "op": "start_many", "specs": [spec, ...]}
@@ -41,45 +42,16 @@ import sys
 import time
 import traceback
 
-from jobjoker import runner
+from jobjoker import jobdir, outcome, proc, runner
 
+# What this supervisor and the runner preloaded in it can do, told in every ping: a server meets
+# the supervisor of an older version after each upgrade (it outlives the server while it has
+# jobs). 1: ping, start, signal, status, shutdown (and from a later release start_many, listed in
+# "ops"); 2: the version is told, and runners leave jobdir.RUN_END (not "result.json").
+PROTOCOL = 2
 IDLE_EXIT_SECONDS = 3.0
 MAX_UNSETTLED = 64  # new jobs whose setsid() a start has not yet seen, each holding a pipe
 PR_SET_CHILD_SUBREAPER = 36
-
-
-def process_start_time(pid):
-    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), or None."""
-    try:
-        fd = os.open("/proc/%d/stat" % pid, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        stat = os.read(fd, 4096)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    if not stat:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    return int(stat[stat.rindex(b")") + 2:].split()[19])
-
-
-def write_json_atomically(path, record):
-    """Write ``record`` so that a reader sees the whole file or none.
-
-    Not fsynced: the file tells a server that was away how a job ended, and only a crash of the
-    whole machine could lose it, which also ends every job; that job then ends ``error`` with its
-    exit status unknown. An fsync per exit would cost this one loop a millisecond per job.
-    """
-    tmp = "%s.tmp%d" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, json.dumps(record).encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 class Supervisor:
@@ -231,7 +203,7 @@ class Supervisor:
     # --- operations ---------------------------------------------------------------------------
 
     def op_ping(self, request):
-        return {"pid": os.getpid(),
+        return {"pid": os.getpid(), "protocol": PROTOCOL,
                 "ops": sorted(name[3:] for name in dir(self) if name.startswith("op_"))}
 
     def op_status(self, request):
@@ -308,9 +280,9 @@ class Supervisor:
     def _fork_job(self, spec):
         if spec["job_id"] in self.pids:
             raise RuntimeError("job %s is already running" % spec["job_id"])
-        os.makedirs(spec["job_dir"], mode=0o700, exist_ok=True)
-        out_fd = os.open(os.path.join(spec["job_dir"], "log.spool"),
-                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        jobdir.create(spec["job_dir"])
+        out_fd = jobdir.open_file(spec["job_dir"], jobdir.LOG_SPOOL,
+                                  os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -330,14 +302,14 @@ class Supervisor:
         os.close(out_fd)
         os.close(null_fd)
         self.unsettled.append(ready_r)
-        start_time = process_start_time(pid)
+        start_time = proc.start_time(pid)
         self.jobs[pid] = {"job_id": spec["job_id"], "pid": pid, "start_time": start_time,
                           "job_dir": spec["job_dir"]}
         self.pids[spec["job_id"]] = pid
         return {"pid": pid, "start_time": start_time}
 
     def _become_job(self, spec, null_fd, out_fd, ready_w):
-        code = runner.EXIT_ERROR
+        code = outcome.EXIT_ERROR
         try:
             os.setsid()
             os.write(ready_w, b"!")
@@ -415,7 +387,7 @@ class Supervisor:
                   "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
                   "time": time.time()}
         try:
-            write_json_atomically(os.path.join(job["job_dir"], "exit.json"), record)
+            jobdir.write_record(job["job_dir"], jobdir.EXIT_RECORD, record)
         except OSError:
             traceback.print_exc()  # the event below still tells a connected server
         self._broadcast(record)

@@ -5,7 +5,8 @@ Contract: ``SupervisorClient.connect()`` connects to the supervisor of this data
 and returns its reply, raising ``Unavailable`` when the supervisor is away or answers with an error;
 ``start_many(specs)`` starts many jobs in one request (one result per spec, a pid or an error), or
 in pipelined ``start`` requests to a supervisor too old to know ``start_many`` (one started by an
-earlier version outlives an upgrade as long as it has jobs). Pushed events (job exits) go to
+earlier version outlives an upgrade as long as it has jobs: ``supervisor_protocol`` says which
+version of the protocol the connected one speaks). Pushed events (job exits) go to
 ``on_event``. When the connection drops the client reconnects (starting a new supervisor if needed)
 and calls ``on_reconnect`` so the owner can resynchronise. Nothing here blocks the IOLoop.
 """
@@ -22,6 +23,7 @@ from tornado.iostream import IOStream, StreamClosedError
 
 from jobjoker.config import CODE_ROOT
 from jobjoker.errors import Unavailable
+from jobjoker.supervisor import PROTOCOL
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class SupervisorClient:
         self.connect_timeout = connect_timeout
         self.supervisor_pid = None  # set while connected
         self.supervisor_ops = ()  # what the connected supervisor can do
+        self.supervisor_protocol = None  # its version of the protocol (jobjoker.supervisor)
         self._stream = None
         self._pending = {}
         self._next_id = 0
@@ -97,9 +100,17 @@ class SupervisorClient:
             stream.close()
             raise
         self.supervisor_pid = reply["pid"]
+        # A supervisor outlives the server that started it: after an upgrade, the one found
+        # may be older than this server. Protocol 1 told no version.
+        self.supervisor_protocol = reply.get("protocol", 1)
         self.supervisor_ops = tuple(reply.get("ops") or ("ping", "shutdown", "signal", "start",
                                                          "status"))
-        log.info("supervisor pid %s on %s", self.supervisor_pid, self.socket_path)
+        if self.supervisor_protocol < PROTOCOL:
+            log.warning("supervisor pid %s speaks protocol %s, older than this server's %s: it "
+                        "was started by an earlier version and stays until its jobs have ended",
+                        self.supervisor_pid, self.supervisor_protocol, PROTOCOL)
+        log.info("supervisor pid %s on %s (protocol %s)", self.supervisor_pid, self.socket_path,
+                 self.supervisor_protocol)
 
     async def _try_connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

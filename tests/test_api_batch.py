@@ -218,17 +218,23 @@ async def test_a_batch_announces_each_job_as_single_requests_would(api, ws_conne
     reply = await api("POST", "/jobs/batch", {"jobs": [{"worker": "Foobar"}] * 2,
                                                "start": True})
     ids = [job["id"] for job in reply.data]
+    pids = {job["id"]: job["pid"] for job in reply.data}
     seen = {job_id: [] for job_id in ids}
-    while any(not actions or actions[-1] != "done" for actions in seen.values()):
+    revisions = {job_id: [] for job_id in ids}
+    while any(not actions or actions[-1][0] != "done" for actions in seen.values()):
         event = json.loads(await events.read_message())
         if event.get("type") == "job" and event["job"]["id"] in seen:
-            actions = seen[event["job"]["id"]]
-            actions.append(event["action"] if event["action"] != "status"
-                           else event["job"]["status"])
+            job = event["job"]
+            seen[job["id"]].append(event["action"] if event["action"] != "status"
+                                   else (job["status"], job["pid"]))
+            revisions[job["id"]].append(job["revision"])
     events.close()
     for job_id in ids:
-        assert seen[job_id][:2] == ["created", "active"], seen
-        assert "updated" in seen[job_id]  # the pid
+        # One event per change: the start already carries the pid; each copy newer than the
+        # one before it.
+        assert seen[job_id] == ["created", ("active", pids[job_id]),
+                                ("done", pids[job_id])], seen
+        assert revisions[job_id] == sorted(set(revisions[job_id])), revisions
 
 
 @pytest.mark.gen_test(timeout=60)

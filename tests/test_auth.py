@@ -4,6 +4,8 @@ import base64
 import pytest
 
 from jobjoker import auth, models
+from jobjoker.events import EventHub
+from jobjoker.storage import Storage
 
 
 def basic(user, password):
@@ -38,18 +40,21 @@ def test_parse_basic(header, expected):
 
 
 @pytest.fixture
-def users(database_url):
+def storage(database_url, io_loop):
+    """The storage of a fresh database, as a server would have it."""
     db = models.open_database(database_url)
-    yield
     db.close()
+    storage = Storage(db, EventHub())
+    yield storage
+    io_loop.run_sync(storage.close)
     models.database.initialize(None)
 
 
 @pytest.mark.gen_test
-async def test_authenticate(users):
-    assert auth.ensure_admin("secret") == ("secret", False)
-    assert auth.ensure_admin("other") is None  # only when no user exists
-    authenticator = auth.Authenticator()
+async def test_authenticate(storage):
+    assert await auth.ensure_admin(storage, "secret") == ("secret", False)
+    assert await auth.ensure_admin(storage, "other") is None  # only when no user exists
+    authenticator = auth.Authenticator(storage)
     identity = await authenticator.authenticate(basic("admin", "secret"))
     assert identity == auth.Identity("admin", "admin", "basic")
     assert await authenticator.authenticate(basic("admin", "secret")) == identity  # memo
@@ -61,17 +66,18 @@ async def test_authenticate(users):
 
 
 @pytest.mark.gen_test
-async def test_a_password_change_invalidates_the_memo(users):
-    auth.ensure_admin("old")
-    authenticator = auth.Authenticator()
+async def test_a_password_change_invalidates_the_memo(storage):
+    await auth.ensure_admin(storage, "old")
+    authenticator = auth.Authenticator(storage)
     assert await authenticator.authenticate(basic("admin", "old"))
     models.User.update(password_hash=auth.hash_password("new")).execute()
     assert await authenticator.authenticate(basic("admin", "old")) is None
     assert await authenticator.authenticate(basic("admin", "new"))
 
 
-def test_a_generated_admin_password_is_random_and_stored_hashed(users):
-    password, generated = auth.ensure_admin(None)
+@pytest.mark.gen_test
+async def test_a_generated_admin_password_is_random_and_stored_hashed(storage):
+    password, generated = await auth.ensure_admin(storage, None)
     assert generated and len(password) >= 16
     stored = models.User.get_by_id("admin").password_hash
     assert password not in stored and auth.verify_password(password, stored)

@@ -1,19 +1,42 @@
-"""Chunked log storage: sequence numbers, pages across chunk boundaries, offsets (each backend)."""
+"""Chunked log storage: sequence numbers, pages across chunk boundaries, offsets, batched
+deletion (each backend). The log store runs on the storage's threads; here its functions are
+called directly, each write in a transaction of its own, as the writer thread does."""
 import pytest
 
 from jobjoker import models, spool
-from jobjoker.events import EventHub
 from jobjoker.logstore import CHUNK_BYTES, LogStore, split_block, split_long_entries
+from jobjoker.storage import Transaction
+
+
+class Store:
+    """A LogStore whose writes each run in a transaction; ``published`` holds the events of the
+    committed ones, in order."""
+
+    def __init__(self, db):
+        self.db = db
+        self.logstore = LogStore()
+        self.published = []
+
+    def __getattr__(self, name):
+        method = getattr(self.logstore, name)
+        if name not in ("append_blocks", "append_message", "delete_some"):
+            return method
+
+        def in_transaction(*args, **kwargs):
+            tx = Transaction(self.db)
+            with self.db.atomic():
+                result = method(tx, *args, **kwargs)
+            self.published += tx.events
+            return result
+        return in_transaction
 
 
 @pytest.fixture
 def store(database_url):
     db = models.open_database(database_url)
-    hub = EventHub()
-    published = []
-    hub.subscribe(published.append)
     models.Job.create(id="job1", worker="W", status="active", created=0)
-    yield LogStore(hub), published
+    store = Store(db)
+    yield store, store.published
     db.close()
     models.database.initialize(None)
 
@@ -62,11 +85,29 @@ def test_unknown_job_and_bad_pages(store):
     assert logstore.read("job1", "log", 0, 0) == []
 
 
-def test_delete_removes_every_entry(store):
+def test_deletion_goes_in_batches_until_every_entry_is_gone(store):
     logstore, _ = store
-    logstore.append_blocks("job1", "log", [block_of(["a"] * 3000)])
-    logstore.delete("job1")
-    assert models.Chunk.select().count() == 0
+    models.Job.create(id="job2", worker="W", status="active", created=0)
+    for _ in range(3):
+        logstore.append_blocks("job1", "log", [block_of(["a" * 100] * 2000)])  # ~0.2 MB
+        logstore.append_blocks("job1", "response", [block_of(["r" * 100] * 700)])
+    logstore.append_blocks("job2", "log", [block_of(["b"])])
+    chunks = models.Chunk.select().where(models.Chunk.job == "job1").count()
+    assert chunks > 10
+    batches = []
+    while deleted := logstore.delete_some("job1", batch=4):
+        batches.append(deleted)
+    assert sum(batches) == chunks and max(batches) <= 8  # at most a batch from each stream
+    assert models.Chunk.select().where(models.Chunk.job == "job1").count() == 0
+    assert [e["message"] for e in logstore.read("job2", "log")] == ["b"]  # others untouched
+
+
+def test_chunks_whose_job_is_gone_are_found(store):
+    logstore, _ = store
+    logstore.append_blocks("job1", "log", [block_of(["a"])])
+    assert logstore.jobs_with_orphaned_entries() == []
+    models.Job.delete().where(models.Job.id == "job1").execute()  # a deletion a crash cut short
+    assert logstore.jobs_with_orphaned_entries() == ["job1"]
 
 
 def test_split_block_cuts_at_entry_boundaries():
@@ -94,7 +135,7 @@ def test_long_entries_are_split_between_characters_and_escapes():
 @pytest.fixture
 def capped(store):
     logstore, published = store
-    logstore.max_log_bytes = 200 * 1024
+    logstore.logstore.max_log_bytes = 200 * 1024
     return logstore, published
 
 

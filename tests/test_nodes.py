@@ -11,8 +11,9 @@ import pytest
 
 from jobjoker import models
 from jobjoker.errors import StartupError
-from jobjoker.nodes import LEASE_TTL, NodeLease, boot_id
-from jobjoker.supervisor import process_start_time
+from jobjoker.nodes import LEASE_TTL, NodeLease
+from jobjoker.proc import boot_id
+from jobjoker.proc import start_time as process_start_time
 from jobjoker.supervisor_client import socket_path_for
 from tests.conftest import kill_leftovers, process_alive, processes_of
 from tests.test_faults import AUTH, TICKER, call, start_job, wait

@@ -272,7 +272,7 @@ def a_job():
             "parameters": {}, "pid": None, "node": None, "created": 1.5, "starttime": None,
             "stoptime": None, "duration": None, "stop_requested": None, "exit_code": None,
             "exit_signal": None, "error": None, "created_by": "admin", "log_count": 0,
-            "response_count": 0}
+            "response_count": 0, "revision": 0}
 
 
 def test_job_schema_catches_drift(document):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from jobjoker.supervisor import process_start_time
+from jobjoker.proc import start_time as process_start_time
 from tests.conftest import poll, process_alive
 
 

@@ -24,8 +24,8 @@ def services(server):
     return server.app.settings["jobs"]
 
 
-def messages(jobs, job_id, stream="log"):
-    entries, _ = jobs.read_entries(job_id, stream, 0, 100000)
+async def messages(jobs, job_id, stream="log"):
+    entries, _ = await jobs.read_entries(job_id, stream, 0, 100000)
     return [e["message"] for e in entries]
 
 
@@ -43,9 +43,12 @@ async def test_a_restarted_server_adopts_a_running_job(config, cleanup):
     first = await started_server(config)
     cleanup.append(first)
     jobs = services(first)
-    job = jobs.create_job({"worker": "TestWorker", "parameters": {"count": 1000, "sleep": 0.05}})
+    job = await jobs.create_job({"worker": "TestWorker",
+                                 "parameters": {"count": 1000, "sleep": 0.05}})
     started = await jobs.command(job["id"], "start")
-    await poll(lambda: "log 3" in messages(jobs, job["id"]), what="log 3")
+    async def logged_3():
+        return "log 3" in await messages(jobs, job["id"])
+    await poll(logged_3, what="log 3")
     await first.stop()  # the jobs keep running
     assert os.getpgid(started["pid"]) == started["pid"]
 
@@ -54,18 +57,22 @@ async def test_a_restarted_server_adopts_a_running_job(config, cleanup):
     cleanup.append(second)
     jobs = services(second)
     assert job["id"] in second.processes.running
-    await poll(lambda: len(messages(jobs, job["id"])) > 12, what="more log after adoption")
+    async def logged_more():
+        return len(await messages(jobs, job["id"])) > 12
+    await poll(logged_more, what="more log after adoption")
     stopping = await jobs.command(job["id"], "stop")
     assert stopping["stop_requested"] is not None
-    final = await poll(lambda: jobs.get_job(job["id"])["status"] != "active", what="the end")
-    final = jobs.get_job(job["id"])
+    async def ended():
+        return (await jobs.get_job(job["id"]))["status"] != "active"
+    await poll(ended, what="the end")
+    final = await jobs.get_job(job["id"])
     assert final["status"] == "stop"
-    log = messages(jobs, job["id"])
+    log = await messages(jobs, job["id"])
     numbered = [m for m in log if m.startswith("log ")]
     # Every entry once, in order, across the restart.
     assert numbered == ["log %d" % i for i in range(len(numbered))]
     assert log[0].startswith("STARTED") and log[-1].startswith("ENDED stop")
-    responses = messages(jobs, job["id"], "response")
+    responses = await messages(jobs, job["id"], "response")
     assert responses == ["response %d" % i for i in range(len(responses))]
     await second.stop(kill_jobs=True)
 
@@ -75,7 +82,7 @@ async def test_a_job_that_ended_while_the_server_was_away_gets_its_real_end(conf
     first = await started_server(config)
     cleanup.append(first)
     jobs = services(first)
-    job = jobs.create_job({"worker": "TestWorker", "parameters": {"count": 3, "sleep": 0.1}})
+    job = await jobs.create_job({"worker": "TestWorker", "parameters": {"count": 3, "sleep": 0.1}})
     await jobs.command(job["id"], "start")
     await first.stop()
     exit_file = os.path.join(config.jobs_dir, job["id"], "exit.json")
@@ -84,9 +91,9 @@ async def test_a_job_that_ended_while_the_server_was_away_gets_its_real_end(conf
     second = await started_server(config)
     cleanup.append(second)
     jobs = services(second)
-    final = jobs.get_job(job["id"])
+    final = await jobs.get_job(job["id"])
     assert final["status"] == "done" and final["exit_code"] == 0
-    log = messages(jobs, job["id"])
+    log = await messages(jobs, job["id"])
     assert [m for m in log if m.startswith("log ")] == ["log 0", "log 1", "log 2"]
     assert log[-1].startswith("ENDED done")
     assert not os.path.exists(os.path.dirname(exit_file))  # spool cleaned up once stored
@@ -98,7 +105,7 @@ async def test_a_job_whose_process_vanished_is_marked_error_not_left_active(conf
     first = await started_server(config)
     cleanup.append(first)
     jobs = services(first)
-    job = jobs.create_job({"worker": "TestWorker", "parameters": {"count": 100, "sleep": 1}})
+    job = await jobs.create_job({"worker": "TestWorker", "parameters": {"count": 100, "sleep": 1}})
     started = await jobs.command(job["id"], "start")
     # The server stops, its supervisor is SIGKILLed, then the job's process dies: nothing is
     # left to record its end.
@@ -111,7 +118,7 @@ async def test_a_job_whose_process_vanished_is_marked_error_not_left_active(conf
 
     second = await started_server(config)
     cleanup.append(second)
-    final = services(second).get_job(job["id"])
+    final = await services(second).get_job(job["id"])
     assert final["status"] == "error"
     assert "lost while the server was away" in final["error"]
     await second.stop(kill_jobs=True)

@@ -65,10 +65,10 @@ def test_a_block_appended_in_the_middle_of_a_raw_line_ends_that_line():
 
 
 def test_a_very_long_raw_line_is_stored_without_waiting_for_its_newline():
-    data = b"x" * spool.MAX_RAW_LINE
+    data = b"x" * spool.MAX_ENTRY_BYTES
     consumed, block = spool.parse_log_spool(data)
     assert consumed == len(data)
-    assert entries(block) == ["x" * spool.MAX_RAW_LINE]
+    assert entries(block) == ["x" * spool.MAX_ENTRY_BYTES]
 
 
 def test_random_interleavings_parse_to_exactly_what_was_written():

@@ -1,0 +1,333 @@
+"""Ingestion: what running jobs append to their spools, stored as entries.
+
+Contract: ``Ingester(storage, logstore)`` watches the folders of the jobs it ``track``s
+(inotify, or a 100 ms poll where there is none) and stores what their spools hold beyond the
+offsets already stored, resuming exactly after a restart (the offsets are committed with the
+entries). The IOLoop only decides which jobs to visit; reading, parsing, masking and storing run
+on the storage's writer thread, in passes of about ``SLICE`` seconds of work, each one
+transaction (a savepoint per job, so one job's failure leaves the others stored): the writer
+serves requests between passes, and on MySQL or PostgreSQL a pass costs one commit however many
+jobs it stores. A job's first passes are immediate; while it keeps logging, its passes come at
+most every ``GAP`` seconds, so that a subscriber gets one message per pass rather than one per
+block the job wrote. What a job's children wrote raw has the job's secrets masked here (the
+runner masked the rest). Once stored and committed, the disk blocks of the spool behind the
+offsets are given back (hole punching). A store that fails is retried every ``RETRY_DELAY``
+seconds, logged once per kind; ``disk_full`` says since when the disk refuses, for ``/health``.
+``drain(tx, spools)`` stores everything left, for the job's end (within the caller's
+transaction). Each job's ``Spools`` are touched only on the writer thread once tracked.
+"""
+import errno
+import json
+import logging
+import time
+
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+from jobjoker import jobdir, spool
+from jobjoker.inotify import Inotify
+from jobjoker.parameters import Masker, mask_values
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 4 * 1024 * 1024  # per spool per visit, so one chatty job cannot hog a pass
+PUNCH_BYTES = 1024 * 1024  # free the disk blocks of stored spool bytes in steps this large
+GAP = 0.02  # seconds between a job's passes while its entries keep coming
+QUICK_PASSES = 3  # a job's first passes are not held back: its first lines show at once
+SLICE = 0.01  # seconds of work in one pass (then the writer serves others)
+RETRY_DELAY = 1.0  # seconds before storing again after the database refused (full, locked)
+POLL_MS = 100  # without inotify
+
+
+def _parse_response_spool(data, final):
+    block = spool.complete_part(data)
+    if final and len(block) < len(data):  # torn by a SIGKILL mid-write: keep what is there
+        return len(data), data + b"\n"
+    return len(block), block
+
+
+def is_disk_full(error):
+    """Whether a database or file error says the disk (or a quota) is full."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error).lower()
+    return "disk is full" in text or "no space left" in text or "disk full" in text \
+        or "table is full" in text or "quota" in text
+
+
+class Spools:
+    """One job's spools as the writer thread knows them: what is stored and what is punched."""
+
+    def __init__(self, job_id, job_dir, offsets, secrets=()):
+        self.job_id = job_id
+        self.job_dir = job_dir
+        self.offsets = dict(offsets)  # Job offset field -> spool bytes stored (committed)
+        self.punched = dict(offsets)  # Job offset field -> spool bytes given back to the disk
+        self.read_size = READ_BYTES
+        self.masker = Masker(secrets)
+
+    def parsers(self):
+        """(stream, spool file, Job offset field, parse(data, final) -> (consumed, block))."""
+        mask = self.masker.block if self.masker else None
+        return (("log", jobdir.LOG_SPOOL, "log_offset",
+                 lambda data, final: spool.parse_log_spool(data, final, mask_raw=mask)),
+                ("response", jobdir.RESPONSE_SPOOL, "response_offset", _parse_response_spool))
+
+
+def store_spools(tx, logstore, spools, final=False, offsets=None):
+    """Store what the spools hold past ``offsets`` (by default the committed ones) on the
+    writer thread, within ``tx``; returns (whether anything was stored, whether more is
+    waiting, the offsets reached). ``spools``' own offsets move only once ``tx`` commits."""
+    stored = more = False
+    offsets = dict(spools.offsets if offsets is None else offsets)
+    for stream, name, field, parse in spools.parsers():
+        offset = offsets[field]
+        data = jobdir.read_spool(spools.job_dir, name, offset, spools.read_size)
+        if not data:
+            continue
+        at_end = len(data) < spools.read_size
+        consumed, block = parse(data, final and at_end)
+        if not at_end:
+            more = True
+            if not consumed:  # one entry larger than a read: read more next time
+                spools.read_size *= 2
+        if consumed:
+            offsets[field] = offset + consumed
+            if block:
+                logstore.append_blocks(tx, spools.job_id, stream, [block],
+                                       {field: offset + consumed})
+                stored = True
+    if offsets != spools.offsets:
+        tx.on_commit(lambda: _committed(spools, offsets))
+    return stored, more, offsets
+
+
+def drain(tx, logstore, spools):
+    """Store everything the spools hold (the job has ended), within ``tx``."""
+    more, offsets = True, None
+    while more:
+        _, more, offsets = store_spools(tx, logstore, spools, final=True, offsets=offsets)
+
+
+def _committed(spools, offsets):
+    # Hooks run in order: a later visit's offsets are further, never behind.
+    spools.offsets.update(offsets)
+    for stream, name, field, _ in spools.parsers():
+        # Free the disk blocks of what is stored: a job logging gigabytes keeps a spool of
+        # only what the server has not read yet (its size on disk, not its length).
+        stored = spools.offsets[field] // 4096 * 4096
+        if stored - spools.punched[field] >= PUNCH_BYTES:
+            jobdir.punch_hole(spools.job_dir, name, spools.punched[field], stored)
+            spools.punched[field] = stored
+
+
+class _Visit:
+    """What the loop knows of a tracked job: its pacing and its watch."""
+
+    def __init__(self, spools):
+        self.spools = spools
+        self.watch = None
+        self.last_stored = 0.0  # time.monotonic() of its last visit that stored entries
+        self.passes = 0  # visits that stored entries (the first QUICK_PASSES never wait)
+
+
+class Ingester:
+    """Stores the spooled entries of the tracked jobs, from the IOLoop's side."""
+
+    def __init__(self, storage, logstore):
+        self.storage = storage
+        self.logstore = logstore
+        self.disk_full = None  # (since, what failed) while storing fails for want of space
+        self._visits = {}  # job id -> _Visit
+        self._watches = {}  # inotify watch descriptor -> job id
+        self._inotify = None
+        self._poller = None
+        self._dirty = set()
+        self._deferred = set()  # dirty jobs stored less than GAP ago
+        self._deferred_timer = None
+        self._running = False  # a pass is on the writer thread
+        self._closed = False
+        self._logged = set()  # kinds of failure logged already (once each)
+
+    def start(self):
+        try:
+            self._inotify = Inotify()
+            IOLoop.current().add_handler(self._inotify.fileno(), self._on_inotify, IOLoop.READ)
+        except OSError as e:
+            log.warning("inotify unavailable (%s): polling spool files every %d ms", e, POLL_MS)
+            self._poller = PeriodicCallback(self._poll_all, POLL_MS)
+            self._poller.start()
+
+    def close(self):
+        self._closed = True
+        if self._deferred_timer is not None:
+            IOLoop.current().remove_timeout(self._deferred_timer)
+            self._deferred_timer = None
+        if self._inotify is not None:
+            IOLoop.current().remove_handler(self._inotify.fileno())
+            self._inotify.close()
+            self._inotify = None
+        if self._poller is not None:
+            self._poller.stop()
+
+    # --- which jobs --------------------------------------------------------------------------
+
+    def track(self, spools):
+        """Watch a job's folder (which must exist) and store what it spools; returns ``spools``,
+        which belong to the writer thread from now on."""
+        visit = self._visits[spools.job_id] = _Visit(spools)
+        if self._inotify is not None:
+            visit.watch = self._inotify.add_watch(spools.job_dir)
+            self._watches[visit.watch] = spools.job_id
+        return spools
+
+    def untrack(self, job_id):
+        """Stop visiting a job (it has ended: its end drains the rest)."""
+        visit = self._visits.pop(job_id, None)
+        self._dirty.discard(job_id)
+        self._deferred.discard(job_id)
+        if visit is not None and visit.watch is not None and self._inotify is not None:
+            self._watches.pop(visit.watch, None)
+            try:
+                self._inotify.rm_watch(visit.watch)
+            except OSError:
+                pass
+
+    def mark_dirty(self, job_id):
+        if job_id in self._visits:
+            self._dirty.add(job_id)
+            self._schedule()
+
+    def _on_inotify(self, fd, events):
+        for watch in self._inotify.read_watches():
+            job_id = self._watches.get(watch)
+            if job_id is not None:
+                self._dirty.add(job_id)
+        self._schedule()
+
+    def _poll_all(self):
+        self._dirty.update(self._visits)
+        self._schedule()
+
+    # --- passes ------------------------------------------------------------------------------
+
+    def _schedule(self):
+        if self._dirty and not self._running and not self._closed:
+            self._running = True
+            IOLoop.current().add_callback(self._pass)
+
+    async def _pass(self):
+        """One pass over the dirty jobs due now, on the writer thread."""
+        now = time.monotonic()
+        due, soonest = [], None
+        for job_id in self._dirty:
+            visit = self._visits.get(job_id)
+            if visit is None:
+                continue
+            wait = visit.last_stored + GAP - now
+            if wait > 0 and visit.passes >= QUICK_PASSES:
+                self._deferred.add(job_id)
+                soonest = wait if soonest is None else min(soonest, wait)
+            else:
+                due.append(visit.spools)
+        self._dirty = set()
+        try:
+            if due:
+                await self._store(due)
+        finally:
+            self._running = False
+        if soonest is not None:
+            self._defer(soonest)
+        self._schedule()
+
+    async def _store(self, due):
+        try:
+            results, rest = await self.storage.transaction(self._store_some, due)
+        except Exception as e:  # the commit failed: none of it is stored, all is retried
+            for spools in due:
+                self._failed(spools.job_id, e)
+            return
+        now = time.monotonic()
+        for job_id, (stored, more, error) in results.items():
+            visit = self._visits.get(job_id)
+            if visit is None:
+                continue
+            if error is not None:
+                self._failed(job_id, error)
+                continue
+            if stored:
+                visit.last_stored, visit.passes = now, visit.passes + 1
+                self.disk_full = None  # it stored: there is room again
+                self._logged.clear()
+            if more:  # more than one visit's worth: come back soon
+                self._deferred.add(job_id)
+                self._defer(GAP)
+        self._dirty.update(spools.job_id for spools in rest)  # the slice ran out first
+
+    def _store_some(self, tx, due):
+        """Writer thread: visit jobs for about SLICE seconds; (results, not visited)."""
+        deadline = time.monotonic() + SLICE
+        results = {}
+        for index, spools in enumerate(due):
+            if index and time.monotonic() > deadline:
+                return results, due[index:]
+            try:
+                with tx.savepoint():
+                    stored, more, _ = store_spools(tx, self.logstore, spools)
+            except Exception as e:
+                results[spools.job_id] = (False, False, e)
+            else:
+                results[spools.job_id] = (stored, more, None)
+        return results, []
+
+    def _defer(self, delay):
+        if self._deferred_timer is None and not self._closed:
+            self._deferred_timer = IOLoop.current().call_later(delay, self._undefer)
+
+    def _undefer(self):
+        self._deferred_timer = None
+        self._dirty |= self._deferred
+        self._deferred.clear()
+        self._schedule()
+
+    def _failed(self, job_id, error):
+        """Log it once per kind, note a full disk for ``/health``, and retry in a while: the
+        entries wait in the job's spool, which nothing removes before they are stored."""
+        self.failed(job_id, error, "storing its spooled entries")
+        IOLoop.current().call_later(RETRY_DELAY, self.mark_dirty, job_id)
+
+    def failed(self, job_id, error, doing):
+        """Note a failure to store (for ``/health`` when the disk is full) and log it, once per
+        kind of failure until a store succeeds again."""
+        if is_disk_full(error):
+            if self.disk_full is None:
+                log.error("the disk is full: job entries cannot be stored (%s); they wait in "
+                          "the jobs' spool files until there is room", error)
+                self.disk_full = (time.time(), str(error))
+            return
+        kind = (type(error), doing)
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.error("job %s: %s failed; will retry every %.0f s: %s", job_id, doing,
+                      RETRY_DELAY, error, exc_info=error)
+        else:
+            log.debug("job %s: %s failed again: %s", job_id, doing, error)
+
+    @property
+    def tracked(self):
+        return len(self._visits)
+
+    def spools_of(self, job_id):
+        visit = self._visits.get(job_id)
+        return visit.spools if visit is not None else None
+
+
+def spools_for(job, jobs_dir):
+    """A job's ``Spools``, from its row (offsets stored, secrets to mask)."""
+    return Spools(job.id, jobdir.path_of(jobs_dir, job.id),
+                  {"log_offset": job.log_offset, "response_offset": job.response_offset},
+                  secret_values(job))
+
+
+def secret_values(job):
+    """The values a job's log must never show, from its row."""
+    return mask_values(json.loads(job.secret_parameters)) if job.secret_parameters else ()

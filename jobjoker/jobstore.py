@@ -1,0 +1,322 @@
+"""Job rows: the one module that reads and writes them, and the one function that changes a
+job's status.
+
+Contract: every function here runs on a ``Storage`` thread (see ``jobjoker.storage``); the
+writing ones take the transaction ``tx`` and announce what they changed with ``tx.publish``, so
+events go out only once the change has committed. Reads return ``JobRow`` tuples: plain data,
+safe to hand to the IOLoop. Every write of a job row adds one to its ``revision``, which every
+copy of a job carries (``job_to_dict``), so a client holding two copies keeps the one with the
+higher revision. ``transition(tx, job_id, new_status, **fields)`` is the only code that writes
+``status``: one conditional UPDATE (``... WHERE id = ? AND status IN (allowed sources)``) whose
+row count decides, so two racing starts cannot both win and nothing reads then writes.
+"""
+import collections
+import json
+import secrets
+import time
+
+import peewee
+
+from jobjoker import models
+from jobjoker.errors import Conflict, InvalidTransition, NotFound
+from jobjoker.states import JobStatus, allowed_sources
+from jobjoker.statements import execute, param
+
+Job = models.Job
+FIELDS = Job._meta.sorted_fields
+JobRow = collections.namedtuple("JobRow", [field.name for field in FIELDS])
+COUNTERS = {"log": "log_count", "response": "response_count"}
+# A row's next revision, as SQL (a literal: the compiled statements bind only named values).
+ONE_MORE = Job.revision + peewee.SQL("1")
+# Statements with a list of ids bind one parameter per id: SQLite allows 32,766 parameters
+# (999 before 3.32), so long lists go in parts.
+MAX_IDS_PER_STATEMENT = 500
+
+# --- ids -----------------------------------------------------------------------------------------
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+_last_id_value = 0
+
+
+def new_job_id():
+    """An opaque, URL-safe, time-ordered id: 10 chars of milliseconds + 10 random chars.
+
+    Monotonic within a server: an id made in the same millisecond as the previous one is that
+    one plus one, so "newest first" by id is creation order (as in ULID's monotonic mode).
+    """
+    global _last_id_value
+    value = (int(time.time() * 1000) << 50) | int.from_bytes(secrets.token_bytes(7), "big") >> 6
+    if value >> 50 == _last_id_value >> 50 and value <= _last_id_value:
+        value = _last_id_value + 1
+    _last_id_value = value
+    return encode_job_id(value)
+
+
+def encode_job_id(value):
+    """A job id's 100-bit value (milliseconds << 50 | 50 more bits) as its 20 characters."""
+    chars = []
+    for _ in range(20):
+        value, digit = divmod(value, 32)
+        chars.append(_CROCKFORD[digit])
+    return "".join(reversed(chars))
+
+
+# --- what clients see ----------------------------------------------------------------------------
+
+def job_to_dict(job):
+    """The job as the API and the events show it."""
+    duration = None
+    if job.starttime is not None:
+        duration = round((job.stoptime or time.time()) - job.starttime, 3)
+    return {
+        "id": job.id,
+        "worker": job.worker,
+        "status": job.status,
+        "parameters": json.loads(job.parameters),
+        "pid": job.pid,
+        "node": job.node,
+        "created": job.created,
+        "starttime": job.starttime,
+        "stoptime": job.stoptime,
+        "duration": duration,
+        "stop_requested": job.stop_requested,
+        "exit_code": job.exit_code,
+        "exit_signal": job.exit_signal,
+        "error": job.error,
+        "created_by": job.created_by,
+        "log_count": job.log_count,
+        "response_count": job.response_count,
+        "revision": job.revision,
+    }
+
+
+def announce(tx, action, job):
+    tx.publish({"type": "job", "action": action, "job": job_to_dict(job)})
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+def _row(values):
+    return JobRow(*[value if value is None else field.python_value(value)
+                    for field, value in zip(FIELDS, values)])
+
+
+def _parts(job_ids):
+    return [job_ids[start:start + MAX_IDS_PER_STATEMENT]
+            for start in range(0, len(job_ids), MAX_IDS_PER_STATEMENT)]
+
+
+def _id_params(job_ids):
+    return [param("id %d" % i) for i in range(len(job_ids))]
+
+
+def _id_values(job_ids):
+    return {"id %d" % i: job_id for i, job_id in enumerate(job_ids)}
+
+
+def get(job_id):
+    """The job's row, or ``NotFound``."""
+    values = execute("get", lambda: Job.select().where(Job.id == param("id")),
+                     {"id": job_id}).fetchone()
+    if values is None:
+        raise NotFound("no job with id %r" % job_id)
+    return _row(values)
+
+
+def get_many(job_ids):
+    """The rows of ``job_ids`` that exist, in the order of ``job_ids``."""
+    found = {}
+    for part in _parts(job_ids):
+        cursor = execute(("get_many", len(part)), lambda: Job.select().where(
+            Job.id.in_(_id_params(part))), _id_values(part))
+        for values in cursor.fetchall():
+            job = _row(values)
+            found[job.id] = job
+    return [found[job_id] for job_id in job_ids if job_id in found]
+
+
+def page(status=None, worker=None, offset=0, limit=50):
+    """Jobs newest first, optionally of one status and/or worker."""
+    query = Job.select()
+    if status:
+        query = query.where(Job.status == status)
+    if worker:
+        query = query.where(Job.worker == worker)
+    query = query.order_by(Job.id.desc()).offset(offset).limit(limit)
+    return [_row(values) for values in query.tuples()]
+
+
+def active_on_node(node):
+    """Every active job of ``node``."""
+    query = Job.select().where(Job.status == JobStatus.ACTIVE.value, Job.node == node)
+    return [_row(values) for values in query.tuples()]
+
+
+def an_active_job_of(worker):
+    """The id of one active job of ``worker``, or None."""
+    return (Job.select(Job.id).where(Job.worker == worker, Job.status == JobStatus.ACTIVE.value)
+            .scalar())
+
+
+def exists(job_id):
+    return Job.select(Job.id).where(Job.id == job_id).exists()
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+def _db_values(fields):
+    """``fields`` (column name -> value) as the driver stores them (Peewee's conversion)."""
+    return {name: value if value is None else getattr(Job, name).db_value(value)
+            for name, value in fields.items()}
+
+
+def _assignments(names):
+    """SET clauses for ``names`` (one parameter each), with the revision counted up."""
+    assignments = {getattr(Job, name): param(name) for name in names}
+    assignments[Job.revision] = ONE_MORE
+    return assignments
+
+
+def insert(tx, rows):
+    """Store new jobs (dicts of column values; the model's defaults fill the rest), announce
+    each as created; returns their rows."""
+    names = [field.name for field in FIELDS]
+    jobs = []
+    for row in rows:
+        values = {field.name: row[field.name] if field.name in row else field.default
+                  for field in FIELDS}
+        values = {name: value() if callable(value) else value for name, value in values.items()}
+        execute("insert", lambda: Job.insert({getattr(Job, name): param(name) for name in names}),
+                {name: getattr(Job, name).db_value(values[name]) for name in names})
+        jobs.append(JobRow(**values))
+    for job in jobs:
+        announce(tx, "created", job)
+    return jobs
+
+
+def _refusal(job, new_status, sources):
+    return InvalidTransition("job %s is %s; it can become %s only from %s" % (
+        job.id, job.status, new_status.value, " or ".join(sources) or "nothing"))
+
+
+def transition(tx, job_id, new_status, announced=True, **fields):
+    """Move ``job_id`` to ``new_status`` (setting ``fields`` too) or raise ``NotFound`` or
+    ``InvalidTransition``; returns the job. ``announced=False`` leaves the announcement to a
+    later write of the same change (a start is announced once its pid is known)."""
+    new_status = JobStatus(new_status)
+    sources = [s.value for s in allowed_sources(new_status)]
+    values = dict(_db_values(fields), status=new_status.value, **{"job id": job_id},
+                  **{"source %d" % i: source for i, source in enumerate(sources)})
+    changed = execute(("transition", new_status, tuple(sorted(fields))), lambda: (
+        Job.update(_assignments(["status", *sorted(fields)]))
+        .where(Job.id == param("job id"),
+               Job.status.in_([param("source %d" % i) for i in range(len(sources))]))),
+        values).rowcount
+    job = get(job_id)
+    if not changed:
+        raise _refusal(job, new_status, sources)
+    if announced:
+        announce(tx, "status", job)
+    return job
+
+
+def transition_many(tx, job_ids, new_status, announced=True, **fields):
+    """Move every job of ``job_ids`` to ``new_status`` (setting ``fields`` too), or raise for
+    the first that cannot move; raising rolls the whole transaction back, so it is all or
+    none. Returns the jobs, in order (``announced`` as for ``transition``)."""
+    new_status = JobStatus(new_status)
+    sources = [s.value for s in allowed_sources(new_status)]
+    job_ids = list(dict.fromkeys(job_ids))
+    before = {job.id: job for job in get_many(job_ids)}
+    for job_id in job_ids:  # name the first that cannot move, before anything moves
+        if job_id not in before:
+            raise NotFound("no job with id %r" % job_id)
+        if before[job_id].status not in sources:
+            raise _refusal(before[job_id], new_status, sources)
+    values = dict(_db_values(fields), status=new_status.value,
+                  **{"source %d" % i: source for i, source in enumerate(sources)})
+    changed = 0
+    for part in _parts(job_ids):
+        changed += execute(
+            ("transition_many", new_status, tuple(sorted(fields)), len(part)),
+            lambda: Job.update(_assignments(["status", *sorted(fields)])).where(
+                Job.id.in_(_id_params(part)),
+                Job.status.in_([param("source %d" % i) for i in range(len(sources))])),
+            dict(values, **_id_values(part))).rowcount
+    if changed != len(job_ids):  # another server's change came between the two statements
+        raise InvalidTransition("another change of these jobs came first; none moved to %s"
+                                % new_status.value)
+    jobs = get_many(job_ids)
+    if announced:
+        for job in jobs:
+            announce(tx, "status", job)
+    return jobs
+
+
+def update(tx, job_id, action="updated", **fields):
+    """Set fields other than ``status`` (pid, stop intent, ...); returns the job, announced
+    with ``action`` (None: not announced)."""
+    if "status" in fields:
+        raise ValueError("status changes go through transition()")
+    names = sorted(fields)
+    values = dict(_db_values(fields), **{"job id": job_id})
+    changed = execute(("update", tuple(names)), lambda: Job.update(_assignments(names)).where(
+        Job.id == param("job id")), values).rowcount
+    if not changed:
+        raise NotFound("no job with id %r" % job_id)
+    job = get(job_id)
+    if action:
+        announce(tx, action, job)
+    return job
+
+
+def delete(tx, job_id):
+    """Delete a job that is not active (``Conflict`` while it is); returns its last row. Its
+    entries are the log store's to delete."""
+    job = get(job_id)
+    deleted = Job.delete().where(Job.id == job_id,
+                                 Job.status != JobStatus.ACTIVE.value).execute()
+    if not deleted:
+        raise Conflict("job %s is active: stop or kill it before deleting it" % job_id)
+    announce(tx, "deleted", job)
+    return job
+
+
+# --- the log store's counters --------------------------------------------------------------------
+
+def lock_counters(job_id, stream, lock):
+    """(entries, log bytes, log marker seq) of a stream, locking the row (``lock``: MySQL, where
+    several servers may append) until the transaction ends; ``NotFound`` if there is no job."""
+    counter = getattr(Job, COUNTERS[stream])
+    values = execute(("counters", stream, lock), lambda: (
+        Job.select(counter, Job.log_bytes, Job.log_marker_seq)
+        .where(Job.id == param("id")).for_update(lock)), {"id": job_id}).fetchone()
+    if values is None:
+        raise NotFound("no job with id %r" % job_id)
+    return values[0], values[1] or 0, values[2]
+
+
+def add_entries(job_id, stream, count, size, offsets):
+    """Count ``count`` new entries (``size`` bytes of log) and set the spool ``offsets`` (Job
+    offset field -> value) committed with them."""
+    counter = getattr(Job, COUNTERS[stream])
+    names = sorted(offsets)
+    values = dict(offsets, count=count, size=size, **{"job id": job_id})
+    execute(("add_entries", stream, tuple(names)), lambda: Job.update({
+        counter: counter + param("count"), Job.log_bytes: Job.log_bytes + param("size"),
+        Job.revision: ONE_MORE, **{getattr(Job, name): param(name) for name in names}})
+        .where(Job.id == param("job id")), values)
+
+
+def log_dropped(job_id):
+    """How many log entries the cap has dropped so far."""
+    return Job.select(Job.log_dropped).where(Job.id == job_id).scalar() or 0
+
+
+def set_log_cap(job_id, marker=None, log_bytes=None, dropped=None):
+    """Record the log cap's state: the marker entry's seq, the bytes kept, the entries dropped."""
+    fields = {name: value for name, value in (("log_marker_seq", marker),
+                                               ("log_bytes", log_bytes),
+                                               ("log_dropped", dropped)) if value is not None}
+    fields[Job.revision.name] = ONE_MORE
+    Job.update(**fields).where(Job.id == job_id).execute()

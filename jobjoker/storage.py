@@ -1,0 +1,195 @@
+"""The database off the IOLoop: one writer thread, a few reader threads, results back on the loop.
+
+Contract: ``Storage(database, hub)`` runs every statement on threads of its own, each holding
+its own connection (Peewee keeps one connection per thread), so the IOLoop only parses, routes
+and writes sockets.
+
+- ``await transaction(fn, *args)`` runs ``fn(tx, *args)`` on the **writer** thread inside one
+  transaction (``Transaction``). Once it has committed, the events ``fn`` gave to
+  ``tx.publish(event)`` are published on the loop, in order, before the caller resumes; if it
+  raises, it is rolled back, nothing is published and the error reaches the caller. Writes run one at a time in the order
+  they were submitted, so SQLite's single writer is ours by construction, a write's statements
+  share one connection and one transaction on MySQL and PostgreSQL, and events come out in
+  commit order.
+- ``await read(fn, *args)`` runs ``fn(*args)`` on one of the **reader** threads, inside a
+  transaction so it sees one snapshot. Reads never wait behind writes (SQLite in WAL mode keeps
+  readers beside its writer; MySQL and PostgreSQL give each reader its own connection), and a
+  long read (a big page, a search, a backup) holds one reader, not the loop or the writer.
+- ``await call(fn, *args)`` runs ``fn(*args)`` on the writer thread outside any transaction:
+  for what manages its own (the schema migration, whose DDL MySQL commits statement by
+  statement).
+- ``await close()`` lets queued work finish, then closes each thread's connection.
+
+A thread whose statement failed for want of a connection (``OperationalError``,
+``InterfaceError``) drops its connection, so the next statement connects afresh: a database
+that went away and came back is used again without a restart.
+"""
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+
+import peewee
+
+log = logging.getLogger(__name__)
+
+READERS = 3  # reader threads: a long read holds one, requests and streams use the others
+_STOP = object()
+
+
+class Transaction:
+    """What a write function may do besides its statements: announce changes (published on the
+    loop once the transaction has committed), run code on the writer thread right after the
+    commit (``on_commit``: to move state that must not move unless the data did), and try a
+    part in a savepoint whose failure undoes that part alone, its events and hooks included."""
+
+    def __init__(self, database):
+        self.database = database
+        self.events = []
+        self.committed = []  # callbacks for after the commit
+
+    def publish(self, event):
+        self.events.append(event)
+
+    def on_commit(self, callback):
+        self.committed.append(callback)
+
+    @contextlib.contextmanager
+    def savepoint(self):
+        events, committed = len(self.events), len(self.committed)
+        try:
+            with self.database.atomic():
+                yield
+        except BaseException:
+            del self.events[events:], self.committed[committed:]
+            raise
+
+
+class _Threads:
+    """Threads taking tasks from one queue, each with its own database connection."""
+
+    def __init__(self, database, name, count):
+        self.database = database
+        self.queue = queue.SimpleQueue()
+        self.threads = [threading.Thread(target=self._serve, name="%s-%d" % (name, i),
+                                         daemon=True) for i in range(count)]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, task):
+        self.queue.put(task)
+
+    def _serve(self):
+        while True:
+            task = self.queue.get()
+            if task is _STOP:
+                self._disconnect()
+                return
+            task()
+
+    def _disconnect(self):
+        try:
+            self.database.close()
+        except Exception:  # a dead connection cannot be closed cleanly: forget it anyway
+            pass
+
+    def stop(self):
+        """Let the queued tasks run, then end every thread (each takes one _STOP and exits)."""
+        for _ in self.threads:
+            self.queue.put(_STOP)
+        for thread in self.threads:
+            thread.join()
+
+
+class Storage:
+    """Runs database work on its threads and hands results (and events) back to the loop."""
+
+    def __init__(self, database, hub, readers=READERS):
+        self.database = database
+        self.hub = hub
+        self._loop = None
+        self._writer = _Threads(database, "jobjoker-db-writer", 1)
+        self._readers = _Threads(database, "jobjoker-db-reader", readers)
+        self._closed = False
+
+    def _submit(self, threads, work):
+        if self._closed:
+            raise RuntimeError("the storage is closed")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def task():
+            try:
+                result, events = work(), None
+                if isinstance(result, _Committed):
+                    result, events = result.value, result.events
+            except BaseException as e:  # handed to the caller, never lost in the thread
+                if isinstance(e, (peewee.OperationalError, peewee.InterfaceError)):
+                    threads._disconnect()
+                result, events, error = None, None, e
+            else:
+                error = None
+            try:
+                loop.call_soon_threadsafe(self._settle, future, result, events, error)
+            except RuntimeError:  # the loop is closed: nobody waits for this any more
+                log.debug("a database result came after its event loop closed")
+
+        threads.submit(task)
+        return future
+
+    def _settle(self, future, result, events, error):
+        # On the loop. The events go out even if the caller gave up waiting: they happened.
+        for event in events or ():
+            self.hub.publish(event)
+        if future.cancelled():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def transaction(self, fn, *args, **kwargs):
+        """``fn(tx, *args, **kwargs)`` in one write transaction; its events published after
+        commit."""
+        def work():
+            tx = Transaction(self.database)
+            with self.database.atomic():
+                value = fn(tx, *args, **kwargs)
+            for callback in tx.committed:
+                callback()
+            return _Committed(value, tx.events)
+        return self._submit(self._writer, work)
+
+    def read(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` on a reader thread, in one read snapshot."""
+        def work():
+            with self.database.atomic():
+                return fn(*args, **kwargs)
+        return self._submit(self._readers, work)
+
+    def call(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` on the writer thread, outside any transaction."""
+        return self._submit(self._writer, lambda: fn(*args, **kwargs))
+
+    async def close(self):
+        """Finish what is queued, then close every thread's connection."""
+        if self._closed:
+            return
+        self._closed = True
+        # Joining threads blocks: do it off the loop, which must still run the results they post.
+        await asyncio.get_running_loop().run_in_executor(None, self._stop_threads)
+
+    def _stop_threads(self):
+        self._writer.stop()
+        self._readers.stop()
+
+
+class _Committed:
+    """A write's result with the events to publish once it has committed."""
+
+    __slots__ = ("value", "events")
+
+    def __init__(self, value, events):
+        self.value = value
+        self.events = events

@@ -1,0 +1,140 @@
+"""The ingester against real spool files and a real database (each backend): what a job spools
+is stored exactly once, raw output is masked and worker entries are not masked twice, one job's
+failure leaves the others stored, a spool larger than a read drains whole, and stored bytes are
+given back to the disk."""
+import os
+
+import pytest
+
+from jobjoker import ingest, jobdir, models, spool
+from jobjoker.events import EventHub
+from jobjoker.ingest import Ingester, Spools
+from jobjoker.logstore import LogStore
+from jobjoker.storage import Storage
+from tests.conftest import poll
+
+SECRET = "hunter22"
+
+
+@pytest.fixture
+def setup(database_url, tmp_path, io_loop):
+    db = models.open_database(database_url)
+    db.close()
+    hub = EventHub()
+    published = []
+    hub.subscribe(published.append)
+    storage = Storage(db, hub)
+    logstore = LogStore()
+    ingester = Ingester(storage, logstore)
+    ingester.start()
+    yield storage, logstore, ingester, tmp_path, published
+    ingester.close()
+    io_loop.run_sync(storage.close)
+    models.database.initialize(None)
+
+
+def new_job(tmp_path, job_id, secrets=()):
+    models.Job.create(id=job_id, worker="W", status="active", created=0)
+    folder = tmp_path / job_id
+    jobdir.create(folder)
+    return Spools(job_id, str(folder), {"log_offset": 0, "response_offset": 0}, secrets)
+
+
+def append(spools, name, data):
+    with open(os.path.join(spools.job_dir, name), "ab") as f:
+        f.write(data)
+
+
+def headed(*messages):
+    return spool.frame_block(b"".join(spool.encode_entry(m, when=1.0) for m in messages))
+
+
+def stored(job_id, stream="log"):
+    return [e["message"] for e in LogStore().read(job_id, stream, 0, 10 ** 6)]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_spooled_entries_are_stored_once_with_their_offsets(setup):
+    storage, logstore, ingester, tmp_path, published = setup
+    spools = ingester.track(new_job(tmp_path, "j1"))
+    append(spools, jobdir.LOG_SPOOL, headed("one", "two") + b"raw line\n")
+    append(spools, jobdir.RESPONSE_SPOOL, spool.encode_entry("answer"))
+    ingester.mark_dirty("j1")
+    await poll(lambda: len(stored("j1")) == 3, what="three entries")
+    append(spools, jobdir.LOG_SPOOL, headed("three"))
+    ingester.mark_dirty("j1")
+    await poll(lambda: len(stored("j1")) == 4, what="the fourth")
+    assert stored("j1") == ["one", "two", "raw line", "three"]
+    assert stored("j1", "response") == ["answer"]
+    job = models.Job.get_by_id("j1")
+    size = os.path.getsize(os.path.join(spools.job_dir, jobdir.LOG_SPOOL))
+    assert (job.log_offset, job.log_count, job.response_count) == (size, 4, 1)
+    # Published only once committed, one event per stored chunk, in order.
+    entries = [e for e in published if e["type"] == "entries" and e["stream"] == "log"]
+    assert [(e["seq"], e["count"]) for e in entries] == [(0, 3), (3, 1)]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_raw_output_is_masked_and_worker_entries_are_left_as_the_runner_wrote_them(setup):
+    storage, logstore, ingester, tmp_path, _ = setup
+    spools = ingester.track(new_job(tmp_path, "j1", secrets=[SECRET]))
+    # The runner masks what the worker logs before it writes; a child's raw output is ours.
+    append(spools, jobdir.LOG_SPOOL, headed("worker: ********") +
+           ("child printed %s\n" % SECRET).encode())
+    ingester.mark_dirty("j1")
+    await poll(lambda: len(stored("j1")) == 2, what="both entries")
+    assert stored("j1") == ["worker: ********", "child printed ********"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_job_that_fails_to_store_leaves_the_others_stored(setup, caplog):
+    storage, logstore, ingester, tmp_path, _ = setup
+    good = ingester.track(new_job(tmp_path, "good"))
+    bad = ingester.track(new_job(tmp_path, "bad"))
+    models.Job.delete().where(models.Job.id == "bad").execute()  # its row is gone
+    append(good, jobdir.LOG_SPOOL, headed("kept"))
+    append(bad, jobdir.LOG_SPOOL, headed("lost"))
+    ingester.mark_dirty("bad")
+    ingester.mark_dirty("good")
+    await poll(lambda: stored("good") == ["kept"], what="the good job's entry")
+    await poll(lambda: "storing its spooled entries failed" in caplog.text,
+               what="the failure logged")
+    assert bad.offsets["log_offset"] == 0  # nothing moved: it is retried
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_spool_larger_than_a_read_drains_whole_in_one_transaction(setup):
+    storage, logstore, ingester, tmp_path, _ = setup
+    spools = new_job(tmp_path, "big")  # not tracked: its end drains it
+    spools.read_size = 64 * 1024  # so that a few hundred KiB take several reads
+    count = 5000
+    append(spools, jobdir.LOG_SPOOL, headed(*("line %05d %s" % (i, "x" * 80)
+                                              for i in range(count))))
+    append(spools, jobdir.LOG_SPOOL, b"".join(b"raw %d\n" % i for i in range(count)))
+    await storage.transaction(ingest.drain, logstore, spools)
+    messages = stored("big")
+    assert len(messages) == 2 * count and messages[-1] == "raw %d" % (count - 1)
+    assert spools.offsets["log_offset"] == os.path.getsize(
+        os.path.join(spools.job_dir, jobdir.LOG_SPOOL))
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_stored_bytes_are_given_back_to_the_disk(setup):
+    storage, logstore, ingester, tmp_path, _ = setup
+    spools = ingester.track(new_job(tmp_path, "j1"))
+    path = os.path.join(spools.job_dir, jobdir.LOG_SPOOL)
+    for part in range(4):  # 4 MiB in 1 MiB blocks
+        append(spools, jobdir.LOG_SPOOL, headed(*("%d %s" % (part, "y" * 1000)
+                                                  for _ in range(1000))))
+        ingester.mark_dirty("j1")
+        await poll(lambda: len(stored("j1")) == 1000 * (part + 1), timeout=30,
+                   what="part %d stored" % part)
+    await poll(lambda: spools.punched["log_offset"] >= 3 * 1024 * 1024, what="holes punched")
+    on_disk = os.stat(path).st_blocks * 512
+    assert os.path.getsize(path) > 4 * 1000 * 1000 and on_disk < 2 * 1024 * 1024, on_disk
+
+
+def test_disk_full_errors_are_recognised():
+    assert ingest.is_disk_full(OSError(28, "No space left on device"))
+    assert ingest.is_disk_full(Exception("database or disk is full"))
+    assert not ingest.is_disk_full(Exception("database is locked"))
