@@ -3,8 +3,9 @@
 Contract: ``database`` is a ``DatabaseProxy``; ``open_database(url)`` builds the real database
 from a URL (``sqlite:///path`` with WAL, ``mysql://user:pass@host:port/db`` through PyMySQL,
 ``postgresql://...``), binds the proxy to it, and brings the schema up to date through
-``migrate()``. Nothing is opened at import time. Models hold data only; the rules live in
-``jobjoker.jobs`` (the one place that changes a job's status) and ``jobjoker.logstore``.
+``migrate()`` (the migrations themselves live in ``jobjoker.migrations``). Nothing is opened at
+import time. Models hold data only; the rules live in ``jobjoker.jobs`` (the one place that
+changes a job's status) and ``jobjoker.logstore``.
 
 Design notes:
 - A job's log and response are stored as chunks: one row holds a block of consecutive entries
@@ -22,9 +23,10 @@ import peewee
 from playhouse import db_url
 from playhouse.shortcuts import ReconnectMixin
 
-database = peewee.DatabaseProxy()
+from jobjoker import migrations
+from jobjoker.migrations import SCHEMA_VERSION  # noqa: F401 -- these models' version
 
-SCHEMA_VERSION = 4
+database = peewee.DatabaseProxy()
 
 
 class BaseModel(peewee.Model):
@@ -200,41 +202,9 @@ def open_database(url):
     return db
 
 
-def _add_security_tables(db, migrator):
-    db.create_tables([Token, Session, AuditEntry])
-
-
-def _add_secret_parameters(db, migrator):
-    from playhouse.migrate import migrate as run
-    run(migrator.add_column("job", "secret_parameters", peewee.TextField(null=True)))
-
-
-def _add_log_cap_and_nodes(db, migrator):
-    from playhouse.migrate import migrate as run
-    run(migrator.add_column("job", "log_bytes", peewee.BigIntegerField(default=0)),
-        migrator.add_column("job", "log_marker_seq", peewee.BigIntegerField(null=True)),
-        migrator.add_column("job", "log_dropped", peewee.BigIntegerField(default=0)))
-    db.create_tables([Node])
-
-
-# Migrations: version -> function(database, migrator). Append, never edit, once released.
-MIGRATIONS = {2: _add_security_tables, 3: _add_secret_parameters, 4: _add_log_cap_and_nodes}
-
-
 def migrate(db):
     """Create the tables on a new database; apply pending migrations on an older one."""
-    from playhouse.migrate import SchemaMigrator
-
-    with db.atomic():
-        if not db.table_exists(SchemaVersion._meta.table_name):
-            db.create_tables(MODELS)
-            SchemaVersion.create(version=SCHEMA_VERSION)
-            return
-        current = SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar() or 0
-        migrator = SchemaMigrator.from_database(db)
-        for version in sorted(v for v in MIGRATIONS if v > current):
-            MIGRATIONS[version](db, migrator)
-            SchemaVersion.create(version=version)
+    migrations.migrate(db, MODELS)
 
 
 def drop_all(db):
