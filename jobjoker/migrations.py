@@ -3,7 +3,7 @@
 Contract: ``migrate(db, current_models)`` creates ``current_models`` on a new database and
 records ``SCHEMA_VERSION``; on an older database it runs each pending migration in order,
 recording each version in ``schema_version``, inside one transaction (MySQL commits each DDL
-statement by itself, so there a failed migration is not rolled back).
+statement by itself, so there a failed migration is not rolled back: v5 can be re-run).
 
 Each migration creates exactly the schema of its version, whatever the models of today say:
 tables it adds are frozen snapshots defined here, as released, and columns and keys go through
@@ -15,7 +15,7 @@ import logging
 import time
 
 import peewee
-from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import SchemaMigrator, SqliteMigrator
 from playhouse.migrate import migrate as run
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,21 @@ class FrozenModel(peewee.Model):
     class Meta:
         database = None
         legacy_table_names = False
+
+
+# --- version 1: job, chunk, user, schema_version (created whole, never migrated to) -------------
+
+class UserV1(FrozenModel):
+    """``user`` as version 1 made it (unchanged since): the parent of v5's keys."""
+
+    username = peewee.CharField(primary_key=True, max_length=64)
+    password_hash = peewee.CharField(max_length=255)
+    role = peewee.CharField(max_length=16, default="admin")
+    created = peewee.DoubleField(default=time.time)
+    disabled = peewee.BooleanField(default=False)
+
+    class Meta:
+        table_name = "user"
 
 
 # --- version 2 -----------------------------------------------------------------------------------
@@ -112,6 +127,104 @@ def _add_log_cap_and_nodes(db, migrator):
         db.create_tables([NodeV4])
 
 
+# --- version 5 -----------------------------------------------------------------------------------
+
+def _user_key(table):
+    """The key from ``table.username`` to ``user.username`` that v5 adds, as its field."""
+    return peewee.ForeignKeyField(UserV1, field=UserV1.username, column_name="username",
+                                  on_delete="CASCADE", backref="+",
+                                  constraint_name="fk_%s_username_refs_user" % table)
+
+
+class TokenV5(FrozenModel):
+    id = peewee.CharField(primary_key=True, max_length=16)
+    user = _user_key("token")
+    name = peewee.CharField(max_length=100)
+    secret_hash = peewee.CharField(max_length=64)
+    role = peewee.CharField(max_length=16)
+    created = peewee.DoubleField(default=time.time)
+    expires = peewee.DoubleField(null=True)
+    last_used = peewee.DoubleField(null=True)
+    revoked = peewee.DoubleField(null=True)
+
+    class Meta:
+        table_name = "token"
+
+
+class SessionV5(FrozenModel):
+    id = peewee.CharField(primary_key=True, max_length=64)
+    user = _user_key("session")
+    created = peewee.DoubleField(default=time.time)
+    expires = peewee.DoubleField()
+    last_seen = peewee.DoubleField(null=True)
+    revoked = peewee.DoubleField(null=True)
+    address = peewee.CharField(max_length=64, null=True)
+
+    class Meta:
+        table_name = "session"
+
+
+def _add_revision_and_user_keys(db, migrator):
+    """Schema 5: ``job.revision``, and tokens and sessions that go with their user.
+
+    - ``job.revision BIGINT NOT NULL DEFAULT 0``: grows with every write of the job row, so
+      clients can tell which copy of a job is newer. One ``ADD COLUMN`` on every backend, with
+      a default in the column (rows written by an older server still get 0).
+    - ``token.username`` and ``session.username`` reference ``user.username`` with
+      ``ON DELETE CASCADE``: deleting a user deletes their tokens and sessions in the same
+      statement. Tokens and sessions whose user is already gone are deleted first: they could
+      not authenticate, they would block the key, and they would come back to life for a new
+      user of the same name. MySQL and PostgreSQL add the key with ``ALTER TABLE``; SQLite
+      cannot (Peewee's ``SqliteMigrator`` raises), so there the two small tables are rebuilt
+      (``_rebuild_sqlite_table``).
+    - No key from ``chunk.job`` to ``job``, on purpose. SQLite can only add it by rebuilding
+      the whole ``chunk`` table, which holds every job's log (up to 1 GiB each). Measured on
+      this machine kind (2 busy cores, 64 KiB chunks, WAL): about 30 s per GiB with the server
+      down, the database and its WAL peaking at 4 times the table's size on disk, and the file
+      left twice as large until a VACUUM; a few GiB of logs make it minutes. Deleting a job's
+      chunks stays explicit, and batched, in the log store.
+
+    Every step is skipped when already done, so the migration can be re-run after failing
+    halfway on MySQL, where each DDL statement commits by itself.
+    """
+    if "revision" not in {column.name for column in db.get_columns("job")}:
+        revision = peewee.BigIntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
+        run(migrator.add_column("job", "revision", revision, allow_not_null=True))
+    for old, new in ((TokenV2, TokenV5), (SessionV2, SessionV5)):
+        table = new._meta.table_name
+        if any(key.column == "username" and key.dest_table == "user"
+               for key in db.get_foreign_keys(table)):
+            continue
+        with db.bind_ctx([old, UserV1]):
+            old.delete().where(old.username.not_in(UserV1.select(UserV1.username))).execute()
+        if isinstance(migrator, SqliteMigrator):
+            _rebuild_sqlite_table(db, migrator, old, new)
+        else:
+            key = new.user
+            run(migrator.add_foreign_key_constraint(
+                table, key.column_name, "user", "username", on_delete=key.on_delete,
+                constraint_name=key.constraint_name))
+
+
+def _rebuild_sqlite_table(db, migrator, old, new):
+    """Give an SQLite table the schema of ``new`` by copying it, in the order SQLite's manual
+    gives (https://sqlite.org/lang_altertable.html#otheralter): create the new table under a
+    temporary name, copy the rows, drop the old table, rename the new one, then create its
+    indexes (index names are unique per database, so they can only come after the drop).
+    Runs inside the migration's transaction: a failure leaves the old table as it was."""
+    table = new._meta.table_name
+    staging = type("Staging" + new.__name__, (new,),
+                   {"Meta": type("Meta", (), {"table_name": table + "_rebuild"})})
+    columns = [field.column_name for field in new._meta.sorted_fields]
+    with db.bind_ctx([old, new, staging]):
+        staging._schema.create_table(safe=False)  # the table alone: no index yet
+        (staging.insert_from(old.select(*[old._meta.columns[name] for name in columns]),
+                             [staging._meta.columns[name] for name in columns])
+         .execute())
+        run(migrator.drop_table(table), migrator.rename_table(staging._meta.table_name, table))
+        new._schema.create_indexes(safe=False)
+
+
 # --- the runner ----------------------------------------------------------------------------------
 
 # version -> function(database, migrator). Append, never edit, once released.
@@ -119,6 +232,7 @@ MIGRATIONS = {
     2: _add_security_tables,
     3: _add_secret_parameters,
     4: _add_log_cap_and_nodes,
+    5: _add_revision_and_user_keys,
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

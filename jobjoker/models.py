@@ -3,9 +3,10 @@
 Contract: ``database`` is a ``DatabaseProxy``; ``open_database(url)`` builds the real database
 from a URL (``sqlite:///path`` with WAL, ``mysql://user:pass@host:port/db`` through PyMySQL,
 ``postgresql://...``), binds the proxy to it, and brings the schema up to date through
-``migrate()`` (the migrations themselves live in ``jobjoker.migrations``). Nothing is opened at
-import time. Models hold data only; the rules live in ``jobjoker.jobs`` (the one place that
-changes a job's status) and ``jobjoker.logstore``.
+``migrate()`` (the migrations themselves live in ``jobjoker.migrations``). On SQLite every
+connection enforces foreign keys. Nothing is opened at import time. Models hold data only; the
+rules live in ``jobjoker.jobs`` (the one place that changes a job's status) and
+``jobjoker.logstore``.
 
 Design notes:
 - A job's log and response are stored as chunks: one row holds a block of consecutive entries
@@ -67,6 +68,9 @@ class Job(BaseModel):
     log_bytes = peewee.BigIntegerField(default=0)
     log_marker_seq = peewee.BigIntegerField(null=True)
     log_dropped = peewee.BigIntegerField(default=0)
+    # Every write of the row is to increment it (the job store's task), so that clients can
+    # order copies of a job by it. The column's own default serves rows written without it.
+    revision = peewee.BigIntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
 
     class Meta:
         indexes = (
@@ -99,11 +103,22 @@ class User(BaseModel):
     disabled = peewee.BooleanField(default=False)
 
 
+def _owner_key(table):
+    """The ``username`` column as a key to the user: deleting the user deletes this row.
+
+    The field is ``user`` (the User, loaded when read) and the column ``username``: the
+    attribute ``username`` and ``Model.username`` in queries stay the plain name.
+    """
+    return peewee.ForeignKeyField(User, field=User.username, column_name="username",
+                                  on_delete="CASCADE", backref="+",
+                                  constraint_name="fk_%s_username_refs_user" % table)
+
+
 class Token(BaseModel):
     """An API token for scripts: ``jj_<id>_<secret>``; only a hash of the secret is stored."""
 
     id = peewee.CharField(primary_key=True, max_length=16)
-    username = peewee.CharField(max_length=64, index=True)
+    user = _owner_key("token")
     name = peewee.CharField(max_length=100)
     secret_hash = peewee.CharField(max_length=64)  # sha256: the secret has 256 bits of entropy
     role = peewee.CharField(max_length=16)  # never above its owner's
@@ -117,7 +132,7 @@ class Session(BaseModel):
     """A browser login: the cookie holds a secret, the table its hash, so it can be revoked."""
 
     id = peewee.CharField(primary_key=True, max_length=64)  # sha256 of the cookie's secret
-    username = peewee.CharField(max_length=64, index=True)
+    user = _owner_key("session")
     created = peewee.DoubleField(default=time.time)
     expires = peewee.DoubleField()
     last_seen = peewee.DoubleField(null=True)
