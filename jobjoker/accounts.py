@@ -132,8 +132,7 @@ class Accounts:
             user = _user(username)
             if user.role == "admin" and not user.disabled:
                 _keep_an_admin(username)
-            models.Token.delete().where(models.Token.username == username).execute()
-            models.Session.delete().where(models.Session.username == username).execute()
+            # Their tokens and sessions go with the row (ON DELETE CASCADE, schema v5).
             models.User.delete().where(models.User.username == username).execute()
             self.audit.record(tx, actor, "user.delete", username)
             return user_to_dict(user)

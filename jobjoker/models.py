@@ -3,17 +3,10 @@
 Contract: ``database`` is a ``DatabaseProxy``; ``open_database(url)`` builds the real database
 from a URL (``sqlite:///path`` with WAL, ``mysql://user:pass@host:port/db`` through PyMySQL,
 ``postgresql://...``), binds the proxy to it, and brings the schema up to date through
-``migrate()``. Nothing is opened at import time. Models hold data only; the rules live in
-``jobjoker.jobs`` (the one place that changes a job's status) and ``jobjoker.logstore``.
-
-Design notes:
-- A job's log and response are stored as chunks: one row holds a block of consecutive entries
-  (``first_seq`` .. ``first_seq + count - 1``) in the spool format of ``jobjoker.spool``. An append
-  is one INSERT whatever the log's length, and a page deep in a long log is one index seek.
-- Columns with an eye on what comes next: ``node`` (several servers on one database),
-  ``pid_start_time`` (proving a pid is still the job's after a restart), ``stop_deadline`` (a stop
-  that survives a server crash), ``created_by``, and the spool offsets that make ingestion
-  resumable.
+``migrate()`` (the migrations themselves live in ``jobjoker.migrations``). On SQLite every
+connection enforces foreign keys. Nothing is opened at import time. Models hold data only: the
+job store (``jobjoker.jobstore``) owns job rows, the log store (``jobjoker.logstore``) chunks.
+A job's log and response are stored as chunks of consecutive entries (see docs/architecture.md).
 """
 import time
 import urllib.parse
@@ -22,9 +15,10 @@ import peewee
 from playhouse import db_url
 from playhouse.shortcuts import ReconnectMixin
 
-database = peewee.DatabaseProxy()
+from jobjoker import migrations
+from jobjoker.migrations import SCHEMA_VERSION  # noqa: F401 -- these models' version
 
-SCHEMA_VERSION = 4
+database = peewee.DatabaseProxy()
 
 
 class BaseModel(peewee.Model):
@@ -65,8 +59,9 @@ class Job(BaseModel):
     log_bytes = peewee.BigIntegerField(default=0)
     log_marker_seq = peewee.BigIntegerField(null=True)
     log_dropped = peewee.BigIntegerField(default=0)
-    # Grows with every write of the row: of two copies of a job, the higher one is newer.
-    revision = peewee.BigIntegerField(default=0)
+    # Grows with every write of the row (jobjoker.jobstore): of two copies of a job, the higher
+    # one is newer. The column's own default serves rows written without it.
+    revision = peewee.BigIntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
 
     class Meta:
         indexes = (
@@ -99,11 +94,22 @@ class User(BaseModel):
     disabled = peewee.BooleanField(default=False)
 
 
+def _owner_key(table):
+    """The ``username`` column as a key to the user: deleting the user deletes this row.
+
+    The field is ``user`` (the User, loaded when read) and the column ``username``: the
+    attribute ``username`` and ``Model.username`` in queries stay the plain name.
+    """
+    return peewee.ForeignKeyField(User, field=User.username, column_name="username",
+                                  on_delete="CASCADE", backref="+",
+                                  constraint_name="fk_%s_username_refs_user" % table)
+
+
 class Token(BaseModel):
     """An API token for scripts: ``jj_<id>_<secret>``; only a hash of the secret is stored."""
 
     id = peewee.CharField(primary_key=True, max_length=16)
-    username = peewee.CharField(max_length=64, index=True)
+    user = _owner_key("token")
     name = peewee.CharField(max_length=100)
     secret_hash = peewee.CharField(max_length=64)  # sha256: the secret has 256 bits of entropy
     role = peewee.CharField(max_length=16)  # never above its owner's
@@ -117,7 +123,7 @@ class Session(BaseModel):
     """A browser login: the cookie holds a secret, the table its hash, so it can be revoked."""
 
     id = peewee.CharField(primary_key=True, max_length=64)  # sha256 of the cookie's secret
-    username = peewee.CharField(max_length=64, index=True)
+    user = _owner_key("session")
     created = peewee.DoubleField(default=time.time)
     expires = peewee.DoubleField()
     last_seen = peewee.DoubleField(null=True)
@@ -202,41 +208,9 @@ def open_database(url):
     return db
 
 
-def _add_security_tables(db, migrator):
-    db.create_tables([Token, Session, AuditEntry])
-
-
-def _add_secret_parameters(db, migrator):
-    from playhouse.migrate import migrate as run
-    run(migrator.add_column("job", "secret_parameters", peewee.TextField(null=True)))
-
-
-def _add_log_cap_and_nodes(db, migrator):
-    from playhouse.migrate import migrate as run
-    run(migrator.add_column("job", "log_bytes", peewee.BigIntegerField(default=0)),
-        migrator.add_column("job", "log_marker_seq", peewee.BigIntegerField(null=True)),
-        migrator.add_column("job", "log_dropped", peewee.BigIntegerField(default=0)))
-    db.create_tables([Node])
-
-
-# Migrations: version -> function(database, migrator). Append, never edit, once released.
-MIGRATIONS = {2: _add_security_tables, 3: _add_secret_parameters, 4: _add_log_cap_and_nodes}
-
-
 def migrate(db):
     """Create the tables on a new database; apply pending migrations on an older one."""
-    from playhouse.migrate import SchemaMigrator
-
-    with db.atomic():
-        if not db.table_exists(SchemaVersion._meta.table_name):
-            db.create_tables(MODELS)
-            SchemaVersion.create(version=SCHEMA_VERSION)
-            return
-        current = SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar() or 0
-        migrator = SchemaMigrator.from_database(db)
-        for version in sorted(v for v in MIGRATIONS if v > current):
-            MIGRATIONS[version](db, migrator)
-            SchemaVersion.create(version=version)
+    migrations.migrate(db, MODELS)
 
 
 def drop_all(db):

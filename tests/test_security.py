@@ -310,6 +310,22 @@ async def test_users_are_managed_by_admins_and_the_last_admin_is_kept(api):
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_deleting_a_user_ends_their_tokens_and_sessions(api, make_user):
+    ann = make_user("ann", "operator")
+    token = (await api("POST", "/tokens", {"name": "ci"}, auth=ann)).data[0]["token"]
+    login = await api("POST", "/session", {"username": ann[0], "password": ann[1]}, auth=None)
+    assert login.code == 201, login
+
+    assert (await api("DELETE", "/users/ann")).code == 200
+
+    assert not models.Token.select().where(models.Token.username == "ann").exists()
+    assert not models.Session.select().where(models.Session.username == "ann").exists()
+    make_user("ann", "admin")  # a new user of the same name inherits nothing
+    reused = await api("GET", "/jobs", auth=None, headers=bearer(token))
+    assert reused.code == 401
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_a_user_changes_their_own_password_with_the_current_one(api, make_user):
     name, password = make_user("dee", "viewer")
     wrong = await api("PUT", "/users/dee/password", {"current": "nope", "password": "y" * 12},
@@ -355,7 +371,7 @@ async def test_the_audit_trail_says_who_did_what(api, run_job, make_user):
     assert {e["action"] for e in only.data} == {"job.start"}
 
 
-# --- headers and schema ------------------------------------------------------------------------------
+# --- headers -----------------------------------------------------------------------------------------
 
 @pytest.mark.gen_test
 async def test_security_headers_on_every_kind_of_reply(api):
@@ -365,35 +381,6 @@ async def test_security_headers_on_every_kind_of_reply(api):
         assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, path
         assert reply.headers["X-Content-Type-Options"] == "nosniff"
         assert reply.headers["Referrer-Policy"] == "no-referrer"
-
-
-def test_an_older_database_is_migrated(tmp_path):
-    import peewee
-    url = "sqlite:///%s" % (tmp_path / "old.sqlite3")
-    old = models.make_database(url)
-    from playhouse.migrate import SchemaMigrator, migrate
-    with old.bind_ctx([models.Job, models.Chunk, models.User, models.SchemaVersion]):
-        old.create_tables([models.Job, models.Chunk, models.User, models.SchemaVersion])
-        # version 1 had no secret_parameters column (3) nor the log-cap columns (4)
-        migrator = SchemaMigrator.from_database(old)
-        migrate(*[migrator.drop_column("job", name) for name in (
-            "secret_parameters", "log_bytes", "log_marker_seq", "log_dropped")])
-        models.SchemaVersion.create(version=1)
-        models.User.create(username="kept", password_hash="x", role="admin")
-    old.close()
-    db = models.open_database(url)
-    try:
-        assert db.table_exists("token") and db.table_exists("session")
-        assert db.table_exists("audit_entry")
-        columns = [c.name for c in db.get_columns("job")]
-        assert "secret_parameters" in columns and "log_dropped" in columns
-        assert db.table_exists("node")
-        assert models.User.get_by_id("kept").role == "admin"
-        assert models.SchemaVersion.select(peewee.fn.MAX(models.SchemaVersion.version)
-                                           ).scalar() == models.SCHEMA_VERSION
-    finally:
-        db.close()
-        models.database.initialize(None)
 
 
 @pytest.mark.gen_test(timeout=30)
