@@ -235,11 +235,14 @@ class Accounts:
             return None, None
 
         def sign_in(tx):
+            if auth.active_user(user.username) is None:  # deleted or disabled meanwhile
+                return None
             cookie = auth.create_session(tx, user.username, actor.address)
             self.audit.record(tx, Actor(user.username, actor.address), "login.ok",
                               user.username)
             return cookie
-        return user_to_dict(user), await self.storage.transaction(sign_in)
+        cookie = await self.storage.transaction(sign_in)
+        return (user_to_dict(user), cookie) if cookie else (None, None)
 
     async def logout(self, identity, actor):
         def sign_out(tx):
