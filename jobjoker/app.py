@@ -8,6 +8,7 @@ its node name in the database (``jobjoker.nodes``), so a second server on either
 and touches nothing: it takes the lease before it migrates, adopts jobs or starts a supervisor.
 """
 import fcntl
+import importlib.resources
 import logging
 import os
 import ssl
@@ -18,20 +19,20 @@ import peewee
 import tornado.httpserver
 import tornado.web
 
-import handlers.audit
-import handlers.base
-import handlers.health
-import handlers.jobs
-import handlers.pages
-import handlers.session
-import handlers.streams
-import handlers.tokens
-import handlers.users
-import handlers.workers
-from jobjoker import __version__, auth, models
+# Each handlers module is loaded for its routes, and used below as handlers.<module>.
+import jobjoker.handlers.audit
+import jobjoker.handlers.base
+import jobjoker.handlers.health
+import jobjoker.handlers.jobs
+import jobjoker.handlers.pages
+import jobjoker.handlers.session
+import jobjoker.handlers.streams
+import jobjoker.handlers.tokens
+import jobjoker.handlers.users
+import jobjoker.handlers.workers
+from jobjoker import __version__, auth, handlers, models
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
-from jobjoker.config import CODE_ROOT
 from jobjoker.errors import StartupError, Unavailable
 from jobjoker.events import EventHub
 from jobjoker.jobs import JobService
@@ -58,7 +59,9 @@ def make_app(config, services, health):
     """The Tornado application over ``services`` (a dict: jobs, workers, authenticator,
     accounts, audit, logstore, hub)."""
     """The Tornado application over the given services."""
-    static_dir = os.fspath(CODE_ROOT / "static")
+    # The page's files are the package data of jobjoker.static (static/ in a checkout); Tornado
+    # serves them from a folder, which a package installed unzipped has.
+    static_dir = os.fspath(importlib.resources.files("jobjoker.static"))
     return tornado.web.Application(
         routes() + [handlers.pages.static_route(static_dir)],
         config=config,

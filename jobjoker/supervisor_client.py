@@ -20,7 +20,7 @@ import sys
 
 from tornado.iostream import IOStream, StreamClosedError
 
-from jobjoker.config import CODE_ROOT
+from jobjoker import checkout
 from jobjoker.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ def supervisor_environment():
     """What the supervisor (and so every job) inherits: no secrets, no database URL."""
     env = {k: os.environ[k] for k in SAFE_ENVIRONMENT if k in os.environ}
     env.setdefault("PATH", os.defpath)
-    env["PYTHONPATH"] = os.fspath(CODE_ROOT)  # jobjoker importable from a plain checkout
+    if checkout.ROOT is not None:  # jobjoker importable from a checkout that is not installed
+        env["PYTHONPATH"] = checkout.ROOT
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
