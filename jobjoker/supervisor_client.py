@@ -43,10 +43,15 @@ def socket_path_for(run_dir):
 
 
 def supervisor_environment():
-    """What the supervisor (and so every job) inherits: no secrets, no database URL."""
+    """What the supervisor (and so every job) inherits: no secrets, no database URL.
+
+    From a checkout it also gets the checkout's root as PYTHONPATH, to import jobjoker when the
+    checkout is not installed; the supervisor drops it before any job starts
+    (``supervisor.forget_import_path``). An installed jobjoker needs none.
+    """
     env = {k: os.environ[k] for k in SAFE_ENVIRONMENT if k in os.environ}
     env.setdefault("PATH", os.defpath)
-    if checkout.ROOT is not None:  # jobjoker importable from a checkout that is not installed
+    if checkout.ROOT is not None:
         env["PYTHONPATH"] = checkout.ROOT
     env["PYTHONUNBUFFERED"] = "1"
     return env
