@@ -38,6 +38,10 @@ setup(
             "playwright>=1.40",
             # The API fuzz (tests/test_fuzz.py); its Python API changes between majors.
             "schemathesis>=4.32,<5",
+            # tests/test_package.py builds a wheel offline with this venv's setuptools, which
+            # builds wheels by itself from 70.1 on; pytest-tornado imports pkg_resources, which
+            # 81 removed.
+            "setuptools>=70.1,<81",
             # tests/test_bench.py runs `bench/run --quick`, baselines included.
             *BENCH_REQUIRES,
         ],
