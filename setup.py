@@ -12,10 +12,14 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.11",
-    # The fixed layout keeps handlers/ and static/ at the top level; both install beside jobjoker
-    # so that an installed server finds its page where a checkout does.
-    packages=["jobjoker", "handlers", "static"],
-    package_data={"static": ["*.html", "*.css", "*.js", "*.svg", "*.png", "**/*"]},
+    # The repository keeps handlers/ and static/ at the top level (a fixed layout); they install
+    # inside the package, as jobjoker.handlers and jobjoker.static, so that site-packages gets no
+    # top-level names but ours. A checkout joins them the same way: jobjoker/checkout.py.
+    packages=["jobjoker", "jobjoker.handlers", "jobjoker.static"],
+    package_dir={"jobjoker.handlers": "handlers", "jobjoker.static": "static"},
+    package_data={"jobjoker.static": ["**/*"]},
+    # Python caches the package's own __init__ there; that is no file of the page.
+    exclude_package_data={"jobjoker.static": ["__pycache__/*"]},
     install_requires=[
         "tornado>=6.4,<7",
         "peewee>=3.17,<5",
@@ -34,6 +38,10 @@ setup(
             "playwright>=1.40",
             # The API fuzz (tests/test_fuzz.py); its Python API changes between majors.
             "schemathesis>=4.32,<5",
+            # tests/test_package.py builds a wheel offline with this venv's setuptools, which
+            # builds wheels by itself from 70.1 on; pytest-tornado imports pkg_resources, which
+            # 81 removed.
+            "setuptools>=70.1,<81",
             # tests/test_bench.py runs `bench/run --quick`, baselines included.
             *BENCH_REQUIRES,
         ],

@@ -1,5 +1,5 @@
 """``/audit``: the audit trail, newest first (admins)."""
-from handlers.base import APIHandler
+from jobjoker.handlers.base import APIHandler
 from jobjoker.jobs import parse_page
 
 

@@ -1,5 +1,5 @@
 """``/health``: is the server ready? Unauthenticated, so load balancers and scripts can ask."""
-from handlers.base import APIHandler
+from jobjoker.handlers.base import APIHandler
 
 
 class HealthHandler(APIHandler):

@@ -1,8 +1,8 @@
 """``/jobs``: create, list, read, command and delete jobs; read and append their entries."""
 import json
 
-from handlers.base import APIHandler
 from jobjoker import errors
+from jobjoker.handlers.base import APIHandler
 from jobjoker.states import COMMANDS
 
 

@@ -12,8 +12,8 @@ import os
 
 import tornado.web
 
-from handlers.base import APIHandler, AuthMixin, ErrorEnvelopeMixin, set_security_headers
 from jobjoker import errors
+from jobjoker.handlers.base import APIHandler, AuthMixin, ErrorEnvelopeMixin, set_security_headers
 from jobjoker.openapi import openapi_document
 
 

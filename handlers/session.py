@@ -1,7 +1,7 @@
 """``/session``: browser login and logout (a revocable session cookie, XSRF-protected)."""
-from handlers.users import AccountsHandler
 from jobjoker import errors
 from jobjoker.auth import SESSION_COOKIE, SESSION_SECONDS
+from jobjoker.handlers.users import AccountsHandler
 
 
 class SessionHandler(AccountsHandler):

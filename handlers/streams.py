@@ -6,8 +6,8 @@ streaming itself lives in ``jobjoker.streams``; these handlers only wire a socke
 """
 import tornado.websocket
 
-from handlers.base import AuthMixin, ErrorEnvelopeMixin, set_security_headers
 from jobjoker import errors
+from jobjoker.handlers.base import AuthMixin, ErrorEnvelopeMixin, set_security_headers
 from jobjoker.streams import EventsFollower, JobFollower, Outbox
 
 

@@ -1,5 +1,5 @@
 """``/tokens``: API tokens for scripts (``Authorization: Bearer jj_...``)."""
-from handlers.users import AccountsHandler
+from jobjoker.handlers.users import AccountsHandler
 
 
 class TokensHandler(AccountsHandler):

@@ -1,5 +1,5 @@
 """``/users``: accounts and their passwords (admins; a user may read and change their own)."""
-from handlers.base import APIHandler
+from jobjoker.handlers.base import APIHandler
 
 
 class AccountsHandler(APIHandler):

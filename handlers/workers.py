@@ -1,5 +1,5 @@
 """``/workers``: list, read, save and delete worker code."""
-from handlers.base import APIHandler
+from jobjoker.handlers.base import APIHandler
 
 
 class WorkersHandler(APIHandler):

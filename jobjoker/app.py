@@ -10,6 +10,7 @@ Every statement runs on the ``Storage``'s threads, none on the IOLoop.
 """
 import asyncio
 import fcntl
+import importlib.resources
 import logging
 import os
 import ssl
@@ -19,21 +20,21 @@ import peewee
 import tornado.httpserver
 import tornado.web
 
-import handlers.audit
-import handlers.base
-import handlers.health
-import handlers.jobs
-import handlers.pages
-import handlers.session
-import handlers.streams
-import handlers.tokens
-import handlers.users
-import handlers.workers
 from jobjoker import __version__, auth, models
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
-from jobjoker.config import CODE_ROOT, redact_url
+from jobjoker.config import redact_url
 from jobjoker.errors import StartupError, Unavailable
+from jobjoker.handlers import audit as audit_routes
+from jobjoker.handlers import base
+from jobjoker.handlers import health as health_routes
+from jobjoker.handlers import jobs as jobs_routes
+from jobjoker.handlers import pages as page_routes
+from jobjoker.handlers import session as session_routes
+from jobjoker.handlers import streams as stream_routes
+from jobjoker.handlers import tokens as token_routes
+from jobjoker.handlers import users as user_routes
+from jobjoker.handlers import workers as workers_routes
 from jobjoker.events import EventHub
 from jobjoker.jobs import JobService
 from jobjoker.logstore import LogStore
@@ -46,9 +47,10 @@ from jobjoker.workers import WorkerRepository
 
 log = logging.getLogger(__name__)
 
-HANDLER_MODULES = [handlers.health, handlers.pages, handlers.workers, handlers.jobs,
-                   handlers.streams, handlers.session, handlers.users, handlers.tokens,
-                   handlers.audit]
+# One handlers module per resource, each ending in its route list: adding a resource is a module
+# and a line here.
+HANDLER_MODULES = [health_routes, page_routes, workers_routes, jobs_routes, stream_routes,
+                   session_routes, user_routes, token_routes, audit_routes]
 
 
 def routes():
@@ -59,9 +61,11 @@ def routes():
 def make_app(config, services, health):
     """The Tornado application over ``services`` (a dict: jobs, workers, authenticator,
     accounts, audit, logstore, hub, storage); ``health`` answers ``/health``."""
-    static_dir = os.fspath(CODE_ROOT / "static")
+    # The page's files are the package data of jobjoker.static (static/ in a checkout); Tornado
+    # serves them from a folder, which a package installed unzipped has.
+    static_dir = os.fspath(importlib.resources.files("jobjoker.static"))
     return tornado.web.Application(
-        routes() + [handlers.pages.static_route(static_dir)],
+        routes() + [page_routes.static_route(static_dir)],
         config=config,
         health=health,
         open_streams=set(),
@@ -69,7 +73,7 @@ def make_app(config, services, health):
         **services,
         # Not Tornado's static_path: that would add a /static/ route outside our authentication.
         static_dir=static_dir,
-        default_handler_class=handlers.base.NotFoundHandler,
+        default_handler_class=base.NotFoundHandler,
         # Subscribers have nothing to send: a big message is refused with close code 1009.
         websocket_max_message_size=64 * 1024,
     )

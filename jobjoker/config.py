@@ -4,7 +4,7 @@ Contract: ``load_config(argv_values, environ)`` merges, in falling order of prec
 given on the command line, ``JOBJOKER_*`` environment variables, a TOML config file (``--config`` /
 ``JOBJOKER_CONFIG``) and the defaults below, checks them, and returns a frozen ``Config``. Nothing
 here reads ``sys.argv`` or touches the disk beyond reading the config file; it imports nothing of
-ours but the errors.
+ours but the errors and where a checkout is.
 """
 import dataclasses
 import os
@@ -13,28 +13,22 @@ import socket
 import tomllib
 import urllib.parse
 
+from jobjoker import checkout
 from jobjoker.errors import StartupError
-
-CODE_ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _from_checkout():
-    # Run from a source checkout (run_server.py beside the package): keep data and workers there.
-    return (CODE_ROOT / "run_server.py").exists()
 
 
 def default_data_dir():
     """``db/`` beside the code in a checkout, else the user's data directory."""
-    if _from_checkout():
-        return CODE_ROOT / "db"
+    if checkout.ROOT is not None:
+        return pathlib.Path(checkout.ROOT) / "db"
     base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
     return pathlib.Path(base) / "jobjoker"
 
 
 def default_workers_dir(data_dir):
     """``workers/`` beside the code in a checkout, else ``workers/`` in the data dir."""
-    if _from_checkout():
-        return CODE_ROOT / "workers"
+    if checkout.ROOT is not None:
+        return pathlib.Path(checkout.ROOT) / "workers"
     return pathlib.Path(data_dir) / "workers"
 
 

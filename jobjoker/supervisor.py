@@ -415,11 +415,26 @@ def daemonize():
         os._exit(0)
 
 
+def forget_import_path():
+    """Take PYTHONPATH out of the environment and its folders off ``sys.path``.
+
+    A server run from a checkout sets it so that this process can import jobjoker at all
+    (``supervisor_client.supervisor_environment``). Jobs need no more: they are forked with the
+    package already imported, and find the rest of it through ``jobjoker.__path__``. Left in, the
+    checkout's root would let every job import its ``tests``, ``bench`` or ``setup``.
+    """
+    given = {os.path.abspath(entry)
+             for entry in os.environ.pop("PYTHONPATH", "").split(os.pathsep) if entry}
+    sys.path[:] = [entry for entry in sys.path
+                   if not entry or os.path.abspath(entry) not in given]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="jobjoker.supervisor", description=__doc__.split("\n")[0])
     parser.add_argument("--socket", required=True, help="Unix socket path to listen on")
     parser.add_argument("--daemon", action="store_true", help="detach from the parent")
     args = parser.parse_args(argv)
+    forget_import_path()
     if args.daemon:
         daemonize()
     Supervisor(args.socket).serve()

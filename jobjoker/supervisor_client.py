@@ -21,7 +21,7 @@ import sys
 
 from tornado.iostream import IOStream, StreamClosedError
 
-from jobjoker.config import CODE_ROOT
+from jobjoker import checkout
 from jobjoker.errors import Unavailable
 from jobjoker.supervisor import PROTOCOL
 
@@ -45,10 +45,16 @@ def socket_path_for(run_dir):
 
 
 def supervisor_environment():
-    """What the supervisor (and so every job) inherits: no secrets, no database URL."""
+    """What the supervisor (and so every job) inherits: no secrets, no database URL.
+
+    From a checkout it also gets the checkout's root as PYTHONPATH, to import jobjoker when the
+    checkout is not installed; the supervisor drops it before any job starts
+    (``supervisor.forget_import_path``). An installed jobjoker needs none.
+    """
     env = {k: os.environ[k] for k in SAFE_ENVIRONMENT if k in os.environ}
     env.setdefault("PATH", os.defpath)
-    env["PYTHONPATH"] = os.fspath(CODE_ROOT)  # jobjoker importable from a plain checkout
+    if checkout.ROOT is not None:
+        env["PYTHONPATH"] = checkout.ROOT
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

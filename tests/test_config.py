@@ -3,16 +3,19 @@ import pathlib
 
 import pytest
 
-from jobjoker.config import CODE_ROOT, load_config
+from jobjoker import checkout
+from jobjoker.config import load_config
 from jobjoker.errors import StartupError
 
 
 def test_defaults_in_a_checkout():
+    root = pathlib.Path(__file__).resolve().parent.parent
+    assert checkout.ROOT == str(root)
     config = load_config({}, environ={})
     assert config.host == "127.0.0.1" and config.port == 8080
-    assert config.data_dir == CODE_ROOT / "db"
-    assert config.workers_dir == CODE_ROOT / "workers"
-    assert config.database_url == "sqlite:///%s" % (CODE_ROOT / "db" / "jobjoker.sqlite3")
+    assert config.data_dir == root / "db"
+    assert config.workers_dir == root / "workers"
+    assert config.database_url == "sqlite:///%s" % (root / "db" / "jobjoker.sqlite3")
     assert config.stop_grace == 10.0
 
 

@@ -35,14 +35,17 @@ def request(port, path, method="GET", body=None, auth=None):
 
 
 class ServerProcess:
-    def __init__(self, tmp_path, env=None, args=()):
+    def __init__(self, tmp_path, env=None, args=(), command=None):
+        """``command``: how to start the server, ``run_server.py`` by default; the options
+        follow it."""
         self.port = free_port()
         self.data_dir = tmp_path / "data"
         self.stderr_path = tmp_path / ("server-%d.err" % self.port)
         environ = {k: v for k, v in os.environ.items() if not k.startswith("JOBJOKER_")}
         environ.update(env or {})
+        command = command or [sys.executable, str(ROOT / "run_server.py")]
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "run_server.py"), "--port", str(self.port),
+            [*command, "--port", str(self.port),
              "--data-dir", str(self.data_dir), "--workers-dir", str(ROOT / "workers"), *args],
             stdout=subprocess.DEVNULL, stderr=open(self.stderr_path, "wb"), env=environ)
 

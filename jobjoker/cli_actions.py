@@ -1,0 +1,280 @@
+"""What each client subcommand does: ``(client, args) -> exit code``.
+
+Contract: each action makes its requests through the ``jobjoker.client.Client`` it is given,
+prints the result (``jobjoker.cli_output``) and returns an exit code (``EXIT_*``, explained to
+users by ``EXIT_CODES_HELP``). A refusal of the server is raised as the client's
+``ClientError``, for ``jobjoker.cli_commands`` to turn into a message and an exit code. Passwords
+come from ``JOBJOKER_NEW_PASSWORD`` or the terminal, never from the command line. ``--follow``
+prints entries as they come and ends with the job: ``EXIT_OK`` only if it ended done.
+"""
+import getpass
+import json
+import os
+import pathlib
+import sys
+
+from jobjoker.cli_output import fail, first_line, format_time, print_entry, print_fields, \
+    print_json, print_table, show
+from jobjoker.client import ClientError, Event
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the job did not end done, or the server refused the request
+EXIT_USAGE = 2  # argparse's own code for a bad command line
+EXIT_UNAVAILABLE = 3  # the server cannot be reached, or failed (5xx)
+EXIT_AUTH = 4
+EXIT_NOT_FOUND = 5
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+EXIT_BROKEN_PIPE = 141  # the reader of our output went away, as shells report SIGPIPE
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0  success
+  1  the job did not end done (run --follow, logs -f), or the server refused the request
+  2  usage error (bad command line)
+  3  cannot connect to the server, or the server failed (5xx)
+  4  not authenticated or not allowed (401, 403, 429 after failed logins)
+  5  not found (no such job or worker)
+
+environment:
+  JOBJOKER_URL       the server (default http://127.0.0.1:8080)
+  JOBJOKER_USER      the user name (default admin)
+  JOBJOKER_PASSWORD  the password (never taken from a flag: ps would show it)
+  JOBJOKER_TOKEN     an API token, sent instead of the user and password"""
+
+LOG_PAGE = 10000  # entries per request when printing a whole stream
+
+
+def workers_ls(client, args):
+    show(client.workers(), args, lambda workers: print_table(
+        ["NAME", "SIZE", "MODIFIED", "DESCRIPTION"],
+        [[w["name"], w["size"], format_time(w["modified"]), first_line(w["description"])]
+         for w in workers]))
+    return EXIT_OK
+
+
+def workers_show(client, args):
+    show(client.worker(args.name), args, print_fields)
+    return EXIT_OK
+
+
+def workers_push(client, args):
+    if args.file == "-":
+        if not args.name:
+            return fail("name the worker with --name when its code comes from standard "
+                        "input", EXIT_USAGE)
+        code = sys.stdin.buffer.read()
+    else:
+        try:
+            code = pathlib.Path(args.file).read_bytes()
+        except OSError as e:
+            return fail("cannot read %s: %s" % (args.file, e.strerror), EXIT_USAGE)
+    name = args.name or pathlib.Path(args.file).stem
+    show(client.push_worker(name, code), args, lambda worker: print(
+        "worker %s saved (%d bytes, %s)" % (worker["name"], worker["size"], worker["hash"])))
+    return EXIT_OK
+
+
+def workers_pull(client, args):
+    code = client.worker_code(args.name)
+    if args.output and args.output != "-":
+        pathlib.Path(args.output).write_text(code, encoding="utf-8", newline="")
+    else:
+        sys.stdout.write(code)
+    return EXIT_OK
+
+
+def workers_rm(client, args):
+    show(client.delete_worker(args.name), args,
+         lambda worker: print("worker %s deleted" % worker["name"]))
+    return EXIT_OK
+
+
+def jobs_ls(client, args):
+    show(client.jobs(args.status, args.worker, args.offset, args.limit), args,
+         lambda jobs: print_table(
+             ["ID", "WORKER", "STATUS", "CREATED", "DURATION"],
+             [[j["id"], j["worker"], j["status"], format_time(j["created"]),
+               "-" if j["duration"] is None else "%.1f s" % j["duration"]] for j in jobs]))
+    return EXIT_OK
+
+
+def jobs_show(client, args):
+    show(client.job(args.job), args, print_fields)
+    return EXIT_OK
+
+
+def jobs_start(client, args):
+    show(client.start(args.job), args,
+         lambda job: print("job %s started (pid %s)" % (job["id"], job["pid"])))
+    return EXIT_OK
+
+
+def jobs_signal(client, args):
+    """``stop`` or ``kill``, and with ``--wait`` until the job has ended."""
+    job = getattr(client, args.signal_command)(args.job)
+    if args.wait:
+        job = client.wait(job["id"])
+    if args.json:
+        print_json(job)
+    elif job["status"] == "active":
+        print("job %s is %s" % (job["id"], "stopping" if args.signal_command == "stop"
+                                else "being killed"))
+    else:
+        print("job %s ended %s" % (job["id"], job["status"]))
+    return EXIT_OK
+
+
+def jobs_rm(client, args):
+    show(client.delete_job(args.job), args, lambda job: print("job %s deleted" % job["id"]))
+    return EXIT_OK
+
+
+def new_password(prompt):
+    """A new password from JOBJOKER_NEW_PASSWORD or asked twice on the terminal (never a
+    flag: ``ps`` would show it)."""
+    password = os.environ.get("JOBJOKER_NEW_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise ValueError("set JOBJOKER_NEW_PASSWORD, or run this in a terminal to be asked")
+    first = getpass.getpass(prompt)
+    if getpass.getpass("again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def users_ls(client, args):
+    show(client.users(), args, lambda users: print_table(
+        ["USER", "ROLE", "DISABLED", "CREATED"],
+        [[u["username"], u["role"], "yes" if u["disabled"] else "", format_time(u["created"])]
+         for u in users]))
+    return EXIT_OK
+
+
+def users_add(client, args):
+    try:
+        password = new_password("password for %s: " % args.username)
+    except ValueError as e:
+        return fail(str(e), EXIT_USAGE)
+    show(client.create_user(args.username, password, args.role), args,
+         lambda user: print("user %s added (%s)" % (user["username"], user["role"])))
+    return EXIT_OK
+
+
+def users_role(client, args):
+    show(client.update_user(args.username, role=args.role), args,
+         lambda user: print("user %s is now %s" % (user["username"], user["role"])))
+    return EXIT_OK
+
+
+def users_able(client, args):
+    user = client.update_user(args.username, disabled=args.disable)
+    show(user, args, lambda u: print("user %s %s" % (
+        u["username"], "disabled" if u["disabled"] else "enabled")))
+    return EXIT_OK
+
+
+def users_rm(client, args):
+    show(client.delete_user(args.username), args,
+         lambda user: print("user %s deleted" % user["username"]))
+    return EXIT_OK
+
+
+def users_passwd(client, args):
+    me = client.whoami()
+    username = args.username or me["username"]
+    try:
+        current = None
+        if username == me["username"] and me["role"] != "admin":
+            current = client.password or getpass.getpass("current password: ")
+        password = new_password("new password for %s: " % username)
+    except ValueError as e:
+        return fail(str(e), EXIT_USAGE)
+    show(client.set_password(username, password, current), args,
+         lambda user: print("password of %s changed" % user["username"]))
+    return EXIT_OK
+
+
+def tokens_ls(client, args):
+    show(client.tokens(args.token_user), args, lambda tokens: print_table(
+        ["ID", "NAME", "USER", "ROLE", "CREATED", "EXPIRES", "LAST USED", "REVOKED"],
+        [[t["id"], t["name"], t["username"], t["role"], format_time(t["created"]),
+          format_time(t["expires"]), format_time(t["last_used"]), format_time(t["revoked"])]
+         for t in tokens]))
+    return EXIT_OK
+
+
+def tokens_create(client, args):
+    token = client.create_token(args.name, args.role, args.expires_in)
+    show(token, args, lambda t: print(
+        "%s\n(token %s, role %s: copy it now, it is not shown again; use it as "
+        "JOBJOKER_TOKEN)" % (t["token"], t["id"], t["role"])))
+    return EXIT_OK
+
+
+def tokens_revoke(client, args):
+    show(client.revoke_token(args.token_id), args,
+         lambda token: print("token %s revoked" % token["id"]))
+    return EXIT_OK
+
+
+def audit_command(client, args):
+    show(client.audit(args.offset, args.limit, args.actor, args.action), args,
+         lambda entries: print_table(
+             ["TIME", "ACTOR", "ACTION", "TARGET", "ADDRESS", "DETAIL"],
+             [[format_time(e["time"]), e["actor"] or "(server)", e["action"], e["target"] or "",
+               e["address"] or "", e["detail"] or ""] for e in entries]))
+    return EXIT_OK
+
+
+def logs_command(client, args):
+    stream = "response" if args.response else "log"
+    if args.follow:
+        return follow_job(client, args.job, args, {stream})
+    read = client.response if args.response else client.log
+    offset = 0
+    while True:
+        page = read(args.job, offset, LOG_PAGE)
+        for seq, entry in enumerate(page, offset):
+            print_entry(Event(stream, seq, entry["message"], entry["time"]), args)
+        if len(page) < LOG_PAGE:
+            return EXIT_OK
+        offset += len(page)
+
+
+def run_command(client, args):
+    parameters = {**(args.params_json or {}), **dict(args.param)}
+    job = client.create_job(args.worker, parameters or None)
+    try:
+        job = client.start(job["id"])
+    except ClientError as e:
+        e.message = "job %s was created but did not start: %s" % (job["id"], e.message)
+        raise
+    if args.follow:
+        # Text shows the log; JSON lines are labelled, so they carry the response too.
+        return follow_job(client, job["id"], args, {"log", "response"} if args.json else {"log"})
+    show(job, args, lambda job: print(job["id"]))
+    return EXIT_OK
+
+
+def follow_job(client, job_id, args, streams):
+    """Print the entries of ``streams`` live until the job ends (with --json, the status and end
+    events too, one per line); EXIT_OK only if it ends done."""
+    status = None
+    try:
+        for event in client.follow(job_id):
+            if event.kind in streams:
+                print_entry(event, args)
+            elif args.json and event.kind in ("status", "end"):
+                print(json.dumps(event.to_dict(), ensure_ascii=False))
+            sys.stdout.flush()  # a pipe would hold the lines back; they are news now
+            if event.kind == "end":
+                status = event.status
+    except KeyboardInterrupt:
+        return fail("stopped following; job %s keeps running (jobjoker jobs stop %s stops it)"
+                    % (job_id, job_id), EXIT_INTERRUPTED)
+    if status == "done":
+        return EXIT_OK
+    error = client.job(job_id)["error"]
+    return fail("job %s ended %s%s" % (job_id, status, ": %s" % error if error else ""),
+                EXIT_FAILED)
