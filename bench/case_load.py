@@ -7,7 +7,8 @@ figure is the server's (and the machine's) latency, not a client's queueing. The
 in their own process (``bench.fanout_subscriber``) and report the delay from each entry's stamp
 to its arrival. Baseline in the same run: the same probe against the same server before the
 jobs start. MariaDB is the one at ``JJ_BENCH_MYSQL_URL`` (default root on 127.0.0.1:3306); a
-database of this run's own is created and dropped there.
+database of this run's own (its name ends with the process id, so that runs side by side do not
+meet) is created there and dropped after.
 """
 import json
 import os
@@ -142,6 +143,12 @@ def one_backend(label, tmp, args, jobs, followed, probes, pause):
                       sum(report["entries"]), "entries", info=True)]
 
 
+def own_database(url):
+    """``url`` with a database name of this process's own."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="%s_%d" % (parts.path, os.getpid())))
+
+
 def run(options):
     # A full run probes for about a minute, the window of /health's loop_lag_ms.
     jobs, followed, probes, pause = (40, 20, 60, 0.02) if options.quick else \
@@ -150,18 +157,19 @@ def run(options):
     with Scratch("load") as tmp:
         rows += one_backend("SQLite", tmp / "sqlite", (), jobs, followed, probes, pause)
         p99s.append(rows[0]["p99"])
+        url = own_database(MYSQL_URL)
         try:
-            mysql_database(MYSQL_URL, "DROP DATABASE IF EXISTS `%s`")
-            mysql_database(MYSQL_URL, "CREATE DATABASE `%s` CHARACTER SET utf8mb4")
+            mysql_database(url, "DROP DATABASE IF EXISTS `%s`")
+            mysql_database(url, "CREATE DATABASE `%s` CHARACTER SET utf8mb4")
         except Exception as e:  # noqa: BLE001 - any failure to reach it is reported as such
             rows.append(unavailable_row("MariaDB: /health under the same load",
                                         "MariaDB at %s is not reachable: %s" % (MYSQL_URL, e)))
         else:
             try:
-                mariadb = one_backend("MariaDB", tmp / "mariadb", ("--database", MYSQL_URL),
+                mariadb = one_backend("MariaDB", tmp / "mariadb", ("--database", url),
                                       jobs, followed, probes, pause)
             finally:
-                mysql_database(MYSQL_URL, "DROP DATABASE IF EXISTS `%s`")
+                mysql_database(url, "DROP DATABASE IF EXISTS `%s`")
             rows += mariadb
             p99s.append(mariadb[0]["p99"])
     notes.append("each job logs an entry every 5 ms; the probe asks /health %d times, %d ms "
