@@ -60,6 +60,8 @@ class StaticHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.StaticFileHandler
             self.check_host()
         else:
             await self.authenticate()
+        if self.path_args and _is_package_file(self.path_args[0]):
+            raise errors.NotFound("no such file: /static/%s" % self.path_args[0])
 
     def set_default_headers(self):
         set_security_headers(self)
@@ -76,6 +78,12 @@ class OpenAPIHandler(APIHandler):
     def get(self):
         """The document (not in the envelope: tools read it as is)."""
         self.finish(json.dumps(openapi_document()))
+
+
+def _is_package_file(path):
+    """Whether ``path`` is one of the files that make the page's folder a Python package (so it
+    installs as ``jobjoker.static``) rather than a file of the page."""
+    return path.endswith((".py", ".pyc")) or "__pycache__" in path.split("/")
 
 
 def static_route(static_dir):
