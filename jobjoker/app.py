@@ -113,7 +113,8 @@ class JobJokerServer:
         self.config = config
         self.admin_password = admin_password
         self.lock = DataDirLock(os.fspath(config.run_dir))
-        self.lease = NodeLease(config.node, config.data_dir)
+        self.lease = NodeLease(config.node, config.data_dir, config.node_heartbeat,
+                               config.node_lease_ttl)
         self.database = None
         self.storage = None
         self.processes = None

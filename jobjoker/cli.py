@@ -55,6 +55,11 @@ HELP = {
                                   "--login-window, all accounts together (default 50)",
     "login_window": "seconds over which failed logins are counted (default 300)",
     "node": "this server's name when several share a database (default: host name)",
+    "node_heartbeat": "seconds between refreshes of this server's node lease in the database "
+                      "(default 10)",
+    "node_lease_ttl": "seconds after which the node lease of a server on another host that "
+                      "stopped refreshing it may be taken over (default 30; at least twice "
+                      "--node-heartbeat)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
     "slow_callback_seconds": "log a warning with the code that holds the IOLoop this many "
                              "seconds or more (default 0.25; 0: never)",

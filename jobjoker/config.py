@@ -70,6 +70,8 @@ class Config:
     login_failures_per_address: int = 50  # the same for one client address, all accounts
     login_window: float = 300.0
     node: str = None  # this server's name when several share one database
+    node_heartbeat: float = 10.0  # seconds between refreshes of this server's node lease
+    node_lease_ttl: float = 30.0  # a node lease of another host unrefreshed this long is dead
     log_level: str = "INFO"
     slow_callback_seconds: float = 0.25  # log what holds the IOLoop this long (0: never)
 
@@ -178,6 +180,8 @@ OPTIONS = {
     "login_failures_per_address": ("JOBJOKER_LOGIN_FAILURES_PER_ADDRESS", int),
     "login_window": ("JOBJOKER_LOGIN_WINDOW", float),
     "node": ("JOBJOKER_NODE", str),
+    "node_heartbeat": ("JOBJOKER_NODE_HEARTBEAT", float),
+    "node_lease_ttl": ("JOBJOKER_NODE_LEASE_TTL", float),
     "log_level": ("JOBJOKER_LOG_LEVEL", str),
     "slow_callback_seconds": ("JOBJOKER_SLOW_CALLBACK_SECONDS", float),
 }
@@ -238,6 +242,12 @@ def load_config(flags=None, environ=None, config_file=None):
                            % (", ".join(LOG_LEVELS), values["log_level"]))
     if values.get("database"):
         check_database_url(values["database"])
+    heartbeat = values.get("node_heartbeat", Config.node_heartbeat)
+    lease_ttl = values.get("node_lease_ttl", Config.node_lease_ttl)
+    if heartbeat <= 0 or lease_ttl < 2 * heartbeat:
+        # A lease must outlive a missed heartbeat, or a live server loses its node to another.
+        raise StartupError("node_lease_ttl (%g s) must be at least twice node_heartbeat (%g s), "
+                           "which must be more than 0" % (lease_ttl, heartbeat))
     if bool(values.get("tls_cert")) != bool(values.get("tls_key")):
         raise StartupError("TLS needs both --tls-cert and --tls-key")
     for name in ("tls_cert", "tls_key"):

@@ -1,11 +1,13 @@
 """The node lease: one server per node name and database.
 
-Contract: ``NodeLease(name, data_dir)`` stands for this process holding the ``Node`` row named
+Contract: ``NodeLease(name, data_dir, heartbeat, ttl)`` stands for this process holding the
+``Node`` row named
 ``name``. ``acquire()`` takes the row, or raises ``StartupError`` naming the live holder (host,
 pid, since when, data dir); ``beat()`` refreshes it; ``release()`` deletes the row if this
 process still holds it. These three run statements: the server runs them on its storage's
 writer thread (the models must be bound, ``jobjoker.models``). ``start_heartbeat(run)`` beats
-every ``HEARTBEAT_INTERVAL`` seconds from the IOLoop, through ``run`` (``Storage.call``); a
+every ``heartbeat`` seconds (``--node-heartbeat``) from the IOLoop, through ``run``
+(``Storage.call``); a
 failed heartbeat is logged, never fatal; ``stop_heartbeat()`` ends it.
 
 A lease is taken over only when its holder is provably dead:
@@ -13,7 +15,8 @@ A lease is taken over only when its holder is provably dead:
 - same host name and boot id: its pid is gone, is a zombie, or is another process (its start
   time, ``/proc/PID/stat`` field 22, differs from the recorded one);
 - same host name, another boot id: the machine rebooted since;
-- another host: its heartbeat is older than ``LEASE_TTL``. Hosts sharing a database must keep
+- another host: its heartbeat is older than ``ttl`` (``--node-lease-ttl``). Hosts sharing a
+  database must keep
   their clocks within a few seconds of each other (NTP), since each writes its own time.
 
 So a server killed with ``kill -9`` and restarted on its host starts at once, while a second
@@ -22,7 +25,7 @@ before it migrates the schema, re-adopts jobs or starts a supervisor (see ``JobJ
 
 Taking the row needs no lock: an INSERT (the name is the primary key, so at most one succeeds),
 or a conditional UPDATE ``WHERE holder = <the dead holder>`` (and, for another host, ``AND
-heartbeat < now - LEASE_TTL``) whose row count decides who won. A heartbeat is likewise an
+heartbeat < now - ttl``) whose row count decides who won. A heartbeat is likewise an
 UPDATE ``WHERE holder = <us>``: a server whose lease was taken over while it was frozen learns it
 there, and logs an error (it does not stop: its jobs are still its own processes).
 """
@@ -35,13 +38,12 @@ import peewee
 from tornado.ioloop import PeriodicCallback
 
 from jobjoker import proc
+from jobjoker.config import Config
 from jobjoker.errors import StartupError
 from jobjoker.models import Node, database
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_INTERVAL = 10.0  # seconds between heartbeats
-LEASE_TTL = 30.0  # a lease of another host whose heartbeat is older than this is dead
 ATTEMPTS = 5  # races with other starting servers before giving up
 
 
@@ -52,8 +54,11 @@ def _format_time(timestamp):
 class NodeLease:
     """This server's hold on its node name in the database."""
 
-    def __init__(self, name, data_dir):
+    def __init__(self, name, data_dir, heartbeat=Config.node_heartbeat,
+                 ttl=Config.node_lease_ttl):
         self.name = name
+        self.heartbeat = heartbeat  # seconds between heartbeats
+        self.ttl = ttl  # a lease of another host whose heartbeat is older than this is dead
         self.data_dir = os.fspath(data_dir)
         self.host = socket.gethostname()
         self.boot_id = proc.boot_id()
@@ -90,7 +95,7 @@ class NodeLease:
                                                       Node.holder == row.holder)
             if row.host != self.host:
                 # The heartbeat is what proves a remote holder dead: it must still be stale.
-                taking = taking.where(Node.heartbeat < now - LEASE_TTL)
+                taking = taking.where(Node.heartbeat < now - self.ttl)
             if taking.execute() == 1:
                 log.warning("node %s: took over the lease of %s (data dir %s): %s",
                             self.name, row.holder, row.data_dir, why)
@@ -122,7 +127,7 @@ class NodeLease:
         """Why the holder of ``row`` is provably dead, or None if it may be alive."""
         if row.host != self.host:
             age = now - row.heartbeat
-            if age > LEASE_TTL:
+            if age > self.ttl:
                 return "its last heartbeat from host %s was %.0f s ago" % (row.host, age)
             return None
         if row.boot_id and self.boot_id and row.boot_id != self.boot_id:
@@ -141,7 +146,7 @@ class NodeLease:
             proof = "its process is alive"
         else:
             proof = "its last heartbeat was %.0f s ago (a lease expires after %.0f s without " \
-                    "one)" % (now - row.heartbeat, LEASE_TTL)
+                    "one)" % (now - row.heartbeat, self.ttl)
         return ("node %r of this database is held by another JobJoker server: host %s, pid %d, "
                 "since %s, data dir %s; %s. Stop that server, or give this one another --node"
                 % (self.name, row.host, row.pid, _format_time(row.started), row.data_dir, proof))
@@ -149,10 +154,10 @@ class NodeLease:
     # --- heartbeat ----------------------------------------------------------------------------
 
     def start_heartbeat(self, run):
-        """Refresh the lease every ``HEARTBEAT_INTERVAL`` seconds (on the current IOLoop),
+        """Refresh the lease every ``heartbeat`` seconds (on the current IOLoop),
         running ``beat`` through ``run`` (off the loop)."""
         if self._heartbeat is None:
-            self._heartbeat = PeriodicCallback(lambda: run(self.beat), HEARTBEAT_INTERVAL * 1000)
+            self._heartbeat = PeriodicCallback(lambda: run(self.beat), self.heartbeat * 1000)
             self._heartbeat.start()
 
     def stop_heartbeat(self):
@@ -176,7 +181,7 @@ class NodeLease:
             holder = None  # another server took it that very moment
         except peewee.PeeweeException as e:
             log.warning("node %s: heartbeat failed (will retry in %.0f s): %s",
-                        self.name, HEARTBEAT_INTERVAL, e)
+                        self.name, self.heartbeat, e)
             return None
         except Exception:
             log.exception("node %s: heartbeat failed", self.name)
@@ -185,6 +190,6 @@ class NodeLease:
             log.error("node %s: this server lost its lease to %s: another server took the node "
                       "name over, probably because this one sent no heartbeat for %.0f s. Two "
                       "servers may now run jobs of this node; stop one of them.", self.name,
-                      holder.holder if holder is not None else "another server", LEASE_TTL)
+                      holder.holder if holder is not None else "another server", self.ttl)
         self._lost = True
         return False

@@ -50,6 +50,9 @@ def test_paths_are_resolved(tmp_path, monkeypatch):
     ({"port": "eighty"}, {}, "option --port: port='eighty' is not a valid int"),
     ({}, {"JOBJOKER_PORT": "70000"}, "port must be between 0 and 65535"),
     ({}, {"JOBJOKER_STOP_GRACE": "-1"}, "stop_grace must not be negative"),
+    ({"node_lease_ttl": "15"}, {}, r"node_lease_ttl \(15 s\) must be at least twice "
+                                   r"node_heartbeat \(10 s\)"),
+    ({"node_heartbeat": "0"}, {}, "which must be more than 0"),
 ])
 def test_bad_values_are_refused_with_what_to_fix(flags, environ, message):
     with pytest.raises(StartupError, match=message):
@@ -102,3 +105,8 @@ def test_max_log_bytes_takes_sizes_with_units_and_refuses_nonsense():
         load_config({"max_log_bytes": "lots"}, environ={})
     with pytest.raises(StartupError, match="must not be negative"):
         load_config({"max_log_bytes": "-1M"}, environ={})
+
+
+def test_the_node_lease_timing_is_a_setting():
+    config = load_config({"node_heartbeat": "2", "node_lease_ttl": "5"}, environ={})
+    assert (config.node_heartbeat, config.node_lease_ttl) == (2.0, 5.0)

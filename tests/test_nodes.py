@@ -11,7 +11,10 @@ import pytest
 
 from jobjoker import models
 from jobjoker.errors import StartupError
-from jobjoker.nodes import LEASE_TTL, NodeLease
+from jobjoker.config import Config
+from jobjoker.nodes import NodeLease
+
+LEASE_TTL = Config.node_lease_ttl
 from jobjoker.proc import boot_id
 from jobjoker.proc import start_time as process_start_time
 from jobjoker.supervisor_client import socket_path_for
@@ -246,6 +249,14 @@ def test_a_holder_on_another_host_with_a_fresh_heartbeat_refuses(bound, tmp_path
     assert "host other-host, pid 4242" in refused.value.message
     assert "its last heartbeat was 5 s ago" in refused.value.message
     assert holder().__data__ == before
+
+
+def test_the_lease_ttl_is_the_servers_own(bound, tmp_path):
+    lease_row(host="other-host", boot_id="x", pid=4242, heartbeat=time.time() - 8)
+    with pytest.raises(StartupError, match="a lease expires after 10 s without one"):
+        NodeLease("n1", tmp_path, heartbeat=2, ttl=10).acquire()
+    NodeLease("n1", tmp_path, heartbeat=2, ttl=5).acquire()  # 8 s old: dead for this one
+    assert holder().pid == os.getpid()
 
 
 def test_a_holder_on_another_host_with_an_old_heartbeat_is_taken_over(bound, tmp_path, caplog):
