@@ -3,17 +3,22 @@
 Contract: ``openapi_document()`` returns the whole document as plain JSON-ready data, a new dict
 on every call. It is built from small helpers — one generator for the reply envelope, shared
 parameters, request bodies and error responses under ``components`` — so each path below reads
-as the handler it describes. Each operation names the least role that may call it
-(``x-jobjoker-role``: public, viewer, operator, admin, or self for any signed-in user acting on
-their own account); the credentials it takes and the 401 and 429 it can answer follow from that
-role and from its method, in one place (403 it can answer in any case: the Host check). Enums and
-limits come from the domain modules they describe, so they cannot drift apart;
-``tests/test_openapi.py`` checks the rest against the route table, the role matrix of
-``tests/test_security.py`` and real replies; ``tests/test_fuzz.py`` fuzzes a server with it.
+as the handler it describes. Who may call an operation is not written here but asked, as the
+server asks it, of the handler the route table dispatches its path to (``needs_authentication()``,
+then ``required_permission()``), so the two cannot disagree; the operation names the least role
+with that permission (``x-jobjoker-role``: public, viewer, operator, admin, or self for any
+signed-in user acting on their own account), and the credentials it takes and the 401 and 429 it
+can answer follow from that role and its method. Enums and limits come from the domain modules
+they describe. ``tests/test_openapi.py`` checks the rest against the route table, the role matrix
+of ``tests/test_security.py`` and real replies; ``tests/test_fuzz.py`` fuzzes a server with it.
 """
+import re
+
+import tornado.httputil
+
 from jobjoker import __version__
 from jobjoker.accounts import MAX_PASSWORD, MIN_PASSWORD, USERNAME
-from jobjoker.auth import ROLES, SESSION_COOKIE, SESSION_SECONDS, TOKEN_PREFIX
+from jobjoker.auth import ROLES, SESSION_COOKIE, SESSION_SECONDS, TOKEN_PREFIX, allows
 from jobjoker.jobs import MAX_BATCH, MAX_ENTRY_PAGE, MAX_OFFSET, MAX_PAGE
 from jobjoker.parameters import MASK
 from jobjoker.parameters import TYPES as PARAMETER_TYPES
@@ -73,6 +78,9 @@ ROLE_RULES = {
 }
 SAFE_METHODS = ("get", "head", "options")
 OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# The keys of an operation, in the order the document shows them.
+OPERATION_KEYS = ("operationId", "tags", "summary", "description", "x-jobjoker-role",
+                  "parameters", "requestBody", "responses", "security")
 # Any one of these proves who is asking (OpenAPI: a list of alternatives) ...
 CREDENTIALS = [{"basicAuth": []}, {"bearerAuth": []}, {"sessionCookie": []}]
 # ... and on an unsafe method the session cookie needs the XSRF token beside it.
@@ -131,45 +139,101 @@ def text_reply(description, media_type="text/plain"):
     return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
 
 
-def operation(operation_id, tag, summary, replies, role, errors=(), parameters=None, body=None,
+def operation(operation_id, tag, summary, replies, errors=(), parameters=None, body=None,
               description=None):
     """One operation: its 2xx ``replies`` plus the shared error responses for ``errors``.
 
-    ``role`` is the least role that may call it (a key of ``ROLE_RULES``); its rule opens the
-    description. Every operation can fail with 500, with 503 while the database is away, and
-    with 403 (the Host check, if nothing else); every one but the public ones answers 401
-    without valid credentials and 429 while its credentials are throttled (a public one
-    overrides the global security requirement with none). ``require_xsrf`` adds what an unsafe
-    method implies.
+    Every operation can fail with 500, with 503 while the database is away, and with 403 (the
+    Host check, if nothing else). Who may call it is not written here: ``authorize`` asks the
+    handler that serves it and adds what that implies.
     """
     responses = dict(replies)
-    statuses = set(errors) | {"403", "500", "503"}
-    if role != "public":
-        statuses |= {"401", "429"}
-    for status in statuses:
+    for status in set(errors) | {"403", "500", "503"}:
         responses[status] = ref("responses", ERROR_RESPONSES[status][0])
-    result = {"operationId": operation_id, "tags": [tag], "summary": summary,
-              "description": ROLE_RULES[role] + (" " + description if description else ""),
-              "x-jobjoker-role": role}
+    result = {"operationId": operation_id, "tags": [tag], "summary": summary}
+    if description:
+        result["description"] = description
     if parameters:
         result["parameters"] = parameters
     if body:
         result["requestBody"] = body
-    result["responses"] = dict(sorted(responses.items()))
-    if role == "public":
-        result["security"] = []
+    result["responses"] = responses
     return result
 
 
-def require_xsrf(paths):
-    """On every signed-in unsafe operation the session cookie counts only with the XSRF token
-    beside it (403 without): say so in its security requirement."""
-    for item in paths.values():
+def route_table():
+    """The application's routes, ``(pattern, handler class)`` pairs as Tornado takes them."""
+    # Imported here, not at the top: the app imports the handler that serves this document.
+    from jobjoker.app import routes
+    return routes()
+
+
+def handler_for(path, routes):
+    """The handler class Tornado dispatches ``path`` to: that of the first route whose pattern
+    matches all of it. A template's ``{id}`` matches ``([^/]+)`` as any one segment would."""
+    for pattern, handler_class, *_ in routes:
+        if re.fullmatch(pattern, path):
+            return handler_class
+    raise LookupError("the document describes %s, which no route serves" % path)
+
+
+def least_role(handler_class, method):
+    """The least role that may call ``method`` on ``handler_class``, asked of the handler's own
+    ``needs_authentication`` and ``required_permission`` (the permission it declares, or the
+    fail-closed default), so the document cannot say otherwise than the server does."""
+    # An instance that is never initialised nor run: it only answers for a request's method.
+    handler = handler_class.__new__(handler_class)
+    handler.request = tornado.httputil.HTTPServerRequest(
+        start_line=tornado.httputil.RequestStartLine(method.upper(), "/", "HTTP/1.1"),
+        headers=tornado.httputil.HTTPHeaders({"Host": "localhost"}))
+    # A handler without needs_authentication (the WebSocket ones) authenticates every request.
+    if not getattr(handler, "needs_authentication", lambda: True)():
+        return "public"
+    permission = handler.required_permission()
+    if permission == "self":  # any signed-in user; the domain checks the rest
+        return "self"
+    for role in ROLES:  # least first
+        if allows(role, permission):
+            return role
+    raise ValueError("%s declares %s for %s, which no role has"
+                     % (handler_class.__name__, permission, method.upper()))
+
+
+def authorize(paths, routes):
+    """Give each operation the role its handler requires and what follows from it.
+
+    The role's rule opens the description and is ``x-jobjoker-role``. Every operation but the
+    public ones answers 401 without valid credentials and 429 while its credentials are
+    throttled; a public one overrides the global security requirement with none; on a
+    signed-in unsafe one the session cookie counts only with the XSRF token beside it (403
+    without).
+    """
+    for path, item in paths.items():
+        handler_class = handler_for(path, routes)
         for method, op in item.items():
-            if method in OPENAPI_METHODS and method not in SAFE_METHODS \
-                    and op["x-jobjoker-role"] != "public":
+            if method not in OPENAPI_METHODS:
+                continue
+            role = least_role(handler_class, method)
+            op["description"] = " ".join(filter(None, (ROLE_RULES[role], op.get("description"))))
+            op["x-jobjoker-role"] = role
+            if role != "public":
+                for status in ("401", "429"):
+                    op["responses"][status] = ref("responses", ERROR_RESPONSES[status][0])
+            op["responses"] = dict(sorted(op["responses"].items()))
+            if role == "public":
+                op["security"] = []
+            elif method not in SAFE_METHODS:
                 op["security"] = UNSAFE_CREDENTIALS
+            item[method] = {key: op[key] for key in OPERATION_KEYS if key in op}
     return paths
+
+
+def public_operations(paths):
+    """The operations that need no credentials, as a phrase (``GET /health and GET /login``)."""
+    public = ["%s %s" % (method.upper(), path) for path, item in paths.items()
+              for method, op in item.items()
+              if method in OPENAPI_METHODS and op["x-jobjoker-role"] == "public"]
+    return " and ".join(filter(None, (", ".join(public[:-1]), public[-1])))
 
 
 def plain_text_body(description, media_types=("text/plain",), required=True):
@@ -521,7 +585,6 @@ def server_paths():
             "getHealth", "server", "Is the server ready?",
             {"200": json_reply("Ready: the database and the supervisor answer.",
                                "HealthEnvelope")},
-            role="public",
             description="So load balancers and scripts can ask.")},
         "/": {"get": operation(
             "getAdminPage", "server", "The admin page",
@@ -529,19 +592,16 @@ def server_paths():
              "302": {"description": "No credentials, from a browser (`Accept: text/html`): "
                                     "off to the sign-in form.",
                      "headers": {"Location": header("`/login`.")}}},
-            role="viewer",
             description="Without credentials a browser is sent to /login; a script gets the "
                         "401.")},
         "/login": {"get": operation(
             "getLoginPage", "server", "The sign-in form",
-            {"200": text_reply("The form's HTML; it posts to /session.", "text/html")},
-            role="public")},
+            {"200": text_reply("The form's HTML; it posts to /session.", "text/html")})},
         "/openapi.json": {"get": operation(
             "getOpenAPI", "server", "This document",
             {"200": {"description": "The OpenAPI document itself (not in the envelope).",
                      "content": {"application/json": {"schema": {
-                         "type": "object", "required": ["openapi", "info", "paths"]}}}}},
-            role="viewer")},
+                         "type": "object", "required": ["openapi", "info", "paths"]}}}}})},
     }
 
 
@@ -550,20 +610,19 @@ def worker_paths():
     return {
         "/workers": {"get": operation(
             "listWorkers", "workers", "List the workers",
-            {"200": json_reply("Every worker with its description.", "WorkerListEnvelope")},
-            role="viewer")},
+            {"200": json_reply("Every worker with its description.", "WorkerListEnvelope")})},
         "/workers/{name}": {
             "parameters": name,
             "get": operation(
                 "getWorker", "workers", "Read a worker's summary",
                 {"200": json_reply("The worker's name, description, size, modified time and "
                                    "hash.", "WorkerEnvelope")},
-                role="viewer", errors=["400", "404"]),
+                errors=["400", "404"]),
             "put": operation(
                 "saveWorker", "workers", "Create or replace a worker's code",
                 {"200": json_reply("Saved over the old code.", "WorkerEnvelope"),
                  "201": json_reply("Created.", "WorkerEnvelope")},
-                role="admin", errors=["400", "413", "422"],
+                errors=["400", "413", "422"],
                 body=plain_text_body(
                     "The worker's Python source (UTF-8), defining `class <name>(jobjoker.Worker)`"
                     " with a `run` method. It is parsed, never run, before it is saved.",
@@ -575,14 +634,14 @@ def worker_paths():
             "delete": operation(
                 "deleteWorker", "workers", "Delete a worker",
                 {"200": json_reply("Deleted; `data` holds its last summary.", "WorkerEnvelope")},
-                role="admin", errors=["400", "404", "409"],
+                errors=["400", "404", "409"],
                 description="409 while one of its jobs is active."),
         },
         "/workers/{name}/code": {
             "parameters": name,
             "get": operation(
                 "getWorkerCode", "workers", "Read a worker's source code",
-                {"200": text_reply("The code.")}, role="viewer", errors=["400", "404"]),
+                {"200": text_reply("The code.")}, errors=["400", "404"]),
         },
     }
 
@@ -603,13 +662,13 @@ def entries_path(stream):
                     "application/json": {"schema": ref("schemas", "EntryListEnvelope")},
                     "text/plain": {"schema": {"type": "string"}},
                 }}},
-            role="viewer", errors=["400", "404"],
+            errors=["400", "404"],
             parameters=[ref("parameters", "Offset"), ref("parameters", "EntriesLimit"),
                         ref("parameters", "Format")]),
         "post": operation(
             "appendJob%s" % title, "jobs", "Append one entry to the job's %s" % stream,
             {"201": json_reply("Appended.", "AppendedEntryEnvelope")},
-            role="operator", errors=["400", "404", "413"],
+            errors=["400", "404", "413"],
             body=plain_text_body("The message (UTF-8); newlines stay inside the one entry. "
                                  "No body appends an empty entry.", required=False)),
     }
@@ -626,7 +685,7 @@ def download_path(stream):
                      "headers": {"Content-Disposition": header(
                          'attachment; filename="job-{id}-%s.txt"' % stream)},
                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
-            role="viewer", errors=["404"]),
+            errors=["404"]),
     }
 
 
@@ -637,7 +696,7 @@ def job_paths():
             "get": operation(
                 "listJobs", "jobs", "List jobs, newest first",
                 {"200": json_reply("A page of jobs.", "JobListEnvelope")},
-                role="viewer", errors=["400"],
+                errors=["400"],
                 parameters=[ref("parameters", name) for name in
                             ("StatusFilter", "WorkerFilter", "Offset", "JobsLimit")]),
             "post": operation(
@@ -647,7 +706,7 @@ def job_paths():
                                    "or already ended if it ran that fast).",
                                    "JobEnvelope", headers={"Location": header(
                                        "The new job's path, /jobs/{id}.")})},
-                role="operator", errors=["400", "404", "413", "422"],
+                errors=["400", "404", "413", "422"],
                 body=json_body("JobCreate"),
                 description="400 for a body that is not a JSON object, lacks `worker`, has "
                             "parameters holding NaN or Infinity, or a `start` that is not a "
@@ -665,7 +724,7 @@ def job_paths():
                                    "`\"start\": true` started too. A job that could not start "
                                    "is there ended `error` (the message counts them).",
                                    "JobListEnvelope")},
-                role="operator", errors=["400", "413"],
+                errors=["400", "413"],
                 body=json_body("JobBatch"),
                 description="All or none: every job is checked as POST /jobs checks one, "
                             "before any is created. 400 names the first problems by their "
@@ -679,24 +738,24 @@ def job_paths():
             "parameters": job_id,
             "get": operation("getJob", "jobs", "Read a job",
                              {"200": json_reply("The job.", "JobEnvelope")},
-                             role="viewer", errors=["404"]),
+                             errors=["404"]),
             "delete": operation(
                 "deleteJob", "jobs", "Delete a job with its log and response",
                 {"200": json_reply("Deleted; `data` holds the job as it was.", "JobEnvelope")},
-                role="operator", errors=["404", "409"], description="409 while the job is active."),
+                errors=["404", "409"], description="409 while the job is active."),
         },
         "/jobs/{id}/status": {
             "parameters": job_id,
             "get": operation("getJobStatus", "jobs", "Read a job's status",
                              {"200": json_reply("The status.", "StatusEnvelope")},
-                             role="viewer", errors=["404"]),
+                             errors=["404"]),
             "put": operation(
                 "commandJob", "jobs", "Start, stop or kill a job",
                 {"200": json_reply("Started: the job is active, with its pid.", "JobEnvelope"),
                  "202": json_reply("Stopping (SIGTERM sent, SIGKILL follows after the grace "
                                    "period) or being killed (SIGKILL sent); the job becomes "
                                    "`stop` once its process is reaped.", "JobEnvelope")},
-                role="operator", errors=["400", "404", "409", "413"],
+                errors=["400", "404", "409", "413"],
                 body={"required": True, "description": "The command word, in any case.",
                       "content": {
                           "text/plain": {"schema": ref("schemas", "Command")},
@@ -717,10 +776,10 @@ def job_paths():
             "parameters": job_id,
             "get": operation("getJobPid", "jobs", "Read a job's pid",
                              {"200": json_reply("The pid (null until started).", "PidEnvelope")},
-                             role="viewer", errors=["404"]),
+                             errors=["404"]),
             "put": operation(
                 "setJobPid", "jobs", "Refused: the server alone sets the pid",
-                {}, role="operator", errors=["404", "405"],
+                {}, errors=["404", "405"],
                 description="Always 405 for an existing job: use PUT /jobs/{id}/status."),
         },
         "/jobs/{id}/stream": {
@@ -734,7 +793,7 @@ def job_paths():
                                         "final and everything was sent; then it closes (1000). "
                                         "A subscriber that stops reading is closed with 1013. "
                                         "See docs/streams.md."}},
-                role="viewer", errors=["400", "404"],
+                errors=["400", "404"],
                 parameters=[ref("parameters", "LogFrom"), ref("parameters", "ResponseFrom")],
                 description="Credentials, the origin (403 from another site) and the job (404) "
                             "are checked before the upgrade."),
@@ -747,7 +806,7 @@ def job_paths():
                                         "\"status\"|\"updated\"|\"deleted\", \"job\": {...}}` "
                                         "or `{\"type\": \"worker\", \"action\": \"saved\"|"
                                         "\"deleted\", \"name\": ...}`. See docs/streams.md."}},
-                role="viewer", errors=["400"],
+                errors=["400"],
                 description="Credentials and the origin (403 from another site) are checked "
                             "before the upgrade."),
         },
@@ -764,13 +823,12 @@ def session_paths():
             "getSession", "session", "Who am I?",
             {"200": json_reply("The signed-in user, the credentials used and the XSRF token "
                                "(the `_xsrf` cookie is set when the request had none).",
-                               "SessionEnvelope")},
-            role="self"),
+                               "SessionEnvelope")}),
         "post": operation(
             "login", "session", "Log in: start a browser session",
             {"201": json_reply("Signed in: the session cookie and the XSRF cookie are set.",
                                "SessionEnvelope", headers=cookies)},
-            role="public", errors=["400", "401", "413", "429"], body=json_body("Login"),
+            errors=["400", "401", "413", "429"], body=json_body("Login"),
             description="Checks the username and password and sets the `%s` cookie (a "
                         "server-side session that logout or a password change revokes, good "
                         "for %d hours). Throttled like every password check: 429 after too "
@@ -782,7 +840,6 @@ def session_paths():
             {"200": json_reply("Signed out: a session is revoked on the server and its cookie "
                                "cleared.", "EmptyEnvelope", headers={"Set-Cookie": header(
                                    "Clears `%s`." % SESSION_COOKIE)})},
-            role="self",
             description="With Basic or a token there is no session to end; the call is only "
                         "recorded."),
     }}
@@ -794,11 +851,11 @@ def user_paths():
         "/users": {
             "get": operation(
                 "listUsers", "users", "List the users",
-                {"200": json_reply("Every user.", "UserListEnvelope")}, role="admin"),
+                {"200": json_reply("Every user.", "UserListEnvelope")}),
             "post": operation(
                 "createUser", "users", "Create a user",
                 {"201": json_reply("Created.", "UserEnvelope")},
-                role="admin", errors=["400", "409", "413", "422"],
+                errors=["400", "409", "413", "422"],
                 body=json_body("UserCreate"),
                 description="400 for a body that is not an object or an invalid username; 409 "
                             "when the name is taken; 422 for an unknown role or a password of "
@@ -810,12 +867,12 @@ def user_paths():
             "get": operation(
                 "getUser", "users", "Read a user",
                 {"200": json_reply("The user.", "UserEnvelope")},
-                role="self", errors=["404"],
+                errors=["404"],
                 description="An admin may read anyone; others only themselves (403)."),
             "patch": operation(
                 "updateUser", "users", "Change a user's role or disabled flag",
                 {"200": json_reply("The user as changed.", "UserEnvelope")},
-                role="admin", errors=["400", "404", "409", "413", "422"],
+                errors=["400", "404", "409", "413", "422"],
                 body=json_body("UserUpdate"),
                 description="Lowering a role or disabling ends the user's browser sessions at "
                             "once. 400 for another field or a `disabled` that is not a boolean; "
@@ -824,7 +881,7 @@ def user_paths():
                 "deleteUser", "users", "Delete a user with their tokens and sessions",
                 {"200": json_reply("Deleted; `data` holds the user as they were.",
                                    "UserEnvelope")},
-                role="admin", errors=["404", "409"],
+                errors=["404", "409"],
                 description="409 for the last active admin."),
         },
         "/users/{name}/password": {
@@ -833,7 +890,7 @@ def user_paths():
                 "setPassword", "users", "Set a user's password",
                 {"200": json_reply("Changed; the user's browser sessions are ended.",
                                    "UserEnvelope")},
-                role="self", errors=["400", "404", "413", "422"],
+                errors=["400", "404", "413", "422"],
                 body=json_body("PasswordChange"),
                 description="Your own with `current` (403 when it is wrong), or anyone's as an "
                             "admin (403 for others). 422 for a password of fewer than %d or "
@@ -849,14 +906,14 @@ def token_paths():
                 "listTokens", "tokens", "List API tokens",
                 {"200": json_reply("The tokens, newest first, never their secrets.",
                                    "TokenListEnvelope")},
-                role="self", parameters=[ref("parameters", "TokenUser")],
+                parameters=[ref("parameters", "TokenUser")],
                 description="Your own; an admin may ask for anyone's with `?user=NAME`, or "
                             "everyone's with `?user=*`."),
             "post": operation(
                 "createToken", "tokens", "Create an API token",
                 {"201": json_reply("Created: `token` holds the secret, shown only this once.",
                                    "TokenCreatedEnvelope")},
-                role="self", errors=["400", "413", "422"], body=json_body("TokenCreate"),
+                errors=["400", "413", "422"], body=json_body("TokenCreate"),
                 description="For yourself, with a role no higher than yours (403 above it). A "
                             "token cannot create tokens (403 with Bearer): sign in with a "
                             "password. 400 for a missing or overlong `name` or an `expires_in` "
@@ -868,7 +925,7 @@ def token_paths():
                 "revokeToken", "tokens", "Revoke an API token",
                 {"200": json_reply("Revoked at once (again: no change); `data` holds the "
                                    "token.", "TokenEnvelope")},
-                role="self", errors=["404"],
+                errors=["404"],
                 description="Its owner or an admin; anyone else's token is a 404, as if it "
                             "did not exist."),
         },
@@ -879,7 +936,7 @@ def audit_paths():
     return {"/audit": {"get": operation(
         "listAudit", "audit", "Read the audit trail, newest first",
         {"200": json_reply("A page of entries.", "AuditListEnvelope")},
-        role="admin", errors=["400"],
+        errors=["400"],
         parameters=[ref("parameters", name) for name in
                     ("ActorFilter", "ActionFilter", "Offset", "AuditLimit")],
         description="Who created, started, stopped, killed or deleted which job, who "
@@ -888,8 +945,15 @@ def audit_paths():
 
 # --- the document ------------------------------------------------------------------------------
 
-def openapi_document():
-    """The OpenAPI 3.0.3 document of the whole REST API."""
+def openapi_document(routes=None):
+    """The OpenAPI 3.0.3 document of the whole REST API.
+
+    ``routes`` are the ``(pattern, handler class)`` pairs whose handlers say who may call each
+    operation: the application's own unless given.
+    """
+    paths = authorize({
+        **server_paths(), **worker_paths(), **job_paths(), **session_paths(), **user_paths(),
+        **token_paths(), **audit_paths()}, route_table() if routes is None else routes)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -901,13 +965,12 @@ def openapi_document():
                 "Every JSON reply is the envelope `{success, message, total, data}` with "
                 "`data` always a list; failures set `success` to false and say in `message` "
                 "what to fix.\n\n"
-                "Every operation but GET /health, GET /login and POST /session needs "
-                "credentials: HTTP "
+                "Every operation but %s needs credentials: HTTP "
                 "Basic, an API token as `Authorization: Bearer jj_...`, or the session cookie "
                 "from POST /session, which on POST, PUT, PATCH and DELETE counts only with "
                 "the XSRF token in an `X-XSRFToken` header. Each operation's description "
                 "opens with the role it needs: viewer < operator < admin, or self (any "
-                "signed-in user, for their own account)."),
+                "signed-in user, for their own account)." % public_operations(paths)),
         },
         "servers": [{"url": "/"}],
         "security": CREDENTIALS,
@@ -921,9 +984,7 @@ def openapi_document():
             {"name": "audit", "description": "Who did what."},
             {"name": "server", "description": "Health, the admin page, this document."},
         ],
-        "paths": require_xsrf({
-            **server_paths(), **worker_paths(), **job_paths(), **session_paths(),
-            **user_paths(), **token_paths(), **audit_paths()}),
+        "paths": paths,
         "components": {
             "securitySchemes": security_schemes(),
             "schemas": schemas(),

@@ -2,10 +2,10 @@
 
 Five kinds of check keep the document true: its paths and methods are exactly the route table's
 and the handlers'; the role each operation names is the one of the role matrix in
-``test_security.py``; it is valid OpenAPI 3.0; ``GET /openapi.json`` serves it; and real replies
-of a real server (a worker, a job that runs, users, tokens, a browser session, the audit trail,
-every error the API can give) validate against the schema the document gives for their path,
-method, status and content type.
+``test_security.py``, and follows what its handler declares; it is valid OpenAPI 3.0;
+``GET /openapi.json`` serves it; and real replies of a real server (a worker, a job that runs,
+users, tokens, a browser session, the audit trail, every error the API can give) validate
+against the schema the document gives for their path, method, status and content type.
 """
 import itertools
 import json
@@ -159,6 +159,44 @@ def test_each_operation_names_the_role_of_the_role_matrix(document):
         role = op["x-jobjoker-role"]
         assert role == roles[(shape(path), method)], (path, method)
         assert op["description"].startswith(rules[role]), (path, method)
+
+
+def with_job_handler(declarations):
+    """The app's route table with ``/jobs/{id}``'s handler replaced by a subclass that has
+    these class attributes."""
+    table = [tuple(route) for route in routes()]
+    index = next(i for i, route in enumerate(table) if route[0] == r"/jobs/([^/]+)")
+    pattern, handler_class, *rest = table[index]
+    table[index] = (pattern, type("Redeclared", (handler_class,), declarations), *rest)
+    return table
+
+
+def test_roles_are_the_ones_the_handlers_declare():
+    item = openapi_document(with_job_handler({"permissions": {"GET": "admin",
+                                                              "DELETE": "self"}}))["paths"]
+    assert item["/jobs/{id}"]["get"]["x-jobjoker-role"] == "admin"
+    assert item["/jobs/{id}"]["get"]["description"].startswith("Role: admin.")
+    assert item["/jobs/{id}"]["delete"]["x-jobjoker-role"] == "self"
+    assert item["/jobs/{id}/status"]["get"]["x-jobjoker-role"] == "viewer"  # not redeclared
+
+
+def test_an_undeclared_method_gets_the_fail_closed_default():
+    item = openapi_document(with_job_handler({"permissions": {}}))["paths"]["/jobs/{id}"]
+    assert item["get"]["x-jobjoker-role"] == "viewer"  # safe: read
+    assert item["delete"]["x-jobjoker-role"] == "admin"  # unsafe: admin
+
+
+def test_a_handler_that_needs_no_authentication_is_public():
+    item = openapi_document(with_job_handler({"auth_required": False}))["paths"]["/jobs/{id}"]
+    for op in item["get"], item["delete"]:
+        assert op["x-jobjoker-role"] == "public" and op["security"] == []
+        assert not {"401", "429"} & set(op["responses"])
+
+
+def test_a_path_that_no_route_serves_is_an_error():
+    table = [route for route in routes() if route[0] != r"/audit"]
+    with pytest.raises(LookupError, match="/audit"):
+        openapi_document(table)
 
 
 def test_credentials_and_what_they_can_be_refused(document):
