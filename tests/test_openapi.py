@@ -193,6 +193,11 @@ def test_a_handler_that_needs_no_authentication_is_public():
         assert not {"401", "429"} & set(op["responses"])
 
 
+def test_a_permission_that_no_role_has_is_an_error():
+    with pytest.raises(ValueError, match="declares superuser for GET"):
+        openapi_document(with_job_handler({"permissions": {"GET": "superuser"}}))
+
+
 def test_a_path_that_no_route_serves_is_an_error():
     table = [route for route in routes() if route[0] != r"/audit"]
     with pytest.raises(LookupError, match="/audit"):
