@@ -7,14 +7,12 @@ loads (``PUBLIC_FILES``) are served to anyone. A browser that asks for ``/`` wit
 is sent to ``/login`` instead of the bare 401. Everything carries the strict
 Content-Security-Policy the pages are written for.
 """
-import json
 import os
 
 import tornado.web
 
 from jobjoker import errors
 from jobjoker.handlers.base import APIHandler, AuthMixin, ErrorEnvelopeMixin, set_security_headers
-from jobjoker.openapi import openapi_document
 
 
 # What the sign-in form needs before anyone has signed in: nothing else is public.
@@ -77,7 +75,7 @@ class OpenAPIHandler(APIHandler):
 
     def get(self):
         """The document (not in the envelope: tools read it as is)."""
-        self.finish(json.dumps(openapi_document()))
+        self.finish(self.settings["openapi"])
 
 
 def _is_package_file(path):

@@ -11,6 +11,7 @@ Every statement runs on the ``Storage``'s threads, none on the IOLoop.
 import asyncio
 import fcntl
 import importlib.resources
+import json
 import logging
 import os
 import ssl
@@ -40,6 +41,7 @@ from jobjoker.jobs import JobService
 from jobjoker.logstore import LogStore
 from jobjoker.looplag import LoopMonitor
 from jobjoker.nodes import NodeLease
+from jobjoker.openapi import openapi_document
 from jobjoker.procman import ProcessManager
 from jobjoker.storage import Storage
 from jobjoker.worker_service import WorkerService
@@ -67,6 +69,8 @@ def make_app(config, services, health):
     return tornado.web.Application(
         routes() + [page_routes.static_route(static_dir)],
         config=config,
+        # Built once, from the routes' own handlers: who may call what is their declaration.
+        openapi=json.dumps(openapi_document(routes())),
         health=health,
         open_streams=set(),
         xsrf_cookie_kwargs={"samesite": "Strict"},

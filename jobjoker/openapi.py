@@ -43,13 +43,13 @@ UNSAFE_CREDENTIALS = [{"basicAuth": []}, {"bearerAuth": []},
                       {"sessionCookie": [], "xsrfToken": []}]
 
 
-def openapi_document(routes=None):
+def openapi_document(routes):
     """The OpenAPI 3.0.3 document of the whole REST API.
 
     ``routes`` are the ``(pattern, handler class)`` pairs whose handlers say who may call each
-    operation: the application's own unless given.
+    operation: the application's (``jobjoker.app.routes()``), which builds it once.
     """
-    paths = authorize(operations_by_path(), route_table() if routes is None else routes)
+    paths = authorize(operations_by_path(), routes)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -83,13 +83,6 @@ def openapi_document(routes=None):
         "paths": paths,
         "components": components(),
     }
-
-
-def route_table():
-    """The application's routes, ``(pattern, handler class)`` pairs as Tornado takes them."""
-    # Imported here, not at the top: the app imports the handler that serves this document.
-    from jobjoker.app import routes
-    return routes()
 
 
 def handler_for(path, routes):

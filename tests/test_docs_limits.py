@@ -13,6 +13,7 @@ import pytest
 from jobjoker import jobs
 from jobjoker.accounts import MAX_PASSWORD, MIN_PASSWORD, USERNAME
 from jobjoker.config import OPTIONS, Config
+from jobjoker.app import routes
 from jobjoker.openapi import openapi_document
 from jobjoker.spool import MAX_ENTRY_BYTES
 from jobjoker.workers import NAME_PATTERN
@@ -148,7 +149,7 @@ def test_a_limit_set_by_an_option_shows_its_default():
 
 
 def test_the_openapi_document_states_the_same_limits():
-    document = openapi_document()
+    document = openapi_document(routes())
     schemas, parameters = document["components"]["schemas"], document["components"]["parameters"]
     batch = schemas["JobBatch"]["properties"]["jobs"]
     offset = parameters["Offset"]["schema"]
@@ -170,7 +171,7 @@ def test_the_openapi_document_states_the_same_limits():
 # --- the Paging table and what restates it ------------------------------------------------------
 
 def test_the_paging_table_states_the_largest_pages_and_the_documents_defaults():
-    parameters = openapi_document()["components"]["parameters"]
+    parameters = openapi_document(routes())["components"]["parameters"]
     stated = paging_limits()
     assert sorted(stated) == sorted(PAGED)
     for column, (parameter, largest) in PAGED.items():

@@ -24,7 +24,7 @@ are fine, with these exceptions:
 - One check is switched off for its cost, another for three operations where it cannot hold;
   see ``fuzz_config``.
 
-The document is built in-process (``openapi_document()``) at collection, so that each operation
+The document is built in-process (``openapi_document(routes())``) at collection, so that each operation
 is a test of its own, and the fixture checks that the server serves exactly that document.
 (schemathesis' lazy loader, ``schemathesis.pytest.from_fixture``, which would fetch it from the
 server at run time, fails on pytest 9.2: "'Function' object has no attribute '_nodeid'".)
@@ -37,6 +37,7 @@ import pytest
 import requests
 import schemathesis
 
+from jobjoker.app import routes
 from jobjoker.openapi import openapi_document
 from jobjoker.supervisor_client import socket_path_for
 from tests.conftest import ROOT, kill_leftovers
@@ -78,7 +79,7 @@ def fuzzed_server(tmp_path_factory):
         server.wait_ready()
         server.url = "http://127.0.0.1:%d" % server.port
         served = requests.get(server.url + "/openapi.json", auth=ADMIN, timeout=30)
-        assert served.json() == json.loads(json.dumps(openapi_document())), \
+        assert served.json() == json.loads(json.dumps(openapi_document(routes()))), \
             "the server serves another document than the one fuzzed"
         yield server
     finally:
@@ -108,7 +109,8 @@ def fuzz_config():
     })
 
 
-schema = schemathesis.openapi.from_dict(openapi_document(), config=fuzz_config()).exclude(
+schema = schemathesis.openapi.from_dict(openapi_document(routes()),
+                                        config=fuzz_config()).exclude(
     path=list(WEBSOCKETS))
 
 

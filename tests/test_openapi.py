@@ -46,7 +46,7 @@ def config_overrides():
 
 @pytest.fixture
 def document():
-    return openapi_document()
+    return openapi_document(routes())
 
 
 # --- from the route table to OpenAPI paths ------------------------------------------------------
