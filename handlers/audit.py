@@ -1,6 +1,6 @@
 """``/audit``: the audit trail, newest first (admins)."""
 from jobjoker.handlers.base import APIHandler
-from jobjoker.jobs import parse_page
+from jobjoker.paging import parse_page
 
 
 class AuditHandler(APIHandler):
@@ -11,7 +11,8 @@ class AuditHandler(APIHandler):
     async def get(self):
         """A page of entries; ``actor`` and ``action`` narrow it."""
         offset, limit = parse_page(self.get_query_argument("offset", None),
-                                   self.get_query_argument("limit", None), 100, 1000)
+                                   self.get_query_argument("limit", None), "audit",
+                                   self.config)
         self.send_data(await self.settings["audit"].list(
             offset, limit, self.get_query_argument("actor", None),
             self.get_query_argument("action", None)))

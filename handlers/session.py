@@ -1,6 +1,6 @@
 """``/session``: browser login and logout (a revocable session cookie, XSRF-protected)."""
 from jobjoker import errors
-from jobjoker.auth import SESSION_COOKIE, SESSION_SECONDS
+from jobjoker.auth import SESSION_COOKIE
 from jobjoker.handlers.users import AccountsHandler
 
 
@@ -25,7 +25,7 @@ class SessionHandler(AccountsHandler):
             raise errors.Unauthorized("wrong username or password")
         self.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict",
                         secure=self.request.protocol == "https", expires_days=None,
-                        max_age=SESSION_SECONDS, path="/")
+                        max_age=int(self.config.session_lifetime), path="/")
         self.send_data(self._whoami(user["username"], user["role"], "session"), 201,
                        "signed in as %s" % user["username"])
 

@@ -20,6 +20,7 @@ from jobjoker.errors import BadRequest, Conflict, Forbidden, NotFound, Validatio
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
+MAX_TOKEN_NAME = 100  # characters
 
 
 def user_to_dict(user):
@@ -59,8 +60,9 @@ async def _hash(password):
 class Accounts:
     """Users, tokens and sessions."""
 
-    def __init__(self, storage, authenticator, audit):
+    def __init__(self, storage, authenticator, audit, session_lifetime):
         self.storage = storage
+        self.session_lifetime = session_lifetime  # seconds
         self.authenticator = authenticator
         self.audit = audit
 
@@ -183,8 +185,9 @@ class Accounts:
         body = _object(body, '{"name": "nightly import", "role": "operator", '
                              '"expires_in": 86400}')
         name = body.get("name")
-        if not isinstance(name, str) or not 1 <= len(name) <= 100:
-            raise BadRequest('"name" must say what the token is for (1 to 100 characters)')
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_TOKEN_NAME:
+            raise BadRequest('"name" must say what the token is for (1 to %d characters)'
+                             % MAX_TOKEN_NAME)
         role = check_role(body.get("role", identity.role))
         if auth.ROLES.index(role) > auth.ROLES.index(identity.role):
             raise Forbidden("a token's role cannot be above your own (%s)" % identity.role)
@@ -237,7 +240,8 @@ class Accounts:
         def sign_in(tx):
             if auth.active_user(user.username) is None:  # deleted or disabled meanwhile
                 return None
-            cookie = auth.create_session(tx, user.username, actor.address)
+            cookie = auth.create_session(tx, user.username, self.session_lifetime,
+                                         actor.address)
             self.audit.record(tx, Actor(user.username, actor.address), "login.ok",
                               user.username)
             return cookie

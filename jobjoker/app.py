@@ -70,7 +70,7 @@ def make_app(config, services, health):
         routes() + [page_routes.static_route(static_dir)],
         config=config,
         # Built once, from the routes' own handlers: who may call what is their declaration.
-        openapi=json.dumps(openapi_document(routes())),
+        openapi=json.dumps(openapi_document(routes(), config)),
         health=health,
         open_streams=set(),
         xsrf_cookie_kwargs={"samesite": "Strict"},
@@ -171,7 +171,8 @@ class JobJokerServer:
         self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
         self.app = make_app(config, {
             "jobs": jobs, "workers": WorkerService(storage, workers, audit),
-            "authenticator": authenticator, "accounts": Accounts(storage, authenticator, audit),
+            "authenticator": authenticator,
+            "accounts": Accounts(storage, authenticator, audit, config.session_lifetime),
             "audit": audit, "logstore": logstore, "hub": hub, "storage": storage}, self.health)
         if listen:
             self.http_server = tornado.httpserver.HTTPServer(

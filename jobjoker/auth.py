@@ -84,7 +84,6 @@ PERMISSIONS = {
     "admin": frozenset({"read", "run", "admin"}),
 }
 SESSION_COOKIE = "jobjoker_session"
-SESSION_SECONDS = 12 * 3600
 TOKEN_PREFIX = "jj_"
 TOUCH_SECONDS = 60  # how stale last_used/last_seen may get: not a write on every request
 
@@ -294,7 +293,7 @@ class Authenticator:
         return Identity(user.username, user.role, "session", session_id)
 
 
-def create_session(tx, username, address=None, lifetime=SESSION_SECONDS):
+def create_session(tx, username, lifetime, address=None):
     """A new session for ``username``: returns the cookie value (shown once, stored hashed)."""
     cookie = secrets.token_urlsafe(32)
     models.Session.create(id=digest(cookie), username=username, expires=time.time() + lifetime,

@@ -36,6 +36,10 @@ HELP = {
     "max_parameters_size": "largest job parameters, as JSON, in bytes (default 64 KiB)",
     "max_log_bytes": "cap on one job's stored log (e.g. 512M); past it the first and last "
                      "halves are kept with a marker between (default 1G; 0: no cap)",
+    "max_batch": "most jobs in one POST /jobs/batch (default 1000)",
+    "max_page": "largest page of jobs or audit entries a request may ask for (default 1000)",
+    "max_entry_page": "largest page of a job's log or response a request may ask for "
+                      "(default 100000)",
     "stream_buffer_bytes": "most bytes queued for one stream subscriber before it is closed "
                            "as too slow (default 8 MiB)",
     "stream_stall_timeout": "seconds a stream subscriber may take no data before it is closed "
@@ -54,6 +58,7 @@ HELP = {
     "login_failures_per_address": "failed logins allowed per client address within "
                                   "--login-window, all accounts together (default 50)",
     "login_window": "seconds over which failed logins are counted (default 300)",
+    "session_lifetime": "seconds a browser's sign-in lasts (default 43200: 12 hours)",
     "node": "this server's name when several share a database (default: host name)",
     "node_heartbeat": "seconds between refreshes of this server's node lease in the database "
                       "(default 10)",

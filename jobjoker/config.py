@@ -58,6 +58,9 @@ class Config:
     max_worker_size: int = 1024 * 1024
     max_parameters_size: int = 64 * 1024
     max_log_bytes: int = 1024 ** 3  # per job; past it the head and the tail are kept (0: no cap)
+    max_batch: int = 1000  # jobs in one POST /jobs/batch
+    max_page: int = 1000  # the largest page of jobs or audit entries
+    max_entry_page: int = 100000  # the largest page of a job's log or response
     stream_buffer_bytes: int = 8 * 1024 * 1024  # per subscriber; past it, it is closed
     stream_stall_timeout: float = 30.0  # a subscriber whose socket takes no data this long goes
     tls_cert: pathlib.Path = None  # serve HTTPS with this certificate chain (PEM) ...
@@ -69,6 +72,7 @@ class Config:
     login_failures: int = 10  # failed logins an account may have in login_window, then 429
     login_failures_per_address: int = 50  # the same for one client address, all accounts
     login_window: float = 300.0
+    session_lifetime: float = 12 * 3600.0  # seconds a browser's sign-in lasts
     node: str = None  # this server's name when several share one database
     node_heartbeat: float = 10.0  # seconds between refreshes of this server's node lease
     node_lease_ttl: float = 30.0  # a node lease of another host unrefreshed this long is dead
@@ -168,6 +172,9 @@ OPTIONS = {
     "max_worker_size": ("JOBJOKER_MAX_WORKER_SIZE", int),
     "max_parameters_size": ("JOBJOKER_MAX_PARAMETERS_SIZE", int),
     "max_log_bytes": ("JOBJOKER_MAX_LOG_BYTES", _size),
+    "max_batch": ("JOBJOKER_MAX_BATCH", int),
+    "max_page": ("JOBJOKER_MAX_PAGE", int),
+    "max_entry_page": ("JOBJOKER_MAX_ENTRY_PAGE", int),
     "stream_buffer_bytes": ("JOBJOKER_STREAM_BUFFER_BYTES", int),
     "stream_stall_timeout": ("JOBJOKER_STREAM_STALL_TIMEOUT", float),
     "tls_cert": ("JOBJOKER_TLS_CERT", pathlib.Path),
@@ -179,6 +186,7 @@ OPTIONS = {
     "login_failures": ("JOBJOKER_LOGIN_FAILURES", int),
     "login_failures_per_address": ("JOBJOKER_LOGIN_FAILURES_PER_ADDRESS", int),
     "login_window": ("JOBJOKER_LOGIN_WINDOW", float),
+    "session_lifetime": ("JOBJOKER_SESSION_LIFETIME", float),
     "node": ("JOBJOKER_NODE", str),
     "node_heartbeat": ("JOBJOKER_NODE_HEARTBEAT", float),
     "node_lease_ttl": ("JOBJOKER_NODE_LEASE_TTL", float),
@@ -242,6 +250,9 @@ def load_config(flags=None, environ=None, config_file=None):
                            % (", ".join(LOG_LEVELS), values["log_level"]))
     if values.get("database"):
         check_database_url(values["database"])
+    for name in ("max_batch", "max_page", "max_entry_page", "session_lifetime"):
+        if name in values and values[name] <= 0:
+            raise StartupError("%s must be more than 0 (got %r)" % (name, values[name]))
     heartbeat = values.get("node_heartbeat", Config.node_heartbeat)
     lease_ttl = values.get("node_lease_ttl", Config.node_lease_ttl)
     if heartbeat <= 0 or lease_ttl < 2 * heartbeat:

@@ -21,16 +21,11 @@ from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, InvalidTransition, JobJokerError, NotFound, TooLarge, \
     Unavailable, ValidationError
 from jobjoker.jobstore import job_to_dict, new_job_id
+from jobjoker.paging import parse_page
 from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
 from jobjoker.workers import check_name
 
-MAX_PAGE = 1000
-MAX_ENTRY_PAGE = 100000
-# Past the databases' integers (2**63 - 1, with the limit added) a query fails; 2**53 is also
-# the largest whole number a JSON client can be sure to hold.
-MAX_OFFSET = 2 ** 53
 MAX_PARAMETERS_DEPTH = 32
-MAX_BATCH = 1000  # jobs per POST /jobs/batch
 BATCH_KEYS = ("jobs", "start")
 SPEC_KEYS = ("worker", "parameters")
 MAX_PROBLEMS_SHOWN = 10  # of an invalid batch, in the one message
@@ -60,22 +55,6 @@ def nesting_depth(value):
     return deepest
 
 
-def parse_page(offset, limit, default_limit, max_limit):
-    """Validated (offset, limit) from query strings."""
-    try:
-        offset = int(offset) if offset not in (None, "") else 0
-        limit = int(limit) if limit not in (None, "") else default_limit
-    except ValueError:
-        raise BadRequest("offset and limit must be whole numbers")
-    if offset < 0 or limit < 0:
-        raise BadRequest("offset and limit must not be negative")
-    if limit > max_limit:
-        raise BadRequest("limit may be at most %d" % max_limit)
-    if offset > MAX_OFFSET:
-        raise BadRequest("offset may be at most %d" % MAX_OFFSET)
-    return offset, limit
-
-
 class JobService:
     """Jobs as the API sees them."""
 
@@ -94,7 +73,7 @@ class JobService:
 
     async def list_jobs(self, status=None, worker=None, offset=None, limit=None):
         """Jobs newest first, optionally of one status and/or worker."""
-        offset, limit = parse_page(offset, limit, 50, MAX_PAGE)
+        offset, limit = parse_page(offset, limit, "jobs", self.config)
         if status and status not in {s.value for s in JobStatus}:
             raise BadRequest("unknown status %r; use one of %s"
                              % (status, ", ".join(s.value for s in JobStatus)))
@@ -106,7 +85,7 @@ class JobService:
 
     async def read_entries(self, job_id, stream, offset=None, limit=None):
         """A page of a job's log or response; also returns the stream's total entry count."""
-        offset, limit = parse_page(offset, limit, 1000, MAX_ENTRY_PAGE)
+        offset, limit = parse_page(offset, limit, "entries", self.config)
 
         def read():
             job = jobstore.get(job_id)
@@ -183,9 +162,9 @@ class JobService:
             raise BadRequest('"jobs" must be a list of jobs like {"worker": "Name"}')
         if not specs:
             raise BadRequest('"jobs" is empty: send at least one job')
-        if len(specs) > MAX_BATCH:
+        if len(specs) > self.config.max_batch:
             raise BadRequest("the batch holds %d jobs; at most %d go in one request (split it)"
-                             % (len(specs), MAX_BATCH))
+                             % (len(specs), self.config.max_batch))
         start = self._start_flag(body)
         rows = await self._prepare_jobs(specs, actor, batch=True)
         jobs = await self.storage.transaction(self._insert, rows, actor, start)

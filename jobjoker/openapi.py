@@ -20,6 +20,7 @@ import tornado.httputil
 
 from jobjoker import __version__
 from jobjoker.auth import ROLES, allows
+from jobjoker.config import Config
 from jobjoker.openapi_components import ERROR_RESPONSES, components, ref
 from jobjoker.openapi_paths import paths as operations_by_path
 
@@ -43,13 +44,14 @@ UNSAFE_CREDENTIALS = [{"basicAuth": []}, {"bearerAuth": []},
                       {"sessionCookie": [], "xsrfToken": []}]
 
 
-def openapi_document(routes):
+def openapi_document(routes, config=Config):
     """The OpenAPI 3.0.3 document of the whole REST API.
 
     ``routes`` are the ``(pattern, handler class)`` pairs whose handlers say who may call each
-    operation: the application's (``jobjoker.app.routes()``), which builds it once.
+    operation: the application's (``jobjoker.app.routes()``), which builds it once. Limits and
+    lifetimes are ``config``'s (by default the ``Config`` defaults).
     """
-    paths = authorize(operations_by_path(), routes)
+    paths = authorize(operations_by_path(config), routes)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -81,7 +83,7 @@ def openapi_document(routes):
             {"name": "server", "description": "Health, the admin page, this document."},
         ],
         "paths": paths,
-        "components": components(),
+        "components": components(config),
     }
 
 

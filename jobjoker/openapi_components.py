@@ -7,9 +7,9 @@ status, the security schemes); ``ref(kind, name)`` refers to one of them, and
 from the domain modules they describe, so they cannot drift apart.
 """
 from jobjoker import __version__
-from jobjoker.accounts import MAX_PASSWORD, MIN_PASSWORD, USERNAME
+from jobjoker.accounts import MAX_PASSWORD, MAX_TOKEN_NAME, MIN_PASSWORD, USERNAME
 from jobjoker.auth import ROLES, SESSION_COOKIE, TOKEN_PREFIX
-from jobjoker.jobs import MAX_BATCH, MAX_ENTRY_PAGE, MAX_OFFSET, MAX_PAGE
+from jobjoker.paging import DEFAULT_SIZES, MAX_OFFSET, largest
 from jobjoker.parameters import MASK
 from jobjoker.parameters import TYPES as PARAMETER_TYPES
 from jobjoker.states import COMMANDS, JobStatus
@@ -27,7 +27,6 @@ ROLE = {"type": "string", "enum": list(ROLES),
                        "the audit trail."}
 TIMESTAMP = {"type": "number", "format": "double", "description": "Seconds since the epoch."}
 # The audit page's default and largest size (handlers/audit.py); test_openapi.py asks the server.
-AUDIT_PAGE, MAX_AUDIT_PAGE = 100, 1000
 
 # Error statuses and the shared response component each one refers to.
 ERROR_RESPONSES = {
@@ -59,12 +58,12 @@ ERROR_RESPONSES = {
 }
 
 
-def components():
-    """Every component of the document, under OpenAPI's names."""
+def components(config):
+    """Every component of the document, under OpenAPI's names (its limits from ``config``)."""
     return {
         "securitySchemes": security_schemes(),
-        "schemas": schemas(),
-        "parameters": parameters(),
+        "schemas": schemas(config),
+        "parameters": parameters(config),
         "responses": responses(),
     }
 
@@ -253,7 +252,7 @@ AUDIT_ACTIONS = ("A dotted word: job.create, job.start, job.stop, job.kill, job.
 def token_properties():
     return {
         "id": {"type": "string", "pattern": "^[0-9a-f]+$", "example": "3f9a0c41d2e7"},
-        "name": {"type": "string", "minLength": 1, "maxLength": 100,
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_NAME,
                  "description": "What the token is for."},
         "username": dict(USER_NAME, description="Its owner."),
         "role": dict(ROLE, description="Never above its owner's: a request with it has the "
@@ -286,7 +285,7 @@ ENVELOPES = {
 }
 
 
-def schemas():
+def schemas(config):
     result = item_schemas()
     for name, (item, description, count) in ENVELOPES.items():
         one = count == "one"
@@ -310,7 +309,7 @@ def schemas():
     result["JobBatch"] = {
         "type": "object", "required": ["jobs"], "additionalProperties": False,
         "properties": {
-            "jobs": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {
+            "jobs": {"type": "array", "minItems": 1, "maxItems": config.max_batch, "items": {
                 "type": "object", "required": ["worker"], "additionalProperties": False,
                 "properties": {"worker": WORKER_NAME, "parameters": job_parameters}}},
             "start": {"type": "boolean", "default": False,
@@ -352,7 +351,7 @@ def schemas():
     result["TokenCreate"] = {
         "type": "object", "required": ["name"],
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "name": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_NAME},
             "role": dict(ROLE, description="At most your own role, which is the default."),
             "expires_in": nullable({"type": "number", "minimum": 0, "exclusiveMinimum": True,
                                     "description": "Seconds until it expires; absent or null "
@@ -363,7 +362,7 @@ def schemas():
     return result
 
 
-def parameters():
+def parameters(config):
     def query(name, description, schema):
         # The server reads an empty value (`?offset=`) as no value: the default, no filter.
         return {"name": name, "in": "query", "required": False, "description": description,
@@ -381,8 +380,8 @@ def parameters():
                        "schema": WORKER_NAME},
         "Offset": query("offset", "How many items to skip.",
                         {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
-        "JobsLimit": page_limit(50, MAX_PAGE),
-        "EntriesLimit": page_limit(1000, MAX_ENTRY_PAGE),
+        "JobsLimit": page_limit(DEFAULT_SIZES["jobs"], largest("jobs", config)),
+        "EntriesLimit": page_limit(DEFAULT_SIZES["entries"], largest("entries", config)),
         "StatusFilter": query("status", "Only jobs with this status.",
                               {"type": "string", "enum": STATUSES}),
         "WorkerFilter": query("worker", "Only jobs of this worker.", WORKER_NAME),
@@ -398,7 +397,7 @@ def parameters():
         "TokenUser": query("user", "Whose tokens: a username, or `*` for everyone's (admins "
                                    "only, 403 for others); your own when absent.",
                            {"type": "string"}),
-        "AuditLimit": page_limit(AUDIT_PAGE, MAX_AUDIT_PAGE),
+        "AuditLimit": page_limit(DEFAULT_SIZES["audit"], largest("audit", config)),
         "ActorFilter": query("actor", "Only entries of this user.", {"type": "string"}),
         "ActionFilter": query("action", "Only entries of this action (`job.start`, say).",
                               {"type": "string"}),

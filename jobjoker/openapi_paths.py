@@ -6,14 +6,14 @@ every operation can, its parameters and body, so each reads as the handler it de
 call an operation is not said here: ``jobjoker.openapi`` asks the handler and adds it.
 """
 from jobjoker.accounts import MAX_PASSWORD, MIN_PASSWORD
-from jobjoker.auth import SESSION_COOKIE, SESSION_SECONDS
-from jobjoker.jobs import MAX_BATCH
+from jobjoker.auth import SESSION_COOKIE
 from jobjoker.openapi_components import ERROR_RESPONSES, header, ref
 
 
-def paths():
-    """Every path of the REST API, with its operations (their roles not yet given)."""
-    return {**server_paths(), **worker_paths(), **job_paths(), **session_paths(),
+def paths(config):
+    """Every path of the REST API, with its operations (their roles not yet given); limits and
+    lifetimes as ``config`` sets them."""
+    return {**server_paths(), **worker_paths(), **job_paths(config), **session_paths(config),
             **user_paths(), **token_paths(), **audit_paths()}
 
 
@@ -180,7 +180,7 @@ def download_path(stream):
     }
 
 
-def job_paths():
+def job_paths(config):
     job_id = [ref("parameters", "JobId")]
     return {
         "/jobs": {
@@ -223,7 +223,7 @@ def job_paths():
                             "included, or says the batch holds more than %d jobs; 413 for a "
                             "body past the size limit. 503 with `\"start\": true` when the "
                             "jobs were created but none could start (they stay, ended "
-                            "`error`)." % MAX_BATCH),
+                            "`error`)." % config.max_batch),
         },
         "/jobs/{id}": {
             "parameters": job_id,
@@ -304,11 +304,11 @@ def job_paths():
     }
 
 
-def session_paths():
+def session_paths(config):
     cookies = {"Set-Cookie": header(
         "`%s=<secret>; HttpOnly; SameSite=Strict; Path=/; Max-Age=%d` (and `Secure` under TLS); "
         "also `_xsrf=<token>` when the request had no XSRF cookie yet."
-        % (SESSION_COOKIE, SESSION_SECONDS))}
+        % (SESSION_COOKIE, config.session_lifetime))}
     return {"/session": {
         "get": operation(
             "getSession", "session", "Who am I?",
@@ -322,10 +322,10 @@ def session_paths():
             errors=["400", "401", "413", "429"], body=json_body("Login"),
             description="Checks the username and password and sets the `%s` cookie (a "
                         "server-side session that logout or a password change revokes, good "
-                        "for %d hours). Throttled like every password check: 429 after too "
+                        "for %g hours: --session-lifetime). Throttled like every password check: 429 after too "
                         "many failures for the account or the address, even with the right "
                         "password. 401 looks the same for an unknown user and a wrong "
-                        "password." % (SESSION_COOKIE, SESSION_SECONDS // 3600)),
+                        "password." % (SESSION_COOKIE, config.session_lifetime / 3600)),
         "delete": operation(
             "logout", "session", "Log out",
             {"200": json_reply("Signed out: a session is revoked on the server and its cookie "

@@ -25,8 +25,9 @@ import json
 
 import pytest
 
-from jobjoker import auth, jobs, models
+from jobjoker import auth, models
 from jobjoker.client import BadRequestError, Client
+from jobjoker.config import Config
 from jobjoker.errors import Unavailable
 from tests.conftest import poll
 
@@ -298,8 +299,8 @@ async def test_the_shape_of_a_batch_is_checked(api):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_batch_has_a_size_limit(api, monkeypatch):
-    monkeypatch.setattr(jobs, "MAX_BATCH", 4)
+@pytest.mark.parametrize("config_overrides", [{"max_batch": 4}])
+async def test_a_batch_has_a_size_limit(api):
     before = job_count()
     reply = await api("POST", "/jobs/batch", {"jobs": [{"worker": "Foobar"}] * 5})
     assert_refused(reply, 400, "the batch holds 5 jobs; at most 4 go in one request")
@@ -307,8 +308,8 @@ async def test_a_batch_has_a_size_limit(api, monkeypatch):
     assert (await api("POST", "/jobs/batch", {"jobs": [{"worker": "Foobar"}] * 4})).code == 201
 
 
-def test_the_size_limit_is_a_sane_constant():
-    assert jobs.MAX_BATCH == 1000
+def test_the_size_limit_is_a_sane_default():
+    assert Config.max_batch == 1000
 
 
 @pytest.mark.gen_test(timeout=60)

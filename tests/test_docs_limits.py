@@ -11,10 +11,11 @@ import re
 import pytest
 
 from jobjoker import jobs
-from jobjoker.accounts import MAX_PASSWORD, MIN_PASSWORD, USERNAME
+from jobjoker.accounts import MAX_PASSWORD, MAX_TOKEN_NAME, MIN_PASSWORD, USERNAME
 from jobjoker.config import OPTIONS, Config
 from jobjoker.app import routes
 from jobjoker.openapi import openapi_document
+from jobjoker.paging import MAX_OFFSET, largest
 from jobjoker.spool import MAX_ENTRY_BYTES
 from jobjoker.workers import NAME_PATTERN
 from tests.conftest import ROOT
@@ -22,12 +23,12 @@ from tests.conftest import ROOT
 API_MD = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
 UNITS = {"KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}
 DEFAULTS = Config()
-# The Paging table's columns: the OpenAPI parameter of their `limit`, and the code's largest
-# page (None where no constant says it: the server is asked).
+# The Paging table's columns: the OpenAPI parameter of their `limit`, and the largest page by
+# default (--max-page, --max-entry-page).
 PAGED = {
-    "`GET /jobs`": ("JobsLimit", jobs.MAX_PAGE),
-    "`GET /jobs/ID/log`, `GET /jobs/ID/response`": ("EntriesLimit", jobs.MAX_ENTRY_PAGE),
-    "`GET /audit`": ("AuditLimit", None),
+    "`GET /jobs`": ("JobsLimit", largest("jobs", DEFAULTS)),
+    "`GET /jobs/ID/log`, `GET /jobs/ID/response`": ("EntriesLimit", largest("entries", DEFAULTS)),
+    "`GET /audit`": ("AuditLimit", largest("audit", DEFAULTS)),
 }
 # Limits stated again in another table: (its section, its row, the Limits table's row).
 RESTATED = [
@@ -115,15 +116,15 @@ def code_limits():
         "the body of `PUT /workers/NAME` (worker code), instead": [DEFAULTS.max_worker_size],
         "a job's `parameters`, as compact UTF-8 JSON": [DEFAULTS.max_parameters_size],
         "the nesting of a job's `parameters`": [jobs.MAX_PARAMETERS_DEPTH],
-        "jobs in one `POST /jobs/batch`": [1, jobs.MAX_BATCH],
+        "jobs in one `POST /jobs/batch`": [1, DEFAULTS.max_batch],
         "`limit`, a page's size": [],  # the Paging table's
-        "`offset`": [0, jobs.MAX_OFFSET],
+        "`offset`": [0, MAX_OFFSET],
         "one log or response entry, as stored (UTF-8, newlines escaped, after its time stamp)":
             [MAX_ENTRY_BYTES],
         "a job's stored log (not its response)": [DEFAULTS.max_log_bytes],
         "a username": lengths(USERNAME.pattern),
         "a password": [MIN_PASSWORD, MAX_PASSWORD],
-        "a token's `name`": None,  # a literal in accounts.py: the server is asked below
+        "a token's `name`": [1, MAX_TOKEN_NAME],
         "a worker name": lengths(NAME_PATTERN.pattern),
     }
 
@@ -139,13 +140,18 @@ def test_the_limits_table_states_what_the_code_does():
 def test_a_limit_set_by_an_option_shows_its_default():
     set_by = {name: option(row["Set by"]) for name, row in limits_table().items()}
     assert set(set_by.values()) - {None} == {"max_body_size", "max_worker_size",
-                                              "max_parameters_size", "max_log_bytes"}
+                                              "max_parameters_size", "max_log_bytes",
+                                              "max_batch", "max_page"}
     for name, row in limits_table().items():
         if set_by[name] is None:
             assert row["Set by"] == "fixed", name
-        else:
-            assert set_by[name] in OPTIONS, name
-            assert numbers(row["Value"]) == [getattr(DEFAULTS, set_by[name])], name
+            continue
+        named = re.findall(r"`--([a-z-]+)`", row["Set by"])
+        assert all(word.replace("-", "_") in OPTIONS for word in named), name
+        if row["Value"].startswith("see "):  # the page sizes: the Paging table's, checked there
+            continue
+        # A range states its upper end as the option's default.
+        assert numbers(row["Value"])[-1] == getattr(DEFAULTS, set_by[name]), name
 
 
 def test_the_openapi_document_states_the_same_limits():
@@ -174,13 +180,12 @@ def test_the_paging_table_states_the_largest_pages_and_the_documents_defaults():
     parameters = openapi_document(routes())["components"]["parameters"]
     stated = paging_limits()
     assert sorted(stated) == sorted(PAGED)
-    for column, (parameter, largest) in PAGED.items():
+    for column, (parameter, most) in PAGED.items():
         schema = parameters[parameter]["schema"]
         assert stated[column] == [schema["default"], schema["maximum"]], column
-        if largest is not None:
-            assert schema["maximum"] == largest, column
+        assert schema["maximum"] == most, column
     offset = re.search(r"`offset` at most (\S+?)\.", section("## Paging"))
-    assert offset and numbers(offset.group(1)) == [jobs.MAX_OFFSET]
+    assert offset and numbers(offset.group(1)) == [MAX_OFFSET]
 
 
 def test_routes_restate_the_paging_tables_page_sizes():

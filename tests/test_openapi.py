@@ -17,7 +17,7 @@ import tornado.web
 
 from jobjoker import __version__, errors, parameters
 from jobjoker.app import routes
-from jobjoker.jobs import MAX_BATCH
+from jobjoker.config import Config
 from jobjoker.openapi import openapi_document
 from tests.conftest import PASSWORD
 from tests.test_security import MATRIX, bearer, cookies_of
@@ -642,7 +642,7 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     assert [job["pid"] is not None for job in batch.data] == [True, True]
     await expect(201, "POST", "/jobs/batch", {"jobs": [{"worker": "Foobar"}]})
     await expect(400, "POST", "/jobs/batch", {"jobs": [{"worker": "Nope"}]})
-    await expect(400, "POST", "/jobs/batch", {"jobs": [{"worker": "Foobar"}] * (MAX_BATCH + 1)})
+    await expect(400, "POST", "/jobs/batch", {"jobs": [{"worker": "Foobar"}] * (Config.max_batch + 1)})
 
     # an active job: stop (202), kill (200), and what its being active forbids
     slow = await expect(201, "POST", "/jobs", {"worker": "TestWorker",

@@ -6,6 +6,7 @@ ship without a decision about who may use it.
 """
 import asyncio
 import re
+import time
 
 import pytest
 import tornado.httpclient
@@ -201,6 +202,19 @@ def cookies_of(reply):
         name, _, rest = header.partition("=")
         jar[name] = (rest.split(";")[0], header)
     return jar
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("config_overrides", [{"session_lifetime": 90}])
+async def test_a_sign_in_lasts_the_session_lifetime_setting(api):
+    began = time.time()
+    login = await api("POST", "/session", {"username": "admin", "password": PASSWORD},
+                      auth=None)
+    assert login.code == 201, login
+    session, header = cookies_of(login)["jobjoker_session"]
+    assert "Max-Age=90" in header
+    stored = models.Session.get_by_id(auth.digest(session))
+    assert began + 90 <= stored.expires <= time.time() + 90
 
 
 @pytest.mark.gen_test(timeout=60)
