@@ -16,6 +16,7 @@ import time
 from jobjoker import auth, models
 from jobjoker.audit import Actor
 from jobjoker.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationError
+from jobjoker.roles import ROLES, outranks
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 MIN_PASSWORD = 10
@@ -42,8 +43,8 @@ def check_password_rule(password):
 
 
 def check_role(role):
-    if role not in auth.ROLES:
-        raise ValidationError("unknown role %r; use one of %s" % (role, ", ".join(auth.ROLES)))
+    if role not in ROLES:
+        raise ValidationError("unknown role %r; use one of %s" % (role, ", ".join(ROLES)))
     return role
 
 
@@ -189,7 +190,7 @@ class Accounts:
             raise BadRequest('"name" must say what the token is for (1 to %d characters)'
                              % MAX_TOKEN_NAME)
         role = check_role(body.get("role", identity.role))
-        if auth.ROLES.index(role) > auth.ROLES.index(identity.role):
+        if outranks(role, identity.role):
             raise Forbidden("a token's role cannot be above your own (%s)" % identity.role)
         expires_in = body.get("expires_in")
         if expires_in is not None and (not isinstance(expires_in, (int, float))

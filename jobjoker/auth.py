@@ -27,6 +27,7 @@ import time
 
 from jobjoker import models
 from jobjoker.errors import TooManyRequests
+from jobjoker.roles import allows, lower_role
 
 log = logging.getLogger(__name__)
 
@@ -75,27 +76,9 @@ def _check_password(password, stored):
     return verify_password(password, stored or _dummy_hash()) and stored is not None
 
 
-ROLES = ("viewer", "operator", "admin")
-# What each role may do. "read": see jobs, logs, workers; "run": create, start, stop, kill and
-# delete jobs, append to their entries; "admin": workers' code, users, other users' tokens, audit.
-PERMISSIONS = {
-    "viewer": frozenset({"read"}),
-    "operator": frozenset({"read", "run"}),
-    "admin": frozenset({"read", "run", "admin"}),
-}
 SESSION_COOKIE = "jobjoker_session"
 TOKEN_PREFIX = "jj_"
 TOUCH_SECONDS = 60  # how stale last_used/last_seen may get: not a write on every request
-
-
-def allows(role, permission):
-    """True when ``role`` may do what ``permission`` names."""
-    return permission in PERMISSIONS.get(role, ())
-
-
-def lower_role(a, b):
-    """The lesser of two roles."""
-    return min(a, b, key=ROLES.index)
 
 
 def digest(secret):

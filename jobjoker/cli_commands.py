@@ -23,8 +23,9 @@ from jobjoker.cli_actions import EXIT_AUTH, EXIT_BROKEN_PIPE, EXIT_CODES_HELP, E
 from jobjoker.cli_output import fail
 from jobjoker.client import AuthError, Client, ClientError, ConnectionFailed, NotFoundError, \
     ServerError
+from jobjoker.roles import ROLES
+from jobjoker.states import JobStatus
 
-ROLES = ("viewer", "operator", "admin")
 
 
 class RefusePassword(argparse.Action):
@@ -77,7 +78,7 @@ def add_client_commands(parser, commands):
 
     jobs = command_group("jobs", "list, show, start, stop, kill and delete jobs")
     ls = command(jobs, "ls", jobs_ls, "list jobs, newest first")
-    ls.add_argument("--status", choices=["idle", "active", "stop", "error", "done"])
+    ls.add_argument("--status", choices=[status.value for status in JobStatus])
     ls.add_argument("--worker", metavar="NAME")
     ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ls.add_argument("--offset", type=int, default=0, help="skip this many (default 0)")

@@ -19,7 +19,7 @@ import re
 import tornado.httputil
 
 from jobjoker import __version__
-from jobjoker.auth import ROLES, allows
+from jobjoker.roles import ROLES, allows
 from jobjoker.config import Config
 from jobjoker.openapi_components import ERROR_RESPONSES, components, ref
 from jobjoker.openapi_paths import paths as operations_by_path

@@ -8,7 +8,8 @@ from the domain modules they describe, so they cannot drift apart.
 """
 from jobjoker import __version__
 from jobjoker.accounts import MAX_PASSWORD, MAX_TOKEN_NAME, MIN_PASSWORD, USERNAME
-from jobjoker.auth import ROLES, SESSION_COOKIE, TOKEN_PREFIX
+from jobjoker.auth import SESSION_COOKIE, TOKEN_PREFIX
+from jobjoker.roles import ROLES
 from jobjoker.paging import DEFAULT_SIZES, MAX_OFFSET, largest
 from jobjoker.parameters import MASK
 from jobjoker.parameters import TYPES as PARAMETER_TYPES

@@ -1,11 +1,13 @@
 """Password hashing and HTTP Basic authentication."""
 import base64
+import re
 
 import pytest
 
-from jobjoker import auth, models
+from jobjoker import auth, models, roles
 from jobjoker.events import EventHub
 from jobjoker.storage import Storage
+from tests.conftest import ROOT
 
 
 def basic(user, password):
@@ -105,12 +107,21 @@ def test_throttle_counts_per_account_and_per_address_in_a_window():
 
 
 def test_roles_are_ordered_and_say_what_they_allow():
-    assert [r for r in auth.ROLES] == ["viewer", "operator", "admin"]
-    assert auth.allows("viewer", "read") and not auth.allows("viewer", "run")
-    assert auth.allows("operator", "run") and not auth.allows("operator", "admin")
-    assert auth.allows("admin", "admin")
-    assert not auth.allows("nobody", "read")
-    assert auth.lower_role("admin", "viewer") == "viewer"
+    assert [r for r in roles.ROLES] == ["viewer", "operator", "admin"]
+    assert roles.allows("viewer", "read") and not roles.allows("viewer", "run")
+    assert roles.allows("operator", "run") and not roles.allows("operator", "admin")
+    assert roles.allows("admin", "admin")
+    assert not roles.allows("nobody", "read")
+    assert roles.lower_role("admin", "viewer") == "viewer"
+    assert roles.outranks("admin", "operator") and not roles.outranks("viewer", "viewer")
+
+
+def test_the_page_orders_the_roles_as_the_server_does():
+    # The page hides what a role may not do (cosmetic; the server decides): its list must be
+    # the server's, in the same order.
+    source = (ROOT / "static" / "js" / "roles.js").read_text()
+    listed = re.search(r"export const ROLES = \[([^\]]*)\]", source).group(1)
+    assert tuple(re.findall(r'"(\w+)"', listed)) == roles.ROLES
 
 
 @pytest.mark.parametrize("header, expected", [

@@ -11,7 +11,7 @@ import time
 import pytest
 import tornado.httpclient
 
-from jobjoker import auth, models
+from jobjoker import auth, models, roles
 from jobjoker.app import routes
 from tests.conftest import PASSWORD
 
@@ -99,7 +99,7 @@ BODIES = {"POST": "{}", "PUT": "{}", "PATCH": "{}"}
 
 @pytest.mark.gen_test(timeout=120)
 async def test_the_role_matrix_allowed_and_refused(api, ws_connect, make_user, server):
-    users = {role: make_user("a-" + role, role) for role in auth.ROLES}
+    users = {role: make_user("a-" + role, role) for role in roles.ROLES}
     for (path, method), least in sorted(MATRIX.items()):
         if least == PUBLIC:
             continue
@@ -113,7 +113,7 @@ async def test_the_role_matrix_allowed_and_refused(api, ws_connect, make_user, s
                 connection.close()
                 continue
             reply = await api(method, target, BODIES.get(method), auth=credentials)
-            allowed = least == SELF or auth.ROLES.index(role) >= auth.ROLES.index(least)
+            allowed = least == SELF or roles.ROLES.index(role) >= roles.ROLES.index(least)
             if allowed:
                 assert reply.code not in (401, 403), (role, method, target, reply)
             else:
