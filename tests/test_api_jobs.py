@@ -29,7 +29,7 @@ import urllib.parse
 import pytest
 import tornado.httpclient
 
-from jobjoker import models
+from jobjoker import models, spool
 
 ENVELOPE_KEYS = {"success", "message", "total", "data"}
 JOB_KEYS = {"id", "worker", "status", "parameters", "pid", "created", "starttime", "stoptime",
@@ -252,6 +252,7 @@ async def test_ids_are_unique(api):
     ({"parameters": {}}, 400, ["worker"]),
     ({"worker": None}, 400, ["worker"]),
     ({"worker": 7}, 400, ["worker"]),
+    ({"worker": {}}, 400, ["worker", "string"]),  # unhashable: found by the fuzz
     ({"worker": "../Foobar"}, 400, ["worker name"]),
     (["Foobar"], 400, ["object"]),
     # NaN is not JSON (RFC 8259); accepting it would make every later reply about the job
@@ -259,7 +260,7 @@ async def test_ids_are_unique(api):
     ('{"worker": "Foobar", "parameters": {"x": NaN}}', 400, ["NaN"]),
 ], ids=["unknown-worker", "parameters-list", "parameters-string", "parameters-number",
         "parameters-bool", "truncated-json", "form-encoded", "empty-body", "missing-worker",
-        "null-worker", "worker-not-a-string", "worker-path", "body-a-list", "nan-parameter"])
+        "null-worker", "worker-not-a-string", "worker-an-object", "worker-path", "body-a-list", "nan-parameter"])
 @pytest.mark.gen_test
 async def test_create_refuses_bad_input_and_creates_nothing(api, body, code, words):
     await create_job(api)
@@ -430,6 +431,35 @@ async def test_append_refuses_a_body_that_is_not_utf8(api):
     reply = await api("POST", "/jobs/%s/log" % job["id"], b"caf\xe9")
     assert_refused(reply, 400, "UTF-8")
     assert await messages(api, job["id"]) == []
+
+
+LONG_TALKER = '''import os
+from jobjoker import Worker
+
+class LongTalker(Worker):
+    """Writes one long message each way a job can: self.log, print, raw output of a child."""
+    def run(self):
+        n = self.params["n"]
+        self.log("L" * n)
+        print("P" * n)
+        os.system("head -c %d /dev/zero | tr '\\\\0' R" % n)  # no newline at its end
+'''
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_entry_longer_than_the_limit_is_stored_as_several_from_any_source(
+        api, run_job, write_worker):
+    n = 150 * 1024  # more than two entries' worth (spool.MAX_ENTRY_BYTES)
+    write_worker("LongTalker", LONG_TALKER)
+    job = await run_job("LongTalker", {"n": n}, wait=True)
+    assert job["status"] == "done", job
+    posted = await api("POST", "/jobs/%s/log" % job["id"], "A" * n)
+    assert posted.code == 201, posted
+    stored = await messages(api, job["id"])
+    assert all(len(m.encode()) <= spool.MAX_ENTRY_BYTES for m in stored)
+    for letter in "LPRA":  # each message whole again, once its pieces are put together
+        pieces = [m for m in stored if m and set(m) == {letter}]
+        assert len(pieces) >= 3 and "".join(pieces) == letter * n, letter
 
 
 @pytest.mark.gen_test
