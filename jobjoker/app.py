@@ -48,6 +48,9 @@ from jobjoker.worker_service import WorkerService
 from jobjoker.workers import WorkerRepository
 
 log = logging.getLogger(__name__)
+# A write that takes longer than this (every one takes well under a second) means the database
+# hangs: MariaDB on a full disk waits for space instead of failing.
+STUCK_WRITE_SECONDS = 10.0
 
 # One handlers module per resource, each ending in its route list: adding a resource is a module
 # and a line here.
@@ -241,6 +244,10 @@ class JobJokerServer:
             await self.storage.read(_ping)
         except peewee.PeeweeException as e:
             raise Unavailable("the database is unavailable: %s" % e)
+        stuck = self.storage.writing_for()
+        if stuck > STUCK_WRITE_SECONDS:
+            raise Unavailable("the database has been busy with one write for %.0f s: it answers "
+                              "reads but stores nothing (is its disk full?)" % stuck)
         supervisor = self.processes.supervisor
         if supervisor.supervisor_pid is None:
             raise Unavailable("the supervisor is not connected")

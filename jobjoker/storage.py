@@ -19,6 +19,9 @@ and writes sockets.
   for what manages its own (the schema migration, whose DDL MySQL commits statement by
   statement).
 - ``await close()`` lets queued work finish, then closes each thread's connection.
+- ``writing_for()`` says how long the write on the writer thread has been running (0 when
+  none is): a database that hangs (MariaDB waiting for disk space) shows there, while reads
+  still answer.
 
 A thread whose statement failed for want of a connection (``OperationalError``,
 ``InterfaceError``) drops its connection, so the next statement connects afresh: a database
@@ -29,6 +32,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 
 import peewee
 
@@ -110,6 +114,7 @@ class Storage:
         self.hub = hub
         self._loop = None
         self._writer = _Threads(database, "jobjoker-db-writer", 1)
+        self._write_began = None  # time.monotonic() when the running write began
         self._readers = _Threads(database, "jobjoker-db-reader", readers)
         self._closed = False
 
@@ -154,12 +159,21 @@ class Storage:
         commit."""
         def work():
             tx = Transaction(self.database)
-            with self.database.atomic():
-                value = fn(tx, *args, **kwargs)
+            self._write_began = time.monotonic()
+            try:
+                with self.database.atomic():
+                    value = fn(tx, *args, **kwargs)
+            finally:
+                self._write_began = None
             for callback in tx.committed:
                 callback()
             return _Committed(value, tx.events)
         return self._submit(self._writer, work)
+
+    def writing_for(self):
+        """Seconds the running write has taken so far (0.0 when none runs)."""
+        began = self._write_began
+        return 0.0 if began is None else time.monotonic() - began
 
     def read(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` on a reader thread, in one read snapshot."""

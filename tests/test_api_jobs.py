@@ -810,6 +810,32 @@ async def test_health_needs_no_credentials(api):
     assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"]
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_health_says_so_when_a_write_hangs_though_reads_answer(api, server, monkeypatch):
+    import threading
+    from jobjoker import app as app_module
+    monkeypatch.setattr(app_module, "STUCK_WRITE_SECONDS", 0.2)
+    inside, release = threading.Event(), threading.Event()
+
+    def hanging(tx):
+        inside.set()
+        release.wait(30)
+    write = server.storage.transaction(hanging)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, inside.wait, 30)
+
+        async def unhealthy():
+            return (await api("GET", "/health", auth=None)).code == 503
+        await poll(unhealthy, what="/health to report the hanging write")
+        reply = await api("GET", "/health", auth=None)
+        assert "busy with one write" in reply.json["message"]
+        assert (await api("GET", "/jobs")).code == 200  # reads still answer
+    finally:
+        release.set()
+        await write
+    assert (await api("GET", "/health", auth=None)).code == 200
+
+
 @pytest.mark.gen_test
 async def test_static_files_need_credentials(api):
     # Tornado serves an Application's ``static_path`` under /static/ by itself, outside our base

@@ -84,8 +84,10 @@ async def test_a_read_does_not_wait_for_a_write_in_progress(storage):
     await asyncio.get_running_loop().run_in_executor(None, inside.wait, 20)
     # The write holds its transaction (and SQLite's write lock) until the read has answered.
     assert await storage.read(user_names) == ["before"]
+    assert storage.writing_for() > 0  # how long the write has run: /health's measure of a hang
     release.set()
     assert await write == "done"
+    assert storage.writing_for() == 0
     assert await storage.read(user_names) == ["before", "during"]
 
 
