@@ -28,7 +28,7 @@ import pytest
 from jobjoker import auth, jobs, models
 from jobjoker.client import BadRequestError, Client
 from jobjoker.errors import Unavailable
-from tests.conftest import poll
+from tests.support import poll
 
 SECRET_WORKER = '''from jobjoker import Worker
 
@@ -388,8 +388,8 @@ async def test_a_supervisor_without_start_many_still_starts_a_batch(api, server)
 # --- the Python client ---------------------------------------------------------------------------
 
 def test_the_client_creates_and_starts_one_job_or_a_batch(servers):
-    server = servers(env={"JOBJOKER_ADMIN_PASSWORD": "client-test-password"}).wait_ready()
-    client = Client("http://127.0.0.1:%d" % server.port, "admin", "client-test-password")
+    server = servers().wait_ready()
+    client = Client(server.url, *server.auth)
     one = client.create_job("Foobar", start=True)
     assert one["status"] in ("active", "done") and isinstance(one["pid"], int), one
     assert client.create_job("Foobar")["status"] == "idle"

@@ -30,6 +30,7 @@ import pytest
 import tornado.httpclient
 
 from jobjoker import models
+from tests.support import fetch, poll
 
 ENVELOPE_KEYS = {"success", "message", "total", "data"}
 JOB_KEYS = {"id", "worker", "status", "parameters", "pid", "created", "starttime", "stoptime",
@@ -122,19 +123,6 @@ def assert_refused(reply, code, *words):
         assert word.lower() in message, "%r does not mention %r" % (reply.json["message"], word)
 
 
-async def poll(probe, what, timeout=20.0):
-    """Await ``probe()`` until it returns something truthy (which is returned)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError("still waiting after %.0f s for %s" % (timeout, what))
-        await asyncio.sleep(0.05)
-
-
 async def create_job(api, worker="Foobar", parameters=None):
     reply = await api("POST", "/jobs", {"worker": worker, "parameters": parameters})
     assert reply.code == 201, reply
@@ -167,7 +155,7 @@ async def wait_for_entry(api, job_id, stream, message):
     """Wait until ``message`` is among the job's ``stream`` entries (the worker reached it)."""
     async def probe():
         return message in await messages(api, job_id, stream)
-    await poll(probe, "%r in the %s of job %s" % (message, stream, job_id))
+    await poll(probe, what="%r in the %s of job %s" % (message, stream, job_id))
 
 
 async def start_sleeper(api, run_job, write_worker):
@@ -550,7 +538,7 @@ async def test_stop_is_202_then_the_job_ends_as_stop(api, run_job, write_worker)
     assert_envelope(reply)
     assert reply.data[0]["id"] == job["id"]
     assert reply.data[0]["stop_requested"] is not None
-    ended = await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"])
+    ended = await poll(lambda: _ended(api, job["id"]), what="job %s to end" % job["id"])
     assert ended["status"] == "stop", ended
     # The worker honoured SIGTERM, so no SIGKILL was needed.
     assert ended["exit_signal"] is None, ended
@@ -568,8 +556,8 @@ async def test_stop_escalates_to_sigkill_after_the_grace_period(api, run_job, wr
     reply = await api("PUT", "/jobs/%s/status" % job["id"], "stop")
     assert reply.code == 202, reply
     requested = reply.data[0]["stop_requested"]
-    ended = await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"],
-                       timeout=config.stop_grace + 20)
+    ended = await poll(lambda: _ended(api, job["id"]), config.stop_grace + 60,
+                       "job %s to end" % job["id"])
     assert ended["status"] == "stop", ended
     assert ended["exit_signal"] == 9, ended
     assert ended["stoptime"] - requested >= config.stop_grace - 0.1, \
@@ -583,8 +571,8 @@ async def test_kill_ends_the_job_as_stop_at_once(api, run_job, write_worker, con
     reply = await api("PUT", "/jobs/%s/status" % job["id"], "kill")
     assert reply.code == 202, reply  # accepted: final once the process is reaped
     assert_envelope(reply)
-    ended = await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"],
-                       timeout=config.stop_grace)  # no grace period: SIGKILL at once
+    ended = await poll(lambda: _ended(api, job["id"]), config.stop_grace,  # no grace period:
+                       "job %s to end" % job["id"])  # SIGKILL at once
     assert ended["status"] == "stop", ended
     assert ended["exit_signal"] == 9 and ended["exit_code"] is None, ended
     assert not process_exists(job["pid"])
@@ -648,7 +636,7 @@ async def test_delete_an_active_job_is_409(api, run_job, write_worker):
     assert (await get_job(api, job["id"]))["status"] == "active"
     assert await messages(api, job["id"], "response") == ["running"], "the entries stay"
     assert (await api("PUT", "/jobs/%s/status" % job["id"], "kill")).code == 202
-    await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"])
+    await poll(lambda: _ended(api, job["id"]), what="job %s to end" % job["id"])
     assert (await api("DELETE", "/jobs/%s" % job["id"])).code == 200
 
 
@@ -661,9 +649,7 @@ async def test_a_hundred_concurrent_starts_give_one_process(api, base_url, wait_
     client = tornado.httpclient.AsyncHTTPClient(force_instance=True, max_clients=100)
     try:
         replies = await asyncio.gather(*[
-            client.fetch(base_url + "/jobs/%s/status" % job["id"], method="PUT", body="start",
-                         auth_username="admin", auth_password="test-password",
-                         raise_error=False, request_timeout=60)
+            fetch(client, base_url, "PUT", "/jobs/%s/status" % job["id"], "start")
             for _ in range(100)])
     finally:
         client.close()
@@ -710,7 +696,7 @@ async def test_the_log_opens_with_the_start_even_when_the_worker_writes_output_a
 async def test_the_closing_entry_of_a_killed_job(api, run_job, write_worker):
     job = await start_sleeper(api, run_job, write_worker)
     await api("PUT", "/jobs/%s/status" % job["id"], "kill")
-    await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"])
+    await poll(lambda: _ended(api, job["id"]), what="job %s to end" % job["id"])
     log = await messages(api, job["id"])
     assert [bool(STARTED.match(m)) for m in log].count(True) == 1, log
     assert [bool(ENDED.match(m)) for m in log].count(True) == 1, log

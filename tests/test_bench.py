@@ -13,7 +13,7 @@ import pytest
 
 from bench.fanout_subscriber import bucket, histogram_percentile
 from bench.harness import latency_summary
-from tests.conftest import IN_CI, ROOT
+from tests.support import IN_CI, ROOT
 
 CASES = {"start", "throughput", "logs", "fanout", "reads", "memory", "load"}
 REDIS_BASELINES = {"start": ["RQ"], "throughput": ["RQ", "Celery"]}

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from jobjoker.supervisor import process_start_time
-from tests.conftest import poll, process_alive
+from tests.support import poll, process_alive
 
 
 async def log_messages(api, job_id):
@@ -16,15 +16,12 @@ async def log_messages(api, job_id):
     return [entry["message"] for entry in reply.data]
 
 
-async def wait_for_log(api, job_id, text, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
+async def wait_for_log(api, job_id, text):
+    """The job's log once one of its entries contains ``text``."""
+    async def logged():
         messages = await log_messages(api, job_id)
-        if any(text in m for m in messages):
-            return messages
-        if time.monotonic() > deadline:
-            raise AssertionError("job %s never logged %r; log: %r" % (job_id, text, messages))
-        await asyncio.sleep(0.02)
+        return any(text in m for m in messages) and messages
+    return await poll(logged, what="job %s to log %r" % (job_id, text))
 
 
 # --- how a run ends ---------------------------------------------------------------------------
@@ -175,14 +172,14 @@ class Env(Worker):
 # --- stop and kill ------------------------------------------------------------------------------
 
 @pytest.mark.gen_test
-async def test_stop_honoured_by_the_worker_ends_stop(api, run_job):
+async def test_stop_honoured_by_the_worker_ends_stop(api, run_job, wait_for_status):
     job = await run_job("TestWorker", {"count": 100, "sleep": 5})
     await wait_for_log(api, job["id"], "log 0")
     reply = await api("PUT", "/jobs/%s/status" % job["id"], "stop")
     assert reply.code == 202
     assert reply.data[0]["stop_requested"] is not None
     start = time.monotonic()
-    job_after = await wait_for_status(api, job["id"])
+    job_after = await wait_for_status(job["id"])
     # SIGTERM reached the `sleep` child too (whole group): the worker saw is_active() false
     # and returned long before the 2 s grace period or its 5 s sleep.
     assert time.monotonic() - start < 1.5
@@ -195,7 +192,8 @@ async def test_stop_honoured_by_the_worker_ends_stop(api, run_job):
 
 
 @pytest.mark.gen_test
-async def test_stop_escalates_to_sigkill_after_the_grace_period(api, run_job, write_worker):
+async def test_stop_escalates_to_sigkill_after_the_grace_period(api, run_job, write_worker,
+                                                                wait_for_status):
     write_worker("Stubborn", '''import signal, time
 from jobjoker import Worker
 
@@ -213,7 +211,7 @@ class Stubborn(Worker):
     await wait_for_log(api, job["id"], "ignoring SIGTERM")
     still = await api("GET", "/jobs/%s" % job["id"])
     assert still.data[0]["status"] == "active"  # within the grace period it lives on
-    ended = await wait_for_status(api, job["id"], timeout=10)
+    ended = await wait_for_status(job["id"], timeout=10)
     elapsed = time.monotonic() - start
     assert 1.8 <= elapsed < 6, elapsed  # stop_grace is 2 s in tests
     assert ended["status"] == "stop"
@@ -222,7 +220,8 @@ class Stubborn(Worker):
 
 
 @pytest.mark.gen_test
-async def test_kill_takes_children_and_grandchildren(api, run_job, write_worker, tmp_path):
+async def test_kill_takes_children_and_grandchildren(api, run_job, write_worker, tmp_path,
+                                                     wait_for_status):
     pids_file = tmp_path / "pids"
     write_worker("Family", '''import os, subprocess, time
 from jobjoker import Worker
@@ -243,7 +242,7 @@ class Family(Worker):
     assert process_alive(child) and process_alive(grandchild)
     reply = await api("PUT", "/jobs/%s/status" % job["id"], "kill")
     assert reply.code == 202
-    ended = await wait_for_status(api, job["id"], timeout=5)
+    ended = await wait_for_status(job["id"], timeout=5)
     assert ended["status"] == "stop"
     assert ended["exit_signal"] == signal.SIGKILL
     await poll(lambda: not process_alive(child) and not process_alive(grandchild), 5, "the family to die")
@@ -268,10 +267,10 @@ class Leaves(Worker):
 
 
 @pytest.mark.gen_test
-async def test_no_zombies_stay_behind(api, run_job, server):
+async def test_no_zombies_stay_behind(api, run_job, server, wait_for_status):
     jobs = [await run_job("Foobar") for _ in range(5)]
     for job in jobs:
-        await wait_for_status(api, job["id"])
+        await wait_for_status(job["id"])
     supervisor = server.processes.supervisor.supervisor_pid
     children = [line for line in os.popen("ps -o pid=,stat= --ppid %d" % supervisor)]
     assert [c for c in children if "Z" in c.split()[1]] == []
@@ -315,17 +314,6 @@ async def test_pid_and_its_start_time_are_recorded(api, run_job, server):
     await api("PUT", "/jobs/%s/status" % job["id"], "kill")
 
 
-async def wait_for_status(api, job_id, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        job = (await api("GET", "/jobs/%s" % job_id)).data[0]
-        if job["status"] in ("done", "error", "stop"):
-            return job
-        if time.monotonic() > deadline:
-            raise AssertionError("job %s still %s" % (job_id, job["status"]))
-        await asyncio.sleep(0.02)
-
-
 @pytest.mark.gen_test
 async def test_an_async_run_is_awaited(api, run_job, write_worker):
     write_worker("Async", '''import asyncio
@@ -361,11 +349,11 @@ async def test_the_end_is_explained_in_words(api, run_job, write_worker):
 
 @pytest.mark.gen_test
 async def test_an_outside_sigterm_the_worker_honours_ends_stop_with_the_reason(
-        api, run_job, write_worker):
+        api, run_job, wait_for_status):
     job = await run_job("TestWorker", {"count": 100, "sleep": 5})
     await wait_for_log(api, job["id"], "log 0")
     os.killpg(job["pid"], signal.SIGTERM)  # an admin's kill, not a request through JobJoker
-    ended = await wait_for_status(api, job["id"])
+    ended = await wait_for_status(job["id"])
     assert ended["status"] == "stop"
     assert ended["error"] == "stopped by a SIGTERM from outside JobJoker"
 

@@ -11,7 +11,7 @@ import pytest
 
 from jobjoker import models
 from jobjoker.app import JobJokerServer
-from tests.conftest import PASSWORD, kill_leftovers, poll
+from tests.support import PASSWORD, kill_leftovers, poll
 
 
 async def started_server(config):

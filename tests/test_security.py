@@ -1,8 +1,8 @@
 """Security: who may do what, with which credentials, and what is refused.
 
-The role matrix is written out here, from the issue, not derived from the code; a test checks
-that every route of the application's own route table appears in it, so a new route cannot
-ship without a decision about who may use it.
+The role matrix (``tests/support.py``) is written out from the issue, not derived from the code;
+a test checks that every route of the application's own route table appears in it, so a new route
+cannot ship without a decision about who may use it.
 """
 import asyncio
 import re
@@ -12,48 +12,8 @@ import tornado.httpclient
 
 from jobjoker import auth, models
 from jobjoker.app import routes
-from tests.conftest import PASSWORD
+from tests.support import MATRIX, PASSWORD, PUBLIC, SELF, bearer, cookies_of
 
-PUBLIC, SELF = "public", "self"
-# (path template, method) -> the least role that may call it
-MATRIX = {
-    ("/health", "GET"): PUBLIC,
-    ("/", "GET"): "viewer",
-    ("/login", "GET"): PUBLIC,
-    ("/openapi.json", "GET"): "viewer",
-    ("/workers", "GET"): "viewer",
-    ("/workers/{name}", "GET"): "viewer",
-    ("/workers/{name}", "PUT"): "admin",
-    ("/workers/{name}", "DELETE"): "admin",
-    ("/workers/{name}/code", "GET"): "viewer",
-    ("/jobs", "GET"): "viewer",
-    ("/jobs", "POST"): "operator",
-    ("/jobs/batch", "POST"): "operator",
-    ("/jobs/{id}", "GET"): "viewer",
-    ("/jobs/{id}", "DELETE"): "operator",
-    ("/jobs/{id}/status", "GET"): "viewer",
-    ("/jobs/{id}/status", "PUT"): "operator",
-    ("/jobs/{id}/{stream}", "GET"): "viewer",
-    ("/jobs/{id}/{stream}", "POST"): "operator",
-    ("/jobs/{id}/{stream}/download", "GET"): "viewer",
-    ("/jobs/{id}/pid", "GET"): "viewer",
-    ("/jobs/{id}/pid", "PUT"): "operator",
-    ("/jobs/{id}/stream", "GET"): "viewer",
-    ("/events", "GET"): "viewer",
-    ("/session", "GET"): SELF,
-    ("/session", "POST"): PUBLIC,
-    ("/session", "DELETE"): SELF,
-    ("/users", "GET"): "admin",
-    ("/users", "POST"): "admin",
-    ("/users/{name}", "GET"): SELF,
-    ("/users/{name}", "PATCH"): "admin",
-    ("/users/{name}", "DELETE"): "admin",
-    ("/users/{name}/password", "PUT"): SELF,
-    ("/tokens", "GET"): SELF,
-    ("/tokens", "POST"): SELF,
-    ("/tokens/{id}", "DELETE"): SELF,
-    ("/audit", "GET"): "admin",
-}
 WEBSOCKETS = {"/jobs/{id}/stream", "/events"}
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -141,10 +101,6 @@ async def test_every_route_refuses_a_request_without_credentials(api, ws_connect
 
 # --- tokens ----------------------------------------------------------------------------------------
 
-def bearer(token):
-    return {"Authorization": "Bearer " + token}
-
-
 @pytest.mark.gen_test(timeout=60)
 async def test_tokens_work_as_bearer_are_capped_by_role_and_can_be_revoked(api, make_user):
     operator = make_user("op", "operator")
@@ -194,14 +150,6 @@ async def test_expired_tokens_and_tokens_of_disabled_users_stop_working(api, mak
 
 
 # --- browser sessions --------------------------------------------------------------------------------
-
-def cookies_of(reply):
-    jar = {}
-    for header in reply.headers.get_list("Set-Cookie"):
-        name, _, rest = header.partition("=")
-        jar[name] = (rest.split(";")[0], header)
-    return jar
-
 
 @pytest.mark.gen_test(timeout=60)
 async def test_login_sets_a_strict_httponly_cookie_and_unsafe_requests_need_the_xsrf_token(

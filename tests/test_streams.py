@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from tests.conftest import PASSWORD, poll, read_until_closed
+from tests.support import PASSWORD, poll, read_until_closed
 
 FLOOD = '''import os, time
 from jobjoker import Worker
@@ -98,14 +98,12 @@ async def test_from_the_start_and_from_half_way_every_entry_arrives_once_in_orde
 
 
 @pytest.mark.gen_test(timeout=120)
-async def test_a_reconnect_with_log_from_continues_without_loss(api, ws_connect,
+async def test_a_reconnect_with_log_from_continues_without_loss(api, run_job, ws_connect,
                                                                 write_worker, tmp_path):
     write_worker("Flood", FLOOD)
     gate = tmp_path / "gate"
-    created = await api("POST", "/jobs", {"worker": "Flood", "parameters": {
-        "count": 20000, "pause_at": 5000, "gate": str(gate)}})
-    job_id = created.data[0]["id"]
-    await api("PUT", "/jobs/%s/status" % job_id, "start")
+    job_id = (await run_job("Flood", {"count": 20000, "pause_at": 5000,
+                                      "gate": str(gate)}))["id"]
     first = await ws_connect("/jobs/%s/stream" % job_id)
     received, next_seq = [], 0
     while next_seq < 3000:  # take part of the log, then drop the connection
