@@ -380,15 +380,19 @@ class Hello(Worker):
 '''
 
 
-TICKER_WORKER = '''import time
+TICKER_WORKER = '''import os, time
 from jobjoker import Worker
 
 
 class Ticker(Worker):
-    """Logs tick 0, tick 1, ... every `every` seconds, `count` times, while active."""
+    """Logs tick 0, tick 1, ... every `every` seconds, `count` times, while active; with
+    `gate`, waits after `pause_at` ticks until that file exists."""
 
     def run(self):
         for i in range(self.params.get("count", 100)):
+            if i == self.params.get("pause_at"):
+                while not os.path.exists(self.params["gate"]) and self.is_active():
+                    time.sleep(0.02)
             if not self.is_active():
                 return
             self.log("tick %d" % i)

@@ -120,7 +120,7 @@ def browser():
         missing(PLAYWRIGHT_PROBLEM)
     if not os.access(CHROMIUM, os.X_OK):
         missing("Chromium is not installed at %s (apt-get install chromium)" % CHROMIUM)
-    expect.set_options(timeout=15_000)
+    expect.set_options(timeout=30_000)  # waits end at the event; this is for failures
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
@@ -138,6 +138,7 @@ def sign_in(page, base, username="admin", password=PASSWORD):
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
 
+SENTINEL = "http://csp-sentinel.invalid/pixel.png"  # refused by img-src: a violation on purpose
 # Records what the page itself reports of a policy violation (the console also says so).
 CSP_RECORDER = """
 window.__cspViolations = [];
@@ -214,7 +215,21 @@ class AdminPage:
             reported += self.page.evaluate("window.__cspViolations || []")
         except Exception:  # the page is gone: the console record is all there is
             pass
-        return reported
+        return [text for text in reported if SENTINEL not in text]
+
+    def settle(self):
+        """Wait until what the page has done so far has shown its effects: an image load that
+        fails, then a violation of the policy made on purpose, are seen after whatever failed
+        load (an injected ``<img onerror>``) and violation came before them."""
+        self.page.evaluate("""() => new Promise((done) => {
+            const image = new Image();
+            image.onload = image.onerror = done;
+            image.src = "/settle-" + Date.now() + ".png";
+        })""")
+        with self.page.expect_console_message(lambda message: SENTINEL in message.text):
+            self.page.evaluate("(src) => { new Image().src = src; }", SENTINEL)
+        self.page.wait_for_function(
+            "(src) => window.__cspViolations.some((text) => text.includes(src))", arg=SENTINEL)
 
     def screenshot(self, name, **options):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -262,7 +277,7 @@ def test_the_page_is_served_under_a_strict_csp_and_every_tab_loads_without_viola
     expect(admin.page.locator("#worker-code .cm-keyword").first).to_be_visible()  # highlighted
     admin.tab("create-worker")
     expect(admin.page.locator("#create-worker-editor .CodeMirror")).to_contain_text("MyWorker")
-    admin.page.wait_for_timeout(300)
+    admin.settle()
     assert admin.csp_violations() == []
 
 
@@ -409,7 +424,7 @@ def test_html_in_log_lines_parameters_and_descriptions_is_shown_as_text(admin, s
     expect(admin.row(job["id"]).locator(".cell-params")).to_contain_text(XSS)
     admin.tab("workers")
     expect(admin.page.locator("#workers-list").get_by_text(XSS)).to_be_visible()
-    admin.page.wait_for_timeout(500)  # time for an onerror to fire, were there an img
+    admin.settle()  # an onerror would have fired, were there an img
     # Nothing became markup: no img (the favicon in the header aside), b or script element.
     assert admin.page.locator("main img, main b, main script").count() == 0
     assert admin.dialogs == []

@@ -81,11 +81,15 @@ async def test_from_the_start_and_from_half_way_every_entry_arrives_once_in_orde
         return await job_field(api, job_id, "log_count") >= 100002  # STARTED, 100k, pausing
     await poll(half_way, what="half the log")
     late = await ws_connect("/jobs/%s/stream" % job_id)
-    late_messages = asyncio.ensure_future(read_until_closed(late, timeout=120))
-    await asyncio.sleep(0.2)  # the late one is mid-backlog when the flood resumes
+    late_start = [json.loads(await asyncio.wait_for(late.read_message(), 60))]
+    while late_start[-1]["type"] != "log":
+        late_start.append(json.loads(await asyncio.wait_for(late.read_message(), 60)))
+    # The late one has its first page of backlog, not all of it, when the flood resumes.
+    assert late_start[-1]["seq"] + len(late_start[-1]["entries"]) < 100002
     gate.write_text("go")
+    late_rest = asyncio.ensure_future(read_until_closed(late, timeout=120))
     expected = ["line %d" % i for i in range(200000)]
-    for messages in (await early_messages, await late_messages):
+    for messages in (await early_messages, late_start + await late_rest):
         first, log = entries_of(messages)
         assert first == 0
         assert log[0].startswith("STARTED") and log[-1].startswith("ENDED done")
@@ -195,6 +199,9 @@ async def test_bad_credentials_unknown_jobs_and_other_origins_are_refused(
 async def test_the_same_origin_is_accepted(api, ws_connect, http_port):
     connection = await ws_connect("/events", headers={"Origin": "http://127.0.0.1:%d"
                                                       % http_port})
+    job_id = (await api("POST", "/jobs", {"worker": "Foobar"})).data[0]["id"]
+    event = json.loads(await asyncio.wait_for(connection.read_message(), 60))
+    assert (event["type"], event["action"], event["job"]["id"]) == ("job", "created", job_id)
     connection.close()
 
 
