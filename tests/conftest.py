@@ -3,9 +3,12 @@ helper for REST calls and a ``ws_connect`` helper for WebSockets, real server pr
 (``servers``), and cleanup of every process a test started. What is not a fixture lives in
 ``tests/support.py``.
 
-Every server-backed test runs once per backend: ``sqlite`` always, ``mysql`` against
-``JOBJOKER_TEST_MYSQL_URL`` (default ``mysql://root@127.0.0.1:3306/jobjoker_test``). Locally a
-missing MySQL skips those runs; with ``CI=true`` it fails them, because CI must test MySQL.
+Databases: every server test runs on SQLite. The tests that exercise the database layer itself
+(storage, transactions, locking, ingestion, migrations) run on MariaDB/MySQL too: the modules
+named in ``BOTH_DATABASES_MODULES`` and the tests marked ``both_databases``. Their MySQL runs use
+``JOBJOKER_TEST_MYSQL_URL`` (default ``mysql://root@127.0.0.1:3306/jobjoker_test``), with a
+database of each test process's own; locally a missing MySQL skips them, with ``CI=true`` it fails
+them, because CI must test MySQL.
 """
 import asyncio
 import http.server
@@ -54,6 +57,16 @@ def pytest_pyfunc_call(pyfuncitem):
 
 MYSQL_URL = os.environ.get("JOBJOKER_TEST_MYSQL_URL",
                            "mysql://root@127.0.0.1:3306/jobjoker_test")
+BACKENDS = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
+# Whole modules whose every database test runs on both backends, and why.
+BOTH_DATABASES_MODULES = {
+    "test_logstore": "the log store's chunks, pages and counters",
+    "test_migrations": "schema migrations",
+    "test_nodes": "the node lease: locking rows another server holds",
+    "test_restart": "adoption: what one server stored, the next one reads",
+    "test_load": "ingestion and reads under load",
+    "test_auth": "users and password hashes as stored",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -85,6 +98,16 @@ def io_loop():
 
 # --- databases ----------------------------------------------------------------------------
 
+def pytest_generate_tests(metafunc):
+    """Every test that uses a database gets SQLite; those of the database layer MySQL too."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rpartition(".")[2]
+    both = module in BOTH_DATABASES_MODULES or \
+        metafunc.definition.get_closest_marker("both_databases") is not None
+    metafunc.parametrize("database_url", BACKENDS if both else BACKENDS[:1], indirect=True)
+
+
 def _mysql_admin(url, statement):
     import pymysql
     parts = urllib.parse.urlsplit(url)
@@ -98,8 +121,8 @@ def _mysql_admin(url, statement):
 
 @pytest.fixture(scope="session")
 def mysql_url():
-    """A MySQL database of this test session's own (so parallel runs cannot collide), or the
-    reason there is none."""
+    """A MySQL database of this test process's own (so parallel runs, and the workers of one
+    parallel run, cannot collide), or the reason there is none."""
     import pymysql
     parts = urllib.parse.urlsplit(MYSQL_URL)
     url = urllib.parse.urlunsplit(parts._replace(path="%s_%d" % (parts.path, os.getpid())))
@@ -112,9 +135,9 @@ def mysql_url():
     _mysql_admin(url, "DROP DATABASE IF EXISTS `%s`")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.fixture
 def database_url(request, tmp_path):
-    """A URL to an empty database of each backend."""
+    """A URL to an empty database of the backend the test is parametrised with."""
     if request.param == "sqlite":
         return "sqlite:///%s" % (tmp_path / "test.sqlite3")
     url, problem = request.getfixturevalue("mysql_url")

@@ -17,9 +17,10 @@ What is pinned down here:
 - the Python client's ``create_job(..., start=True)`` and ``create_jobs`` against a real server
   process.
 
-Every test runs on SQLite and on MariaDB (see ``conftest.py``). The supervisor's refusals are the
-one thing faked (on the server's side of the socket): a real supervisor refuses only when the
-machine runs out of processes.
+Every test runs on SQLite; those of the database's transactions and races on MariaDB too (marked
+``both_databases``, see ``conftest.py``). The supervisor's refusals are the one thing faked (on
+the server's side of the socket): a real supervisor refuses only when the machine runs out of
+processes.
 """
 import json
 
@@ -158,6 +159,7 @@ async def test_start_true_checks_the_job_first(api):
     assert job_count() == before
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_job_created_but_not_started_stays_and_the_reply_says_so(
         api, refusing_supervisor):
@@ -173,6 +175,7 @@ async def test_a_job_created_but_not_started_stays_and_the_reply_says_so(
 
 # --- POST /jobs/batch -----------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_batch_creates_idle_jobs_in_order(api):
     specs = [{"worker": "Foobar"}, {"worker": "TestWorker", "parameters": {"count": 2}},
@@ -191,6 +194,7 @@ async def test_a_batch_creates_idle_jobs_in_order(api):
     assert sorted(entry["target"] for entry in trail) == sorted(job["id"] for job in created)
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_batch_creates_and_starts_jobs(api):
     reply = await api("POST", "/jobs/batch", {"jobs": [{"worker": "Foobar"}] * 5,
@@ -231,6 +235,7 @@ async def test_a_batch_announces_each_job_as_single_requests_would(api, ws_conne
         assert "updated" in seen[job_id]  # the pid
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_batch_is_all_or_none_and_names_each_problem(api, write_worker):
     write_worker("Secretive", SECRET_WORKER)
@@ -341,6 +346,7 @@ async def test_a_batch_none_of_which_could_start_is_503(api, refusing_supervisor
         assert job["status"] == "error" and job["error"].startswith("could not start"), job
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_batch_some_of_which_could_not_start(api, refusing_supervisor):
     refusing_supervisor.choose = lambda specs: {specs[1]["job_id"]}  # the second job only
@@ -358,6 +364,7 @@ async def test_a_batch_some_of_which_could_not_start(api, refusing_supervisor):
         assert (await final(api, job["id"]))["status"] == "done"
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_jobs_of_a_batch_can_be_stopped_at_once(api, write_worker):
     write_worker("Sleeper", SLEEPER)

@@ -16,8 +16,9 @@ What is pinned down here, section by section:
 - the entries that open and close a job's log;
 - authentication on every route, and 404 for unknown paths.
 
-Every test runs on SQLite and on MariaDB (see ``conftest.py``). Tests wait by polling with a
-deadline, never by sleeping a fixed time.
+Every test runs on SQLite; those of storage, ordering, Unicode and races on MariaDB too (marked
+``both_databases``, see ``conftest.py``). Tests wait by polling with a deadline, never by
+sleeping a fixed time.
 """
 import asyncio
 import base64
@@ -203,6 +204,7 @@ async def test_create_returns_an_idle_job(api):
     assert await get_job(api, job["id"]) == job
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_create_keeps_nested_and_unicode_parameters(api):
     parameters = {"text": "Grüße, 漢字, 🎉", "list": [1, 2.5, None, True], "nested": {"a": {}}}
@@ -301,6 +303,7 @@ class TestBodyLimit:
 
 # --- listing --------------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_list_is_newest_first_and_paged(api):
     created = [(await create_job(api))["id"] for _ in range(5)]
@@ -313,6 +316,7 @@ async def test_list_is_newest_first_and_paged(api):
     assert await job_ids(api, "?limit=0") == []
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_list_filters_by_status_and_worker(api, run_job):
     idle_foobar = (await create_job(api, "Foobar"))["id"]
@@ -375,6 +379,7 @@ async def test_unknown_job_is_404_on_every_route(api, method, route, body):
 
 # --- log and response -----------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("stream", ["log", "response"])
 @pytest.mark.gen_test
 async def test_append_and_read_entries_in_order(api, stream):
@@ -402,6 +407,7 @@ async def test_append_and_read_entries_in_order(api, stream):
     assert await messages(api, job["id"], other) == [], "the streams are separate"
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("stream", ["log", "response"])
 @pytest.mark.gen_test
 async def test_a_multiline_unicode_body_is_one_entry(api, stream):
@@ -420,6 +426,7 @@ async def test_append_refuses_a_body_that_is_not_utf8(api):
     assert await messages(api, job["id"]) == []
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_entries_are_paged_by_offset_and_limit(api):
     job = await create_job(api)
@@ -613,6 +620,7 @@ async def _ended(api, job_id):
 
 # --- deleting -------------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_delete_removes_the_job_with_its_log_and_response(api, run_job):
     job = await run_job("Foobar", wait=True)
@@ -643,6 +651,7 @@ async def test_delete_an_active_job_is_409(api, run_job, write_worker):
 
 # --- concurrency ----------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_a_hundred_concurrent_starts_give_one_process(api, base_url, wait_for_status):
     job = await create_job(api)
@@ -789,6 +798,7 @@ async def test_unknown_paths_are_404_after_authentication(api, method, path):
 
 # --- downloading a whole log -------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_download_gives_the_whole_log_however_many_pages(api, run_job, write_worker):
     write_worker("Many", "from jobjoker import Worker\n\nclass Many(Worker):\n"

@@ -277,6 +277,7 @@ async def test_no_zombies_stay_behind(api, run_job, server, wait_for_status):
 
 # --- concurrency ----------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=120)
 async def test_a_hundred_concurrent_starts_give_one_process(api, wait_for_status):
     created = await api("POST", "/jobs", {"worker": "Foobar"})
@@ -291,6 +292,7 @@ async def test_a_hundred_concurrent_starts_give_one_process(api, wait_for_status
     assert messages.count("foobar") == 1
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=120)
 async def test_many_jobs_at_once_each_end_done(api, run_job, wait_for_status):
     jobs = await asyncio.gather(*[run_job("Foobar") for _ in range(20)])
@@ -302,6 +304,7 @@ async def test_many_jobs_at_once_each_end_done(api, run_job, wait_for_status):
 
 # --- identity ---------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_pid_and_its_start_time_are_recorded(api, run_job, server):
     from jobjoker import models

@@ -102,6 +102,7 @@ async def test_every_route_refuses_a_request_without_credentials(api, ws_connect
 
 # --- tokens ----------------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_tokens_work_as_bearer_are_capped_by_role_and_can_be_revoked(api, make_user):
     operator = make_user("op", "operator")
@@ -137,6 +138,7 @@ async def test_tokens_work_as_bearer_are_capped_by_role_and_can_be_revoked(api, 
     assert (await api("GET", "/jobs", auth=None, headers=bearer(token[:-2] + "xx"))).code == 401
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_expired_tokens_and_tokens_of_disabled_users_stop_working(api, make_user):
     viewer = make_user("vi", "viewer")
@@ -158,6 +160,7 @@ async def test_expired_tokens_and_tokens_of_disabled_users_stop_working(api, mak
 
 # --- browser sessions --------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_login_sets_a_strict_httponly_cookie_and_unsafe_requests_need_the_xsrf_token(
         api, base_url):
@@ -229,6 +232,7 @@ async def test_brute_force_meets_429_with_retry_after(api, config_overrides):
 
 # --- users -------------------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_users_are_managed_by_admins_and_the_last_admin_is_kept(api):
     created = await api("POST", "/users", {"username": "ann", "password": "long enough pw",
@@ -264,6 +268,7 @@ async def test_users_are_managed_by_admins_and_the_last_admin_is_kept(api):
     assert (await api("PATCH", "/users/ann", {"colour": "red"})).code == 400
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_user_changes_their_own_password_with_the_current_one(api, make_user):
     name, password = make_user("dee", "viewer")
@@ -284,6 +289,7 @@ async def test_a_user_changes_their_own_password_with_the_current_one(api, make_
 
 # --- audit -------------------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_the_audit_trail_says_who_did_what(api, make_user, wait_for_status):
     operator = make_user("ops", "operator")
@@ -319,9 +325,10 @@ async def test_security_headers_on_every_kind_of_reply(api):
         assert reply.headers["Referrer-Policy"] == "no-referrer"
 
 
-def test_an_older_database_is_migrated(tmp_path):
+@pytest.mark.both_databases
+def test_an_older_database_is_migrated(database_url):
     import peewee
-    url = "sqlite:///%s" % (tmp_path / "old.sqlite3")
+    url = database_url
     old = models.make_database(url)
     from playhouse.migrate import SchemaMigrator, migrate
     with old.bind_ctx([models.Job, models.Chunk, models.User, models.SchemaVersion]):

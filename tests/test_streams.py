@@ -65,6 +65,7 @@ async def test_an_ended_job_gives_status_backlog_then_end(api, run_job, ws_conne
                for e in m["entries"])
 
 
+@pytest.mark.both_databases  # the backlog read from the store while ingestion commits
 @pytest.mark.gen_test(timeout=240)
 async def test_from_the_start_and_from_half_way_every_entry_arrives_once_in_order(
         api, ws_connect, write_worker, tmp_path):
@@ -101,6 +102,7 @@ async def test_from_the_start_and_from_half_way_every_entry_arrives_once_in_orde
         assert statuses[-1] == "done" and "active" in statuses
 
 
+@pytest.mark.both_databases  # the backlog read from the store while ingestion commits
 @pytest.mark.gen_test(timeout=120)
 async def test_a_reconnect_with_log_from_continues_without_loss(api, run_job, ws_connect,
                                                                 write_worker, tmp_path):
