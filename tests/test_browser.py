@@ -32,6 +32,9 @@ LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 XSS = "<img src=x onerror=alert(1)>"
+# Every wait (an expect, a navigation, a click) ends at its event; this long only on a failure,
+# or on a machine so busy that the page takes that long to load.
+WAIT_MS = 60_000
 
 ECHO_WORKER = '''import time
 
@@ -94,7 +97,7 @@ class Server(ServerProcess):
         """Cookies of a session opened through the sign-in form (once per server: a login
         costs a password hash), for new browser contexts to start signed in."""
         if self.session_state is None:
-            context = browser.new_context(viewport=LAPTOP)
+            context = new_context(browser, viewport=LAPTOP)
             page = context.new_page()
             sign_in(page, self.base)
             self.session_state = context.storage_state()
@@ -120,11 +123,18 @@ def browser():
         missing(PLAYWRIGHT_PROBLEM)
     if not os.access(CHROMIUM, os.X_OK):
         missing("Chromium is not installed at %s (apt-get install chromium)" % CHROMIUM)
-    expect.set_options(timeout=30_000)  # waits end at the event; this is for failures
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+def new_context(browser, **options):
+    """A browser context whose navigations and actions wait up to ``WAIT_MS``."""
+    context = browser.new_context(**options)
+    context.set_default_timeout(WAIT_MS)
+    return context
 
 
 def sign_in(page, base, username="admin", password=PASSWORD):
@@ -155,8 +165,9 @@ class AdminPage:
 
     def __init__(self, browser, server, viewport=LAPTOP, user=None):
         self.server = server
-        self.context = browser.new_context(
-            viewport=viewport, storage_state=None if user else server.signed_in_state(browser))
+        self.context = new_context(
+            browser, viewport=viewport,
+            storage_state=None if user else server.signed_in_state(browser))
         self.context.add_init_script(CSP_RECORDER)
         self.page = self.context.new_page()
         self.dialogs = []
@@ -282,7 +293,7 @@ def test_the_page_is_served_under_a_strict_csp_and_every_tab_loads_without_viola
 
 
 def test_signing_in_through_the_form_opens_the_page_and_signing_out_leaves_it(browser, server):
-    context = browser.new_context(viewport=LAPTOP)
+    context = new_context(browser, viewport=LAPTOP)
     try:
         page = context.new_page()
         page.goto(server.base + "/login")
