@@ -199,6 +199,35 @@ def kill_leftovers(socket_path):
             pass
 
 
+class Bystander:
+    """A live process that is nobody's job, and can tell whether it was signalled: it answers a
+    real-time signal, which is delivered after any standard signal (SIGTERM, SIGKILL, SIGSTOP...)
+    sent to it before, so an answer proves none of those came first."""
+
+    SOURCE = """import signal
+signal.signal(signal.SIGRTMIN, lambda *args: print("pong", flush=True))
+print("ready", flush=True)
+while True:
+    signal.pause()
+"""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-c", self.SOURCE],
+                                        stdout=subprocess.PIPE, text=True)
+        self.pid = self.process.pid
+        assert self.process.stdout.readline() == "ready\n"
+
+    def unsignalled(self):
+        """True if nothing signalled it so far (a killed or stopped one fails or hangs here)."""
+        os.kill(self.pid, signal.SIGRTMIN)
+        return self.process.stdout.readline() == "pong\n" and self.process.poll() is None
+
+    def close(self):
+        self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()
+
+
 def workers_folder(path, workers=None, samples=SAMPLE_WORKERS):
     """Make ``path`` a workers folder holding copies of the sample workers and ``workers``
     (``{name: source}``); returns it."""

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from jobjoker.client import Client
-from tests.support import HELLO_WORKER, PASSWORD, ROOT, free_port, wait_for_end
+from tests.support import HELLO_WORKER, PASSWORD, ROOT, free_port, until, wait_for_end
 
 
 def environment(url, password=PASSWORD, **extra):
@@ -189,14 +189,18 @@ def test_run_follow_prints_lines_as_they_come(server_process, client):
 
 
 def test_ctrl_c_stops_following_and_leaves_the_job_running(server_process, client):
-    process = subprocess.Popen(command("run", "TestWorker", "-p", "count=100", "-p", "sleep=5",
-                                       "-f"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=ROOT, env=environment(server_process.url))
+    process = subprocess.Popen(command("run", "TestWorker", "-p", "count=1000", "-p",
+                                       "sleep=0.2", "-f"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                               env=environment(server_process.url))
     try:
         job_id = process.stdout.readline().split()[2].rstrip(":")
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 130
         assert "stopped following; job %s keeps running" % job_id in process.stderr.read()
+        # A stop or kill sent on the way out would have ended the job before it logs twice more.
+        logged = client.job(job_id)["log_count"]
+        until(lambda: client.job(job_id)["log_count"] >= logged + 2, what="the job to log on")
         assert client.job(job_id)["status"] == "active"
         client.kill(job_id)
     finally:

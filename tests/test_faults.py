@@ -3,12 +3,11 @@ progress when it dies, and a pid reused by a stranger while it was away."""
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
-from tests.support import TICKER_WORKER, process_alive, processes_of, until, workers_folder
+from tests.support import TICKER_WORKER, Bystander, process_alive, processes_of, until, \
+    workers_folder
 
 STUBBORN = '''import signal, time
 from jobjoker import Worker
@@ -90,16 +89,6 @@ def test_a_stop_interrupted_by_a_server_crash_still_escalates_on_time(fleet):
     assert not process_alive(started["pid"])
 
 
-# Tells whether it was signalled: a real-time signal is delivered after any standard signal
-# (SIGTERM, SIGKILL, SIGSTOP...) sent before it, so a "pong" proves none of those came first.
-DECOY = """import signal
-signal.signal(signal.SIGRTMIN, lambda *args: print("pong", flush=True))
-print("ready", flush=True)
-while True:
-    signal.pause()
-"""
-
-
 def test_a_pid_reused_by_a_stranger_is_never_signalled(fleet, tmp_path):
     first = fleet()
     started = first.create_job("Ticker", {"count": 100000, "every": 0.05})
@@ -112,9 +101,8 @@ def test_a_pid_reused_by_a_stranger_is_never_signalled(fleet, tmp_path):
     until(lambda: not process_alive(started["pid"]), what="the job to die")
     # A stranger now holds the job's pid (simulated: the row is pointed at a decoy process,
     # as the kernel would do by reusing the number; its start time differs, as it would).
-    decoy = subprocess.Popen([sys.executable, "-c", DECOY], stdout=subprocess.PIPE, text=True)
+    decoy = Bystander()
     try:
-        assert decoy.stdout.readline() == "ready\n"
         database = sqlite3.connect(str(tmp_path / "data" / "jobjoker.sqlite3"))
         with database:
             database.execute("UPDATE job SET pid = ? WHERE id = ?", (decoy.pid, started["id"]))
@@ -124,11 +112,6 @@ def test_a_pid_reused_by_a_stranger_is_never_signalled(fleet, tmp_path):
         final = second.job(started["id"])
         assert final["status"] == "error" and "lost while the server was away" in final["error"]
         assert second.call("PUT", "/jobs/%s/status" % started["id"], "kill").code == 409
-        # The stranger lives on, unsignalled by all the server did up to here.
-        os.kill(decoy.pid, signal.SIGRTMIN)
-        assert decoy.stdout.readline() == "pong\n"
-        assert decoy.poll() is None
+        assert decoy.unsignalled()  # by all the server did up to here: the stranger lives on
     finally:
-        decoy.kill()
-        decoy.wait()
-        decoy.stdout.close()
+        decoy.close()

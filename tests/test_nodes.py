@@ -12,7 +12,8 @@ from jobjoker import models
 from jobjoker.errors import StartupError
 from jobjoker.nodes import LEASE_TTL, NodeLease, boot_id
 from jobjoker.supervisor import process_start_time
-from tests.support import TICKER_WORKER, process_alive, processes_of, until, workers_folder
+from tests.support import TICKER_WORKER, Bystander, process_alive, processes_of, until, \
+    workers_folder
 
 # --- real servers sharing one database ------------------------------------------------------
 
@@ -144,11 +145,10 @@ def bound(database_url):
 
 @pytest.fixture
 def sleeper():
-    """A live process that is not a JobJoker server."""
-    process = subprocess.Popen(["sleep", "60"])
-    yield process
-    process.kill()
-    process.wait()
+    """A live process that is not a JobJoker server (and tells whether it was signalled)."""
+    bystander = Bystander()
+    yield bystander
+    bystander.close()
 
 
 def lease_row(**fields):
@@ -208,7 +208,7 @@ def test_a_holder_whose_pid_now_belongs_to_another_process_is_taken_over(bound, 
         NodeLease("n1", tmp_path).acquire()
     assert holder().pid == os.getpid()
     assert "now belongs to another process" in caplog.text
-    assert sleeper.poll() is None  # and nobody signalled it
+    assert sleeper.unsignalled()  # and nobody signalled it
 
 
 def test_a_holder_from_before_a_reboot_is_taken_over(bound, tmp_path, sleeper):
