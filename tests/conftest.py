@@ -55,6 +55,15 @@ def pytest_pyfunc_call(pyfuncitem):
     return pytest_tornado.pytest_pyfunc_call(pyfuncitem)
 
 
+def pytest_collection_modifyitems(items):
+    """schemathesis 4 on pytest 9 gives the test of every operation (test_fuzz.py) the node id of
+    the function; each gets its own, as its name already is, so that a run in parallel (which
+    tells tests apart by node id) runs every one of them, and reports say which one failed."""
+    for item in items:
+        if type(item).__name__ == "SchemathesisFunction" and not item.nodeid.endswith("]"):
+            item._id = item.parent.id.child(item.name)  # what pytest gives its own items
+
+
 MYSQL_URL = os.environ.get("JOBJOKER_TEST_MYSQL_URL",
                            "mysql://root@127.0.0.1:3306/jobjoker_test")
 BACKENDS = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
