@@ -31,6 +31,8 @@ setup(
             "pytest>=8",
             "pytest-tornado>=0.8.1",
             "pytest-timeout>=2.3",
+            # Runs the suite's files on two processes (pytest.ini: -n 2 --dist loadfile).
+            "pytest-xdist>=3.5,<4",
             "jsonschema>=4.20",
             "openapi-spec-validator>=0.9",
             # Browser tests; they drive the system's Chromium (apt-get install chromium), so

@@ -1,29 +1,83 @@
-"""Shared fixtures: a fresh database per test (SQLite, and MariaDB/MySQL), a real server with a
-real supervisor, an ``api`` helper for REST calls, and cleanup of every process a test started.
+"""Shared fixtures: a fresh database per test, a real server with a real supervisor, an ``api``
+helper for REST calls and a ``ws_connect`` helper for WebSockets, real server processes
+(``servers``), and cleanup of every process a test started. What is not a fixture lives in
+``tests/support.py``.
 
-Every server-backed test runs once per backend: ``sqlite`` always, ``mysql`` against
-``JOBJOKER_TEST_MYSQL_URL`` (default ``mysql://root@127.0.0.1:3306/jobjoker_test``). Locally a
-missing MySQL skips those runs; with ``CI=true`` it fails them, because CI must test MySQL.
+Databases: every server test runs on SQLite. The tests that exercise the database layer itself
+(storage, transactions, locking, ingestion, migrations) run on MariaDB/MySQL too: the modules
+named in ``BOTH_DATABASES_MODULES`` and the tests marked ``both_databases``. Their MySQL runs use
+``JOBJOKER_TEST_MYSQL_URL`` (default ``mysql://root@127.0.0.1:3306/jobjoker_test``), with a
+database of each test process's own; locally a missing MySQL skips them, with ``CI=true`` it fails
+them, because CI must test MySQL.
 """
+import asyncio
+import http.server
 import json
 import os
-import pathlib
-import shutil
-import signal
+import threading
 import urllib.parse
 
 import pytest
-import tornado.httpclient  # noqa: F401 -- ws_connect builds its HTTPRequest from it
+import tornado.httpclient
+import tornado.ioloop
+import tornado.process
+import tornado.websocket
+
+from pytest_tornado import plugin as pytest_tornado
+from pytest_tornado.plugin import (  # noqa: F401 -- its fixtures, registered here (see below)
+    _unused_port, base_url, http_client, http_port, http_server)
 
 from jobjoker import auth, models
 from jobjoker.app import JobJokerServer
 from jobjoker.config import load_config
+from tests.support import (FAILING_WORKER, FINAL_STATUSES, IN_CI, LINES_WORKER, PASSWORD,
+                           ServerProcess, fetch, kill_leftovers, poll, workers_folder)
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-PASSWORD = "test-password"
+# --- pytest-tornado -------------------------------------------------------------------------
+# The project's test plugin. Version 0.8.1 works with current Tornado and pytest, but declares
+# two hooks with marks that pytest deprecates, and its io_loop fixture calls IOLoop methods that
+# Tornado deprecates. So pytest.ini turns its entry point off (-p no:tornado) and it is
+# registered from here: its hooks declared the current way, its fixtures as they are, and
+# io_loop replaced below. Nothing of it is silenced.
+pytest_addoption = pytest_tornado.pytest_addoption  # --async-test-timeout, --app-fixture
+pytest_configure = pytest_tornado.pytest_configure  # the gen_test marker
+pytest_runtest_setup = pytest_tornado.pytest_runtest_setup  # io_loop for every gen_test
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    return pytest_tornado.pytest_pycollect_makeitem(collector, name, obj)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Runs a ``gen_test`` coroutine on the test's IOLoop."""
+    return pytest_tornado.pytest_pyfunc_call(pyfuncitem)
+
+
+def pytest_collection_modifyitems(items):
+    """schemathesis 4 on pytest 9 gives the test of every operation (test_fuzz.py) the node id of
+    the function; each gets its own, as its name already is, so that a run in parallel (which
+    tells tests apart by node id) runs every one of them, and reports say which one failed."""
+    for item in items:
+        if type(item).__name__ == "SchemathesisFunction" and not item.nodeid.endswith("]"):
+            item._id = item.parent.id.child(item.name)  # what pytest gives its own items
+
+
 MYSQL_URL = os.environ.get("JOBJOKER_TEST_MYSQL_URL",
                            "mysql://root@127.0.0.1:3306/jobjoker_test")
-IN_CI = os.environ.get("CI", "").lower() == "true"
+BACKENDS = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
+# Whole modules whose every database test runs on both backends, and why.
+BOTH_DATABASES_MODULES = {
+    "test_logstore": "the log store's chunks, pages and counters",
+    "test_migrations": "schema migrations",
+    "test_nodes": "the node lease: locking rows another server holds",
+    "test_restart": "adoption: what one server stored, the next one reads",
+    "test_load": "ingestion and reads under load",
+    "test_auth": "users and password hashes as stored",
+    "test_storage": "the writer thread, readers, savepoints and the job store",
+    "test_ingest": "spool files stored into the database",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +86,37 @@ def cheap_password_hashes(monkeypatch):
     # test_auth.py checks the real cost separately.
     monkeypatch.setattr(auth, "SCRYPT_N", 2 ** 8)
     monkeypatch.setattr(auth, "SCRYPT_P", 1)
+
+
+@pytest.fixture
+def io_loop():
+    """pytest-tornado's IOLoop per test, made current as Tornado's own ``AsyncTestCase`` does it
+    (the plugin's fixture calls ``make_current()`` and ``clear_current()``, deprecated since
+    Tornado 6.2)."""
+    loop = tornado.ioloop.IOLoop(make_current=False)
+    asyncio.set_event_loop(loop.asyncio_loop)
+    yield loop
+    # What a test left running is cancelled, not destroyed pending with the loop.
+    left = [task for task in asyncio.all_tasks(loop.asyncio_loop) if not task.done()]
+    for task in left:
+        task.cancel()
+    if left:
+        loop.run_sync(lambda: asyncio.wait(left))
+    tornado.process.Subprocess.uninitialize()
+    asyncio.set_event_loop(None)
+    loop.close(all_fds=True)
+
+
+# --- databases ----------------------------------------------------------------------------
+
+def pytest_generate_tests(metafunc):
+    """Every test that uses a database gets SQLite; those of the database layer MySQL too."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rpartition(".")[2]
+    both = module in BOTH_DATABASES_MODULES or \
+        metafunc.definition.get_closest_marker("both_databases") is not None
+    metafunc.parametrize("database_url", BACKENDS if both else BACKENDS[:1], indirect=True)
 
 
 def _mysql_admin(url, statement):
@@ -47,8 +132,8 @@ def _mysql_admin(url, statement):
 
 @pytest.fixture(scope="session")
 def mysql_url():
-    """A MySQL database of this test session's own (so parallel runs cannot collide), or the
-    reason there is none."""
+    """A MySQL database of this test process's own (so parallel runs, and the workers of one
+    parallel run, cannot collide), or the reason there is none."""
     import pymysql
     parts = urllib.parse.urlsplit(MYSQL_URL)
     url = urllib.parse.urlunsplit(parts._replace(path="%s_%d" % (parts.path, os.getpid())))
@@ -61,9 +146,9 @@ def mysql_url():
     _mysql_admin(url, "DROP DATABASE IF EXISTS `%s`")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.fixture
 def database_url(request, tmp_path):
-    """A URL to an empty database of each backend."""
+    """A URL to an empty database of the backend the test is parametrised with."""
     if request.param == "sqlite":
         return "sqlite:///%s" % (tmp_path / "test.sqlite3")
     url, problem = request.getfixturevalue("mysql_url")
@@ -79,14 +164,12 @@ def database_url(request, tmp_path):
     return url
 
 
+# --- a server in the test process ---------------------------------------------------------
+
 @pytest.fixture
 def workers_dir(tmp_path):
     """A workers folder holding the sample workers."""
-    path = tmp_path / "workers"
-    path.mkdir()
-    for name in ("Foobar.py", "TestWorker.py"):
-        shutil.copy(ROOT / "workers" / name, path / name)
-    return path
+    return workers_folder(tmp_path / "workers")
 
 
 @pytest.fixture
@@ -131,109 +214,39 @@ def app(server):
     return server.app
 
 
-def processes_of(socket_path):
-    """Pids of the processes started for this supervisor socket (the supervisor and its jobs,
-    which inherit its command line)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                if socket_path.encode() in f.read():
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
-
-
-def kill_leftovers(socket_path):
-    """SIGKILL any process still running under this test's supervisor (it and its jobs)."""
-    for pid in processes_of(socket_path):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-class Reply:
-    """An HTTP reply with its JSON body parsed (``json`` is None for non-JSON bodies)."""
-
-    def __init__(self, response):
-        self.code = response.code
-        self.headers = response.headers
-        self.body = response.body or b""
-        self.text = self.body.decode("utf-8", "replace")
-        try:
-            self.json = json.loads(self.body)
-        except ValueError:
-            self.json = None
-
-    @property
-    def data(self):
-        return self.json["data"]
-
-    def __repr__(self):
-        return "<Reply %s %s>" % (self.code, self.text[:300])
-
-
 @pytest.fixture
 def api(app, http_client, base_url):
-    """``await api(method, path, body=None, auth=(user, password), headers=None)``.
+    """``await api(method, path, body=None, auth=(user, password), headers=None)``: a ``Reply``.
 
     ``body`` may be bytes, str, or anything JSON-serialisable; ``auth=None`` sends none.
     """
     async def call(method, path, body=None, auth=("admin", PASSWORD), headers=None):
-        if body is not None and not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
-        if body is None and method in ("POST", "PUT", "PATCH"):
-            body = b""
-        kwargs = {}
-        if auth is not None:
-            kwargs.update(auth_username=auth[0], auth_password=auth[1])
-        response = await http_client.fetch(
-            base_url + path, method=method, body=body, headers=headers or {},
-            raise_error=False, allow_nonstandard_methods=True, request_timeout=60,
-            follow_redirects=False, **kwargs)
-        return Reply(response)
+        return await fetch(http_client, base_url, method, path, body, auth, headers)
     return call
 
 
 @pytest.fixture
 def wait_for_status(api):
-    """``await wait_for_status(job_id, {"done", ...}, timeout)``: poll until the job is final."""
-    import asyncio
-
-    async def wait(job_id, statuses=("done", "error", "stop"), timeout=20.0):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            reply = await api("GET", "/jobs/%s" % job_id)
-            job = reply.data[0]
-            if job["status"] in statuses:
-                return job
-            if loop.time() > deadline:
-                raise AssertionError("job %s still %s after %.0f s" % (job_id, job["status"],
-                                                                      timeout))
-            await asyncio.sleep(0.05)
+    """``await wait_for_status(job_id, statuses=FINAL_STATUSES, timeout=60)``: the job once
+    its status is one of ``statuses``."""
+    async def wait(job_id, statuses=FINAL_STATUSES, timeout=60.0):
+        async def reached():
+            job = (await api("GET", "/jobs/%s" % job_id)).data[0]
+            return job if job["status"] in statuses else None
+        return await poll(reached, timeout, "job %s to be %s" % (job_id, "/".join(statuses)))
     return wait
 
 
 @pytest.fixture
 def run_job(api, wait_for_status):
-    """Create and start a job of ``worker`` with ``parameters``; returns the started job."""
-    async def run(worker, parameters=None, wait=False, timeout=20.0):
-        created = await api("POST", "/jobs", {"worker": worker, "parameters": parameters})
-        assert created.code == 201, created
-        job_id = created.data[0]["id"]
-        started = await api("PUT", "/jobs/%s/status" % job_id, "start")
-        assert started.code == 200, started
+    """Create and start (one request) a job of ``worker`` with ``parameters``; returns the
+    started job, or with ``wait=True`` the ended one."""
+    async def run(worker, parameters=None, wait=False, timeout=60.0):
+        started = await api("POST", "/jobs", {"worker": worker, "parameters": parameters,
+                                              "start": True})
+        assert started.code == 201, started
         if wait:
-            return await wait_for_status(job_id, timeout=timeout)
+            return await wait_for_status(started.data[0]["id"], timeout=timeout)
         return started.data[0]
     return run
 
@@ -244,74 +257,79 @@ def ws_connect(app, http_server, http_port):
 
     Requests ``http_server`` (pytest-tornado starts nothing for WebSockets otherwise).
     """
-    import tornado.websocket
-
     async def connect(path, auth=("admin", PASSWORD), headers=None):
         kwargs = {}
         if auth is not None:
             kwargs.update(auth_username=auth[0], auth_password=auth[1])
         request = tornado.httpclient.HTTPRequest(
             "ws://127.0.0.1:%d%s" % (http_port, path), headers=headers or {},
-            request_timeout=30, **kwargs)
+            request_timeout=60, **kwargs)
         return await tornado.websocket.websocket_connect(request)
     return connect
 
 
-async def read_until_closed(connection, timeout=60.0):
-    """Every message (parsed) until the server closes the socket."""
-    import asyncio
-    messages = []
-    while True:
-        message = await asyncio.wait_for(connection.read_message(), timeout)
-        if message is None:
-            return messages
-        messages.append(json.loads(message))
-
-
-async def poll(check, timeout=10.0, what="condition"):
-    """Wait until ``check()`` (a function, sync or async) returns something truthy; return it.
-
-    Tests synchronise with the server this way, with a deadline, never with fixed sleeps.
-    """
-    import asyncio
-    import inspect
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError("still waiting after %.0f s for %s" % (timeout, what))
-        await asyncio.sleep(0.02)
-
+# --- servers in processes of their own ----------------------------------------------------
 
 @pytest.fixture
 def servers(tmp_path):
-    """``servers(env=None, args=())``: start a real ``run_server.py`` process on this test's
-    data dir (a ``ServerProcess``); every one, and its supervisor and jobs, is killed after."""
-    from tests.test_server_process import ServerProcess
+    """``servers(*args, root=tmp_path, **options)``: start ``run_server.py`` (a
+    ``ServerProcess``, see its options) on ``root``; every one, with its supervisor and jobs,
+    is killed after the test."""
     started = []
-    yield lambda **kw: started.append(ServerProcess(tmp_path, **kw)) or started[-1]
-    discard(*started)
+
+    def start(*args, root=None, **options):
+        started.append(ServerProcess(root or tmp_path, *args, **options))
+        return started[-1]
+    yield start
+    for server in started:
+        server.discard()
 
 
-def discard(*servers):
-    """Kill real server processes (``ServerProcess``) and whatever their supervisors run."""
-    from jobjoker.supervisor_client import socket_path_for
-    for server in servers:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
-        kill_leftovers(socket_path_for(str(server.data_dir / "run")))
-
-
-def process_alive(pid):
-    """True while ``pid`` exists and is not a zombie (a zombie has ended, only unreaped)."""
+@pytest.fixture(scope="module")
+def server_process(tmp_path_factory):
+    """One real server for a module of client or command-line tests, with the sample workers,
+    ``Lines`` and ``Failing``."""
+    root = tmp_path_factory.mktemp("client-server")
+    workers = workers_folder(root / "workers", {"Lines": LINES_WORKER,
+                                                "Failing": FAILING_WORKER})
+    server = ServerProcess(root, "--stop-grace", "2", workers_dir=workers)
     try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+        yield server.wait_ready()
+    finally:
+        server.discard()
+
+
+class StandIn(http.server.BaseHTTPRequestHandler):
+    """Replies with the status and body its server holds, after its delay."""
+
+    def do_GET(self):
+        if self.server.delay:
+            self.server.release.wait(self.server.delay)
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", self.server.content_type)
+        self.end_headers()
+        self.wfile.write(self.server.body)
+
+    do_PUT = do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stand_in():
+    """A server that answers every request the same way (set ``status``, ``body``,
+    ``content_type``), or with ``delay`` set only after that long: for the failures a real
+    server cannot be made to give on demand (5xx, silence)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    server.status, server.delay = 503, 0
+    server.release = threading.Event()  # set at the end, so no reply waits out its delay
+    server.content_type = "application/json"
+    server.body = json.dumps({"success": False, "message": "the database is unavailable; "
+                              "try again shortly", "total": 0, "data": []}).encode()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.release.set()
+    server.shutdown()
+    server.server_close()

@@ -17,9 +17,10 @@ What is pinned down here:
 - the Python client's ``create_job(..., start=True)`` and ``create_jobs`` against a real server
   process.
 
-Every test runs on SQLite and on MariaDB (see ``conftest.py``). The supervisor's refusals are the
-one thing faked (on the server's side of the socket): a real supervisor refuses only when the
-machine runs out of processes.
+Every test runs on SQLite; those of the database's transactions and races on MariaDB too (marked
+``both_databases``, see ``conftest.py``). The supervisor's refusals are the one thing faked (on
+the server's side of the socket): a real supervisor refuses only when the machine runs out of
+processes.
 """
 import json
 
@@ -29,7 +30,7 @@ from jobjoker import auth, models
 from jobjoker.client import BadRequestError, Client
 from jobjoker.config import Config
 from jobjoker.errors import Unavailable
-from tests.conftest import poll
+from tests.support import poll
 
 SECRET_WORKER = '''from jobjoker import Worker
 
@@ -159,6 +160,7 @@ async def test_start_true_checks_the_job_first(api):
     assert job_count() == before
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_job_created_but_not_started_stays_and_the_reply_says_so(
         api, refusing_supervisor):
@@ -174,6 +176,7 @@ async def test_a_job_created_but_not_started_stays_and_the_reply_says_so(
 
 # --- POST /jobs/batch -----------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_batch_creates_idle_jobs_in_order(api):
     specs = [{"worker": "Foobar"}, {"worker": "TestWorker", "parameters": {"count": 2}},
@@ -192,6 +195,7 @@ async def test_a_batch_creates_idle_jobs_in_order(api):
     assert sorted(entry["target"] for entry in trail) == sorted(job["id"] for job in created)
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_batch_creates_and_starts_jobs(api):
     reply = await api("POST", "/jobs/batch", {"jobs": [{"worker": "Foobar"}] * 5,
@@ -238,6 +242,7 @@ async def test_a_batch_announces_each_job_as_single_requests_would(api, ws_conne
         assert revisions[job_id] == sorted(set(revisions[job_id])), revisions
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_batch_is_all_or_none_and_names_each_problem(api, write_worker):
     write_worker("Secretive", SECRET_WORKER)
@@ -348,6 +353,7 @@ async def test_a_batch_none_of_which_could_start_is_503(api, refusing_supervisor
         assert job["status"] == "error" and job["error"].startswith("could not start"), job
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_batch_some_of_which_could_not_start(api, refusing_supervisor):
     refusing_supervisor.choose = lambda specs: {specs[1]["job_id"]}  # the second job only
@@ -365,6 +371,7 @@ async def test_a_batch_some_of_which_could_not_start(api, refusing_supervisor):
         assert (await final(api, job["id"]))["status"] == "done"
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_jobs_of_a_batch_can_be_stopped_at_once(api, write_worker):
     write_worker("Sleeper", SLEEPER)
@@ -395,8 +402,8 @@ async def test_a_supervisor_without_start_many_still_starts_a_batch(api, server)
 # --- the Python client ---------------------------------------------------------------------------
 
 def test_the_client_creates_and_starts_one_job_or_a_batch(servers):
-    server = servers(env={"JOBJOKER_ADMIN_PASSWORD": "client-test-password"}).wait_ready()
-    client = Client("http://127.0.0.1:%d" % server.port, "admin", "client-test-password")
+    server = servers().wait_ready()
+    client = Client(server.url, *server.auth)
     one = client.create_job("Foobar", start=True)
     assert one["status"] in ("active", "done") and isinstance(one["pid"], int), one
     assert client.create_job("Foobar")["status"] == "idle"

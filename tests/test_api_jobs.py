@@ -16,8 +16,9 @@ What is pinned down here, section by section:
 - the entries that open and close a job's log;
 - authentication on every route, and 404 for unknown paths.
 
-Every test runs on SQLite and on MariaDB (see ``conftest.py``). Tests wait by polling with a
-deadline, never by sleeping a fixed time.
+Every test runs on SQLite; those of storage, ordering, Unicode and races on MariaDB too (marked
+``both_databases``, see ``conftest.py``). Tests wait by polling with a deadline, never by
+sleeping a fixed time.
 """
 import asyncio
 import base64
@@ -30,6 +31,7 @@ import pytest
 import tornado.httpclient
 
 from jobjoker import models, spool
+from tests.support import fetch, poll
 
 ENVELOPE_KEYS = {"success", "message", "total", "data"}
 JOB_KEYS = {"id", "worker", "status", "parameters", "pid", "created", "starttime", "stoptime",
@@ -122,19 +124,6 @@ def assert_refused(reply, code, *words):
         assert word.lower() in message, "%r does not mention %r" % (reply.json["message"], word)
 
 
-async def poll(probe, what, timeout=20.0):
-    """Await ``probe()`` until it returns something truthy (which is returned)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError("still waiting after %.0f s for %s" % (timeout, what))
-        await asyncio.sleep(0.05)
-
-
 async def create_job(api, worker="Foobar", parameters=None):
     reply = await api("POST", "/jobs", {"worker": worker, "parameters": parameters})
     assert reply.code == 201, reply
@@ -167,7 +156,7 @@ async def wait_for_entry(api, job_id, stream, message):
     """Wait until ``message`` is among the job's ``stream`` entries (the worker reached it)."""
     async def probe():
         return message in await messages(api, job_id, stream)
-    await poll(probe, "%r in the %s of job %s" % (message, stream, job_id))
+    await poll(probe, what="%r in the %s of job %s" % (message, stream, job_id))
 
 
 async def start_sleeper(api, run_job, write_worker):
@@ -215,6 +204,7 @@ async def test_create_returns_an_idle_job(api):
     assert await get_job(api, job["id"]) == job
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_create_keeps_nested_and_unicode_parameters(api):
     parameters = {"text": "Grüße, 漢字, 🎉", "list": [1, 2.5, None, True], "nested": {"a": {}}}
@@ -314,6 +304,7 @@ class TestBodyLimit:
 
 # --- listing --------------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_list_is_newest_first_and_paged(api):
     created = [(await create_job(api))["id"] for _ in range(5)]
@@ -326,6 +317,7 @@ async def test_list_is_newest_first_and_paged(api):
     assert await job_ids(api, "?limit=0") == []
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_list_filters_by_status_and_worker(api, run_job):
     idle_foobar = (await create_job(api, "Foobar"))["id"]
@@ -388,6 +380,7 @@ async def test_unknown_job_is_404_on_every_route(api, method, route, body):
 
 # --- log and response -----------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("stream", ["log", "response"])
 @pytest.mark.gen_test
 async def test_append_and_read_entries_in_order(api, stream):
@@ -415,6 +408,7 @@ async def test_append_and_read_entries_in_order(api, stream):
     assert await messages(api, job["id"], other) == [], "the streams are separate"
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("stream", ["log", "response"])
 @pytest.mark.gen_test
 async def test_a_multiline_unicode_body_is_one_entry(api, stream):
@@ -462,6 +456,7 @@ async def test_an_entry_longer_than_the_limit_is_stored_as_several_from_any_sour
         assert len(pieces) >= 3 and "".join(pieces) == letter * n, letter
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_entries_are_paged_by_offset_and_limit(api):
     job = await create_job(api)
@@ -580,7 +575,7 @@ async def test_stop_is_202_then_the_job_ends_as_stop(api, run_job, write_worker)
     assert_envelope(reply)
     assert reply.data[0]["id"] == job["id"]
     assert reply.data[0]["stop_requested"] is not None
-    ended = await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"])
+    ended = await poll(lambda: _ended(api, job["id"]), what="job %s to end" % job["id"])
     assert ended["status"] == "stop", ended
     # The worker honoured SIGTERM, so no SIGKILL was needed.
     assert ended["exit_signal"] is None, ended
@@ -598,8 +593,8 @@ async def test_stop_escalates_to_sigkill_after_the_grace_period(api, run_job, wr
     reply = await api("PUT", "/jobs/%s/status" % job["id"], "stop")
     assert reply.code == 202, reply
     requested = reply.data[0]["stop_requested"]
-    ended = await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"],
-                       timeout=config.stop_grace + 20)
+    ended = await poll(lambda: _ended(api, job["id"]), config.stop_grace + 60,
+                       "job %s to end" % job["id"])
     assert ended["status"] == "stop", ended
     assert ended["exit_signal"] == 9, ended
     assert ended["stoptime"] - requested >= config.stop_grace - 0.1, \
@@ -607,14 +602,15 @@ async def test_stop_escalates_to_sigkill_after_the_grace_period(api, run_job, wr
     assert not process_exists(job["pid"])
 
 
+@pytest.mark.parametrize("config_overrides", [{"stop_grace": 3600}])
 @pytest.mark.gen_test
-async def test_kill_ends_the_job_as_stop_at_once(api, run_job, write_worker, config):
+async def test_kill_ends_the_job_as_stop_at_once(api, run_job, write_worker):
     job = await start_sleeper(api, run_job, write_worker)
     reply = await api("PUT", "/jobs/%s/status" % job["id"], "kill")
     assert reply.code == 202, reply  # accepted: final once the process is reaped
     assert_envelope(reply)
-    ended = await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"],
-                       timeout=config.stop_grace)  # no grace period: SIGKILL at once
+    # No grace period (an hour here): SIGKILL at once, so it ends within the test's time.
+    ended = await poll(lambda: _ended(api, job["id"]), what="job %s to end" % job["id"])
     assert ended["status"] == "stop", ended
     assert ended["exit_signal"] == 9 and ended["exit_code"] is None, ended
     assert not process_exists(job["pid"])
@@ -654,6 +650,7 @@ async def _ended(api, job_id):
 
 # --- deleting -------------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_delete_removes_the_job_with_its_log_and_response(api, run_job):
     job = await run_job("Foobar", wait=True)
@@ -678,12 +675,13 @@ async def test_delete_an_active_job_is_409(api, run_job, write_worker):
     assert (await get_job(api, job["id"]))["status"] == "active"
     assert await messages(api, job["id"], "response") == ["running"], "the entries stay"
     assert (await api("PUT", "/jobs/%s/status" % job["id"], "kill")).code == 202
-    await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"])
+    await poll(lambda: _ended(api, job["id"]), what="job %s to end" % job["id"])
     assert (await api("DELETE", "/jobs/%s" % job["id"])).code == 200
 
 
 # --- concurrency ----------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test
 async def test_a_hundred_concurrent_starts_give_one_process(api, base_url, wait_for_status):
     job = await create_job(api)
@@ -691,9 +689,7 @@ async def test_a_hundred_concurrent_starts_give_one_process(api, base_url, wait_
     client = tornado.httpclient.AsyncHTTPClient(force_instance=True, max_clients=100)
     try:
         replies = await asyncio.gather(*[
-            client.fetch(base_url + "/jobs/%s/status" % job["id"], method="PUT", body="start",
-                         auth_username="admin", auth_password="test-password",
-                         raise_error=False, request_timeout=60)
+            fetch(client, base_url, "PUT", "/jobs/%s/status" % job["id"], "start")
             for _ in range(100)])
     finally:
         client.close()
@@ -740,7 +736,7 @@ async def test_the_log_opens_with_the_start_even_when_the_worker_writes_output_a
 async def test_the_closing_entry_of_a_killed_job(api, run_job, write_worker):
     job = await start_sleeper(api, run_job, write_worker)
     await api("PUT", "/jobs/%s/status" % job["id"], "kill")
-    await poll(lambda: _ended(api, job["id"]), "job %s to end" % job["id"])
+    await poll(lambda: _ended(api, job["id"]), what="job %s to end" % job["id"])
     log = await messages(api, job["id"])
     assert [bool(STARTED.match(m)) for m in log].count(True) == 1, log
     assert [bool(ENDED.match(m)) for m in log].count(True) == 1, log
@@ -810,6 +806,7 @@ async def test_health_needs_no_credentials(api):
     assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"]
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_health_says_so_when_a_write_hangs_though_reads_answer(api, server, monkeypatch):
     import threading
@@ -858,6 +855,7 @@ async def test_unknown_paths_are_404_after_authentication(api, method, path):
 
 # --- downloading a whole log -------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_download_gives_the_whole_log_however_many_pages(api, run_job, write_worker):
     write_worker("Many", "from jobjoker import Worker\n\nclass Many(Worker):\n"

@@ -7,7 +7,7 @@ import pytest
 from jobjoker import auth, models, roles
 from jobjoker.events import EventHub
 from jobjoker.storage import Storage
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 def basic(user, password):

@@ -9,22 +9,12 @@ Playwright). ``playwright install`` is never needed: the tests launch ``/usr/bin
 Every test fails if the page reports a Content-Security-Policy violation. Screenshots of each
 tab go to ``test-output/screenshots/`` (git-ignored).
 """
-import base64
-import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 
 import pytest
 
-from jobjoker.supervisor_client import socket_path_for
-from tests.conftest import IN_CI, ROOT, kill_leftovers
-from tests.test_server_process import free_port, request
+from tests.support import IN_CI, ROOT, ServerProcess, bearer, workers_folder
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -42,6 +32,9 @@ LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 XSS = "<img src=x onerror=alert(1)>"
+# Every wait (an expect, a navigation, a click) ends at its event; this long only on a failure,
+# or on a machine so busy that the page takes that long to load.
+WAIT_MS = 60_000
 
 ECHO_WORKER = '''import time
 
@@ -89,108 +82,27 @@ def missing(reason):
 
 # --- the server ---------------------------------------------------------------------------------
 
-class Server:
-    """``run_server.py`` in its own process, restartable on the same port and data dir."""
+class Server(ServerProcess):
+    """``run_server.py`` in its own process with the test workers, restartable on the same port
+    and data dir, remembering a signed-in session for new browser contexts."""
 
     def __init__(self, tmp_path):
-        self.port = free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
-        self.data_dir = tmp_path / "data"
-        self.workers_dir = tmp_path / "workers"
-        self.workers_dir.mkdir()
-        for name in ("Foobar.py", "TestWorker.py"):
-            (self.workers_dir / name).write_text((ROOT / "workers" / name).read_text())
-        (self.workers_dir / "Echo.py").write_text(ECHO_WORKER)
-        (self.workers_dir / "Counter.py").write_text(COUNTER_WORKER)
-        self.stderr_path = tmp_path / "server.err"
-        self.stderr = None
-        self.process = None
+        workers = workers_folder(tmp_path / "workers", {"Echo": ECHO_WORKER,
+                                                        "Counter": COUNTER_WORKER})
+        super().__init__(tmp_path, "--stop-grace", "2", password=PASSWORD, workers_dir=workers)
+        self.base = self.url
         self.session_state = None
-
-    def start(self):
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("JOBJOKER_")}
-        environ["JOBJOKER_ADMIN_PASSWORD"] = PASSWORD
-        self.stderr = open(self.stderr_path, "ab")  # noqa: SIM115 (closed by stop())
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "run_server.py"), "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--workers-dir", str(self.workers_dir),
-             "--stop-grace", "2"],
-            stdout=subprocess.DEVNULL, stderr=self.stderr, env=environ)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError("server exited %s: %s" % (self.process.returncode,
-                                                                self.stderr_path.read_text()))
-            try:
-                if self.call("GET", "/health", auth=False)[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("server not ready: %s" % self.stderr_path.read_text())
 
     def signed_in_state(self, browser):
         """Cookies of a session opened through the sign-in form (once per server: a login
         costs a password hash), for new browser contexts to start signed in."""
         if self.session_state is None:
-            context = browser.new_context(viewport=LAPTOP)
+            context = new_context(browser, viewport=LAPTOP)
             page = context.new_page()
             sign_in(page, self.base)
             self.session_state = context.storage_state()
             context.close()
         return self.session_state
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.stderr:
-            self.stderr.close()
-            self.stderr = None
-
-    def cleanup(self):
-        self.stop()
-        kill_leftovers(socket_path_for(str(self.data_dir / "run")))
-
-    def call(self, method, path, body=None, auth=True):
-        """``(status, envelope)``; ``body`` is JSON-encoded unless bytes or str."""
-        if body is not None and not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
-        if isinstance(body, str):
-            body = body.encode()
-        return request(self.port, path, method, body, ("admin", PASSWORD) if auth else None)
-
-    def text(self, path):
-        request = urllib.request.Request(self.base + path)
-        request.add_header("Authorization", "Basic " + base64.b64encode(
-            ("admin:%s" % PASSWORD).encode()).decode())
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.read().decode()
-
-    def api(self, method, path, body=None):
-        """The envelope's data of a successful call (anything else fails the test)."""
-        status, envelope = self.call(method, path, body)
-        assert 200 <= status < 300, (status, envelope)
-        return envelope["data"]
-
-    def create_job(self, worker, parameters=None, start=True):
-        job = self.api("POST", "/jobs", {"worker": worker, "parameters": parameters})[0]
-        if start:
-            job = self.api("PUT", "/jobs/%s/status" % job["id"], "start")[0]
-        return job
-
-    def wait_for_status(self, job_id, statuses=("done", "error", "stop"), timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.api("GET", "/jobs/%s" % job_id)[0]
-            if job["status"] in statuses:
-                return job
-            assert time.monotonic() < deadline, "job %s still %s" % (job_id, job["status"])
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -198,9 +110,9 @@ def server(tmp_path_factory):
     """One server for the module's tests; each test makes jobs and workers of its own."""
     instance = Server(tmp_path_factory.mktemp("browser"))
     try:
-        yield instance.start()
+        yield instance.wait_ready()
     finally:
-        instance.cleanup()
+        instance.discard()
 
 
 # --- the browser --------------------------------------------------------------------------------
@@ -211,11 +123,18 @@ def browser():
         missing(PLAYWRIGHT_PROBLEM)
     if not os.access(CHROMIUM, os.X_OK):
         missing("Chromium is not installed at %s (apt-get install chromium)" % CHROMIUM)
-    expect.set_options(timeout=15_000)
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+def new_context(browser, **options):
+    """A browser context whose navigations and actions wait up to ``WAIT_MS``."""
+    context = browser.new_context(**options)
+    context.set_default_timeout(WAIT_MS)
+    return context
 
 
 def sign_in(page, base, username="admin", password=PASSWORD):
@@ -229,6 +148,7 @@ def sign_in(page, base, username="admin", password=PASSWORD):
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
 
+SENTINEL = "http://csp-sentinel.invalid/pixel.png"  # refused by img-src: a violation on purpose
 # Records what the page itself reports of a policy violation (the console also says so).
 CSP_RECORDER = """
 window.__cspViolations = [];
@@ -245,8 +165,9 @@ class AdminPage:
 
     def __init__(self, browser, server, viewport=LAPTOP, user=None):
         self.server = server
-        self.context = browser.new_context(
-            viewport=viewport, storage_state=None if user else server.signed_in_state(browser))
+        self.context = new_context(
+            browser, viewport=viewport,
+            storage_state=None if user else server.signed_in_state(browser))
         self.context.add_init_script(CSP_RECORDER)
         self.page = self.context.new_page()
         self.dialogs = []
@@ -305,7 +226,21 @@ class AdminPage:
             reported += self.page.evaluate("window.__cspViolations || []")
         except Exception:  # the page is gone: the console record is all there is
             pass
-        return reported
+        return [text for text in reported if SENTINEL not in text]
+
+    def settle(self):
+        """Wait until what the page has done so far has shown its effects: an image load that
+        fails, then a violation of the policy made on purpose, are seen after whatever failed
+        load (an injected ``<img onerror>``) and violation came before them."""
+        self.page.evaluate("""() => new Promise((done) => {
+            const image = new Image();
+            image.onload = image.onerror = done;
+            image.src = "/settle-" + Date.now() + ".png";
+        })""")
+        with self.page.expect_console_message(lambda message: SENTINEL in message.text):
+            self.page.evaluate("(src) => { new Image().src = src; }", SENTINEL)
+        self.page.wait_for_function(
+            "(src) => window.__cspViolations.some((text) => text.includes(src))", arg=SENTINEL)
 
     def screenshot(self, name, **options):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -353,12 +288,12 @@ def test_the_page_is_served_under_a_strict_csp_and_every_tab_loads_without_viola
     expect(admin.page.locator("#worker-code .cm-keyword").first).to_be_visible()  # highlighted
     admin.tab("create-worker")
     expect(admin.page.locator("#create-worker-editor .CodeMirror")).to_contain_text("MyWorker")
-    admin.page.wait_for_timeout(300)
+    admin.settle()
     assert admin.csp_violations() == []
 
 
 def test_signing_in_through_the_form_opens_the_page_and_signing_out_leaves_it(browser, server):
-    context = browser.new_context(viewport=LAPTOP)
+    context = new_context(browser, viewport=LAPTOP)
     try:
         page = context.new_page()
         page.goto(server.base + "/login")
@@ -458,7 +393,7 @@ def test_a_refused_delete_shows_the_servers_message_then_kill_and_delete_work(ad
     expect(admin.row(job["id"])).to_have_count(0)
     expect(admin.page.locator("#job-detail-notice")).to_contain_text("deleted")
     assert [kind for kind, _ in admin.dialogs] == ["confirm"] * 3
-    assert server.call("GET", "/jobs/%s" % job["id"])[0] == 404
+    assert server.call("GET", "/jobs/%s" % job["id"]).code == 404
 
 
 def test_a_worker_with_a_syntax_error_is_refused_with_its_line(admin, server):
@@ -476,7 +411,7 @@ def test_a_worker_with_a_syntax_error_is_refused_with_its_line(admin, server):
     expect(error_line).to_have_count(1)
     expect(error_line.locator(".CodeMirror-linenumber")).to_have_text("5")
     expect(error_line).to_contain_text("def run(self)")
-    assert server.text("/workers/Fragile/code") == good  # nothing was saved
+    assert server.call("GET", "/workers/Fragile/code").text == good  # nothing was saved
     # Fixing the line clears the mark, and saving works.
     set_editor_text(admin, "#worker-code", good.replace("'ok'", "'fixed'"))
     expect(error_line).to_have_count(0)
@@ -487,7 +422,7 @@ def test_a_worker_with_a_syntax_error_is_refused_with_its_line(admin, server):
 def test_html_in_log_lines_parameters_and_descriptions_is_shown_as_text(admin, server):
     lines = [XSS, "<script>alert(2)</script>", "<b>not bold</b>"]
     job = server.create_job("Echo", {"lines": lines, "response": XSS, "note": XSS})
-    server.wait_for_status(job["id"])
+    server.wait_for_job(job["id"])
     server.api("PUT", "/workers/Sneaky", 'from jobjoker import Worker\n\n\nclass Sneaky(Worker):\n'
                '    """%s"""\n\n    def run(self):\n        pass\n' % XSS)
     admin.goto()
@@ -500,7 +435,7 @@ def test_html_in_log_lines_parameters_and_descriptions_is_shown_as_text(admin, s
     expect(admin.row(job["id"]).locator(".cell-params")).to_contain_text(XSS)
     admin.tab("workers")
     expect(admin.page.locator("#workers-list").get_by_text(XSS)).to_be_visible()
-    admin.page.wait_for_timeout(500)  # time for an onerror to fire, were there an img
+    admin.settle()  # an onerror would have fired, were there an img
     # Nothing became markup: no img (the favicon in the header aside), b or script element.
     assert admin.page.locator("main img, main b, main script").count() == 0
     assert admin.dialogs == []
@@ -606,7 +541,7 @@ def test_a_worker_that_declares_parameters_gets_a_form(admin, server):
 
 def test_a_long_log_opens_at_its_tail_and_loads_earlier_pages(admin, server):
     job = server.create_job("Counter", {"count": 12000})
-    server.wait_for_status(job["id"])
+    server.wait_for_job(job["id"])
     admin.goto()
     admin.open_job(job["id"])
     # 12,002 entries: STARTED, line 0 .. line 11999, ENDED. The last 1,000 are shown.
@@ -646,7 +581,7 @@ def test_the_log_resumes_without_loss_after_the_server_restarts(browser, tmp_pat
     own = Server(tmp_path)
     admin = None
     try:
-        own.start()
+        own.wait_ready()
         job = own.create_job("TestWorker", {"count": 40, "sleep": 0.15})
         admin = AdminPage(browser, own)
         admin.goto()
@@ -655,7 +590,7 @@ def test_the_log_resumes_without_loss_after_the_server_restarts(browser, tmp_pat
         expect(admin.log_lines.filter(has_text=re.compile(r"^log 3$"))).to_have_count(1)
         own.stop()  # the job runs on under its supervisor
         expect(admin.page.locator("#connection")).to_have_attribute("data-state", "offline")
-        own.start()
+        own.start().wait_ready()
         expect(admin.page.locator("#connection")).to_have_attribute("data-state", "live")
         expect(admin.status_badge).to_have_text("done", timeout=30_000)
         expect(admin.log_lines.last).to_contain_text("ENDED done")
@@ -667,7 +602,7 @@ def test_the_log_resumes_without_loss_after_the_server_restarts(browser, tmp_pat
     finally:
         if admin:
             admin.close()
-        own.cleanup()
+        own.discard()
 
 
 def test_screenshots_of_every_tab_on_a_laptop_and_a_phone(browser, server):
@@ -680,7 +615,7 @@ def test_screenshots_of_every_tab_on_a_laptop_and_a_phone(browser, server):
     server.create_job("Echo", {"lines": ["checking input"], "fail": True})
     server.create_job("Foobar", None, start=False)
     running = server.create_job("TestWorker", {"count": 500, "sleep": 0.3})
-    server.wait_for_status(stopped["id"])
+    server.wait_for_job(stopped["id"])
     admin = AdminPage(browser, server)
     try:
         admin.goto()
@@ -730,16 +665,6 @@ def new_user(server, role, prefix="user"):
     return username, password
 
 
-def bearer_status(server, token, path="/session"):
-    request = urllib.request.Request(server.base + path)
-    request.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
 def test_an_admin_creates_a_user_who_signs_in_and_the_last_admin_is_kept(admin, browser, server):
     admin.goto("#users")
     page = admin.page
@@ -777,7 +702,7 @@ def test_an_admin_creates_a_user_who_signs_in_and_the_last_admin_is_kept(admin, 
     row.get_by_role("button", name="Delete %s" % username).click()
     expect(row).to_have_count(0)
     assert [kind for kind, _ in admin.dialogs] == ["confirm", "confirm"]  # disable, delete
-    assert server.call("GET", "/users/%s" % username)[0] == 404
+    assert server.call("GET", "/users/%s" % username).code == 404
 
 
 def test_a_viewer_sees_no_admin_tabs_nor_run_buttons_and_a_forced_command_is_refused(
@@ -818,7 +743,7 @@ def test_a_viewer_sees_no_admin_tabs_nor_run_buttons_and_a_forced_command_is_ref
 
 
 def test_the_audit_trail_shows_what_was_just_done_as_text(admin, server):
-    server.call("POST", "/session", {"username": XSS, "password": "wrong"}, auth=False)
+    server.call("POST", "/session", {"username": XSS, "password": "wrong"}, auth=None)
     admin.goto("#create-job")
     page = admin.page
     page.select_option("#create-job-worker", "Echo")
@@ -871,9 +796,9 @@ def test_a_user_creates_a_token_sees_it_once_uses_it_and_revokes_it(browser, ser
         row = page.locator("#tokens-rows tr").filter(has_text="nightly import")
         expect(row).to_contain_text("viewer")
         # The token works against the API, with its own role.
-        status, envelope = bearer_status(server, secret)
-        assert status == 200 and envelope["data"][0]["role"] == "viewer"
-        assert bearer_status(server, secret, "/jobs")[0] == 200
+        reply = server.call("GET", "/session", auth=None, headers=bearer(secret))
+        assert reply.code == 200 and reply.data[0]["role"] == "viewer"
+        assert server.call("GET", "/jobs", auth=None, headers=bearer(secret)).code == 200
         # Once: Done forgets it, and a reload does not bring it back.
         page.click("#token-secret-done")
         expect(secret_box).to_be_hidden()
@@ -888,7 +813,7 @@ def test_a_user_creates_a_token_sees_it_once_uses_it_and_revokes_it(browser, ser
         expect(row).to_contain_text("revoked")
         expect(row.get_by_role("button")).to_have_count(0)
         assert [kind for kind, _ in operator.dialogs] == ["confirm"]
-        assert bearer_status(server, secret)[0] == 401
+        assert server.call("GET", "/session", auth=None, headers=bearer(secret)).code == 401
         assert operator.csp_violations() == [] and operator.page_errors == []
     finally:
         operator.close()

@@ -8,8 +8,6 @@ reconfigure a server start their own. Only 5xx replies and a server that never a
 stand-in HTTP server: the real one cannot be made to fail on demand.
 """
 import asyncio
-import http.server
-import json
 import logging
 import threading
 import time
@@ -18,101 +16,22 @@ import pytest
 
 from jobjoker.client import AuthError, BadRequestError, Client, ConflictError, \
     ConnectionFailed, Event, NotFoundError, ServerError
-from tests.conftest import PASSWORD, ROOT, discard
-from tests.test_server_process import ServerProcess, free_port
-
-LINES = '''import os, time
-from jobjoker import Worker
-
-class Lines(Worker):
-    """Logs `count` lines "line i", padded with dots to `width`, and a response every 1000;
-    after the first `pause_at` lines, waits for the file `gate` to exist."""
-    def run(self):
-        for i in range(self.params["count"]):
-            if i == self.params.get("pause_at"):
-                while not os.path.exists(self.params["gate"]):
-                    time.sleep(0.01)
-            self.log(("line %d " % i).ljust(self.params.get("width", 0), "."))
-            if i % 1000 == 0:
-                self.response("response %d" % i)
-'''
-
-# The pause keeps the failure after the reply to its start: a job that fails while its start
-# request is still being answered gets a 503 for the start (a server race, reported).
-FAILING = '''import time
-from jobjoker import Worker
-
-class Failing(Worker):
-    """Logs one line, then raises."""
-    def run(self):
-        self.log("about to fail")
-        time.sleep(0.2)
-        raise ValueError("bad input")
-'''
-
-HELLO = '''from jobjoker import Worker
-
-class Hello(Worker):
-    """Says hello."""
-    def run(self):
-        self.log("hello %s" % self.get_parameter("name", "world"))
-'''
+from tests.support import FAILING_WORKER, HELLO_WORKER, LINES_WORKER, PASSWORD, \
+    ServerProcess, free_port, until, wait_for_end, workers_folder
 
 
-def start_server(tmp_path, *options, port=None):
+def start_server(tmp_path, *options):
     """``run_server.py`` in its own process on ``tmp_path``, with the sample workers and the
-    test workers, ready to answer. ``port`` reuses a port (a restart)."""
-    workers = tmp_path / "workers"
-    if not workers.exists():
-        workers.mkdir()
-        for name in ("Foobar", "TestWorker"):
-            source = (ROOT / "workers" / ("%s.py" % name)).read_text()
-            (workers / ("%s.py" % name)).write_text(source)
-        (workers / "Lines.py").write_text(LINES)
-        (workers / "Failing.py").write_text(FAILING)
-    if port is not None:
-        options += ("--port", str(port))  # the last --port wins over ServerProcess's own
-    server = ServerProcess(tmp_path, env={"JOBJOKER_ADMIN_PASSWORD": PASSWORD},
-                           args=("--workers-dir", str(workers), "--stop-grace", "2", *options))
-    if port is not None:
-        server.port = port
-    return server.wait_ready()
-
-
-def url_of(server):
-    return "http://127.0.0.1:%d" % server.port
-
-
-@pytest.fixture(scope="module")
-def server_process(tmp_path_factory):
-    """One real server for the module."""
-    server = start_server(tmp_path_factory.mktemp("client-server"))
-    yield server
-    discard(server)
+    test workers, ready to answer."""
+    workers = workers_folder(tmp_path / "workers", {"Lines": LINES_WORKER,
+                                                    "Failing": FAILING_WORKER})
+    return ServerProcess(tmp_path, "--stop-grace", "2", *options,
+                         workers_dir=workers).wait_ready()
 
 
 @pytest.fixture
 def client(server_process):
-    return Client(url_of(server_process), "admin", PASSWORD)
-
-
-def until(check, timeout=30.0, what="condition"):
-    """Wait until ``check()`` returns something truthy and return it: the synchronous twin of
-    conftest's ``poll``, for these tests that call the synchronous client."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError("still waiting after %.0f s for %s" % (timeout, what))
-        time.sleep(0.05)
-    return result
-
-
-def wait_for_end(client, job_id):
-    """The job once it has ended."""
-    def ended():
-        job = client.job(job_id)
-        return job if job["status"] not in ("idle", "active") else None
-    return until(ended, what="job %s to end" % job_id)
+    return Client(server_process.url, "admin", PASSWORD)
 
 
 def check_complete(events, count, status="done"):
@@ -130,6 +49,27 @@ def check_complete(events, count, status="done"):
     assert responses == ["response %d" % i for i in range(0, count, 1000)]
     statuses = [e.status for e in events if e.kind == "status"]
     assert statuses[-1] == status
+
+
+class Seen(logging.Handler):
+    """Sets ``event`` once a record of ``logger`` contains ``text``."""
+
+    def __init__(self, logger, text):
+        super().__init__()
+        self.text = text
+        self.event = threading.Event()
+        self.logger = logging.getLogger(logger)
+
+    def emit(self, record):
+        if self.text in record.getMessage():
+            self.event.set()
+
+    def __enter__(self):
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self)
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -162,11 +102,11 @@ def test_defaults_come_from_the_environment(monkeypatch):
 def test_workers_push_read_and_delete(client):
     names = {w["name"] for w in client.workers()}
     assert {"Foobar", "TestWorker", "Lines", "Failing"} <= names
-    summary = client.push_worker("Hello", HELLO)
+    summary = client.push_worker("Hello", HELLO_WORKER)
     assert summary["name"] == "Hello" and summary["description"] == "Says hello."
     assert client.worker("Hello") == summary
-    assert client.worker_code("Hello") == HELLO
-    replaced = client.push_worker("Hello", HELLO.replace("Says hello.", "Greets.").encode())
+    assert client.worker_code("Hello") == HELLO_WORKER
+    replaced = client.push_worker("Hello", HELLO_WORKER.replace("Says hello.", "Greets.").encode())
     assert replaced["description"] == "Greets." and replaced["hash"] != summary["hash"]
     assert client.delete_worker("Hello")["name"] == "Hello"
     with pytest.raises(NotFoundError) as caught:
@@ -242,52 +182,24 @@ def test_refusals_raise_the_matching_error_with_the_servers_message(client, serv
     assert caught.value.status == 422
     for password in ("wrong", None):
         with pytest.raises(AuthError) as caught:
-            Client(url_of(server_process), "admin", password).workers()
+            Client(server_process.url, "admin", password).workers()
         assert caught.value.status == 401
         assert caught.value.message.startswith("authentication required")
 
 
-def test_an_unreachable_server_raises_connection_failed():
+def test_an_unreachable_server_raises_connection_failed(caplog):
     url = "http://127.0.0.1:%d" % free_port()
     with pytest.raises(ConnectionFailed) as caught:
         Client(url, "admin", PASSWORD).jobs()
     assert caught.value.status is None and "cannot reach the JobJoker server at %s" % url \
         in caught.value.message
-    started = time.monotonic()
-    with pytest.raises(ConnectionFailed, match="gave up following after 3 failed attempts"):
+    with caplog.at_level(logging.WARNING, logger="jobjoker.client"), \
+            pytest.raises(ConnectionFailed, match="gave up following after 3 failed attempts"):
         list(Client(url, "admin", PASSWORD).follow("some-job", max_retries=2))
-    assert time.monotonic() - started < 5  # 0.1 s, then 0.2 s of backoff
-
-
-class StandIn(http.server.BaseHTTPRequestHandler):
-    """Replies with the status and body its server holds, after its delay."""
-
-    def do_GET(self):
-        time.sleep(self.server.delay)
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", self.server.content_type)
-        self.end_headers()
-        self.wfile.write(self.server.body)
-
-    do_PUT = do_POST = do_GET
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def stand_in():
-    """A server that answers every request the same way (set status, body, delay)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    server.status, server.delay = 503, 0
-    server.content_type = "application/json"
-    server.body = json.dumps({"success": False, "message": "the database is unavailable; "
-                              "try again shortly", "total": 0, "data": []}).encode()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    # It backed off 0.1 s, then 0.2 s (what it waits, not how long the machine took).
+    waits = [r.getMessage().rsplit(" in ", 1)[1] for r in caplog.records
+             if "resuming at" in r.getMessage()]
+    assert waits == ["0.1 s", "0.2 s"], waits
 
 
 def test_server_failures_raise_server_error_and_silence_raises_connection_failed(stand_in):
@@ -303,7 +215,7 @@ def test_server_failures_raise_server_error_and_silence_raises_connection_failed
     with pytest.raises(ServerError) as caught:
         client.workers()
     assert caught.value.status == 502 and caught.value.message == "HTTP 502 Bad Gateway"
-    stand_in.delay = 2
+    stand_in.delay = 30  # silence: no answer within the client's timeout of 1 s
     with pytest.raises(ConnectionFailed, match="timed out"):
         client.workers()
 
@@ -389,9 +301,8 @@ def test_run_and_wait_return_the_final_job(client):
 
 def test_follow_resumes_across_a_server_restart_without_loss_or_duplicate(tmp_path, caplog):
     server = start_server(tmp_path)
-    servers = [server]
     try:
-        client = Client(url_of(server), "admin", PASSWORD)
+        client = Client(server.url, "admin", PASSWORD)
         gate = tmp_path / "gate"
         job = client.create_job("Lines", {"count": 20000, "pause_at": 10000,
                                           "gate": str(gate)})
@@ -405,38 +316,49 @@ def test_follow_resumes_across_a_server_restart_without_loss_or_duplicate(tmp_pa
         assert server.stop() == 0  # SIGTERM: the job keeps running without its server
         gate.write_text("go")  # ... and logs the rest while no server is there
 
-        def restart():
-            time.sleep(1)  # long enough for the follower to find nobody and back off
-            servers.append(start_server(tmp_path, port=server.port))
+        def restart():  # once the follower has found nobody there and backs off
+            if found_nobody.event.wait(120):
+                server.start().wait_ready()
         restarting = threading.Thread(target=restart)
-        restarting.start()
-        with caplog.at_level(logging.WARNING, logger="jobjoker.client"):
+        with caplog.at_level(logging.WARNING, logger="jobjoker.client"), \
+                Seen("jobjoker.client", "cannot reach") as found_nobody:
+            restarting.start()
             events += list(following)
         restarting.join()
         check_complete(events, 20000)
         drops = [r.getMessage() for r in caplog.records if "resuming at" in r.getMessage()]
         assert any("cannot reach" in message for message in drops), drops  # it had to retry
     finally:
-        discard(*servers)
+        server.discard()
 
 
 def test_follow_resumes_after_the_server_drops_it_as_too_slow(tmp_path, caplog):
     server = start_server(tmp_path, "--stream-stall-timeout", "1",
                           "--stream-buffer-bytes", "65536")
     try:
-        client = Client(url_of(server), "admin", PASSWORD)
+        client = Client(server.url, "admin", PASSWORD)
         # ~16 MB of backlog: more than the socket buffers hold while the reader dawdles.
         job = client.start(client.create_job("Lines", {"count": 40000, "width": 400})["id"])
         assert wait_for_end(client, job["id"])["status"] == "done"
-        events = []
+        events, pause = [], 1
+
+        def drops_so_far():
+            return [r.getMessage() for r in caplog.records if "resuming at" in r.getMessage()]
         with caplog.at_level(logging.WARNING, logger="jobjoker.client"):
             for event in client.follow(job["id"]):
                 events.append(event)
-                if len(events) == 2:
-                    time.sleep(3)  # stop reading: the server closes the stream after 1 s
+                if len(events) % 2000 == 2 and not drops_so_far():
+                    # The reader stops reading: the behaviour under test. The server drops it
+                    # once a batch has waited over the stall timeout (1 s), at its next sweep
+                    # (one a second), late on a busy machine; the close frame then waits behind
+                    # what the socket buffers hold, and Tornado cuts a connection whose close
+                    # goes unanswered for 5 s. So until the drop comes, each pause is a second
+                    # longer than the last: the first one past the drop ends well inside that.
+                    pause += 1
+                    time.sleep(pause)
         check_complete(events, 40000)
-        drops = [r.getMessage() for r in caplog.records if "resuming at" in r.getMessage()]
+        drops = drops_so_far()
         assert drops and all("code 1013: subscriber too slow" in message
                              for message in drops), drops
     finally:
-        discard(server)
+        server.discard()

@@ -18,7 +18,7 @@ from jobjoker.openapi import openapi_document
 from jobjoker.paging import MAX_OFFSET, largest
 from jobjoker.spool import MAX_ENTRY_BYTES
 from jobjoker.workers import NAME_PATTERN
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 API_MD = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
 UNITS = {"KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}

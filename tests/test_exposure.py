@@ -1,19 +1,16 @@
 """Exposure: Host-header and origin checks, WebSocket message limits, TLS, the loud warning
 without it, and jobs dropping root."""
-import json
 import os
 import pwd
 import ssl
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 import tornado.httpclient
 import tornado.websocket
 
-from tests.conftest import IN_CI, ROOT
+from tests.support import IN_CI, ROOT
 
 
 @pytest.mark.gen_test
@@ -58,26 +55,14 @@ def self_signed(tmp_path):
 
 def test_tls_serves_https_and_marks_the_session_cookie_secure(tmp_path, servers):
     cert, key = self_signed(tmp_path)
-    server = servers(env={"JOBJOKER_ADMIN_PASSWORD": "pw"},
-                     args=("--tls-cert", str(cert), "--tls-key", str(key)))
+    server = servers(password="pw", tls=(cert, key)).wait_ready()  # /health over HTTPS
     context = ssl.create_default_context(cafile=str(cert))
     context.check_hostname = False
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen("https://127.0.0.1:%d/health" % server.port,
-                                        context=context, timeout=5) as reply:
-                assert reply.status == 200
-                break
-        except OSError:
-            assert time.monotonic() < deadline, server.stderr
-            time.sleep(0.1)
-    login = urllib.request.Request(
-        "https://127.0.0.1:%d/session" % server.port, method="POST",
-        data=json.dumps({"username": "admin", "password": "pw"}).encode())
-    with urllib.request.urlopen(login, context=context, timeout=10) as reply:
-        cookies = reply.headers.get_all("Set-Cookie")
-    session = [c for c in cookies if c.startswith("jobjoker_session=")][0]
+    login = server.call("POST", "/session", {"username": "admin", "password": "pw"}, auth=None,
+                        context=context)
+    assert login.code == 201, login
+    session = [c for c in login.headers.get_list("Set-Cookie")
+               if c.startswith("jobjoker_session=")][0]
     assert "Secure" in session and "HttpOnly" in session
     assert "listening on https://" in server.stderr
     assert "WITHOUT TLS" not in server.stderr
@@ -85,7 +70,7 @@ def test_tls_serves_https_and_marks_the_session_cookie_secure(tmp_path, servers)
 
 
 def test_listening_beyond_loopback_without_tls_warns_loudly(servers):
-    server = servers(env={"JOBJOKER_ADMIN_PASSWORD": "pw"}, args=("--host", "0.0.0.0"))
+    server = servers("--host", "0.0.0.0", password="pw")
     server.wait_ready()
     assert "LISTENING ON 0.0.0.0 WITHOUT TLS" in server.stderr
     assert server.stop() == 0

@@ -31,17 +31,13 @@ server at run time, fails on pytest 9.2: "'Function' object has no attribute '_n
 """
 import itertools
 import json
-import shutil
 
 import pytest
-import requests
 import schemathesis
 
 from jobjoker.app import routes
 from jobjoker.openapi import openapi_document
-from jobjoker.supervisor_client import socket_path_for
-from tests.conftest import ROOT, kill_leftovers
-from tests.test_server_process import ServerProcess
+from tests.support import ServerProcess, workers_folder
 
 ADMIN = ("admin", "fuzz-admin-password")
 MAX_EXAMPLES = 25
@@ -64,29 +60,19 @@ class Scratch(Worker):
 def fuzzed_server(tmp_path_factory):
     """A server process of its own, with throwaway data and workers; killed with its jobs."""
     tmp_path = tmp_path_factory.mktemp("fuzz")
-    workers = tmp_path / "workers"
-    workers.mkdir()
-    for name in ("Foobar.py", "TestWorker.py"):
-        shutil.copy(ROOT / "workers" / name, workers / name)
     # The fuzz fails logins on purpose (POST /session, PUT .../password with a wrong "current"):
     # throttling them would turn the rest of the run into 429s.
-    server = ServerProcess(tmp_path, env={
-        "JOBJOKER_ADMIN_PASSWORD": ADMIN[1], "JOBJOKER_LOGIN_FAILURES": "1000000",
-        "JOBJOKER_LOGIN_FAILURES_PER_ADDRESS": "1000000"},
-        # after ServerProcess's own --workers-dir (the checkout's), so this one wins
-        args=("--workers-dir", str(workers)))
+    server = ServerProcess(tmp_path, password=ADMIN[1], workers_dir=workers_folder(
+        tmp_path / "workers"), env={"JOBJOKER_LOGIN_FAILURES": "1000000",
+                                    "JOBJOKER_LOGIN_FAILURES_PER_ADDRESS": "1000000"})
     try:
         server.wait_ready()
-        server.url = "http://127.0.0.1:%d" % server.port
-        served = requests.get(server.url + "/openapi.json", auth=ADMIN, timeout=30)
-        assert served.json() == json.loads(json.dumps(openapi_document(routes()))), \
+        served = server.call("GET", "/openapi.json")
+        assert served.json == json.loads(json.dumps(openapi_document(routes()))), \
             "the server serves another document than the one fuzzed"
         yield server
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
-        kill_leftovers(socket_path_for(str(server.data_dir / "run")))  # and its jobs
+        server.discard()  # and its jobs
 
 
 def fuzz_config():
@@ -117,32 +103,25 @@ schema = schemathesis.openapi.from_dict(openapi_document(routes()),
 class Resources:
     """Makes, through the API, the existing resource a case is then aimed at."""
 
-    def __init__(self, url):
-        self.url = url
-        self.session = requests.Session()
-        self.session.auth = ADMIN
+    def __init__(self, server):
+        self.server = server
         self.turns = itertools.cycle((False, True))
 
-    def call(self, method, path, **kwargs):
-        reply = self.session.request(method, self.url + path, timeout=30, **kwargs)
-        assert reply.status_code < 300, (method, path, reply.status_code, reply.text)
-        return reply.json()["data"][0]
-
     def job(self):
-        return self.call("POST", "/jobs", json={"worker": self.worker()})["id"]
+        return self.server.api("POST", "/jobs", {"worker": self.worker()})[0]["id"]
 
     def token(self):
-        return self.call("POST", "/tokens", json={"name": "fuzz"})["id"]
+        return self.server.api("POST", "/tokens", {"name": "fuzz"})[0]["id"]
 
     def user(self):
         # One user, made again once deleted: each new password hash costs a real scrypt.
-        if self.session.get(self.url + "/users/fuzz-target", timeout=30).status_code == 404:
-            self.call("POST", "/users", json={"username": "fuzz-target",
-                                              "password": "a long fuzz password"})
+        if self.server.call("GET", "/users/fuzz-target").code == 404:
+            self.server.api("POST", "/users", {"username": "fuzz-target",
+                                               "password": "a long fuzz password"})
         return "fuzz-target"
 
     def worker(self):
-        self.call("PUT", "/workers/Scratch", data=SCRATCH_WORKER)
+        self.server.api("PUT", "/workers/Scratch", SCRATCH_WORKER)
         return "Scratch"
 
     def aim(self, case):
@@ -161,7 +140,7 @@ class Resources:
 
 @pytest.fixture(scope="module")
 def resources(fuzzed_server):
-    return Resources(fuzzed_server.url)
+    return Resources(fuzzed_server)
 
 
 def spare_the_fuzz_admin(case):

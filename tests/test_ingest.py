@@ -11,7 +11,7 @@ from jobjoker.events import EventHub
 from jobjoker.ingest import Ingester, Spools
 from jobjoker.logstore import LogStore
 from jobjoker.storage import Storage
-from tests.conftest import poll
+from tests.support import poll
 
 SECRET = "hunter22"
 

@@ -3,13 +3,11 @@ the cap, and a disk that fills up under a logging job."""
 import os
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
 from jobjoker.client import Client
-from tests.conftest import IN_CI
-from tests.test_faults import AUTH, call, job, wait
+from tests.support import IN_CI, until, workers_folder
 
 FLOOD = '''import os, time
 from jobjoker import Worker
@@ -35,47 +33,35 @@ class Flood(Worker):
 
 @pytest.fixture
 def start_server(servers, tmp_path):
-    workers = tmp_path / "workers"
-    workers.mkdir()
-    (workers / "Flood.py").write_text(FLOOD)
+    workers = workers_folder(tmp_path / "workers", {"Flood": FLOOD}, samples=())
 
     def start(*args):
-        return servers(env={"JOBJOKER_ADMIN_PASSWORD": AUTH[1]},
-                       args=("--workers-dir", str(workers), *args)).wait_ready()
+        return servers(*args, workers_dir=workers).wait_ready()
     return start
 
 
-def start_flood(server, **parameters):
-    status, body = call(server, "POST", "/jobs", {"worker": "Flood", "parameters": parameters})
-    assert status == 201, body
-    job_id = body["data"][0]["id"]
-    status, body = call(server, "PUT", "/jobs/%s/status" % job_id, "start")
-    assert status == 200, body
-    return job_id
-
-
 def last_messages(server, job_id, count=5):
-    total = job(server, job_id)["log_count"]
-    page = call(server, "GET", "/jobs/%s/log?offset=%d&limit=%d"
-                % (job_id, max(0, total - count), count))[1]["data"]
-    return [e["message"] for e in page]
+    total = server.job(job_id)["log_count"]
+    return [e["message"] for e in server.api("GET", "/jobs/%s/log?offset=%d&limit=%d"
+                                             % (job_id, max(0, total - count), count))]
 
 
 def test_a_job_flooding_its_log_keeps_head_and_tail_and_little_disk(start_server, tmp_path):
     server = start_server("--max-log-bytes", "2M")
     release = tmp_path / "release"
-    job_id = start_flood(server, count=200000, release=str(release))  # ~19 MB of entries
-    wait(lambda: "flooded" in last_messages(server, job_id), timeout=120, what="the flood")
+    job_id = server.create_job("Flood", {"count": 200000, "release": str(release)})["id"]
+    # ~19 MB of entries
+    until(lambda: "flooded" in last_messages(server, job_id), timeout=120, what="the flood")
     # The spool is ~20 MB long but holds only what is not stored yet on disk.
     spool = os.stat(server.data_dir / "jobs" / job_id / "log.spool")
     assert spool.st_size > 15 * 1024 * 1024
     assert spool.st_blocks * 512 < 4 * 1024 * 1024
     release.touch()
-    final = wait(lambda: job(server, job_id)["status"] == "done" and job(server, job_id),
-                 timeout=60, what="the job to end")
+    final = server.wait_for_job(job_id)
+    assert final["status"] == "done", final
     total = final["log_count"]
     assert total == 200000 + 5  # STARTED, 200,000 lines, flooded, last line, ENDED; the marker
-    head = call(server, "GET", "/jobs/%s/log?limit=100000" % job_id)[1]["data"]
+    head = server.api("GET", "/jobs/%s/log?limit=100000" % job_id)
     assert head[0]["message"].startswith("STARTED")
     lines = [e for e in head if e["message"].startswith("line ")]
     assert [e["message"][:13] for e in lines] == ["line %08d" % i for i in range(len(lines))]
@@ -91,7 +77,7 @@ def test_a_job_flooding_its_log_keeps_head_and_tail_and_little_disk(start_server
                                "stream = 0", (job_id,)).fetchone()
     assert 1.8 * 1024 * 1024 < stored <= 2 * 1024 * 1024
     # A follower from the start gets the head, the marker, then the tail, told of the gap.
-    client = Client("http://127.0.0.1:%d" % server.port, *AUTH)
+    client = Client(server.url, *server.auth)
     seqs = [event.seq for event in client.follow(job_id) if event.kind == "log"]
     gaps = [(a, b) for a, b in zip(seqs, seqs[1:]) if b != a + 1]
     assert len(gaps) == 1 and gaps[0][0] == marker["seq"]
@@ -132,27 +118,25 @@ def test_a_full_disk_truncates_the_log_with_a_marker_and_health_says_so(
     server = start_server()
     release = tmp_path / "release"
     flooded = tmp_path / "flooded"
-    job_id = start_flood(server, count=60000, pause=0.001, release=str(release),
-                         flooded=str(flooded))
-    wait(lambda: job(server, job_id)["log_count"] > 100, what="the first entries")
+    job_id = server.create_job("Flood", {"count": 60000, "pause": 0.001, "release": str(release),
+                                         "flooded": str(flooded)})["id"]
+    until(lambda: server.job(job_id)["log_count"] > 100, what="the first entries")
     ballast = fill(small_disk, leave=256 * 1024)
-    status, body = wait(lambda: (lambda reply: reply[0] == 503 and reply)(
-        call(server, "GET", "/health")), timeout=60, what="/health to report the full disk")
-    assert "the disk is full" in body["message"]
-    # Nothing crashed: the server answers, the job runs on (its logging does not fail it).
-    assert call(server, "GET", "/jobs/%s" % job_id)[1]["data"][0]["status"] == "active"
-    time.sleep(1)
-    assert job(server, job_id)["status"] == "active"
+    health = until(lambda: (lambda reply: reply.code == 503 and reply)(
+        server.call("GET", "/health")), timeout=60, what="/health to report the full disk")
+    assert "the disk is full" in health.json["message"]
+    # Nothing crashed: the server answers, and the job logs the rest of its flood into the full
+    # disk and waits for its release, still active (its logging does not fail it).
+    assert server.job(job_id)["status"] == "active"
+    until(flooded.exists, timeout=120, what="the flood")
+    assert server.job(job_id)["status"] == "active"
     ballast.unlink()  # room again
-    wait(lambda: call(server, "GET", "/health")[0] == 200, timeout=60,
-         what="/health to recover")
-    wait(flooded.exists, timeout=120, what="the flood")
+    until(lambda: server.call("GET", "/health").code == 200, timeout=60,
+          what="/health to recover")
     release.touch()
-    final = wait(lambda: job(server, job_id)["status"] != "active" and job(server, job_id),
-                 timeout=60, what="the job to end")
+    final = server.wait_for_job(job_id)
     assert final["status"] == "done", final
-    messages = [e["message"] for e in call(
-        server, "GET", "/jobs/%s/log?limit=100000" % job_id)[1]["data"]]
+    messages = server.messages(job_id)
     lost = [m for m in messages if m.startswith("[JobJoker]")]
     assert lost and all("the disk was full" in m for m in lost), lost
     lines = [int(m.split()[1]) for m in messages if m.startswith("line ")]

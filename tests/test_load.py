@@ -18,10 +18,8 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 
-from jobjoker.supervisor_client import socket_path_for
-from tests.conftest import poll
+from tests.support import fetch, poll, workers_folder
 
-PASSWORD = "load-test-password"
 WORKERS = {
     "Chatter": '''import time
 from jobjoker import Worker
@@ -74,37 +72,27 @@ print(json.dumps(times))
 @pytest.fixture
 def load_server(servers, tmp_path, database_url):
     """A real server on each backend whose workers dir holds this module's workers."""
-    workers = tmp_path / "load-workers"
-    workers.mkdir()
-    for name, source in WORKERS.items():
-        (workers / ("%s.py" % name)).write_text(source)
-    return servers(env={"JOBJOKER_ADMIN_PASSWORD": PASSWORD},
-                   args=("--workers-dir", str(workers), "--database", database_url,
-                         "--stop-grace", "5")).wait_ready()
+    workers = workers_folder(tmp_path / "load-workers", WORKERS, samples=())
+    return servers("--database", database_url, "--stop-grace", "5",
+                   workers_dir=workers).wait_ready()
 
 
 class Api:
     """Concurrent REST calls to a server process."""
 
-    def __init__(self, port, concurrency=32):
-        self.base = "http://127.0.0.1:%d" % port
+    def __init__(self, server, concurrency=32):
+        self.server = server
         self.client = tornado.httpclient.AsyncHTTPClient(force_instance=True,
                                                          max_clients=concurrency)
 
     async def __call__(self, method, path, body=None):
-        if body is not None and not isinstance(body, (str, bytes)):
-            body = json.dumps(body)
-        response = await self.client.fetch(
-            self.base + path, method=method, body=body, auth_username="admin",
-            auth_password=PASSWORD, raise_error=False, request_timeout=60)
-        return response.code, json.loads(response.body or b"null")
+        reply = await fetch(self.client, self.server.url, method, path, body, self.server.auth)
+        return reply.code, reply.json
 
     async def start(self, worker, parameters):
-        code, body = await self("POST", "/jobs", {"worker": worker, "parameters": parameters})
+        code, body = await self("POST", "/jobs", {"worker": worker, "parameters": parameters,
+                                                  "start": True})
         assert code == 201, body
-        job_id = body["data"][0]["id"]
-        code, body = await self("PUT", "/jobs/%s/status" % job_id, "start")
-        assert code == 200, body
         return body["data"][0]
 
     async def command(self, job_id, command):
@@ -142,8 +130,8 @@ async def gather_limited(coroutines, limit):
 class Subscriber:
     """Follows one job's stream, checking that log entries come in order, counting them."""
 
-    def __init__(self, port, job_id):
-        self.port, self.job_id = port, job_id
+    def __init__(self, server, job_id):
+        self.server, self.job_id = server, job_id
         self.received = 0
         self.next_seq = 0
         self.end = None
@@ -151,8 +139,8 @@ class Subscriber:
 
     async def follow(self):
         request = tornado.httpclient.HTTPRequest(
-            "ws://127.0.0.1:%d/jobs/%s/stream" % (self.port, self.job_id),
-            auth_username="admin", auth_password=PASSWORD, request_timeout=60)
+            "ws://127.0.0.1:%d/jobs/%s/stream" % (self.server.port, self.job_id),
+            auth_username="admin", auth_password=self.server.password, request_timeout=60)
         connection = await tornado.websocket.websocket_connect(request)
         self.task = asyncio.ensure_future(self._read(connection))
 
@@ -180,11 +168,11 @@ def percentile(samples, q):
 async def test_health_answers_with_200_jobs_logging_and_100_subscribers(load_server):
     # 200 jobs logging a line every 5 ms: 40,000 entries a second to store, half of them
     # followed live.
-    api = Api(load_server.port)
+    api = Api(load_server)
     try:
         jobs = await gather_limited(
             [api.start("Chatter", {"every": 0.005}) for _ in range(200)], 16)
-        subscribers = [Subscriber(load_server.port, job["id"]) for job in jobs[::2]]
+        subscribers = [Subscriber(load_server, job["id"]) for job in jobs[::2]]
         await gather_limited([s.follow() for s in subscribers], 16)
         await poll(lambda: all(s.received > 0 for s in subscribers), timeout=60,
                    what="every subscriber to receive entries")
@@ -258,7 +246,7 @@ def zombies_of(parents):
 def supervisor_pid(server):
     """The supervisor of the server's data dir: the process started with its socket path
     whose parent was not (its jobs are forks of it, with the same command line)."""
-    path = socket_path_for(str(server.data_dir / "run")).encode()
+    path = server.supervisor_socket.encode()
     matching = set()
     for entry in os.listdir("/proc"):
         try:
@@ -297,7 +285,7 @@ async def all_final(api, ids):
 async def test_2000_short_jobs_leak_no_fd_zombie_or_memory(load_server):
     server = load_server.process.pid
     supervisor = supervisor_pid(load_server)
-    api = Api(load_server.port, concurrency=24)
+    api = Api(load_server, concurrency=24)
     try:
         # Warm up: the allocator's arenas, SQLite's page cache (2 MiB by default, filled as the
         # database grows) and Tornado's pools reach their working size. Measured here: the
@@ -305,7 +293,7 @@ async def test_2000_short_jobs_leak_no_fd_zombie_or_memory(load_server):
         # 1,000, then stays flat (+12 KiB per 1,000 jobs from 3,000 to 8,000).
         warm = await churn(api, 1000, 12)
         await poll(lambda: all_final(api, warm), timeout=60, what="the warm-up jobs to end")
-        await poll(lambda: not zombies_of({server, supervisor}), timeout=10, what="no zombie")
+        await poll(lambda: not zombies_of({server, supervisor}), timeout=60, what="no zombie")
         fds_before = open_fds(server), open_fds(supervisor)
         rss_before = rss_kib(server), rss_kib(supervisor)
 
@@ -317,11 +305,11 @@ async def test_2000_short_jobs_leak_no_fd_zombie_or_memory(load_server):
         # Resources first: reading 3,000 jobs back through the API grows the heap by itself.
         # A few descriptors may be in flight (an HTTP connection closing): allow a margin.
         margin = 5
-        await poll(lambda: open_fds(server) <= fds_before[0] + margin, timeout=10,
+        await poll(lambda: open_fds(server) <= fds_before[0] + margin, timeout=60,
                    what="the server's fds to settle (%d before)" % fds_before[0])
-        await poll(lambda: open_fds(supervisor) <= fds_before[1] + margin, timeout=10,
+        await poll(lambda: open_fds(supervisor) <= fds_before[1] + margin, timeout=60,
                    what="the supervisor's fds to settle (%d before)" % fds_before[1])
-        await poll(lambda: not zombies_of({server, supervisor}), timeout=10, what="no zombie")
+        await poll(lambda: not zombies_of({server, supervisor}), timeout=60, what="no zombie")
         rss_after = rss_kib(server), rss_kib(supervisor)
         print("\nchurn of 2000 jobs: %.1f s (%.0f jobs/s); server fds %d -> %d, RSS %d -> %d "
               "KiB; supervisor fds %d -> %d, RSS %d -> %d KiB" % (

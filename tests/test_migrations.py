@@ -16,7 +16,8 @@ from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as run_operations
 
 from jobjoker import migrations, models
-from tests.conftest import IN_CI, MYSQL_URL
+from tests.conftest import MYSQL_URL
+from tests.support import IN_CI
 
 POSTGRESQL_URL = os.environ.get("JOBJOKER_TEST_POSTGRESQL_URL",
                                 "postgresql://postgres@127.0.0.1:5432/test")

@@ -2,7 +2,6 @@
 database, and the lease's rules for a holder that is dead, alive, local or on another host."""
 import logging
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -13,43 +12,28 @@ from jobjoker import models
 from jobjoker.errors import StartupError
 from jobjoker.config import Config
 from jobjoker.nodes import NodeLease
-
-LEASE_TTL = Config.node_lease_ttl
 from jobjoker.proc import boot_id
 from jobjoker.proc import start_time as process_start_time
-from jobjoker.supervisor_client import socket_path_for
-from tests.conftest import kill_leftovers, process_alive, processes_of
-from tests.test_faults import AUTH, TICKER, call, start_job, wait
-from tests.test_faults import job as job_of
-from tests.test_server_process import ServerProcess
+from tests.support import TICKER_WORKER, Bystander, process_alive, processes_of, until, \
+    workers_folder
 
-
+LEASE_TTL = Config.node_lease_ttl
 
 # --- real servers sharing one database ------------------------------------------------------
 
 @pytest.fixture
-def start_server(tmp_path, database_url):
+def start_server(servers, tmp_path, database_url):
     """``start_server(name, node)``: a real server with its own data dir (``<tmp>/<name>``) on
     this test's database; every one, with its supervisor and jobs, is killed afterwards."""
-    workers = tmp_path / "workers"
-    workers.mkdir()
-    (workers / "Ticker.py").write_text(TICKER)
-    started = []
+    workers = workers_folder(tmp_path / "workers", {"Ticker": TICKER_WORKER}, samples=())
 
     def start(name, node="shared", ready=True):
         root = tmp_path / name
         root.mkdir(exist_ok=True)
-        server = ServerProcess(root, env={"JOBJOKER_ADMIN_PASSWORD": AUTH[1]},
-                               args=("--workers-dir", str(workers), "--database", database_url,
-                                     "--node", node))
-        started.append(server)
+        server = servers("--database", database_url, "--node", node, root=root,
+                         workers_dir=workers)
         return server.wait_ready() if ready else server
-    yield start
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
-        kill_leftovers(socket_path_for(str(server.data_dir / "run")))
+    return start
 
 
 @pytest.fixture
@@ -68,26 +52,26 @@ def rows(database_url):
 
 
 def start_ticker(server, every=0.02):
-    return start_job(server, "Ticker", {"count": 100000, "every": every})
+    return server.create_job("Ticker", {"count": 100000, "every": every})
 
 
 def supervisors_of(server):
     """Pids of processes started for this server's run dir (its supervisor and jobs)."""
-    return processes_of(socket_path_for(str(server.data_dir / "run")))
+    return processes_of(server.supervisor_socket)
 
 
 def test_a_second_server_on_the_same_database_and_node_is_refused_and_touches_nothing(
         start_server, rows):
     first = start_server("first")
     job = start_ticker(first)
-    wait(lambda: job_of(first, job["id"])["log_count"] > 3, what="the job to log")
+    until(lambda: first.job(job["id"])["log_count"] > 3, what="the job to log")
     lease = rows(models.Node)
     assert [(n["name"], n["pid"]) for n in lease] == [("shared", first.process.pid)]
     jobs_before = rows(models.Job)
     users_before = rows(models.User)
 
     second = start_server("second", ready=False)  # its own data dir, the same database
-    assert second.process.wait(timeout=30) == 1
+    assert second.process.wait(timeout=60) == 1
     message = second.stderr
     assert "node 'shared' of this database is held by another JobJoker server" in message
     assert "host %s, pid %d, since %s" % (socket.gethostname(), first.process.pid,
@@ -99,7 +83,7 @@ def test_a_second_server_on_the_same_database_and_node_is_refused_and_touches_no
 
     # The first server and its job carry on; nothing in the database changed but the job's
     # own progress.
-    assert call(first, "GET", "/health")[0] == 200
+    assert first.call("GET", "/health").code == 200
     after = {row["id"]: row for row in rows(models.Job)}
     for row in jobs_before:
         assert after[row["id"]]["status"] == "active" and after[row["id"]]["node"] == "shared"
@@ -107,11 +91,10 @@ def test_a_second_server_on_the_same_database_and_node_is_refused_and_touches_no
     assert rows(models.User) == users_before
     assert [(n["holder"], n["started"]) for n in rows(models.Node)] == \
         [(lease[0]["holder"], lease[0]["started"])]
-    count = job_of(first, job["id"])["log_count"]
-    wait(lambda: job_of(first, job["id"])["log_count"] > count + 3, what="more log")
-    assert call(first, "PUT", "/jobs/%s/status" % job["id"], "stop")[0] == 202
-    final = wait(lambda: job_of(first, job["id"])["status"] != "active"
-                 and job_of(first, job["id"]))
+    count = first.job(job["id"])["log_count"]
+    until(lambda: first.job(job["id"])["log_count"] > count + 3, what="more log")
+    assert first.call("PUT", "/jobs/%s/status" % job["id"], "stop").code == 202
+    final = first.wait_for_job(job["id"])
     assert final["status"] == "stop"
 
     assert first.stop() == 0
@@ -121,19 +104,18 @@ def test_a_second_server_on_the_same_database_and_node_is_refused_and_touches_no
 def test_another_node_name_on_the_same_database_is_allowed(start_server, rows):
     east = start_server("east", node="east")
     west = start_server("west", node="west")
-    assert call(east, "GET", "/health")[1]["data"][0]["node"] == "east"
-    assert call(west, "GET", "/health")[1]["data"][0]["node"] == "west"
+    assert east.call("GET", "/health").data[0]["node"] == "east"
+    assert west.call("GET", "/health").data[0]["node"] == "west"
     assert sorted((n["name"], n["pid"]) for n in rows(models.Node)) == [
         ("east", east.process.pid), ("west", west.process.pid)]
     on_east, on_west = start_ticker(east), start_ticker(west)
-    assert (job_of(west, on_east["id"])["node"], job_of(east, on_west["id"])["node"]) == \
+    assert (west.job(on_east["id"])["node"], east.job(on_west["id"])["node"]) == \
         ("east", "west")
     # Each server controls the jobs of its own node only.
-    assert call(east, "PUT", "/jobs/%s/status" % on_west["id"], "kill")[0] == 409
+    assert east.call("PUT", "/jobs/%s/status" % on_west["id"], "kill").code == 409
     for server, job in ((east, on_east), (west, on_west)):
-        assert call(server, "PUT", "/jobs/%s/status" % job["id"], "kill")[0] == 202
-        final = wait(lambda: job_of(server, job["id"])["status"] != "active"
-                     and job_of(server, job["id"]))
+        assert server.call("PUT", "/jobs/%s/status" % job["id"], "kill").code == 202
+        final = server.wait_for_job(job["id"])
         assert final["status"] == "stop" and not process_alive(job["pid"])
     assert east.stop() == 0 and west.stop() == 0
     assert rows(models.Node) == []
@@ -142,8 +124,7 @@ def test_another_node_name_on_the_same_database_is_allowed(start_server, rows):
 def test_a_server_killed_with_kill_9_is_replaced_at_once_even_from_another_data_dir(
         start_server, rows):
     first = start_server("first")
-    first.process.send_signal(signal.SIGKILL)
-    first.process.wait()
+    first.kill()
     started = time.monotonic()
     second = start_server("second")
     # No waiting for a lease to expire: on this host, a dead pid proves the holder dead.
@@ -168,11 +149,10 @@ def bound(database_url):
 
 @pytest.fixture
 def sleeper():
-    """A live process that is not a JobJoker server."""
-    process = subprocess.Popen(["sleep", "60"])
-    yield process
-    process.kill()
-    process.wait()
+    """A live process that is not a JobJoker server (and tells whether it was signalled)."""
+    bystander = Bystander()
+    yield bystander
+    bystander.close()
 
 
 def lease_row(**fields):
@@ -232,7 +212,7 @@ def test_a_holder_whose_pid_now_belongs_to_another_process_is_taken_over(bound, 
         NodeLease("n1", tmp_path).acquire()
     assert holder().pid == os.getpid()
     assert "now belongs to another process" in caplog.text
-    assert sleeper.poll() is None  # and nobody signalled it
+    assert sleeper.unsignalled()  # and nobody signalled it
 
 
 def test_a_holder_from_before_a_reboot_is_taken_over(bound, tmp_path, sleeper):

@@ -2,7 +2,7 @@
 
 Five kinds of check keep the document true: its paths and methods are exactly the route table's
 and the handlers'; the role each operation names is the one of the role matrix in
-``test_security.py``, and follows what its handler declares; it is valid OpenAPI 3.0;
+``tests/support.py``, and follows what its handler declares; it is valid OpenAPI 3.0;
 ``GET /openapi.json`` serves it; and real replies of a real server (a worker, a job that runs,
 users, tokens, a browser session, the audit trail, every error the API can give) validate
 against the schema the document gives for their path, method, status and content type.
@@ -19,8 +19,7 @@ from jobjoker import __version__, errors, parameters
 from jobjoker.app import routes
 from jobjoker.config import Config
 from jobjoker.openapi import openapi_document
-from tests.conftest import PASSWORD
-from tests.test_security import MATRIX, bearer, cookies_of
+from tests.support import MATRIX, PASSWORD, bearer, cookies_of
 
 HANDLER_METHODS = ("get", "post", "put", "delete", "patch")
 OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -143,7 +142,7 @@ def test_document_describes_server_and_version(document):
 
 
 def matrix_roles():
-    """``{(path shape, method): role}`` from test_security.py's role matrix."""
+    """``{(path shape, method): role}`` from the role matrix (tests/support.py)."""
     roles = {}
     for (template, method), role in MATRIX.items():
         for stream in ("log", "response"):

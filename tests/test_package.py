@@ -22,7 +22,7 @@ import pytest
 
 from jobjoker import checkout
 from jobjoker.supervisor_client import socket_path_for
-from tests.conftest import ROOT, processes_of
+from tests.support import ROOT, processes_of
 
 # What the wheel is built from: setup.py's inputs, and no build/ or egg-info of the checkout.
 SOURCES = ("setup.py", "README.md", "jobjoker", "handlers", "static")
@@ -121,9 +121,8 @@ def test_an_installed_server_serves_its_page_and_runs_jobs(installed, servers, t
     workers.mkdir()
     (workers / "Paths.py").write_text(PATHS_WORKER)
     auth = ("admin", "pw")
-    server = servers(command=[str(installed["bin"] / "jobjoker"), "serve"],
-                     env={"JOBJOKER_ADMIN_PASSWORD": "pw"},
-                     args=("--workers-dir", str(workers))).wait_ready()
+    server = servers(command=[str(installed["bin"] / "jobjoker"), "serve"], password="pw",
+                     workers_dir=workers).wait_ready()
     status, page = fetch(server.port, "/", auth=auth, accept="text/html")
     assert status == 200 and page == (ROOT / "static" / "index.html").read_bytes()
     assert fetch(server.port, "/static/app.css") == (

@@ -5,13 +5,12 @@ killing its jobs), talking to the domain services directly.
 """
 import os
 import signal
-import time
 
 import pytest
 
 from jobjoker import models
 from jobjoker.app import JobJokerServer
-from tests.conftest import PASSWORD, kill_leftovers, poll
+from tests.support import PASSWORD, kill_leftovers, poll
 
 
 async def started_server(config):
@@ -52,7 +51,10 @@ async def test_a_restarted_server_adopts_a_running_job(config, cleanup):
     await first.stop()  # the jobs keep running
     assert os.getpgid(started["pid"]) == started["pid"]
 
-    time.sleep(0.3)  # the job logs on while no server is there
+    spool = os.path.join(config.jobs_dir, job["id"], "log.spool")
+    left = os.path.getsize(spool)
+    await poll(lambda: os.path.getsize(spool) > left,
+               what="the job to log on while no server is there")
     second = await started_server(config)
     cleanup.append(second)
     jobs = services(second)

@@ -1,8 +1,8 @@
 """Security: who may do what, with which credentials, and what is refused.
 
-The role matrix is written out here, from the issue, not derived from the code; a test checks
-that every route of the application's own route table appears in it, so a new route cannot
-ship without a decision about who may use it.
+The role matrix (``tests/support.py``) is written out from the issue, not derived from the code;
+a test checks that every route of the application's own route table appears in it, so a new route
+cannot ship without a decision about who may use it.
 """
 import asyncio
 import re
@@ -13,48 +13,8 @@ import tornado.httpclient
 
 from jobjoker import auth, models, roles
 from jobjoker.app import routes
-from tests.conftest import PASSWORD
+from tests.support import MATRIX, PASSWORD, PUBLIC, SELF, bearer, cookies_of, poll
 
-PUBLIC, SELF = "public", "self"
-# (path template, method) -> the least role that may call it
-MATRIX = {
-    ("/health", "GET"): PUBLIC,
-    ("/", "GET"): "viewer",
-    ("/login", "GET"): PUBLIC,
-    ("/openapi.json", "GET"): "viewer",
-    ("/workers", "GET"): "viewer",
-    ("/workers/{name}", "GET"): "viewer",
-    ("/workers/{name}", "PUT"): "admin",
-    ("/workers/{name}", "DELETE"): "admin",
-    ("/workers/{name}/code", "GET"): "viewer",
-    ("/jobs", "GET"): "viewer",
-    ("/jobs", "POST"): "operator",
-    ("/jobs/batch", "POST"): "operator",
-    ("/jobs/{id}", "GET"): "viewer",
-    ("/jobs/{id}", "DELETE"): "operator",
-    ("/jobs/{id}/status", "GET"): "viewer",
-    ("/jobs/{id}/status", "PUT"): "operator",
-    ("/jobs/{id}/{stream}", "GET"): "viewer",
-    ("/jobs/{id}/{stream}", "POST"): "operator",
-    ("/jobs/{id}/{stream}/download", "GET"): "viewer",
-    ("/jobs/{id}/pid", "GET"): "viewer",
-    ("/jobs/{id}/pid", "PUT"): "operator",
-    ("/jobs/{id}/stream", "GET"): "viewer",
-    ("/events", "GET"): "viewer",
-    ("/session", "GET"): SELF,
-    ("/session", "POST"): PUBLIC,
-    ("/session", "DELETE"): SELF,
-    ("/users", "GET"): "admin",
-    ("/users", "POST"): "admin",
-    ("/users/{name}", "GET"): SELF,
-    ("/users/{name}", "PATCH"): "admin",
-    ("/users/{name}", "DELETE"): "admin",
-    ("/users/{name}/password", "PUT"): SELF,
-    ("/tokens", "GET"): SELF,
-    ("/tokens", "POST"): SELF,
-    ("/tokens/{id}", "DELETE"): SELF,
-    ("/audit", "GET"): "admin",
-}
 WEBSOCKETS = {"/jobs/{id}/stream", "/events"}
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -142,10 +102,7 @@ async def test_every_route_refuses_a_request_without_credentials(api, ws_connect
 
 # --- tokens ----------------------------------------------------------------------------------------
 
-def bearer(token):
-    return {"Authorization": "Bearer " + token}
-
-
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_tokens_work_as_bearer_are_capped_by_role_and_can_be_revoked(api, make_user):
     operator = make_user("op", "operator")
@@ -181,14 +138,21 @@ async def test_tokens_work_as_bearer_are_capped_by_role_and_can_be_revoked(api, 
     assert (await api("GET", "/jobs", auth=None, headers=bearer(token[:-2] + "xx"))).code == 401
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_expired_tokens_and_tokens_of_disabled_users_stop_working(api, make_user):
     viewer = make_user("vi", "viewer")
+    before = time.time()
+    lasting = (await api("POST", "/tokens", {"name": "lasting", "expires_in": 3600},
+                         auth=viewer)).data[0]
+    assert before + 3600 <= lasting["expires"] <= time.time() + 3600
+    assert (await api("GET", "/jobs", auth=None, headers=bearer(lasting["token"]))).code == 200
     short = (await api("POST", "/tokens", {"name": "short", "expires_in": 0.5},
-                       auth=viewer)).data[0]["token"]
-    assert (await api("GET", "/jobs", auth=None, headers=bearer(short))).code == 200
-    await asyncio.sleep(0.7)
-    assert (await api("GET", "/jobs", auth=None, headers=bearer(short))).code == 401
+                       auth=viewer)).data[0]
+    # Once its expiry has passed (the event itself, by the clock the server reads), not after
+    # a guess at how long that takes.
+    await poll(lambda: time.time() > short["expires"], what="the token's expiry")
+    assert (await api("GET", "/jobs", auth=None, headers=bearer(short["token"]))).code == 401
     other = (await api("POST", "/tokens", {"name": "other"}, auth=viewer)).data[0]["token"]
     await api("PATCH", "/users/vi", {"disabled": True})
     assert (await api("GET", "/jobs", auth=None, headers=bearer(other))).code == 401
@@ -196,14 +160,7 @@ async def test_expired_tokens_and_tokens_of_disabled_users_stop_working(api, mak
 
 # --- browser sessions --------------------------------------------------------------------------------
 
-def cookies_of(reply):
-    jar = {}
-    for header in reply.headers.get_list("Set-Cookie"):
-        name, _, rest = header.partition("=")
-        jar[name] = (rest.split(";")[0], header)
-    return jar
-
-
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 @pytest.mark.parametrize("config_overrides", [{"session_lifetime": 90}])
 async def test_a_sign_in_lasts_the_session_lifetime_setting(api):
@@ -288,6 +245,7 @@ async def test_brute_force_meets_429_with_retry_after(api, config_overrides):
 
 # --- users -------------------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_users_are_managed_by_admins_and_the_last_admin_is_kept(api):
     created = await api("POST", "/users", {"username": "ann", "password": "long enough pw",
@@ -323,6 +281,7 @@ async def test_users_are_managed_by_admins_and_the_last_admin_is_kept(api):
     assert (await api("PATCH", "/users/ann", {"colour": "red"})).code == 400
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_deleting_a_user_ends_their_tokens_and_sessions(api, make_user):
     ann = make_user("ann", "operator")
@@ -359,18 +318,16 @@ async def test_a_user_changes_their_own_password_with_the_current_one(api, make_
 
 # --- audit -------------------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
-async def test_the_audit_trail_says_who_did_what(api, run_job, make_user):
+async def test_the_audit_trail_says_who_did_what(api, make_user, wait_for_status):
     operator = make_user("ops", "operator")
     job = (await api("POST", "/jobs", {"worker": "Foobar"}, auth=operator)).data[0]
     await api("PUT", "/jobs/%s/status" % job["id"], "start", auth=operator)
     await api("PUT", "/workers/Audited", "from jobjoker import Worker\n\nclass Audited(Worker):"
                                         "\n    def run(self):\n        pass\n")
     await api("GET", "/jobs", auth=("ops", "wrong"))
-    for _ in range(100):
-        if (await api("GET", "/jobs/%s" % job["id"])).data[0]["status"] == "done":
-            break
-        await asyncio.sleep(0.05)
+    assert (await wait_for_status(job["id"]))["status"] == "done"
     await api("DELETE", "/jobs/%s" % job["id"], auth=operator)
     trail = await api("GET", "/audit?limit=50")
     seen = [(e["actor"], e["action"], e["target"]) for e in trail.data]

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from tests.conftest import PASSWORD, poll, read_until_closed
+from tests.support import PASSWORD, poll, read_until_closed
 
 FLOOD = '''import os, time
 from jobjoker import Worker
@@ -65,6 +65,7 @@ async def test_an_ended_job_gives_status_backlog_then_end(api, run_job, ws_conne
                for e in m["entries"])
 
 
+@pytest.mark.both_databases  # the backlog read from the store while ingestion commits
 @pytest.mark.gen_test(timeout=240)
 async def test_from_the_start_and_from_half_way_every_entry_arrives_once_in_order(
         api, ws_connect, write_worker, tmp_path):
@@ -81,11 +82,15 @@ async def test_from_the_start_and_from_half_way_every_entry_arrives_once_in_orde
         return await job_field(api, job_id, "log_count") >= 100002  # STARTED, 100k, pausing
     await poll(half_way, what="half the log")
     late = await ws_connect("/jobs/%s/stream" % job_id)
-    late_messages = asyncio.ensure_future(read_until_closed(late, timeout=120))
-    await asyncio.sleep(0.2)  # the late one is mid-backlog when the flood resumes
+    late_start = [json.loads(await asyncio.wait_for(late.read_message(), 60))]
+    while late_start[-1]["type"] != "log":
+        late_start.append(json.loads(await asyncio.wait_for(late.read_message(), 60)))
+    # The late one has its first page of backlog, not all of it, when the flood resumes.
+    assert late_start[-1]["seq"] + len(late_start[-1]["entries"]) < 100002
     gate.write_text("go")
+    late_rest = asyncio.ensure_future(read_until_closed(late, timeout=120))
     expected = ["line %d" % i for i in range(200000)]
-    for messages in (await early_messages, await late_messages):
+    for messages in (await early_messages, late_start + await late_rest):
         first, log = entries_of(messages)
         assert first == 0
         assert log[0].startswith("STARTED") and log[-1].startswith("ENDED done")
@@ -97,15 +102,14 @@ async def test_from_the_start_and_from_half_way_every_entry_arrives_once_in_orde
         assert statuses[-1] == "done" and "active" in statuses
 
 
+@pytest.mark.both_databases  # the backlog read from the store while ingestion commits
 @pytest.mark.gen_test(timeout=120)
-async def test_a_reconnect_with_log_from_continues_without_loss(api, ws_connect,
+async def test_a_reconnect_with_log_from_continues_without_loss(api, run_job, ws_connect,
                                                                 write_worker, tmp_path):
     write_worker("Flood", FLOOD)
     gate = tmp_path / "gate"
-    created = await api("POST", "/jobs", {"worker": "Flood", "parameters": {
-        "count": 20000, "pause_at": 5000, "gate": str(gate)}})
-    job_id = created.data[0]["id"]
-    await api("PUT", "/jobs/%s/status" % job_id, "start")
+    job_id = (await run_job("Flood", {"count": 20000, "pause_at": 5000,
+                                      "gate": str(gate)}))["id"]
     first = await ws_connect("/jobs/%s/stream" % job_id)
     received, next_seq = [], 0
     while next_seq < 3000:  # take part of the log, then drop the connection
@@ -197,6 +201,9 @@ async def test_bad_credentials_unknown_jobs_and_other_origins_are_refused(
 async def test_the_same_origin_is_accepted(api, ws_connect, http_port):
     connection = await ws_connect("/events", headers={"Origin": "http://127.0.0.1:%d"
                                                       % http_port})
+    job_id = (await api("POST", "/jobs", {"worker": "Foobar"})).data[0]["id"]
+    event = json.loads(await asyncio.wait_for(connection.read_message(), 60))
+    assert (event["type"], event["action"], event["job"]["id"]) == ("job", "created", job_id)
     connection.close()
 
 

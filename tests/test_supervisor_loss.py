@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from tests.conftest import poll, process_alive
+from tests.support import poll, process_alive
 
 
 @pytest.mark.gen_test(timeout=60)
