@@ -141,7 +141,9 @@ class Ingester:
         self._watches = {}  # inotify watch descriptor -> job id
         self._inotify = None
         self._poller = None
-        self._dirty = set()
+        # Jobs with news, in the order they got it (a dict as an ordered set): a pass that runs
+        # out of time leaves the rest at the front, so every job gets its turn.
+        self._dirty = {}
         self._deferred = set()  # dirty jobs stored less than GAP ago
         self._deferred_timer = None
         self._running = False  # a pass is on the writer thread
@@ -183,7 +185,7 @@ class Ingester:
     def untrack(self, job_id):
         """Stop visiting a job (it has ended: its end drains the rest)."""
         visit = self._visits.pop(job_id, None)
-        self._dirty.discard(job_id)
+        self._dirty.pop(job_id, None)
         self._deferred.discard(job_id)
         if visit is not None and visit.watch is not None and self._inotify is not None:
             self._watches.pop(visit.watch, None)
@@ -194,18 +196,18 @@ class Ingester:
 
     def mark_dirty(self, job_id):
         if job_id in self._visits:
-            self._dirty.add(job_id)
+            self._dirty.setdefault(job_id)
             self._schedule()
 
     def _on_inotify(self, fd, events):
         for watch in self._inotify.read_watches():
             job_id = self._watches.get(watch)
             if job_id is not None:
-                self._dirty.add(job_id)
+                self._dirty.setdefault(job_id)
         self._schedule()
 
     def _poll_all(self):
-        self._dirty.update(self._visits)
+        self._dirty.update(dict.fromkeys(self._visits))
         self._schedule()
 
     # --- passes ------------------------------------------------------------------------------
@@ -229,7 +231,7 @@ class Ingester:
                 soonest = wait if soonest is None else min(soonest, wait)
             else:
                 due.append(visit.spools)
-        self._dirty = set()
+        self._dirty = {}
         try:
             if due:
                 await self._store(due)
@@ -261,7 +263,9 @@ class Ingester:
             if more:  # more than one visit's worth: come back soon
                 self._deferred.add(job_id)
                 self._defer(GAP)
-        self._dirty.update(spools.job_id for spools in rest)  # the slice ran out first
+        if rest:  # the slice ran out first: they go before the jobs marked meanwhile
+            marked, self._dirty = self._dirty, dict.fromkeys(spools.job_id for spools in rest)
+            self._dirty.update(marked)
 
     def _store_some(self, tx, due):
         """Writer thread: visit jobs for about SLICE seconds; (results, not visited)."""
@@ -285,7 +289,7 @@ class Ingester:
 
     def _undefer(self):
         self._deferred_timer = None
-        self._dirty |= self._deferred
+        self._dirty.update(dict.fromkeys(self._deferred))
         self._deferred.clear()
         self._schedule()
 

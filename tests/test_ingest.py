@@ -138,3 +138,32 @@ def test_disk_full_errors_are_recognised():
     assert ingest.is_disk_full(OSError(28, "No space left on device"))
     assert ingest.is_disk_full(Exception("database or disk is full"))
     assert not ingest.is_disk_full(Exception("database is locked"))
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_every_dirty_job_gets_its_turn_however_busy_the_others(setup, monkeypatch):
+    storage, logstore, ingester, tmp_path, _ = setup
+    monkeypatch.setattr(ingest, "SLICE", 0.0)  # a pass visits one job, then the writer is free
+    monkeypatch.setattr(ingest, "QUICK_PASSES", 10 ** 6)  # no pacing: only the order counts
+    visits = []
+    store = ingest.store_spools
+
+    def recorded(tx, logstore, spools, *args, **kwargs):
+        visits.append(spools.job_id)
+        return store(tx, logstore, spools, *args, **kwargs)
+    monkeypatch.setattr(ingest, "store_spools", recorded)
+    names = ["quiet%d" % i for i in range(8)] + ["busy"]
+    jobs = {name: ingester.track(new_job(tmp_path, name)) for name in names}
+    passes = ingester._store
+
+    async def busy_again(due):
+        await passes(due)
+        append(jobs["busy"], jobdir.LOG_SPOOL, headed("more"))  # news after every pass
+        ingester.mark_dirty("busy")
+    monkeypatch.setattr(ingester, "_store", busy_again)
+    for name in names:
+        append(jobs[name], jobdir.LOG_SPOOL, headed("hello from %s" % name))
+        ingester.mark_dirty(name)
+    await poll(lambda: len(visits) >= len(names), what="as many visits as jobs")
+    # In the order they had news: the busy one's news after every pass waits its turn.
+    assert visits[:len(names)] == names
