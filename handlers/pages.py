@@ -80,8 +80,10 @@ class OpenAPIHandler(APIHandler):
 
 def _is_package_file(path):
     """Whether ``path`` is one of the files that make the page's folder a Python package (so it
-    installs as ``jobjoker.static``) rather than a file of the page."""
-    return path.endswith((".py", ".pyc")) or "__pycache__" in path.split("/")
+    installs as ``jobjoker.static``) rather than a file of the page (templates/worker.py is
+    one of the page's: the new worker's first code)."""
+    parts = path.split("/")
+    return parts[-1] == "__init__.py" or "__pycache__" in parts
 
 
 def static_route(static_dir):

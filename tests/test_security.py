@@ -383,6 +383,7 @@ async def test_browsers_without_credentials_go_to_the_sign_in_form(api):
     # The files that make the folder a package (jobjoker.static) are not the page's.
     for package_file in ("/static/__init__.py", "/static/__pycache__/__init__.cpython-311.pyc"):
         assert (await api("GET", package_file)).code == 404, package_file
+    assert (await api("GET", "/static/templates/worker.py")).code == 200  # the page's own
     # The page's own requests get no Basic challenge (it shows its form instead).
     marked = await api("GET", "/jobs", auth=None, headers={"X-Requested-With": "JobJoker"})
     assert marked.code == 401 and "WWW-Authenticate" not in marked.headers
