@@ -26,6 +26,8 @@ import time
 import urllib.error
 import urllib.request
 
+from jobjoker import proc
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PYTHON = sys.executable  # the venv's python: a shim from PATH would add its own start-up time
 PASSWORD = "bench-password"
@@ -91,15 +93,13 @@ def kill_leftovers(needle):
 
 
 def parent_pid(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
+    return proc.parent(pid)
 
 
 def cpu_seconds(pid, children=False):
     """User + system CPU time a process has used so far (from /proc/PID/stat); with
     ``children``, plus that of the children it has reaped (cutime + cstime)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = proc.stat_fields(pid)
     ticks = int(fields[11]) + int(fields[12])
     if children:
         ticks += int(fields[13]) + int(fields[14])

@@ -23,6 +23,8 @@ import urllib.request
 
 import tornado.httputil
 
+from jobjoker import proc
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PASSWORD = "test-password"
 ADMIN = ("admin", PASSWORD)
@@ -163,11 +165,7 @@ def free_port():
 
 def process_alive(pid):
     """True while ``pid`` exists and is not a zombie (a zombie has ended, only unreaped)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    return proc.state(pid) not in (None, "Z")
 
 
 def processes_of(socket_path):

@@ -18,7 +18,8 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 
-from tests.support import fetch, poll, workers_folder
+from jobjoker import proc
+from tests.support import fetch, poll, processes_of, workers_folder
 
 WORKERS = {
     "Chatter": '''import time
@@ -223,39 +224,16 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS for pid %d" % pid)
 
 
-def stat_of(pid):
-    """(state, ppid) from /proc/PID/stat, or None if the process is gone."""
-    try:
-        with open("/proc/%s/stat" % pid, "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return fields[0].decode(), int(fields[1])
-
-
 def zombies_of(parents):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = stat_of(entry)
-            if stat is not None and stat[0] == "Z" and stat[1] in parents:
-                found.append(int(entry))
-    return found
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()
+            and proc.state(int(entry)) == "Z" and proc.parent(int(entry)) in parents]
 
 
 def supervisor_pid(server):
     """The supervisor of the server's data dir: the process started with its socket path
     whose parent was not (its jobs are forks of it, with the same command line)."""
-    path = server.supervisor_socket.encode()
-    matching = set()
-    for entry in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                if path in f.read():
-                    matching.add(int(entry))
-        except (OSError, ValueError):
-            pass
-    roots = [pid for pid in matching if (stat_of(pid) or ("", 0))[1] not in matching]
+    matching = set(processes_of(server.supervisor_socket))
+    roots = [pid for pid in matching if proc.parent(pid) not in matching]
     assert len(roots) == 1, roots
     return roots[0]
 
