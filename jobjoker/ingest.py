@@ -148,7 +148,9 @@ class Ingester:
         self._deferred_timer = None
         self._running = False  # a pass is on the writer thread
         self._closed = False
-        self._logged = set()  # kinds of failure logged already (once each)
+        # Kinds of failure logged, with the jobs failing so since: logged again only once all
+        # of those jobs stored something again (an outage is one line, not one per job).
+        self._failing = {}
 
     def start(self):
         try:
@@ -259,7 +261,7 @@ class Ingester:
             if stored:
                 visit.last_stored, visit.passes = now, visit.passes + 1
                 self.disk_full = None  # it stored: there is room again
-                self._logged.clear()
+                self.recovered(job_id)
             if more:  # more than one visit's worth: come back soon
                 self._deferred.add(job_id)
                 self._defer(GAP)
@@ -301,20 +303,27 @@ class Ingester:
 
     def failed(self, job_id, error, doing):
         """Note a failure to store (for ``/health`` when the disk is full) and log it, once per
-        kind of failure until a store succeeds again."""
+        kind of failure until every job that met it has stored again (``recovered``)."""
         if is_disk_full(error):
             if self.disk_full is None:
                 log.error("the disk is full: job entries cannot be stored (%s); they wait in "
                           "the jobs' spool files until there is room", error)
                 self.disk_full = (time.time(), str(error))
             return
-        kind = (type(error), doing)
-        if kind not in self._logged:
-            self._logged.add(kind)
+        failing = self._failing.setdefault((type(error), doing), set())
+        if not failing:
             log.error("job %s: %s failed; will retry every %.0f s: %s", job_id, doing,
                       RETRY_DELAY, error, exc_info=error)
         else:
             log.debug("job %s: %s failed again: %s", job_id, doing, error)
+        failing.add(job_id)
+
+    def recovered(self, job_id):
+        """A job stored again: its failures are over."""
+        for kind in list(self._failing):
+            self._failing[kind].discard(job_id)
+            if not self._failing[kind]:
+                del self._failing[kind]
 
     @property
     def tracked(self):
