@@ -195,11 +195,23 @@ class JobService:
 
     async def _prepare_jobs(self, specs, actor, batch=False):
         """The rows of new idle jobs, one per spec, checked; raises the problems (each labelled
-        by its place in a batch). The workers' files are read in an executor, once each."""
+        by its place in a batch). A worker's file is read and parsed in an executor, and only
+        when it changed since it was last (a ``stat`` tells)."""
         names = sorted({spec["worker"] for spec in specs if isinstance(spec, dict)
                         and isinstance(spec.get("worker"), str)})
-        declared = await asyncio.get_running_loop().run_in_executor(
-            None, self._declarations, names)
+        declared, unknown = {}, []
+        for name in names:
+            try:
+                known = self.workers.known_declaration(check_name(name))
+            except JobJokerError as e:
+                known = (None, e)
+            if known is None:
+                unknown.append(name)
+            else:
+                declared[name] = known
+        if unknown:
+            declared.update(await asyncio.get_running_loop().run_in_executor(
+                None, self._declarations, unknown))
         rows, problems = [], []
         for index, spec in enumerate(specs):
             try:
@@ -224,9 +236,6 @@ class JobService:
         found = {}
         for name in names:
             try:
-                check_name(name)
-                if not self.workers.exists(name):
-                    raise NotFound("no worker named %r" % name)
                 found[name] = (self.workers.declared_parameters(name), None)
             except JobJokerError as e:
                 found[name] = (None, e)
@@ -348,19 +357,32 @@ class JobService:
         """Apply ``start``, ``stop`` or ``kill`` to a job; returns the job."""
         if command not in COMMANDS:
             raise BadRequest(self._command_error(command))
-        job = await self.storage.read(jobstore.get, job_id)
         if command == "start":
-            return job_to_dict(await self._start(job, actor))
-        if job.status == JobStatus.IDLE.value:
-            raise InvalidTransition("job %s is idle: it has not started, so there is nothing "
-                                    "to %s (delete it instead)" % (job_id, command))
-        if job.status in FINAL_STATES:
-            raise InvalidTransition("job %s has already ended (%s)" % (job_id, job.status))
+            return job_to_dict(await self._start(job_id, actor))
+        if job_id not in self.processes.running:  # say why not: idle, ended, or gone
+            job = await self.storage.read(jobstore.get, job_id)
+            if job.status == JobStatus.IDLE.value:
+                raise InvalidTransition("job %s is idle: it has not started, so there is "
+                                        "nothing to %s (delete it instead)" % (job_id, command))
+            if job.status in FINAL_STATES:
+                raise InvalidTransition("job %s has already ended (%s)" % (job_id, job.status))
         act = self.processes.stop if command == "stop" else self.processes.kill
         return job_to_dict(await act(job_id, also=lambda tx, job: self.audit.record(
             tx, actor, "job.%s" % command, job_id)))
 
-    async def _start(self, job, actor):
+    async def _start(self, job_id, actor):
+        job = await self.storage.transaction(self._begin_start, job_id)
+        # A job that fails at once may already be final here: that is its end, not a failure
+        # to start (launch raises Unavailable when the supervisor could not fork it).
+        [(job, problem)] = await self._launch([job], actor)
+        if problem is not None:
+            raise Unavailable("job %s could not start: %s" % (job.id, problem))
+        return job
+
+    def _begin_start(self, tx, job_id):
+        """Writer thread: an idle job of an existing worker becomes active, unannounced (its
+        start is announced with its pid); the statuses of two racing starts are read in turn."""
+        job = jobstore.get(job_id)
         if job.status != JobStatus.IDLE.value:
             raise InvalidTransition(
                 "job %s is %s; only an idle job can start (create a new job to run %s again)"
@@ -368,18 +390,8 @@ class JobService:
         if not self.workers.exists(job.worker):
             raise NotFound("job %s cannot start: its worker %r no longer exists"
                            % (job.id, job.worker))
-        try:
-            job = await self.storage.transaction(
-                jobstore.transition, job.id, JobStatus.ACTIVE, False, starttime=time.time(),
-                node=self.config.node)
-        except InvalidTransition:
-            raise InvalidTransition("job %s is already active (another start won)" % job.id)
-        # A job that fails at once may already be final here: that is its end, not a failure
-        # to start (launch raises Unavailable when the supervisor could not fork it).
-        [(job, problem)] = await self._launch([job], actor)
-        if problem is not None:
-            raise Unavailable("job %s could not start: %s" % (job.id, problem))
-        return job
+        return jobstore.transition(tx, job_id, JobStatus.ACTIVE, announced=False,
+                                   starttime=time.time(), node=self.config.node)
 
     @staticmethod
     def _command_error(command):

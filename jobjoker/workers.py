@@ -81,6 +81,13 @@ def inspect_code(name, code):
                           "(the class is named like the worker)" % name)
 
 
+def _signature(stat):
+    """What changes whenever a file's content may have: its inode, size, modification time and
+    change time (ctime, which no tool can set back, unlike the mtime that cp -p and rsync -t
+    copy), to the nanosecond."""
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
 def _fsync_dir(path):
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -96,6 +103,7 @@ class WorkerRepository:
         self.workers_dir = os.fspath(workers_dir)
         self.max_size = max_size
         self._descriptions = {}  # name -> (content hash, (description, declared parameters))
+        self._declarations = {}  # name -> (file signature, declared parameters, problem)
 
     def path(self, name):
         return os.path.join(self.workers_dir, check_name(name) + ".py")
@@ -146,20 +154,40 @@ class WorkerRepository:
     def declared_parameters(self, name):
         """What the worker declares about its parameters (None when it declares nothing).
 
-        Raises ``ValidationError`` for a file that does not pass the check (one put there by
-        hand): its declaration, and so its secrets, cannot be trusted, so it runs no job.
+        Raises ``NotFound``, or ``ValidationError`` for a file that does not pass the check
+        (one put there by hand): its declaration, and so its secrets, cannot be trusted, so it
+        runs no job. The answer is kept until the file changes (``known_declaration``).
         """
         path = self.path(name)
         try:
             with open(path, "rb") as f:
+                stat = os.fstat(f.fileno())
                 code = f.read()
         except (FileNotFoundError, IsADirectoryError):
             raise NotFound("no worker named %r" % name)
         try:
-            return inspect_code(name, code)[1]
+            declared, problem = inspect_code(name, code)[1], None
         except ValidationError as e:
-            raise ValidationError("worker %s cannot run jobs until its code is fixed: %s"
-                                  % (name, e.message), line=e.line)
+            declared, problem = None, ValidationError(
+                "worker %s cannot run jobs until its code is fixed: %s" % (name, e.message),
+                line=e.line)
+        self._declarations[name] = (_signature(stat), declared, problem)
+        if problem is not None:
+            raise problem
+        return declared
+
+    def known_declaration(self, name):
+        """``(declared, problem)`` as ``declared_parameters`` last found them, if the file has
+        not changed since (one ``stat``, no read); None otherwise. ``problem`` is the error a
+        job of it gets (``NotFound`` when the file is gone)."""
+        try:
+            signature = _signature(os.stat(self.path(name)))
+        except (FileNotFoundError, NotADirectoryError):
+            return None, NotFound("no worker named %r" % name)
+        cached = self._declarations.get(name)
+        if cached is None or cached[0] != signature:
+            return None
+        return cached[1], cached[2]
 
     def _inspect(self, name, digest, code):
         """(description, declared parameters), cached by content hash."""

@@ -3,6 +3,7 @@ never show again in any reply, event or log."""
 import asyncio
 import json
 import logging
+import os
 
 import pytest
 
@@ -174,3 +175,26 @@ async def test_an_annotated_declaration_counts_and_a_broken_hand_placed_worker_r
     assert refused.code == 422
     assert "cannot run jobs until its code is fixed" in refused.json["message"]
     assert "secret must be True or False" in refused.json["message"]
+
+
+@pytest.mark.gen_test
+async def test_a_declaration_changed_by_hand_counts_even_with_the_same_size_and_mtime(
+        api, write_worker):
+    # The server keeps what a worker declares until its file changes: a copy that keeps the
+    # size and the modification time (cp -p, rsync -t) is a change too.
+    source = '''from jobjoker import Worker
+
+class Counts(Worker):
+    parameters = {"count": {"type": "integer", "required": True}}
+    def run(self):
+        pass
+'''
+    path = write_worker("Counts", source)
+    assert (await api("POST", "/jobs", {"worker": "Counts",
+                                        "parameters": {"count": 1}})).code == 201
+    before = os.stat(path)
+    path.write_text(source.replace('"count"', '"limit"'))  # as long, to the byte
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size
+    refused = await api("POST", "/jobs", {"worker": "Counts", "parameters": {"count": 1}})
+    assert refused.code == 422 and "limit is required" in refused.json["message"], refused
