@@ -291,6 +291,7 @@ class ProcessManager:
                 self._finish(running, exit_record)))
         else:
             self.running.pop(job_id, None)
+            self.ingester.recovered(job_id)
             log.info("job %s: ended %s (%s)", job_id, status.value, how)
 
     def _record_end(self, tx, running, exit_record):

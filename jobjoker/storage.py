@@ -11,10 +11,12 @@ and writes sockets.
   they were submitted, so SQLite's single writer is ours by construction, a write's statements
   share one connection and one transaction on MySQL and PostgreSQL, and events come out in
   commit order.
-- ``await read(fn, *args)`` runs ``fn(*args)`` on one of the **reader** threads, inside a
-  transaction so it sees one snapshot. Reads never wait behind writes (SQLite in WAL mode keeps
-  readers beside its writer; MySQL and PostgreSQL give each reader its own connection), and a
-  long read (a big page, a search, a backup) holds one reader, not the loop or the writer.
+- ``await read(fn, *args)`` runs ``fn(*args)`` on one of the **reader** threads, each statement
+  seeing what was committed when it ran (no transaction around them: most reads are one
+  statement, and on MySQL a BEGIN and a COMMIT are two more round trips). Reads never wait
+  behind writes (SQLite in WAL mode keeps readers beside its writer; MySQL and PostgreSQL give
+  each reader its own connection), and a long read (a big page, a search, a backup) holds one
+  reader, not the loop or the writer.
 - ``await call(fn, *args)`` runs ``fn(*args)`` on the writer thread outside any transaction:
   for what manages its own (the schema migration, whose DDL MySQL commits statement by
   statement).
@@ -176,11 +178,8 @@ class Storage:
         return 0.0 if began is None else time.monotonic() - began
 
     def read(self, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` on a reader thread, in one read snapshot."""
-        def work():
-            with self.database.atomic():
-                return fn(*args, **kwargs)
-        return self._submit(self._readers, work)
+        """``fn(*args, **kwargs)`` on a reader thread."""
+        return self._submit(self._readers, lambda: fn(*args, **kwargs))
 
     def call(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` on the writer thread, outside any transaction."""
