@@ -19,6 +19,7 @@ IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (then len bytes of name)
+_FAST_SIZE = 32  # an event whose name fits in 16 bytes
 
 _libc = None
 
@@ -68,14 +69,29 @@ class Inotify:
                 data = os.read(self._fd, 65536)
             except BlockingIOError:
                 return fired
-            offset = 0
-            while offset + _EVENT.size <= len(data):
-                wd, mask, _, length = _EVENT.unpack_from(data, offset)
-                offset += _EVENT.size + length
-                if not mask & IN_IGNORED:
-                    fired.add(wd)
+            fired.update(_watches_of(data))
 
     def close(self):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _watches_of(data):
+    """The watch descriptors of the events in ``data`` (IN_IGNORED ones left out)."""
+    # Hundreds of jobs logging make tens of thousands of events a second, nearly all 32 bytes
+    # long (a 16-byte header and a file name padded to 16: "log.spool"). Those are read as
+    # 32-bit words, eight an event, in C; anything else one event at a time.
+    if len(data) % _FAST_SIZE == 0:
+        words = memoryview(data).cast("I")
+        if set(words[3::8]) == {_FAST_SIZE - _EVENT.size} and not any(
+                mask & IN_IGNORED for mask in set(words[1::8])):
+            return words[0::8]
+    fired, offset = [], 0
+    while offset + _EVENT.size <= len(data):
+        wd, mask, _, length = _EVENT.unpack_from(data, offset)
+        offset += _EVENT.size + length
+        if not mask & IN_IGNORED:
+            fired.append(wd)
+    return fired
+
