@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import ssl
+import sys
 import time
 
 import peewee
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 # A write that takes longer than this (every one takes well under a second) means the database
 # hangs: MariaDB on a full disk waits for space instead of failing.
 STUCK_WRITE_SECONDS = 10.0
+GIL_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 
 # One handlers module per resource, each ending in its route list: adding a resource is a module
 # and a line here.
@@ -143,6 +145,11 @@ class JobJokerServer:
             # is no secret from the jobs that run it.
             os.chmod(config.workers_dir, 0o755)
         self.lock.acquire()
+        # The storage's threads run Python (the MySQL driver, spool parsing) while the loop waits
+        # on sockets: each time the loop comes back from a system call it must win the GIL
+        # again, and by default a busy thread keeps it up to 5 ms. A shorter interval hands it
+        # to the loop sooner, which is what every request and stream waits for.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         self.loop_monitor = LoopMonitor(config.slow_callback_seconds).start()
         # Peewee logs every statement with its parameters at DEBUG, secret parameters and
         # password hashes included: keep it quiet even when the server runs at DEBUG.

@@ -6,11 +6,12 @@ and writes sockets.
 
 - ``await transaction(fn, *args)`` runs ``fn(tx, *args)`` on the **writer** thread inside one
   transaction (``Transaction``). Once it has committed, the events ``fn`` gave to
-  ``tx.publish(event)`` are published on the loop, in order, before the caller resumes; if it
-  raises, it is rolled back, nothing is published and the error reaches the caller. Writes run one at a time in the order
-  they were submitted, so SQLite's single writer is ours by construction, a write's statements
-  share one connection and one transaction on MySQL and PostgreSQL, and events come out in
-  commit order.
+  ``tx.publish(event)`` are published on the loop, in commit order (a few milliseconds of them
+  per callback, so that a big write never holds the loop), before the caller resumes; if it
+  raises, it is rolled back, nothing is published and the error reaches the caller. Writes
+  run one at a time in the order they were submitted, so SQLite's single writer is ours by
+  construction, and a write's statements share one connection and one transaction on MySQL
+  and PostgreSQL.
 - ``await read(fn, *args)`` runs ``fn(*args)`` on one of the **reader** threads, each statement
   seeing what was committed when it ran (no transaction around them: most reads are one
   statement, and on MySQL a BEGIN and a COMMIT are two more round trips). Reads never wait
@@ -30,6 +31,7 @@ A thread whose statement failed for want of a connection (``OperationalError``,
 that went away and came back is used again without a restart.
 """
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
@@ -41,6 +43,7 @@ import peewee
 log = logging.getLogger(__name__)
 
 READERS = 3  # reader threads: a long read holds one, requests and streams use the others
+PUBLISH_SLICE = 0.005  # seconds of publishing events in one callback of the loop
 _STOP = object()
 
 
@@ -119,8 +122,13 @@ class Storage:
         self._write_began = None  # time.monotonic() when the running write began
         self._readers = _Threads(database, "jobjoker-db-reader", readers)
         self._closed = False
+        # Writes settled but not yet published, in commit order: [future, result, events, error,
+        # events published so far]. Published in slices so that one big pass of ingestion
+        # (hundreds of jobs' entries for hundreds of subscribers) never holds the loop long.
+        self._unpublished = collections.deque()
+        self._publishing = False
 
-    def _submit(self, threads, work):
+    def _submit(self, threads, work, settle):
         if self._closed:
             raise RuntimeError("the storage is closed")
         loop = asyncio.get_running_loop()
@@ -138,23 +146,51 @@ class Storage:
             else:
                 error = None
             try:
-                loop.call_soon_threadsafe(self._settle, future, result, events, error)
+                loop.call_soon_threadsafe(settle, future, result, events, error)
             except RuntimeError:  # the loop is closed: nobody waits for this any more
                 log.debug("a database result came after its event loop closed")
 
         threads.submit(task)
         return future
 
-    def _settle(self, future, result, events, error):
-        # On the loop. The events go out even if the caller gave up waiting: they happened.
-        for event in events or ():
-            self.hub.publish(event)
+    @staticmethod
+    def _resolve(future, result, events, error):
+        """On the loop: hand a read's result (or error) to its caller."""
         if future.cancelled():
             return
         if error is not None:
             future.set_exception(error)
         else:
             future.set_result(result)
+
+    def _settle_write(self, future, result, events, error):
+        """On the loop: queue a write's events (published in order, then its result given);
+        they go out even if the caller gave up waiting: they happened."""
+        self._unpublished.append([future, result, events or (), error, 0])
+        if not self._publishing:
+            self._publishing = True
+            self._publish()
+
+    def _publish(self):
+        """Publish queued events for about PUBLISH_SLICE seconds, then let the loop serve
+        others and come back. A write's caller resumes once its events are out."""
+        deadline = time.monotonic() + PUBLISH_SLICE
+        while self._unpublished:
+            item = self._unpublished[0]
+            future, result, events, error, done = item
+            while done < len(events):
+                self.hub.publish(events[done])
+                done += 1
+                if done < len(events) and time.monotonic() > deadline:
+                    item[4] = done
+                    asyncio.get_running_loop().call_soon(self._publish)
+                    return
+            self._unpublished.popleft()
+            self._resolve(future, result, None, error)
+            if self._unpublished and time.monotonic() > deadline:
+                asyncio.get_running_loop().call_soon(self._publish)
+                return
+        self._publishing = False
 
     def transaction(self, fn, *args, **kwargs):
         """``fn(tx, *args, **kwargs)`` in one write transaction; its events published after
@@ -170,7 +206,7 @@ class Storage:
             for callback in tx.committed:
                 callback()
             return _Committed(value, tx.events)
-        return self._submit(self._writer, work)
+        return self._submit(self._writer, work, self._settle_write)
 
     def writing_for(self):
         """Seconds the running write has taken so far (0.0 when none runs)."""
@@ -179,11 +215,11 @@ class Storage:
 
     def read(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` on a reader thread."""
-        return self._submit(self._readers, lambda: fn(*args, **kwargs))
+        return self._submit(self._readers, lambda: fn(*args, **kwargs), self._resolve)
 
     def call(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` on the writer thread, outside any transaction."""
-        return self._submit(self._writer, lambda: fn(*args, **kwargs))
+        return self._submit(self._writer, lambda: fn(*args, **kwargs), self._settle_write)
 
     async def close(self):
         """Finish what is queued, then close every thread's connection."""
@@ -192,6 +228,8 @@ class Storage:
         self._closed = True
         # Joining threads blocks: do it off the loop, which must still run the results they post.
         await asyncio.get_running_loop().run_in_executor(None, self._stop_threads)
+        while self._unpublished:  # the last events go out before the storage says it is closed
+            await asyncio.sleep(0)
 
     def _stop_threads(self):
         self._writer.stop()
