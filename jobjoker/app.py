@@ -138,7 +138,7 @@ class JobJokerServer:
         config = self.config
         for path in (config.data_dir, config.run_dir, config.jobs_dir):
             os.makedirs(path, mode=0o700, exist_ok=True)
-        os.chmod(config.data_dir, 0o700)
+            os.chmod(path, 0o700)  # ours alone, whatever an older version or a hand made it
         if not os.path.isdir(config.workers_dir):
             os.makedirs(config.workers_dir)
             # Readable by the --run-as user too (our umask would make it 0700); the code in it

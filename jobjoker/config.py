@@ -3,8 +3,9 @@
 Contract: ``load_config(argv_values, environ)`` merges, in falling order of precedence, the values
 given on the command line, ``JOBJOKER_*`` environment variables, a TOML config file (``--config`` /
 ``JOBJOKER_CONFIG``) and the defaults below, checks them, and returns a frozen ``Config``. Nothing
-here reads ``sys.argv`` or touches the disk beyond reading the config file; it imports nothing of
-ours but the errors and where a checkout is.
+here reads ``sys.argv`` or touches the disk beyond reading the config file and, with ``run_as``,
+the modes of the folders and files a job must not write or read (``check_run_as``); it imports
+nothing of ours but the errors and where a checkout is.
 """
 import dataclasses
 import os
@@ -265,20 +266,71 @@ def load_config(flags=None, environ=None, config_file=None):
         if values.get(name) and not pathlib.Path(values[name]).is_file():
             raise StartupError("%s %s is not a readable file" % (name, values[name]))
     if values.get("run_as"):
-        check_run_as(values["run_as"])
+        check_run_as(values["run_as"], values["data_dir"], values["workers_dir"],
+                     [values.get("tls_key"), config_file])
     return Config(**values)
 
 
-def check_run_as(username):
-    """Jobs can run as another user only when the server can switch to it: as root."""
+def check_run_as(username, data_dir=None, workers_dir=None, secrets=()):
+    """Jobs can run as another user only when the server can switch to it (as root), and only
+    if that user cannot rewrite the code that jobs run (the workers folder, what is in it, the
+    folders above it) nor own the data dir or read the server's ``secrets`` (files)."""
     import pwd
     try:
-        pwd.getpwnam(username)
+        user = pwd.getpwnam(username)
     except KeyError:
         raise StartupError("run_as: there is no user %r on this system" % username)
     if os.geteuid() != 0:
         raise StartupError("run_as needs the server to run as root (it runs as uid %d)"
                            % os.geteuid())
+    groups = set(os.getgrouplist(username, user.pw_gid))
+    if workers_dir is not None and os.path.exists(workers_dir):
+        above = _ancestors(workers_dir)
+        for path in above + _tree(workers_dir):
+            if _may(path, user.pw_uid, groups, 0o2, ancestor=path in above):
+                raise StartupError(
+                    "run_as: %s is writable by %s, who could then change the code of every "
+                    "job: make the workers folder, everything in it and the folders above it "
+                    "belong to root and not group- or world-writable (chown -R root: %s; "
+                    "chmod -R go-w %s)" % (path, username, workers_dir, workers_dir))
+    if data_dir is not None:
+        for path in [data_dir] + _ancestors(data_dir):
+            if _may(path, user.pw_uid, groups, 0o2, ancestor=path != data_dir):
+                raise StartupError("run_as: the data dir %s is not safe from %s (%s belongs "
+                                   "to or is writable by that user): give it to root"
+                                   % (data_dir, username, path))
+    for path in secrets:
+        if path and _may(path, user.pw_uid, groups, 0o4):
+            raise StartupError("run_as: %s is readable by %s, whom jobs run as: chmod 600 %s"
+                               % (path, username, path))
+
+
+def _may(path, uid, groups, permission, ancestor=False):
+    """Whether user ``uid`` (in ``groups``) has ``permission`` (0o4 read, 0o2 write) on
+    ``path`` (what a link there points to), or owns it. In a sticky folder above (/tmp) a user
+    may write, but not rename what is not theirs."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False  # not there (a dangling link): nothing to write or read
+    if info.st_uid == uid:
+        return True
+    if ancestor and info.st_mode & 0o1000:
+        return False
+    return bool(info.st_mode & permission) or bool(
+        info.st_mode & (permission << 3) and info.st_gid in groups)
+
+
+def _ancestors(path):
+    path = pathlib.Path(path)
+    return [str(parent) for parent in path.parents]
+
+
+def _tree(folder):
+    paths = [str(folder)]
+    for root, folders, files in os.walk(folder):
+        paths.extend(os.path.join(root, name) for name in folders + files)
+    return paths
 
 
 def check_database_url(url):

@@ -57,9 +57,10 @@ def is_disk_full(error):
 class Spools:
     """One job's spools as the writer thread knows them: what is stored and what is punched."""
 
-    def __init__(self, job_id, job_dir, offsets, secrets=()):
+    def __init__(self, job_id, job_dir, offsets, secrets=(), owners=None):
         self.job_id = job_id
         self.job_dir = job_dir
+        self.owners = owners or jobdir.owners_for()  # whose files its folder may hold
         self.offsets = dict(offsets)  # Job offset field -> spool bytes stored (committed)
         self.punched = dict(offsets)  # Job offset field -> spool bytes given back to the disk
         self.read_size = READ_BYTES
@@ -81,7 +82,8 @@ def store_spools(tx, logstore, spools, final=False, offsets=None):
     offsets = dict(spools.offsets if offsets is None else offsets)
     for stream, name, field, parse in spools.parsers():
         offset = offsets[field]
-        data = jobdir.read_spool(spools.job_dir, name, offset, spools.read_size)
+        data = jobdir.read_spool(spools.job_dir, name, offset, spools.read_size,
+                                 spools.owners)
         if not data:
             continue
         at_end = len(data) < spools.read_size
@@ -116,7 +118,8 @@ def _committed(spools, offsets):
         # only what the server has not read yet (its size on disk, not its length).
         stored = spools.offsets[field] // 4096 * 4096
         if stored - spools.punched[field] >= PUNCH_BYTES:
-            jobdir.punch_hole(spools.job_dir, name, spools.punched[field], stored)
+            jobdir.punch_hole(spools.job_dir, name, spools.punched[field], stored,
+                              spools.owners)
             spools.punched[field] = stored
 
 
@@ -334,11 +337,12 @@ class Ingester:
         return visit.spools if visit is not None else None
 
 
-def spools_for(job, jobs_dir):
-    """A job's ``Spools``, from its row (offsets stored, secrets to mask)."""
+def spools_for(job, jobs_dir, owners=None):
+    """A job's ``Spools``, from its row (offsets stored, secrets to mask); ``owners``: see
+    ``jobdir.owners_for``."""
     return Spools(job.id, jobdir.path_of(jobs_dir, job.id),
                   {"log_offset": job.log_offset, "response_offset": job.response_offset},
-                  secret_values(job))
+                  secret_values(job), owners)
 
 
 def secret_values(job):

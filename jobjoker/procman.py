@@ -56,6 +56,7 @@ class ProcessManager:
         self.storage = storage
         self.logstore = logstore
         self.jobs_dir = os.fspath(config.jobs_dir)
+        self.owners = jobdir.owners_for(config.run_as)  # whose files a job folder may hold
         self.running = {}
         self._tasks = set()
         self.ingester = Ingester(storage, logstore)
@@ -88,7 +89,7 @@ class ProcessManager:
     # --- starting ---------------------------------------------------------------------------
 
     def _track(self, job):
-        spools = spools_for(job, self.jobs_dir)
+        spools = spools_for(job, self.jobs_dir, self.owners)
         jobdir.create(spools.job_dir)
         running = self.running[job.id] = RunningJob(job.id, spools.job_dir,
                                                     self.ingester.track(spools))
@@ -300,7 +301,8 @@ class ProcessManager:
         drain(tx, self.logstore, running.spools)
         job = jobstore.get(job_id)
         status, error, how = final_outcome(job.stop_requested is not None, exit_record,
-                                           jobdir.read_run_end(running.job_dir))
+                                           jobdir.read_run_end(running.job_dir,
+                                                               self.owners))
         now = time.time()
         self.logstore.append_message(tx, job_id, "log", ended_message(
             status, how, now - (job.starttime or now)))
@@ -339,7 +341,8 @@ class ProcessManager:
                 self._arm_escalation(running, job.stop_deadline)
                 log.info("job %s: adopted running pid %s", job.id, alive[job.id]["pid"])
                 continue
-            record = jobdir.read_record(running.job_dir, jobdir.EXIT_RECORD)
+            record = jobdir.read_record(running.job_dir, jobdir.EXIT_RECORD,
+                                        self.owners)
             if record is not None:
                 ended.append(self.finish(job.id, record))
             elif not self._adopt_orphan(job, running):
@@ -376,6 +379,6 @@ class ProcessManager:
             return
         self._forget_pidfd(running)
         self._in_background(self.finish(job_id, jobdir.read_record(
-            running.job_dir, jobdir.EXIT_RECORD) or {
+            running.job_dir, jobdir.EXIT_RECORD, self.owners) or {
                 "returncode": None, "signal": None,
                 "lost": "its exit status is unknown: the supervisor that started it was gone"}))

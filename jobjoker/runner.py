@@ -6,9 +6,10 @@ traceback logged, the code of a ``sys.exit(N)``, or stopped after SIGTERM asked 
 run-end record in the job's folder (``jobdir.RUN_END``) says the same in words (``outcome`` done,
 error or stopped, and the exception), so the server need not guess from a number. Log and
 response entries are buffered in this process and appended in blocks to the job's log and
-response spools (``jobjoker.jobdir``), so the job
-writes to files it owns and never depends on the server being alive to read them. ``print()``
-and ``sys.stderr`` go to the log as entries too; raw writes to fds 1 and 2 (a child command, a C
+response spools (``jobjoker.jobdir``), so the job writes to files of its own and never depends
+on the server being alive to read them. It writes them, and its run-end record, through the
+descriptors the supervisor handed it (``spec["fds"]``): it cannot reach its folder otherwise.
+``print()`` and ``sys.stderr`` go to the log as entries too; raw writes to fds 1 and 2 (a child command, a C
 library) land in ``log.spool`` as well (the supervisor made it the job's stdout and stderr), and
 buffered entries are written before any child process starts, so the log keeps the true order.
 Imports only the standard library and our lean worker modules.
@@ -276,11 +277,16 @@ def _flushing(function, flusher):
     return wrapper
 
 
-def _open_spool(spec, name):
-    """Open a spool of the job's folder for appending, relative to its already open descriptor
-    when the supervisor passed one (a job running as another user may not reach the data dir)."""
-    return jobdir.open_file(spec["job_dir"], name, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                            spec.get("job_dir_fd"))
+def _spool(spec, key):
+    """The descriptor of a spool the supervisor handed over (``spec["fds"]``, see
+    ``jobdir.JOB_FILES``), or a function that opens it by path when first needed (a runner
+    started without a supervisor, as in tests)."""
+    fds = spec.get("fds") or {}
+    if key in fds:
+        return fds[key]
+    name = jobdir.JOB_FILES[key][0]
+    return lambda: jobdir.open_file(spec["job_dir"], name,
+                                    os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
 
 def run_job(spec):
@@ -290,10 +296,8 @@ def run_job(spec):
     """
     flusher = Flusher()
     mask = Masker(spec.get("mask") or ())
-    log = BlockWriter(_open_spool(spec, jobdir.LOG_SPOOL), flusher, headed=True, mask=mask)
-    # Most jobs answer nothing: their response spool is created by their first response.
-    response = BlockWriter(lambda: _open_spool(spec, jobdir.RESPONSE_SPOOL), flusher,
-                           headed=False, mask=mask)
+    log = BlockWriter(_spool(spec, "log"), flusher, headed=True, mask=mask)
+    response = BlockWriter(_spool(spec, "response"), flusher, headed=False, mask=mask)
     flusher.writers.extend([log, response])
     flush_before_children(flusher)
 
@@ -340,7 +344,11 @@ def write_run_end(spec, record):
     """Leave how the run ended in the run-end record: it tells the server what an exit code
     alone cannot (an exception's name, a stop honoured) even when no supervisor saw the exit."""
     try:
-        jobdir.write_record(spec["job_dir"], jobdir.RUN_END, record, spec.get("job_dir_fd"))
+        fds = spec.get("fds") or {}
+        if "run_end" in fds:  # in place: the server reads it once the process has exited
+            jobdir.rewrite_record(fds["run_end"], record)
+        else:
+            jobdir.write_record(spec["job_dir"], jobdir.RUN_END, record)
     except OSError:
         pass  # the exit code still tells the essentials
 

@@ -16,7 +16,9 @@ detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON
 
 A start forks this small, preloaded process (about a fork's cost, not an interpreter's); the child
 leads a new session and process group, gets /dev/null as stdin and its ``log.spool`` (opened for
-appending) as stdout and stderr, and runs ``jobjoker.runner.run_job``, which loads the worker's file
+appending) as stdout and stderr, keeps no other descriptor but those of the files it writes
+(made here before the fork, given to the ``--run-as`` user if any; the folder stays ours: see
+``jobjoker.jobdir``), and runs ``jobjoker.runner.run_job``, which loads the worker's file
 afresh (nothing of a worker is kept here between jobs). The reply comes once the child has called
 ``setsid()``, so its pid already names its process group; ``start_many`` forks all its jobs before
 it waits for them. The objects preloaded here are frozen out of the garbage collector
@@ -47,8 +49,10 @@ from jobjoker import jobdir, outcome, proc, runner
 # What this supervisor and the runner preloaded in it can do, told in every ping: a server meets
 # the supervisor of an older version after each upgrade (it outlives the server while it has
 # jobs). 1: ping, start, signal, status, shutdown (and from a later release start_many, listed in
-# "ops"); 2: the version is told, and runners leave jobdir.RUN_END (not "result.json").
-PROTOCOL = 2
+# "ops"); 2: the version is told, and runners leave jobdir.RUN_END (not "result.json"); 3: a
+# job's folder stays ours (never the --run-as user's), the job gets descriptors of the files it
+# writes (jobdir.open_job_files) and none of its folder. The spec sent is the same in all three.
+PROTOCOL = 3
 IDLE_EXIT_SECONDS = 3.0
 MAX_UNSETTLED = 64  # new jobs whose setsid() a start has not yet seen, each holding a pipe
 PR_SET_CHILD_SUBREAPER = 36
@@ -281,13 +285,12 @@ class Supervisor:
         if spec["job_id"] in self.pids:
             raise RuntimeError("job %s is already running" % spec["job_id"])
         jobdir.create(spec["job_dir"])
-        out_fd = jobdir.open_file(spec["job_dir"], jobdir.LOG_SPOOL,
-                                  os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        opened = [out_fd, null_fd]
+        fds = jobdir.open_job_files(spec["job_dir"])
+        opened = list(fds.values())
         try:
+            opened.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+            sys.stdout.flush()
+            sys.stderr.flush()
             ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
             opened += [ready_r, ready_w]
             pid = os.fork()
@@ -297,10 +300,10 @@ class Supervisor:
             raise
         if pid == 0:
             os.close(ready_r)
-            self._become_job(spec, null_fd, out_fd, ready_w)  # never returns
+            self._become_job(spec, opened[len(fds)], fds, ready_w)  # never returns
         os.close(ready_w)
-        os.close(out_fd)
-        os.close(null_fd)
+        for fd in opened[:len(fds) + 1]:
+            os.close(fd)
         self.unsettled.append(ready_r)
         start_time = proc.start_time(pid)
         self.jobs[pid] = {"job_id": spec["job_id"], "pid": pid, "start_time": start_time,
@@ -308,7 +311,10 @@ class Supervisor:
         self.pids[spec["job_id"]] = pid
         return {"pid": pid, "start_time": start_time}
 
-    def _become_job(self, spec, null_fd, out_fd, ready_w):
+    def _become_job(self, spec, null_fd, fds, ready_w):
+        """The child: a session of its own, stdin /dev/null, stdout and stderr its log spool,
+        and no descriptor but those and the ones of the files it writes (``fds``, handed to
+        the runner): nothing of the supervisor's, no folder, no path it needs to reach."""
         code = outcome.EXIT_ERROR
         try:
             os.setsid()
@@ -329,25 +335,23 @@ class Supervisor:
             os.close(self.wake_r)
             os.close(self.wake_w)
             os.dup2(null_fd, 0)
-            os.dup2(out_fd, 1)
-            os.dup2(out_fd, 2)
-            os.close(null_fd)
-            os.close(out_fd)
-            os.chdir(spec.get("cwd") or spec["job_dir"])
-            spec["job_dir_fd"] = os.open(spec["job_dir"], os.O_RDONLY | os.O_DIRECTORY |
-                                         os.O_CLOEXEC)
+            os.dup2(fds["log"], 1)
+            os.dup2(fds["log"], 2)
+            _close_all_but({0, 1, 2, *fds.values()})
+            os.chdir(spec.get("cwd") or "/")
             if spec.get("run_as"):
                 # Read the worker's code while still allowed to: the workers folder belongs
                 # to the server's user, not necessarily to the one the job runs as.
                 with open(spec["worker_file"], "rb") as f:
                     spec["worker_source"] = f.read()
-                _become_user(spec["run_as"], spec["job_dir"])
+                _become_user(spec["run_as"], fds.values())
             os.environ["JOBJOKER_JOB_ID"] = spec["job_id"]
             os.environ["JOBJOKER_WORKER"] = spec["worker"]
             if spec.get("cwd"):
                 # Appended, not prepended: a worker named like a module (random.py) must not
                 # shadow the standard library or installed packages for every other worker.
                 sys.path.append(spec["cwd"])
+            spec["fds"] = fds
             code = runner.run_job(spec)
         except BaseException:
             try:
@@ -393,13 +397,24 @@ class Supervisor:
         self._broadcast(record)
 
 
-def _become_user(username, job_dir):
-    """Drop root for the job: its files first, then groups, group and user (in that order:
-    after setuid nothing else may change)."""
+def _close_all_but(keep):
+    """Close every descriptor but those in ``keep`` (one system call per gap, close_range)."""
+    low = 0
+    for fd in sorted(keep):
+        if low < fd:  # closerange(n, n) closes everything from n up, on some Pythons
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
+def _become_user(username, fds):
+    """Drop root for the job: its files first (``fds``, the files it writes; its folder stays
+    ours), then groups, group and user (in that order: after setuid nothing else may
+    change)."""
     import pwd
     user = pwd.getpwnam(username)
-    for name in [""] + os.listdir(job_dir):
-        os.chown(os.path.join(job_dir, name), user.pw_uid, user.pw_gid)
+    for fd in fds:
+        os.fchown(fd, user.pw_uid, user.pw_gid)
     os.initgroups(username, user.pw_gid)
     os.setgid(user.pw_gid)
     os.setuid(user.pw_uid)
