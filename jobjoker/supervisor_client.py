@@ -6,7 +6,7 @@ and returns its reply, raising ``Unavailable`` when the supervisor is away or an
 ``start_many(specs)`` starts many jobs in one request (one result per spec, a pid or an error), or
 in pipelined ``start`` requests to a supervisor too old to know ``start_many`` (one started by an
 earlier version outlives an upgrade as long as it has jobs: ``supervisor_protocol`` says which
-version of the protocol the connected one speaks). Pushed events (job exits) go to
+version of the protocol the connected one speaks; one found idle is asked to exit and replaced). Pushed events (job exits) go to
 ``on_event``. When the connection drops the client reconnects (starting a new supervisor if needed)
 and calls ``on_reconnect`` so the owner can resynchronise. Nothing here blocks the IOLoop.
 """
@@ -78,6 +78,7 @@ class SupervisorClient:
         self._reader = None
         self._readers = set()  # every read loop still running, to end them all on close
         self._reconnecting = None  # the one reconnect loop, when one runs
+        self._retiring = False  # an older supervisor is being replaced
 
     async def connect(self):
         """Connect to the running supervisor, or start one and connect to it."""
@@ -112,11 +113,33 @@ class SupervisorClient:
         self.supervisor_ops = tuple(reply.get("ops") or ("ping", "shutdown", "signal", "start",
                                                          "status"))
         if self.supervisor_protocol < PROTOCOL:
+            if await self._retire_if_idle():
+                await self.connect()  # to a new one, of this version
+                return
             log.warning("supervisor pid %s speaks protocol %s, older than this server's %s: it "
-                        "was started by an earlier version and stays until its jobs have ended",
-                        self.supervisor_pid, self.supervisor_protocol, PROTOCOL)
+                        "was started by an earlier version and runs jobs; it serves until a "
+                        "start of the server finds it idle", self.supervisor_pid,
+                        self.supervisor_protocol, PROTOCOL)
         log.info("supervisor pid %s on %s (protocol %s)", self.supervisor_pid, self.socket_path,
                  self.supervisor_protocol)
+
+    async def _retire_if_idle(self):
+        """Ask the connected (older) supervisor to exit if it runs no job, so that jobs from
+        now on get this version's (from protocol 3, a job's folder is never its own: see
+        ``jobjoker.jobdir``). True once it has gone."""
+        if (await self.request("status"))["running"]:
+            return False
+        log.info("supervisor pid %s speaks protocol %s, older than this server's %s, and runs "
+                 "no job: replacing it", self.supervisor_pid, self.supervisor_protocol, PROTOCOL)
+        self._retiring = True  # its goodbye is no loss to reconnect from
+        try:
+            await self.request("shutdown", kill_jobs=False)
+            await asyncio.wait_for(asyncio.shield(self._reader), self.connect_timeout)
+        except (Unavailable, asyncio.TimeoutError):
+            return False
+        finally:
+            self._retiring = False
+        return True
 
     async def _try_connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -215,7 +238,8 @@ class SupervisorClient:
                     future.set_exception(StreamClosedError())
         # One reconnect loop at a time: a half-made connection failing inside it must not
         # start a second one (two connections, and a reader nobody ends).
-        if not self._closing and (self._reconnecting is None or self._reconnecting.done()):
+        if not self._closing and not self._retiring and (
+                self._reconnecting is None or self._reconnecting.done()):
             log.warning("lost the supervisor connection; reconnecting")
             self._reconnecting = asyncio.ensure_future(self._reconnect())
 

@@ -12,16 +12,19 @@ try the same tricks on jobdir's safe opens directly, as a folder left by an olde
 import grp
 import hashlib
 import os
+import json
 import pwd
 import shutil
+import socket
 import stat
 import subprocess
+import sys
 
 import pytest
 
 from jobjoker import jobdir
 from jobjoker.config import StartupError, load_config
-from support import until, workers_folder
+from support import kill_leftovers, until, workers_folder
 
 JOB_USER = "jjattack"
 
@@ -298,6 +301,19 @@ def test_a_data_dir_of_the_job_user_is_refused(tmp_path, job_user):
                     environ={})
 
 
+def test_a_tls_key_the_job_user_can_read_is_refused(tmp_path, job_user):
+    workers = workers_folder(tmp_path / "workers")
+    key = tmp_path / "server.key"
+    key.write_text("not really a key")
+    os.chmod(key, 0o644)
+    flags = {"run_as": JOB_USER, "workers_dir": workers, "data_dir": tmp_path / "data",
+             "tls_cert": "/etc/hostname", "tls_key": key}
+    with pytest.raises(StartupError, match="server.key is readable by %s" % JOB_USER):
+        load_config(flags, environ={})
+    os.chmod(key, 0o600)
+    load_config(flags, environ={})
+
+
 def test_the_server_keeps_its_data_dir_from_the_job_user(runas_server, job_user):
     server = runas_server({})
     for path in (server.data_dir, server.data_dir / "jobs", server.data_dir / "run"):
@@ -338,6 +354,15 @@ def test_safe_reads_accept_the_files_of_the_job_and_of_the_server(legacy_folder,
     assert jobdir.read_spool(folder, "log.spool", 0, 100, owners(job_user)) == b"spooled"
     assert jobdir.read_record(folder, "exit.json", owners(job_user)) == {"returncode": 0}
     assert jobdir.read_spool(folder, "response.spool", 0, 100, owners(job_user)) == b""
+
+
+def test_a_legacy_run_end_record_of_the_job_is_read(legacy_folder, job_user):
+    folder, _ = legacy_folder
+    (folder / "result.json").write_text('{"outcome": "error", "error": "E"}')
+    owned_by(folder / "result.json", job_user)
+    assert jobdir.read_run_end(folder, owners(job_user)) == {"outcome": "error", "error": "E"}
+    (folder / "run-end.json").write_text("")  # made by the supervisor, never written
+    assert jobdir.read_run_end(folder, owners(job_user))["outcome"] == "error"
 
 
 @pytest.mark.parametrize("make", ["symlink", "fifo", "folder", "hard link", "other owner",
@@ -400,3 +425,66 @@ def test_a_symlinked_job_folder_is_not_followed(tmp_path, job_user):
     os.symlink(real, tmp_path / "jobs" / "job1")
     assert jobdir.read_spool(tmp_path / "jobs" / "job1", "log.spool", 0, 100,
                              owners(job_user)) == b""
+
+
+# --- an older supervisor after an upgrade -----------------------------------------------------
+
+OLD_SUPERVISOR = ("import sys; import jobjoker.supervisor as s; s.PROTOCOL = 2; "
+                  "s.main(['--socket', sys.argv[1]])")
+
+
+@pytest.fixture
+def old_supervisor(tmp_path):
+    """A supervisor that says it speaks protocol 2 (the layout that gave a job its folder),
+    listening on ``tmp_path/run``'s socket; ``(process, run dir)``."""
+    from jobjoker.supervisor_client import socket_path_for, supervisor_environment
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    socket_path = socket_path_for(str(run_dir))
+    process = subprocess.Popen([sys.executable, "-c", OLD_SUPERVISOR, socket_path],
+                               env=supervisor_environment(), start_new_session=True)
+    until(lambda: os.path.exists(socket_path), 30, "the old supervisor's socket")
+    yield process, run_dir
+    kill_leftovers(socket_path)
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_idle_older_supervisor_is_replaced(old_supervisor):
+    from jobjoker.supervisor import PROTOCOL
+    from jobjoker.supervisor_client import SupervisorClient
+    process, run_dir = old_supervisor
+    client = SupervisorClient(run_dir, lambda event: None)
+    await client.connect()
+    try:
+        assert client.supervisor_protocol == PROTOCOL
+        assert client.supervisor_pid != process.pid
+        assert process.wait(timeout=30) == 0
+    finally:
+        await client.close(shutdown=True)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_older_supervisor_with_jobs_keeps_them(old_supervisor, tmp_path):
+    from jobjoker.supervisor_client import SupervisorClient
+    process, run_dir = old_supervisor
+    workers = workers_folder(tmp_path / "workers", {"Sleeper": (
+        "import time\nfrom jobjoker import Worker\n\n\nclass Sleeper(Worker):\n"
+        "    def run(self):\n        time.sleep(60)\n")})
+    job_dir = tmp_path / "jobs" / "job1"
+    jobdir.create(job_dir)
+    from jobjoker.supervisor_client import socket_path_for
+    with socket.socket(socket.AF_UNIX) as raw:  # as the server of the earlier version did
+        raw.connect(socket_path_for(str(run_dir)))
+        raw.sendall(json.dumps({"id": 1, "op": "start", "spec": {
+            "job_id": "job1", "worker": "Sleeper", "worker_file": str(workers / "Sleeper.py"),
+            "params": {}, "job_dir": str(job_dir), "cwd": str(workers)}}).encode() + b"\n")
+        assert json.loads(raw.makefile().readline())["ok"]
+    client = SupervisorClient(run_dir, lambda event: None)
+    await client.connect()
+    try:
+        assert client.supervisor_protocol == 2 and client.supervisor_pid == process.pid
+    finally:
+        await client.close(shutdown=True, kill_jobs=True)
