@@ -12,6 +12,7 @@ try the same tricks on jobdir's safe opens directly, as a folder left by an olde
 import grp
 import hashlib
 import os
+import pathlib
 import json
 import pwd
 import shutil
@@ -488,3 +489,38 @@ async def test_an_older_supervisor_with_jobs_keeps_them(old_supervisor, tmp_path
         assert client.supervisor_protocol == 2 and client.supervisor_pid == process.pid
     finally:
         await client.close(shutdown=True, kill_jobs=True)
+
+
+def test_a_job_imports_helpers_beside_its_worker_but_cannot_change_them(servers, tmp_path,
+                                                                         job_user):
+    """The layout SECURITY.md describes: a workers folder the job's user can reach (every folder
+    above it searchable) but not write."""
+    import tempfile
+    workers = pathlib.Path(tempfile.mkdtemp(prefix="jobjoker-runas-workers-"))
+    try:
+        os.chmod(workers, 0o755)
+        workers_folder(workers, {"UsesHelper": '''import os
+from jobjoker import Worker
+import runas_helper
+
+
+class UsesHelper(Worker):
+    def run(self):
+        self.log(runas_helper.GREETING)
+        try:
+            with open(runas_helper.__file__, "a") as f:
+                f.write("GREETING = 'changed'")
+            self.log("HELPER CHANGED")
+        except OSError as e:
+            self.log("HELPER REFUSED %r" % e)
+'''})
+        (workers / "runas_helper.py").write_text("GREETING = 'hello from a helper'\n")
+        server = servers("--run-as", JOB_USER, workers_dir=workers).wait_ready()
+        job = server.create_job("UsesHelper")
+        assert server.wait_for_job(job["id"])["status"] == "done"
+        messages = server.messages(job["id"])
+        assert "hello from a helper" in messages
+        assert any(m.startswith("HELPER REFUSED") for m in messages), messages
+        assert "changed" not in (workers / "runas_helper.py").read_text()
+    finally:
+        shutil.rmtree(workers)
