@@ -143,6 +143,8 @@ def open_job_files(job_dir):
                           os.fspath(job_dir))
         for key, (name, flags) in JOB_FILES.items():
             fds[key] = _open_in(dir_fd, name, flags | os.O_CREAT, {os.geteuid()})
+            # The job's programs inherit these as stdout and stderr: no surprising flag.
+            os.set_blocking(fds[key], True)
     except BaseException:
         for fd in fds.values():
             os.close(fd)

@@ -261,6 +261,7 @@ class ListFds(Worker):
                 pass
         self.log("CAN WRITE FOLDER %s" % os.access(
             os.path.dirname(os.readlink("/proc/self/fd/1")), os.W_OK))
+        self.log("STDOUT BLOCKING %s" % os.get_blocking(1))
 '''})
     job, messages = run_attack(server, "ListFds")
     assert job["status"] == "done", job
@@ -272,6 +273,7 @@ class ListFds(Worker):
     assert not [t for t in targets if t.startswith("/") and os.path.isdir(t)], targets
     assert folder not in targets
     assert "CAN WRITE FOLDER False" in messages
+    assert "STDOUT BLOCKING True" in messages  # what its programs inherit is a plain file
 
 
 # --- the workers folder and the data dir ------------------------------------------------------
