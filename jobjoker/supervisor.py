@@ -288,7 +288,8 @@ class Supervisor:
         fds = jobdir.open_job_files(spec["job_dir"])
         opened = list(fds.values())
         try:
-            opened.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+            null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            opened.append(null_fd)
             sys.stdout.flush()
             sys.stderr.flush()
             ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
@@ -300,9 +301,9 @@ class Supervisor:
             raise
         if pid == 0:
             os.close(ready_r)
-            self._become_job(spec, opened[len(fds)], fds, ready_w)  # never returns
+            self._become_job(spec, null_fd, fds, ready_w)  # never returns
         os.close(ready_w)
-        for fd in opened[:len(fds) + 1]:
+        for fd in [*fds.values(), null_fd]:
             os.close(fd)
         self.unsettled.append(ready_r)
         start_time = proc.start_time(pid)
