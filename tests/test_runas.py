@@ -526,3 +526,52 @@ class UsesHelper(Worker):
         assert "changed" not in (workers / "runas_helper.py").read_text()
     finally:
         shutil.rmtree(workers)
+
+
+# --- the server's safe opens, end to end: what a job of the old layout could plant ------------
+
+PATIENT_WORKER = '''import time
+from jobjoker import Worker
+
+
+class Patient(Worker):
+    def run(self):
+        self.log("READY")
+        while self.is_active():
+            time.sleep(0.02)
+        self.log("own line after the plant")
+        self.response("own answer")
+'''
+
+
+@pytest.mark.parametrize("plant", ["symlinks", "fifos", "folders", "hard links"])
+def test_whatever_is_planted_in_a_job_folder_is_refused_by_the_server(runas_server,
+                                                                      root_files, plant):
+    """A job of a supervisor before protocol 3 owned its folder and could plant anything there;
+    the test plants it here, as root, into a running job's folder. The server refuses each,
+    keeps answering, and the job still ends."""
+    server = runas_server({"Patient": PATIENT_WORKER})
+    job = server.create_job("Patient")
+    until(lambda: "READY" in server.messages(job["id"]), 60, "the job to be ready")
+    folder = os.path.join(server.data_dir, "jobs", job["id"])
+    bait = digest(root_files["bait"])
+    for name in ("log.spool", "response.spool", "run-end.json", "exit.json.tmp"):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            os.unlink(path)
+        if plant == "symlinks":
+            os.symlink(root_files["bait"] if name == "log.spool" else "/dev/zero", path)
+        elif plant == "fifos":
+            os.mkfifo(path)
+        elif plant == "folders":
+            os.mkdir(path)
+        else:
+            os.link(root_files["secret"], path)
+    assert server.call("PUT", "/jobs/%s/status" % job["id"], "stop").code == 202
+    ended = server.wait_for_job(job["id"], timeout=60)
+    assert ended["status"] in ("stop", "done", "error"), ended
+    assert server.call("GET", "/health", auth=None).code == 200
+    messages = server.messages(job["id"])
+    assert not any("root-secret" in m or m.startswith("bait-line") for m in messages)
+    assert digest(root_files["bait"]) == bait
+    assert "root-secret-000000" in open(root_files["secret"]).read()
