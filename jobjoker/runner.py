@@ -9,9 +9,10 @@ response entries are buffered in this process and appended in blocks to the job'
 response spools (``jobjoker.jobdir``), so the job writes to files of its own and never depends
 on the server being alive to read them. It writes them, and its run-end record, through the
 descriptors the supervisor handed it (``spec["fds"]``): it cannot reach its folder otherwise.
-``print()`` and ``sys.stderr`` go to the log as entries too; raw writes to fds 1 and 2 (a child command, a C
-library) land in ``log.spool`` as well (the supervisor made it the job's stdout and stderr), and
-buffered entries are written before any child process starts, so the log keeps the true order.
+``print()`` and ``sys.stderr`` go to the log as entries too; raw writes to fds 1 and 2 (a child
+command, a C library) land in ``log.spool`` as well (the supervisor made it the job's stdout and
+stderr), and buffered entries are written before any child process starts, so the log keeps the
+true order.
 Imports only the standard library and our lean worker modules.
 """
 import inspect

@@ -6,9 +6,10 @@ and returns its reply, raising ``Unavailable`` when the supervisor is away or an
 ``start_many(specs)`` starts many jobs in one request (one result per spec, a pid or an error), or
 in pipelined ``start`` requests to a supervisor too old to know ``start_many`` (one started by an
 earlier version outlives an upgrade as long as it has jobs: ``supervisor_protocol`` says which
-version of the protocol the connected one speaks; one found idle is asked to exit and replaced). Pushed events (job exits) go to
-``on_event``. When the connection drops the client reconnects (starting a new supervisor if needed)
-and calls ``on_reconnect`` so the owner can resynchronise. Nothing here blocks the IOLoop.
+version of the protocol the connected one speaks; one found idle is asked to exit and replaced).
+Pushed events (job exits) go to ``on_event``. When the connection drops the client reconnects
+(starting a new supervisor if needed) and calls ``on_reconnect`` so the owner can resynchronise.
+Nothing here blocks the IOLoop.
 """
 import asyncio
 import hashlib
