@@ -5,9 +5,10 @@ safe opens), and cannot reach the server's files.
 The attack tests start a real server as root with ``--run-as jjattack`` (a system user made here)
 and run workers that try each attack on their own folder: through a descriptor of it if they
 inherited one (the layout before protocol 3 gave them one), else by its path. Each attack must be
-refused or harmless, the job must end and the server keep answering. The unit tests at the end
-try the same tricks on jobdir's safe opens directly, as a folder left by an older supervisor
-(owned by the job's user) would allow.
+refused or harmless, the job must end and the server keep answering. Then: the startup checks of
+the workers folder, data dir and secrets; jobdir's safe opens tried directly on a folder as an
+older supervisor left it (owned by the job's user); an older supervisor replaced when idle; and,
+end to end, what such a job could have planted in its folder (planted here by root).
 """
 import grp
 import hashlib
