@@ -125,8 +125,9 @@ def _refused(job_dir, name, error):
         if len(_reported) >= _MAX_REPORTED:
             _reported.clear()
         _reported.add(key)
-        log.warning("job folder %s: %s is not a plain file of the job (%s): not used",
-                    key[0], name, error.strerror or error)
+        log.warning("job %s: %s in its folder %s is not a plain file of the job or the server "
+                    "(%s): not used", os.path.basename(key[0]), name, key[0],
+                    error.strerror or error)
     return True
 
 
