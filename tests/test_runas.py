@@ -576,3 +576,12 @@ def test_whatever_is_planted_in_a_job_folder_is_refused_by_the_server(runas_serv
     assert not any("root-secret" in m or m.startswith("bait-line") for m in messages)
     assert digest(root_files["bait"]) == bait
     assert "root-secret-000000" in open(root_files["secret"]).read()
+
+
+def test_a_refusal_is_logged_once(legacy_folder, job_user, caplog):
+    folder, secret = legacy_folder
+    os.symlink(secret, folder / "log.spool")
+    for _ in range(3):
+        assert jobdir.read_spool(folder, "log.spool", 0, 100, owners(job_user)) == b""
+    refusals = [r for r in caplog.records if "log.spool" in r.getMessage()]
+    assert len(refusals) == 1 and "job job1:" in refusals[0].getMessage()
