@@ -67,9 +67,9 @@ class Spools:
 
     def parsers(self):
         """(stream, spool file, Job offset field, parse(data, final) -> (consumed, block))."""
-        mask = self.masker.block if self.masker else None
+        masker = self.masker if self.masker else None
         return (("log", jobdir.LOG_SPOOL, "log_offset",
-                 lambda data, final: spool.parse_log_spool(data, final, mask_raw=mask)),
+                 lambda data, final: spool.parse_log_spool(data, final, masker=masker)),
                 ("response", jobdir.RESPONSE_SPOOL, "response_offset", _parse_response_spool))
 
 

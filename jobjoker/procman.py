@@ -301,6 +301,10 @@ class ProcessManager:
         job = jobstore.get(job_id)
         status, error, how = final_outcome(job.stop_requested is not None, exit_record,
                                            jobdir.read_run_end(running.job_dir))
+        if error is not None and running.spools.masker:
+            # The run-end record is the job's own words (an old runner's, or written by the
+            # worker itself): shown to every viewer and on /events, it is masked here too.
+            error = running.spools.masker.text(error)
         now = time.time()
         self.logstore.append_message(tx, job_id, "log", ended_message(
             status, how, now - (job.starttime or now)))

@@ -318,11 +318,13 @@ def run_job(spec):
             asyncio.run(result)
         code = EXIT_DONE
     except SystemExit as e:
-        code, error = _system_exit(e, log)
+        code, error = _system_exit(e, log, mask)
     except BaseException as e:  # the worker's failure is the job's result, whatever it was
         log.write(traceback.format_exc().rstrip("\n"))
         code = EXIT_ERROR
         error = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
+    if error is not None:  # shown as the job's error to every viewer: never a secret
+        error = mask.text(error)
     outcome = "error" if code != EXIT_DONE else "stopped" if stop_requested.is_set() else "done"
     if outcome == "stopped":
         code = EXIT_STOPPED
@@ -345,11 +347,11 @@ def write_run_end(spec, record):
         pass  # the exit code still tells the essentials
 
 
-def _system_exit(exc, log):
-    """(exit code, error) for a worker's ``sys.exit(...)``."""
+def _system_exit(exc, log, mask):
+    """(exit code, error) for a worker's ``sys.exit(...)`` (masked before ``repr`` escapes it)."""
     if exc.code is None or exc.code == 0:
         return EXIT_DONE, None
     if isinstance(exc.code, int):
         return (exc.code & 0xFF or EXIT_ERROR), "sys.exit(%d)" % exc.code
     log.write(str(exc.code))
-    return EXIT_ERROR, "sys.exit(%r)" % str(exc.code)
+    return EXIT_ERROR, "sys.exit(%r)" % mask.text(str(exc.code))
