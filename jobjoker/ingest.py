@@ -16,7 +16,6 @@ seconds, logged once per kind; ``disk_full`` says since when the disk refuses, f
 ``drain(tx, spools)`` stores everything left, for the job's end (within the caller's
 transaction). Each job's ``Spools`` are touched only on the writer thread once tracked.
 """
-import errno
 import json
 import logging
 import time
@@ -24,6 +23,7 @@ import time
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from jobjoker import jobdir, spool
+from jobjoker.errors import is_disk_full
 from jobjoker.inotify import Inotify
 from jobjoker.parameters import Masker, mask_values
 
@@ -43,15 +43,6 @@ def _parse_response_spool(data, final):
     if final and len(block) < len(data):  # torn by a SIGKILL mid-write: keep what is there
         return len(data), data + b"\n"
     return len(block), block
-
-
-def is_disk_full(error):
-    """Whether a database or file error says the disk (or a quota) is full."""
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(error).lower()
-    return "disk is full" in text or "no space left" in text or "disk full" in text \
-        or "table is full" in text or "quota" in text
 
 
 class Spools:

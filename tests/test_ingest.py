@@ -2,12 +2,16 @@
 is stored exactly once, raw output is masked and worker entries are not masked twice, one job's
 failure leaves the others stored, a spool larger than a read drains whole, and stored bytes are
 given back to the disk."""
+import contextlib
+import errno
 import logging
 import os
 
+import peewee
+import pymysql
 import pytest
 
-from jobjoker import ingest, jobdir, models, spool
+from jobjoker import errors, ingest, jobdir, models, spool
 from jobjoker.events import EventHub
 from jobjoker.ingest import Ingester, Spools
 from jobjoker.logstore import LogStore
@@ -149,6 +153,64 @@ def test_disk_full_errors_are_recognised():
     assert ingest.is_disk_full(OSError(28, "No space left on device"))
     assert ingest.is_disk_full(Exception("database or disk is full"))
     assert not ingest.is_disk_full(Exception("database is locked"))
+
+
+def sqlite_full_error(nested):
+    """The error a real SQLite database that is full raises through Peewee's transactions."""
+    database = peewee.SqliteDatabase(":memory:")
+    database.execute_sql("CREATE TABLE t (x BLOB)")
+    database.execute_sql("PRAGMA max_page_count = 10")
+    try:
+        with database.atomic(), (database.atomic() if nested else contextlib.nullcontext()):
+            for _ in range(100):
+                database.execute_sql("INSERT INTO t VALUES (?)", (b"x" * 4000,))
+    except peewee.PeeweeException as e:
+        return e
+    raise AssertionError("the database did not fill up")
+
+
+def wrapped_as_peewee(error):
+    """``error`` as Peewee re-raises a driver's error (the original first in its args)."""
+    try:
+        try:
+            raise error
+        except Exception as original:
+            raise peewee.OperationalError(original, *original.args)
+    except peewee.OperationalError as e:
+        return e
+
+
+class PostgresDiskFull(Exception):
+    pgcode = "53100"
+
+
+@pytest.mark.parametrize("make_error", [
+    lambda: OSError(errno.EDQUOT, "Disk quota exceeded"),
+    lambda: sqlite_full_error(nested=False),  # "cannot rollback - no transaction is active"
+    lambda: sqlite_full_error(nested=True),
+    lambda: wrapped_as_peewee(pymysql.err.OperationalError(1114, "The table 'chunk' is full")),
+    lambda: wrapped_as_peewee(pymysql.err.OperationalError(1021, "Disk full (/tmp/#sql); "
+                                                                 "waiting for someone to free")),
+    lambda: wrapped_as_peewee(pymysql.err.InternalError(
+        1030, 'Got error 28 "No space left on device" from storage engine InnoDB')),
+    lambda: wrapped_as_peewee(PostgresDiskFull("could not extend file")),
+], ids=["edquot", "sqlite", "sqlite-savepoint", "mysql-1114", "mysql-1021", "mysql-28",
+        "postgres-53100"])
+def test_every_kind_of_full_disk_is_recognised_in_one_place(make_error):
+    error = make_error()
+    assert errors.is_disk_full(error), repr(error)
+    assert ingest.is_disk_full is errors.is_disk_full  # one home
+
+
+@pytest.mark.parametrize("error", [
+    peewee.OperationalError("database is locked"),
+    wrapped_as_peewee(pymysql.err.OperationalError(1205, "Lock wait timeout exceeded")),
+    wrapped_as_peewee(pymysql.err.OperationalError(2013, "Lost connection to server")),
+    peewee.IntegrityError("UNIQUE constraint failed: job.id"),
+    OSError(errno.EACCES, "Permission denied"),
+])
+def test_other_failures_are_not_taken_for_a_full_disk(error):
+    assert not errors.is_disk_full(error)
 
 
 @pytest.mark.gen_test(timeout=60)
