@@ -13,6 +13,7 @@ library) land in ``log.spool`` as well (the supervisor made it the job's stdout 
 buffered entries are written before any child process starts, so the log keeps the true order.
 Imports only the standard library and our lean worker modules.
 """
+import errno
 import inspect
 import io
 import os
@@ -45,8 +46,11 @@ class BlockWriter:
 
     A full disk never fails the worker: entries are held (up to ``HELD_BYTES``) and written
     when there is room again; past that they are counted, and a marker entry says how many
-    were lost where they would have been. A block the disk cut short is completed first, so
-    the file stays parseable.
+    were lost where they would have been. A block gets its disk space before it is written
+    (``jobdir.allocate``), so the disk takes a whole block or none of it: no entry is torn (a
+    block cut short all the same, when a child's raw output took the space meanwhile, is
+    completed first). At the job's end ``close`` counts what still cannot be written and
+    writes the marker in the room the job's reserve file gives back.
     """
 
     def __init__(self, fd, flusher, headed, mask=None):
@@ -68,6 +72,7 @@ class BlockWriter:
         self._owed = b""  # the rest of a block that a full disk cut short
         self._lost = 0  # entries lost to a full disk since the last block written
         self._lost_bytes = 0
+        self._marker_at = 0  # while entries are lost: how many held lines come before them
 
     def write(self, message):
         """Buffer one entry (``message`` is text); cheap, safe from any thread.
@@ -89,6 +94,8 @@ class BlockWriter:
                 if now - self._last_flush >= FLUSH_DELAY:
                     self._flush_locked()  # is there room again?
                 if self._size >= HELD_BYTES:  # the disk is full and the buffer too
+                    if not self._lost:
+                        self._marker_at = len(self._lines)
                     self._lost += 1
                     self._lost_bytes += len(line) + 1
                     self._flusher.wake()  # it tries again shortly
@@ -116,32 +123,57 @@ class BlockWriter:
         self._woken = False
         if self._owed and not self._write_out(self._owed):
             return
-        if not self._lines:
-            return
-        if self._lost:  # they were lost after the held entries, before any newer one
-            self._lines.append(spool.stamp(_time()) + "[JobJoker] %d entries (%d bytes) were "
-                               "lost here: the disk was full" % (self._lost, self._lost_bytes))
-        text = "\n".join(self._lines) + "\n"
+        while self._lines:
+            # Blocks of about FLUSH_BYTES: on a disk with a little room, what fits goes out.
+            count, size = 0, 0
+            limit = self._marker_at if self._lost else len(self._lines)
+            while count < limit and (not count or size < FLUSH_BYTES):
+                size += len(self._lines[count]) + 1
+                count += 1
+            lines = self._lines[:count]
+            marked = bool(self._lost) and count == self._marker_at
+            if marked:  # they were lost after the held entries, before any newer one
+                lines.append(self._marker())
+            if not self._write_lines(lines):
+                return
+            del self._lines[:count]
+            self._size -= size
+            if self._lost:
+                self._marker_at -= count
+            if marked:
+                self._lost = self._lost_bytes = 0
+        if self._lost:  # lost with nothing held before them: the marker alone
+            if self._write_lines([self._marker()]):
+                self._lost = self._lost_bytes = 0
+
+    def _marker(self):
+        return spool.stamp(_time()) + "[JobJoker] %d entries (%d bytes) were lost here: the " \
+            "disk was full" % (self._lost, self._lost_bytes)
+
+    def _write_lines(self, lines):
+        """Write entry lines as one block; True once written (or begun: the rest is owed)."""
+        text = "\n".join(lines) + "\n"
         try:
             data = text.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:  # a lone surrogate: keep the rest of the text
             data = text.encode("utf-8", "replace")
         if self._headed:
             data = spool.frame_block(data)
-        if self._write_out(data, whole=True) or self._owed:  # written, or begun: the rest is owed
-            self._lines, self._size = [], 0
-            self._lost = self._lost_bytes = 0
-        elif self._lost:
-            del self._lines[-1]  # not written: the count goes on
+        return self._write_out(data, whole=True) or bool(self._owed)
 
     def _write_out(self, data, whole=False):
-        """Write ``data``; True once all of it is in the file. If the disk takes part of it,
-        the rest is owed (written before anything else); if it takes none of a ``whole`` block,
-        nothing is owed and the caller keeps its entries."""
+        """Write ``data``; True once all of it is in the file. A ``whole`` block gets its disk
+        space first (``jobdir.allocate``): on a full disk nothing of it is written and the
+        caller keeps its entries, so no entry is ever torn. If the disk still takes only part
+        (a child's raw output took the space meanwhile), the rest is owed (written before
+        anything else)."""
         view = memoryview(data)
         try:
             if self._fd is None:
                 self._fd = self._open()
+            if whole and not _room_for(self._fd, len(data)):
+                self._refused = True
+                return False
             while view:
                 view = view[os.write(self._fd, view):]
         except OSError:
@@ -153,6 +185,61 @@ class BlockWriter:
         self._owed = b""
         self._refused = False
         return True
+
+    def close(self, reserve=None):
+        """The job ends: write what is buffered. What a full disk still refuses is counted as
+        lost, and the marker saying so is written in the room ``reserve`` (the descriptor of
+        the job's reserve file, emptied here) gives back. Returns whether all went out."""
+        with self._lock:
+            self._flush_locked()
+            if not self._lines and not self._lost and not self._owed:
+                return True
+            _release(reserve)
+            if self._owed:
+                self._write_out(self._owed)
+            for line in self._lines:
+                self._lost += 1
+                self._lost_bytes += len(line) + 1
+            self._lines, self._size, self._marker_at = [], 0, 0
+            if self._lost and not self._owed and self._write_lines([self._marker()]):
+                self._lost = self._lost_bytes = 0
+            return not self._lost and not self._owed
+
+
+RESERVE_BYTES = 64 * 1024  # the room a job's last words need on a full disk: two markers and
+# the run-end record, with file-system blocks to spare
+
+
+def _room_for(fd, length):
+    """Whether ``length`` more bytes fit at the end of the file (its blocks taken now).
+    Unknown (a file system without ``fallocate``) counts as yes: the write will tell."""
+    try:
+        jobdir.allocate(fd, os.fstat(fd).st_size, length)
+    except OSError as e:
+        return e.errno not in (errno.ENOSPC, errno.EDQUOT)
+    return True
+
+
+def open_reserve(spec):
+    """The job's reserve file with ``RESERVE_BYTES`` of disk taken (its descriptor), or None
+    when the disk is already too full for it."""
+    try:
+        fd = _open_spool(spec, jobdir.RESERVE)
+    except OSError:
+        return None
+    try:
+        jobdir.allocate(fd, 0, RESERVE_BYTES)
+    except OSError:
+        pass  # full already, or no fallocate here: the file still holds whatever it got
+    return fd
+
+
+def _release(reserve):
+    if reserve is not None:
+        try:
+            os.ftruncate(reserve, 0)
+        except OSError:
+            pass
 
 
 class Flusher:
@@ -296,6 +383,7 @@ def run_job(spec):
                            headed=False, mask=mask)
     flusher.writers.extend([log, response])
     flush_before_children(flusher)
+    reserve = open_reserve(spec)
 
     stop_requested = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
@@ -331,9 +419,11 @@ def run_job(spec):
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-        flusher.flush_all()
     except OSError:
         pass
+    for writer in (log, response):  # on a full disk: what was lost, said in the reserve's room
+        writer.close(reserve)
+    _release(reserve)  # the run-end record's room
     write_run_end(spec, {"outcome": outcome, "returncode": code, "error": error})
     return code
 
