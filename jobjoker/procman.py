@@ -330,7 +330,9 @@ class ProcessManager:
         """Watch this node's running jobs again; finish those that ended meanwhile."""
         status = await self.supervisor.request("status")
         alive = {r["job_id"]: r for r in status["running"]}
-        ended = []
+        # Exits the supervisor could not write to the job's folder (its disk was full).
+        exited = {r.get("job_id"): r for r in status.get("exited") or ()}
+        ended, unrecorded = [], {}
         for job in await self.storage.read(jobstore.active_on_node, self.config.node):
             running = self.running.get(job.id)
             if running is not None and not running.launched.done():
@@ -342,8 +344,12 @@ class ProcessManager:
             if job.id in alive:
                 self._arm_escalation(running, job.stop_deadline)
                 log.info("job %s: adopted running pid %s", job.id, alive[job.id]["pid"])
+                if job.pid is None:  # started, but the server died before it stored the pid
+                    unrecorded[job.id] = alive[job.id]
                 continue
-            record = jobdir.read_record(running.job_dir, jobdir.EXIT_RECORD)
+            record = jobdir.read_record(running.job_dir, jobdir.EXIT_RECORD) or exited.get(job.id)
+            if record is not None and job.pid is None and record.get("pid"):
+                unrecorded[job.id] = {"pid": record["pid"], "start_time": None}
             if record is not None:
                 ended.append(self.finish(job.id, record))
             elif not self._adopt_orphan(job, running):
@@ -351,8 +357,27 @@ class ProcessManager:
                     "returncode": None, "signal": None,
                     "lost": "its process was lost while the server was away (pid %s is gone; "
                             "its exit status is unknown)" % job.pid}))
+        if unrecorded:
+            await self._record_pids(unrecorded)
         # The jobs that ended meanwhile are final before the server says it is ready.
         await asyncio.gather(*ended)
+
+    async def _record_pids(self, learned):
+        """Store the pids of jobs whose start the server did not live to record (learned from
+        the supervisor: ``{job id: {"pid", "start_time"}}``), each as their start event."""
+        def record(tx):
+            for job_id, found in learned.items():
+                try:
+                    jobstore.update(tx, job_id, action="status", pid=found["pid"],
+                                    pid_start_time=found.get("start_time"))
+                except NotFound:
+                    continue
+                log.warning("job %s: its pid %s was not stored before the server stopped; "
+                            "learned it from the supervisor", job_id, found["pid"])
+        try:
+            await self.storage.transaction(record)
+        except Exception:
+            log.exception("storing the pids learned from the supervisor failed")
 
     def _adopt_orphan(self, job, running):
         """Watch a job whose supervisor died but whose process lives on (pidfd, identity
