@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from jobjoker.client import Client
-from tests.support import IN_CI, until, workers_folder
+from tests.support import IN_CI, processes_of, until, workers_folder
 
 FLOOD = '''import os, time
 from jobjoker import Worker
@@ -145,3 +145,41 @@ def test_a_full_disk_truncates_the_log_with_a_marker_and_health_says_so(
     # Each entry stored, or counted as lost ("flooded" itself may be lost).
     assert len(lines) + ("flooded" in messages) + counted == 60001
     assert messages[-2:] == ["last line", messages[-1]] and messages[-1].startswith("ENDED done")
+
+
+def test_a_job_ending_on_a_full_disk_ends_done_with_the_marker_and_nothing_torn(
+        start_server, small_disk, tmp_path):
+    # Issue 12, High 2: the job floods its log into a full disk and ends while it is still
+    # full. Its held entries and the count of the lost ones must not go with it, its end must
+    # not be taken for a lost process, and another job must not be orphaned.
+    server = start_server()
+    release, other_release = tmp_path / "release", tmp_path / "other-release"
+    flooded = tmp_path / "flooded"
+    job_id = server.create_job("Flood", {"count": 200000, "pause": 0.001, "release": str(release),
+                                         "flooded": str(flooded)})["id"]
+    other = server.create_job("Flood", {"count": 10, "release": str(other_release)})["id"]
+    until(lambda: server.job(job_id)["log_count"] > 100, what="the first entries")
+    jobs_pids = {server.job(job_id)["pid"], server.job(other)["pid"]}
+    (supervisor,) = set(processes_of(server.supervisor_socket)) - jobs_pids
+    ballast = fill(small_disk, leave=0)
+    until(flooded.exists, timeout=120, what="the flood")
+    release.touch()  # it ends while the disk is full
+    until(lambda: not (tmp_path / "data" / "jobs" / job_id / "log.spool").exists()
+          or (tmp_path / "data" / "jobs" / job_id / "run-end.json").exists(),
+          timeout=60, what="the job's end")
+    ballast.unlink()
+    final = server.wait_for_job(job_id)
+    assert final["status"] == "done", final  # not "error" as lost
+    messages = server.messages(job_id)
+    lost = [m for m in messages if m.startswith("[JobJoker]")]
+    assert lost and all("the disk was full" in m for m in lost), lost
+    lines = [m for m in messages if m.startswith("line ")]
+    assert all(len(m) == len("line 00000000 ") + 64 for m in lines)  # no entry torn
+    counted = sum(int(m.split()[1]) for m in lost)
+    named = {"flooded", "last line"} & set(messages)
+    assert len(lines) + len(named) + counted == 200002  # each stored, or counted as lost
+    assert messages[-1].startswith("ENDED done")
+    other_release.touch()
+    assert server.wait_for_job(other)["status"] == "done"
+    assert server.call("GET", "/health").code == 200
+    assert supervisor in processes_of(server.supervisor_socket)  # the same one, alive
