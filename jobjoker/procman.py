@@ -7,8 +7,9 @@ event. ``stop(job_id)`` records the intent durably (a deadline in the job row), 
 to the job's process group and escalates to SIGKILL when the deadline passes, even across a
 server restart; ``kill(job_id)`` sends SIGKILL at once. Output is stored by the ``Ingester``. A
 job becomes final only after the supervisor reaped its process *and* its spools were drained:
-its closing entry and final status are stored in one transaction, which is retried until it
-succeeds. ``adopt_jobs()`` runs on start and after every reconnection to the supervisor: running
+the ingester stores its backlog in its usual short passes (a big one never holds the database
+for long), then its closing entry and final status are stored in one small transaction, which
+is retried until it succeeds. ``adopt_jobs()`` runs on start and after every reconnection to the supervisor: running
 jobs are watched again, jobs that ended meanwhile are finished from their exit record, orphans
 of a dead supervisor are watched through a pidfd, vanished ones end ``error``.
 """
@@ -24,7 +25,7 @@ from tornado.ioloop import IOLoop
 
 from jobjoker import jobdir, jobstore, proc
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
-from jobjoker.ingest import RETRY_DELAY, Ingester, drain, spools_for
+from jobjoker.ingest import RETRY_DELAY, Ingester, spools_for, store_spools
 from jobjoker.outcome import ended_message, final_outcome
 from jobjoker.states import JobStatus
 from jobjoker.supervisor_client import SupervisorClient
@@ -271,16 +272,16 @@ class ProcessManager:
         await self._finish(running, exit_record)
 
     async def _finish(self, running, exit_record):
-        """Drain the spools, write the closing entry and set the final status, in one
-        transaction. When the database refuses (full disk, away), the job stays ``active`` in
-        it and this is tried again a second later: its status never says it ended before its
-        end is stored."""
+        """Let the ingester store what the spools hold, then write the closing entry and set
+        the final status, in one transaction. When the database refuses (full disk, away),
+        the job stays ``active`` in it and this is tried again a second later: its status
+        never says it ended before its end is stored."""
         job_id = running.job_id
-        self.ingester.untrack(job_id)
         if running.escalation is not None:
             IOLoop.current().remove_timeout(running.escalation)
             running.escalation = None
         self._forget_pidfd(running)
+        await self.ingester.drain_ended(job_id)
         try:
             status, how = await self.storage.transaction(self._record_end, running, exit_record)
         except NotFound:
@@ -295,9 +296,10 @@ class ProcessManager:
             log.info("job %s: ended %s (%s)", job_id, status.value, how)
 
     def _record_end(self, tx, running, exit_record):
-        """Writer thread: everything spooled, then ``ENDED`` and the final status."""
+        """Writer thread: ``ENDED`` and the final status (the ingester stored the spools;
+        whatever came after its last pass is bounded by a read and stored first)."""
         job_id = running.job_id
-        drain(tx, self.logstore, running.spools)
+        store_spools(tx, self.logstore, running.spools, final=True)
         job = jobstore.get(job_id)
         status, error, how = final_outcome(job.stop_requested is not None, exit_record,
                                            jobdir.read_run_end(running.job_dir))

@@ -118,19 +118,30 @@ async def test_a_job_that_fails_to_store_leaves_the_others_stored(setup, caplog,
 
 
 @pytest.mark.gen_test(timeout=120)
-async def test_a_spool_larger_than_a_read_drains_whole_in_one_transaction(setup):
+async def test_an_ended_jobs_backlog_drains_whole_in_short_transactions(setup, monkeypatch):
+    # Issue 12, High 6: a job's end stores its backlog in the ingester's passes, each one
+    # short transaction, never all of it in one (which held every write behind it).
     storage, logstore, ingester, tmp_path, _ = setup
-    spools = new_job(tmp_path, "big")  # not tracked: its end drains it
+    spools = new_job(tmp_path, "big")
     spools.read_size = 64 * 1024  # so that a few hundred KiB take several reads
     count = 5000
-    append(spools, jobdir.LOG_SPOOL, headed(*("line %05d %s" % (i, "x" * 80)
-                                              for i in range(count))))
-    append(spools, jobdir.LOG_SPOOL, b"".join(b"raw %d\n" % i for i in range(count)))
-    await storage.transaction(ingest.drain, logstore, spools)
+    for first in range(0, count, 100):  # blocks of 100 entries, as a runner writes them
+        append(spools, jobdir.LOG_SPOOL, headed(*("line %05d %s" % (i, "x" * 80)
+                                                  for i in range(first, first + 100))))
+    append(spools, jobdir.LOG_SPOOL, b"\n".join(b"raw %d" % i for i in range(count)))
+    # (the last raw line has no newline: only the end's final reading takes it)
+    transactions = []
+    transaction = storage.transaction
+    monkeypatch.setattr(storage, "transaction", lambda fn, *args: (
+        transactions.append(fn), transaction(fn, *args))[1])
+    ingester.track(spools)
+    await ingester.drain_ended("big")
     messages = stored("big")
     assert len(messages) == 2 * count and messages[-1] == "raw %d" % (count - 1)
     assert spools.offsets["log_offset"] == os.path.getsize(
         os.path.join(spools.job_dir, jobdir.LOG_SPOOL))
+    assert len(transactions) > 5  # a read's worth each
+    assert ingester.spools_of("big") is None  # untracked once all is stored
 
 
 @pytest.mark.gen_test(timeout=120)

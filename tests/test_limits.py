@@ -3,6 +3,8 @@ the cap, and a disk that fills up under a logging job."""
 import os
 import sqlite3
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -183,3 +185,55 @@ def test_a_job_ending_on_a_full_disk_ends_done_with_the_marker_and_nothing_torn(
     assert server.wait_for_job(other)["status"] == "done"
     assert server.call("GET", "/health").code == 200
     assert supervisor in processes_of(server.supervisor_socket)  # the same one, alive
+
+
+RAW = '''import os
+from jobjoker import Worker
+
+
+class Raw(Worker):
+    """Writes `megabytes` MB of raw output lines to its stdout as fast as it can, then ends."""
+
+    def run(self):
+        block = (b"r" * 99 + b"\\n") * 10000  # 1 MB of 100-byte lines
+        for _ in range(self.params["megabytes"]):
+            os.write(1, block)
+'''
+
+
+def test_requests_are_served_while_an_ended_jobs_backlog_is_stored(servers, tmp_path):
+    # Issue 12, High 6: the end of a job that left a big backlog in its spool is stored in the
+    # same paced passes as a running job's entries, not in one long transaction that holds the
+    # database's writer (and every request that writes) until all of it is stored.
+    workers = workers_folder(tmp_path / "workers", {"Raw": RAW}, samples=())
+    server = servers("--max-log-bytes", "1G", workers_dir=workers).wait_ready()
+    probes, done = [], threading.Event()
+
+    def probe():  # a read and a write (which waits for the database's writer), in turn
+        while not done.is_set():
+            for method, path, body in (("GET", "/health", None),
+                                       ("POST", "/jobs", {"worker": "Raw", "start": False})):
+                began = time.monotonic()
+                reply = server.call(method, path, body)
+                probes.append((began, time.monotonic() - began, method, reply.code))
+            time.sleep(0.05)
+    job_id = server.create_job("Raw", {"megabytes": 200})["id"]
+    run_end = server.data_dir / "jobs" / job_id / "run-end.json"
+    # While the job writes, the disk is busy with its 200 MB: what counts is after its end.
+    until(run_end.exists, timeout=120, what="the job's process to end")
+    ended = time.monotonic()
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    try:
+        final = server.wait_for_job(job_id, timeout=300)
+    finally:
+        done.set()
+        prober.join(timeout=60)
+    assert final["status"] == "done", final
+    assert final["log_count"] == 2 * 1000 * 1000 + 2  # STARTED, 2M lines, ENDED
+    during = [p for p in probes if p[0] >= ended]
+    worst = max(latency for _, latency, _, _ in during)
+    print("draining %.1f s: %d probes, worst %.3f s" % (time.monotonic() - ended, len(during),
+                                                        worst))
+    assert all(code in (200, 201) for _, _, _, code in during), during
+    assert worst < 2.0, sorted(during, key=lambda p: p[1])[-5:]
