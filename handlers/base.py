@@ -15,7 +15,7 @@ import logging
 import peewee
 import tornado.web
 
-from jobjoker import errors
+from jobjoker import errors, storage
 from jobjoker.audit import Actor
 from jobjoker.auth import SESSION_COOKIE, Credentials
 from jobjoker.config import is_loopback
@@ -221,6 +221,8 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
         set_security_headers(self)
 
     async def prepare(self):
+        # A database that does not answer in time gets the client a 503, not a hung request.
+        storage.answer_within(storage.ANSWER_SECONDS)
         self._chunks = []
         self._received = 0
         self._too_large = False

@@ -20,6 +20,7 @@ the job; only then is its end recorded. However big its backlog, no transaction 
 than a pass. Each job's ``Spools`` are touched only on the writer thread once tracked.
 """
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -222,7 +223,10 @@ class Ingester:
     def _schedule(self):
         if self._dirty and not self._running and not self._closed:
             self._running = True
-            IOLoop.current().add_callback(self._pass)
+            # Never a request's time limit: a pass given up half-way would be retried while
+            # it still runs.
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self._pass()), context=contextvars.Context())
 
     async def _pass(self):
         """One pass over the dirty jobs due now, on the writer thread."""

@@ -14,6 +14,7 @@ jobs are watched again, jobs that ended meanwhile are finished from their exit r
 of a dead supervisor are watched through a pidfd, vanished ones end ``error``.
 """
 import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from jobjoker.errors import InvalidTransition, NotFound, Unavailable
 from jobjoker.ingest import RETRY_DELAY, Ingester, spools_for, store_spools
 from jobjoker.outcome import ended_message, final_outcome
 from jobjoker.states import JobStatus
+from jobjoker.storage import detached
 from jobjoker.supervisor_client import SupervisorClient
 
 log = logging.getLogger(__name__)
@@ -134,7 +136,9 @@ class ProcessManager:
                 failed[job.id] = result.get("error") or "the supervisor gave no reason"
                 log.error("job %s: could not start its process: %s", job.id, failed[job.id])
         try:
-            recorded = await self.storage.transaction(self._record_starts, started, failed, also)
+            # Never given up on, even for a request that is: the processes exist now.
+            recorded = await detached(self.storage.transaction, self._record_starts, started,
+                                      failed, also)
         except BaseException:
             for running in runs:
                 if not running.launched.done():
@@ -257,7 +261,8 @@ class ProcessManager:
 
     def _in_background(self, coroutine):
         # The loop keeps only weak references to tasks: these keep them until they are done.
-        task = asyncio.ensure_future(coroutine)
+        # A context of its own: whatever request led here, its time limit is not the task's.
+        task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
