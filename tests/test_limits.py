@@ -9,7 +9,7 @@ import time
 import pytest
 
 from jobjoker.client import Client
-from tests.support import IN_CI, processes_of, until, workers_folder
+from tests.support import IN_CI, process_alive, processes_of, until, workers_folder
 
 FLOOD = '''import os, time
 from jobjoker import Worker
@@ -237,3 +237,43 @@ def test_requests_are_served_while_an_ended_jobs_backlog_is_stored(servers, tmp_
                                                         worst))
     assert all(code in (200, 201) for _, _, _, code in during), during
     assert worst < 2.0, sorted(during, key=lambda p: p[1])[-5:]
+
+
+ENDS_AT_ONCE = '''import os, time
+from jobjoker import Worker
+
+
+class EndsAtOnce(Worker):
+    """Logs, waits for `release`, then leaves by os._exit(0) (no last words from the runner)."""
+
+    def run(self):
+        self.log("waiting")
+        while not os.path.exists(self.params["release"]):
+            time.sleep(0.02)
+        os._exit(0)
+'''
+
+
+def test_an_exit_the_disk_refused_is_learned_from_the_supervisor_after_a_restart(
+        servers, small_disk, tmp_path):
+    # Issue 12, High 2: the supervisor cannot write a job's exit record (its disk is full)
+    # while no server is connected; the next server must not record the job as lost.
+    workers = workers_folder(tmp_path / "workers", {"EndsAtOnce": ENDS_AT_ONCE}, samples=())
+    database = "sqlite:///%s" % (tmp_path / "elsewhere.sqlite3")  # the database has room
+    server = servers("--database", database, workers_dir=workers).wait_ready()
+    release = tmp_path / "release"
+    job_id = server.create_job("EndsAtOnce", {"release": str(release)})["id"]
+    until(lambda: "waiting" in server.messages(job_id), what="the job to run")
+    pid = server.job(job_id)["pid"]
+    server.kill()
+    ballast = fill(small_disk, leave=0)
+    release.touch()
+    until(lambda: not process_alive(pid), what="the job to end")
+    try:
+        # The scenario holds: the supervisor could not write the exit record.
+        assert not (small_disk / "jobs" / job_id / "exit.json").exists()
+        server.start().wait_ready()
+        final = server.wait_for_job(job_id)
+        assert final["status"] == "done", final  # from the supervisor's memory, not "lost"
+    finally:
+        ballast.unlink()
