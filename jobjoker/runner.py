@@ -127,6 +127,8 @@ class BlockWriter:
             # Blocks of about FLUSH_BYTES: on a disk with a little room, what fits goes out.
             count, size = 0, 0
             limit = self._marker_at if self._lost else len(self._lines)
+            if limit == len(self._lines) and self._size < 2 * FLUSH_BYTES:
+                count, size = limit, self._size  # the usual case: one block of all of them
             while count < limit and (not count or size < FLUSH_BYTES):
                 size += len(self._lines[count]) + 1
                 count += 1
