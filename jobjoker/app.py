@@ -254,11 +254,11 @@ class JobJokerServer:
         if stuck > STUCK_WRITE_SECONDS:
             raise Unavailable("the database has not finished a write for %.0f s: it stores "
                               "nothing (is it locked, or its disk full?); requests that need it "
-                              "get 503 after %.0f s" % (stuck, storage_module.ANSWER_SECONDS))
+                              "get 503 after %g s" % (stuck, storage_module.ANSWER_SECONDS))
         try:
             await self.storage.ping()
         except Unavailable as e:
-            raise Unavailable("%s; requests that need it get 503 after %.0f s"
+            raise Unavailable("%s; requests that need it get 503 after %g s"
                               % (e.message, storage_module.ANSWER_SECONDS))
         except peewee.PeeweeException as e:
             raise Unavailable("the database is unavailable: %s" % e)

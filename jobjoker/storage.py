@@ -55,6 +55,8 @@ from jobjoker.errors import Unavailable
 log = logging.getLogger(__name__)
 
 READERS = 3  # reader threads: a long read holds one, requests and streams use the others
+PUBLISH_SLICE = 0.005  # seconds of publishing events in one callback of the loop
+_STOP = object()
 # How long a request waits for the database before it is answered 503: every statement takes
 # milliseconds, so this long means locked, hung or gone (SQLite's own busy wait is 5 s).
 ANSWER_SECONDS = 2.0
@@ -71,8 +73,6 @@ def detached(function, *args):
     """Call ``function(*args)`` in a fresh context: what it submits (and the tasks it starts)
     never inherit a request's ``answer_within``."""
     return contextvars.Context().run(function, *args)
-PUBLISH_SLICE = 0.005  # seconds of publishing events in one callback of the loop
-_STOP = object()
 
 
 class Transaction:
@@ -205,9 +205,9 @@ class Storage:
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
             if claim.abandon():
                 future.cancel()  # still queued: its thread will skip it
-                raise Unavailable("the database did not answer within %.0f s (it is locked, "
+                raise Unavailable("the database did not answer within %g s (it is locked, "
                                   "busy or away); nothing was done: try again shortly" % limit)
-            raise Unavailable("the database did not answer within %.0f s (it is locked, busy "
+            raise Unavailable("the database did not answer within %g s (it is locked, busy "
                               "or away); what was asked may still take effect when it answers: "
                               "check before trying again" % limit)
 
