@@ -153,9 +153,9 @@ class Ingester:
 
     def close(self):
         self._closed = True
-        for visit in self._visits.values():  # the next server drains them from the spools
+        for visit in list(self._visits.values()):  # ends under way finish without passes
             if visit.drained is not None and not visit.drained.done():
-                visit.drained.cancel()
+                asyncio.ensure_future(self._drain_now(visit))
         if self._deferred_timer is not None:
             IOLoop.current().remove_timeout(self._deferred_timer)
             self._deferred_timer = None
@@ -199,8 +199,26 @@ class Ingester:
             return
         if visit.drained is None:
             visit.drained = asyncio.get_running_loop().create_future()
-            self.mark_dirty(job_id)
+            if self._closed:  # the server is stopping: no more passes
+                asyncio.ensure_future(self._drain_now(visit))
+            else:
+                self.mark_dirty(job_id)
         await asyncio.shield(visit.drained)
+
+    async def _drain_now(self, visit):
+        """Drain an ended job without passes (the server is stopping): a transaction per read,
+        one after the other. Each reads from the offsets committed before it, so a pass still
+        on the writer thread is never stored twice."""
+        try:
+            more = True
+            while more:
+                _, more, _ = await self.storage.transaction(store_spools, self.logstore,
+                                                            visit.spools, True)
+        except Exception as e:
+            if not visit.drained.done():
+                visit.drained.set_exception(e)
+            return
+        self.untrack(visit.spools.job_id)
 
     def mark_dirty(self, job_id):
         if job_id in self._visits:
