@@ -212,10 +212,18 @@ RESERVE_BYTES = 64 * 1024  # the room a job's last words need on a full disk: tw
 # the run-end record, with file-system blocks to spare
 
 
+ROOMY_BYTES = 16 * 1024 * 1024  # free space past which a block surely fits
+
+
 def _room_for(fd, length):
-    """Whether ``length`` more bytes fit at the end of the file (its blocks taken now).
-    Unknown (a file system without ``fallocate``) counts as yes: the write will tell."""
+    """Whether ``length`` more bytes fit at the end of the file. On a disk with plenty of room
+    that is one cheap ``fstatvfs``; on a nearly full one the blocks are taken now (``fallocate``,
+    which costs a journal transaction on most file systems: too dear for every block). Unknown
+    (no ``fallocate`` there) counts as yes: the write will tell."""
     try:
+        stat = os.fstatvfs(fd)
+        if stat.f_bavail * stat.f_frsize > ROOMY_BYTES + length:
+            return True
         jobdir.allocate(fd, os.fstat(fd).st_size, length)
     except OSError as e:
         return e.errno not in (errno.ENOSPC, errno.EDQUOT)
