@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.support import IN_CI, ROOT, until
+from tests.support import IN_CI, ROOT, kill_leftovers, until
 
 WAITS = '''import os, time
 from jobjoker import Worker
@@ -102,6 +102,7 @@ def supervisor(tiny_disk, tmp_path):
         pass
     process.kill()
     process.wait()
+    kill_leftovers(str(tmp_path / "sock"))  # its jobs too, however the test ended
 
 
 def test_a_full_disk_does_not_stop_the_supervisor_and_no_exit_is_lost(supervisor, tiny_disk,
