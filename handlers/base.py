@@ -15,7 +15,7 @@ import logging
 import peewee
 import tornado.web
 
-from jobjoker import errors
+from jobjoker import errors, storage
 from jobjoker.audit import Actor
 from jobjoker.auth import SESSION_COOKIE, Credentials
 from jobjoker.config import is_loopback
@@ -88,8 +88,11 @@ class ErrorEnvelopeMixin:
             if getattr(exc, "line", None) is not None:
                 extra["line"] = exc.line
         elif isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
-            # Locked, restarting or unreachable: the request may succeed if tried again.
+            # Locked, restarting, unreachable or full: the request may succeed if tried again.
             status_code, message = 503, "the database is unavailable; try again shortly"
+            if errors.is_disk_full(exc):
+                message = "the database's disk is full: nothing can be stored until there " \
+                          "is room; try again later"
             self.set_header("Retry-After", "1")
         elif isinstance(exc, tornado.web.HTTPError):
             status_code = exc.status_code
@@ -117,6 +120,9 @@ class ErrorEnvelopeMixin:
     def log_exception(self, typ, value, tb):
         if isinstance(value, errors.JobJokerError):
             log.debug("%s %s: %s", self.request.method, self.request.path, value.message)
+        elif errors.is_disk_full(value):  # /health says so; a traceback each time says no more
+            log.warning("%s %s: 503, the disk is full: %s", self.request.method,
+                        self.request.path, value)
         else:
             super().log_exception(typ, value, tb)
 
@@ -215,6 +221,8 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
         set_security_headers(self)
 
     async def prepare(self):
+        # A database that does not answer in time gets the client a 503, not a hung request.
+        storage.answer_within(storage.ANSWER_SECONDS)
         self._chunks = []
         self._received = 0
         self._too_large = False

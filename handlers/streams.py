@@ -6,7 +6,7 @@ streaming itself lives in ``jobjoker.streams``; these handlers only wire a socke
 """
 import tornado.websocket
 
-from jobjoker import errors
+from jobjoker import errors, storage
 from jobjoker.handlers.base import AuthMixin, ErrorEnvelopeMixin, set_security_headers
 from jobjoker.streams import EventsFollower, JobFollower, Outbox
 
@@ -20,6 +20,9 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
         set_security_headers(self)  # for the refusals sent before an upgrade
 
     async def prepare(self):
+        # Before the upgrade a locked database gets a prompt 503, as for any request; once open
+        # (``open``), the stream's own reads wait for the database rather than fail.
+        storage.answer_within(storage.ANSWER_SECONDS)
         await self.authenticate()
 
     def check_origin(self, origin):
@@ -39,6 +42,7 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
         """Subscribers have nothing to say; anything they send is ignored."""
 
     def open(self, *args):
+        storage.answer_within(None)
         self.settings["open_streams"].add(self)  # so a stopping server can say goodbye
 
     def on_close(self):

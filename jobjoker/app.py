@@ -23,6 +23,7 @@ import tornado.httpserver
 import tornado.web
 
 from jobjoker import __version__, auth, models
+from jobjoker import storage as storage_module
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
 from jobjoker.config import redact_url
@@ -49,8 +50,9 @@ from jobjoker.worker_service import WorkerService
 from jobjoker.workers import WorkerRepository
 
 log = logging.getLogger(__name__)
-# A write that takes longer than this (every one takes well under a second) means the database
-# hangs: MariaDB on a full disk waits for space instead of failing.
+# A write that waits or runs longer than this (every one takes well under a second) means the
+# database hangs: MariaDB on a full disk waits for space instead of failing, a lock held
+# elsewhere holds every write (SQLite fails each after its 5 s busy wait; the next one waits).
 STUCK_WRITE_SECONDS = 10.0
 GIL_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 
@@ -247,14 +249,19 @@ class JobJokerServer:
 
     async def health(self):
         """The server's readiness, or ``Unavailable`` saying what is wrong."""
-        try:
-            await self.storage.read(_ping)
-        except peewee.PeeweeException as e:
-            raise Unavailable("the database is unavailable: %s" % e)
+        # From memory first: a database that does not answer must not hold /health too.
         stuck = self.storage.writing_for()
         if stuck > STUCK_WRITE_SECONDS:
-            raise Unavailable("the database has been busy with one write for %.0f s: it answers "
-                              "reads but stores nothing (is its disk full?)" % stuck)
+            raise Unavailable("the database has not finished a write for %.0f s: it stores "
+                              "nothing (is it locked, or its disk full?); requests that need it "
+                              "get 503 after %g s" % (stuck, storage_module.ANSWER_SECONDS))
+        try:
+            await self.storage.ping()
+        except Unavailable as e:
+            raise Unavailable("%s; requests that need it get 503 after %g s"
+                              % (e.message, storage_module.ANSWER_SECONDS))
+        except peewee.PeeweeException as e:
+            raise Unavailable("the database is unavailable: %s" % e)
         supervisor = self.processes.supervisor
         if supervisor.supervisor_pid is None:
             raise Unavailable("the supervisor is not connected")
@@ -287,10 +294,6 @@ class JobJokerServer:
         if self.loop_monitor is not None:
             self.loop_monitor.stop()
         self.lock.release()
-
-
-def _ping():
-    models.database.execute_sql("SELECT 1")
 
 
 def free_bytes(path):

@@ -13,10 +13,14 @@ block the job wrote. What a job's children wrote raw has the job's secrets maske
 runner masked the rest). Once stored and committed, the disk blocks of the spool behind the
 offsets are given back (hole punching). A store that fails is retried every ``RETRY_DELAY``
 seconds, logged once per kind; ``disk_full`` says since when the disk refuses, for ``/health``.
-``drain(tx, spools)`` stores everything left, for the job's end (within the caller's
-transaction). Each job's ``Spools`` are touched only on the writer thread once tracked.
+``await drain_ended(job_id)``: the job's processes are gone, so its spools are read to their
+very end (``final``) in the same paced passes (without the pause between them: nobody waits
+for more of its entries), and it returns once everything is stored and committed, untracking
+the job; only then is its end recorded. However big its backlog, no transaction takes longer
+than a pass. Each job's ``Spools`` are touched only on the writer thread once tracked.
 """
-import errno
+import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -24,6 +28,7 @@ import time
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from jobjoker import jobdir, spool
+from jobjoker.errors import is_disk_full
 from jobjoker.inotify import Inotify
 from jobjoker.parameters import Masker, mask_values
 
@@ -45,15 +50,6 @@ def _parse_response_spool(data, final):
     return len(block), block
 
 
-def is_disk_full(error):
-    """Whether a database or file error says the disk (or a quota) is full."""
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(error).lower()
-    return "disk is full" in text or "no space left" in text or "disk full" in text \
-        or "table is full" in text or "quota" in text
-
-
 class Spools:
     """One job's spools as the writer thread knows them: what is stored and what is punched."""
 
@@ -68,9 +64,9 @@ class Spools:
 
     def parsers(self):
         """(stream, spool file, Job offset field, parse(data, final) -> (consumed, block))."""
-        mask = self.masker.block if self.masker else None
+        masker = self.masker if self.masker else None
         return (("log", jobdir.LOG_SPOOL, "log_offset",
-                 lambda data, final: spool.parse_log_spool(data, final, mask_raw=mask)),
+                 lambda data, final: spool.parse_log_spool(data, final, masker=masker)),
                 ("response", jobdir.RESPONSE_SPOOL, "response_offset", _parse_response_spool))
 
 
@@ -103,13 +99,6 @@ def store_spools(tx, logstore, spools, final=False, offsets=None):
     return stored, more, offsets
 
 
-def drain(tx, logstore, spools):
-    """Store everything the spools hold (the job has ended), within ``tx``."""
-    more, offsets = True, None
-    while more:
-        _, more, offsets = store_spools(tx, logstore, spools, final=True, offsets=offsets)
-
-
 def _committed(spools, offsets):
     # Hooks run in order: a later visit's offsets are further, never behind.
     spools.offsets.update(offsets)
@@ -131,6 +120,7 @@ class _Visit:
         self.watch = None
         self.last_stored = 0.0  # time.monotonic() of its last visit that stored entries
         self.passes = 0  # visits that stored entries (the first QUICK_PASSES never wait)
+        self.drained = None  # once the job has ended: a future, done when all is stored
 
 
 class Ingester:
@@ -166,6 +156,9 @@ class Ingester:
 
     def close(self):
         self._closed = True
+        for visit in list(self._visits.values()):  # ends under way finish without passes
+            if visit.drained is not None and not visit.drained.done():
+                asyncio.ensure_future(self._drain_now(visit))
         if self._deferred_timer is not None:
             IOLoop.current().remove_timeout(self._deferred_timer)
             self._deferred_timer = None
@@ -188,16 +181,47 @@ class Ingester:
         return spools
 
     def untrack(self, job_id):
-        """Stop visiting a job (it has ended: its end drains the rest)."""
+        """Stop visiting a job (it could not start, or all it spooled is stored)."""
         visit = self._visits.pop(job_id, None)
         self._dirty.pop(job_id, None)
         self._deferred.discard(job_id)
+        if visit is not None and visit.drained is not None and not visit.drained.done():
+            visit.drained.set_result(None)
         if visit is not None and visit.watch is not None and self._inotify is not None:
             self._watches.pop(visit.watch, None)
             try:
                 self._inotify.rm_watch(visit.watch)
             except OSError:
                 pass
+
+    async def drain_ended(self, job_id):
+        """The job's processes are gone: store all its spools hold, in passes, then untrack
+        it. Returns at once for a job not tracked."""
+        visit = self._visits.get(job_id)
+        if visit is None:
+            return
+        if visit.drained is None:
+            visit.drained = asyncio.get_running_loop().create_future()
+            if self._closed:  # the server is stopping: no more passes
+                asyncio.ensure_future(self._drain_now(visit))
+            else:
+                self.mark_dirty(job_id)
+        await asyncio.shield(visit.drained)
+
+    async def _drain_now(self, visit):
+        """Drain an ended job without passes (the server is stopping): a transaction per read,
+        one after the other. Each reads from the offsets committed before it, so a pass still
+        on the writer thread is never stored twice."""
+        try:
+            more = True
+            while more:
+                _, more, _ = await self.storage.transaction(store_spools, self.logstore,
+                                                            visit.spools, True)
+        except Exception as e:
+            if not visit.drained.done():
+                visit.drained.set_exception(e)
+            return
+        self.untrack(visit.spools.job_id)
 
     def mark_dirty(self, job_id):
         if job_id in self._visits:
@@ -220,7 +244,10 @@ class Ingester:
     def _schedule(self):
         if self._dirty and not self._running and not self._closed:
             self._running = True
-            IOLoop.current().add_callback(self._pass)
+            # Never a request's time limit: a pass given up half-way would be retried while
+            # it still runs.
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self._pass()), context=contextvars.Context())
 
     async def _pass(self):
         """One pass over the dirty jobs due now, on the writer thread."""
@@ -231,11 +258,11 @@ class Ingester:
             if visit is None:
                 continue
             wait = visit.last_stored + GAP - now
-            if wait > 0 and visit.passes >= QUICK_PASSES:
+            if wait > 0 and visit.passes >= QUICK_PASSES and visit.drained is None:
                 self._deferred.add(job_id)
                 soonest = wait if soonest is None else min(soonest, wait)
             else:
-                due.append(visit.spools)
+                due.append((visit.spools, visit.drained is not None))
         self._dirty = {}
         try:
             if due:
@@ -250,7 +277,7 @@ class Ingester:
         try:
             results, rest = await self.storage.transaction(self._store_some, due)
         except Exception as e:  # the commit failed: none of it is stored, all is retried
-            for spools in due:
+            for spools, _ in due:
                 self._failed(spools.job_id, e)
             return
         now = time.monotonic()
@@ -265,23 +292,31 @@ class Ingester:
                 visit.last_stored, visit.passes = now, visit.passes + 1
                 self.disk_full = None  # it stored: there is room again
                 self.recovered(job_id)
-            if more:  # more than one visit's worth: come back soon
+            if visit.drained is not None:  # it has ended: on to the next pass, or done
+                if more:
+                    self._dirty.setdefault(job_id)
+                else:
+                    self.untrack(job_id)
+                    if not visit.drained.done():
+                        visit.drained.set_result(None)
+            elif more:  # more than one visit's worth: come back soon
                 self._deferred.add(job_id)
                 self._defer(GAP)
         if rest:  # the slice ran out first: they go before the jobs marked meanwhile
-            marked, self._dirty = self._dirty, dict.fromkeys(spools.job_id for spools in rest)
+            marked, self._dirty = self._dirty, dict.fromkeys(
+                spools.job_id for spools, _ in rest)
             self._dirty.update(marked)
 
     def _store_some(self, tx, due):
         """Writer thread: visit jobs for about SLICE seconds; (results, not visited)."""
         deadline = time.monotonic() + SLICE
         results = {}
-        for index, spools in enumerate(due):
+        for index, (spools, final) in enumerate(due):
             if index and time.monotonic() > deadline:
                 return results, due[index:]
             try:
                 with tx.savepoint():
-                    stored, more, _ = store_spools(tx, self.logstore, spools)
+                    stored, more, _ = store_spools(tx, self.logstore, spools, final=final)
             except Exception as e:
                 results[spools.job_id] = (False, False, e)
             else:

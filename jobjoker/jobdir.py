@@ -8,6 +8,8 @@ Contract: while a job runs, ``<jobs dir>/<job id>/`` (mode 0700, always the serv
   response.spool   response entries, appended by the runner
   run-end.json     how ``run()`` ended, in the runner's words, written just before it exits
   exit.json        how the process ended, written by the supervisor once it has reaped it
+  reserve          a few KiB of disk the runner holds, and frees to write its last words
+                   (what a full disk made it lose, run-end.json) when the disk is full
 
 The supervisor makes the first three before the fork (``open_job_files``; under ``--run-as``
 they then belong to the job's user) and the job gets them as open descriptors only: its stdout
@@ -43,14 +45,16 @@ RESPONSE_SPOOL = "response.spool"
 RUN_END = "run-end.json"
 LEGACY_RUN_END = "result.json"
 EXIT_RECORD = "exit.json"
+RESERVE = "reserve"  # disk space the runner holds for its last words on a full disk
 TEMPORARY_SUFFIX = ".tmp"
-FILES = (LOG_SPOOL, RESPONSE_SPOOL, RUN_END, LEGACY_RUN_END, EXIT_RECORD,
+FILES = (LOG_SPOOL, RESPONSE_SPOOL, RUN_END, LEGACY_RUN_END, EXIT_RECORD, RESERVE,
          RUN_END + TEMPORARY_SUFFIX, LEGACY_RUN_END + TEMPORARY_SUFFIX,
          EXIT_RECORD + TEMPORARY_SUFFIX)
 # The files the job writes, made for it by the supervisor, and how each is opened.
 JOB_FILES = {"log": (LOG_SPOOL, os.O_WRONLY | os.O_APPEND),
              "response": (RESPONSE_SPOOL, os.O_WRONLY | os.O_APPEND),
-             "run_end": (RUN_END, os.O_WRONLY)}
+             "run_end": (RUN_END, os.O_WRONLY),
+             "reserve": (RESERVE, os.O_WRONLY)}
 MAX_RECORD_BYTES = 64 * 1024  # a record is a few hundred bytes; anything bigger is not ours
 # What an open says when the name is not a plain file: a link (ELOOP), a folder (EISDIR), a FIFO
 # without a reader (ENXIO), a folder that is not one (ENOTDIR).
@@ -254,6 +258,16 @@ def punch_hole(job_dir, name, start, end, owners):
                                ctypes.c_longlong(start), ctypes.c_longlong(end - start)) == 0
     finally:
         os.close(fd)
+
+
+def allocate(fd, start, length):
+    """Give the file of ``fd`` the disk blocks of bytes ``start`` .. ``start + length`` without
+    changing its size, so that writing them later cannot fail for want of space. Raises
+    ``OSError`` (ENOSPC when the disk is full; EOPNOTSUPP where the file system cannot)."""
+    if _libc.fallocate(fd, _FALLOC_FL_KEEP_SIZE, ctypes.c_longlong(start),
+                       ctypes.c_longlong(length)) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
 
 
 def remove(job_dir):

@@ -147,16 +147,44 @@ class Masker:
 
     def __init__(self, values):
         self.values = tuple(values)  # longest first (``mask_values``)
+        # A secret as ``repr`` shows it too (``sys.exit("... %r" % key)``, a KeyError): it
+        # differs from the value when the secret holds a quote, a backslash or a control.
+        self._texts = self.values + tuple(
+            shown for shown in (repr(secret)[1:-1] for secret in self.values)
+            if shown not in self.values)
+        self._raw = None
         self._escaped = None
 
     def __bool__(self):
         return bool(self.values)
 
     def text(self, message):
-        for secret in self.values:
+        for secret in self._texts:
             if secret in message:
                 message = message.replace(secret, MASK)
         return message
+
+    def safe_cut(self, data, cut):
+        """A cut of raw output ``data`` (bytes) at ``cut`` or before it, such that no secret
+        begins before the cut and ends after it: each side is masked apart, so a secret cut in
+        two would be in clear. The caller keeps at least the longest secret's length of
+        ``data`` after ``cut`` (else what follows is unknown)."""
+        if self._raw is None:
+            self._raw = [secret.encode("utf-8", "surrogateescape") for secret in self.values]
+        moved = True
+        while moved and cut > 0:
+            moved = False
+            for secret in self._raw:
+                start = max(0, cut - len(secret) + 1)
+                found = data.find(secret, start, cut + len(secret) - 1)
+                if 0 <= found < cut:
+                    cut, moved = found, True
+        return cut
+
+    @property
+    def longest(self):
+        """Bytes of the longest secret as it can appear in raw output (0 without secrets)."""
+        return max((len(s.encode("utf-8", "surrogateescape")) for s in self.values), default=0)
 
     def block(self, block):
         if self._escaped is None:  # a secret as it looks in an entry line: escaped, in UTF-8

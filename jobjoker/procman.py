@@ -7,12 +7,14 @@ event. ``stop(job_id)`` records the intent durably (a deadline in the job row), 
 to the job's process group and escalates to SIGKILL when the deadline passes, even across a
 server restart; ``kill(job_id)`` sends SIGKILL at once. Output is stored by the ``Ingester``. A
 job becomes final only after the supervisor reaped its process *and* its spools were drained:
-its closing entry and final status are stored in one transaction, which is retried until it
-succeeds. ``adopt_jobs()`` runs on start and after every reconnection to the supervisor: running
+the ingester stores its backlog in its usual short passes (a big one never holds the database
+for long), then its closing entry and final status are stored in one small transaction, which
+is retried until it succeeds. ``adopt_jobs()`` runs on start and after every reconnection to the supervisor: running
 jobs are watched again, jobs that ended meanwhile are finished from their exit record, orphans
 of a dead supervisor are watched through a pidfd, vanished ones end ``error``.
 """
 import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -24,9 +26,10 @@ from tornado.ioloop import IOLoop
 
 from jobjoker import jobdir, jobstore, proc
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
-from jobjoker.ingest import RETRY_DELAY, Ingester, drain, spools_for
+from jobjoker.ingest import RETRY_DELAY, Ingester, spools_for, store_spools
 from jobjoker.outcome import ended_message, final_outcome
 from jobjoker.states import JobStatus
+from jobjoker.storage import detached
 from jobjoker.supervisor_client import SupervisorClient
 
 log = logging.getLogger(__name__)
@@ -134,7 +137,9 @@ class ProcessManager:
                 failed[job.id] = result.get("error") or "the supervisor gave no reason"
                 log.error("job %s: could not start its process: %s", job.id, failed[job.id])
         try:
-            recorded = await self.storage.transaction(self._record_starts, started, failed, also)
+            # Never given up on, even for a request that is: the processes exist now.
+            recorded = await detached(self.storage.transaction, self._record_starts, started,
+                                      failed, also)
         except BaseException:
             for running in runs:
                 if not running.launched.done():
@@ -257,7 +262,8 @@ class ProcessManager:
 
     def _in_background(self, coroutine):
         # The loop keeps only weak references to tasks: these keep them until they are done.
-        task = asyncio.ensure_future(coroutine)
+        # A context of its own: whatever request led here, its time limit is not the task's.
+        task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -272,16 +278,16 @@ class ProcessManager:
         await self._finish(running, exit_record)
 
     async def _finish(self, running, exit_record):
-        """Drain the spools, write the closing entry and set the final status, in one
-        transaction. When the database refuses (full disk, away), the job stays ``active`` in
-        it and this is tried again a second later: its status never says it ended before its
-        end is stored."""
+        """Let the ingester store what the spools hold, then write the closing entry and set
+        the final status, in one transaction. When the database refuses (full disk, away),
+        the job stays ``active`` in it and this is tried again a second later: its status
+        never says it ended before its end is stored."""
         job_id = running.job_id
-        self.ingester.untrack(job_id)
         if running.escalation is not None:
             IOLoop.current().remove_timeout(running.escalation)
             running.escalation = None
         self._forget_pidfd(running)
+        await self.ingester.drain_ended(job_id)
         try:
             status, how = await self.storage.transaction(self._record_end, running, exit_record)
         except NotFound:
@@ -296,13 +302,18 @@ class ProcessManager:
             log.info("job %s: ended %s (%s)", job_id, status.value, how)
 
     def _record_end(self, tx, running, exit_record):
-        """Writer thread: everything spooled, then ``ENDED`` and the final status."""
+        """Writer thread: ``ENDED`` and the final status (the ingester stored the spools;
+        whatever came after its last pass is bounded by a read and stored first)."""
         job_id = running.job_id
-        drain(tx, self.logstore, running.spools)
+        store_spools(tx, self.logstore, running.spools, final=True)
         job = jobstore.get(job_id)
         status, error, how = final_outcome(job.stop_requested is not None, exit_record,
                                            jobdir.read_run_end(running.job_dir,
                                                                self.owners))
+        if error is not None and running.spools.masker:
+            # The run-end record is the job's own words (an old runner's, or written by the
+            # worker itself): shown to every viewer and on /events, it is masked here too.
+            error = running.spools.masker.text(error)
         now = time.time()
         self.logstore.append_message(tx, job_id, "log", ended_message(
             status, how, now - (job.starttime or now)))
@@ -328,7 +339,9 @@ class ProcessManager:
         """Watch this node's running jobs again; finish those that ended meanwhile."""
         status = await self.supervisor.request("status")
         alive = {r["job_id"]: r for r in status["running"]}
-        ended = []
+        # Exits the supervisor could not write to the job's folder (its disk was full).
+        exited = {r.get("job_id"): r for r in status.get("exited") or ()}
+        ended, unrecorded = [], {}
         for job in await self.storage.read(jobstore.active_on_node, self.config.node):
             running = self.running.get(job.id)
             if running is not None and not running.launched.done():
@@ -340,9 +353,13 @@ class ProcessManager:
             if job.id in alive:
                 self._arm_escalation(running, job.stop_deadline)
                 log.info("job %s: adopted running pid %s", job.id, alive[job.id]["pid"])
+                if job.pid is None:  # started, but the server died before it stored the pid
+                    unrecorded[job.id] = alive[job.id]
                 continue
-            record = jobdir.read_record(running.job_dir, jobdir.EXIT_RECORD,
-                                        self.owners)
+            record = (jobdir.read_record(running.job_dir, jobdir.EXIT_RECORD, self.owners)
+                      or exited.get(job.id))
+            if record is not None and job.pid is None and record.get("pid"):
+                unrecorded[job.id] = {"pid": record["pid"], "start_time": None}
             if record is not None:
                 ended.append(self.finish(job.id, record))
             elif not self._adopt_orphan(job, running):
@@ -350,8 +367,27 @@ class ProcessManager:
                     "returncode": None, "signal": None,
                     "lost": "its process was lost while the server was away (pid %s is gone; "
                             "its exit status is unknown)" % job.pid}))
+        if unrecorded:
+            await self._record_pids(unrecorded)
         # The jobs that ended meanwhile are final before the server says it is ready.
         await asyncio.gather(*ended)
+
+    async def _record_pids(self, learned):
+        """Store the pids of jobs whose start the server did not live to record (learned from
+        the supervisor: ``{job id: {"pid", "start_time"}}``), each as their start event."""
+        def record(tx):
+            for job_id, found in learned.items():
+                try:
+                    jobstore.update(tx, job_id, action="status", pid=found["pid"],
+                                    pid_start_time=found.get("start_time"))
+                except NotFound:
+                    continue
+                log.warning("job %s: its pid %s was not stored before the server stopped; "
+                            "learned it from the supervisor", job_id, found["pid"])
+        try:
+            await self.storage.transaction(record)
+        except Exception:
+            log.exception("storing the pids learned from the supervisor failed")
 
     def _adopt_orphan(self, job, running):
         """Watch a job whose supervisor died but whose process lives on (pidfd, identity

@@ -15,6 +15,7 @@ stderr), and buffered entries are written before any child process starts, so th
 true order.
 Imports only the standard library and our lean worker modules.
 """
+import errno
 import inspect
 import io
 import os
@@ -47,8 +48,11 @@ class BlockWriter:
 
     A full disk never fails the worker: entries are held (up to ``HELD_BYTES``) and written
     when there is room again; past that they are counted, and a marker entry says how many
-    were lost where they would have been. A block the disk cut short is completed first, so
-    the file stays parseable.
+    were lost where they would have been. A block gets its disk space before it is written
+    (``jobdir.allocate``), so the disk takes a whole block or none of it: no entry is torn (a
+    block cut short all the same, when a child's raw output took the space meanwhile, is
+    completed first). At the job's end ``close`` counts what still cannot be written and
+    writes the marker in the room the job's reserve file gives back.
     """
 
     def __init__(self, fd, flusher, headed, mask=None):
@@ -70,6 +74,7 @@ class BlockWriter:
         self._owed = b""  # the rest of a block that a full disk cut short
         self._lost = 0  # entries lost to a full disk since the last block written
         self._lost_bytes = 0
+        self._marker_at = 0  # while entries are lost: how many held lines come before them
 
     def write(self, message):
         """Buffer one entry (``message`` is text); cheap, safe from any thread.
@@ -91,6 +96,8 @@ class BlockWriter:
                 if now - self._last_flush >= FLUSH_DELAY:
                     self._flush_locked()  # is there room again?
                 if self._size >= HELD_BYTES:  # the disk is full and the buffer too
+                    if not self._lost:
+                        self._marker_at = len(self._lines)
                     self._lost += 1
                     self._lost_bytes += len(line) + 1
                     self._flusher.wake()  # it tries again shortly
@@ -118,32 +125,59 @@ class BlockWriter:
         self._woken = False
         if self._owed and not self._write_out(self._owed):
             return
-        if not self._lines:
-            return
-        if self._lost:  # they were lost after the held entries, before any newer one
-            self._lines.append(spool.stamp(_time()) + "[JobJoker] %d entries (%d bytes) were "
-                               "lost here: the disk was full" % (self._lost, self._lost_bytes))
-        text = "\n".join(self._lines) + "\n"
+        while self._lines:
+            # Blocks of about FLUSH_BYTES: on a disk with a little room, what fits goes out.
+            count, size = 0, 0
+            limit = self._marker_at if self._lost else len(self._lines)
+            if limit == len(self._lines) and self._size < 2 * FLUSH_BYTES:
+                count, size = limit, self._size  # the usual case: one block of all of them
+            while count < limit and (not count or size < FLUSH_BYTES):
+                size += len(self._lines[count]) + 1
+                count += 1
+            lines = self._lines[:count]
+            marked = bool(self._lost) and count == self._marker_at
+            if marked:  # they were lost after the held entries, before any newer one
+                lines.append(self._marker())
+            if not self._write_lines(lines):
+                return
+            del self._lines[:count]
+            self._size -= size
+            if self._lost:
+                self._marker_at -= count
+            if marked:
+                self._lost = self._lost_bytes = 0
+        if self._lost:  # lost with nothing held before them: the marker alone
+            if self._write_lines([self._marker()]):
+                self._lost = self._lost_bytes = 0
+
+    def _marker(self):
+        return spool.stamp(_time()) + "[JobJoker] %d entries (%d bytes) were lost here: the " \
+            "disk was full" % (self._lost, self._lost_bytes)
+
+    def _write_lines(self, lines):
+        """Write entry lines as one block; True once written (or begun: the rest is owed)."""
+        text = "\n".join(lines) + "\n"
         try:
             data = text.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:  # a lone surrogate: keep the rest of the text
             data = text.encode("utf-8", "replace")
         if self._headed:
             data = spool.frame_block(data)
-        if self._write_out(data, whole=True) or self._owed:  # written, or begun: the rest is owed
-            self._lines, self._size = [], 0
-            self._lost = self._lost_bytes = 0
-        elif self._lost:
-            del self._lines[-1]  # not written: the count goes on
+        return self._write_out(data, whole=True) or bool(self._owed)
 
     def _write_out(self, data, whole=False):
-        """Write ``data``; True once all of it is in the file. If the disk takes part of it,
-        the rest is owed (written before anything else); if it takes none of a ``whole`` block,
-        nothing is owed and the caller keeps its entries."""
+        """Write ``data``; True once all of it is in the file. A ``whole`` block gets its disk
+        space first (``jobdir.allocate``): on a full disk nothing of it is written and the
+        caller keeps its entries, so no entry is ever torn. If the disk still takes only part
+        (a child's raw output took the space meanwhile), the rest is owed (written before
+        anything else)."""
         view = memoryview(data)
         try:
             if self._fd is None:
                 self._fd = self._open()
+            if whole and not _room_for(self._fd, len(data)):
+                self._refused = True
+                return False
             while view:
                 view = view[os.write(self._fd, view):]
         except OSError:
@@ -155,6 +189,70 @@ class BlockWriter:
         self._owed = b""
         self._refused = False
         return True
+
+    def close(self, reserve=None):
+        """The job ends: write what is buffered. What a full disk still refuses is counted as
+        lost, and the marker saying so is written in the room ``reserve`` (the descriptor of
+        the job's reserve file, emptied here) gives back. Returns whether all went out."""
+        with self._lock:
+            self._flush_locked()
+            if not self._lines and not self._lost and not self._owed:
+                return True
+            _release(reserve)
+            if self._owed:
+                self._write_out(self._owed)
+            for line in self._lines:
+                self._lost += 1
+                self._lost_bytes += len(line) + 1
+            self._lines, self._size, self._marker_at = [], 0, 0
+            if self._lost and not self._owed and self._write_lines([self._marker()]):
+                self._lost = self._lost_bytes = 0
+            return not self._lost and not self._owed
+
+
+RESERVE_BYTES = 64 * 1024  # the room a job's last words need on a full disk: two markers and
+# the run-end record, with file-system blocks to spare
+
+
+ROOMY_BYTES = 16 * 1024 * 1024  # free space past which a block surely fits
+
+
+def _room_for(fd, length):
+    """Whether ``length`` more bytes fit at the end of the file. On a disk with plenty of room
+    that is one cheap ``fstatvfs``; on a nearly full one the blocks are taken now (``fallocate``,
+    which costs a journal transaction on most file systems: too dear for every block). Unknown
+    (no ``fallocate`` there) counts as yes: the write will tell."""
+    try:
+        stat = os.fstatvfs(fd)
+        if stat.f_bavail * stat.f_frsize > ROOMY_BYTES + length:
+            return True
+        jobdir.allocate(fd, os.fstat(fd).st_size, length)
+    except OSError as e:
+        return e.errno not in (errno.ENOSPC, errno.EDQUOT)
+    return True
+
+
+def open_reserve(spec):
+    """The job's reserve file with ``RESERVE_BYTES`` of disk taken (its descriptor), or None
+    when the disk is already too full for it."""
+    try:
+        fd = _spool(spec, "reserve")
+        fd = fd() if callable(fd) else fd
+    except OSError:
+        return None
+    try:
+        jobdir.allocate(fd, 0, RESERVE_BYTES)
+    except OSError:
+        pass  # full already, or no fallocate here: the file still holds whatever it got
+    return fd
+
+
+def _release(reserve):
+    if reserve is not None:
+        try:
+            os.ftruncate(reserve, 0)
+        except OSError:
+            pass
 
 
 class Flusher:
@@ -285,9 +383,8 @@ def _spool(spec, key):
     fds = spec.get("fds") or {}
     if key in fds:
         return fds[key]
-    name = jobdir.JOB_FILES[key][0]
-    return lambda: jobdir.open_file(spec["job_dir"], name,
-                                    os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    name, flags = jobdir.JOB_FILES[key]
+    return lambda: jobdir.open_file(spec["job_dir"], name, flags | os.O_CREAT)
 
 
 def run_job(spec):
@@ -301,6 +398,7 @@ def run_job(spec):
     response = BlockWriter(_spool(spec, "response"), flusher, headed=False, mask=mask)
     flusher.writers.extend([log, response])
     flush_before_children(flusher)
+    reserve = open_reserve(spec)
 
     stop_requested = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
@@ -323,20 +421,24 @@ def run_job(spec):
             asyncio.run(result)
         code = EXIT_DONE
     except SystemExit as e:
-        code, error = _system_exit(e, log)
+        code, error = _system_exit(e, log, mask)
     except BaseException as e:  # the worker's failure is the job's result, whatever it was
         log.write(traceback.format_exc().rstrip("\n"))
         code = EXIT_ERROR
         error = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
+    if error is not None:  # shown as the job's error to every viewer: never a secret
+        error = mask.text(error)
     outcome = "error" if code != EXIT_DONE else "stopped" if stop_requested.is_set() else "done"
     if outcome == "stopped":
         code = EXIT_STOPPED
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-        flusher.flush_all()
     except OSError:
         pass
+    for writer in (log, response):  # on a full disk: what was lost, said in the reserve's room
+        writer.close(reserve)
+    _release(reserve)  # the run-end record's room
     write_run_end(spec, {"outcome": outcome, "returncode": code, "error": error})
     return code
 
@@ -354,11 +456,11 @@ def write_run_end(spec, record):
         pass  # the exit code still tells the essentials
 
 
-def _system_exit(exc, log):
-    """(exit code, error) for a worker's ``sys.exit(...)``."""
+def _system_exit(exc, log, mask):
+    """(exit code, error) for a worker's ``sys.exit(...)`` (masked before ``repr`` escapes it)."""
     if exc.code is None or exc.code == 0:
         return EXIT_DONE, None
     if isinstance(exc.code, int):
         return (exc.code & 0xFF or EXIT_ERROR), "sys.exit(%d)" % exc.code
     log.write(str(exc.code))
-    return EXIT_ERROR, "sys.exit(%r)" % str(exc.code)
+    return EXIT_ERROR, "sys.exit(%r)" % mask.text(str(exc.code))

@@ -76,13 +76,18 @@ def frame_block(block):
     return BLOCK_MARK + b"%d\n" % len(block) + block
 
 
-def parse_log_spool(data, final=False, when=None, mask_raw=None):
+def parse_log_spool(data, final=False, when=None, masker=None):
     """Entries in the bytes of a log spool: ``(bytes consumed, block of entries)``.
 
     Stops before an incomplete headed block or raw line (more is on its way) unless ``final``
-    (the job has ended: take everything). ``mask_raw``, when given, is applied to the entries
-    made of raw output (the headed blocks come from the runner, which masked them already).
+    (the job has ended: take everything). ``masker`` (a ``parameters.Masker``), when given,
+    masks the entries made of raw output (the headed blocks come from the runner, which masked
+    them already); a raw line cut before its newline is cut where no secret straddles the cut
+    (``Masker.safe_cut``), so each part masks whole.
     """
+    masker = masker if masker else None
+    mask_raw = masker.block if masker is not None else None
+    hold = masker.longest if masker is not None else 0
     when = time.time() if when is None else when
     pieces, raw = [], []
     pos, end = 0, len(data)
@@ -109,9 +114,15 @@ def parse_log_spool(data, final=False, when=None, mask_raw=None):
         elif newline >= 0:
             raw.append(data[pos:newline])
             pos = newline + 1
-        elif final or end - pos >= MAX_ENTRY_BYTES:  # no newline for that long: a line anyway
+        elif final:
             raw.append(data[pos:])
             pos = end
+        elif end - pos >= MAX_ENTRY_BYTES + hold:  # no newline for that long: a line anyway
+            cut = end - hold if not hold else masker.safe_cut(data, end - hold)
+            if cut <= pos:
+                break
+            raw.append(data[pos:cut])
+            pos = cut
         else:
             break
     if raw:

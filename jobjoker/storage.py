@@ -22,9 +22,17 @@ and writes sockets.
   for what manages its own (the schema migration, whose DDL MySQL commits statement by
   statement).
 - ``await close()`` lets queued work finish, then closes each thread's connection.
-- ``writing_for()`` says how long the write on the writer thread has been running (0 when
-  none is): a database that hangs (MariaDB waiting for disk space) shows there, while reads
-  still answer.
+- ``writing_for()`` says how long the oldest write not yet settled has waited or run (0 when
+  none): a database that hangs (MariaDB waiting for disk space, a lock held elsewhere) shows
+  there, while reads may still answer. ``ping()`` asks the database to answer at all, one ping
+  at a time; ``pinging_for()`` says how long the one in flight has waited.
+- **Answering in time.** Work submitted while ``answer_within(seconds)`` is set in the caller's
+  context (the web layer sets it for every request: ``ANSWER_SECONDS``) raises ``Unavailable``
+  once it has waited that long, instead of holding the request. If its thread had not begun it
+  by then, it is never done (the client is told nothing was done); if it had, it runs to its end
+  (the client is told it may still take effect). Work without it (the server's own: ingestion,
+  job ends) always waits: it must not be given up half-way. The server's background tasks run
+  in a context of their own (``detached``) so that they never inherit a request's limit.
 
 A thread whose statement failed for want of a connection (``OperationalError``,
 ``InterfaceError``) drops its connection, so the next statement connects afresh: a database
@@ -33,6 +41,8 @@ that went away and came back is used again without a restart.
 import asyncio
 import collections
 import contextlib
+import contextvars
+import itertools
 import logging
 import queue
 import threading
@@ -40,11 +50,29 @@ import time
 
 import peewee
 
+from jobjoker.errors import Unavailable
+
 log = logging.getLogger(__name__)
 
 READERS = 3  # reader threads: a long read holds one, requests and streams use the others
 PUBLISH_SLICE = 0.005  # seconds of publishing events in one callback of the loop
 _STOP = object()
+# How long a request waits for the database before it is answered 503: every statement takes
+# milliseconds, so this long means locked, hung or gone (SQLite's own busy wait is 5 s).
+ANSWER_SECONDS = 2.0
+_answer_within = contextvars.ContextVar("jobjoker_answer_within", default=None)
+
+
+def answer_within(seconds):
+    """Let database work submitted from here on in this context wait at most ``seconds``
+    (None: without limit)."""
+    _answer_within.set(seconds)
+
+
+def detached(function, *args):
+    """Call ``function(*args)`` in a fresh context: what it submits (and the tasks it starts)
+    never inherit a request's ``answer_within``."""
+    return contextvars.Context().run(function, *args)
 
 
 class Transaction:
@@ -119,7 +147,6 @@ class Storage:
         self.hub = hub
         self._loop = None
         self._writer = _Threads(database, "jobjoker-db-writer", 1)
-        self._write_began = None  # time.monotonic() when the running write began
         self._readers = _Threads(database, "jobjoker-db-reader", readers)
         self._closed = False
         # Writes settled but not yet published, in commit order: [future, result, events, error,
@@ -127,14 +154,23 @@ class Storage:
         # (hundreds of jobs' entries for hundreds of subscribers) never holds the loop long.
         self._unpublished = collections.deque()
         self._publishing = False
+        self._writes = {}  # unsettled writes: ticket -> time.monotonic() when submitted
+        self._tickets = itertools.count()
+        self._ping = None  # (future, time.monotonic() when sent) of the ping in flight
 
-    def _submit(self, threads, work, settle):
+    def _submit(self, threads, work, settle, limited=True):
         if self._closed:
             raise RuntimeError("the storage is closed")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        limit = _answer_within.get() if limited else None
+        claim = _Claim()
 
         def task():
+            if not claim.begin():  # its caller gave up before it began: it never happens
+                with contextlib.suppress(RuntimeError):  # (a closed loop waits for nothing)
+                    loop.call_soon_threadsafe(settle, future, None, None, None)
+                return
             try:
                 result, events = work(), None
                 if isinstance(result, _Committed):
@@ -151,12 +187,34 @@ class Storage:
                 log.debug("a database result came after its event loop closed")
 
         threads.submit(task)
-        return future
+        if settle == self._settle_write:
+            ticket = next(self._tickets)
+            self._writes[ticket] = time.monotonic()
+            future.add_done_callback(lambda _: self._writes.pop(ticket, None))
+        if limit is None:
+            return future
+        return self._answered(future, limit, claim)
+
+    @staticmethod
+    async def _answered(future, limit, claim):
+        """``future``'s result, or ``Unavailable`` after ``limit`` seconds."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), limit)
+        except asyncio.TimeoutError:
+            # Nobody awaits its outcome any more: retrieve it, so that no error goes unseen.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            if claim.abandon():
+                future.cancel()  # still queued: its thread will skip it
+                raise Unavailable("the database did not answer within %g s (it is locked, "
+                                  "busy or away); nothing was done: try again shortly" % limit)
+            raise Unavailable("the database did not answer within %g s (it is locked, busy "
+                              "or away); what was asked may still take effect when it answers: "
+                              "check before trying again" % limit)
 
     @staticmethod
     def _resolve(future, result, events, error):
         """On the loop: hand a read's result (or error) to its caller."""
-        if future.cancelled():
+        if future.done():  # cancelled: its caller gave up
             return
         if error is not None:
             future.set_exception(error)
@@ -197,21 +255,41 @@ class Storage:
         commit."""
         def work():
             tx = Transaction(self.database)
-            self._write_began = time.monotonic()
-            try:
-                with self.database.atomic():
-                    value = fn(tx, *args, **kwargs)
-            finally:
-                self._write_began = None
+            with self.database.atomic():
+                value = fn(tx, *args, **kwargs)
             for callback in tx.committed:
                 callback()
             return _Committed(value, tx.events)
         return self._submit(self._writer, work, self._settle_write)
 
     def writing_for(self):
-        """Seconds the running write has taken so far (0.0 when none runs)."""
-        began = self._write_began
-        return 0.0 if began is None else time.monotonic() - began
+        """Seconds the oldest unsettled write has waited or run so far (0.0 when none)."""
+        if not self._writes:
+            return 0.0
+        return time.monotonic() - min(self._writes.values())
+
+    async def ping(self, limit=ANSWER_SECONDS):
+        """Ask the database to answer a trivial statement within ``limit`` seconds (else
+        ``Unavailable``); one ping at a time, shared by whoever asks meanwhile."""
+        if self._ping is None or self._ping[0].done():
+            self._ping = (self._submit(self._readers, self._select_one, self._resolve,
+                                       limited=False), time.monotonic())
+        future, sent = self._ping
+        try:
+            await asyncio.wait_for(asyncio.shield(future), max(0.0, sent + limit -
+                                                                time.monotonic()))
+        except asyncio.TimeoutError:
+            raise Unavailable("the database has not answered for %.0f s (it is locked, busy "
+                              "or away)" % (time.monotonic() - sent))
+
+    def _select_one(self):
+        self.database.execute_sql("SELECT 1")
+
+    def pinging_for(self):
+        """Seconds the ping in flight has waited (0.0 when none is)."""
+        if self._ping is None or self._ping[0].done():
+            return 0.0
+        return time.monotonic() - self._ping[1]
 
     def read(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` on a reader thread."""
@@ -234,6 +312,30 @@ class Storage:
     def _stop_threads(self):
         self._writer.stop()
         self._readers.stop()
+
+
+class _Claim:
+    """Who decides a submitted task's fate: its thread beginning it, or its caller giving up
+    first (then it never runs)."""
+
+    __slots__ = ("_lock", "_state")
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._state = None  # "begun" or "abandoned"
+
+    def begin(self):
+        with self._lock:
+            if self._state is None:
+                self._state = "begun"
+            return self._state == "begun"
+
+    def abandon(self):
+        """True when the task had not begun (it now never will)."""
+        with self._lock:
+            if self._state is None:
+                self._state = "abandoned"
+            return self._state == "abandoned"
 
 
 class _Committed:

@@ -10,7 +10,8 @@ detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON
   -> {"id": N, "op": "start_many", "specs": [spec, ...]}
   <- {"id": N, "ok": true, "started": [{"pid", "start_time"} or {"error"}, ... one per spec]}
   -> {"id": N, "op": "signal", "job_id": J, "signal": 15}       (to the job's process group)
-  -> {"id": N, "op": "status"}   <- {"id": N, "ok": true, "running": [{job_id, pid, start_time}]}
+  -> {"id": N, "op": "status"}
+  <- {"id": N, "ok": true, "running": [{job_id, pid, start_time}], "exited": [exit record]}
   -> {"id": N, "op": "shutdown", "kill_jobs": bool}
   <- {"event": "exit", "job_id": J, "pid": P, "returncode": C|null, "signal": S|null}   (pushed)
 
@@ -30,6 +31,12 @@ its process group is SIGKILLed, the exit is written to ``exit.json`` in the job'
 server that was away learns it later) and then pushed to connected servers. It is a child subreaper,
 so orphaned grandchildren are reaped here and never linger as zombies. It exits on its own once it
 has no job and no server for a few seconds. Standard library only, plus the lean runner it preloads.
+
+No I/O error stops it (a full disk above all, which is also where its own log is): every failure
+in its loop is reported to its log if the log takes it and the loop goes on. An exit record the
+disk refuses is kept in memory, written again every second until it is, and told in every
+``status`` reply (``exited``) meanwhile, so a server that was away still learns how the job
+ended.
 """
 import argparse
 import ctypes
@@ -56,6 +63,8 @@ PROTOCOL = 3
 IDLE_EXIT_SECONDS = 3.0
 MAX_UNSETTLED = 64  # new jobs whose setsid() a start has not yet seen, each holding a pipe
 PR_SET_CHILD_SUBREAPER = 36
+MAX_UNWRITTEN = 10000  # exit records kept in memory while the disk refuses them
+RETRY_SECONDS = 1.0  # between attempts to write them
 
 
 class Supervisor:
@@ -70,6 +79,8 @@ class Supervisor:
         self.unsettled = []  # read ends of the pipes new children announce setsid() on
         self.pids = {}  # job_id -> pid
         self.wake_r = self.wake_w = None
+        self.unwritten = {}  # job_dir -> exit record the disk refused (written again later)
+        self.last_retry = 0.0
         self.running = True
         self.shutting_down = False
         self.idle_since = time.monotonic()
@@ -103,12 +114,21 @@ class Supervisor:
         gc.collect()
         gc.freeze()
         while self.running:
-            for key, _ in self.selector.select(timeout=0.1 if self.shutting_down else 1.0):
+            try:
+                ready = self.selector.select(timeout=0.1 if self.shutting_down else 1.0)
+            except OSError:
+                ready = []
+                report("waiting for events failed")
+            for key, _ in ready:
                 try:
                     key.data(key.fileobj)
                 except Exception:
-                    traceback.print_exc()
-            self._reap()
+                    report("handling %r failed" % (key.fileobj,))
+            try:
+                self._reap()
+                self._write_unwritten()
+            except Exception:
+                report("reaping failed")
             if self._idle_too_long() or (self.shutting_down and not self.jobs):
                 break
         try:
@@ -120,7 +140,7 @@ class Supervisor:
         self.running = False
 
     def _idle_too_long(self):
-        if self.clients or self.jobs:
+        if self.clients or self.jobs or self.unwritten:
             self.idle_since = time.monotonic()
             return False
         return time.monotonic() - self.idle_since > IDLE_EXIT_SECONDS
@@ -213,7 +233,7 @@ class Supervisor:
     def op_status(self, request):
         return {"pid": os.getpid(), "running": [
             {"job_id": j["job_id"], "pid": pid, "start_time": j["start_time"]}
-            for pid, j in self.jobs.items()]}
+            for pid, j in self.jobs.items()], "exited": list(self.unwritten.values())}
 
     def op_signal(self, request):
         pid = self.pids.get(request["job_id"])
@@ -290,8 +310,7 @@ class Supervisor:
         try:
             null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             opened.append(null_fd)
-            sys.stdout.flush()
-            sys.stderr.flush()
+            _flush_output()
             ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
             opened += [ready_r, ready_w]
             pid = os.fork()
@@ -393,9 +412,47 @@ class Supervisor:
                   "time": time.time()}
         try:
             jobdir.write_record(job["job_dir"], jobdir.EXIT_RECORD, record)
-        except OSError:
-            traceback.print_exc()  # the event below still tells a connected server
+        except OSError as e:  # the event below still tells a connected server; status too
+            report("job %s: writing its exit record failed (%s); kept until it can be"
+                   % (job["job_id"], e), trace=False)
+            if len(self.unwritten) < MAX_UNWRITTEN:
+                self.unwritten[job["job_dir"]] = record
         self._broadcast(record)
+
+    def _write_unwritten(self):
+        """Write the exit records a full disk refused, once a second."""
+        if not self.unwritten or time.monotonic() - self.last_retry < RETRY_SECONDS:
+            return
+        self.last_retry = time.monotonic()
+        for job_dir, record in list(self.unwritten.items()):
+            try:
+                jobdir.write_record(job_dir, jobdir.EXIT_RECORD, record)
+            except FileNotFoundError:
+                pass  # the server recorded the end and removed the folder: nobody needs it
+            except OSError:
+                continue
+            del self.unwritten[job_dir]
+
+
+def report(what, trace=True):
+    """Tell the supervisor's log (its stderr) about a failure. Unbuffered and never raising:
+    the log is on a disk that may be full, and that is no reason to stop serving jobs."""
+    text = "%s jobjoker.supervisor: %s\n%s" % (
+        time.strftime("%Y-%m-%d %H:%M:%S"), what, traceback.format_exc() if trace else "")
+    try:
+        os.write(2, text.encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _flush_output():
+    """Flush our buffered output before a fork (a child must not write it again); a full disk
+    refusing it loses it, nothing more."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def _close_all_but(keep):

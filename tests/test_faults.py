@@ -1,6 +1,7 @@
 """Faults against real server processes: the server SIGKILLed with jobs running, a stop in
 progress when it dies, and a pid reused by a stranger while it was away."""
 import os
+import re
 import signal
 import sqlite3
 
@@ -115,3 +116,54 @@ def test_a_pid_reused_by_a_stranger_is_never_signalled(fleet, tmp_path):
         assert decoy.unsignalled()  # by all the server did up to here: the stranger lives on
     finally:
         decoy.close()
+
+
+# Loaded by the first server only (PYTHONPATH): it dies by SIGKILL at the seam between the
+# supervisor's fork and the storing of the pid (the writer thread is about to store it).
+DIE_BEFORE_STORING_PIDS = '''import os, signal, sys
+if sys.argv and sys.argv[0].endswith("run_server.py"):
+    from jobjoker import procman
+
+    def _record_starts(self, tx, started, failed, also):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    procman.ProcessManager._record_starts = _record_starts
+'''
+
+
+@pytest.mark.parametrize("ends_first", [False, True], ids=["running", "ended-meanwhile"])
+def test_a_job_started_as_the_server_died_gets_its_pid_at_restart(fleet, servers, tmp_path,
+                                                                    ends_first):
+    seam = tmp_path / "seam"
+    seam.mkdir()
+    (seam / "sitecustomize.py").write_text(DIE_BEFORE_STORING_PIDS)
+    workers = workers_folder(tmp_path / "workers", {"Ticker": TICKER_WORKER}, samples=())
+    first = servers(workers_dir=workers, env={"PYTHONPATH": str(seam)}).wait_ready()
+    gate = tmp_path / "gate"
+    if ends_first:
+        gate.touch()
+    created = first.api("POST", "/jobs", {"worker": "Ticker", "parameters": {
+        "count": 40, "every": 0.02, "pause_at": 20, "gate": str(gate)}})[0]
+    try:
+        first.call("PUT", "/jobs/%s/status" % created["id"], "start")
+    except OSError:
+        pass  # the server died while answering
+    first.process.wait(timeout=60)
+    assert first.process.returncode == -signal.SIGKILL
+    folder = tmp_path / "data" / "jobs" / created["id"]
+    until(lambda: (folder / "log.spool").exists() and b"tick 3" in
+          (folder / "log.spool").read_bytes(), what="the job to run")
+    pid = int(re.search(rb"STARTED .*pid (\d+)", (folder / "log.spool").read_bytes()).group(1))
+    if ends_first:
+        until(lambda: (folder / "exit.json").exists(), what="the job to end")
+
+    second = fleet()
+    job = second.job(created["id"])
+    assert job["pid"] == pid, job
+    if ends_first:
+        assert job["status"] == "done", job
+    else:
+        assert job["status"] == "active", job
+        gate.touch()
+        final = ended(second, created["id"])
+        assert final["status"] == "done" and final["pid"] == pid, final

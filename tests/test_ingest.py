@@ -2,12 +2,16 @@
 is stored exactly once, raw output is masked and worker entries are not masked twice, one job's
 failure leaves the others stored, a spool larger than a read drains whole, and stored bytes are
 given back to the disk."""
+import contextlib
+import errno
 import logging
 import os
 
+import peewee
+import pymysql
 import pytest
 
-from jobjoker import ingest, jobdir, models, spool
+from jobjoker import errors, ingest, jobdir, models, spool
 from jobjoker.events import EventHub
 from jobjoker.ingest import Ingester, Spools
 from jobjoker.logstore import LogStore
@@ -114,19 +118,30 @@ async def test_a_job_that_fails_to_store_leaves_the_others_stored(setup, caplog,
 
 
 @pytest.mark.gen_test(timeout=120)
-async def test_a_spool_larger_than_a_read_drains_whole_in_one_transaction(setup):
+async def test_an_ended_jobs_backlog_drains_whole_in_short_transactions(setup, monkeypatch):
+    # Issue 12, High 6: a job's end stores its backlog in the ingester's passes, each one
+    # short transaction, never all of it in one (which held every write behind it).
     storage, logstore, ingester, tmp_path, _ = setup
-    spools = new_job(tmp_path, "big")  # not tracked: its end drains it
+    spools = new_job(tmp_path, "big")
     spools.read_size = 64 * 1024  # so that a few hundred KiB take several reads
     count = 5000
-    append(spools, jobdir.LOG_SPOOL, headed(*("line %05d %s" % (i, "x" * 80)
-                                              for i in range(count))))
-    append(spools, jobdir.LOG_SPOOL, b"".join(b"raw %d\n" % i for i in range(count)))
-    await storage.transaction(ingest.drain, logstore, spools)
+    for first in range(0, count, 100):  # blocks of 100 entries, as a runner writes them
+        append(spools, jobdir.LOG_SPOOL, headed(*("line %05d %s" % (i, "x" * 80)
+                                                  for i in range(first, first + 100))))
+    append(spools, jobdir.LOG_SPOOL, b"\n".join(b"raw %d" % i for i in range(count)))
+    # (the last raw line has no newline: only the end's final reading takes it)
+    transactions = []
+    transaction = storage.transaction
+    monkeypatch.setattr(storage, "transaction", lambda fn, *args: (
+        transactions.append(fn), transaction(fn, *args))[1])
+    ingester.track(spools)
+    await ingester.drain_ended("big")
     messages = stored("big")
     assert len(messages) == 2 * count and messages[-1] == "raw %d" % (count - 1)
     assert spools.offsets["log_offset"] == os.path.getsize(
         os.path.join(spools.job_dir, jobdir.LOG_SPOOL))
+    assert len(transactions) > 5  # a read's worth each
+    assert ingester.spools_of("big") is None  # untracked once all is stored
 
 
 @pytest.mark.gen_test(timeout=120)
@@ -149,6 +164,64 @@ def test_disk_full_errors_are_recognised():
     assert ingest.is_disk_full(OSError(28, "No space left on device"))
     assert ingest.is_disk_full(Exception("database or disk is full"))
     assert not ingest.is_disk_full(Exception("database is locked"))
+
+
+def sqlite_full_error(nested):
+    """The error a real SQLite database that is full raises through Peewee's transactions."""
+    database = peewee.SqliteDatabase(":memory:")
+    database.execute_sql("CREATE TABLE t (x BLOB)")
+    database.execute_sql("PRAGMA max_page_count = 10")
+    try:
+        with database.atomic(), (database.atomic() if nested else contextlib.nullcontext()):
+            for _ in range(100):
+                database.execute_sql("INSERT INTO t VALUES (?)", (b"x" * 4000,))
+    except peewee.PeeweeException as e:
+        return e
+    raise AssertionError("the database did not fill up")
+
+
+def wrapped_as_peewee(error):
+    """``error`` as Peewee re-raises a driver's error (the original first in its args)."""
+    try:
+        try:
+            raise error
+        except Exception as original:
+            raise peewee.OperationalError(original, *original.args)
+    except peewee.OperationalError as e:
+        return e
+
+
+class PostgresDiskFull(Exception):
+    pgcode = "53100"
+
+
+@pytest.mark.parametrize("make_error", [
+    lambda: OSError(errno.EDQUOT, "Disk quota exceeded"),
+    lambda: sqlite_full_error(nested=False),  # "cannot rollback - no transaction is active"
+    lambda: sqlite_full_error(nested=True),
+    lambda: wrapped_as_peewee(pymysql.err.OperationalError(1114, "The table 'chunk' is full")),
+    lambda: wrapped_as_peewee(pymysql.err.OperationalError(1021, "Disk full (/tmp/#sql); "
+                                                                 "waiting for someone to free")),
+    lambda: wrapped_as_peewee(pymysql.err.InternalError(
+        1030, 'Got error 28 "No space left on device" from storage engine InnoDB')),
+    lambda: wrapped_as_peewee(PostgresDiskFull("could not extend file")),
+], ids=["edquot", "sqlite", "sqlite-savepoint", "mysql-1114", "mysql-1021", "mysql-28",
+        "postgres-53100"])
+def test_every_kind_of_full_disk_is_recognised_in_one_place(make_error):
+    error = make_error()
+    assert errors.is_disk_full(error), repr(error)
+    assert ingest.is_disk_full is errors.is_disk_full  # one home
+
+
+@pytest.mark.parametrize("error", [
+    peewee.OperationalError("database is locked"),
+    wrapped_as_peewee(pymysql.err.OperationalError(1205, "Lock wait timeout exceeded")),
+    wrapped_as_peewee(pymysql.err.OperationalError(2013, "Lost connection to server")),
+    peewee.IntegrityError("UNIQUE constraint failed: job.id"),
+    OSError(errno.EACCES, "Permission denied"),
+])
+def test_other_failures_are_not_taken_for_a_full_disk(error):
+    assert not errors.is_disk_full(error)
 
 
 @pytest.mark.gen_test(timeout=60)

@@ -3,11 +3,13 @@ the cap, and a disk that fills up under a logging job."""
 import os
 import sqlite3
 import subprocess
+import threading
+import time
 
 import pytest
 
 from jobjoker.client import Client
-from tests.support import IN_CI, until, workers_folder
+from tests.support import IN_CI, process_alive, processes_of, until, workers_folder
 
 FLOOD = '''import os, time
 from jobjoker import Worker
@@ -145,3 +147,133 @@ def test_a_full_disk_truncates_the_log_with_a_marker_and_health_says_so(
     # Each entry stored, or counted as lost ("flooded" itself may be lost).
     assert len(lines) + ("flooded" in messages) + counted == 60001
     assert messages[-2:] == ["last line", messages[-1]] and messages[-1].startswith("ENDED done")
+
+
+def test_a_job_ending_on_a_full_disk_ends_done_with_the_marker_and_nothing_torn(
+        start_server, small_disk, tmp_path):
+    # Issue 12, High 2: the job floods its log into a full disk and ends while it is still
+    # full. Its held entries and the count of the lost ones must not go with it, its end must
+    # not be taken for a lost process, and another job must not be orphaned.
+    server = start_server()
+    release, other_release = tmp_path / "release", tmp_path / "other-release"
+    flooded = tmp_path / "flooded"
+    job_id = server.create_job("Flood", {"count": 200000, "pause": 0.001, "release": str(release),
+                                         "flooded": str(flooded)})["id"]
+    other = server.create_job("Flood", {"count": 10, "release": str(other_release)})["id"]
+    until(lambda: server.job(job_id)["log_count"] > 100, what="the first entries")
+    jobs_pids = {server.job(job_id)["pid"], server.job(other)["pid"]}
+    (supervisor,) = set(processes_of(server.supervisor_socket)) - jobs_pids
+    ballast = fill(small_disk, leave=0)
+    until(flooded.exists, timeout=120, what="the flood")
+    release.touch()  # it ends while the disk is full
+    until(lambda: not (tmp_path / "data" / "jobs" / job_id / "log.spool").exists()
+          or (tmp_path / "data" / "jobs" / job_id / "run-end.json").exists(),
+          timeout=60, what="the job's end")
+    ballast.unlink()
+    final = server.wait_for_job(job_id)
+    assert final["status"] == "done", final  # not "error" as lost
+    messages = server.messages(job_id)
+    lost = [m for m in messages if m.startswith("[JobJoker]")]
+    assert lost and all("the disk was full" in m for m in lost), lost
+    lines = [m for m in messages if m.startswith("line ")]
+    assert all(len(m) == len("line 00000000 ") + 64 for m in lines)  # no entry torn
+    counted = sum(int(m.split()[1]) for m in lost)
+    named = {"flooded", "last line"} & set(messages)
+    assert len(lines) + len(named) + counted == 200002  # each stored, or counted as lost
+    assert messages[-1].startswith("ENDED done")
+    other_release.touch()
+    assert server.wait_for_job(other)["status"] == "done"
+    assert server.call("GET", "/health").code == 200
+    assert supervisor in processes_of(server.supervisor_socket)  # the same one, alive
+
+
+RAW = '''import os
+from jobjoker import Worker
+
+
+class Raw(Worker):
+    """Writes `megabytes` MB of raw output lines to its stdout as fast as it can, then ends."""
+
+    def run(self):
+        block = (b"r" * 99 + b"\\n") * 10000  # 1 MB of 100-byte lines
+        for _ in range(self.params["megabytes"]):
+            os.write(1, block)
+'''
+
+
+def test_requests_are_served_while_an_ended_jobs_backlog_is_stored(servers, tmp_path):
+    # Issue 12, High 6: the end of a job that left a big backlog in its spool is stored in the
+    # same paced passes as a running job's entries, not in one long transaction that holds the
+    # database's writer (and every request that writes) until all of it is stored.
+    workers = workers_folder(tmp_path / "workers", {"Raw": RAW}, samples=())
+    server = servers("--max-log-bytes", "1G", workers_dir=workers).wait_ready()
+    probes, done = [], threading.Event()
+
+    def probe():  # a read and a write (which waits for the database's writer), in turn
+        while not done.is_set():
+            for method, path, body in (("GET", "/health", None),
+                                       ("POST", "/jobs", {"worker": "Raw", "start": False})):
+                began = time.monotonic()
+                reply = server.call(method, path, body)
+                probes.append((began, time.monotonic() - began, method, reply.code))
+            time.sleep(0.05)
+    job_id = server.create_job("Raw", {"megabytes": 200})["id"]
+    run_end = server.data_dir / "jobs" / job_id / "run-end.json"
+    # While the job writes, the disk is busy with its 200 MB: what counts is after its end.
+    until(run_end.exists, timeout=120, what="the job's process to end")
+    ended = time.monotonic()
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    try:
+        final = server.wait_for_job(job_id, timeout=300)
+    finally:
+        done.set()
+        prober.join(timeout=60)
+    assert final["status"] == "done", final
+    assert final["log_count"] == 2 * 1000 * 1000 + 2  # STARTED, 2M lines, ENDED
+    during = [p for p in probes if p[0] >= ended]
+    worst = max(latency for _, latency, _, _ in during)
+    print("draining %.1f s: %d probes, worst %.3f s" % (time.monotonic() - ended, len(during),
+                                                        worst))
+    assert all(code in (200, 201) for _, _, _, code in during), during
+    assert worst < 2.0, sorted(during, key=lambda p: p[1])[-5:]
+
+
+ENDS_AT_ONCE = '''import os, time
+from jobjoker import Worker
+
+
+class EndsAtOnce(Worker):
+    """Logs, waits for `release`, then leaves by os._exit(0) (no last words from the runner)."""
+
+    def run(self):
+        self.log("waiting")
+        while not os.path.exists(self.params["release"]):
+            time.sleep(0.02)
+        os._exit(0)
+'''
+
+
+def test_an_exit_the_disk_refused_is_learned_from_the_supervisor_after_a_restart(
+        servers, small_disk, tmp_path):
+    # Issue 12, High 2: the supervisor cannot write a job's exit record (its disk is full)
+    # while no server is connected; the next server must not record the job as lost.
+    workers = workers_folder(tmp_path / "workers", {"EndsAtOnce": ENDS_AT_ONCE}, samples=())
+    database = "sqlite:///%s" % (tmp_path / "elsewhere.sqlite3")  # the database has room
+    server = servers("--database", database, workers_dir=workers).wait_ready()
+    release = tmp_path / "release"
+    job_id = server.create_job("EndsAtOnce", {"release": str(release)})["id"]
+    until(lambda: "waiting" in server.messages(job_id), what="the job to run")
+    pid = server.job(job_id)["pid"]
+    server.kill()
+    ballast = fill(small_disk, leave=0)
+    release.touch()
+    until(lambda: not process_alive(pid), what="the job to end")
+    try:
+        # The scenario holds: the supervisor could not write the exit record.
+        assert not (small_disk / "jobs" / job_id / "exit.json").exists()
+        server.start().wait_ready()
+        final = server.wait_for_job(job_id)
+        assert final["status"] == "done", final  # from the supervisor's memory, not "lost"
+    finally:
+        ballast.unlink()

@@ -198,3 +198,72 @@ class Counts(Worker):
     assert os.stat(path).st_size == before.st_size
     refused = await api("POST", "/jobs", {"worker": "Counts", "parameters": {"count": 1}})
     assert refused.code == 422 and "limit is required" in refused.json["message"], refused
+
+
+# --- secrets in fields derived from the job's output (issue 12, High 5) --------------------
+
+LEAKING = '''import os, sys
+from jobjoker import Worker, jobdir
+
+
+class Leaks(Worker):
+    """Fails in a way that puts its secret in the job's error."""
+
+    parameters = {"how": {"type": "string"}, "jobs_dir": {"type": "string", "default": ""},
+                  "key": {"type": "string", "secret": True}}
+
+    def run(self):
+        key = self.params["key"]
+        if self.params["how"] == "raise":
+            raise ValueError("bad key %s" % key)
+        if self.params["how"] == "repr":
+            raise KeyError(key)
+        if self.params["how"] == "exit":
+            sys.exit("cannot use key " + key)
+        # The worker writes the run-end record itself (as an old runner could): the server
+        # masks what it says too.
+        folder = jobdir.path_of(self.params["jobs_dir"], os.environ["JOBJOKER_JOB_ID"])
+        jobdir.write_record(folder, jobdir.RUN_END,
+                            {"outcome": "error", "returncode": 3, "error": "key " + key})
+        os._exit(3)
+'''
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("how", ["raise", "repr", "exit", "own-record"])
+async def test_a_secret_in_a_failure_never_reaches_the_error_field(
+        how, api, ws_connect, wait_for_status, server, write_worker):
+    write_worker("Leaks", LEAKING)
+    secret = 'k3y-"it\'s"-' + SECRET  # repr escapes a quote here: masked in that form too
+    events = await ws_connect("/events")
+    created = await api("POST", "/jobs", {"worker": "Leaks", "start": True, "parameters": {
+        "how": how, "key": secret, "jobs_dir": os.fspath(server.config.jobs_dir)}})
+    assert created.code == 201, created
+    job = await wait_for_status(created.data[0]["id"])
+    assert job["status"] == "error", job
+    assert parameters.MASK in job["error"], job
+    texts = [json.dumps(job), (await api("GET", "/jobs/%s/log" % job["id"])).text]
+    while True:  # every event up to the one that says it ended
+        message = await asyncio.wait_for(events.read_message(), 10)
+        texts.append(message)
+        event = json.loads(message)
+        if event.get("type") == "job" and event["job"]["id"] == job["id"] \
+                and event["job"]["status"] == "error":
+            break
+    events.close()
+    for text in texts:
+        assert SECRET not in text
+
+
+def test_a_raw_line_is_never_cut_inside_a_secret():
+    # A child's raw output line longer than an entry is cut before its newline arrives: each
+    # part is masked on its own, so the cut must not fall inside a secret.
+    from jobjoker import spool
+    masker = parameters.Masker(parameters.mask_values({"key": SECRET}))
+    for shift in range(0, len(SECRET) + 2):
+        data = b"x" * (spool.MAX_ENTRY_BYTES + 40 - shift) + SECRET.encode() + b"y" * 30
+        consumed, block = spool.parse_log_spool(data, masker=masker)
+        rest_consumed, rest = spool.parse_log_spool(data[consumed:] + b"\n", masker=masker)
+        assert consumed + rest_consumed == len(data) + 1
+        assert SECRET.encode() not in block + rest, shift
+        assert (block + rest).count(parameters.MASK.encode()) == 1, shift

@@ -78,3 +78,58 @@ def test_a_huge_message_stays_whole_in_the_spool(disk):
     writer.flush()
     entries = spool.decode_entries(disk.data)
     assert [e["message"] for e in entries] == [text]
+
+
+class AllocatingDisk(Disk):
+    """A disk where space is taken first (``fallocate``), as the runner does for each block."""
+
+    def room_for(self, fd, length):
+        return self.room is None or length <= self.room
+
+
+@pytest.fixture
+def allocating_disk(monkeypatch):
+    disk = AllocatingDisk()
+    monkeypatch.setattr(runner.os, "write", disk.write)
+    monkeypatch.setattr(runner, "_room_for", disk.room_for)
+    return disk
+
+
+def test_a_job_ending_on_a_full_disk_leaves_the_marker_and_no_torn_entry(
+        allocating_disk, monkeypatch):
+    disk = allocating_disk
+    monkeypatch.setattr(runner, "HELD_BYTES", 4096)
+    log = runner.BlockWriter(99, Sleepy(), headed=True)
+    log.write("before")
+    log.flush()
+    disk.room = 300  # the disk fills: a block that does not fit is not begun
+    for i in range(1000):
+        log.write("during %d" % i)
+        log.flush()
+        assert spool.parse_log_spool(disk.data)[0] == len(disk.data)  # never torn
+    freed = []
+    monkeypatch.setattr(runner, "_release", lambda reserve: (
+        freed.append(reserve), setattr(disk, "room", disk.room + 4096)))
+    assert log.close(reserve=7)  # still full at the end: the reserve's room takes the marker
+    assert freed == [7]
+    seen = messages(disk.data)
+    kept = [m for m in seen if m.startswith("during")]
+    assert kept == ["during %d" % i for i in range(len(kept))]
+    (marker,) = [m for m in seen if m.startswith("[JobJoker]")]
+    assert seen[-1] == marker and "the disk was full" in marker
+    assert len(kept) + int(marker.split()[1]) == 1000  # every entry written or counted
+
+
+def test_a_disk_with_a_little_room_takes_what_fits(allocating_disk, monkeypatch):
+    disk = allocating_disk
+    writer = runner.BlockWriter(99, Sleepy(), headed=False)
+    disk.room = 0
+    for i in range(5000):
+        writer.write("entry %05d %s" % (i, "x" * 40))
+    disk.room = 100 * 1024  # room for about a third: whole blocks of it go out, in order
+    writer.flush()
+    seen = [e["message"][:11] for e in spool.decode_entries(disk.data)]
+    assert 0 < len(seen) < 5000 and seen == ["entry %05d" % i for i in range(len(seen))]
+    disk.room = None
+    assert writer.close()
+    assert len(spool.decode_entries(disk.data)) == 5000
