@@ -18,6 +18,7 @@ import asyncio
 import base64
 import binascii
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -119,13 +120,22 @@ class Throttled(TooManyRequests):
 
 
 class Throttle:
-    """Counts failed logins per account and per address in a sliding window."""
+    """Counts failed logins per account and per address in a sliding window, and the attempts
+    being checked right now.
+
+    An attempt is admitted (``begin``) only while the failures in the window *plus the attempts
+    in flight* stay under the limit, and settled (``end``) once its answer is known: so 100
+    guesses sent at once are 10 checked and 90 refused, not 100 checked (the limit was checked
+    before the hash and counted after it). The counters live in this server's memory: several
+    servers on one database each count their own (a shared store would come with them).
+    """
 
     def __init__(self, per_account=10, per_address=50, window=300.0, clock=time.monotonic):
         self.limits = {"account": per_account, "address": per_address}
         self.window = window
         self.clock = clock
         self._failures = collections.defaultdict(collections.deque)  # (kind, key) -> times
+        self._in_flight = collections.Counter()  # (kind, key) -> attempts being checked
 
     def _recent(self, kind, key):
         times = self._failures.get((kind, key))
@@ -138,21 +148,73 @@ class Throttle:
             del self._failures[(kind, key)]
         return times
 
+    @staticmethod
+    def _keys(account, address):
+        return [(kind, key) for kind, key in (("account", account), ("address", address))
+                if key]
+
     def check(self, account, address):
-        """Raise ``Throttled`` while either the account or the address is over its limit."""
-        for kind, key in (("account", account), ("address", address)):
-            times = self._recent(kind, key) if key else None
-            if times and len(times) >= self.limits[kind]:
-                raise Throttled(max(1, int(times[0] + self.window - self.clock()) + 1))
+        """Raise ``Throttled`` while the account or the address is at its limit, counting the
+        attempts in flight as failures to be."""
+        for kind, key in self._keys(account, address):
+            times = self._recent(kind, key)
+            if (len(times) if times else 0) + self._in_flight[(kind, key)] >= self.limits[kind]:
+                retry = int(times[0] + self.window - self.clock()) + 1 if times else 1
+                raise Throttled(max(1, retry))
+
+    def begin(self, account, address):
+        """Admit one attempt (or raise ``Throttled``); every admitted one must ``end``."""
+        self.check(account, address)
+        for key in self._keys(account, address):
+            self._in_flight[key] += 1
+
+    def end(self, account, address, ok):
+        """Settle an attempt: ``ok`` True, False, or None when it could not be decided (a
+        database error), which counts neither way."""
+        for key in self._keys(account, address):
+            self._in_flight[key] -= 1
+            if self._in_flight[key] <= 0:
+                del self._in_flight[key]
+        if ok:
+            self.succeed(account)
+        elif ok is not None:
+            self.fail(account, address)
 
     def fail(self, account, address):
         now = self.clock()
-        for kind, key in (("account", account), ("address", address)):
-            if key:
-                self._failures[(kind, key)].append(now)
+        for key in self._keys(account, address):
+            self._failures[key].append(now)
 
     def succeed(self, account):
-        self._failures.pop(("account", account), None)
+        if account:
+            self._failures.pop(("account", account), None)
+
+
+class CheckSlots:
+    """At most ``overall`` password checks at once, and at most ``per_address`` of them for one
+    client address; the rest wait their turn in order.
+
+    A wave of guesses from one address then holds ``per_address`` hashing threads at most, and a
+    login from anywhere else finds a free one instead of queueing behind the whole wave.
+    """
+
+    def __init__(self, overall=4, per_address=2):
+        self.per_address = per_address
+        self._overall = asyncio.Semaphore(overall)
+        self._addresses = {}  # address -> [its semaphore, requests using it]
+
+    @contextlib.asynccontextmanager
+    async def slot(self, address):
+        entry = self._addresses.setdefault(address, [asyncio.Semaphore(self.per_address), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                async with self._overall:
+                    yield
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                del self._addresses[address]
 
 
 def parse_basic(header):
@@ -207,9 +269,10 @@ def _touch_session(tx, session_id, now):
 class Authenticator:
     """Turns a request's credentials into an Identity."""
 
-    def __init__(self, storage, throttle=None):
+    def __init__(self, storage, throttle=None, slots=None):
         self.storage = storage
         self.throttle = throttle or Throttle()
+        self.slots = slots or CheckSlots()
         self._verified = collections.OrderedDict()  # digest -> True, most recent last
 
     @staticmethod
@@ -234,23 +297,27 @@ class Authenticator:
 
     async def check_password(self, username, password, address):
         """The active user if the password is right, else None; counts failures, throttles."""
-        self.throttle.check(username, address)
-        user = await self.storage.read(active_user, username)
-        stored = user.password_hash if user is not None else None
-        key = self._cache_key(stored, password) if stored else None
-        if key is not None and key in self._verified:
-            self._verified.move_to_end(key)
+        self.throttle.begin(username, address)
+        ok = None
+        try:
+            user = await self.storage.read(active_user, username)
+            stored = user.password_hash if user is not None else None
+            key = self._cache_key(stored, password) if stored else None
+            if key is not None and key in self._verified:
+                self._verified.move_to_end(key)
+                ok = True
+                return user
+            async with self.slots.slot(address):
+                ok = await asyncio.get_running_loop().run_in_executor(
+                    None, _check_password, password, stored)
+            if not ok:
+                return None
+            self._verified[key] = True
+            if len(self._verified) > _VERIFIED_MAX:
+                self._verified.popitem(last=False)
             return user
-        loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(None, _check_password, password, stored)
-        if not ok:
-            self.throttle.fail(username, address)
-            return None
-        self.throttle.succeed(username)
-        self._verified[key] = True
-        if len(self._verified) > _VERIFIED_MAX:
-            self._verified.popitem(last=False)
-        return user
+        finally:
+            self.throttle.end(username, address, ok)
 
     async def _token_identity(self, token_id, secret):
         token, user = await self.storage.read(_token_and_user, token_id)
