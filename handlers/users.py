@@ -21,7 +21,7 @@ class UsersHandler(AccountsHandler):
 
     async def post(self):
         """Create a user from ``{"username", "password", "role"}``."""
-        user = await self.accounts.create_user(self.actor, self.json_body())
+        user = await self.accounts.create_user(self.identity, self.actor, self.json_body())
         self.send_data(user, 201, "user %s created" % user["username"])
 
 

@@ -1,9 +1,10 @@
 """Users, API tokens and browser sessions, as the API manages them.
 
 Contract: ``Accounts`` validates input (domain errors with what to fix), enforces who may
-change what beyond the route's role (a user may change their own password and manage their own
-tokens; only an admin manages users and others' tokens; the last active admin cannot be removed,
-disabled or demoted), hashes passwords in an executor, and records every change in the audit
+change what beyond the route's role (a user may change their own password, giving the current
+one, admins too, and manage their own tokens; only an admin manages users and others' tokens; the
+last active admin cannot be removed, disabled or demoted; an API token creates no credentials: no
+token, no user, no password), hashes passwords in an executor, and records every change in the audit
 log, in the same transaction as the change. Every method is a coroutine: the database work runs
 on the storage's threads. Token secrets and session cookies are returned once, at creation,
 and stored hashed.
@@ -78,8 +79,9 @@ class Accounts:
         return await self.storage.read(lambda: [
             user_to_dict(u) for u in models.User.select().order_by(models.User.username)])
 
-    async def create_user(self, actor, body):
+    async def create_user(self, identity, actor, body):
         body = _object(body, '{"username": "ann", "password": "...", "role": "operator"}')
+        _refuse_token(identity, "create users")
         username = body.get("username")
         if not isinstance(username, str) or not USERNAME.fullmatch(username):
             raise BadRequest("a username is 1 to 64 letters, digits or . _ @ -, starting with "
@@ -144,6 +146,7 @@ class Accounts:
     async def set_password(self, identity, actor, username, body):
         """A user changes their own password (giving the current one); an admin anyone's."""
         body = _object(body, '{"current": "...", "password": "..."}')
+        _refuse_token(identity, "change passwords")
         if identity.username != username and not identity.may("admin"):
             raise Forbidden("only an admin may change another user's password")
         await self.storage.read(_user, username)  # 404 before anything else
@@ -151,7 +154,10 @@ class Accounts:
         current = body.get("current")
         if "current" in body and not isinstance(current, str):
             raise BadRequest('"current" must be the current password, as text')
-        if identity.username == username and not identity.may("admin"):
+        # One's own password needs the current one, admins included: whoever holds a session
+        # or a borrowed Basic header must not be able to lock the owner out and keep the
+        # account. Admins resetting someone else's need not know it.
+        if identity.username == username:
             if current is None or await self.authenticator.check_password(
                     username, current, actor.address) is None:
                 raise Forbidden('"current" must be your current password')
@@ -196,8 +202,7 @@ class Accounts:
         if expires_in is not None and (not isinstance(expires_in, (int, float))
                                        or isinstance(expires_in, bool) or expires_in <= 0):
             raise BadRequest('"expires_in" must be a positive number of seconds, or absent')
-        if identity.scheme == "bearer":
-            raise Forbidden("a token cannot create tokens: log in with a password")
+        _refuse_token(identity, "create tokens")
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
 
@@ -255,6 +260,13 @@ class Accounts:
                 auth.revoke_session(tx, identity.credential_id)
             self.audit.record(tx, actor, "logout", identity.username)
         await self.storage.transaction(sign_out)
+
+
+def _refuse_token(identity, what):
+    # A token never makes credentials: not tokens, not passwords (which would give a session,
+    # hence tokens), not users. So a leaked token dies with its revocation or expiry.
+    if identity.scheme == "bearer":
+        raise Forbidden("a token cannot %s: sign in with a password" % what)
 
 
 def _find_user(username):

@@ -78,7 +78,6 @@ def make_app(config, services, health):
         openapi=json.dumps(openapi_document(routes(), config)),
         health=health,
         open_streams=set(),
-        xsrf_cookie_kwargs={"samesite": "Strict"},
         **services,
         # Not Tornado's static_path: that would add a /static/ route outside our authentication.
         static_dir=static_dir,

@@ -10,7 +10,8 @@ Passwords are hashed with scrypt (memory-hard), always in an executor, never on 
 verified password is remembered by a digest of (stored hash, password), so Basic on every
 request costs a dict lookup and a password change invalidates it. An unknown user and a wrong
 password take the same path and the same time. Tokens and session cookies carry 256 random bits:
-only their SHA-256 is stored, so a leaked database reveals none. Roles are ordered
+only their SHA-256 is stored, so a leaked database reveals none; a session's XSRF token is an
+HMAC keyed by its cookie (``xsrf_token``). Roles are ordered
 ``viewer < operator < admin``; ``allows(role, permission)`` is the one place that says what each
 may do, and a token's role is never above its owner's.
 """
@@ -84,6 +85,22 @@ TOUCH_SECONDS = 60  # how stale last_used/last_seen may get: not a write on ever
 
 def digest(secret):
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def xsrf_token(session_cookie):
+    """The XSRF token of a browser session: an HMAC keyed by the session cookie's secret.
+
+    Bound to the session, so a token from another session, or a cookie and header pair a
+    cross-site page or a sibling subdomain planted, proves nothing; and not stored anywhere (the
+    database holds only the cookie's hash, from which the token cannot be computed).
+    """
+    return hmac.new(session_cookie.encode(), b"jobjoker-xsrf", hashlib.sha256).hexdigest()
+
+
+def xsrf_matches(session_cookie, sent):
+    """Whether ``sent`` (the X-XSRFToken header) is this session's XSRF token."""
+    return bool(session_cookie and sent) and hmac.compare_digest(
+        sent.encode(), xsrf_token(session_cookie).encode())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,8 +321,9 @@ class Authenticator:
             stored = user.password_hash if user is not None else None
             key = self._cache_key(stored, password) if stored else None
             if key is not None and key in self._verified:
+                # Remembered from an earlier check: it settles neither way (as before, a
+                # request with a known password does not wipe the account's failures).
                 self._verified.move_to_end(key)
-                ok = True
                 return user
             async with self.slots.slot(address):
                 ok = await asyncio.get_running_loop().run_in_executor(

@@ -10,6 +10,7 @@ import pytest
 from jobjoker import auth, models
 from jobjoker.events import EventHub
 from jobjoker.storage import Storage
+from tests.support import PASSWORD, bearer, cookies_of
 
 
 def basic(user, password, address="10.0.0.1"):
@@ -93,3 +94,83 @@ async def test_a_wave_of_unknown_users_does_not_hold_up_a_login_from_elsewhere(
     assert finished_before < 20, finished_before
     assert all(r is None for r in await asyncio.gather(*wave))
     assert len(counted_checks) == 101  # every unknown user was hashed
+
+
+# --- Low 15: one's own password, and what a token may not do -----------------------------------
+
+async def sign_in(api, username, password):
+    """``(headers carrying the session cookie and the XSRF token, the xsrf value)``."""
+    login = await api("POST", "/session", {"username": username, "password": password},
+                      auth=None)
+    assert login.code == 201, login
+    session = cookies_of(login)["jobjoker_session"][0]
+    xsrf = login.data[0]["xsrf"]
+    return {"Cookie": "jobjoker_session=%s" % session, "X-XSRFToken": xsrf}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_admin_changes_their_own_password_only_with_the_current_one(api):
+    new = {"password": "n" * 12}
+    basic_reply = await api("PUT", "/users/admin/password", new)
+    assert basic_reply.code == 403 and "current" in basic_reply.json["message"]
+    wrong = await api("PUT", "/users/admin/password", dict(new, current="wrong"))
+    assert wrong.code == 403
+    session = await sign_in(api, "admin", PASSWORD)
+    by_session = await api("PUT", "/users/admin/password", new, auth=None, headers=session)
+    assert by_session.code == 403 and "current" in by_session.json["message"]
+    assert (await api("GET", "/jobs")).code == 200  # the password is still the old one
+
+    assert (await api("POST", "/users", {"username": "ann", "password": "a" * 12})).code == 201
+    reset = await api("PUT", "/users/ann/password", new)  # someone else's: no current needed
+    assert reset.code == 200, reset
+    own = await api("PUT", "/users/admin/password", dict(new, current=PASSWORD))
+    assert own.code == 200, own
+    assert (await api("GET", "/jobs", auth=("admin", "n" * 12))).code == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_token_changes_no_credentials(api):
+    token = (await api("POST", "/tokens", {"name": "admin's script"})).data[0]["token"]
+    by_token = bearer(token)
+    own = await api("PUT", "/users/admin/password", {"current": PASSWORD, "password": "t" * 12},
+                    auth=None, headers=by_token)
+    assert own.code == 403 and "token" in own.json["message"], own
+    assert (await api("POST", "/users", {"username": "bo", "password": "b" * 12})).code == 201
+    other = await api("PUT", "/users/bo/password", {"password": "t" * 12}, auth=None,
+                      headers=by_token)
+    assert other.code == 403 and "token" in other.json["message"], other
+    user = await api("POST", "/users", {"username": "mole", "password": "m" * 12,
+                                        "role": "admin"}, auth=None, headers=by_token)
+    assert user.code == 403 and "token" in user.json["message"], user
+    minted = await api("POST", "/tokens", {"name": "more"}, auth=None, headers=by_token)
+    assert minted.code == 403
+    # Nothing changed: the old password works, the refused ones do not.
+    assert (await api("GET", "/jobs")).code == 200
+    assert (await api("GET", "/jobs", auth=("bo", "t" * 12))).code == 401
+    assert (await api("GET", "/jobs", auth=("mole", "m" * 12))).code == 401
+
+
+# --- Low 14: the XSRF token is the session's -----------------------------------------------------
+
+@pytest.mark.gen_test(timeout=60)
+async def test_only_the_sessions_own_xsrf_token_in_the_header_passes(api):
+    session = await sign_in(api, "admin", PASSWORD)
+    cookie = session["Cookie"]
+    job = {"worker": "Foobar"}
+    # A cookie and header pair of the attacker's choosing (planted by a sibling subdomain, say).
+    planted = await api("POST", "/jobs", job, auth=None, headers={
+        "Cookie": cookie + "; _xsrf=chosen", "X-XSRFToken": "chosen"})
+    assert planted.code == 403 and "XSRF" in planted.json["message"], planted
+    query = await api("POST", "/jobs?_xsrf=chosen", job, auth=None,
+                      headers={"Cookie": cookie + "; _xsrf=chosen"})
+    assert query.code == 403, query
+    other = await sign_in(api, "admin", PASSWORD)  # another session's token
+    crossed = await api("POST", "/jobs", job, auth=None, headers={
+        "Cookie": cookie, "X-XSRFToken": other["X-XSRFToken"]})
+    assert crossed.code == 403, crossed
+    # The page's way: the token GET /session gives (and the _xsrf cookie holds) in the header.
+    me = await api("GET", "/session", auth=None, headers={"Cookie": cookie})
+    assert me.data[0]["xsrf"] == session["X-XSRFToken"]
+    assert cookies_of(me)["_xsrf"][0] == me.data[0]["xsrf"]
+    assert (await api("POST", "/jobs", job, auth=None, headers=session)).code == 201
+    assert (await api("GET", "/session")).data[0]["xsrf"] is None  # Basic needs none
