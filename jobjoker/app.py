@@ -22,7 +22,7 @@ import peewee
 import tornado.httpserver
 import tornado.web
 
-from jobjoker import __version__, auth, models
+from jobjoker import __version__, auth, forwarded, models
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
 from jobjoker.config import redact_url
@@ -184,9 +184,12 @@ class JobJokerServer:
             "accounts": Accounts(storage, authenticator, audit, config.session_lifetime),
             "audit": audit, "logstore": logstore, "hub": hub, "storage": storage}, self.health)
         if listen:
+            # Behind the proxy, address and scheme come from the headers it sets, and only
+            # those (jobjoker.forwarded); never Tornado's xheaders, which trusts more.
             self.http_server = tornado.httpserver.HTTPServer(
-                self.app, max_body_size=2 * max(config.max_body_size, config.max_worker_size),
-                xheaders=config.trust_proxy, ssl_options=self._tls_context())
+                forwarded.from_proxy(self.app) if config.trust_proxy else self.app,
+                max_body_size=2 * max(config.max_body_size, config.max_worker_size),
+                ssl_options=self._tls_context())
             self.http_server.listen(config.port, config.host)
         return self
 

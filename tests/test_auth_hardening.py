@@ -6,11 +6,14 @@ import base64
 import time
 
 import pytest
+import tornado.httpclient
 
 from jobjoker import auth, models
+from jobjoker.app import JobJokerServer
 from jobjoker.events import EventHub
 from jobjoker.storage import Storage
-from tests.support import PASSWORD, bearer, cookies_of
+from tests.support import (ADMIN, PASSWORD, bearer, cookies_of, fetch, free_port,
+                           kill_leftovers)
 
 
 def basic(user, password, address="10.0.0.1"):
@@ -174,3 +177,47 @@ async def test_only_the_sessions_own_xsrf_token_in_the_header_passes(api):
     assert cookies_of(me)["_xsrf"][0] == me.data[0]["xsrf"]
     assert (await api("POST", "/jobs", job, auth=None, headers=session)).code == 201
     assert (await api("GET", "/session")).data[0]["xsrf"] is None  # Basic needs none
+
+
+# --- Medium 9: behind the proxy, only the headers it sets ----------------------------------------
+
+@pytest.fixture
+def listening_server(io_loop, config):
+    """A server listening on its configured port, as ``run_server.py`` starts it."""
+    instance = JobJokerServer(config, admin_password=PASSWORD)
+    io_loop.run_sync(lambda: instance.start(listen=True))
+    yield instance
+    io_loop.run_sync(lambda: instance.stop(kill_jobs=True))
+    kill_leftovers(instance.processes.supervisor.socket_path)
+    models.database.initialize(None)
+
+
+PROXIED_PORT = free_port()
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("config_overrides", [{
+    "trust_proxy": True, "port": PROXIED_PORT, "login_failures_per_address": 5}])
+async def test_behind_the_proxy_a_client_cannot_choose_its_address_or_scheme(
+        listening_server):
+    http_client = tornado.httpclient.AsyncHTTPClient()
+    base = "http://127.0.0.1:%d" % PROXIED_PORT
+    codes = []
+    for i in range(8):
+        # What the documented nginx block forwards: its own X-Forwarded-For and -Proto, and
+        # (in an older block, or another proxy) the client's X-Real-Ip and X-Scheme as sent.
+        reply = await fetch(http_client, base, "POST", "/session",
+                            {"username": "user-%d" % i, "password": "guess"}, None,
+                            {"X-Forwarded-For": "203.0.113.7", "X-Real-Ip": "10.1.2.%d" % i,
+                             "X-Forwarded-Proto": "https"})
+        codes.append(reply.code)
+    assert codes == [401] * 5 + [429] * 3, codes
+    login = await fetch(http_client, base, "POST", "/session",
+                        {"username": "admin", "password": PASSWORD}, None,
+                        {"X-Forwarded-For": "198.51.100.1", "X-Forwarded-Proto": "https",
+                         "X-Scheme": "http"})
+    assert login.code == 201, login
+    assert "Secure" in cookies_of(login)["jobjoker_session"][1]
+    trail = await fetch(http_client, base, "GET", "/audit?action=login.ok", None, ADMIN,
+                        {"X-Forwarded-For": "198.51.100.1"})
+    assert trail.data[0]["address"] == "198.51.100.1"
