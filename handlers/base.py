@@ -165,8 +165,8 @@ class AuthMixin:
         self.identity = await self.settings["authenticator"].authenticate(credentials)
         if self.identity is None:
             if header:  # credentials were sent and were wrong: that is worth a trace
-                await self.settings["audit"].write(self.actor, "login.failed",
-                                                   header.split(" ", 1)[0].lower())
+                scheme = header.split(" ", 1)[0].lower()[:20]  # "basic", "bearer" or junk
+                await self.settings["audit"].failure(self.actor, "login.failed", scheme)
             raise errors.Unauthorized("authentication required: send HTTP Basic credentials, "
                                       "a Bearer token, or log in")
         if self.identity.scheme == "session" and self.request.method not in SAFE_METHODS:

@@ -240,7 +240,7 @@ class Accounts:
             raise BadRequest('send {"username": ..., "password": ...}')
         user = await self.authenticator.check_password(username, password, actor.address)
         if user is None:
-            await self.audit.write(actor, "login.failed", username)
+            await self.audit.failure(actor, "login.failed", username)
             return None, None
 
         def sign_in(tx):

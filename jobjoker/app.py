@@ -280,6 +280,8 @@ class JobJokerServer:
         if self.app is not None:
             for stream in list(self.app.settings["open_streams"]):
                 stream.close(1001, "server stopping: reconnect with your offsets")
+        if self.app is not None:
+            await self.app.settings["audit"].flush()  # repeated failures counted so far
         if self.processes is not None:
             await self.processes.close(kill_jobs=kill_jobs)
         if self._sweeper is not None:

@@ -4,7 +4,8 @@ Contract: ``Authenticator(storage).authenticate(credentials)`` returns the ``Ide
 role, scheme) that a request's credentials prove, or None, trying in turn ``Authorization:
 Bearer`` (an API token), ``Authorization: Basic`` (a password) and the session cookie; it reads
 through the storage's reader threads. It raises ``Throttled`` (429 with ``Retry-After``) while
-an account or an address has failed too often. ``create_session``, ``revoke_session`` and
+an account or an address has failed too often; bad tokens and unreadable ``Authorization``
+headers count against the address like wrong passwords. ``create_session``, ``revoke_session`` and
 ``create_admin`` run within a write transaction; ``ensure_admin`` makes the first admin.
 Passwords are hashed with scrypt (memory-hard), always in an executor, never on the IOLoop; a
 verified password is remembered by a digest of (stored hash, password), so Basic on every
@@ -302,9 +303,11 @@ class Authenticator:
         if header:
             bearer = parse_bearer(header)
             if bearer is not None:
-                return await self._token_identity(*bearer)
+                return await self._token_identity(*bearer, credentials.address)
             basic = parse_basic(header)
-            if basic is None:
+            if basic is None:  # garbage is a failed attempt like any other
+                self.throttle.begin(None, credentials.address)
+                self.throttle.end(None, credentials.address, False)
                 return None
             user = await self.check_password(basic[0], basic[1], credentials.address)
             return Identity(user.username, user.role, "basic") if user else None
@@ -337,14 +340,20 @@ class Authenticator:
         finally:
             self.throttle.end(username, address, ok)
 
-    async def _token_identity(self, token_id, secret):
-        token, user = await self.storage.read(_token_and_user, token_id)
-        now = time.time()
-        if token is None or token.revoked or (token.expires and token.expires < now):
-            return None
-        if not hmac.compare_digest(token.secret_hash, digest(secret)):
-            return None
-        if user is None:
+    async def _token_identity(self, token_id, secret, address):
+        # A bad token counts against its address as a wrong password does (not against the
+        # token id: anyone could lock out a token whose id they saw in a list).
+        self.throttle.begin(None, address)
+        ok = None
+        try:
+            token, user = await self.storage.read(_token_and_user, token_id)
+            now = time.time()
+            ok = not (token is None or token.revoked or (token.expires and token.expires < now)
+                      or not hmac.compare_digest(token.secret_hash, digest(secret))
+                      or user is None)
+        finally:
+            self.throttle.end(None, address, ok)
+        if not ok:
             return None
         if not token.last_used or now - token.last_used > TOUCH_SECONDS:
             await self.storage.transaction(_touch_token, token_id, now)

@@ -2,6 +2,7 @@
 tokens, spoofed proxy headers, XSRF tokens bound to the session, one's own password, open
 sockets of revoked credentials and identifiers compared exactly. Each test replays the attack."""
 import asyncio
+import collections
 import base64
 import time
 
@@ -221,3 +222,28 @@ async def test_behind_the_proxy_a_client_cannot_choose_its_address_or_scheme(
     trail = await fetch(http_client, base, "GET", "/audit?action=login.ok", None, ADMIN,
                         {"X-Forwarded-For": "198.51.100.1"})
     assert trail.data[0]["address"] == "198.51.100.1"
+
+
+# --- Low 13: bad tokens ------------------------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("config_overrides", [{"login_failures_per_address": 20}])
+async def test_bad_tokens_are_throttled_and_their_audit_entries_folded(api, server):
+    codes = collections.Counter()
+    for i in range(60):
+        header = bearer("jj_%012x_%s" % (i, "x" * 43)) if i % 2 else {
+            "Authorization": "Bearer not-even-a-token"}
+        codes[(await api("GET", "/jobs", auth=None, headers=header)).code] += 1
+    assert codes == {401: 20, 429: 40}, codes
+    # The address is locked for passwords too, the right one included.
+    assert (await api("GET", "/jobs", auth=("admin", "guess-%d" % 1))).code == 429
+
+    def failures():
+        return [e for e in (models.AuditEntry.select()
+                            .where(models.AuditEntry.action == "login.failed"))]
+    assert len(failures()) == 1  # the first at once; the rest are being counted
+    await server.app.settings["audit"].flush()  # as the window's end (or a stop) does
+    first, folded = failures()
+    assert first.target == "bearer" and first.address == folded.address == "127.0.0.1"
+    assert folded.target == "bearer" and folded.detail.startswith("19 more in 60 s"), \
+        folded.detail
