@@ -247,3 +247,33 @@ async def test_bad_tokens_are_throttled_and_their_audit_entries_folded(api, serv
     assert first.target == "bearer" and first.address == folded.address == "127.0.0.1"
     assert folded.target == "bearer" and folded.detail.startswith("19 more in 60 s"), \
         folded.detail
+
+
+# --- Medium 8: names and ids compare exactly, on every database -----------------------------------
+
+@pytest.mark.both_databases
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("config_overrides", [{"login_failures": 3}])
+async def test_names_and_ids_are_exact_not_case_or_space_insensitive(api, ws_connect):
+    for other in ("ADMIN", "Admin", "admin "):
+        reply = await api("GET", "/jobs", auth=(other, PASSWORD))
+        assert reply.code == 401, (other, reply)
+        login = await api("POST", "/session", {"username": other, "password": PASSWORD},
+                          auth=None)
+        assert login.code == 401, (other, login)
+    job_id = (await api("POST", "/jobs", {"worker": "Foobar"})).data[0]["id"]
+    assert job_id != job_id.upper()
+    assert (await api("GET", "/jobs/%s" % job_id.upper())).code == 404
+    assert (await api("GET", "/jobs/%s%%20" % job_id)).code == 404
+    assert (await api("DELETE", "/jobs/%s%%20" % job_id)).code == 404
+    assert (await api("DELETE", "/jobs/%s" % job_id.upper())).code == 404
+    with pytest.raises(tornado.httpclient.HTTPClientError) as caught:
+        await ws_connect("/jobs/%s/stream" % job_id.upper())
+    assert caught.value.code == 404
+    assert (await api("GET", "/jobs/%s" % job_id)).code == 200  # still there
+    token = (await api("POST", "/tokens", {"name": "t"})).data[0]
+    upper = token["token"].replace(token["id"], token["id"].upper())
+    assert upper != token["token"]
+    assert (await api("GET", "/jobs", auth=None, headers=bearer(upper))).code == 401
+    # Each variant was an unknown account: the real one's throttle is untouched.
+    assert (await api("GET", "/jobs")).code == 200
