@@ -62,8 +62,11 @@ async def _hash(password):
 class Accounts:
     """Users, tokens and sessions."""
 
-    def __init__(self, storage, authenticator, audit, session_lifetime):
+    def __init__(self, storage, authenticator, audit, session_lifetime, watch=None):
         self.storage = storage
+        # Told (after the commit) of every change that may end someone's credentials, so their
+        # open sockets close now (jobjoker.credential_watch).
+        self.watch = watch
         self.session_lifetime = session_lifetime  # seconds
         self.authenticator = authenticator
         self.audit = audit
@@ -130,7 +133,7 @@ class Accounts:
             self.audit.record(tx, actor, "user.update", username,
                               ", ".join("%s=%s" % item for item in sorted(changes.items())))
             return user_to_dict(_user(username))
-        return await self.storage.transaction(update)
+        return await self._then_recheck(username, await self.storage.transaction(update))
 
     async def delete_user(self, actor, username):
         def delete(tx):
@@ -141,7 +144,7 @@ class Accounts:
             models.User.delete().where(models.User.username == username).execute()
             self.audit.record(tx, actor, "user.delete", username)
             return user_to_dict(user)
-        return await self.storage.transaction(delete)
+        return await self._then_recheck(username, await self.storage.transaction(delete))
 
     async def set_password(self, identity, actor, username, body):
         """A user changes their own password (giving the current one); an admin anyone's."""
@@ -170,7 +173,7 @@ class Accounts:
             _end_sessions(username)
             self.audit.record(tx, actor, "user.password", username)
             return user_to_dict(user)
-        return await self.storage.transaction(change)
+        return await self._then_recheck(username, await self.storage.transaction(change))
 
     # --- tokens ----------------------------------------------------------------------------------
 
@@ -228,7 +231,8 @@ class Accounts:
                     models.Token.id == token_id).execute()
                 self.audit.record(tx, actor, "token.revoke", token_id, token.name)
             return token_to_dict(models.Token.get_by_id(token_id))
-        return await self.storage.transaction(revoke)
+        token = await self.storage.transaction(revoke)
+        return await self._then_recheck(token["username"], token)
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -260,6 +264,14 @@ class Accounts:
                 auth.revoke_session(tx, identity.credential_id)
             self.audit.record(tx, actor, "logout", identity.username)
         await self.storage.transaction(sign_out)
+        await self._then_recheck(identity.username)
+
+    async def _then_recheck(self, username, result=None):
+        """After a committed change to ``username``'s credentials: their open sockets that
+        lost their proof are closed before the change is answered."""
+        if self.watch is not None:
+            await self.watch.changed(username)
+        return result
 
 
 def _refuse_token(identity, what):

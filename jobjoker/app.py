@@ -25,6 +25,7 @@ import tornado.web
 from jobjoker import __version__, auth, forwarded, models
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
+from jobjoker.credential_watch import CredentialWatch
 from jobjoker.config import redact_url
 from jobjoker.errors import StartupError, Unavailable
 from jobjoker.handlers import audit as audit_routes
@@ -131,6 +132,7 @@ class JobJokerServer:
         self.http_server = None
         self.admin_created = None
         self.loop_monitor = None
+        self.credential_watch = None
 
     async def start(self, listen=True):
         """Open everything, re-adopt running jobs and (with ``listen``) accept requests."""
@@ -176,13 +178,17 @@ class JobJokerServer:
         authenticator = auth.Authenticator(storage, auth.Throttle(
             config.login_failures, config.login_failures_per_address, config.login_window))
         self.hub = hub
+        self.credential_watch = CredentialWatch(storage)
         await self.processes.start()
         self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
         self.app = make_app(config, {
             "jobs": jobs, "workers": WorkerService(storage, workers, audit),
             "authenticator": authenticator,
-            "accounts": Accounts(storage, authenticator, audit, config.session_lifetime),
+            "accounts": Accounts(storage, authenticator, audit, config.session_lifetime,
+                                 self.credential_watch),
+            "credential_watch": self.credential_watch,
             "audit": audit, "logstore": logstore, "hub": hub, "storage": storage}, self.health)
+        self.credential_watch.start()
         if listen:
             # Behind the proxy, address and scheme come from the headers it sets, and only
             # those (jobjoker.forwarded); never Tornado's xheaders, which trusts more.
@@ -281,6 +287,7 @@ class JobJokerServer:
             for stream in list(self.app.settings["open_streams"]):
                 stream.close(1001, "server stopping: reconnect with your offsets")
         if self.app is not None:
+            await self.app.settings["credential_watch"].stop()
             await self.app.settings["audit"].flush()  # repeated failures counted so far
         if self.processes is not None:
             await self.processes.close(kill_jobs=kill_jobs)

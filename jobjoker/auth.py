@@ -112,6 +112,9 @@ class Identity:
     role: str
     scheme: str  # "basic", "bearer" or "session"
     credential_id: str = None  # the token's id or the session's id, for revoking it
+    # Basic: a digest of the password hash it was checked against, so that a long-lived socket
+    # can tell when the password changed (``still_valid``). Never compared nor shown.
+    proof: str = dataclasses.field(default=None, compare=False, repr=False)
 
     def may(self, permission):
         return allows(self.role, permission)
@@ -310,7 +313,8 @@ class Authenticator:
                 self.throttle.end(None, credentials.address, False)
                 return None
             user = await self.check_password(basic[0], basic[1], credentials.address)
-            return Identity(user.username, user.role, "basic") if user else None
+            return Identity(user.username, user.role, "basic",
+                            proof=digest(user.password_hash)) if user else None
         if credentials.session_cookie:
             return await self._session_identity(credentials.session_cookie)
         return None
@@ -368,6 +372,43 @@ class Authenticator:
         if not session.last_seen or now - session.last_seen > TOUCH_SECONDS:
             await self.storage.transaction(_touch_session, session_id, now)
         return Identity(user.username, user.role, "session", session_id)
+
+
+def still_valid(identities, now=None):
+    """For each Identity, whether its credentials still prove it, with the same role: the user
+    active, the token or session neither revoked nor expired, a Basic password unchanged.
+    Three queries for any number of them (storage thread): open sockets are re-checked so."""
+    now = time.time() if now is None else now
+
+    def rows(model, key, values):
+        found = {}
+        values = sorted(set(v for v in values if v))
+        for start in range(0, len(values), 500):  # bounded IN lists
+            found.update((getattr(row, key.name), row) for row in
+                         model.select().where(key.in_(values[start:start + 500])))
+        return found
+    users = rows(models.User, models.User.username, [i.username for i in identities])
+    tokens = rows(models.Token, models.Token.id,
+                  [i.credential_id for i in identities if i.scheme == "bearer"])
+    sessions = rows(models.Session, models.Session.id,
+                    [i.credential_id for i in identities if i.scheme == "session"])
+    return [_proves(identity, users.get(identity.username), tokens, sessions, now)
+            for identity in identities]
+
+
+def _proves(identity, user, tokens, sessions, now):
+    if user is None or user.disabled:
+        return False
+    if identity.scheme == "bearer":
+        token = tokens.get(identity.credential_id)
+        return (token is not None and not token.revoked
+                and not (token.expires and token.expires < now)
+                and lower_role(token.role, user.role) == identity.role)
+    if identity.scheme == "session":
+        session = sessions.get(identity.credential_id)
+        return (session is not None and not session.revoked and session.expires >= now
+                and user.role == identity.role)
+    return identity.proof == digest(user.password_hash) and user.role == identity.role
 
 
 def create_session(tx, username, lifetime, address=None):

@@ -3,13 +3,14 @@ tokens, spoofed proxy headers, XSRF tokens bound to the session, one's own passw
 sockets of revoked credentials and identifiers compared exactly. Each test replays the attack."""
 import asyncio
 import collections
+import json
 import base64
 import time
 
 import pytest
 import tornado.httpclient
 
-from jobjoker import auth, models
+from jobjoker import auth, credential_watch, models
 from jobjoker.app import JobJokerServer
 from jobjoker.events import EventHub
 from jobjoker.storage import Storage
@@ -31,6 +32,16 @@ def storage(database_url, io_loop):
     yield storage
     io_loop.run_sync(storage.close)
     models.database.initialize(None)
+
+
+@pytest.fixture
+def make_user():
+    """Create a user with a role directly in the database; returns (username, password)."""
+    def make(name, role):
+        password = "pw-%s-0123456789" % name
+        models.User.create(username=name, password_hash=auth.hash_password(password), role=role)
+        return name, password
+    return make
 
 
 @pytest.fixture
@@ -277,3 +288,85 @@ async def test_names_and_ids_are_exact_not_case_or_space_insensitive(api, ws_con
     assert (await api("GET", "/jobs", auth=None, headers=bearer(upper))).code == 401
     # Each variant was an unknown account: the real one's throttle is untouched.
     assert (await api("GET", "/jobs")).code == 200
+
+
+# --- Medium 7: open sockets follow their credentials ---------------------------------------------
+
+async def closed_with(connection, timeout=30.0):
+    """Read until the server closes ``connection``; its close code and reason."""
+    while await asyncio.wait_for(connection.read_message(), timeout) is not None:
+        pass
+    return connection.close_code, connection.close_reason
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_revoking_a_token_closes_its_sockets_at_once(api, ws_connect, make_user):
+    ann = make_user("ann", "operator")
+    token = (await api("POST", "/tokens", {"name": "feed"}, auth=ann)).data[0]
+    job_id = (await api("POST", "/jobs", {"worker": "Foobar"})).data[0]["id"]
+    events = await ws_connect("/events", auth=None, headers=bearer(token["token"]))
+    stream = await ws_connect("/jobs/%s/stream" % job_id, auth=None,
+                              headers=bearer(token["token"]))
+    other = await ws_connect("/events", auth=ann)  # ann's password still holds
+    assert (await api("DELETE", "/tokens/%s" % token["id"], auth=ann)).code == 200
+    for connection in (events, stream):
+        code, reason = await closed_with(connection)
+        assert code == 4401 and "sign in again" in reason
+    await api("POST", "/jobs", {"worker": "Foobar"})
+    assert json.loads(await asyncio.wait_for(other.read_message(), 30))["type"] == "job"
+    other.close()
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_signing_out_and_password_changes_close_the_sockets_they_end(
+        api, ws_connect, make_user):
+    ann = make_user("ann", "viewer")
+    session = await sign_in(api, *ann)
+    by_session = await ws_connect("/events", auth=None, headers={"Cookie": session["Cookie"]})
+    assert (await api("DELETE", "/session", auth=None, headers=session)).code == 200
+    assert (await closed_with(by_session))[0] == 4401
+
+    session = await sign_in(api, *ann)
+    by_session = await ws_connect("/events", auth=None, headers={"Cookie": session["Cookie"]})
+    by_password = await ws_connect("/events", auth=ann)
+    changed = await api("PUT", "/users/ann/password", {"current": ann[1], "password": "p" * 12},
+                        auth=ann)
+    assert changed.code == 200, changed
+    assert (await closed_with(by_session))[0] == 4401
+    assert (await closed_with(by_password))[0] == 4401
+
+
+@pytest.mark.gen_test(timeout=120)
+@pytest.mark.parametrize("change", [{"disabled": True}, {"role": "viewer"}, None])
+async def test_disabling_demoting_or_deleting_a_user_closes_their_sockets(
+        api, ws_connect, make_user, change):
+    bo = make_user("bo", "operator")
+    token = (await api("POST", "/tokens", {"name": "feed"}, auth=bo)).data[0]["token"]
+    sockets = [await ws_connect("/events", auth=bo),
+               await ws_connect("/events", auth=None, headers=bearer(token))]
+    admins = await ws_connect("/events")
+    if change is None:
+        assert (await api("DELETE", "/users/bo")).code == 200
+    else:
+        assert (await api("PATCH", "/users/bo", change)).code == 200
+    for connection in sockets:
+        assert (await closed_with(connection))[0] == 4401
+    await api("POST", "/jobs", {"worker": "Foobar"})  # the admin's socket is untouched
+    assert json.loads(await asyncio.wait_for(admins.read_message(), 30))["type"] == "job"
+    admins.close()
+
+
+@pytest.fixture
+def quick_recheck(monkeypatch):
+    monkeypatch.setattr(credential_watch, "RECHECK_SECONDS", 0.2)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_changes_made_elsewhere_reach_open_sockets_by_the_periodic_recheck(
+        quick_recheck, api, ws_connect, make_user):
+    cy = make_user("cy", "viewer")
+    token = (await api("POST", "/tokens", {"name": "feed"}, auth=cy)).data[0]
+    connection = await ws_connect("/events", auth=None, headers=bearer(token["token"]))
+    # What another server on the same database does: a revocation this one hears nothing of.
+    models.Token.update(revoked=time.time()).where(models.Token.id == token["id"]).execute()
+    assert (await closed_with(connection))[0] == 4401
