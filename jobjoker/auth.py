@@ -157,6 +157,7 @@ class Throttle:
         self.clock = clock
         self._failures = collections.defaultdict(collections.deque)  # (kind, key) -> times
         self._in_flight = collections.Counter()  # (kind, key) -> attempts being checked
+        self._sweep_at = 1024  # entries: past this, forget the keys whose window has passed
 
     def _recent(self, kind, key):
         times = self._failures.get((kind, key))
@@ -205,6 +206,13 @@ class Throttle:
         now = self.clock()
         for key in self._keys(account, address):
             self._failures[key].append(now)
+        if len(self._failures) > self._sweep_at:
+            # Guesses at made-up user names each leave a key: drop the stale ones now and
+            # then (amortised: the next sweep waits until the table has doubled).
+            cutoff = now - self.window
+            for key in [k for k, times in self._failures.items() if times[-1] < cutoff]:
+                del self._failures[key]
+            self._sweep_at = max(1024, 2 * len(self._failures))
 
     def succeed(self, account):
         if account:

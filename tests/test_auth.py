@@ -130,3 +130,17 @@ def test_the_page_orders_the_roles_as_the_server_does():
 ])
 def test_parse_bearer(header, expected):
     assert auth.parse_bearer(header) == expected
+
+
+def test_the_throttle_forgets_made_up_names_once_their_window_has_passed():
+    now = [1000.0]
+    throttle = auth.Throttle(per_account=3, per_address=10 ** 9, window=60,
+                             clock=lambda: now[0])
+    for i in range(3000):
+        throttle.fail("made-up-%d" % i, "10.0.0.1")
+        now[0] += 0.1  # 300 s in all: most of them are long out of their window
+    assert len(throttle._failures) < 2100, len(throttle._failures)
+    with pytest.raises(auth.Throttled):  # those in the window still count
+        for _ in range(3):
+            throttle.fail("made-up-2999", None)
+        throttle.check("made-up-2999", None)
