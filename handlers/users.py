@@ -36,7 +36,8 @@ class UserHandler(AccountsHandler):
 
     async def patch(self, username):
         """Change ``role`` and/or ``disabled``."""
-        self.send_data(await self.accounts.update_user(self.actor, username, self.json_body()),
+        self.send_data(await self.accounts.update_user(self.identity, self.actor, username,
+                                                       self.json_body()),
                        message="user %s updated" % username)
 
     async def delete(self, username):

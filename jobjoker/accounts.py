@@ -4,7 +4,7 @@ Contract: ``Accounts`` validates input (domain errors with what to fix), enforce
 change what beyond the route's role (a user may change their own password, giving the current
 one, admins too, and manage their own tokens; only an admin manages users and others' tokens; the
 last active admin cannot be removed, disabled or demoted; an API token creates no credentials: no
-token, no user, no password), hashes passwords in an executor, and records every change in the audit
+token, no user, no password, no promotion or re-enabling of a user), hashes passwords in an executor, and records every change in the audit
 log, in the same transaction as the change. Every method is a coroutine: the database work runs
 on the storage's threads. Token secrets and session cookies are returned once, at creation,
 and stored hashed.
@@ -104,8 +104,8 @@ class Accounts:
             return user_to_dict(user)
         return await self.storage.transaction(create)
 
-    async def update_user(self, actor, username, body):
-        """Change a user's role or disabled flag (admin)."""
+    async def update_user(self, identity, actor, username, body):
+        """Change a user's role or disabled flag (admin; with a token, only to lower them)."""
         body = _object(body, '{"role": "viewer", "disabled": false}')
         unknown = set(body) - {"role", "disabled"}
         if unknown:
@@ -122,6 +122,13 @@ class Accounts:
 
         def update(tx):
             user = _user(username)
+            if identity.scheme == "bearer" and (
+                    outranks(changes.get("role", user.role), user.role)
+                    or (user.disabled and changes.get("disabled") is False)):
+                # Promoting or re-enabling an account whose password one knows would turn a
+                # token into a lasting sign-in: that is making credentials.
+                raise Forbidden("a token cannot raise a user's role or enable a user: sign in "
+                                "with a password")
             stays_admin = changes.get("role", user.role) == "admin" and not changes.get(
                 "disabled", user.disabled)
             if user.role == "admin" and not user.disabled and not stays_admin:

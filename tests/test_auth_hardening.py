@@ -159,6 +159,16 @@ async def test_a_token_changes_no_credentials(api):
     assert user.code == 403 and "token" in user.json["message"], user
     minted = await api("POST", "/tokens", {"name": "more"}, auth=None, headers=by_token)
     assert minted.code == 403
+    assert (await api("POST", "/users", {"username": "eve", "password": "e" * 12,
+                                         "role": "viewer"})).code == 201
+    for raise_ in ({"role": "admin"}, {"role": "operator"}):
+        promoted = await api("PATCH", "/users/eve", raise_, auth=None, headers=by_token)
+        assert promoted.code == 403 and "token" in promoted.json["message"], promoted
+    # Lowering rights is fine by token (a script reacting to an incident).
+    assert (await api("PATCH", "/users/eve", {"disabled": True}, auth=None,
+                      headers=by_token)).code == 200
+    enabled = await api("PATCH", "/users/eve", {"disabled": False}, auth=None, headers=by_token)
+    assert enabled.code == 403, enabled
     # Nothing changed: the old password works, the refused ones do not.
     assert (await api("GET", "/jobs")).code == 200
     assert (await api("GET", "/jobs", auth=("bo", "t" * 12))).code == 401
