@@ -2,12 +2,14 @@
 
 Contract: ``Accounts`` validates input (domain errors with what to fix), enforces who may
 change what beyond the route's role (a user may change their own password, giving the current
-one, admins too, and manage their own tokens; only an admin manages users and others' tokens; the
-last active admin cannot be removed, disabled or demoted; an API token creates no credentials: no
-token, no user, no password, no promotion or re-enabling of a user), hashes passwords in an executor, and records every change in the audit
-log, in the same transaction as the change. Every method is a coroutine: the database work runs
-on the storage's threads. Token secrets and session cookies are returned once, at creation,
-and stored hashed.
+one, admins too, and manage their own tokens; only an admin manages users and others' tokens;
+the last active admin cannot be removed, disabled or demoted; an API token creates no
+credentials: no token, no user, no password, no promotion or re-enabling of a user), hashes
+passwords in an executor, and records every change in the audit log, in the same transaction as
+the change. After committing a change that may end someone's credentials it awaits the
+credential watch, which closes their sockets that lost their proof. Every method is a coroutine:
+the database work runs on the storage's threads. Token secrets and session cookies are returned
+once, at creation, and stored hashed.
 """
 import asyncio
 import re

@@ -10,7 +10,7 @@ import time
 import pytest
 import tornado.httpclient
 
-from jobjoker import auth, credential_watch, models
+from jobjoker import auth, credential_watch, models, throttle
 from jobjoker.app import JobJokerServer
 from jobjoker.events import EventHub
 from jobjoker.storage import Storage
@@ -65,13 +65,13 @@ def counted_checks(monkeypatch):
 @pytest.mark.gen_test(timeout=60)
 async def test_concurrent_guesses_for_one_account_are_held_to_the_limit(storage, counted_checks):
     await auth.ensure_admin(storage, "the-right-one")
-    authenticator = auth.Authenticator(storage, auth.Throttle(per_account=10, per_address=1000))
+    authenticator = auth.Authenticator(storage, throttle.Throttle(per_account=10, per_address=1000))
     guesses = ["guess-%d" % i for i in range(99)] + ["the-right-one"]
 
     async def guess(password, i):
         try:
             return await authenticator.check_password("admin", password, "10.0.%d.1" % i)
-        except auth.Throttled:
+        except throttle.Throttled:
             return "throttled"
     results = await asyncio.gather(*(guess(p, i) for i, p in enumerate(guesses)))
     assert len(counted_checks) <= 10, len(counted_checks)
@@ -81,12 +81,12 @@ async def test_concurrent_guesses_for_one_account_are_held_to_the_limit(storage,
 
 @pytest.mark.gen_test(timeout=60)
 async def test_concurrent_guesses_from_one_address_are_held_to_its_limit(storage, counted_checks):
-    authenticator = auth.Authenticator(storage, auth.Throttle(per_account=1000, per_address=50))
+    authenticator = auth.Authenticator(storage, throttle.Throttle(per_account=1000, per_address=50))
 
     async def guess(i):
         try:
             return await authenticator.check_password("user-%d" % i, "guess", "10.9.9.9")
-        except auth.Throttled:
+        except throttle.Throttled:
             return "throttled"
     results = await asyncio.gather(*(guess(i) for i in range(100)))
     assert len(counted_checks) <= 50, len(counted_checks)
@@ -97,7 +97,7 @@ async def test_concurrent_guesses_from_one_address_are_held_to_its_limit(storage
 async def test_a_wave_of_unknown_users_does_not_hold_up_a_login_from_elsewhere(
         storage, counted_checks):
     await auth.ensure_admin(storage, "real-password")
-    authenticator = auth.Authenticator(storage, auth.Throttle(per_account=10, per_address=100))
+    authenticator = auth.Authenticator(storage, throttle.Throttle(per_account=10, per_address=100))
     wave = [asyncio.ensure_future(authenticator.check_password(
         "ghost-%d" % i, "wave-%d" % i, "10.6.6.6")) for i in range(100)]
     await asyncio.sleep(0)  # the wave is queued first
