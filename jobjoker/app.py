@@ -25,8 +25,8 @@ import tornado.web
 from jobjoker import __version__, auth, forwarded, models
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
-from jobjoker.credential_watch import CredentialWatch
 from jobjoker.config import redact_url
+from jobjoker.credential_watch import CredentialWatch
 from jobjoker.errors import StartupError, Unavailable
 from jobjoker.handlers import audit as audit_routes
 from jobjoker.handlers import base
@@ -286,7 +286,6 @@ class JobJokerServer:
         if self.app is not None:
             for stream in list(self.app.settings["open_streams"]):
                 stream.close(1001, "server stopping: reconnect with your offsets")
-        if self.app is not None:
             await self.app.settings["credential_watch"].stop()
             await self.app.settings["audit"].flush()  # repeated failures counted so far
         if self.processes is not None:

@@ -4,7 +4,6 @@ sockets of revoked credentials and identifiers compared exactly. Each test repla
 import asyncio
 import collections
 import json
-import base64
 import time
 
 import pytest
@@ -16,11 +15,6 @@ from jobjoker.events import EventHub
 from jobjoker.storage import Storage
 from tests.support import (ADMIN, PASSWORD, bearer, cookies_of, fetch, free_port,
                            kill_leftovers)
-
-
-def basic(user, password, address="10.0.0.1"):
-    return auth.Credentials(authorization="Basic " + base64.b64encode(
-        ("%s:%s" % (user, password)).encode()).decode(), address=address)
 
 
 @pytest.fixture
