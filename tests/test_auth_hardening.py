@@ -11,6 +11,7 @@ import tornado.httpclient
 
 from jobjoker import auth, credential_watch, models, throttle
 from jobjoker.app import JobJokerServer
+from jobjoker.config import load_config
 from jobjoker.events import EventHub
 from jobjoker.storage import Storage
 from tests.support import (ADMIN, PASSWORD, bearer, cookies_of, fetch, free_port,
@@ -198,8 +199,11 @@ async def test_only_the_sessions_own_xsrf_token_in_the_header_passes(api):
 # --- Medium 9: behind the proxy, only the headers it sets ----------------------------------------
 
 @pytest.fixture
-def listening_server(io_loop, config):
-    """A server listening on its configured port, as ``run_server.py`` starts it."""
+def proxied_server(io_loop, tmp_path, workers_dir, database_url):
+    """A server started as ``run_server.py --trust-proxy yes`` starts it, listening."""
+    config = load_config({"data_dir": tmp_path / "data", "workers_dir": workers_dir,
+                          "database": database_url, "port": free_port(), "node": "test-node",
+                          "trust_proxy": True, "login_failures_per_address": 5}, environ={})
     instance = JobJokerServer(config, admin_password=PASSWORD)
     io_loop.run_sync(lambda: instance.start(listen=True))
     yield instance
@@ -208,16 +212,10 @@ def listening_server(io_loop, config):
     models.database.initialize(None)
 
 
-PROXIED_PORT = free_port()
-
-
 @pytest.mark.gen_test(timeout=60)
-@pytest.mark.parametrize("config_overrides", [{
-    "trust_proxy": True, "port": PROXIED_PORT, "login_failures_per_address": 5}])
-async def test_behind_the_proxy_a_client_cannot_choose_its_address_or_scheme(
-        listening_server):
+async def test_behind_the_proxy_a_client_cannot_choose_its_address_or_scheme(proxied_server):
     http_client = tornado.httpclient.AsyncHTTPClient()
-    base = "http://127.0.0.1:%d" % PROXIED_PORT
+    base = "http://127.0.0.1:%d" % proxied_server.config.port
     codes = []
     for i in range(8):
         # What the documented nginx block forwards: its own X-Forwarded-For and -Proto, and
