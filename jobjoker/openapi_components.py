@@ -345,7 +345,7 @@ def schemas(config):
         "properties": {
             "password": dict(password, description="The new password."),
             "current": {"type": "string", "description": "Your current password: needed "
-                                                         "unless you are an admin."},
+                                                         "for your own, admins included."},
         },
         "example": {"current": "the old passphrase", "password": "a new long passphrase"},
     }

@@ -383,8 +383,9 @@ def user_paths():
                                    "UserEnvelope")},
                 errors=["400", "404", "413", "422"],
                 body=json_body("PasswordChange"),
-                description="Your own with `current` (403 when it is wrong), or anyone's as an "
-                            "admin (403 for others). 422 for a password of fewer than %d or "
+                description="Your own with `current` (403 when it is wrong or missing, admins "
+                            "included), or anyone else's as an admin (403 for others, and for "
+                            "any request authenticated by a token). 422 for a password of fewer than %d or "
                             "more than %d characters." % (MIN_PASSWORD, MAX_PASSWORD)),
         },
     }
