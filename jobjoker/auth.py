@@ -187,6 +187,7 @@ class Authenticator:
         self.throttle = throttle or Throttle()
         self.slots = slots or CheckSlots()
         self._verified = collections.OrderedDict()  # digest -> True, most recent last
+        self._checking = {}  # digest -> future of the check running for it
 
     @staticmethod
     def _cache_key(stored_hash, password):
@@ -213,17 +214,25 @@ class Authenticator:
 
     async def check_password(self, username, password, address):
         """The active user if the password is right, else None; counts failures, throttles."""
+        self.throttle.check(username, address)  # locked out: refused before any work
+        user = await self.storage.read(active_user, username)
+        stored = user.password_hash if user is not None else None
+        key = self._cache_key(stored, password) if stored else None
+        if key is not None and key in self._verified:
+            # Remembered from an earlier check: it settles neither way (a request with a known
+            # password does not wipe the account's failures).
+            self._verified.move_to_end(key)
+            return user
+        if key in self._checking:
+            # The same password for the same hash is being checked (a client opening many
+            # connections at once): share that answer; one guess is one attempt.
+            return user if await asyncio.shield(self._checking[key]) else None
         self.throttle.begin(username, address)
         ok = None
+        answer = None
+        if key is not None:
+            answer = self._checking[key] = asyncio.get_running_loop().create_future()
         try:
-            user = await self.storage.read(active_user, username)
-            stored = user.password_hash if user is not None else None
-            key = self._cache_key(stored, password) if stored else None
-            if key is not None and key in self._verified:
-                # Remembered from an earlier check: it settles neither way (as before, a
-                # request with a known password does not wipe the account's failures).
-                self._verified.move_to_end(key)
-                return user
             async with self.slots.slot(address):
                 ok = await asyncio.get_running_loop().run_in_executor(
                     None, _check_password, password, stored)
@@ -235,6 +244,9 @@ class Authenticator:
             return user
         finally:
             self.throttle.end(username, address, ok)
+            if answer is not None:
+                del self._checking[key]
+                answer.set_result(bool(ok))
 
     async def _token_identity(self, token_id, secret, address):
         # A bad token counts against its address as a wrong password does (not against the

@@ -372,3 +372,16 @@ async def test_changes_made_elsewhere_reach_open_sockets_by_the_periodic_recheck
     # What another server on the same database does: a revocation this one hears nothing of.
     models.Token.update(revoked=time.time()).where(models.Token.id == token["id"]).execute()
     assert (await closed_with(connection))[0] == 4401
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_many_connections_with_the_right_password_at_once_are_one_attempt(
+        storage, counted_checks):
+    """A client opening 100 sockets with Basic at once is not a brute force: one hash, no 429."""
+    await auth.ensure_admin(storage, "right")
+    authenticator = auth.Authenticator(storage, throttle.Throttle(per_account=10,
+                                                                  per_address=50))
+    users = await asyncio.gather(*(authenticator.check_password("admin", "right", "10.0.0.1")
+                                   for _ in range(100)))
+    assert all(user is not None and user.username == "admin" for user in users)
+    assert counted_checks == ["right"]
