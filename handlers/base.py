@@ -17,7 +17,7 @@ import tornado.web
 
 from jobjoker import errors, storage
 from jobjoker.audit import Actor
-from jobjoker.auth import SESSION_COOKIE, Credentials
+from jobjoker.auth import SESSION_COOKIE, Credentials, xsrf_matches
 from jobjoker.config import is_loopback
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,8 @@ class AuthMixin:
     Each handler names the permission each method needs in ``permissions`` (``"read"``,
     ``"run"``, ``"admin"``, or ``"self"`` for any signed-in user, the domain checking the rest);
     an undeclared method needs ``read`` when safe and ``admin`` otherwise, so forgetting to
-    declare one fails closed. A request authenticated by the session cookie must also carry the
-    XSRF token for any unsafe method.
+    declare one fails closed. A request authenticated by the session cookie must also carry that
+    session's XSRF token (``auth.xsrf_token``) in ``X-XSRFToken`` for any unsafe method.
     """
 
     identity = None
@@ -171,8 +171,8 @@ class AuthMixin:
         self.identity = await self.settings["authenticator"].authenticate(credentials)
         if self.identity is None:
             if header:  # credentials were sent and were wrong: that is worth a trace
-                await self.settings["audit"].write(self.actor, "login.failed",
-                                                   header.split(" ", 1)[0].lower())
+                scheme = header.split(" ", 1)[0].lower()[:20]  # "basic", "bearer" or junk
+                await self.settings["audit"].failure(self.actor, "login.failed", scheme)
             raise errors.Unauthorized("authentication required: send HTTP Basic credentials, "
                                       "a Bearer token, or log in")
         if self.identity.scheme == "session" and self.request.method not in SAFE_METHODS:
@@ -184,11 +184,13 @@ class AuthMixin:
                                       self.request.path, ROLE_NEEDED[permission]))
 
     def _check_xsrf(self):
-        try:
-            self.check_xsrf_cookie()
-        except tornado.web.HTTPError:
-            raise errors.Forbidden("missing or wrong XSRF token: send the value of the _xsrf "
-                                   "cookie in an X-XSRFToken header")
+        # Only the header, and only this session's token: not Tornado's check, which takes any
+        # matching cookie and header pair and the _xsrf argument of a URL or form.
+        if not xsrf_matches(self.get_cookie(SESSION_COOKIE),
+                            self.request.headers.get("X-XSRFToken")):
+            raise errors.Forbidden("missing or wrong XSRF token: send this session's token "
+                                   "(the xsrf of GET /session, also in the _xsrf cookie) in an "
+                                   "X-XSRFToken header")
 
 
 ROLE_NEEDED = {"read": "viewer or above", "run": "operator or admin", "admin": "admin"}

@@ -1,7 +1,9 @@
 """``/session``: browser login and logout (a revocable session cookie, XSRF-protected)."""
 from jobjoker import errors
-from jobjoker.auth import SESSION_COOKIE
+from jobjoker.auth import SESSION_COOKIE, xsrf_token
 from jobjoker.handlers.users import AccountsHandler
+
+XSRF_COOKIE = "_xsrf"  # the page reads it (static/js/api.js)
 
 
 class SessionHandler(AccountsHandler):
@@ -14,31 +16,38 @@ class SessionHandler(AccountsHandler):
         return self.request.method != "POST"  # the login itself: nobody is signed in yet
 
     def get(self):
-        """``[{"username", "role", "scheme", "xsrf"}]``: who is signed in."""
+        """``[{"username", "role", "scheme", "xsrf"}]``: who is signed in (``xsrf`` null
+        unless by a session)."""
         self.send_data(self._whoami(self.identity.username, self.identity.role,
                                     self.identity.scheme))
 
     async def post(self):
-        """Log in with ``{"username", "password"}``: sets the session cookie."""
+        """Log in with ``{"username", "password"}``: sets the session and XSRF cookies."""
         user, cookie = await self.accounts.login(self.actor, self.json_body())
         if user is None:
             raise errors.Unauthorized("wrong username or password")
         self.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict",
                         secure=self.request.protocol == "https", expires_days=None,
                         max_age=int(self.config.session_lifetime), path="/")
-        self.send_data(self._whoami(user["username"], user["role"], "session"), 201,
+        self.send_data(self._whoami(user["username"], user["role"], "session", cookie), 201,
                        "signed in as %s" % user["username"])
 
     async def delete(self):
-        """Log out: the session is revoked on the server, the cookie cleared."""
+        """Log out: the session is revoked on the server, the cookies cleared."""
         await self.accounts.logout(self.identity, self.actor)
         self.clear_cookie(SESSION_COOKIE, path="/")
+        self.clear_cookie(XSRF_COOKIE, path="/")
         self.send_data(message="signed out")
 
-    def _whoami(self, username, role, scheme):
-        # Reading xsrf_token sets the _xsrf cookie the page echoes in X-XSRFToken.
-        return {"username": username, "role": role, "scheme": scheme,
-                "xsrf": self.xsrf_token.decode()}
+    def _whoami(self, username, role, scheme, cookie=None):
+        xsrf = None
+        if scheme == "session":
+            # The page echoes it in X-XSRFToken; the (script-readable) cookie keeps it across
+            # reloads. It is derived from the session, so each sign-in has its own.
+            xsrf = xsrf_token(cookie or self.get_cookie(SESSION_COOKIE))
+            self.set_cookie(XSRF_COOKIE, xsrf, samesite="Strict", path="/",
+                            secure=self.request.protocol == "https")
+        return {"username": username, "role": role, "scheme": scheme, "xsrf": xsrf}
 
 
 default_handlers = [

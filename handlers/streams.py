@@ -1,9 +1,12 @@
 """WebSocket streams: ``/jobs/ID/stream`` follows one job, ``/events`` every change.
 
 Authentication, the origin check (Tornado's own: same host as the page) and the job lookup all
-happen before the upgrade, so a bad id is a real 404 and bad credentials a real 401. The
+happen before the upgrade, so a bad id is a real 404 and bad credentials a real 401. An open
+socket is closed with 4401 once its credentials no longer hold (``jobjoker.credential_watch``). The
 streaming itself lives in ``jobjoker.streams``; these handlers only wire a socket to it.
 """
+import time
+
 import tornado.websocket
 
 from jobjoker import errors, storage
@@ -23,6 +26,7 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
         # Before the upgrade a locked database gets a prompt 503, as for any request; once open
         # (``open``), the stream's own reads wait for the database rather than fail.
         storage.answer_within(storage.ANSWER_SECONDS)
+        self.authenticated_at = time.monotonic()  # a change announced after it is re-checked
         await self.authenticate()
 
     def check_origin(self, origin):
@@ -44,9 +48,12 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
     def open(self, *args):
         storage.answer_within(None)
         self.settings["open_streams"].add(self)  # so a stopping server can say goodbye
+        # Closed (4401) once the credentials that opened it are revoked or changed.
+        self.settings["credential_watch"].add(self, self.identity, self.authenticated_at)
 
     def on_close(self):
         self.settings["open_streams"].discard(self)
+        self.settings["credential_watch"].discard(self)
         if self.follower is not None:
             self.follower.stop()
 

@@ -21,7 +21,7 @@ class UsersHandler(AccountsHandler):
 
     async def post(self):
         """Create a user from ``{"username", "password", "role"}``."""
-        user = await self.accounts.create_user(self.actor, self.json_body())
+        user = await self.accounts.create_user(self.identity, self.actor, self.json_body())
         self.send_data(user, 201, "user %s created" % user["username"])
 
 
@@ -36,7 +36,8 @@ class UserHandler(AccountsHandler):
 
     async def patch(self, username):
         """Change ``role`` and/or ``disabled``."""
-        self.send_data(await self.accounts.update_user(self.actor, username, self.json_body()),
+        self.send_data(await self.accounts.update_user(self.identity, self.actor, username,
+                                                       self.json_body()),
                        message="user %s updated" % username)
 
     async def delete(self, username):

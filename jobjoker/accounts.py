@@ -1,12 +1,15 @@
 """Users, API tokens and browser sessions, as the API manages them.
 
 Contract: ``Accounts`` validates input (domain errors with what to fix), enforces who may
-change what beyond the route's role (a user may change their own password and manage their own
-tokens; only an admin manages users and others' tokens; the last active admin cannot be removed,
-disabled or demoted), hashes passwords in an executor, and records every change in the audit
-log, in the same transaction as the change. Every method is a coroutine: the database work runs
-on the storage's threads. Token secrets and session cookies are returned once, at creation,
-and stored hashed.
+change what beyond the route's role (a user may change their own password, giving the current
+one, admins too, and manage their own tokens; only an admin manages users and others' tokens;
+the last active admin cannot be removed, disabled or demoted; an API token creates no
+credentials: no token, no user, no password, no promotion or re-enabling of a user), hashes
+passwords in an executor, and records every change in the audit log, in the same transaction as
+the change. After committing a change that may end someone's credentials it awaits the
+credential watch, which closes their sockets that lost their proof. Every method is a coroutine:
+the database work runs on the storage's threads. Token secrets and session cookies are returned
+once, at creation, and stored hashed.
 """
 import asyncio
 import re
@@ -61,8 +64,11 @@ async def _hash(password):
 class Accounts:
     """Users, tokens and sessions."""
 
-    def __init__(self, storage, authenticator, audit, session_lifetime):
+    def __init__(self, storage, authenticator, audit, session_lifetime, watch=None):
         self.storage = storage
+        # Told (after the commit) of every change that may end someone's credentials, so their
+        # open sockets close now (jobjoker.credential_watch).
+        self.watch = watch
         self.session_lifetime = session_lifetime  # seconds
         self.authenticator = authenticator
         self.audit = audit
@@ -78,8 +84,9 @@ class Accounts:
         return await self.storage.read(lambda: [
             user_to_dict(u) for u in models.User.select().order_by(models.User.username)])
 
-    async def create_user(self, actor, body):
+    async def create_user(self, identity, actor, body):
         body = _object(body, '{"username": "ann", "password": "...", "role": "operator"}')
+        _refuse_token(identity, "create users")
         username = body.get("username")
         if not isinstance(username, str) or not USERNAME.fullmatch(username):
             raise BadRequest("a username is 1 to 64 letters, digits or . _ @ -, starting with "
@@ -99,8 +106,8 @@ class Accounts:
             return user_to_dict(user)
         return await self.storage.transaction(create)
 
-    async def update_user(self, actor, username, body):
-        """Change a user's role or disabled flag (admin)."""
+    async def update_user(self, identity, actor, username, body):
+        """Change a user's role or disabled flag (admin; with a token, only to lower them)."""
         body = _object(body, '{"role": "viewer", "disabled": false}')
         unknown = set(body) - {"role", "disabled"}
         if unknown:
@@ -117,6 +124,13 @@ class Accounts:
 
         def update(tx):
             user = _user(username)
+            if identity.scheme == "bearer" and (
+                    outranks(changes.get("role", user.role), user.role)
+                    or (user.disabled and changes.get("disabled") is False)):
+                # Promoting or re-enabling an account whose password one knows would turn a
+                # token into a lasting sign-in: that is making credentials.
+                raise Forbidden("a token cannot raise a user's role or enable a user: sign in "
+                                "with a password")
             stays_admin = changes.get("role", user.role) == "admin" and not changes.get(
                 "disabled", user.disabled)
             if user.role == "admin" and not user.disabled and not stays_admin:
@@ -128,7 +142,7 @@ class Accounts:
             self.audit.record(tx, actor, "user.update", username,
                               ", ".join("%s=%s" % item for item in sorted(changes.items())))
             return user_to_dict(_user(username))
-        return await self.storage.transaction(update)
+        return await self._then_recheck(username, await self.storage.transaction(update))
 
     async def delete_user(self, actor, username):
         def delete(tx):
@@ -139,11 +153,12 @@ class Accounts:
             models.User.delete().where(models.User.username == username).execute()
             self.audit.record(tx, actor, "user.delete", username)
             return user_to_dict(user)
-        return await self.storage.transaction(delete)
+        return await self._then_recheck(username, await self.storage.transaction(delete))
 
     async def set_password(self, identity, actor, username, body):
         """A user changes their own password (giving the current one); an admin anyone's."""
         body = _object(body, '{"current": "...", "password": "..."}')
+        _refuse_token(identity, "change passwords")
         if identity.username != username and not identity.may("admin"):
             raise Forbidden("only an admin may change another user's password")
         await self.storage.read(_user, username)  # 404 before anything else
@@ -151,7 +166,10 @@ class Accounts:
         current = body.get("current")
         if "current" in body and not isinstance(current, str):
             raise BadRequest('"current" must be the current password, as text')
-        if identity.username == username and not identity.may("admin"):
+        # One's own password needs the current one, admins included: whoever holds a session
+        # or a borrowed Basic header must not be able to lock the owner out and keep the
+        # account. Admins resetting someone else's need not know it.
+        if identity.username == username:
             if current is None or await self.authenticator.check_password(
                     username, current, actor.address) is None:
                 raise Forbidden('"current" must be your current password')
@@ -164,7 +182,7 @@ class Accounts:
             _end_sessions(username)
             self.audit.record(tx, actor, "user.password", username)
             return user_to_dict(user)
-        return await self.storage.transaction(change)
+        return await self._then_recheck(username, await self.storage.transaction(change))
 
     # --- tokens ----------------------------------------------------------------------------------
 
@@ -196,8 +214,7 @@ class Accounts:
         if expires_in is not None and (not isinstance(expires_in, (int, float))
                                        or isinstance(expires_in, bool) or expires_in <= 0):
             raise BadRequest('"expires_in" must be a positive number of seconds, or absent')
-        if identity.scheme == "bearer":
-            raise Forbidden("a token cannot create tokens: log in with a password")
+        _refuse_token(identity, "create tokens")
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
 
@@ -223,7 +240,8 @@ class Accounts:
                     models.Token.id == token_id).execute()
                 self.audit.record(tx, actor, "token.revoke", token_id, token.name)
             return token_to_dict(models.Token.get_by_id(token_id))
-        return await self.storage.transaction(revoke)
+        token = await self.storage.transaction(revoke)
+        return await self._then_recheck(token["username"], token)
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -235,7 +253,7 @@ class Accounts:
             raise BadRequest('send {"username": ..., "password": ...}')
         user = await self.authenticator.check_password(username, password, actor.address)
         if user is None:
-            await self.audit.write(actor, "login.failed", username)
+            await self.audit.failure(actor, "login.failed", username)
             return None, None
 
         def sign_in(tx):
@@ -255,6 +273,21 @@ class Accounts:
                 auth.revoke_session(tx, identity.credential_id)
             self.audit.record(tx, actor, "logout", identity.username)
         await self.storage.transaction(sign_out)
+        await self._then_recheck(identity.username)
+
+    async def _then_recheck(self, username, result=None):
+        """After a committed change to ``username``'s credentials: their open sockets that
+        lost their proof are closed before the change is answered."""
+        if self.watch is not None:
+            await self.watch.changed(username)
+        return result
+
+
+def _refuse_token(identity, what):
+    # A token never makes credentials: not tokens, not passwords (which would give a session,
+    # hence tokens), not users. So a leaked token dies with its revocation or expiry.
+    if identity.scheme == "bearer":
+        raise Forbidden("a token cannot %s: sign in with a password" % what)
 
 
 def _find_user(username):

@@ -22,11 +22,12 @@ import peewee
 import tornado.httpserver
 import tornado.web
 
-from jobjoker import __version__, auth, models
+from jobjoker import __version__, auth, forwarded, models
 from jobjoker import storage as storage_module
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
 from jobjoker.config import redact_url
+from jobjoker.credential_watch import CredentialWatch
 from jobjoker.errors import StartupError, Unavailable
 from jobjoker.handlers import audit as audit_routes
 from jobjoker.handlers import base
@@ -80,7 +81,6 @@ def make_app(config, services, health):
         openapi=json.dumps(openapi_document(routes(), config)),
         health=health,
         open_streams=set(),
-        xsrf_cookie_kwargs={"samesite": "Strict"},
         **services,
         # Not Tornado's static_path: that would add a /static/ route outside our authentication.
         static_dir=static_dir,
@@ -134,6 +134,7 @@ class JobJokerServer:
         self.http_server = None
         self.admin_created = None
         self.loop_monitor = None
+        self.credential_watch = None
 
     async def start(self, listen=True):
         """Open everything, re-adopt running jobs and (with ``listen``) accept requests."""
@@ -179,17 +180,24 @@ class JobJokerServer:
         authenticator = auth.Authenticator(storage, auth.Throttle(
             config.login_failures, config.login_failures_per_address, config.login_window))
         self.hub = hub
+        self.credential_watch = CredentialWatch(storage)
         await self.processes.start()
         self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
         self.app = make_app(config, {
             "jobs": jobs, "workers": WorkerService(storage, workers, audit),
             "authenticator": authenticator,
-            "accounts": Accounts(storage, authenticator, audit, config.session_lifetime),
+            "accounts": Accounts(storage, authenticator, audit, config.session_lifetime,
+                                 self.credential_watch),
+            "credential_watch": self.credential_watch,
             "audit": audit, "logstore": logstore, "hub": hub, "storage": storage}, self.health)
+        self.credential_watch.start()
         if listen:
+            # Behind the proxy, address and scheme come from the headers it sets, and only
+            # those (jobjoker.forwarded); never Tornado's xheaders, which trusts more.
             self.http_server = tornado.httpserver.HTTPServer(
-                self.app, max_body_size=2 * max(config.max_body_size, config.max_worker_size),
-                xheaders=config.trust_proxy, ssl_options=self._tls_context())
+                forwarded.from_proxy(self.app) if config.trust_proxy else self.app,
+                max_body_size=2 * max(config.max_body_size, config.max_worker_size),
+                ssl_options=self._tls_context())
             self.http_server.listen(config.port, config.host)
         return self
 
@@ -285,6 +293,8 @@ class JobJokerServer:
         if self.app is not None:
             for stream in list(self.app.settings["open_streams"]):
                 stream.close(1001, "server stopping: reconnect with your offsets")
+            await self.app.settings["credential_watch"].stop()
+            await self.app.settings["audit"].flush()  # repeated failures counted so far
         if self.processes is not None:
             await self.processes.close(kill_jobs=kill_jobs)
         if self._sweeper is not None:

@@ -4,12 +4,17 @@ Contract: ``AuditLog.record(tx, actor, action, target, detail)`` appends one ent
 transaction, so that an action and its trace commit together (``write`` does it in a
 transaction of its own); an ``Actor`` is the user and the address a request came from, ``None``
 the server itself. Entries are never changed or deleted through the API; ``list`` pages them
-newest first, for admins.
+newest first, for admins. Failed attempts go through ``failure``: the first of an action from an
+address in ``REPEAT_WINDOW`` seconds gets its entry at once, the rest of that window one entry
+with their count when it ends (``flush`` writes the pending ones, at server stop), so a flood of
+bad credentials writes two rows a minute per address, not one per request. The counts wait in
+memory: a crash loses at most the last window's.
 Actions are short dotted words: ``job.create``, ``job.start``, ``job.stop``, ``job.kill``,
 ``job.delete``, ``worker.save``, ``worker.delete``, ``login.ok``, ``login.failed``, ``logout``,
 ``user.create``, ``user.update``, ``user.delete``, ``user.password``, ``token.create``,
 ``token.revoke``.
 """
+import asyncio
 import dataclasses
 import logging
 import time
@@ -29,6 +34,16 @@ class Actor:
 
 
 SERVER = Actor()
+REPEAT_WINDOW = 60.0  # seconds over which repeated failures from one address make one entry
+REPEAT_TARGETS = 5  # targets named in that entry
+
+
+@dataclasses.dataclass
+class _Repeats:
+    actor: Actor
+    timer: object
+    count: int = 0
+    targets: list = dataclasses.field(default_factory=list)
 
 
 def entry_to_dict(entry):
@@ -41,6 +56,8 @@ class AuditLog:
 
     def __init__(self, storage):
         self.storage = storage
+        self._repeats = {}  # (action, address) -> _Repeats of the current window
+        self._writes = set()  # the entries of ended windows being written
 
     def record(self, tx, actor, action, target=None, detail=None):
         """Within the write transaction ``tx`` (on the storage's writer thread)."""
@@ -68,6 +85,49 @@ class AuditLog:
     async def write(self, actor, action, target=None, detail=None):
         """Record one entry in a transaction of its own."""
         await self.storage.transaction(self.record, actor, action, target, detail)
+
+    async def failure(self, actor, action, target=None):
+        """Record a failed attempt (``login.failed``), folding repeats from one address."""
+        key = (action, actor.address)
+        repeats = self._repeats.get(key)
+        if repeats is not None:
+            repeats.count += 1
+            if target not in repeats.targets and len(repeats.targets) < REPEAT_TARGETS:
+                repeats.targets.append(target)
+            return
+        timer = asyncio.get_running_loop().call_later(REPEAT_WINDOW, self._end_window, key)
+        self._repeats[key] = _Repeats(actor, timer)
+        await self.write(actor, action, target)
+
+    def _end_window(self, key):
+        task = asyncio.ensure_future(self._write_repeats(key))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write_repeats(self, key):
+        repeats = self._repeats.pop(key, None)
+        if repeats is None or not repeats.count:
+            return
+        repeats.timer.cancel()
+        action = key[0]
+        targets = repeats.targets
+        target = targets[0] if len(targets) == 1 else None
+        detail = "%d more in %d s from this address" % (repeats.count, REPEAT_WINDOW)
+        if len(targets) > 1:
+            detail += " (%s%s)" % (", ".join(str(t) for t in targets),
+                                   ", ..." if len(targets) == REPEAT_TARGETS else "")
+        try:
+            await self.write(repeats.actor, action, target, detail)
+        except Exception:
+            log.exception("audit: %d repeated %s from %s could not be recorded", repeats.count,
+                          action, repeats.actor.address)
+
+    async def flush(self):
+        """Write the counts of every window still open (the server is stopping)."""
+        for key in list(self._repeats):
+            await self._write_repeats(key)
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
     async def list(self, offset=0, limit=100, actor=None, action=None):
         return await self.storage.read(self._page, offset, limit, actor, action)

@@ -1,16 +1,20 @@
-"""Authentication: passwords, API tokens, browser sessions, roles, and login throttling.
+"""Authentication: passwords, API tokens, browser sessions and roles.
 
 Contract: ``Authenticator(storage).authenticate(credentials)`` returns the ``Identity`` (user,
 role, scheme) that a request's credentials prove, or None, trying in turn ``Authorization:
 Bearer`` (an API token), ``Authorization: Basic`` (a password) and the session cookie; it reads
-through the storage's reader threads. It raises ``Throttled`` (429 with ``Retry-After``) while
-an account or an address has failed too often. ``create_session``, ``revoke_session`` and
+through the storage's reader threads. It raises ``throttle.Throttled`` (429 with
+``Retry-After``) while an account or an address has failed too often (``jobjoker.throttle``);
+bad tokens and unreadable ``Authorization`` headers count against the address like wrong
+passwords, and password checks take turns (``CheckSlots``). ``still_valid`` re-checks the
+identities of open sockets. ``create_session``, ``revoke_session`` and
 ``create_admin`` run within a write transaction; ``ensure_admin`` makes the first admin.
 Passwords are hashed with scrypt (memory-hard), always in an executor, never on the IOLoop; a
 verified password is remembered by a digest of (stored hash, password), so Basic on every
 request costs a dict lookup and a password change invalidates it. An unknown user and a wrong
 password take the same path and the same time. Tokens and session cookies carry 256 random bits:
-only their SHA-256 is stored, so a leaked database reveals none. Roles are ordered
+only their SHA-256 is stored, so a leaked database reveals none; a session's XSRF token is an
+HMAC keyed by its cookie (``xsrf_token``). Roles are ordered
 ``viewer < operator < admin``; ``allows(role, permission)`` is the one place that says what each
 may do, and a token's role is never above its owner's.
 """
@@ -26,8 +30,8 @@ import secrets
 import time
 
 from jobjoker import models
-from jobjoker.errors import TooManyRequests
 from jobjoker.roles import allows, lower_role
+from jobjoker.throttle import CheckSlots, Throttle
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,22 @@ def digest(secret):
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def xsrf_token(session_cookie):
+    """The XSRF token of a browser session: an HMAC keyed by the session cookie's secret.
+
+    Bound to the session, so a token from another session, or a cookie and header pair a
+    cross-site page or a sibling subdomain planted, proves nothing; and not stored anywhere (the
+    database holds only the cookie's hash, from which the token cannot be computed).
+    """
+    return hmac.new(session_cookie.encode(), b"jobjoker-xsrf", hashlib.sha256).hexdigest()
+
+
+def xsrf_matches(session_cookie, sent):
+    """Whether ``sent`` (the X-XSRFToken header) is this session's XSRF token."""
+    return bool(session_cookie and sent) and hmac.compare_digest(
+        sent.encode(), xsrf_token(session_cookie).encode())
+
+
 @dataclasses.dataclass(frozen=True)
 class Identity:
     """Who made a request, and with what rights."""
@@ -93,6 +113,9 @@ class Identity:
     role: str
     scheme: str  # "basic", "bearer" or "session"
     credential_id: str = None  # the token's id or the session's id, for revoking it
+    # Basic: a digest of the password hash it was checked against, so that a long-lived socket
+    # can tell when the password changed (``still_valid``). Never compared nor shown.
+    proof: str = dataclasses.field(default=None, compare=False, repr=False)
 
     def may(self, permission):
         return allows(self.role, permission)
@@ -105,54 +128,6 @@ class Credentials:
     authorization: str = None
     session_cookie: str = None
     address: str = None
-
-
-class Throttled(TooManyRequests):
-    """Too many failed logins for an account or an address; retry after ``retry_after`` s.
-
-    A domain error: wherever a password is checked, it becomes a 429 with Retry-After.
-    """
-
-    def __init__(self, retry_after):
-        super().__init__("too many failed logins from this account or address; try again in "
-                         "%d s" % retry_after, retry_after)
-
-
-class Throttle:
-    """Counts failed logins per account and per address in a sliding window."""
-
-    def __init__(self, per_account=10, per_address=50, window=300.0, clock=time.monotonic):
-        self.limits = {"account": per_account, "address": per_address}
-        self.window = window
-        self.clock = clock
-        self._failures = collections.defaultdict(collections.deque)  # (kind, key) -> times
-
-    def _recent(self, kind, key):
-        times = self._failures.get((kind, key))
-        if not times:
-            return None
-        cutoff = self.clock() - self.window
-        while times and times[0] < cutoff:
-            times.popleft()
-        if not times:
-            del self._failures[(kind, key)]
-        return times
-
-    def check(self, account, address):
-        """Raise ``Throttled`` while either the account or the address is over its limit."""
-        for kind, key in (("account", account), ("address", address)):
-            times = self._recent(kind, key) if key else None
-            if times and len(times) >= self.limits[kind]:
-                raise Throttled(max(1, int(times[0] + self.window - self.clock()) + 1))
-
-    def fail(self, account, address):
-        now = self.clock()
-        for kind, key in (("account", account), ("address", address)):
-            if key:
-                self._failures[(kind, key)].append(now)
-
-    def succeed(self, account):
-        self._failures.pop(("account", account), None)
 
 
 def parse_basic(header):
@@ -207,10 +182,12 @@ def _touch_session(tx, session_id, now):
 class Authenticator:
     """Turns a request's credentials into an Identity."""
 
-    def __init__(self, storage, throttle=None):
+    def __init__(self, storage, throttle=None, slots=None):
         self.storage = storage
         self.throttle = throttle or Throttle()
+        self.slots = slots or CheckSlots()
         self._verified = collections.OrderedDict()  # digest -> True, most recent last
+        self._checking = {}  # digest -> future of the check running for it
 
     @staticmethod
     def _cache_key(stored_hash, password):
@@ -222,44 +199,69 @@ class Authenticator:
         if header:
             bearer = parse_bearer(header)
             if bearer is not None:
-                return await self._token_identity(*bearer)
+                return await self._token_identity(*bearer, credentials.address)
             basic = parse_basic(header)
-            if basic is None:
+            if basic is None:  # garbage is a failed attempt like any other
+                self.throttle.begin(None, credentials.address)
+                self.throttle.end(None, credentials.address, False)
                 return None
             user = await self.check_password(basic[0], basic[1], credentials.address)
-            return Identity(user.username, user.role, "basic") if user else None
+            return Identity(user.username, user.role, "basic",
+                            proof=digest(user.password_hash)) if user else None
         if credentials.session_cookie:
             return await self._session_identity(credentials.session_cookie)
         return None
 
     async def check_password(self, username, password, address):
         """The active user if the password is right, else None; counts failures, throttles."""
-        self.throttle.check(username, address)
+        self.throttle.check(username, address)  # locked out: refused before any work
         user = await self.storage.read(active_user, username)
         stored = user.password_hash if user is not None else None
         key = self._cache_key(stored, password) if stored else None
         if key is not None and key in self._verified:
+            # Remembered from an earlier check: it settles neither way (a request with a known
+            # password does not wipe the account's failures).
             self._verified.move_to_end(key)
             return user
-        loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(None, _check_password, password, stored)
-        if not ok:
-            self.throttle.fail(username, address)
-            return None
-        self.throttle.succeed(username)
-        self._verified[key] = True
-        if len(self._verified) > _VERIFIED_MAX:
-            self._verified.popitem(last=False)
-        return user
+        if key in self._checking:
+            # The same password for the same hash is being checked (a client opening many
+            # connections at once): share that answer; one guess is one attempt.
+            return user if await asyncio.shield(self._checking[key]) else None
+        self.throttle.begin(username, address)
+        ok = None
+        answer = None
+        if key is not None:
+            answer = self._checking[key] = asyncio.get_running_loop().create_future()
+        try:
+            async with self.slots.slot(address):
+                ok = await asyncio.get_running_loop().run_in_executor(
+                    None, _check_password, password, stored)
+            if not ok:
+                return None
+            self._verified[key] = True
+            if len(self._verified) > _VERIFIED_MAX:
+                self._verified.popitem(last=False)
+            return user
+        finally:
+            self.throttle.end(username, address, ok)
+            if answer is not None:
+                del self._checking[key]
+                answer.set_result(bool(ok))
 
-    async def _token_identity(self, token_id, secret):
-        token, user = await self.storage.read(_token_and_user, token_id)
-        now = time.time()
-        if token is None or token.revoked or (token.expires and token.expires < now):
-            return None
-        if not hmac.compare_digest(token.secret_hash, digest(secret)):
-            return None
-        if user is None:
+    async def _token_identity(self, token_id, secret, address):
+        # A bad token counts against its address as a wrong password does (not against the
+        # token id: anyone could lock out a token whose id they saw in a list).
+        self.throttle.begin(None, address)
+        ok = None
+        try:
+            token, user = await self.storage.read(_token_and_user, token_id)
+            now = time.time()
+            ok = not (token is None or token.revoked or (token.expires and token.expires < now)
+                      or not hmac.compare_digest(token.secret_hash, digest(secret))
+                      or user is None)
+        finally:
+            self.throttle.end(None, address, ok)
+        if not ok:
             return None
         if not token.last_used or now - token.last_used > TOUCH_SECONDS:
             await self.storage.transaction(_touch_token, token_id, now)
@@ -274,6 +276,43 @@ class Authenticator:
         if not session.last_seen or now - session.last_seen > TOUCH_SECONDS:
             await self.storage.transaction(_touch_session, session_id, now)
         return Identity(user.username, user.role, "session", session_id)
+
+
+def still_valid(identities, now=None):
+    """For each Identity, whether its credentials still prove it, with the same role: the user
+    active, the token or session neither revoked nor expired, a Basic password unchanged.
+    Three queries for any number of them (storage thread): open sockets are re-checked so."""
+    now = time.time() if now is None else now
+
+    def rows(model, key, values):
+        found = {}
+        values = sorted(set(v for v in values if v))
+        for start in range(0, len(values), 500):  # bounded IN lists
+            found.update((getattr(row, key.name), row) for row in
+                         model.select().where(key.in_(values[start:start + 500])))
+        return found
+    users = rows(models.User, models.User.username, [i.username for i in identities])
+    tokens = rows(models.Token, models.Token.id,
+                  [i.credential_id for i in identities if i.scheme == "bearer"])
+    sessions = rows(models.Session, models.Session.id,
+                    [i.credential_id for i in identities if i.scheme == "session"])
+    return [_proves(identity, users.get(identity.username), tokens, sessions, now)
+            for identity in identities]
+
+
+def _proves(identity, user, tokens, sessions, now):
+    if user is None or user.disabled:
+        return False
+    if identity.scheme == "bearer":
+        token = tokens.get(identity.credential_id)
+        return (token is not None and not token.revoked
+                and not (token.expires and token.expires < now)
+                and lower_role(token.role, user.role) == identity.role)
+    if identity.scheme == "session":
+        session = sessions.get(identity.credential_id)
+        return (session is not None and not session.revoked and session.expires >= now
+                and user.role == identity.role)
+    return identity.proof == digest(user.password_hash) and user.role == identity.role
 
 
 def create_session(tx, username, lifetime, address=None):

@@ -15,7 +15,7 @@ import logging
 import time
 
 import peewee
-from playhouse.migrate import SchemaMigrator, SqliteMigrator
+from playhouse.migrate import MySQLMigrator, SchemaMigrator, SqliteMigrator
 from playhouse.migrate import migrate as run
 
 log = logging.getLogger(__name__)
@@ -225,6 +225,77 @@ def _rebuild_sqlite_table(db, migrator, old, new):
         new._schema.create_indexes(safe=False)
 
 
+# --- version 6 -----------------------------------------------------------------------------------
+
+# Every identifier column as v6 left it: (table, column, length, may be null). Names and ids are
+# looked up by what a client sends, so they must compare exactly.
+IDENTIFIERS_V6 = (
+    ("user", "username", 64, False),
+    ("token", "id", 16, False), ("token", "username", 64, False),
+    ("session", "id", 64, False), ("session", "username", 64, False),
+    ("job", "id", 32, False), ("job", "worker", 64, False), ("job", "node", 255, True),
+    ("node", "name", 255, False),
+)
+# Exact comparison on MariaDB (NO PAD: "admin " is not "admin"), then MySQL 8; the last resort,
+# utf8mb4_bin, still pads trailing spaces.
+EXACT_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin", "utf8mb4_bin")
+
+
+def exact_collation(db):
+    """The first collation of ``EXACT_COLLATIONS`` this MySQL/MariaDB server has."""
+    known = {name for name, in db.execute_sql(
+        "SELECT collation_name FROM information_schema.collations WHERE collation_name IN "
+        "(%s)" % ", ".join(["%s"] * len(EXACT_COLLATIONS)), EXACT_COLLATIONS)}
+    return next(name for name in EXACT_COLLATIONS if name in known)
+
+
+def _column_collations(db):
+    return {(table, column): collation for table, column, collation in db.execute_sql(
+        "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+        "WHERE table_schema = DATABASE()")}
+
+
+def _exact_identifiers(db, migrator):
+    """Schema 6: identifiers compare exactly, byte for byte, on every database.
+
+    MySQL and MariaDB compared them by the table's default collation (``utf8mb4_general_ci``):
+    ``ADMIN``, ``Admin`` and ``admin `` were all ``admin`` (each with its own throttle count),
+    an upper-case job id found the job, ``DELETE /jobs/<id>%20`` deleted it. Their columns get
+    a binary collation (``exact_collation``); the keys from ``token.username`` and
+    ``session.username`` to ``user.username`` are dropped for the change and added again (MariaDB
+    refuses to change a column a key uses, even with key checks off). SQLite (``BINARY``) and
+    PostgreSQL (deterministic collations) compare exactly already: nothing to do there.
+    ``chunk.job`` is left as it is: it is only ever queried with the id of a job row already
+    found, and changing it would rebuild the table that holds every log (see version 5).
+    A new database gets the same (``migrate`` runs this after creating the tables). Each step is
+    skipped when done, so a run that failed halfway is finished by the next.
+    """
+    if not isinstance(migrator, MySQLMigrator):
+        return
+    collation = exact_collation(db)
+    current = _column_collations(db)
+    pending = [(table, column, length, null) for table, column, length, null in IDENTIFIERS_V6
+               if current.get((table, column)) != collation]
+    keys = (TokenV5.user, SessionV5.user)
+    if pending:
+        run(*[migrator.drop_foreign_key_constraint(key.model._meta.table_name, key.column_name)
+              for key in keys if _has_user_key(db, key.model._meta.table_name)])
+        run(*[migrator.alter_column_type(table, column, peewee.CharField(
+            max_length=length, null=null, collation=collation))
+            for table, column, length, null in pending])
+    for key in keys:
+        table = key.model._meta.table_name
+        if not _has_user_key(db, table):
+            run(migrator.add_foreign_key_constraint(
+                table, key.column_name, "user", "username", on_delete=key.on_delete,
+                constraint_name=key.constraint_name))
+
+
+def _has_user_key(db, table):
+    return any(key.column == "username" and key.dest_table == "user"
+               for key in db.get_foreign_keys(table))
+
+
 # --- the runner ----------------------------------------------------------------------------------
 
 # version -> function(database, migrator). Append, never edit, once released.
@@ -233,7 +304,10 @@ MIGRATIONS = {
     3: _add_secret_parameters,
     4: _add_log_cap_and_nodes,
     5: _add_revision_and_user_keys,
+    6: _exact_identifiers,
 }
+# Run again after creating the tables of a new database: what models cannot say portably.
+ON_CREATE = (_exact_identifiers,)
 
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -258,6 +332,8 @@ def migrate(db, current_models):
         if current is None:
             with db.bind_ctx(current_models):
                 db.create_tables(current_models)
+            for step in ON_CREATE:
+                step(db, SchemaMigrator.from_database(db))
             versions.insert(version=SCHEMA_VERSION, applied=time.time()).execute()
             return
         pending = sorted(version for version in MIGRATIONS if version > current)

@@ -208,10 +208,10 @@ def item_schemas():
             "scheme": {"type": "string", "enum": ["basic", "bearer", "session"],
                        "description": "The credentials of this request: a password, an API "
                                       "token or the session cookie."},
-            "xsrf": {"type": "string", "description": "The XSRF token (also the `_xsrf` "
-                                                      "cookie): send it in an `X-XSRFToken` "
-                                                      "header with every unsafe request that "
-                                                      "the session cookie authenticates."},
+            "xsrf": nullable({"type": "string", "description": "This session's XSRF token "
+                              "(also the `_xsrf` cookie), derived from the session: send it in "
+                              "an `X-XSRFToken` header with every unsafe request that the "
+                              "session cookie authenticates. Null for Basic and tokens."}),
         }),
         "User": strict_object("A user (never their password or its hash).", {
             "username": USER_NAME,
@@ -345,7 +345,7 @@ def schemas(config):
         "properties": {
             "password": dict(password, description="The new password."),
             "current": {"type": "string", "description": "Your current password: needed "
-                                                         "unless you are an admin."},
+                                                         "for your own, admins included."},
         },
         "example": {"current": "the old passphrase", "password": "a new long passphrase"},
     }
@@ -442,7 +442,9 @@ def security_schemes():
                                          "(HttpOnly, SameSite=Strict). On unsafe methods it "
                                          "counts only together with xsrfToken."},
         "xsrfToken": {"type": "apiKey", "in": "header", "name": "X-XSRFToken",
-                      "description": "The value of the `_xsrf` cookie (also `xsrf` in GET "
-                                     "/session), echoed in this header; the `_xsrf` cookie "
-                                     "must be sent as well. A cross-site form cannot know it."},
+                      "description": "The session's XSRF token (`xsrf` in GET /session, "
+                                     "also the `_xsrf` cookie), echoed in this header; only "
+                                     "the token of the session that the cookie names counts, "
+                                     "and never a `_xsrf` URL or form argument. A cross-site "
+                                     "form cannot know it."},
     }

@@ -307,13 +307,13 @@ def job_paths(config):
 def session_paths(config):
     cookies = {"Set-Cookie": header(
         "`%s=<secret>; HttpOnly; SameSite=Strict; Path=/; Max-Age=%d` (and `Secure` under TLS); "
-        "also `_xsrf=<token>` when the request had no XSRF cookie yet."
+        "also `_xsrf=<this session's XSRF token>; SameSite=Strict; Path=/`."
         % (SESSION_COOKIE, config.session_lifetime))}
     return {"/session": {
         "get": operation(
             "getSession", "session", "Who am I?",
-            {"200": json_reply("The signed-in user, the credentials used and the XSRF token "
-                               "(the `_xsrf` cookie is set when the request had none).",
+            {"200": json_reply("The signed-in user, the credentials used and, for a "
+                               "session, its XSRF token (the `_xsrf` cookie is set to it).",
                                "SessionEnvelope")}),
         "post": operation(
             "login", "session", "Log in: start a browser session",
@@ -383,8 +383,9 @@ def user_paths():
                                    "UserEnvelope")},
                 errors=["400", "404", "413", "422"],
                 body=json_body("PasswordChange"),
-                description="Your own with `current` (403 when it is wrong), or anyone's as an "
-                            "admin (403 for others). 422 for a password of fewer than %d or "
+                description="Your own with `current` (403 when it is wrong or missing, admins "
+                            "included), or anyone else's as an admin (403 for others, and for "
+                            "any request authenticated by a token). 422 for a password of fewer than %d or "
                             "more than %d characters." % (MIN_PASSWORD, MAX_PASSWORD)),
         },
     }

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from jobjoker import auth, models, roles
+from jobjoker.throttle import Throttle, Throttled
 from jobjoker.events import EventHub
 from jobjoker.storage import Storage
 from tests.support import ROOT
@@ -87,17 +88,17 @@ async def test_a_generated_admin_password_is_random_and_stored_hashed(storage):
 
 def test_throttle_counts_per_account_and_per_address_in_a_window():
     now = [1000.0]
-    throttle = auth.Throttle(per_account=3, per_address=5, window=60, clock=lambda: now[0])
+    throttle = Throttle(per_account=3, per_address=5, window=60, clock=lambda: now[0])
     for _ in range(3):
         throttle.check("ann", "1.1.1.1")
         throttle.fail("ann", "1.1.1.1")
-    with pytest.raises(auth.Throttled) as caught:
+    with pytest.raises(Throttled) as caught:
         throttle.check("ann", "2.2.2.2")  # the account is locked, from anywhere
     assert 1 <= caught.value.retry_after <= 61
     throttle.check("bob", "2.2.2.2")  # other accounts are not
     for name in ("bob", "cy"):
         throttle.fail(name, "1.1.1.1")
-    with pytest.raises(auth.Throttled):
+    with pytest.raises(Throttled):
         throttle.check("dan", "1.1.1.1")  # the address is locked, for any account
     now[0] += 61
     throttle.check("ann", "1.1.1.1")  # the window has passed
@@ -130,3 +131,17 @@ def test_the_page_orders_the_roles_as_the_server_does():
 ])
 def test_parse_bearer(header, expected):
     assert auth.parse_bearer(header) == expected
+
+
+def test_the_throttle_forgets_made_up_names_once_their_window_has_passed():
+    now = [1000.0]
+    throttle = Throttle(per_account=3, per_address=10 ** 9, window=60,
+                             clock=lambda: now[0])
+    for i in range(3000):
+        throttle.fail("made-up-%d" % i, "10.0.0.1")
+        now[0] += 0.1  # 300 s in all: most of them are long out of their window
+    assert len(throttle._failures) < 2100, len(throttle._failures)
+    with pytest.raises(Throttled):  # those in the window still count
+        for _ in range(3):
+            throttle.fail("made-up-2999", None)
+        throttle.check("made-up-2999", None)
