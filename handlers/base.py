@@ -83,7 +83,7 @@ class ErrorEnvelopeMixin:
             if isinstance(exc, errors.Unauthorized) and \
                     "X-Requested-With" not in self.request.headers:
                 self.set_header("WWW-Authenticate", 'Basic realm="JobJoker", charset="UTF-8"')
-            if isinstance(exc, errors.TooManyRequests):
+            if getattr(exc, "retry_after", None) is not None:
                 self.set_header("Retry-After", str(exc.retry_after))
             if getattr(exc, "line", None) is not None:
                 extra["line"] = exc.line
@@ -185,6 +185,10 @@ class AuthMixin:
                                    "cookie in an X-XSRFToken header")
 
 
+BUSY_MESSAGE = ("the server holds as many request bodies as it may at once (--max-body-memory); "
+                "send it again shortly")
+BUSY_RETRY_AFTER = 1  # seconds
+
 ROLE_NEEDED = {"read": "viewer or above", "run": "operator or admin", "admin": "admin"}
 
 
@@ -218,10 +222,16 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
         self._chunks = []
         self._received = 0
         self._too_large = False
+        self._held = 0  # bytes of the body budget this request holds
+        self._over_budget = False
         if self.needs_authentication():
             await self.authenticate()
         else:
             self.check_host()
+        # The body is read only once prepare() is done, so after the credentials and the
+        # permission are known; and not far past this request's own limit (a chunked body
+        # that passes it is read on, unkept, up to twice the limit, to answer a clear 413).
+        self.request.connection.set_max_body_size(2 * self.max_body_size)
         declared = self.request.headers.get("Content-Length")
         if declared is not None:
             try:
@@ -231,10 +241,39 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
             if declared > self.max_body_size:
                 raise errors.TooLarge("the body is %d bytes; the limit is %d"
                                       % (declared, self.max_body_size))
+            self._hold(declared)
+            if self._over_budget:
+                raise errors.Unavailable(BUSY_MESSAGE, retry_after=BUSY_RETRY_AFTER)
 
     @property
     def max_body_size(self):
+        """This request's largest body: small until someone is signed in."""
+        if not self.needs_authentication():
+            return self.config.max_public_body_size
         return self.config.max_body_size
+
+    def _hold(self, size):
+        """Reserve ``size`` bytes of the server-wide body budget (``--max-body-memory``)."""
+        if self._over_budget:
+            return
+        if self.settings["body_budget"].take(size):
+            self._held += size
+        else:
+            self._over_budget = True
+            self._chunks = []
+
+    def _release_body(self):
+        self._chunks = []
+        if getattr(self, "_held", 0):
+            self.settings["body_budget"].give_back(self._held)
+            self._held = 0
+
+    def on_finish(self):
+        self._release_body()
+
+    def on_connection_close(self):
+        self._release_body()
+        super().on_connection_close()
 
     def data_received(self, chunk):
         self._received += len(chunk)
@@ -242,12 +281,17 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
             self._too_large = True  # chunked upload past the limit: stop keeping it
             self._chunks = []
         elif not self._too_large:
-            self._chunks.append(chunk)
+            if self.request.headers.get("Content-Length") is None:
+                self._hold(len(chunk))  # chunked: held as it comes
+            if not self._over_budget:
+                self._chunks.append(chunk)
 
     @property
     def body(self):
         if self._too_large:
             raise errors.TooLarge("the body is over the limit of %d bytes" % self.max_body_size)
+        if self._over_budget:
+            raise errors.Unavailable(BUSY_MESSAGE, retry_after=BUSY_RETRY_AFTER)
         return b"".join(self._chunks)
 
     def json_body(self):
