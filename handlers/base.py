@@ -185,6 +185,7 @@ class AuthMixin:
                                    "cookie in an X-XSRFToken header")
 
 
+CHUNKED_SLACK = 2 * 65536  # twice Tornado's default chunk_size
 BUSY_MESSAGE = ("the server holds as many request bodies as it may at once (--max-body-memory); "
                 "send it again shortly")
 BUSY_RETRY_AFTER = 1  # seconds
@@ -229,9 +230,11 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
         else:
             self.check_host()
         # The body is read only once prepare() is done, so after the credentials and the
-        # permission are known; and not far past this request's own limit (a chunked body
-        # that passes it is read on, unkept, up to twice the limit, to answer a clear 413).
-        self.request.connection.set_max_body_size(2 * self.max_body_size)
+        # permission are known; and not far past this request's own limit: a chunked body
+        # that passes it is answered 413 at once (data_received) and its connection closed.
+        # Tornado gathers small chunks up to its read size before handing them over: the
+        # slack lets them reach us (a bare 400 otherwise), and costs at most that much.
+        self.request.connection.set_max_body_size(self.max_body_size + CHUNKED_SLACK)
         declared = self.request.headers.get("Content-Length")
         if declared is not None:
             try:
@@ -277,14 +280,26 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
 
     def data_received(self, chunk):
         self._received += len(chunk)
+        if self._too_large or self._over_budget:
+            return
         if self._received > self.max_body_size:
-            self._too_large = True  # chunked upload past the limit: stop keeping it
-            self._chunks = []
-        elif not self._too_large:
-            if self.request.headers.get("Content-Length") is None:
-                self._hold(len(chunk))  # chunked: held as it comes
-            if not self._over_budget:
-                self._chunks.append(chunk)
+            self._too_large = True  # chunked upload past the limit: answer now, keep nothing
+            self._release_body()
+            self._refuse_body(errors.TooLarge("the body is over the limit of %d bytes"
+                                              % self.max_body_size))
+            return
+        if self.request.headers.get("Content-Length") is None:
+            self._hold(len(chunk))  # chunked: held as it comes
+        if self._over_budget:
+            self._refuse_body(errors.Unavailable(BUSY_MESSAGE, retry_after=BUSY_RETRY_AFTER))
+        else:
+            self._chunks.append(chunk)
+
+    def _refuse_body(self, error):
+        """Answer ``error`` while the body still streams in: Tornado then reads no more of it
+        and closes the connection once the reply is sent."""
+        if not self._finished:
+            self.send_error(status_for(error), exc_info=(type(error), error, None))
 
     @property
     def body(self):
