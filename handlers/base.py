@@ -9,10 +9,12 @@ refuses a declared body larger than the limit (413), so an oversized upload is n
 from ``ERROR_STATUS``; a database that is locked or away becomes a 503; anything unexpected
 becomes a 500 whose details go to the server log only.
 """
+import asyncio
 import json
 import logging
 
 import peewee
+import tornado.iostream
 import tornado.web
 
 from jobjoker import errors
@@ -185,6 +187,7 @@ class AuthMixin:
                                    "cookie in an X-XSRFToken header")
 
 
+LARGE_REPLY = 1024 * 1024  # a reply past this is written in pieces of this size
 CHUNKED_SLACK = 2 * 65536  # twice Tornado's default chunk_size
 BUSY_MESSAGE = ("the server holds as many request bodies as it may at once (--max-body-memory); "
                 "send it again shortly")
@@ -330,6 +333,31 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
             data = [data]
         self.set_status(status)
         self.finish(json.dumps(envelope(data, True, message)))
+
+    async def send_large(self, text):
+        """Finish with ``text``, which may be megabytes: a small one at once (with its ETag),
+        a large one held against the server-wide budget (``--max-body-memory``; 503 when
+        it is spent) and written piece by piece at the pace the client reads."""
+        if len(text) <= LARGE_REPLY:
+            self.finish(text)
+            return
+        if not self.settings["body_budget"].take(len(text)):
+            raise errors.Unavailable(BUSY_MESSAGE, retry_after=BUSY_RETRY_AFTER)
+        self._held += len(text)  # given back when the request ends, however it ends
+        if await self.write_paced(text):
+            self.finish()
+
+    async def write_paced(self, text):
+        """Write ``text`` in pieces, each once the client took the one before; a client that
+        takes nothing for ``--stream-stall-timeout`` seconds is disconnected (False)."""
+        for start in range(0, len(text), LARGE_REPLY):
+            self.write(text[start:start + LARGE_REPLY])
+            try:
+                await asyncio.wait_for(self.flush(), self.config.stream_stall_timeout)
+            except (asyncio.TimeoutError, tornado.iostream.StreamClosedError):
+                self.request.connection.close()
+                return False
+        return True
 
     def send_text(self, text):
         self.set_header("Content-Type", "text/plain; charset=UTF-8")

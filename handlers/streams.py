@@ -33,7 +33,7 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
     def make_outbox(self):
         config = self.settings["config"]
         return Outbox(self.write_message, self.close, config.stream_buffer_bytes,
-                      config.stream_stall_timeout)
+                      config.stream_stall_timeout, self.settings["stream_budget"])
 
     def on_message(self, message):
         """Subscribers have nothing to say; anything they send is ignored."""
