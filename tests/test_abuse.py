@@ -15,11 +15,11 @@ import select
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
+from jobjoker.client import Client
 from tests.support import ROOT, until, workers_folder
 
 MiB = 1024 * 1024
@@ -209,3 +209,122 @@ def _answers(server):
         return health(server, "127.0.0.99", timeout=5) == 200
     except OSError:
         return False
+
+
+# --- pages and subscribers (issue 12, Medium 10) ------------------------------------------------
+
+BIG = '''from jobjoker import Worker
+
+
+class Big(Worker):
+    """Logs `count` entries of 64,000 bytes each."""
+
+    def run(self):
+        pad = "x" * 63990
+        for i in range(self.params["count"]):
+            self.log("%08d %s" % (i, pad))
+'''
+BIG_ENTRIES = 3200  # about 200 MB of log
+
+
+@pytest.fixture
+def big_log(servers, tmp_path):
+    """A server (its options given) and a finished job with about 200 MB of 64 KB entries."""
+    def start(*args):
+        workers = workers_folder(tmp_path / "workers", {"Big": BIG}, samples=())
+        server = servers(*args, workers_dir=workers).wait_ready()
+        job = server.create_job("Big", {"count": BIG_ENTRIES})
+        final = server.wait_for_job(job["id"], timeout=300)
+        assert final["status"] == "done", final
+        return server, final
+    return start
+
+
+def open_quiet(port, request):
+    """A connection with a tiny receive buffer that sends ``request`` and never reads."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(request)
+    return sock
+
+
+def basic(server):
+    return "Basic " + base64.b64encode(("%s:%s" % server.auth).encode()).decode()
+
+
+@pytest.mark.timeout(300)
+def test_a_page_of_big_entries_stops_at_its_size_in_bytes(big_log):
+    server, job = big_log("--max-page-bytes", "4M")
+    reply = server.call("GET", "/jobs/%s/log?limit=100000" % job["id"])
+    assert reply.code == 200
+    page = reply.json["data"]
+    assert len(reply.body) < 6 * MiB, len(reply.body)
+    following = int(reply.headers["X-Next-Offset"])
+    assert following == page[-1]["seq"] + 1 and "offset=%d" % following in reply.json["message"]
+    assert reply.json["total"] == len(page) and int(reply.headers["X-Total-Count"]) == \
+        job["log_count"]
+    # Reading on from there continues exactly, and the last page says nothing more.
+    seqs = [e["seq"] for e in page]
+    offset = following
+    while offset is not None:
+        reply = server.call("GET", "/jobs/%s/log?offset=%d&limit=100000" % (job["id"], offset))
+        seqs += [e["seq"] for e in reply.json["data"]]
+        offset = reply.headers.get("X-Next-Offset") and int(reply.headers["X-Next-Offset"])
+    assert seqs == list(range(job["log_count"]))
+
+
+@pytest.mark.timeout(300)
+def test_non_reading_clients_of_big_pages_cannot_pin_memory(big_log):
+    """Eight clients ask for the whole 200 MB log and never read, three rounds: the peak
+    stays far below the gigabytes it used to reach, and /health answers meanwhile."""
+    server, job = big_log("--stream-stall-timeout", "3")
+    pid = server.process.pid
+    before = memory(pid)
+    request = ("GET /jobs/%s/log?limit=100000 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               "Authorization: %s\r\n\r\n" % (job["id"], basic(server))).encode()
+    rounds = []
+    for _ in range(3):
+        socks = [open_quiet(server.port, request) for _ in range(8)]
+        for sock in socks:  # each page is read and its reply begun
+            sock.settimeout(120)
+            assert sock.recv(1, socket.MSG_PEEK)
+        assert health(server) == 200
+        rounds.append(memory(pid))
+        for sock in socks:
+            sock.close()
+    peak = memory(pid, "VmHWM")
+    assert peak - before < GROWTH_BOUND, (before, rounds, peak)
+    assert rounds[-1] - rounds[0] < GROWTH_BOUND / 3, rounds
+
+
+def websocket_request(server, path):
+    return ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\nAuthorization: %s\r\n\r\n"
+            % (path, server.port, basic(server))).encode()
+
+
+@pytest.mark.timeout(300)
+def test_non_reading_subscribers_share_a_bounded_memory(big_log):
+    """200 subscribers to the 200 MB log that never read, three rounds: together they hold
+    at most --stream-memory, where 1,000 used to hold 3.2 GB; /health answers meanwhile."""
+    server, job = big_log("--stream-memory", "64M", "--stream-stall-timeout", "5",
+                          "--max-connections-per-address", "1000")
+    pid = server.process.pid
+    before = memory(pid)
+    request = websocket_request(server, "/jobs/%s/stream" % job["id"])
+    rounds = []
+    for _ in range(3):
+        socks = [open_quiet(server.port, request) for _ in range(200)]
+        assert health(server) == 200
+        rounds.append(memory(pid))
+        for sock in socks:
+            sock.close()
+    peak = memory(pid, "VmHWM")
+    assert peak - before < GROWTH_BOUND, (before, rounds, peak)
+    assert rounds[-1] - rounds[0] < GROWTH_BOUND / 3, rounds
+    # A subscriber that reads still gets the whole log, in order.
+    seen = [event.seq for event in Client(server.url, *server.auth).follow(job["id"])
+            if event.kind == "log"]
+    assert seen == list(range(job["log_count"]))
