@@ -12,6 +12,7 @@ becomes a 500 whose details go to the server log only.
 import asyncio
 import json
 import logging
+import re
 
 import peewee
 import tornado.iostream
@@ -70,6 +71,26 @@ def _reject_constant(name):
     # make every later reply that holds them invalid JSON.
     raise errors.BadRequest("the body is not valid JSON: %s is not a JSON value "
                             "(use null, a number or a string)" % name)
+
+
+# A \uD800-\uDFFF escape: JSON lets one stand alone, but such a string is no text (it cannot
+# be stored or encoded as UTF-8), so a body whose escapes leave one alone is refused.
+LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _reject_lone_surrogates(value):
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.BadRequest("the body holds a \\u escape of half a UTF-16 surrogate pair "
+                                "without its other half: that is not text; send the character "
+                                "itself, or both halves")
+
+
+def reject_nul_in_path(handler):
+    """A NUL in a path argument names nothing (and no file system or database takes it)."""
+    if any("\x00" in (arg or "") for arg in handler.path_args):
+        raise errors.BadRequest("the path holds a NUL character (%%00): no resource has one")
 
 
 class ErrorEnvelopeMixin:
@@ -228,6 +249,7 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
         self._too_large = False
         self._held = 0  # bytes of the body budget this request holds
         self._over_budget = False
+        reject_nul_in_path(self)
         if self.needs_authentication():
             await self.authenticate()
         else:
@@ -318,7 +340,7 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
         if not body.strip():
             raise errors.BadRequest("the body is empty; send JSON")
         try:
-            return json.loads(body, parse_constant=_reject_constant)
+            value = json.loads(body, parse_constant=_reject_constant)
         except UnicodeDecodeError:
             raise errors.BadRequest("the body must be UTF-8 JSON")
         except json.JSONDecodeError as e:
@@ -326,6 +348,11 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
                                     % (e.msg, e.lineno, e.colno))
         except RecursionError:
             raise errors.BadRequest("the body's JSON is nested too deeply")
+        except ValueError as e:  # Python's limit on the digits of an integer (4300)
+            raise errors.BadRequest("the body holds a number too long to read: %s" % e)
+        if LONE_SURROGATE_ESCAPE.search(body):
+            _reject_lone_surrogates(value)
+        return value
 
     def send_data(self, data=(), status=200, message=""):
         """Finish with the envelope around ``data`` (a list, or one item)."""

@@ -7,7 +7,9 @@ streaming itself lives in ``jobjoker.streams``; these handlers only wire a socke
 import tornado.websocket
 
 from jobjoker import errors
-from jobjoker.handlers.base import AuthMixin, ErrorEnvelopeMixin, set_security_headers
+from jobjoker.handlers.base import AuthMixin, ErrorEnvelopeMixin, reject_nul_in_path, \
+    set_security_headers
+from jobjoker.paging import MAX_OFFSET
 from jobjoker.streams import EventsFollower, JobFollower, Outbox
 
 
@@ -20,6 +22,7 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
         set_security_headers(self)  # for the refusals sent before an upgrade
 
     async def prepare(self):
+        reject_nul_in_path(self)
         await self.authenticate()
 
     def check_origin(self, origin):
@@ -58,9 +61,10 @@ class JobStreamHandler(StreamHandler):
 
     def _offset(self, name):
         raw = self.get_query_argument(name, "0")
-        if not raw.isdigit():
-            raise errors.BadRequest("%s must be a whole number of entries (got %r)"
-                                    % (name, raw))
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_OFFSET)) or \
+                int(raw) > MAX_OFFSET:
+            raise errors.BadRequest("%s must be a whole number of entries, at most %d "
+                                    "(got %r)" % (name, MAX_OFFSET, raw[:40]))
         return int(raw)
 
     def open(self, job_id):
