@@ -112,6 +112,21 @@ def test_a_sign_in_body_is_small_and_refused_before_it_is_read(servers):
     assert reply.code == 401, reply
 
 
+def test_a_chunked_sign_in_body_past_its_limit_is_refused_as_it_comes(servers):
+    server = servers().wait_ready()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(b"POST /session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                 b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    try:
+        for _ in range(64):  # 64 chunks of 4 KiB, never a last chunk
+            sock.sendall(b"1000\r\n" + b" " * 4096 + b"\r\n")
+    except OSError:
+        pass  # refused and closed: the reply is waiting
+    reply = sock.recv(65536).decode()
+    sock.close()
+    assert reply.startswith("HTTP/1.1 413"), reply
+
+
 def test_a_body_is_not_read_before_its_sender_is_known(servers):
     """Wrong credentials on a route that takes 10 MiB: 401 at the headers, body unread."""
     server = servers().wait_ready()
