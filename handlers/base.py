@@ -3,6 +3,8 @@
 Contract: every API handler subclasses ``APIHandler``. Before the body is read, ``prepare()``
 authenticates (401 with a Basic challenge unless the handler sets ``auth_required = False``) and
 refuses a declared body larger than the limit (413), so an oversized upload is never read whole.
+The body is read only after that, at most ``--max-public-body-size`` before sign-in, and every
+body held counts against the server-wide ``--max-body-memory`` (503 with Retry-After past it).
 ``self.body`` is the request body, ``self.json_body()`` it parsed (400 on bad JSON). Replies use
 ``self.send_data(data, status, message)``: ``{"success", "message", "total", "data"}`` with
 ``data`` always a list. Any domain error raised by a handler becomes that envelope with the status

@@ -12,7 +12,11 @@ worker change. Both write through an ``Outbox``: a bounded queue drained by one 
 A job follower that falls behind live entries stops queueing them and reads them from the store
 at its own pace instead; a subscriber that stops reading altogether (one write stalls for
 ``stall_timeout`` seconds) or overflows its outbox is closed with ``CLOSE_TOO_SLOW``. Either way
-the job and other subscribers are never slowed, and a closed subscriber resumes exactly by
+the job and other subscribers are never slowed. All outboxes together hold at most a shared
+``MemoryBudget`` (``--stream-memory``), counting what waits here and what their sockets have not
+taken yet: a backlog page reserves its room before it is read (waiting for it), a live entry
+that does not fit is read from the store later, and a message that finds no room closes its
+subscriber. A closed subscriber resumes exactly by
 reconnecting with the offsets just past what it received. Nothing here knows Tornado: the handler passes in
 ``write(text) -> awaitable`` and ``close(code, reason)``.
 """
