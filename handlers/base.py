@@ -90,7 +90,8 @@ def _reject_lone_surrogates(value):
 
 
 def reject_nul_in_path(handler):
-    """A NUL in a path argument names nothing (and no file system or database takes it)."""
+    """A NUL in a path argument names nothing (a file system would raise on it). The API's
+    own names and ids are checked by their services, with their own messages."""
     if any("\x00" in (arg or "") for arg in handler.path_args):
         raise errors.BadRequest("the path holds a NUL character (%%00): no resource has one")
 
@@ -251,7 +252,6 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
         self._too_large = False
         self._held = 0  # bytes of the body budget this request holds
         self._over_budget = False
-        reject_nul_in_path(self)
         if self.needs_authentication():
             await self.authenticate()
         else:

@@ -7,8 +7,7 @@ streaming itself lives in ``jobjoker.streams``; these handlers only wire a socke
 import tornado.websocket
 
 from jobjoker import errors
-from jobjoker.handlers.base import AuthMixin, ErrorEnvelopeMixin, reject_nul_in_path, \
-    set_security_headers
+from jobjoker.handlers.base import AuthMixin, ErrorEnvelopeMixin, set_security_headers
 from jobjoker.paging import MAX_OFFSET
 from jobjoker.streams import EventsFollower, JobFollower, Outbox
 
@@ -22,7 +21,6 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
         set_security_headers(self)  # for the refusals sent before an upgrade
 
     async def prepare(self):
-        reject_nul_in_path(self)
         await self.authenticate()
 
     def check_origin(self, origin):
