@@ -3,16 +3,21 @@
 Contract: every API handler subclasses ``APIHandler``. Before the body is read, ``prepare()``
 authenticates (401 with a Basic challenge unless the handler sets ``auth_required = False``) and
 refuses a declared body larger than the limit (413), so an oversized upload is never read whole.
+The body is read only after that, at most ``--max-public-body-size`` before sign-in, and every
+body held counts against the server-wide ``--max-body-memory`` (503 with Retry-After past it).
 ``self.body`` is the request body, ``self.json_body()`` it parsed (400 on bad JSON). Replies use
 ``self.send_data(data, status, message)``: ``{"success", "message", "total", "data"}`` with
 ``data`` always a list. Any domain error raised by a handler becomes that envelope with the status
 from ``ERROR_STATUS``; a database that is locked or away becomes a 503; anything unexpected
 becomes a 500 whose details go to the server log only.
 """
+import asyncio
 import json
 import logging
+import re
 
 import peewee
+import tornado.iostream
 import tornado.web
 
 from jobjoker import errors, storage
@@ -70,6 +75,27 @@ def _reject_constant(name):
                             "(use null, a number or a string)" % name)
 
 
+# A \uD800-\uDFFF escape: JSON lets one stand alone, but such a string is no text (it cannot
+# be stored or encoded as UTF-8), so a body whose escapes leave one alone is refused.
+LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _reject_lone_surrogates(value):
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.BadRequest("the body holds a \\u escape of half a UTF-16 surrogate pair "
+                                "without its other half: that is not text; send the character "
+                                "itself, or both halves")
+
+
+def reject_nul_in_path(handler):
+    """A NUL in a path argument names nothing (a file system would raise on it). The API's
+    own names and ids are checked by their services, with their own messages."""
+    if any("\x00" in (arg or "") for arg in handler.path_args):
+        raise errors.BadRequest("the path holds a NUL character (%%00): no resource has one")
+
+
 class ErrorEnvelopeMixin:
     """Renders any error as the envelope with the right status (REST and WebSocket handlers)."""
 
@@ -83,7 +109,7 @@ class ErrorEnvelopeMixin:
             if isinstance(exc, errors.Unauthorized) and \
                     "X-Requested-With" not in self.request.headers:
                 self.set_header("WWW-Authenticate", 'Basic realm="JobJoker", charset="UTF-8"')
-            if isinstance(exc, errors.TooManyRequests):
+            if getattr(exc, "retry_after", None) is not None:
                 self.set_header("Retry-After", str(exc.retry_after))
             if getattr(exc, "line", None) is not None:
                 extra["line"] = exc.line
@@ -193,6 +219,12 @@ class AuthMixin:
                                    "X-XSRFToken header")
 
 
+LARGE_REPLY = 1024 * 1024  # a reply past this is written in pieces of this size
+CHUNKED_SLACK = 2 * 65536  # twice Tornado's default chunk_size
+BUSY_MESSAGE = ("the server holds as many request bodies as it may at once (--max-body-memory); "
+                "send it again shortly")
+BUSY_RETRY_AFTER = 1  # seconds
+
 ROLE_NEEDED = {"read": "viewer or above", "run": "operator or admin", "admin": "admin"}
 
 
@@ -228,10 +260,18 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
         self._chunks = []
         self._received = 0
         self._too_large = False
+        self._held = 0  # bytes of the body budget this request holds
+        self._over_budget = False
         if self.needs_authentication():
             await self.authenticate()
         else:
             self.check_host()
+        # The body is read only once prepare() is done, so after the credentials and the
+        # permission are known; and not far past this request's own limit: a chunked body
+        # that passes it is answered 413 at once (data_received) and its connection closed.
+        # Tornado gathers small chunks up to its read size before handing them over: the
+        # slack lets them reach us (a bare 400 otherwise), and costs at most that much.
+        self.request.connection.set_max_body_size(self.max_body_size + CHUNKED_SLACK)
         declared = self.request.headers.get("Content-Length")
         if declared is not None:
             try:
@@ -241,23 +281,69 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
             if declared > self.max_body_size:
                 raise errors.TooLarge("the body is %d bytes; the limit is %d"
                                       % (declared, self.max_body_size))
+            self._hold(declared)
+            if self._over_budget:
+                raise errors.Unavailable(BUSY_MESSAGE, retry_after=BUSY_RETRY_AFTER)
 
     @property
     def max_body_size(self):
+        """This request's largest body: small until someone is signed in."""
+        if not self.needs_authentication():
+            return self.config.max_public_body_size
         return self.config.max_body_size
+
+    def _hold(self, size):
+        """Reserve ``size`` bytes of the server-wide body budget (``--max-body-memory``)."""
+        if self._over_budget:
+            return
+        if self.settings["body_budget"].take(size):
+            self._held += size
+        else:
+            self._over_budget = True
+            self._chunks = []
+
+    def _release_body(self):
+        self._chunks = []
+        if getattr(self, "_held", 0):
+            self.settings["body_budget"].give_back(self._held)
+            self._held = 0
+
+    def on_finish(self):
+        self._release_body()
+
+    def on_connection_close(self):
+        self._release_body()
+        super().on_connection_close()
 
     def data_received(self, chunk):
         self._received += len(chunk)
+        if self._too_large or self._over_budget:
+            return
         if self._received > self.max_body_size:
-            self._too_large = True  # chunked upload past the limit: stop keeping it
-            self._chunks = []
-        elif not self._too_large:
+            self._too_large = True  # chunked upload past the limit: answer now, keep nothing
+            self._release_body()
+            self._refuse_body(errors.TooLarge("the body is over the limit of %d bytes"
+                                              % self.max_body_size))
+            return
+        if self.request.headers.get("Content-Length") is None:
+            self._hold(len(chunk))  # chunked: held as it comes
+        if self._over_budget:
+            self._refuse_body(errors.Unavailable(BUSY_MESSAGE, retry_after=BUSY_RETRY_AFTER))
+        else:
             self._chunks.append(chunk)
+
+    def _refuse_body(self, error):
+        """Answer ``error`` while the body still streams in: Tornado then reads no more of it
+        and closes the connection once the reply is sent."""
+        if not self._finished:
+            self.send_error(status_for(error), exc_info=(type(error), error, None))
 
     @property
     def body(self):
         if self._too_large:
             raise errors.TooLarge("the body is over the limit of %d bytes" % self.max_body_size)
+        if self._over_budget:
+            raise errors.Unavailable(BUSY_MESSAGE, retry_after=BUSY_RETRY_AFTER)
         return b"".join(self._chunks)
 
     def json_body(self):
@@ -266,7 +352,7 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
         if not body.strip():
             raise errors.BadRequest("the body is empty; send JSON")
         try:
-            return json.loads(body, parse_constant=_reject_constant)
+            value = json.loads(body, parse_constant=_reject_constant)
         except UnicodeDecodeError:
             raise errors.BadRequest("the body must be UTF-8 JSON")
         except json.JSONDecodeError as e:
@@ -274,6 +360,11 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
                                     % (e.msg, e.lineno, e.colno))
         except RecursionError:
             raise errors.BadRequest("the body's JSON is nested too deeply")
+        except ValueError as e:  # Python's limit on the digits of an integer (4300)
+            raise errors.BadRequest("the body holds a number too long to read: %s" % e)
+        if LONE_SURROGATE_ESCAPE.search(body):
+            _reject_lone_surrogates(value)
+        return value
 
     def send_data(self, data=(), status=200, message=""):
         """Finish with the envelope around ``data`` (a list, or one item)."""
@@ -281,6 +372,31 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
             data = [data]
         self.set_status(status)
         self.finish(json.dumps(envelope(data, True, message)))
+
+    async def send_large(self, text):
+        """Finish with ``text``, which may be megabytes: a small one at once (with its ETag),
+        a large one held against the server-wide budget (``--max-body-memory``; 503 when
+        it is spent) and written piece by piece at the pace the client reads."""
+        if len(text) <= LARGE_REPLY:
+            self.finish(text)
+            return
+        if not self.settings["body_budget"].take(len(text)):
+            raise errors.Unavailable(BUSY_MESSAGE, retry_after=BUSY_RETRY_AFTER)
+        self._held += len(text)  # given back when the request ends, however it ends
+        if await self.write_paced(text):
+            self.finish()
+
+    async def write_paced(self, text):
+        """Write ``text`` in pieces, each once the client took the one before; a client that
+        takes nothing for ``--stream-stall-timeout`` seconds is disconnected (False)."""
+        for start in range(0, len(text), LARGE_REPLY):
+            self.write(text[start:start + LARGE_REPLY])
+            try:
+                await asyncio.wait_for(self.flush(), self.config.stream_stall_timeout)
+            except (asyncio.TimeoutError, tornado.iostream.StreamClosedError):
+                self.request.connection.close()
+                return False
+        return True
 
     def send_text(self, text):
         self.set_header("Content-Type", "text/plain; charset=UTF-8")

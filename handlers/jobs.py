@@ -2,7 +2,7 @@
 import json
 
 from jobjoker import errors
-from jobjoker.handlers.base import APIHandler
+from jobjoker.handlers.base import APIHandler, envelope
 from jobjoker.states import COMMANDS
 
 
@@ -102,15 +102,23 @@ class JobEntriesHandler(APIHandler):
     async def get(self, job_id, stream):
         """Entries ``{"message", "time"}`` from ``offset`` (``limit`` of them); ``format=text``
         (or ``Accept: text/plain``) gives the messages as plain lines."""
-        entries, total = await self.jobs.read_entries(job_id, stream,
-                                                      self.get_query_argument("offset", None),
-                                                      self.get_query_argument("limit", None))
+        entries, total, following = await self.jobs.read_entries(
+            job_id, stream, self.get_query_argument("offset", None),
+            self.get_query_argument("limit", None))
         self.set_header("X-Total-Count", str(total))
+        message = ""
+        if following is not None:  # the page reached its size in bytes before its limit
+            self.set_header("X-Next-Offset", str(following))
+            message = ("this page stopped at its size in bytes (--max-page-bytes); read on "
+                       "with offset=%d" % following)
         if self.get_query_argument("format", None) == "text" or \
                 self.request.headers.get("Accept", "").startswith("text/plain"):
-            self.send_text("".join(e["message"] + "\n" for e in entries))
+            self.set_header("Content-Type", "text/plain; charset=UTF-8")
+            text = "".join(e["message"] + "\n" for e in entries)
         else:
-            self.send_data(entries)
+            text = json.dumps(envelope(entries, True, message))
+        del entries
+        await self.send_large(text)
 
     async def post(self, job_id, stream):
         """Append the plain-text body as one entry."""
@@ -128,8 +136,10 @@ class JobEntriesDownloadHandler(APIHandler):
         self.set_header("Content-Disposition",
                         'attachment; filename="job-%s-%s.txt"' % (job_id, stream))
         async for entries in pages:
-            self.write("".join(e["message"] + "\n" for e in entries))
-            await self.flush()  # one page in memory at a time, however long the log
+            # One page in memory at a time, however long the log, and none for a client that
+            # stopped reading.
+            if not await self.write_paced("".join(e["message"] + "\n" for e in entries)):
+                return
         self.finish()
 
 

@@ -12,7 +12,8 @@ import os
 import tornado.web
 
 from jobjoker import errors
-from jobjoker.handlers.base import APIHandler, AuthMixin, ErrorEnvelopeMixin, set_security_headers
+from jobjoker.handlers.base import APIHandler, AuthMixin, ErrorEnvelopeMixin, \
+    reject_nul_in_path, set_security_headers
 
 
 # What the sign-in form needs before anyone has signed in: nothing else is public.
@@ -54,6 +55,7 @@ class StaticHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.StaticFileHandler
     few files the sign-in form needs)."""
 
     async def prepare(self):
+        reject_nul_in_path(self)
         if self.path_args and self.path_args[0] in PUBLIC_FILES:
             self.check_host()
         else:

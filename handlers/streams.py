@@ -11,6 +11,7 @@ import tornado.websocket
 
 from jobjoker import errors, storage
 from jobjoker.handlers.base import AuthMixin, ErrorEnvelopeMixin, set_security_headers
+from jobjoker.paging import MAX_OFFSET
 from jobjoker.streams import EventsFollower, JobFollower, Outbox
 
 
@@ -40,7 +41,7 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
     def make_outbox(self):
         config = self.settings["config"]
         return Outbox(self.write_message, self.close, config.stream_buffer_bytes,
-                      config.stream_stall_timeout)
+                      config.stream_stall_timeout, self.settings["stream_budget"])
 
     def on_message(self, message):
         """Subscribers have nothing to say; anything they send is ignored."""
@@ -69,9 +70,10 @@ class JobStreamHandler(StreamHandler):
 
     def _offset(self, name):
         raw = self.get_query_argument(name, "0")
-        if not raw.isdigit():
-            raise errors.BadRequest("%s must be a whole number of entries (got %r)"
-                                    % (name, raw))
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_OFFSET)) or \
+                int(raw) > MAX_OFFSET:
+            raise errors.BadRequest("%s must be a whole number of entries, at most %d "
+                                    "(got %r)" % (name, MAX_OFFSET, raw[:40]))
         return int(raw)
 
     def open(self, job_id):

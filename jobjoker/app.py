@@ -19,14 +19,15 @@ import sys
 import time
 
 import peewee
-import tornado.httpserver
 import tornado.web
 
 from jobjoker import __version__, auth, forwarded, models
 from jobjoker import storage as storage_module
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
+from jobjoker.budget import MemoryBudget
 from jobjoker.config import redact_url
+from jobjoker.connections import GuardedHTTPServer, connection_cap, raise_fd_limit
 from jobjoker.credential_watch import CredentialWatch
 from jobjoker.errors import StartupError, Unavailable
 from jobjoker.handlers import audit as audit_routes
@@ -81,6 +82,10 @@ def make_app(config, services, health):
         openapi=json.dumps(openapi_document(routes(), config)),
         health=health,
         open_streams=set(),
+        # Server-wide bounds on what many clients together make the server hold.
+        body_budget=MemoryBudget(config.max_body_memory),
+        stream_budget=MemoryBudget(config.stream_memory),
+        xsrf_cookie_kwargs={"samesite": "Strict"},
         **services,
         # Not Tornado's static_path: that would add a /static/ route outside our authentication.
         static_dir=static_dir,
@@ -192,12 +197,19 @@ class JobJokerServer:
             "audit": audit, "logstore": logstore, "hub": hub, "storage": storage}, self.health)
         self.credential_watch.start()
         if listen:
-            # Behind the proxy, address and scheme come from the headers it sets, and only
-            # those (jobjoker.forwarded); never Tornado's xheaders, which trusts more.
-            self.http_server = tornado.httpserver.HTTPServer(
+            fd_limit = raise_fd_limit()
+            # The connection-wide body limit is the public one: handlers that read bodies raise
+            # it for their request once its sender is known (handlers/base.py); the others
+            # (static files, WebSockets) never hold more. Behind the proxy, address and scheme
+            # come from the headers it sets, and only those (jobjoker.forwarded); never
+            # Tornado's xheaders, which trusts more.
+            self.http_server = GuardedHTTPServer(
                 forwarded.from_proxy(self.app) if config.trust_proxy else self.app,
-                max_body_size=2 * max(config.max_body_size, config.max_worker_size),
-                ssl_options=self._tls_context())
+                max_body_size=config.max_public_body_size, ssl_options=self._tls_context(),
+                idle_connection_timeout=config.idle_connection_timeout,
+                max_connections=connection_cap(config, fd_limit),
+                # Behind a proxy every connection comes from the proxy's address.
+                max_per_address=0 if config.trust_proxy else config.max_connections_per_address)
             self.http_server.listen(config.port, config.host)
         return self
 

@@ -32,6 +32,10 @@ HELP = {
     "database": "database URL: sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB, postgresql://...",
     "stop_grace": "seconds between SIGTERM and SIGKILL when stopping a job (default 10)",
     "max_body_size": "largest request body in bytes (default 10 MiB)",
+    "max_public_body_size": "largest request body before sign-in (POST /session) "
+                            "(default 16 KiB)",
+    "max_body_memory": "request bodies held in memory at once, all requests together; past "
+                       "it a request gets 503 with Retry-After (default 256 MiB)",
     "max_worker_size": "largest worker file in bytes (default 1 MiB)",
     "max_parameters_size": "largest job parameters, as JSON, in bytes (default 64 KiB)",
     "max_log_bytes": "cap on one job's stored log (e.g. 512M); past it the first and last "
@@ -40,10 +44,20 @@ HELP = {
     "max_page": "largest page of jobs or audit entries a request may ask for (default 1000)",
     "max_entry_page": "largest page of a job's log or response a request may ask for "
                       "(default 100000)",
+    "max_page_bytes": "a page of log or response entries stops at about this many bytes and "
+                      "says where to go on (default 8 MiB)",
     "stream_buffer_bytes": "most bytes queued for one stream subscriber before it is closed "
                            "as too slow (default 8 MiB)",
     "stream_stall_timeout": "seconds a stream subscriber may take no data before it is closed "
                             "as too slow (default 30)",
+    "stream_memory": "bytes queued for all stream subscribers together; past it followers "
+                     "read from the database at their pace (default 256 MiB)",
+    "max_connections": "open client connections at once; more are closed at once "
+                       "(default 0: three quarters of the open-file limit)",
+    "max_connections_per_address": "open connections from one client address (default 256; "
+                                   "not applied with --trust-proxy)",
+    "idle_connection_timeout": "seconds a connection may wait for its next request before it "
+                               "is closed (default 60)",
     "tls_cert": "serve HTTPS with this certificate chain (PEM); needs --tls-key",
     "tls_key": "the private key (PEM) of --tls-cert",
     "allowed_hosts": "host names (comma-separated) accepted in the Host header besides "

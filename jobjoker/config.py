@@ -56,14 +56,23 @@ class Config:
     database: str = None  # a URL; None means the SQLite file in data_dir
     stop_grace: float = 10.0  # seconds between SIGTERM and SIGKILL on stop
     max_body_size: int = 10 * 1024 * 1024
+    # Before sign-in only POST /session takes a body, and a sign-in is tiny: nobody unknown may
+    # make the server hold more than this per request.
+    max_public_body_size: int = 16 * 1024
+    max_body_memory: int = 256 * 1024 * 1024  # request bodies held at once, all requests; 503
     max_worker_size: int = 1024 * 1024
     max_parameters_size: int = 64 * 1024
     max_log_bytes: int = 1024 ** 3  # per job; past it the head and the tail are kept (0: no cap)
     max_batch: int = 1000  # jobs in one POST /jobs/batch
     max_page: int = 1000  # the largest page of jobs or audit entries
     max_entry_page: int = 100000  # the largest page of a job's log or response
+    max_page_bytes: int = 8 * 1024 * 1024  # a page of entries stops at about this many bytes
     stream_buffer_bytes: int = 8 * 1024 * 1024  # per subscriber; past it, it is closed
     stream_stall_timeout: float = 30.0  # a subscriber whose socket takes no data this long goes
+    stream_memory: int = 256 * 1024 * 1024  # queued for all subscribers together
+    max_connections: int = 0  # open client connections at once; 0: 3/4 of the fd limit
+    max_connections_per_address: int = 256  # from one client address (not behind a proxy)
+    idle_connection_timeout: float = 60.0  # seconds a connection may wait for a request
     tls_cert: pathlib.Path = None  # serve HTTPS with this certificate chain (PEM) ...
     tls_key: pathlib.Path = None  # ... and this private key
     allowed_hosts: tuple = ()  # Host header names accepted besides loopback's own
@@ -170,14 +179,21 @@ OPTIONS = {
     "database": ("JOBJOKER_DATABASE_URL", str),
     "stop_grace": ("JOBJOKER_STOP_GRACE", float),
     "max_body_size": ("JOBJOKER_MAX_BODY_SIZE", int),
+    "max_public_body_size": ("JOBJOKER_MAX_PUBLIC_BODY_SIZE", _size),
+    "max_body_memory": ("JOBJOKER_MAX_BODY_MEMORY", _size),
     "max_worker_size": ("JOBJOKER_MAX_WORKER_SIZE", int),
     "max_parameters_size": ("JOBJOKER_MAX_PARAMETERS_SIZE", int),
     "max_log_bytes": ("JOBJOKER_MAX_LOG_BYTES", _size),
     "max_batch": ("JOBJOKER_MAX_BATCH", int),
     "max_page": ("JOBJOKER_MAX_PAGE", int),
     "max_entry_page": ("JOBJOKER_MAX_ENTRY_PAGE", int),
+    "max_page_bytes": ("JOBJOKER_MAX_PAGE_BYTES", _size),
     "stream_buffer_bytes": ("JOBJOKER_STREAM_BUFFER_BYTES", int),
     "stream_stall_timeout": ("JOBJOKER_STREAM_STALL_TIMEOUT", float),
+    "stream_memory": ("JOBJOKER_STREAM_MEMORY", _size),
+    "max_connections": ("JOBJOKER_MAX_CONNECTIONS", int),
+    "max_connections_per_address": ("JOBJOKER_MAX_CONNECTIONS_PER_ADDRESS", int),
+    "idle_connection_timeout": ("JOBJOKER_IDLE_CONNECTION_TIMEOUT", float),
     "tls_cert": ("JOBJOKER_TLS_CERT", pathlib.Path),
     "tls_key": ("JOBJOKER_TLS_KEY", pathlib.Path),
     "allowed_hosts": ("JOBJOKER_ALLOWED_HOSTS", _hosts),
@@ -251,7 +267,9 @@ def load_config(flags=None, environ=None, config_file=None):
                            % (", ".join(LOG_LEVELS), values["log_level"]))
     if values.get("database"):
         check_database_url(values["database"])
-    for name in ("max_batch", "max_page", "max_entry_page", "session_lifetime"):
+    for name in ("max_batch", "max_page", "max_entry_page", "session_lifetime", "max_page_bytes",
+                 "max_public_body_size", "max_body_memory", "stream_memory",
+                 "max_connections_per_address", "idle_connection_timeout"):
         if name in values and values[name] <= 0:
             raise StartupError("%s must be more than 0 (got %r)" % (name, values[name]))
     heartbeat = values.get("node_heartbeat", Config.node_heartbeat)

@@ -77,7 +77,12 @@ class TooManyRequests(JobJokerError):
 
 
 class Unavailable(JobJokerError):
-    """A dependency (database, supervisor) is away; the request may succeed later."""
+    """A dependency (database, supervisor) is away, or the server is busy; the request may
+    succeed later (after ``retry_after`` seconds, when given)."""
+
+    def __init__(self, message, retry_after=None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StartupError(JobJokerError):

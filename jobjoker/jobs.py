@@ -21,7 +21,7 @@ from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, InvalidTransition, JobJokerError, NotFound, TooLarge, \
     Unavailable, ValidationError
 from jobjoker.jobstore import job_to_dict, new_job_id
-from jobjoker.paging import parse_page
+from jobjoker.paging import page_bytes, parse_page
 from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
 from jobjoker.workers import check_name
 
@@ -84,14 +84,17 @@ class JobService:
         return [job_to_dict(job) for job in jobs]
 
     async def read_entries(self, job_id, stream, offset=None, limit=None):
-        """A page of a job's log or response; also returns the stream's total entry count."""
+        """A page of a job's log or response, the stream's total entry count, and the offset
+        to read on from when the page stopped at its size in bytes (else None)."""
         offset, limit = parse_page(offset, limit, "entries", self.config)
+        max_bytes = page_bytes(self.config)
 
         def read():
             job = jobstore.get(job_id)
             total = job.log_count if stream == "log" else job.response_count
-            return self.logstore.read(job_id, stream, offset, limit), total
-        return await self.storage.read(read)
+            return self.logstore.read_page(job_id, stream, offset, limit, max_bytes), total
+        (entries, stopped), total = await self.storage.read(read)
+        return entries, total, entries[-1]["seq"] + 1 if stopped else None
 
     async def iter_entry_pages(self, job_id, stream, page=10000):
         """Every entry of a stream, in pages (an async generator; ``NotFound`` raised at once,
@@ -104,7 +107,7 @@ class JobService:
             while offset < total:
                 # read_from steps over the gap of a capped log
                 entries = await self.storage.read(self.logstore.read_from, job_id, stream,
-                                                  offset, page)
+                                                  offset, page, page_bytes(self.config))
                 if not entries:
                     return
                 yield entries

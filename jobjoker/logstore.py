@@ -29,7 +29,13 @@ from jobjoker.statements import executemany, param
 STREAMS = {"log": 0, "response": 1}
 CHUNK_BYTES = 64 * 1024  # a stored chunk holds about this much: big enough to be cheap to
 # insert, small enough that a page read decodes little more than it returns
+ENTRY_OVERHEAD = 48  # bytes of JSON around a message in a reply: seq, time, keys
 DELETE_BATCH = 256  # chunks (about 16 MiB) deleted per transaction when a job goes
+
+
+def entry_size(entry):
+    """About the bytes an entry costs in a reply: its message and the JSON around it."""
+    return len(entry["message"]) + ENTRY_OVERHEAD
 
 
 def split_long_entries(block, limit=MAX_ENTRY_BYTES):
@@ -192,15 +198,22 @@ class LogStore:
         """Store one entry holding ``message`` (stamped ``when``); returns its sequence number."""
         return self.append_blocks(tx, job_id, stream, [spool.encode_entry(message, when)])
 
-    def read(self, job_id, stream, offset=0, limit=1000):
+    def read(self, job_id, stream, offset=0, limit=1000, max_bytes=None):
         """The entries numbered ``offset`` .. ``offset + limit - 1``, as dicts with their
-        ``seq``, in order. Fewer when the range holds the gap of a capped log or its end."""
+        ``seq``, in order. Fewer when the range holds the gap of a capped log or its end, or
+        when it stopped at about ``max_bytes`` (see ``read_page``)."""
+        return self.read_page(job_id, stream, offset, limit, max_bytes)[0]
+
+    def read_page(self, job_id, stream, offset=0, limit=1000, max_bytes=None):
+        """``(entries, stopped)``: ``read``'s entries, and whether they stopped short at about
+        ``max_bytes`` of messages (``entry_size``; at least one entry is returned), with more
+        entries in the range after them."""
         if offset < 0 or limit < 0:
             raise BadRequest("offset and limit must not be negative")
         Chunk = models.Chunk
         stream_id = STREAMS[stream]
         if limit == 0:
-            return []
+            return [], False
         start = self._chunk_holding(job_id, stream_id, offset)
         if start is None:
             start = 0
@@ -209,14 +222,25 @@ class LogStore:
                   .where(Chunk.job == job_id, Chunk.stream == stream_id,
                          Chunk.first_seq >= start, Chunk.first_seq < end)
                   .order_by(Chunk.first_seq))
-        entries = []
+        most_chunks = None
+        if max_bytes is not None:
+            # Some drivers fetch a whole result at once: ask for no more chunks than a page
+            # of big ones (tiny chunks then make a short page, which says it stopped).
+            most_chunks = max_bytes // CHUNK_BYTES + 2
+            chunks = chunks.limit(most_chunks)
+        entries, size, rows = [], 0, 0
         for first_seq, data in chunks.tuples():
+            rows += 1
             decoded = spool.decode_entries(bytes(data))
             begin = max(offset, first_seq)
             for index, entry in enumerate(decoded[begin - first_seq:end - first_seq]):
+                if max_bytes is not None and entries and size >= max_bytes:
+                    return entries, True
                 entry["seq"] = begin + index
                 entries.append(entry)
-        return entries
+                size += entry_size(entry)
+        stopped = rows == most_chunks and bool(entries) and entries[-1]["seq"] + 1 < end
+        return entries, stopped
 
     @staticmethod
     def _chunk_holding(job_id, stream_id, offset):
@@ -227,10 +251,11 @@ class LogStore:
                 .where(Chunk.job == job_id, Chunk.stream == stream_id, Chunk.first_seq <= offset)
                 .scalar())
 
-    def read_from(self, job_id, stream, offset, limit=1000):
-        """Up to ``limit`` entries from ``offset`` on, across the gap of a capped log: the
-        first one may have a higher ``seq`` than ``offset`` (the ones between were dropped)."""
-        entries = self.read(job_id, stream, offset, limit)
+    def read_from(self, job_id, stream, offset, limit=1000, max_bytes=None):
+        """Up to ``limit`` entries (and about ``max_bytes``) from ``offset`` on, across the gap
+        of a capped log: the first one may have a higher ``seq`` than ``offset`` (the ones
+        between were dropped)."""
+        entries = self.read(job_id, stream, offset, limit, max_bytes)
         if entries:
             return entries
         following = (models.Chunk.select(peewee.fn.MIN(models.Chunk.first_seq))
@@ -238,7 +263,8 @@ class LogStore:
                             models.Chunk.stream == STREAMS[stream],
                             models.Chunk.first_seq > offset)
                      .scalar())
-        return [] if following is None else self.read(job_id, stream, following, limit)
+        return [] if following is None else self.read(job_id, stream, following, limit,
+                                                      max_bytes)
 
     def read_blocks(self, job_id, stream, offset, max_bytes):
         """Stored blocks of consecutive entries from ``offset`` on, as they are stored (no

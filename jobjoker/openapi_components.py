@@ -54,7 +54,9 @@ ERROR_RESPONSES = {
                                "even the right password is refused until `Retry-After` seconds "
                                "have passed."),
     "500": ("InternalError", "An unexpected failure; the details are in the server log only."),
-    "503": ("Unavailable", "A dependency (the database or the supervisor) is away or busy; the "
+    "503": ("Unavailable", "A dependency (the database or the supervisor) is away or busy, or "
+                           "the server holds as many request bodies and large replies as it "
+                           "may at once (--max-body-memory, then with `Retry-After`); the "
                            "request may succeed later."),
 }
 

@@ -148,7 +148,11 @@ def entries_path(stream):
                 "description": "Entries from `offset`, oldest first.",
                 "headers": {"X-Total-Count": header(
                     "How many entries the %s holds in all." % stream,
-                    {"type": "integer", "minimum": 0})},
+                    {"type": "integer", "minimum": 0}),
+                    "X-Next-Offset": header(
+                    "Only when the page stopped at its size in bytes (--max-page-bytes) before "
+                    "its `limit`: the `offset` to read on from (the message says so too).",
+                    {"type": "integer", "minimum": 0}, required=False)},
                 "content": {
                     "application/json": {"schema": ref("schemas", "EntryListEnvelope")},
                     "text/plain": {"schema": {"type": "string"}},
@@ -325,7 +329,10 @@ def session_paths(config):
                         "for %g hours: --session-lifetime). Throttled like every password check: 429 after too "
                         "many failures for the account or the address, even with the right "
                         "password. 401 looks the same for an unknown user and a wrong "
-                        "password." % (SESSION_COOKIE, config.session_lifetime / 3600)),
+                        "password. Nobody is signed in yet, so the body may be at most %d "
+                        "bytes (--max-public-body-size; 413 past it)."
+                        % (SESSION_COOKIE, config.session_lifetime / 3600,
+                           config.max_public_body_size)),
         "delete": operation(
             "logout", "session", "Log out",
             {"200": json_reply("Signed out: a session is revoked on the server and its cookie "

@@ -35,3 +35,8 @@ def parse_page(offset, limit, kind, config):
     if offset > MAX_OFFSET:
         raise BadRequest("offset may be at most %d" % MAX_OFFSET)
     return offset, limit
+
+
+def page_bytes(config):
+    """About the most bytes of messages in one page of entries."""
+    return config.max_page_bytes

@@ -12,7 +12,11 @@ worker change. Both write through an ``Outbox``: a bounded queue drained by one 
 A job follower that falls behind live entries stops queueing them and reads them from the store
 at its own pace instead; a subscriber that stops reading altogether (one write stalls for
 ``stall_timeout`` seconds) or overflows its outbox is closed with ``CLOSE_TOO_SLOW``. Either way
-the job and other subscribers are never slowed, and a closed subscriber resumes exactly by
+the job and other subscribers are never slowed. All outboxes together hold at most a shared
+``MemoryBudget`` (``--stream-memory``), counting what waits here and what their sockets have not
+taken yet: a backlog page reserves its room before it is read (waiting for it), a live entry
+that does not fit is read from the store later, and a message that finds no room closes its
+subscriber. A closed subscriber resumes exactly by
 reconnecting with the offsets just past what it received. Nothing here knows Tornado: the handler passes in
 ``write(text) -> awaitable`` and ``close(code, reason)``.
 """
@@ -34,8 +38,10 @@ CLOSE_NORMAL = 1000
 CLOSE_TOO_SLOW = 1013  # RFC 6455 "Try Again Later"
 STALL_SWEEP = 1.0  # seconds between checks for subscribers whose socket takes nothing
 PAGE_BYTES = 1024 * 1024  # backlog read per step, in stored chunks (one message each)
+PAGE_SLACK = 64 * 1024  # a page's messages are a little longer than its chunks (JSON around)
 TOO_SLOW_REASON = ("subscriber too slow: reconnect with log_from and response_from just past "
                    "the last entries received")
+BUSY_REASON = "server's stream buffers full (--stream-memory): reconnect with your offsets"
 
 
 class Closed(Exception):
@@ -53,11 +59,17 @@ class Outbox:
     second) closes it.
     """
 
-    def __init__(self, write, close, limit, stall_timeout):
+    def __init__(self, write, close, limit, stall_timeout, budget=None):
         self._write = write
         self._close = close
         self.limit = limit
         self.stall_timeout = stall_timeout
+        # Shared by every subscriber (--stream-memory): what they hold together, queued here
+        # or in their sockets' buffers, stays below it.
+        self.budget = budget
+        self._held = 0  # bytes of the budget held: queued, in flight, or reserved
+        self._credit = 0  # reserved, not yet queued
+        self._in_flight_bytes = 0
         self._frames = collections.deque()
         self._size = 0
         self._drained = asyncio.Event()
@@ -80,12 +92,41 @@ class Outbox:
         if self._size + len(frame) > self.limit and self._frames:
             self.shut(CLOSE_TOO_SLOW, TOO_SLOW_REASON)
             raise Closed()
+        if self.budget is not None:
+            paid = min(self._credit, len(frame))  # reserved by reserve() for a backlog page
+            if not self.budget.take(len(frame) - paid):
+                self.shut(CLOSE_TOO_SLOW, BUSY_REASON)
+                raise Closed()
+            self._credit -= paid
+            self._held += len(frame) - paid
         self._frames.append(frame)
         self._size += len(frame)
         self._closing = closing
         self._drained.clear()
         if self._in_flight is None:
             self._send()
+
+    def has_room(self, size):
+        """Whether ``size`` more bytes fit this subscriber's share and the shared budget."""
+        return self._size + size <= self.limit and \
+            (self.budget is None or self.budget.fits(size))
+
+    async def reserve(self, size):
+        """Wait until the shared budget lends ``size`` bytes, for the next ``put``s;
+        ``unreserve()`` gives back what they did not use."""
+        while self.budget is not None and not self.closed:
+            if self.budget.take(size):
+                self._credit += size
+                self._held += size
+                break
+            await self.budget.wait()
+        if self.closed:
+            self._give_back(self._held)
+            raise Closed()
+
+    def unreserve(self):
+        self._give_back(self._credit)
+        self._credit = 0
 
     async def drained(self, below=0):
         """Wait until no more than ``below`` bytes are queued."""
@@ -103,6 +144,7 @@ class Outbox:
         except Exception:  # the socket closed under us: nothing more to do for this subscriber
             self.stop()
             return
+        self._in_flight_bytes += self._size  # held until the socket has taken them
         self._size = 0
         self._drained.set()
         if future is not None:
@@ -113,6 +155,8 @@ class Outbox:
 
     def _sent(self, future):
         self._in_flight = None
+        self._give_back(self._in_flight_bytes)
+        self._in_flight_bytes = 0
         if self.closed:
             return
         if future.cancelled() or future.exception() is not None:
@@ -131,10 +175,18 @@ class Outbox:
             self.stop()
             self._close(code, reason[:120])  # a close reason holds at most 123 bytes
 
+    def _give_back(self, size):
+        size = min(size, self._held)
+        if self.budget is not None and size:
+            self._held -= size
+            self.budget.give_back(size)
+
     def stop(self):
         self.closed = True
         self._frames.clear()
         self._size = 0
+        # What the socket still holds is freed with it: a closed subscriber holds nothing.
+        self._give_back(self._held)
         _outboxes.discard(self)
         self._drained.set()
 
@@ -253,7 +305,8 @@ class JobFollower:
             else:  # started mid-block (log_from inside it): send the part not yet sent
                 message = block_message(stream, cursor,
                                         spool.skip_entries(event["block"], cursor - seq))
-            if self.outbox.size + len(message) > self.outbox.limit // 2:
+            if self.outbox.size + len(message) > self.outbox.limit // 2 or \
+                    not self.outbox.has_room(len(message)):
                 self._fall_behind(stream)  # live faster than it reads: fetch from the store
                 return
             self.outbox.put(message)
@@ -278,16 +331,21 @@ class JobFollower:
                 continue
             cursor = self.cursor[stream]
             # The pump waits until the outbox is below a quarter full: this fits the rest.
-            counts, blocks = await self.storage.read(
-                self._read, stream, cursor, min(PAGE_BYTES, self.outbox.limit // 4))
-            if self.outbox.closed:
-                raise Closed()
-            if not blocks and cursor < counts[stream]:
-                # Nothing stored past the cursor: a capped log's gap at its end.
-                cursor = self.cursor[stream] = counts[stream]
-            for seq, block, count in blocks:
-                self.outbox.put(block_message(stream, seq, block, dropped=seq - cursor))
-                cursor = seq + count
+            # And until all subscribers together hold little enough for it to fit too.
+            page = min(PAGE_BYTES, self.outbox.limit // 4)
+            await self.outbox.reserve(page + PAGE_SLACK)
+            try:
+                counts, blocks = await self.storage.read(self._read, stream, cursor, page)
+                if self.outbox.closed:
+                    raise Closed()
+                if not blocks and cursor < counts[stream]:
+                    # Nothing stored past the cursor: a capped log's gap at its end.
+                    cursor = self.cursor[stream] = counts[stream]
+                for seq, block, count in blocks:
+                    self.outbox.put(block_message(stream, seq, block, dropped=seq - cursor))
+                    cursor = seq + count
+            finally:
+                self.outbox.unreserve()
             self.cursor[stream] = cursor
             if blocks:
                 return True

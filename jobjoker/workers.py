@@ -52,11 +52,20 @@ def _declared_parameters(class_node):
 def inspect_code(name, code):
     """Check worker source statically; return (docstring, declared parameters or None).
 
-    Raises ``ValidationError``.
+    Raises ``ValidationError``, also for code nested too deeply for Python's parser to read
+    (which would raise ``RecursionError`` or ``MemoryError`` out of ``ast``).
 
     ``code`` is best given as the file's bytes: parsed as bytes, it is read as the runner will
     compile it (a UTF-8 byte order mark and a coding declaration are honoured).
     """
+    try:
+        return _inspect_code(name, code)
+    except (RecursionError, MemoryError):
+        raise ValidationError("the code is nested too deeply to be parsed (an expression or a "
+                              "literal of thousands of levels): write it flatter")
+
+
+def _inspect_code(name, code):
     try:
         tree = ast.parse(code, filename="%s.py" % name)
     except SyntaxError as e:

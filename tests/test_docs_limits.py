@@ -113,6 +113,15 @@ def code_limits():
     """What each row of the Limits table must state, from the code."""
     return {
         "a request body": [DEFAULTS.max_body_size],
+        "a request body before sign-in (`POST /session`)": [DEFAULTS.max_public_body_size],
+        "request bodies and large replies held at once, all requests together":
+            [DEFAULTS.max_body_memory],
+        "a page of log or response entries, in bytes of messages": [DEFAULTS.max_page_bytes],
+        "what all stream subscribers hold together": [DEFAULTS.stream_memory],
+        "open client connections": [],  # it depends on the machine's limit
+        "open connections from one client address (not with `--trust-proxy`)":
+            [DEFAULTS.max_connections_per_address],
+        "a connection waiting for its next request": [DEFAULTS.idle_connection_timeout],
         "the body of `PUT /workers/NAME` (worker code), instead": [DEFAULTS.max_worker_size],
         "a job's `parameters`, as compact UTF-8 JSON": [DEFAULTS.max_parameters_size],
         "the nesting of a job's `parameters`": [jobs.MAX_PARAMETERS_DEPTH],
@@ -141,7 +150,11 @@ def test_a_limit_set_by_an_option_shows_its_default():
     set_by = {name: option(row["Set by"]) for name, row in limits_table().items()}
     assert set(set_by.values()) - {None} == {"max_body_size", "max_worker_size",
                                               "max_parameters_size", "max_log_bytes",
-                                              "max_batch", "max_page"}
+                                              "max_batch", "max_page", "max_public_body_size",
+                                              "max_body_memory", "max_page_bytes",
+                                              "stream_memory", "max_connections",
+                                              "max_connections_per_address",
+                                              "idle_connection_timeout"}
     for name, row in limits_table().items():
         if set_by[name] is None:
             assert row["Set by"] == "fixed", name
@@ -149,6 +162,9 @@ def test_a_limit_set_by_an_option_shows_its_default():
         named = re.findall(r"`--([a-z-]+)`", row["Set by"])
         assert all(word.replace("-", "_") in OPTIONS for word in named), name
         if row["Value"].startswith("see "):  # the page sizes: the Paging table's, checked there
+            continue
+        if not numbers(row["Value"]):  # --max-connections: a share of the machine's limit
+            assert getattr(DEFAULTS, set_by[name]) == 0, name
             continue
         # A range states its upper end as the option's default.
         assert numbers(row["Value"])[-1] == getattr(DEFAULTS, set_by[name]), name

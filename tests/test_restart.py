@@ -24,7 +24,7 @@ def services(server):
 
 
 async def messages(jobs, job_id, stream="log"):
-    entries, _ = await jobs.read_entries(job_id, stream, 0, 100000)
+    entries, _, _ = await jobs.read_entries(job_id, stream, 0, 100000)
     return [e["message"] for e in entries]
 
 

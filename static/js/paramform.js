@@ -86,7 +86,9 @@ class Field {
           min: spec.minimum ?? null, max: spec.maximum ?? null}});
     }
     this.error = el("p", {id: `${id}-error`, class: "field-error", hidden: true});
-    const notes = [kind, spec.required ? "required" : null, spec.secret ? "secret" : null,
+    // A secret's default is hidden here but not from viewers: it is in the worker's code.
+    const notes = [kind, spec.required ? "required" : null,
+      spec.secret ? "secret: what you type is hidden; a default in the worker's code is not" : null,
       spec.minimum !== undefined ? `≥ ${spec.minimum}` : null,
       spec.maximum !== undefined ? `≤ ${spec.maximum}` : null].filter(Boolean).join(", ");
     const hint = el("p", {id: `${id}-hint`, class: "hint",
