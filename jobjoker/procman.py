@@ -28,7 +28,7 @@ from jobjoker import jobdir, jobstore, proc
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
 from jobjoker.ingest import RETRY_DELAY, Ingester, spools_for, store_spools
 from jobjoker.outcome import ended_message, final_outcome
-from jobjoker.states import JobStatus
+from jobjoker.states import FINAL_STATES, JobStatus
 from jobjoker.storage import detached
 from jobjoker.supervisor_client import SupervisorClient
 
@@ -186,8 +186,11 @@ class ProcessManager:
 
     def _record_stop(self, tx, job_id, kill, also):
         """Writer thread: the stop request and its deadline (a kill's is now; a stop already
-        requested keeps its own)."""
+        requested keeps its own). A job whose end was committed a moment ago is still in
+        ``running`` until that commit's callbacks have run: its stored status decides."""
         job = jobstore.get(job_id)
+        if job.status in FINAL_STATES:
+            raise InvalidTransition("job %s has already ended (%s)" % (job_id, job.status))
         now = time.time()
         if kill:
             job = jobstore.update(tx, job_id, stop_requested=job.stop_requested or now,

@@ -31,6 +31,7 @@ import pytest
 import tornado.httpclient
 
 from jobjoker import models, spool
+from jobjoker.procman import RunningJob
 from tests.support import fetch, poll
 
 ENVELOPE_KEYS = {"success", "message", "total", "data"}
@@ -543,6 +544,25 @@ async def test_any_command_on_an_ended_job_is_409(api, run_job, command):
     assert job["status"] == "done", job
     reply = await api("PUT", "/jobs/%s/status" % job["id"], command)
     assert_refused(reply, 409, "done")
+    assert await get_job(api, job["id"]) == job
+
+
+@pytest.mark.parametrize("command", ["stop", "kill"])
+@pytest.mark.gen_test
+async def test_a_command_in_the_moment_after_an_end_is_committed_is_409(
+        api, server, run_job, command):
+    """The end is committed before the manager forgets the job (its commit callbacks run
+    after): a stop or kill in between must read the stored end, not the memory."""
+    job = await run_job("Foobar", wait=True)
+    processes = server.processes
+    running = RunningJob(job["id"], processes.jobs_dir, None)
+    running.launched.set_result(True)
+    processes.running[job["id"]] = running  # as in that moment
+    try:
+        reply = await api("PUT", "/jobs/%s/status" % job["id"], command)
+    finally:
+        processes.running.pop(job["id"], None)
+    assert_refused(reply, 409, "already ended", "done")
     assert await get_job(api, job["id"]) == job
 
 
