@@ -28,7 +28,9 @@ and writes sockets.
   at a time; ``pinging_for()`` says how long the one in flight has waited.
 - **Answering in time.** Work submitted while ``answer_within(seconds)`` is set in the caller's
   context (the web layer sets it for every request: ``ANSWER_SECONDS``) raises ``Unavailable``
-  once it has waited that long, instead of holding the request. If its thread had not begun it
+  once it has waited that long while the threads it waits for finished nothing (a database
+  that is merely busy, finishing others' work, is waited for), instead of holding the request.
+  If its thread had not begun it
   by then, it is never done (the client is told nothing was done); if it had, it runs to its end
   (the client is told it may still take effect). Work without it (the server's own: ingestion,
   job ends) always waits: it must not be given up half-way. The server's background tasks run
@@ -109,6 +111,10 @@ class _Threads:
     def __init__(self, database, name, count):
         self.database = database
         self.queue = queue.SimpleQueue()
+        # When one of these threads last finished a task without error (time.monotonic(), set
+        # by the task): a database that keeps finishing others' work is busy, not locked or
+        # away; one that only fails (locked: each write gives up after the busy timeout) is not.
+        self.finished_at = time.monotonic()
         self.threads = [threading.Thread(target=self._serve, name="%s-%d" % (name, i),
                                          daemon=True) for i in range(count)]
         for thread in self.threads:
@@ -173,6 +179,7 @@ class Storage:
                 return
             try:
                 result, events = work(), None
+                threads.finished_at = time.monotonic()
                 if isinstance(result, _Committed):
                     result, events = result.value, result.events
             except BaseException as e:  # handed to the caller, never lost in the thread
@@ -193,13 +200,24 @@ class Storage:
             future.add_done_callback(lambda _: self._writes.pop(ticket, None))
         if limit is None:
             return future
-        return self._answered(future, limit, claim)
+        return self._answered(future, limit, claim, threads)
 
     @staticmethod
-    async def _answered(future, limit, claim):
-        """``future``'s result, or ``Unavailable`` after ``limit`` seconds."""
+    async def _answered(future, limit, claim, threads):
+        """``future``'s result, or ``Unavailable`` once ``limit`` seconds have passed in which
+        its threads finished nothing: a busy database (a long queue behind ingestion on a loaded
+        machine) is waited for, only one that stopped answering is given up on."""
+        began = time.monotonic()
         try:
-            return await asyncio.wait_for(asyncio.shield(future), limit)
+            while True:
+                # Short steps, so that the answer comes ``limit`` after the database last
+                # finished anything, not up to twice that.
+                step = max(limit - (time.monotonic() - began), limit / 4)
+                try:
+                    return await asyncio.wait_for(asyncio.shield(future), step)
+                except asyncio.TimeoutError:
+                    if time.monotonic() - threads.finished_at >= limit:
+                        raise
         except asyncio.TimeoutError:
             # Nobody awaits its outcome any more: retrieve it, so that no error goes unseen.
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
