@@ -197,7 +197,9 @@ class AuthMixin:
         self.identity = await self.settings["authenticator"].authenticate(credentials)
         if self.identity is None:
             if header:  # credentials were sent and were wrong: that is worth a trace
-                scheme = header.split(" ", 1)[0].lower()[:20]  # "basic", "bearer" or junk
+                scheme = header.split(" ", 1)[0].lower()  # "basic", "bearer" or junk
+                # One of three targets, so that varied junk folds into one audit row too.
+                scheme = scheme if scheme in ("basic", "bearer") else "other"
                 await self.settings["audit"].failure(self.actor, "login.failed", scheme)
             raise errors.Unauthorized("authentication required: send HTTP Basic credentials, "
                                       "a Bearer token, or log in")

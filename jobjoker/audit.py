@@ -35,7 +35,6 @@ class Actor:
 
 SERVER = Actor()
 REPEAT_WINDOW = 60.0  # seconds over which repeated failures from one address make one entry
-REPEAT_TARGETS = 5  # targets named in that entry
 
 
 @dataclasses.dataclass
@@ -43,7 +42,6 @@ class _Repeats:
     actor: Actor
     timer: object
     count: int = 0
-    targets: list = dataclasses.field(default_factory=list)
 
 
 def entry_to_dict(entry):
@@ -87,13 +85,13 @@ class AuditLog:
         await self.storage.transaction(self.record, actor, action, target, detail)
 
     async def failure(self, actor, action, target=None):
-        """Record a failed attempt (``login.failed``), folding repeats from one address."""
-        key = (action, actor.address)
+        """Record a failed attempt (``login.failed``), folding repeats of it from one address
+        for one target (a user name, or the scheme of bad tokens): a flood of one kind is one
+        row with a count, and a failure of another kind is still seen at once."""
+        key = (action, actor.address, target)
         repeats = self._repeats.get(key)
         if repeats is not None:
             repeats.count += 1
-            if target not in repeats.targets and len(repeats.targets) < REPEAT_TARGETS:
-                repeats.targets.append(target)
             return
         timer = asyncio.get_running_loop().call_later(REPEAT_WINDOW, self._end_window, key)
         self._repeats[key] = _Repeats(actor, timer)
@@ -109,13 +107,8 @@ class AuditLog:
         if repeats is None or not repeats.count:
             return
         repeats.timer.cancel()
-        action = key[0]
-        targets = repeats.targets
-        target = targets[0] if len(targets) == 1 else None
+        action, _, target = key
         detail = "%d more in %d s from this address" % (repeats.count, REPEAT_WINDOW)
-        if len(targets) > 1:
-            detail += " (%s%s)" % (", ".join(str(t) for t in targets),
-                                   ", ..." if len(targets) == REPEAT_TARGETS else "")
         try:
             await self.write(repeats.actor, action, target, detail)
         except Exception:
