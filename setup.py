@@ -44,6 +44,9 @@ setup(
             # builds wheels by itself from 70.1 on; pytest-tornado imports pkg_resources, which
             # 81 removed.
             "setuptools>=70.1,<81",
+            # tests/test_migrations.py's PostgreSQL runs (identifiers compare exactly there too);
+            # the PostgreSQL of the machine (127.0.0.1:5432, trust) is used where it runs.
+            "psycopg2-binary>=2.9,<3",
             # tests/test_bench.py runs `bench/run --quick`, baselines included.
             *BENCH_REQUIRES,
         ],
