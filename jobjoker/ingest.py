@@ -281,6 +281,9 @@ class Ingester:
                 self._failed(spools.job_id, e)
             return
         now = time.monotonic()
+        # A pass that began before the job's end was known read its spools while the job
+        # could still write: only a pass that began after it (``final``) can find them done.
+        finals = {spools.job_id for spools, final in due if final}
         for job_id, (stored, more, error) in results.items():
             visit = self._visits.get(job_id)
             if visit is None:
@@ -293,7 +296,7 @@ class Ingester:
                 self.disk_full = None  # it stored: there is room again
                 self.recovered(job_id)
             if visit.drained is not None:  # it has ended: on to the next pass, or done
-                if more:
+                if more or job_id not in finals:
                     self._dirty.setdefault(job_id)
                 else:
                     self.untrack(job_id)
