@@ -250,6 +250,17 @@ def refused(socks):
     return len(poller.poll(0))
 
 
+def listen_overflows():
+    """The kernel's count of connections dropped at a full listen queue (this network
+    namespace, every process), or None where /proc/net/netstat does not say."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = [line.split() for line in f if line.startswith("TcpExt:")]
+        return int(dict(zip(lines[0], lines[1]))["ListenOverflows"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return None
+
+
 def log_lines(server):
     """Lines in the server's log, but for the access lines of the probe's /health requests."""
     try:
@@ -273,7 +284,7 @@ def connections(tmp, quick):
             time.sleep(hold)  # the idle server's CPU over the same span as the attack's hold
             idle_cpu = 100 * (cpu_seconds(pid) - cpu) / (time.monotonic() - began)
         idle = probe.results()[0]
-        lines_before = log_lines(server)
+        lines_before, overflows = log_lines(server), listen_overflows()
         socks = []
         with Probe(server, tmp / "connections-probe.txt") as probe:
             probe.wait_for(1)
@@ -290,6 +301,8 @@ def connections(tmp, quick):
                 for sock in socks:
                     sock.close()
         lines = log_lines(server) - lines_before
+        if overflows is not None:
+            overflows = listen_overflows() - overflows
     health, health_met = health_rows(
         label, "%d idle connections, 2 addresses, %d fds" % (2 * per_client, FD_LIMIT),
         probe, 1, idle)
@@ -304,7 +317,10 @@ def connections(tmp, quick):
         value_row("%s: connections opened (refused by the server)" % label, len(socks),
                   "opened", info=True, refused=closed),
         value_row("%s: lines the server logged (the probe's aside)" % label, lines, "lines",
-                  info=True)]
+                  info=True),
+        value_row("%s: listen-queue overflows (the kernel's, machine-wide)" % label,
+                  overflows, "connections", info=True) if overflows is not None else
+        unavailable_row("%s: listen-queue overflows" % label, "/proc/net/netstat has none")]
     return rows, health_met and held_cpu < IDLE_CPU_PERCENT, []
 
 
