@@ -309,11 +309,12 @@ def connections(tmp, quick):
     held_cpu = 100 * holding[0] / holding[1]
     rows = health + [
         value_row("%s: server CPU while they are held (%d s)" % (label, hold), held_cpu,
-                  "% of a core"),
+                  "% of a core", cpu_seconds=holding[0]),
         value_row("%s: server CPU, the same server idle (%d s)" % (label, hold), idle_cpu,
                   "% of a core", baseline=True),
         value_row("%s: server CPU while they are opened" % label,
-                  100 * opening[0] / opening[1], "% of a core", info=True, seconds=opening[1]),
+                  100 * opening[0] / opening[1], "% of a core", info=True,
+                  cpu_seconds=opening[0], over_seconds=opening[1]),
         value_row("%s: connections opened (refused by the server)" % label, len(socks),
                   "opened", info=True, refused=closed),
         value_row("%s: lines the server logged (the probe's aside)" % label, lines, "lines",
