@@ -19,7 +19,6 @@ connection from 127.0.0.2 each time (the attackers use other addresses); a probe
 is refused is counted. Baselines in the same run: the same probe and the server's RSS (and,
 for the connections, its CPU) before the attack.
 """
-import os
 import resource
 import select
 import socket
