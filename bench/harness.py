@@ -178,9 +178,11 @@ def basic_auth_header(user="admin", password=PASSWORD):
 
 
 class BenchServer:
-    """A real ``run_server.py`` process on SQLite in ``tmp/data``, workers in ``tmp/workers``."""
+    """A real ``run_server.py`` process on SQLite in ``tmp/data``, workers in ``tmp/workers``;
+    ``prefix`` is a command that execs it (``prlimit --nofile=N:N``: the pid stays the server's).
+    """
 
-    def __init__(self, tmp, workers, args=(), data_dir=None):
+    def __init__(self, tmp, workers, args=(), data_dir=None, prefix=()):
         self.tmp = pathlib.Path(tmp)
         self.data_dir = pathlib.Path(data_dir) if data_dir else self.tmp / "data"
         self.workers_dir = self.tmp / "workers"
@@ -189,6 +191,7 @@ class BenchServer:
             (self.workers_dir / ("%s.py" % name)).write_text(source)
         self.port = free_port()
         self.args = list(args)
+        self.prefix = list(prefix)
         self.process = None
         self.socket_path = None
         self.stderr_path = self.tmp / ("server-%d.log" % self.port)
@@ -204,7 +207,7 @@ class BenchServer:
         begun = time.perf_counter()
         with open(self.stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(
-                [PYTHON, str(ROOT / "run_server.py"), "--port", str(self.port),
+                [*self.prefix, PYTHON, str(ROOT / "run_server.py"), "--port", str(self.port),
                  "--data-dir", str(self.data_dir), "--workers-dir", str(self.workers_dir),
                  *self.args],
                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -30,6 +30,7 @@ CASES = {
     "reads": "bench.case_reads",
     "memory": "bench.case_memory",
     "load": "bench.case_load",
+    "abuse": "bench.case_abuse",
 }
 
 
