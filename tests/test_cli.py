@@ -188,15 +188,36 @@ def test_run_follow_prints_lines_as_they_come(server_process, client):
         process.stdout.close()
 
 
+def as_from_a_terminal():
+    """In the child before exec: SIGINT as a shell in a terminal gives it (not ignored, not
+    blocked), whatever this test process inherited or set up (a test runner's worker may run
+    with SIGINT ignored, and an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def signal_state(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return "; ".join(line.strip() for line in f if line.startswith(("Sig", "State")))
+    except OSError as e:
+        return "unknown (%s)" % e
+
+
 def test_ctrl_c_stops_following_and_leaves_the_job_running(server_process, client):
     process = subprocess.Popen(command("run", "TestWorker", "-p", "count=1000", "-p",
                                        "sleep=0.2", "-f"), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                               env=environment(server_process.url))
+                               env=environment(server_process.url),
+                               preexec_fn=as_from_a_terminal)
     try:
         job_id = process.stdout.readline().split()[2].rstrip(":")
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 130
+        try:
+            assert process.wait(timeout=60) == 130
+        except subprocess.TimeoutExpired:  # say what the process made of the signal
+            pytest.fail("Ctrl-C did not end `jobjoker run -f` in 60 s; its signal state: %s"
+                        % signal_state(process.pid))
         assert "stopped following; job %s keeps running" % job_id in process.stderr.read()
         # A stop or kill sent on the way out would have ended the job before it logs twice more.
         logged = client.job(job_id)["log_count"]
