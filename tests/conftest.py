@@ -30,6 +30,8 @@ from pytest_tornado.plugin import (  # noqa: F401 -- its fixtures, registered he
 from jobjoker import auth, models
 from jobjoker.app import JobJokerServer
 from jobjoker.config import load_config
+from jobjoker.events import EventHub
+from jobjoker.storage import Storage
 from tests.support import (FAILING_WORKER, FINAL_STATUSES, IN_CI, LINES_WORKER, PASSWORD,
                            ServerProcess, fetch, kill_leftovers, poll, workers_folder)
 
@@ -196,6 +198,27 @@ def config(tmp_path, workers_dir, database_url, config_overrides):
              "login_failures": 10000, "login_failures_per_address": 10000}
     flags.update(config_overrides)
     return load_config(flags, environ={})
+
+
+@pytest.fixture
+def storage(database_url, io_loop):
+    """The storage of a fresh database, as a server would have it."""
+    db = models.open_database(database_url)
+    db.close()
+    storage = Storage(db, EventHub())
+    yield storage
+    io_loop.run_sync(storage.close)
+    models.database.initialize(None)
+
+
+@pytest.fixture
+def make_user():
+    """Create a user with a role directly in the database; returns (username, password)."""
+    def make(name, role):
+        password = "pw-%s-0123456789" % name
+        models.User.create(username=name, password_hash=auth.hash_password(password), role=role)
+        return name, password
+    return make
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import pytest
 
 from jobjoker import auth, models, roles
 from jobjoker.throttle import Throttle, Throttled
-from jobjoker.events import EventHub
-from jobjoker.storage import Storage
 from tests.support import ROOT
 
 
@@ -40,17 +38,6 @@ def test_malformed_hashes_never_verify(stored):
 ])
 def test_parse_basic(header, expected):
     assert auth.parse_basic(header) == expected
-
-
-@pytest.fixture
-def storage(database_url, io_loop):
-    """The storage of a fresh database, as a server would have it."""
-    db = models.open_database(database_url)
-    db.close()
-    storage = Storage(db, EventHub())
-    yield storage
-    io_loop.run_sync(storage.close)
-    models.database.initialize(None)
 
 
 @pytest.mark.gen_test

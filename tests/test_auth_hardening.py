@@ -12,31 +12,8 @@ import tornado.httpclient
 from jobjoker import auth, credential_watch, models, throttle
 from jobjoker.app import JobJokerServer
 from jobjoker.config import load_config
-from jobjoker.events import EventHub
-from jobjoker.storage import Storage
 from tests.support import (ADMIN, PASSWORD, bearer, cookies_of, fetch, free_port,
                            kill_leftovers)
-
-
-@pytest.fixture
-def storage(database_url, io_loop):
-    """The storage of a fresh database, as a server would have it."""
-    db = models.open_database(database_url)
-    db.close()
-    storage = Storage(db, EventHub())
-    yield storage
-    io_loop.run_sync(storage.close)
-    models.database.initialize(None)
-
-
-@pytest.fixture
-def make_user():
-    """Create a user with a role directly in the database; returns (username, password)."""
-    def make(name, role):
-        password = "pw-%s-0123456789" % name
-        models.User.create(username=name, password_hash=auth.hash_password(password), role=role)
-        return name, password
-    return make
 
 
 @pytest.fixture

@@ -39,16 +39,6 @@ def test_every_route_and_method_has_a_decided_role():
     assert served == set(MATRIX), (served ^ set(MATRIX))
 
 
-@pytest.fixture
-def make_user():
-    """Create a user with a role directly in the database; returns (username, password)."""
-    def make(name, role):
-        password = "pw-%s-0123456789" % name
-        models.User.create(username=name, password_hash=auth.hash_password(password), role=role)
-        return name, password
-    return make
-
-
 def concrete(path, username):
     return (path.replace("{id}", "nosuchid").replace("{stream}", "log")
             .replace("/users/{name}", "/users/" + username).replace("{name}", "NoSuchWorker"))
