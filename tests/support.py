@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
 import tornado.httputil
 
 from jobjoker import proc
@@ -32,6 +33,18 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 FINAL_STATUSES = ("done", "error", "stop")
 SAMPLE_WORKERS = ("Foobar", "TestWorker")
 AS_ADMIN = object()  # ServerProcess.call's default credentials: its own admin's
+
+
+# --- what the machine may lack ------------------------------------------------------------------
+
+def unavailable(reason):
+    """The one rule for what a test needs besides Python (a MySQL or PostgreSQL server, Redis,
+    Chromium, root for a tmpfs...): locally, skip the test with ``reason`` (``-ra`` prints it
+    in the summary); with ``CI=true``, fail it, because CI must run every test."""
+    if IN_CI:
+        pytest.fail("%s (CI=true: CI must run this test, so it fails instead of skipping)"
+                    % reason, pytrace=False)
+    pytest.skip(reason)
 
 
 # --- waiting for an event ---------------------------------------------------------------------
