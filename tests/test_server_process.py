@@ -3,7 +3,6 @@ import os
 import subprocess
 import sys
 
-
 from tests.support import ROOT, unavailable
 
 
