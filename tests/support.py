@@ -40,7 +40,8 @@ AS_ADMIN = object()  # ServerProcess.call's default credentials: its own admin's
 def unavailable(reason):
     """The one rule for what a test needs besides Python (a MySQL or PostgreSQL server, Redis,
     Chromium, root for a tmpfs...): locally, skip the test with ``reason`` (``-ra`` prints it
-    in the summary); with ``CI=true``, fail it, because CI must run every test."""
+    in the summary, on one line); with ``CI=true``, fail it, because CI must run every test."""
+    reason = " ".join(reason.split())
     if IN_CI:
         pytest.fail("%s (CI=true: CI must run this test, so it fails instead of skipping)"
                     % reason, pytrace=False)
