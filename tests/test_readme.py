@@ -203,6 +203,7 @@ class Terminal:
 
 # --- the examples ------------------------------------------------------------------------------
 
+@pytest.mark.timeout(900)  # ~25 s here; every wait inside has its own deadline
 def test_every_shell_example_runs_as_written(tmp_path):
     for tool, package in (("bash", "bash"), ("curl", "curl")):
         if shutil.which(tool) is None:
@@ -389,6 +390,7 @@ TOOLS = {"sqlite": ("sqlite3", "sqlite3"), "mysql": ("mysql", "mariadb-client"),
          "postgresql": ("psql", "postgresql-client")}
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("database", ["sqlite", "mysql", "postgresql"])
 def test_the_password_recovery_recipes_work(tmp_path, request, database):
     """"If no admin can sign in any more": stop the server, run the README's recipe, start
