@@ -435,7 +435,8 @@ def test_the_password_recovery_recipes_work(tmp_path, request, database):
 
 
 def test_no_example_is_left_unrun_without_a_reason():
-    """Every shell block runs, or says why not; and the skipped ones are the expected kinds."""
+    """Every shell block runs, or its marker says why not (checked without a server, so that a
+    bad marker shows even where the examples cannot run)."""
     for block in readme_blocks():
         if block.language == "sh" and block.marker and block.marker.startswith("<!--"):
             assert re.match(r"<!-- readme-test: skip, \S.* -->$", block.marker), block
