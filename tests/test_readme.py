@@ -61,13 +61,13 @@ BLOCK_TIMEOUT = 180  # seconds; a block ends long before, unless it hangs
 # of its output]}. Every key must match a block, so that an edit of the README cannot drop one.
 CHECKS = {
     "jobjoker run TestWorker -p count=3 --follow": ["log 2", "ENDED done"],
-    "jobjoker users add ann --role operator": [],
+    "jobjoker users add ann --role operator": ["user ann added (operator)"],
     '"colour": "red"': ["pattern is required", "unknown parameter colour"],
     '"api_key": "k-7f3a9c2e"': ['"api_key": "********"', '"limit": 100'],
     "jobjoker run Checksums --follow": ["checked Foobar.py", "ENDED done"],
     "from Checksums import Checksums": ['[response] {"Foobar.py": "'],
     "-d start": ['"status": "active"'],
-    "-OJ": [],
+    "-OJ": [],  # the file it saves: below
     "Authorization: Bearer": ['"success": true'],
     "follow_job.py": ["response 2: response 2", "ended done"],
     "jobjoker audit --action job.start": ["job.start"],
@@ -253,6 +253,8 @@ def run_examples(root, server):
         if os.environ.get("README_TEST_SHOW"):
             print("=== %r\n%s--- output:\n%s" % (block, command, output))
     assert ran >= 12, "only %d examples ran" % ran
+    [download] = root.glob("job-*-log.txt")  # curl -OJ .../log/download
+    assert "a note from outside" in download.read_text()
     assert checked == set(CHECKS), "no README example for %s" % (set(CHECKS) - checked)
 
 
