@@ -2,6 +2,9 @@
 #   make serve   start the server on the embedded SQLite database (installs what it needs)
 #   make test    run the whole test suite (installs what it needs)
 #   make bench   run the benchmark suite, bench/run (ARGS=--quick for a short run)
+# Each installs only what it needs into .venv, once (again after setup.py changes): serving
+# needs the runtime packages alone; the tests add the `test` extra (pytest, Playwright,
+# schemathesis, RQ, Celery...: ~300 MB), the benchmarks the `bench` extra (RQ, Celery).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -9,19 +12,27 @@ ARGS   ?=
 
 .PHONY: serve test bench clean
 
-$(VENV)/.installed: setup.py
+$(VENV)/.runtime: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-serve: $(VENV)/.installed
+$(VENV)/.bench: $(VENV)/.runtime
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
+serve: $(VENV)/.runtime
 	$(PY) run_server.py $(ARGS)
 
-test: $(VENV)/.installed
+test: $(VENV)/.test
 	$(PY) -m pytest $(ARGS)
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.bench
 	$(PY) bench/run $(ARGS)
 
 clean:

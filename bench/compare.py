@@ -25,7 +25,8 @@ def parse_args(argv):
         prog="bench/compare", description="This checkout's benchmarks against another "
         "checkout's, in interleaved rounds (see docs/performance.md).")
     parser.add_argument("--baseline", required=True, metavar="PATH",
-                        help="the other checkout (it needs its own .venv: make .venv/.installed)")
+                        help="the other checkout (it needs its own .venv: make .venv/.bench; "
+                        "make .venv/.installed in a checkout older than that)")
     parser.add_argument("--only", action="append", required=True, metavar="CASE",
                         help="a case of bench/run (repeatable)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each (default 3)")

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
 
@@ -159,9 +160,9 @@ async def serve(config):
 def announce(server):
     config = server.config
     host = config.host if ":" not in config.host else "[%s]" % config.host
-    log.info("JobJoker %s listening on %s://%s:%d/ (data in %s, workers in %s)",
-             __version__, "https" if config.tls else "http", host, config.port,
-             config.data_dir, config.workers_dir)
+    url = "%s://%s:%d/" % ("https" if config.tls else "http", host, config.port)
+    log.info("JobJoker %s listening on %s (data in %s, workers in %s)",
+             __version__, url, config.data_dir, config.workers_dir)
     if not config.loopback_only and not config.tls:
         log.warning("!" * 78)
         log.warning("LISTENING ON %s WITHOUT TLS: passwords, tokens and session cookies cross "
@@ -174,12 +175,37 @@ def announce(server):
         if generated:
             # Printed once, on the console only: it is stored hashed and cannot be shown again.
             print("\n  Created user 'admin' with password: %s\n"
-                  "  Log in with it (HTTP Basic); set JOBJOKER_ADMIN_PASSWORD to choose one.\n"
-                  % password, file=sys.stderr, flush=True)
+                  "  Sign in with it at %s; set JOBJOKER_ADMIN_PASSWORD to choose one.\n"
+                  % (password, url), file=sys.stderr, flush=True)
         else:
             log.info("created user 'admin' with the password from JOBJOKER_ADMIN_PASSWORD")
     else:
-        log.info("log in with an existing user (HTTP Basic)")
+        log.info("sign in at %s with an existing user", url)
+    hint = command_line_hint()
+    if hint:
+        log.info("%s", hint)
+
+
+def command_line_hint():
+    """Where the ``jobjoker`` command of this Python is, when ``PATH`` does not reach it (a
+    venv not activated, as after ``make serve``), and how to put it there; else None."""
+    bin_dir = os.path.dirname(sys.executable)
+    command = os.path.join(bin_dir, "jobjoker")
+    activate = os.path.join(bin_dir, "activate")
+    found = shutil.which("jobjoker")
+    if not os.path.exists(command) or (found and os.path.realpath(found)
+                                       == os.path.realpath(command)):
+        return None
+    if os.path.exists(activate):
+        return ("the command line is %s; `. %s` in a shell puts it on PATH"
+                % (_shown(command), _shown(activate)))
+    return "the command line is %s (not on PATH)" % _shown(command)
+
+
+def _shown(path):
+    """``path`` relative to the working directory when it is inside it (``.venv/bin/...``)."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ from jobjoker.app import JobJokerServer
 from jobjoker.config import load_config
 from jobjoker.events import EventHub
 from jobjoker.storage import Storage
-from tests.support import (FAILING_WORKER, FINAL_STATUSES, IN_CI, LINES_WORKER, PASSWORD,
-                           ServerProcess, fetch, kill_leftovers, poll, workers_folder)
+from tests.support import (FAILING_WORKER, FINAL_STATUSES, LINES_WORKER, PASSWORD,
+                           ServerProcess, fetch, kill_leftovers, poll, unavailable,
+                           workers_folder)
 
 # --- pytest-tornado -------------------------------------------------------------------------
 # The project's test plugin. Version 0.8.1 works with current Tornado and pytest, but declares
@@ -155,10 +156,7 @@ def database_url(request, tmp_path):
         return "sqlite:///%s" % (tmp_path / "test.sqlite3")
     url, problem = request.getfixturevalue("mysql_url")
     if problem:
-        message = "MySQL at %s is not available: %s" % (MYSQL_URL, problem)
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("MySQL at %s is not available: %s" % (MYSQL_URL, problem))
     db = models.make_database(url)
     db.connect()
     models.drop_all(db)

@@ -19,8 +19,10 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
+import pytest
 import tornado.httputil
 
 from jobjoker import proc
@@ -32,6 +34,42 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 FINAL_STATUSES = ("done", "error", "stop")
 SAMPLE_WORKERS = ("Foobar", "TestWorker")
 AS_ADMIN = object()  # ServerProcess.call's default credentials: its own admin's
+
+
+# --- what the machine may lack ------------------------------------------------------------------
+
+def unavailable(reason):
+    """The one rule for what a test needs besides Python (a MySQL or PostgreSQL server, Redis,
+    Chromium, root for a tmpfs...): locally, skip the test with ``reason`` (``-ra`` prints it
+    in the summary, on one line); with ``CI=true``, fail it, because CI must run every test."""
+    reason = " ".join(reason.split())
+    if IN_CI:
+        pytest.fail("%s (CI=true: CI must run this test, so it fails instead of skipping)"
+                    % reason, pytrace=False)
+    pytest.skip(reason)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+POSTGRESQL_URL = os.environ.get("JOBJOKER_TEST_POSTGRESQL_URL",
+                                "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgresql_admin(url, statement):
+    """Run ``statement % database name of url`` on the server of ``url``, outside any database
+    (``CREATE DATABASE "%s"``)."""
+    import psycopg2
+    parts = urllib.parse.urlsplit(url)
+    connection = psycopg2.connect(host=parts.hostname, port=parts.port or 5432,
+                                  user=parts.username or "postgres",
+                                  password=parts.password or "", dbname="postgres",
+                                  connect_timeout=3)
+    connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement % parts.path.lstrip("/"))
+    finally:
+        connection.close()
 
 
 # --- waiting for an event ---------------------------------------------------------------------
@@ -243,15 +281,16 @@ class ServerProcess:
     ``args`` are more command-line options (a later one wins over an earlier one). ``password``
     is the first admin's (None: the server generates one and prints it). ``command`` starts
     another server than the checkout's ``run_server.py`` (an installed ``jobjoker serve``).
-    ``start()`` again after ``stop()`` or ``kill()`` restarts it on the same port and data dir.
+    ``start()`` again after ``stop()`` or ``kill()`` restarts it on the same port and data dir
+    (by default a free port, and ``root/data``).
     """
 
     def __init__(self, root, *args, password=PASSWORD, env=None, workers_dir=None, tls=None,
-                 command=None):
+                 command=None, port=None, data_dir=None):
         self.command = command or [sys.executable, str(ROOT / "run_server.py")]
         self.root = root
-        self.port = free_port()
-        self.data_dir = root / "data"
+        self.port = port or free_port()
+        self.data_dir = data_dir or root / "data"
         self.workers_dir = workers_dir or ROOT / "workers"
         self.password = password
         self.auth = ("admin", password)

@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from tests.support import IN_CI, ROOT, ServerProcess, bearer, workers_folder
+from tests.support import ROOT, ServerProcess, bearer, unavailable, workers_folder
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -75,9 +75,7 @@ class Counter(Worker):
 
 
 def missing(reason):
-    if IN_CI:
-        pytest.fail(reason + " (CI must run the browser tests)")
-    pytest.skip(reason)
+    unavailable(reason)
 
 
 # --- the server ---------------------------------------------------------------------------------

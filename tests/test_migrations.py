@@ -2,8 +2,9 @@
 
 The old databases are built here from snapshots of the models as those versions shipped them
 (never from today's models, which follow the current version). Each test runs on SQLite, on
-MySQL/MariaDB (mandatory in CI, like every MySQL test) and on PostgreSQL when one is reachable
-at ``JOBJOKER_TEST_POSTGRESQL_URL`` (skipped otherwise, even in CI, for now).
+MySQL/MariaDB and on PostgreSQL, at ``JOBJOKER_TEST_POSTGRESQL_URL`` (default: ``postgres`` on
+127.0.0.1:5432, no password); locally a missing one skips those runs, with ``CI=true`` it fails
+them (``tests.support.unavailable``).
 """
 import os
 import threading
@@ -17,28 +18,11 @@ from playhouse.migrate import migrate as run_operations
 
 from jobjoker import migrations, models
 from tests.conftest import MYSQL_URL
-from tests.support import IN_CI
+from tests.support import POSTGRESQL_URL, postgresql_admin, unavailable
 
-POSTGRESQL_URL = os.environ.get("JOBJOKER_TEST_POSTGRESQL_URL",
-                                "postgresql://postgres@127.0.0.1:5432/test")
 
 
 # --- the databases -------------------------------------------------------------------------------
-
-def _postgresql_admin(url, statement):
-    import psycopg2
-    parts = urllib.parse.urlsplit(url)
-    connection = psycopg2.connect(host=parts.hostname, port=parts.port or 5432,
-                                  user=parts.username or "postgres",
-                                  password=parts.password or "", dbname="postgres",
-                                  connect_timeout=3)
-    connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement % parts.path.lstrip("/"))
-    finally:
-        connection.close()
-
 
 @pytest.fixture(scope="session")
 def postgresql_url():
@@ -46,13 +30,13 @@ def postgresql_url():
     parts = urllib.parse.urlsplit(POSTGRESQL_URL)
     url = urllib.parse.urlunsplit(parts._replace(path="/jobjoker_test_%d" % os.getpid()))
     try:
-        _postgresql_admin(url, 'DROP DATABASE IF EXISTS "%s"')
-        _postgresql_admin(url, 'CREATE DATABASE "%s"')
+        postgresql_admin(url, 'DROP DATABASE IF EXISTS "%s"')
+        postgresql_admin(url, 'CREATE DATABASE "%s"')
     except Exception as e:  # no driver, no server, no right: any of them means "skip"
         yield None, "%s: %s" % (type(e).__name__, e)
         return
     yield url, None
-    _postgresql_admin(url, 'DROP DATABASE IF EXISTS "%s"')
+    postgresql_admin(url, 'DROP DATABASE IF EXISTS "%s"')
 
 
 def drop_every_table(db):
@@ -70,10 +54,7 @@ def url(request, tmp_path):
     found, problem = request.getfixturevalue("%s_url" % request.param)
     if problem:
         where = MYSQL_URL if request.param == "mysql" else POSTGRESQL_URL
-        message = "%s at %s is not available: %s" % (request.param, where, problem)
-        if request.param == "mysql" and IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("%s at %s is not available: %s" % (request.param, where, problem))
     db = models.make_database(found)
     with db:
         drop_every_table(db)

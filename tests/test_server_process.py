@@ -3,16 +3,18 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from tests.support import IN_CI, ROOT
+from tests.support import ROOT, unavailable
 
 
 def test_first_start_creates_admin_prints_its_password_once_and_requires_auth(servers):
     server = servers(password=None).wait_ready()
     banner = server.stderr
-    assert "listening on http://127.0.0.1:%d/" % server.port in banner
+    url = "http://127.0.0.1:%d/" % server.port
+    assert "listening on %s" % url in banner
     password = banner.split("Created user 'admin' with password: ")[1].split()[0]
+    # People sign in through the form: the banner sends them there, not to HTTP Basic.
+    assert "Sign in with it at %s; set JOBJOKER_ADMIN_PASSWORD to choose one." % url in banner
+    assert "HTTP Basic" not in banner
     assert server.call("GET", "/workers", auth=None).code == 401
     assert server.call("GET", "/workers", auth=("admin", "wrong")).code == 401
     reply = server.call("GET", "/workers", auth=("admin", password))
@@ -22,7 +24,27 @@ def test_first_start_creates_admin_prints_its_password_once_and_requires_auth(se
     again = servers(password=None).wait_ready()
     assert "Created user" not in again.stderr
     assert password not in again.stderr
+    assert "sign in at %s/ with an existing user" % again.url in again.stderr
+    assert "HTTP Basic" not in again.stderr
     assert again.stop() == 0
+
+
+def test_the_banner_says_where_the_command_line_is_when_path_does_not_reach_it(servers):
+    bin_dir = os.path.dirname(sys.executable)
+    if not os.path.exists(os.path.join(bin_dir, "jobjoker")):
+        unavailable("jobjoker is not installed next to %s (pip install -e .)" % sys.executable)
+    # As after `make serve`: the venv's python runs the server, its bin/ is not on PATH.
+    elsewhere = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                                if os.path.realpath(d) != os.path.realpath(bin_dir))
+    server = servers(env={"PATH": elsewhere}).wait_ready()
+    shown = os.path.relpath(bin_dir)  # as the server shows it: relative when inside its cwd
+    shown = bin_dir if shown.startswith("..") else shown
+    assert "the command line is %s/jobjoker; `. %s/activate` in a shell puts it on PATH" % (
+        shown, shown) in server.stderr
+    assert server.stop() == 0
+    # Once PATH reaches it, there is nothing to say.
+    on_path = servers(env={"PATH": bin_dir + os.pathsep + elsewhere}).wait_ready()
+    assert "the command line is" not in on_path.stderr
 
 
 def test_sigterm_leaves_running_jobs_running_and_a_restart_adopts_them(servers):
@@ -70,10 +92,7 @@ def test_help_lists_every_option_with_its_environment_variable():
 def test_the_installed_console_command_serves_the_same_options():
     command = os.path.join(os.path.dirname(sys.executable), "jobjoker")
     if not os.path.exists(command):
-        if IN_CI:
-            pytest.fail("the jobjoker console command is not installed next to %s"
-                        % sys.executable)
-        pytest.skip("jobjoker is not installed in this environment (pip install -e .)")
+        unavailable("jobjoker is not installed next to %s (pip install -e .)" % sys.executable)
     result = subprocess.run([command, "serve", "--help"], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0
