@@ -9,7 +9,10 @@ created and started in one call (``"start": true``), and many at once (``create_
 spec of a batch is checked before anything is created, the rows go in one transaction, and the
 processes are forked with one request to the supervisor. A job that was created but could not
 start stays, ended ``error``, and the error says so. A deleted job's entries go in batches, each
-its own transaction, before the reply.
+its own transaction, before the reply. Secret parameter values are sealed (``secretbox``) on
+the writer thread as they are stored; an entry appended to a job is masked with them, and
+refused (``Conflict``) once the job ended more than ``--secret-retention`` seconds ago
+(``jobstore.appends_open``), since they are then erased.
 """
 import asyncio
 import contextlib

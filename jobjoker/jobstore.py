@@ -270,7 +270,7 @@ def update(tx, job_id, action="updated", **fields):
     return job
 
 
-# --- secret values ---------------------------------------------------------------------------------
+# --- secret values -------------------------------------------------------------------------------
 
 def appends_open(job, now, retention):
     """Whether entries may still be appended to ``job`` at ``now``: until ``retention``

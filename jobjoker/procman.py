@@ -115,8 +115,9 @@ class ProcessManager:
         """Fork the processes of ``jobs`` (each already ``active``; ``worker_files`` maps a job
         id to its worker's file) with one supervisor request; returns ``[(job, problem)]`` in
         order: the job with its pid and None, or, for one the supervisor could not fork (or whose
-        secret values no key opens), the job ended ``error`` and what went wrong. The pids are stored in one transaction, each the
-        one event of a job's start; ``also(tx, started jobs)`` may add to that transaction."""
+        secret values no key opens), the job ended ``error`` and what went wrong. The pids are
+        stored in one transaction, each the one event of a job's start; ``also(tx, started
+        jobs)`` may add to that transaction."""
         opened, failed = {}, {}
         for job in jobs:  # a job whose secrets no key opens is not forked: it fails, saying why
             try:
