@@ -22,6 +22,7 @@ from tornado.ioloop import PeriodicCallback
 
 from jobjoker import jobstore
 from jobjoker.events import CHANGES
+from jobjoker.parameters import MASK
 from jobjoker.secretbox import SecretsUnreadable
 from jobjoker.states import FINAL_STATES
 from jobjoker.storage import detached
@@ -70,7 +71,10 @@ class SecretKeeper:
 
     def _on_change(self, event):
         job = event.get("job")
-        if event.get("action") == "status" and job and job["status"] in FINAL_STATES:
+        # A job with secret values shows MASK for each of them (parameters.split_secrets): one
+        # without any has nothing to erase and is not scheduled.
+        if event.get("action") == "status" and job and job["status"] in FINAL_STATES and \
+                MASK in job["parameters"].values():
             self._schedule(job["id"], job["stoptime"])
 
     # --- at start ----------------------------------------------------------------------------

@@ -19,14 +19,15 @@ from tests.support import PASSWORD, kill_leftovers, poll
 SECRET = "correct-horse-battery-staple-42"
 WORKER = '''import hashlib
 import os
+import subprocess
 import time
 
 from jobjoker import Worker
 
 
 class Keeps(Worker):
-    """Logs a digest of its secret (the secret itself would be masked), then waits for its
-    gate file."""
+    """Logs a digest of its secret (the secret itself would be masked), waits for its gate
+    file, then has a child process print the secret (raw output, masked by the server)."""
 
     parameters = {
         "password": {"type": "string", "secret": True, "required": True},
@@ -37,6 +38,7 @@ class Keeps(Worker):
         self.log("digest " + hashlib.sha256(self.params["password"].encode()).hexdigest())
         while self.params["gate"] and not os.path.exists(self.params["gate"]):
             time.sleep(0.02)
+        subprocess.run(["echo", "child says " + self.params["password"]], check=True)
 '''
 DIGEST = "digest " + hashlib.sha256(SECRET.encode()).hexdigest()
 
@@ -185,9 +187,10 @@ def started(config):
     models.database.initialize(None)
 
 
-async def run_to_end(server, job_id):
+async def run_to_end(server, job_id, start=True):
     jobs = server.app.settings["jobs"]
-    await jobs.command(job_id, "start")
+    if start:
+        await jobs.command(job_id, "start")
 
     async def ended():
         job = await jobs.get_job(job_id)
@@ -218,6 +221,28 @@ async def test_a_key_from_the_environment_seals_and_no_key_file_is_made(
     assert DIGEST in await log_messages(server, job["id"])
     assert not (config.data_dir / secretbox.KEY_FILE).exists()
     await server.stop(kill_jobs=True)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_job_adopted_by_a_restarted_server_is_still_masked(started, write_worker,
+                                                                   tmp_path):
+    write_worker("Keeps", WORKER)
+    first = await started()
+    gate = tmp_path / "gate"
+    job = await first.app.settings["jobs"].submit_job({"worker": "Keeps", "start": True,
+                                                       "parameters": {"password": SECRET,
+                                                                      "gate": os.fspath(gate)}})
+
+    async def logged():
+        return DIGEST in await log_messages(first, job["id"])
+    await poll(logged, what="the job's digest")
+    await first.stop()  # the job keeps running
+    second = await started()  # the same key file opens its secret values
+    gate.touch()
+    assert (await run_to_end(second, job["id"], start=False))["status"] == "done"
+    messages = await log_messages(second, job["id"])
+    assert "child says ********" in messages and not any(SECRET in m for m in messages)
+    await second.stop(kill_jobs=True)
 
 
 def insert_job(job_id, status, secret_parameters, stoptime=None):
