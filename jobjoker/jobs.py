@@ -21,8 +21,8 @@ import time
 
 from jobjoker import jobdir, jobstore
 from jobjoker import parameters as params
-from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, TooLarge, \
-    Unavailable, ValidationError
+from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
+    TooLarge, Unavailable, ValidationError
 from jobjoker.jobstore import job_to_dict, new_job_id
 from jobjoker.paging import page_bytes, parse_page
 from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
@@ -355,10 +355,10 @@ class JobService:
             job = jobstore.get(job_id)
             if not jobstore.appends_open(job, when, self.config.secret_retention):
                 raise Conflict(
-                    "job %s ended %.0f s ago: entries are accepted until %g s after a job's "
-                    "end (--secret-retention), while they can be masked with its secret "
-                    "values, which are then erased" % (job_id, when - job.stoptime,
-                                                       self.config.secret_retention))
+                    "job %s ended %.0f s ago: entries are accepted only while its secret "
+                    "values, which mask them, are kept: %g s after a job's end "
+                    "(--secret-retention)" % (job_id, when - job.stoptime,
+                                              self.config.secret_retention))
             masked = text
             # A client may echo a secret back: it stays masked.
             values = self.secrets.open(job.secret_parameters, job_id)

@@ -19,6 +19,7 @@ import peewee
 
 from jobjoker import models
 from jobjoker.errors import Conflict, InvalidTransition, NotFound
+from jobjoker.parameters import MASK
 from jobjoker.states import FINAL_STATES, JobStatus, allowed_sources
 from jobjoker.statements import execute, param
 
@@ -274,9 +275,13 @@ def update(tx, job_id, action="updated", **fields):
 
 def appends_open(job, now, retention):
     """Whether entries may still be appended to ``job`` at ``now``: until ``retention``
-    seconds (``--secret-retention``) after its end, while they can be masked with its secrets."""
-    return job.status not in FINAL_STATES or job.stoptime is None or \
-        now <= job.stoptime + retention
+    seconds (``--secret-retention``) after its end, while they can be masked with its secrets,
+    and never once those are erased (by a server with a shorter retention)."""
+    if job.status not in FINAL_STATES:
+        return True
+    if job.secret_parameters is None and MASK in json.loads(job.parameters).values():
+        return False  # it had secret values (the API shows MASK for each), now erased
+    return job.stoptime is None or now <= job.stoptime + retention
 
 
 def secrets_needed(job, now, retention):

@@ -294,3 +294,16 @@ async def test_a_job_sealed_with_a_lost_key_fails_clearly(api, server, write_wor
     other = await api("POST", "/jobs", {"worker": "Keeps", "start": True,
                                         "parameters": {"password": SECRET}})
     assert other.code == 201, other
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_appends_to_a_job_whose_secrets_are_erased_are_refused_whatever_the_window(api):
+    # Erased by a server with a shorter --secret-retention: this one's longer window must not
+    # take entries it can no longer mask.
+    insert_job("0erased0000000000000", "done", None, stoptime=time.time())
+    refused = await api("POST", "/jobs/0erased0000000000000/log", "echo %s" % SECRET)
+    assert refused.code == 409 and "--secret-retention" in refused.json["message"]
+    insert_job("0nosecrets0000000000", "done", None, stoptime=time.time())
+    models.Job.update(parameters='{"gate": ""}').where(
+        models.Job.id == "0nosecrets0000000000").execute()
+    assert (await api("POST", "/jobs/0nosecrets0000000000/log", "a note")).code == 201
