@@ -11,7 +11,9 @@ end plus ``retention`` (``--secret-retention``), so that jobs that ended while t
 down are erased at the first sweep. From then on every job end this server records (a status
 event) is scheduled the same way, and a sweep every ``sweep_interval(retention)`` erases the
 due ones, at most ``ERASE_BATCH`` per transaction on the writer thread, through
-``jobstore.erase_secrets``, whose ``secrets_needed`` has the last word. ``stop()`` ends it.
+``jobstore.erase_secrets``, whose ``secrets_needed`` has the last word. The scan runs again
+every ``RESCAN_SECONDS``, in the background: it finds what no event of this server told of (a
+job another server ended, then stopped before its sweep). ``stop()`` ends it all.
 """
 import asyncio
 import heapq
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SCAN_BATCH = 500  # jobs holding secret values read (and sealed anew) at once at start
 ERASE_BATCH = 500  # jobs whose secret values are erased in one transaction
+RESCAN_SECONDS = 3600.0
 
 
 def sweep_interval(retention):
@@ -50,6 +53,8 @@ class SecretKeeper:
         self._unsubscribe = None
         self._timer = None
         self._sweep_task = None
+        self._scan_task = None
+        self._scanned_at = None  # time.monotonic() of the last scan's start
 
     async def start(self):
         self._unsubscribe = self.hub.subscribe(self._on_change, CHANGES)
@@ -63,8 +68,10 @@ class SecretKeeper:
             self._unsubscribe()
         if self._timer is not None:
             self._timer.stop()
-        if self._sweep_task is not None:
-            await asyncio.gather(self._sweep_task, return_exceptions=True)
+        if self._scan_task is not None:  # the next start scans anew
+            self._scan_task.cancel()
+        await asyncio.gather(*[task for task in (self._sweep_task, self._scan_task)
+                               if task is not None], return_exceptions=True)
 
     def _schedule(self, job_id, stoptime):
         heapq.heappush(self._due, ((stoptime or time.time()) + self.retention, job_id))
@@ -80,6 +87,7 @@ class SecretKeeper:
     # --- at start ----------------------------------------------------------------------------
 
     async def _scan(self):
+        self._scanned_at = time.monotonic()
         after, unreadable = "", []
         while True:
             jobs = await self.storage.read(jobstore.with_secrets, after, SCAN_BATCH)
@@ -115,9 +123,19 @@ class SecretKeeper:
     # --- the sweep ---------------------------------------------------------------------------
 
     def _tick(self):
+        if time.monotonic() - self._scanned_at > RESCAN_SECONDS and (
+                self._scan_task is None or self._scan_task.done()):
+            self._scan_task = detached(asyncio.ensure_future, self._rescan())
         if self._due and self._due[0][0] <= time.time() and (
                 self._sweep_task is None or self._sweep_task.done()):
             self._sweep_task = detached(asyncio.ensure_future, self._sweep())
+
+    async def _rescan(self):
+        try:
+            await self._scan()
+        except Exception:
+            log.exception("going through the stored secret values failed; retried in %.0f s",
+                          RESCAN_SECONDS)
 
     async def _sweep(self):
         now = time.time()

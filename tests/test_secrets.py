@@ -10,7 +10,7 @@ import time
 import pytest
 from cryptography.fernet import Fernet
 
-from jobjoker import models, secretbox
+from jobjoker import models, secretbox, secretkeeper
 from jobjoker.app import JobJokerServer
 from jobjoker.config import load_config
 from jobjoker.errors import StartupError
@@ -307,3 +307,17 @@ async def test_appends_to_a_job_whose_secrets_are_erased_are_refused_whatever_th
     models.Job.update(parameters='{"gate": ""}').where(
         models.Job.id == "0nosecrets0000000000").execute()
     assert (await api("POST", "/jobs/0nosecrets0000000000/log", "a note")).code == 201
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("config_overrides", [{"secret_retention": 1}])
+async def test_the_periodic_scan_erases_what_no_event_told_of(server, monkeypatch):
+    # Ended an hour ago on another server, which stopped before its sweep: this server saw no
+    # event of that end; its periodic scan finds the values.
+    monkeypatch.setattr(secretkeeper, "RESCAN_SECONDS", 0.0)
+    insert_job("0othernode0000000000", "done", server.secret_box.seal({"password": SECRET}),
+               stoptime=time.time() - 3600)
+
+    async def erased():
+        return stored_secrets("0othernode0000000000") is None
+    await poll(erased, what="the periodic scan to erase the values")
