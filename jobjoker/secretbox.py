@@ -49,8 +49,8 @@ def check_private_file(path, fd=None):
         raise StartupError("%s belongs to uid %d, not to the server's user (uid %d): "
                            "chown %d %s" % (path, info.st_uid, os.geteuid(), os.geteuid(), path))
     if info.st_mode & 0o077:
-        raise StartupError("%s has mode %04o: others than its owner may read it; it must be "
-                           "readable by its owner alone: chmod 600 %s"
+        raise StartupError("%s has mode %04o: its group or others may use it; it must be its "
+                           "owner's alone: chmod 600 %s"
                            % (path, stat.S_IMODE(info.st_mode), path))
 
 
