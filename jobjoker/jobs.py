@@ -25,6 +25,7 @@ from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerErr
     TooLarge, Unavailable, ValidationError
 from jobjoker.jobstore import job_to_dict, new_job_id
 from jobjoker.paging import page_bytes, parse_page
+from jobjoker.secretbox import MAX_SECRETS_BYTES
 from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
 from jobjoker.workers import check_name
 
@@ -299,6 +300,12 @@ class JobService:
             with about("parameters"):
                 parameters = params.validate(declared, parameters)
             parameters, secrets = params.split_secrets(declared, parameters)
+            size = len(json.dumps(secrets).encode())
+            if size > MAX_SECRETS_BYTES:
+                with about("parameters"):
+                    raise TooLarge("the secret parameters take %d bytes as JSON; the limit is %d "
+                                   "(they are stored sealed, which makes them a third larger)"
+                                   % (size, MAX_SECRETS_BYTES))
         return {"id": new_job_id(), "worker": worker, "status": JobStatus.IDLE.value,
                 "parameters": json.dumps(parameters, ensure_ascii=False),
                 "secret_parameters": secrets or None,  # sealed by _insert, off the loop

@@ -30,6 +30,9 @@ from jobjoker.errors import Conflict, StartupError
 
 KEY_FILE = "secret.key"
 SEALED_PREFIX = "v1:"  # the format's version: anything else stored there is a legacy clear value
+# A job's secret values as JSON: sealed, they grow by about a third, and must still fit a TEXT
+# column on MySQL (65,535 bytes).
+MAX_SECRETS_BYTES = 32 * 1024
 MAKE_KEY = ("python3 -c 'from cryptography.fernet import Fernet; "
             "print(Fernet.generate_key().decode())'")
 

@@ -321,3 +321,17 @@ async def test_the_periodic_scan_erases_what_no_event_told_of(server, monkeypatc
     async def erased():
         return stored_secrets("0othernode0000000000") is None
     await poll(erased, what="the periodic scan to erase the values")
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_secret_values_too_big_to_keep_sealed_are_refused(api, write_worker):
+    # Sealed, 40 KiB of secret would not fit a TEXT column on MySQL: refused, nothing stored.
+    write_worker("Keeps", WORKER)
+    count = models.Job.select().count()
+    refused = await api("POST", "/jobs", {"worker": "Keeps",
+                                          "parameters": {"password": "x" * 40000}})
+    assert refused.code == 413 and "secret parameters take 40016 bytes" in refused.json["message"]
+    batch = await api("POST", "/jobs/batch", {"jobs": [
+        {"worker": "Keeps", "parameters": {"password": "x" * 40000}}]})
+    assert batch.code == 400 and "jobs[0].parameters: the secret" in batch.json["message"]
+    assert models.Job.select().count() == count
