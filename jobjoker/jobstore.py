@@ -19,7 +19,7 @@ import peewee
 
 from jobjoker import models
 from jobjoker.errors import Conflict, InvalidTransition, NotFound
-from jobjoker.parameters import MASK
+from jobjoker.parameters import had_secrets
 from jobjoker.states import FINAL_STATES, JobStatus, allowed_sources
 from jobjoker.statements import execute, param
 
@@ -279,8 +279,8 @@ def appends_open(job, now, retention):
     and never once those are erased (by a server with a shorter retention)."""
     if job.status not in FINAL_STATES:
         return True
-    if job.secret_parameters is None and MASK in json.loads(job.parameters).values():
-        return False  # it had secret values (the API shows MASK for each), now erased
+    if job.secret_parameters is None and had_secrets(json.loads(job.parameters)):
+        return False  # it had secret values, now erased
     return job.stoptime is None or now <= job.stoptime + retention
 
 

@@ -24,7 +24,7 @@ from tornado.ioloop import PeriodicCallback
 
 from jobjoker import jobstore
 from jobjoker.events import CHANGES
-from jobjoker.parameters import MASK
+from jobjoker.parameters import had_secrets
 from jobjoker.secretbox import SecretsUnreadable
 from jobjoker.states import FINAL_STATES
 from jobjoker.storage import detached
@@ -78,10 +78,9 @@ class SecretKeeper:
 
     def _on_change(self, event):
         job = event.get("job")
-        # A job with secret values shows MASK for each of them (parameters.split_secrets): one
-        # without any has nothing to erase and is not scheduled.
+        # A job without secret values has nothing to erase: it is not scheduled.
         if event.get("action") == "status" and job and job["status"] in FINAL_STATES and \
-                MASK in job["parameters"].values():
+                had_secrets(job["parameters"]):
             self._schedule(job["id"], job["stoptime"])
 
     # --- at start ----------------------------------------------------------------------------

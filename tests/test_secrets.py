@@ -281,9 +281,9 @@ async def test_a_job_sealed_with_a_lost_key_fails_clearly(api, server, write_wor
     write_worker("Keeps", WORKER)
     lost = secretbox.SecretBox([Fernet(Fernet.generate_key())], "a lost key")
     insert_job("0lostkey000000000000", "idle", lost.seal({"password": SECRET}))
-    started = await api("PUT", "/jobs/0lostkey000000000000/status", "start")
-    assert started.code == 503, started
-    message = started.json["message"]
+    reply = await api("PUT", "/jobs/0lostkey000000000000/status", "start")
+    assert reply.code == 503, reply
+    message = reply.json["message"]
     assert "cannot be read with the key in the key file %s" % (
         server.config.data_dir / secretbox.KEY_FILE) in message
     job = (await api("GET", "/jobs/0lostkey000000000000")).data[0]
