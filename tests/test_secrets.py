@@ -91,6 +91,10 @@ async def test_no_dump_holds_a_secret_in_clear_and_the_job_still_gets_it(
         if moment == "running":
             gate.touch()
             assert (await wait_for_status(job_id))["status"] == "done"
+    # The key that sealed it is in the data dir, for the server's user alone.
+    key_file = server.config.data_dir / secretbox.KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_bytes().strip() not in sqlite_dump(server)[0]
     # Within the window an append is still taken, masked with the secret.
     appended = await api("POST", "/jobs/%s/log" % job_id, "echo %s" % SECRET)
     assert appended.code == 201 and SECRET not in appended.text
