@@ -24,6 +24,8 @@ setup(
         "tornado>=6.4,<7",
         "peewee>=3.17,<5",
         "PyMySQL>=1.1,<2",
+        # Seals secret parameter values at rest (jobjoker/secretbox.py: Fernet, MultiFernet).
+        "cryptography>=42",
     ],
     extras_require={
         "postgresql": ["psycopg2-binary>=2.9"],

@@ -21,7 +21,7 @@ import time
 import peewee
 import tornado.web
 
-from jobjoker import __version__, auth, forwarded, models
+from jobjoker import __version__, auth, forwarded, models, secretbox
 from jobjoker import storage as storage_module
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
@@ -47,6 +47,7 @@ from jobjoker.looplag import LoopMonitor
 from jobjoker.nodes import NodeLease
 from jobjoker.openapi import openapi_document
 from jobjoker.procman import ProcessManager
+from jobjoker.secretkeeper import SecretKeeper
 from jobjoker.storage import Storage
 from jobjoker.worker_service import WorkerService
 from jobjoker.workers import WorkerRepository
@@ -135,6 +136,8 @@ class JobJokerServer:
         self.storage = None
         self.processes = None
         self._sweeper = None
+        self.secret_box = None
+        self.secret_keeper = None
         self.app = None
         self.http_server = None
         self.admin_created = None
@@ -153,6 +156,11 @@ class JobJokerServer:
             # is no secret from the jobs that run it.
             os.chmod(config.workers_dir, 0o755)
         self.lock.acquire()
+        try:  # before the database: a key that cannot be used changes nothing
+            self.secret_box = secretbox.load_box(config.data_dir, config.secret_keys)
+        except BaseException:
+            self.lock.release()
+            raise
         # The storage's threads run Python (the MySQL driver, spool parsing) while the loop waits
         # on sockets: each time the loop comes back from a system call it must win the GIL
         # again, and by default a busy thread keeps it up to 5 ms. A shorter interval hands it
@@ -179,14 +187,18 @@ class JobJokerServer:
 
         logstore = LogStore(config.max_log_bytes)
         workers = WorkerRepository(config.workers_dir, config.max_worker_size)
-        self.processes = ProcessManager(config, storage, logstore)
+        self.processes = ProcessManager(config, storage, logstore, self.secret_box)
         audit = AuditLog(storage)
-        jobs = JobService(config, storage, logstore, workers, self.processes, audit)
+        jobs = JobService(config, storage, logstore, workers, self.processes, audit,
+                          self.secret_box)
         authenticator = auth.Authenticator(storage, auth.Throttle(
             config.login_failures, config.login_failures_per_address, config.login_window))
         self.hub = hub
         self.credential_watch = CredentialWatch(storage)
         await self.processes.start()
+        self.secret_keeper = SecretKeeper(self.secret_box, storage, hub,
+                                          config.secret_retention)
+        await self.secret_keeper.start()
         self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
         self.app = make_app(config, {
             "jobs": jobs, "workers": WorkerService(storage, workers, audit),
@@ -309,6 +321,8 @@ class JobJokerServer:
             await self.app.settings["audit"].flush()  # repeated failures counted so far
         if self.processes is not None:
             await self.processes.close(kill_jobs=kill_jobs)
+        if self.secret_keeper is not None:
+            await self.secret_keeper.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

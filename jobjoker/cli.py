@@ -80,6 +80,8 @@ HELP = {
     "node_lease_ttl": "seconds after which the node lease of a server on another host that "
                       "stopped refreshing it may be taken over (default 30; at least twice "
                       "--node-heartbeat)",
+    "secret_retention": "seconds after a job's end during which entries may still be appended "
+                        "to it; then its secret values are erased (default 300)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
     "slow_callback_seconds": "log a warning with the code that holds the IOLoop this many "
                              "seconds or more (default 0.25; 0: never)",

@@ -42,6 +42,7 @@ def is_loopback(host):
     loopback: localhost, 127.0.0.0/8 or ::1 (bracketed or not)."""
     host = host.lower().strip("[]")
     return host in LOOPBACK_NAMES or host.startswith("127.")
+SECRET_KEY_VARIABLE = "JOBJOKER_SECRET_KEY"  # Fernet keys, comma-separated; the first seals
 DATABASE_SCHEMES = ("sqlite", "mysql", "mysql+pymysql", "postgres", "postgresql")
 
 
@@ -83,11 +84,17 @@ class Config:
     login_failures_per_address: int = 50  # the same for one client address, all accounts
     login_window: float = 300.0
     session_lifetime: float = 12 * 3600.0  # seconds a browser's sign-in lasts
+    # Seconds after a job's end during which entries may still be appended to it (masked with
+    # its secrets); then its secret values are erased.
+    secret_retention: float = 300.0
     node: str = None  # this server's name when several share one database
     node_heartbeat: float = 10.0  # seconds between refreshes of this server's node lease
     node_lease_ttl: float = 30.0  # a node lease of another host unrefreshed this long is dead
     log_level: str = "INFO"
     slow_callback_seconds: float = 0.25  # log what holds the IOLoop this long (0: never)
+    # The keys of the secret parameters (SECRET_KEY_VARIABLE), from the environment only: never
+    # a flag (ps shows those) nor the config file. Empty: the data dir's key file.
+    secret_keys: tuple = dataclasses.field(default=(), repr=False)
 
     @property
     def database_url(self):
@@ -204,6 +211,7 @@ OPTIONS = {
     "login_failures_per_address": ("JOBJOKER_LOGIN_FAILURES_PER_ADDRESS", int),
     "login_window": ("JOBJOKER_LOGIN_WINDOW", float),
     "session_lifetime": ("JOBJOKER_SESSION_LIFETIME", float),
+    "secret_retention": ("JOBJOKER_SECRET_RETENTION", float),
     "node": ("JOBJOKER_NODE", str),
     "node_heartbeat": ("JOBJOKER_NODE_HEARTBEAT", float),
     "node_lease_ttl": ("JOBJOKER_NODE_LEASE_TTL", float),
@@ -259,6 +267,7 @@ def load_config(flags=None, environ=None, config_file=None):
     values["data_dir"] = pathlib.Path(values["data_dir"]).expanduser().resolve()
     values["workers_dir"] = pathlib.Path(values["workers_dir"]).expanduser().resolve()
     values.setdefault("node", socket.gethostname())
+    values["secret_keys"] = _words(environ.get(SECRET_KEY_VARIABLE, ""))
     if not 0 <= values.get("port", 8080) <= 65535:
         raise StartupError("port must be between 0 and 65535 (got %s)" % values["port"])
     values["log_level"] = values.get("log_level", "INFO").upper()

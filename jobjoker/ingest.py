@@ -21,7 +21,6 @@ than a pass. Each job's ``Spools`` are touched only on the writer thread once tr
 """
 import asyncio
 import contextvars
-import json
 import logging
 import time
 
@@ -30,7 +29,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from jobjoker import jobdir, spool
 from jobjoker.errors import is_disk_full
 from jobjoker.inotify import Inotify
-from jobjoker.parameters import Masker, mask_values
+from jobjoker.parameters import Masker
 
 log = logging.getLogger(__name__)
 
@@ -375,14 +374,10 @@ class Ingester:
         return visit.spools if visit is not None else None
 
 
-def spools_for(job, jobs_dir, owners=None):
-    """A job's ``Spools``, from its row (offsets stored, secrets to mask); ``owners``: see
+def spools_for(job, jobs_dir, secrets=(), owners=None):
+    """A job's ``Spools``, from its row (offsets stored) and the texts to mask (``secrets``:
+    ``parameters.mask_values`` of its opened secret values); ``owners``: see
     ``jobdir.owners_for``."""
     return Spools(job.id, jobdir.path_of(jobs_dir, job.id),
                   {"log_offset": job.log_offset, "response_offset": job.response_offset},
-                  secret_values(job), owners)
-
-
-def secret_values(job):
-    """The values a job's log must never show, from its row."""
-    return mask_values(json.loads(job.secret_parameters)) if job.secret_parameters else ()
+                  secrets, owners)

@@ -9,7 +9,10 @@ created and started in one call (``"start": true``), and many at once (``create_
 spec of a batch is checked before anything is created, the rows go in one transaction, and the
 processes are forked with one request to the supervisor. A job that was created but could not
 start stays, ended ``error``, and the error says so. A deleted job's entries go in batches, each
-its own transaction, before the reply.
+its own transaction, before the reply. Secret parameter values are sealed (``secretbox``) on
+the writer thread as they are stored; an entry appended to a job is masked with them, and
+refused (``Conflict``) once the job ended more than ``--secret-retention`` seconds ago
+(``jobstore.appends_open``), since they are then erased.
 """
 import asyncio
 import contextlib
@@ -18,10 +21,11 @@ import time
 
 from jobjoker import jobdir, jobstore
 from jobjoker import parameters as params
-from jobjoker.errors import BadRequest, InvalidTransition, JobJokerError, NotFound, TooLarge, \
-    Unavailable, ValidationError
+from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
+    TooLarge, Unavailable, ValidationError
 from jobjoker.jobstore import job_to_dict, new_job_id
 from jobjoker.paging import page_bytes, parse_page
+from jobjoker.secretbox import MAX_SECRETS_BYTES
 from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
 from jobjoker.workers import check_name
 
@@ -58,8 +62,9 @@ def nesting_depth(value):
 class JobService:
     """Jobs as the API sees them."""
 
-    def __init__(self, config, storage, logstore, workers, processes, audit):
+    def __init__(self, config, storage, logstore, workers, processes, audit, secrets):
         self.config = config
+        self.secrets = secrets  # the SecretBox: secret values are stored sealed
         self.storage = storage
         self.logstore = logstore
         self.workers = workers  # the WorkerRepository: files, read in an executor
@@ -295,15 +300,22 @@ class JobService:
             with about("parameters"):
                 parameters = params.validate(declared, parameters)
             parameters, secrets = params.split_secrets(declared, parameters)
+            size = len(json.dumps(secrets).encode())
+            if size > MAX_SECRETS_BYTES:
+                with about("parameters"):
+                    raise TooLarge("the secret parameters take %d bytes as JSON; the limit is %d "
+                                   "(they are stored sealed, which makes them a third larger)"
+                                   % (size, MAX_SECRETS_BYTES))
         return {"id": new_job_id(), "worker": worker, "status": JobStatus.IDLE.value,
                 "parameters": json.dumps(parameters, ensure_ascii=False),
-                "secret_parameters": json.dumps(secrets) if secrets else None,
+                "secret_parameters": secrets or None,  # sealed by _insert, off the loop
                 "created": time.time(), "created_by": actor.username if actor else None}
 
     def _insert(self, tx, rows, actor, start):
         """Writer thread: new idle jobs with their audit entries; with ``start`` they become
         active at once (nobody else has seen them yet), announced once their pid is known."""
-        jobs = jobstore.insert(tx, rows)
+        jobs = jobstore.insert(tx, [dict(row, secret_parameters=self.secrets.seal(
+            row["secret_parameters"])) for row in rows])
         self.audit.record_many(tx, actor, "job.create",
                                [(job.id, "worker %s" % job.worker) for job in jobs])
         if start:
@@ -348,10 +360,17 @@ class JobService:
 
         def append(tx):
             job = jobstore.get(job_id)
+            if not jobstore.appends_open(job, when, self.config.secret_retention):
+                raise Conflict(
+                    "job %s ended %.0f s ago: entries are accepted only while its secret "
+                    "values, which mask them, are kept: %g s after a job's end "
+                    "(--secret-retention)" % (job_id, when - job.stoptime,
+                                              self.config.secret_retention))
             masked = text
-            if job.secret_parameters:  # a client may echo a secret back: it stays masked
-                masked = params.Masker(params.mask_values(json.loads(
-                    job.secret_parameters))).text(text)
+            # A client may echo a secret back: it stays masked.
+            values = self.secrets.open(job.secret_parameters, job_id)
+            if values:
+                masked = params.Masker(params.mask_values(values)).text(text)
             return self.logstore.append_message(tx, job_id, stream, masked, when), masked
         seq, text = await self.storage.transaction(append)
         return {"seq": seq, "message": text, "time": round(when, 3)}

@@ -19,7 +19,8 @@ import peewee
 
 from jobjoker import models
 from jobjoker.errors import Conflict, InvalidTransition, NotFound
-from jobjoker.states import JobStatus, allowed_sources
+from jobjoker.parameters import had_secrets
+from jobjoker.states import FINAL_STATES, JobStatus, allowed_sources
 from jobjoker.statements import execute, param
 
 Job = models.Job
@@ -268,6 +269,52 @@ def update(tx, job_id, action="updated", **fields):
     if action:
         announce(tx, action, job)
     return job
+
+
+# --- secret values -------------------------------------------------------------------------------
+
+def appends_open(job, now, retention):
+    """Whether entries may still be appended to ``job`` at ``now``: until ``retention``
+    seconds (``--secret-retention``) after its end, while they can be masked with its secrets,
+    and never once those are erased (by a server with a shorter retention)."""
+    if job.status not in FINAL_STATES:
+        return True
+    if job.secret_parameters is None and had_secrets(json.loads(job.parameters)):
+        return False  # it had secret values, now erased
+    return job.stoptime is None or now <= job.stoptime + retention
+
+
+def secrets_needed(job, now, retention):
+    """Whether anything may still need the job's secret values at ``now``: the one place that
+    decides when they are erased (``erase_secrets``)."""
+    # Retries and schedules (later issues) plug in here: a job that a pending retry or a
+    # schedule refers to keeps its secret values until that is done with them.
+    return appends_open(job, now, retention)
+
+
+def with_secrets(after_id, limit):
+    """Up to ``limit`` jobs holding secret values, by id after ``after_id`` ("" first)."""
+    query = (Job.select().where(Job.secret_parameters.is_null(False), Job.id > after_id)
+             .order_by(Job.id).limit(limit))
+    return [_row(values) for values in query.tuples()]
+
+
+def set_secrets(tx, job_id, stored, was):
+    """Store a job's secret values in another form (sealed anew) if they are still ``was``,
+    unannounced (nothing a client sees changes); returns 1 if stored, else 0."""
+    return Job.update({Job.secret_parameters: stored, Job.revision: ONE_MORE}).where(
+        Job.id == job_id, Job.secret_parameters == was).execute()
+
+
+def erase_secrets(tx, job_ids, now, retention):
+    """Erase (NULL) the secret values of those of ``job_ids`` that ``secrets_needed`` says
+    nothing needs any more, unannounced; returns the ids erased."""
+    spent = [job.id for job in get_many(job_ids)
+             if job.secret_parameters is not None and not secrets_needed(job, now, retention)]
+    for part in _parts(spent):
+        Job.update({Job.secret_parameters: None, Job.revision: ONE_MORE}).where(
+            Job.id.in_(part)).execute()
+    return spent
 
 
 def delete(tx, job_id):

@@ -163,9 +163,12 @@ def entries_path(stream):
         "post": operation(
             "appendJob%s" % title, "jobs", "Append one entry to the job's %s" % stream,
             {"201": json_reply("Appended.", "AppendedEntryEnvelope")},
-            errors=["400", "404", "413"],
+            errors=["400", "404", "409", "413"],
             body=plain_text_body("The message (UTF-8); newlines stay inside the one entry. "
-                                 "No body appends an empty entry.", required=False)),
+                                 "No body appends an empty entry.", required=False),
+            description="409 once the job ended more than `--secret-retention` seconds ago "
+                        "(what is appended could no longer be masked with its secret values), "
+                        "or when its secret values cannot be read with the server's key."),
     }
 
 

@@ -121,6 +121,13 @@ def split_secrets(declared, params):
     return public, secrets
 
 
+def had_secrets(public):
+    """Whether a job's public parameters (as ``split_secrets`` left them) stood in for secret
+    values: each shows ``MASK``. Never false for a job that had some (a public value that is
+    MASK by chance makes it true for one that had none)."""
+    return isinstance(public, dict) and MASK in public.values()
+
+
 def public_declaration(declared):
     """The declaration as the API shows it (defaults of secret parameters hidden)."""
     if declared is None:

@@ -28,6 +28,8 @@ from jobjoker import jobdir, jobstore, proc
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
 from jobjoker.ingest import RETRY_DELAY, Ingester, spools_for, store_spools
 from jobjoker.outcome import ended_message, final_outcome
+from jobjoker.parameters import mask_values
+from jobjoker.secretbox import SecretsUnreadable
 from jobjoker.states import FINAL_STATES, JobStatus
 from jobjoker.storage import detached
 from jobjoker.supervisor_client import SupervisorClient
@@ -54,10 +56,11 @@ class RunningJob:
 class ProcessManager:
     """Owns the processes of this node's active jobs."""
 
-    def __init__(self, config, storage, logstore):
+    def __init__(self, config, storage, logstore, secrets):
         self.config = config
         self.storage = storage
         self.logstore = logstore
+        self.secrets = secrets  # the SecretBox that opens the jobs' stored secret values
         self.jobs_dir = os.fspath(config.jobs_dir)
         self.owners = jobdir.owners_for(config.run_as)  # whose files a job folder may hold
         self.running = {}
@@ -91,8 +94,8 @@ class ProcessManager:
 
     # --- starting ---------------------------------------------------------------------------
 
-    def _track(self, job):
-        spools = spools_for(job, self.jobs_dir, self.owners)
+    def _track(self, job, secret_values):
+        spools = spools_for(job, self.jobs_dir, mask_values(secret_values), self.owners)
         jobdir.create(spools.job_dir)
         running = self.running[job.id] = RunningJob(job.id, spools.job_dir,
                                                     self.ingester.track(spools))
@@ -111,23 +114,31 @@ class ProcessManager:
     async def launch_many(self, jobs, worker_files, also=None):
         """Fork the processes of ``jobs`` (each already ``active``; ``worker_files`` maps a job
         id to its worker's file) with one supervisor request; returns ``[(job, problem)]`` in
-        order: the job with its pid and None, or, for one the supervisor could not fork, the job
-        ended ``error`` and what went wrong. The pids are stored in one transaction, each the
-        one event of a job's start; ``also(tx, started jobs)`` may add to that transaction."""
-        runs = [self._track(job) for job in jobs]
+        order: the job with its pid and None, or, for one the supervisor could not fork (or whose
+        secret values no key opens), the job ended ``error`` and what went wrong. The pids are
+        stored in one transaction, each the one event of a job's start; ``also(tx, started
+        jobs)`` may add to that transaction."""
+        opened, failed = {}, {}
+        for job in jobs:  # a job whose secrets no key opens is not forked: it fails, saying why
+            try:
+                opened[job.id] = self.secrets.open(job.secret_parameters, job.id)
+            except SecretsUnreadable as e:
+                failed[job.id] = e.message
+                log.error("job %s: could not start its process: %s", job.id, e.message)
+        forked = [job for job in jobs if job.id in opened]
+        runs = [self._track(job, opened[job.id]) for job in forked]
         # Secrets travel to the job over the supervisor's socket, never in argv or the env.
         specs = [{"job_id": job.id, "worker": job.worker, "worker_file": worker_files[job.id],
-                  "params": dict(json.loads(job.parameters), **(
-                      json.loads(job.secret_parameters) if job.secret_parameters else {})),
+                  "params": dict(json.loads(job.parameters), **opened[job.id]),
                   "mask": running.spools.masker.values, "job_dir": running.job_dir,
                   "run_as": self.config.run_as, "cwd": os.fspath(self.config.workers_dir)}
-                 for job, running in zip(jobs, runs)]
+                 for job, running in zip(forked, runs)]
         try:
-            results = await self.supervisor.start_many(specs)
+            results = await self.supervisor.start_many(specs) if specs else []
         except Unavailable as e:
-            results = [{"error": e.message}] * len(jobs)
-        started, failed = {}, {}
-        for job, result in zip(jobs, results):
+            results = [{"error": e.message}] * len(specs)
+        started = {}
+        for job, result in zip(forked, results):
             if "pid" in result:
                 log.info("job %s: started worker %s as pid %s", job.id, job.worker,
                          result["pid"])
@@ -350,7 +361,7 @@ class ProcessManager:
             if running is not None and not running.launched.done():
                 continue  # being launched right now
             if running is None:
-                running = self._track(job)
+                running = self._track(job, self._secrets_of_adopted(job))
                 running.launched.set_result(True)
             self.ingester.mark_dirty(job.id)
             if job.id in alive:
@@ -374,6 +385,17 @@ class ProcessManager:
             await self._record_pids(unrecorded)
         # The jobs that ended meanwhile are final before the server says it is ready.
         await asyncio.gather(*ended)
+
+    def _secrets_of_adopted(self, job):
+        """The secret values of a job found running, to mask its children's raw output; none
+        when no key opens them (the job already has its values, and its own entries are masked
+        by its runner: ending it would lose its work for the server's mistake)."""
+        try:
+            return self.secrets.open(job.secret_parameters, job.id)
+        except SecretsUnreadable as e:
+            log.error("job %s: %s; the raw output of its child processes is stored unmasked",
+                      job.id, e.message)
+            return {}
 
     async def _record_pids(self, learned):
         """Store the pids of jobs whose start the server did not live to record (learned from

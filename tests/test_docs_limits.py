@@ -16,6 +16,7 @@ from jobjoker.config import OPTIONS, Config
 from jobjoker.app import routes
 from jobjoker.openapi import openapi_document
 from jobjoker.paging import MAX_OFFSET, largest
+from jobjoker.secretbox import MAX_SECRETS_BYTES
 from jobjoker.spool import MAX_ENTRY_BYTES
 from jobjoker.workers import NAME_PATTERN
 from tests.support import ROOT
@@ -125,6 +126,7 @@ def code_limits():
         "the body of `PUT /workers/NAME` (worker code), instead": [DEFAULTS.max_worker_size],
         "a job's `parameters`, as compact UTF-8 JSON": [DEFAULTS.max_parameters_size],
         "the nesting of a job's `parameters`": [jobs.MAX_PARAMETERS_DEPTH],
+        "the values of a job's secret parameters, as UTF-8 JSON": [MAX_SECRETS_BYTES],
         "jobs in one `POST /jobs/batch`": [1, DEFAULTS.max_batch],
         "`limit`, a page's size": [],  # the Paging table's
         "`offset`": [0, MAX_OFFSET],
