@@ -27,7 +27,7 @@ from tornado.ioloop import IOLoop
 from jobjoker import jobdir, jobstore, proc
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
 from jobjoker.ingest import RETRY_DELAY, Ingester, spools_for, store_spools
-from jobjoker.outcome import ended_message, final_outcome
+from jobjoker.outcome import end_time, ended_message, final_outcome
 from jobjoker.states import FINAL_STATES, JobStatus
 from jobjoker.storage import detached
 from jobjoker.supervisor_client import SupervisorClient
@@ -310,18 +310,17 @@ class ProcessManager:
         job_id = running.job_id
         store_spools(tx, self.logstore, running.spools, final=True)
         job = jobstore.get(job_id)
-        status, error, how = final_outcome(job.stop_requested is not None, exit_record,
-                                           jobdir.read_run_end(running.job_dir,
-                                                               self.owners))
+        run_end = jobdir.read_run_end(running.job_dir, self.owners)
+        status, error, how = final_outcome(job.stop_requested is not None, exit_record, run_end)
         if error is not None and running.spools.masker:
             # The run-end record is the job's own words (an old runner's, or written by the
             # worker itself): shown to every viewer and on /events, it is masked here too.
             error = running.spools.masker.text(error)
-        now = time.time()
+        stoptime, evidence = self._end_time(running, job, exit_record, run_end)
         self.logstore.append_message(tx, job_id, "log", ended_message(
-            status, how, now - (job.starttime or now)))
+            status, how, stoptime - (job.starttime or stoptime), evidence))
         try:
-            jobstore.transition(tx, job_id, status, stoptime=now,
+            jobstore.transition(tx, job_id, status, stoptime=stoptime,
                                 exit_code=exit_record.get("returncode"),
                                 exit_signal=exit_record.get("signal"), error=error,
                                 stop_deadline=None)
@@ -329,6 +328,15 @@ class ProcessManager:
             log.exception("job %s: could not record its end", job_id)
         tx.on_commit(lambda: jobdir.remove(running.job_dir))
         return status, how
+
+    def _end_time(self, running, job, exit_record, run_end):
+        """Writer thread: ``(stoptime, evidence)`` of an ended job (``outcome.end_time``),
+        never before its start. Its files are looked at only when the exit was not seen."""
+        last_output = None
+        if exit_record.get("time") is None:
+            last_output = jobdir.last_modified(running.job_dir, jobdir.OUTPUT_FILES, self.owners)
+        when, evidence = end_time(exit_record, run_end, last_output, time.time())
+        return max(when, job.starttime or when), evidence
 
     def _forget_pidfd(self, running):
         if running.pidfd is not None:
@@ -417,7 +425,8 @@ class ProcessManager:
         if running is None:
             return
         self._forget_pidfd(running)
+        # The pidfd reports the exit as it happens: now is when it ended.
         self._in_background(self.finish(job_id, jobdir.read_record(
             running.job_dir, jobdir.EXIT_RECORD, self.owners) or {
-                "returncode": None, "signal": None,
+                "returncode": None, "signal": None, "time": time.time(),
                 "lost": "its exit status is unknown: the supervisor that started it was gone"}))

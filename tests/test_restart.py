@@ -3,8 +3,11 @@
 These run two servers one after the other in the test process (the first stopped without
 killing its jobs), talking to the domain services directly.
 """
+import json
 import os
+import re
 import signal
+import time
 
 import pytest
 
@@ -89,15 +92,24 @@ async def test_a_job_that_ended_while_the_server_was_away_gets_its_real_end(conf
     await first.stop()
     exit_file = os.path.join(config.jobs_dir, job["id"], "exit.json")
     await poll(lambda: os.path.exists(exit_file), what="the job to end")
+    with open(exit_file) as f:
+        ended_at = json.load(f)["time"]
+    # The server stays away a while after the end, so the restart's time is not the end's.
+    await poll(lambda: time.time() > ended_at + 3, what="3 s after the end", every=0.1)
 
+    restarted_at = time.time()
     second = await started_server(config)
     cleanup.append(second)
     jobs = services(second)
     final = await jobs.get_job(job["id"])
     assert final["status"] == "done" and final["exit_code"] == 0
+    assert final["stoptime"] == pytest.approx(ended_at, abs=0.01)
+    assert final["stoptime"] < restarted_at - 1
+    assert final["duration"] == pytest.approx(final["stoptime"] - final["starttime"], abs=0.01)
     log = await messages(jobs, job["id"])
     assert [m for m in log if m.startswith("log ")] == ["log 0", "log 1", "log 2"]
-    assert log[-1].startswith("ENDED done")
+    closing = re.fullmatch(r"ENDED done \(exit code 0\) after ([0-9.]+) s", log[-1])
+    assert closing and float(closing.group(1)) == pytest.approx(final["duration"], abs=0.01)
     assert not os.path.exists(os.path.dirname(exit_file))  # spool cleaned up once stored
     await second.stop(kill_jobs=True)
 
@@ -116,13 +128,21 @@ async def test_a_job_whose_process_vanished_is_marked_error_not_left_active(conf
     os.kill(supervisor_pid, signal.SIGKILL)
     os.killpg(started["pid"], signal.SIGKILL)
     await poll(lambda: not os.path.exists("/proc/%d" % started["pid"]), what="the job's end")
+    killed_at = time.time()
     assert not os.path.exists(os.path.join(config.jobs_dir, job["id"], "exit.json"))
+    await poll(lambda: time.time() > killed_at + 3, what="3 s after the end", every=0.1)
 
+    restarted_at = time.time()
     second = await started_server(config)
     cleanup.append(second)
     final = await services(second).get_job(job["id"])
     assert final["status"] == "error"
     assert "lost while the server was away" in final["error"]
+    # Nobody saw the exit: its end is its last output, and the log says so.
+    assert final["starttime"] <= final["stoptime"] <= killed_at < restarted_at - 1
+    log = await messages(services(second), job["id"])
+    assert log[-1].startswith("ENDED error (exit status unknown) after ")
+    assert log[-1].endswith("; end time from its last output (the exit was not seen)")
     await second.stop(kill_jobs=True)
 
 
