@@ -16,6 +16,7 @@ import sys
 from jobjoker.cli_output import fail, first_line, format_time, print_entry, print_fields, \
     print_json, print_table, show
 from jobjoker.client import ClientError, Event
+from jobjoker.states import describe
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job did not end done, or the server refused the request
@@ -120,7 +121,7 @@ def jobs_signal(client, args):
         print("job %s is %s" % (job["id"], "stopping" if args.signal_command == "stop"
                                 else "being killed"))
     else:
-        print("job %s ended %s" % (job["id"], job["status"]))
+        print("job %s %s" % (job["id"], describe(job["status"])))
     return EXIT_OK
 
 
@@ -276,5 +277,5 @@ def follow_job(client, job_id, args, streams):
     if status == "done":
         return EXIT_OK
     error = client.job(job_id)["error"]
-    return fail("job %s ended %s%s" % (job_id, status, ": %s" % error if error else ""),
+    return fail("job %s %s%s" % (job_id, describe(status), ": %s" % error if error else ""),
                 EXIT_FAILED)

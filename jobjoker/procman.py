@@ -28,7 +28,7 @@ from jobjoker import jobdir, jobstore, proc
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
 from jobjoker.ingest import RETRY_DELAY, Ingester, spools_for, store_spools
 from jobjoker.outcome import end_time, ended_message, final_outcome
-from jobjoker.states import FINAL_STATES, JobStatus
+from jobjoker.states import FINAL_STATES, JobStatus, describe
 from jobjoker.storage import detached
 from jobjoker.supervisor_client import SupervisorClient
 
@@ -190,7 +190,7 @@ class ProcessManager:
         ``running`` until that commit's callbacks have run: its stored status decides."""
         job = jobstore.get(job_id)
         if job.status in FINAL_STATES:
-            raise InvalidTransition("job %s has already ended (%s)" % (job_id, job.status))
+            raise jobstore.already_ended(job)
         now = time.time()
         if kill:
             job = jobstore.update(tx, job_id, stop_requested=job.stop_requested or now,
@@ -302,7 +302,7 @@ class ProcessManager:
         else:
             self.running.pop(job_id, None)
             self.ingester.recovered(job_id)
-            log.info("job %s: ended %s (%s)", job_id, status.value, how)
+            log.info("job %s: %s (%s)", job_id, describe(status), how)
 
     def _record_end(self, tx, running, exit_record):
         """Writer thread: ``ENDED`` and the final status (the ingester stored the spools;

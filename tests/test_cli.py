@@ -120,7 +120,7 @@ def test_run_without_follow_prints_the_id_and_jobs_commands_handle_it(jj, client
     busy = jj("jobs", "rm", job_id)
     assert busy.returncode == 1 and "is active: stop or kill it" in busy.stderr
     stopped = jj("jobs", "stop", job_id, "--wait")
-    assert (stopped.returncode, stopped.stdout) == (0, "job %s ended stop\n" % job_id)
+    assert (stopped.returncode, stopped.stdout) == (0, "job %s was stopped\n" % job_id)
     again = jj("jobs", "stop", job_id)
     assert again.returncode == 1 and "has already ended" in again.stderr
     assert jj("jobs", "rm", job_id, "--json").json["id"] == job_id
@@ -168,7 +168,7 @@ def test_run_follow_exits_1_when_the_job_fails_with_its_error(jj):
     result = jj("run", "Failing", "-f")
     assert result.returncode == 1
     assert "about to fail" in result.stdout and "ValueError: bad input" in result.stdout
-    assert result.stderr.startswith("jobjoker: job ") and "ended error: ValueError: bad input" \
+    assert result.stderr.startswith("jobjoker: job ") and "ended with an error: ValueError: bad input" \
         in result.stderr
 
 
