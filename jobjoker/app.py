@@ -49,7 +49,7 @@ from jobjoker.openapi import openapi_document
 from jobjoker.procman import ProcessManager
 from jobjoker.storage import Storage
 from jobjoker.worker_service import WorkerService
-from jobjoker.workers import WorkerRepository
+from jobjoker.workers import WorkerRepository, create_folder
 
 log = logging.getLogger(__name__)
 # A write that waits or runs longer than this (every one takes well under a second) means the
@@ -147,11 +147,7 @@ class JobJokerServer:
         for path in (config.data_dir, config.run_dir, config.jobs_dir):
             os.makedirs(path, mode=0o700, exist_ok=True)
             os.chmod(path, 0o700)  # ours alone, whatever an older version or a hand made it
-        if not os.path.isdir(config.workers_dir):
-            os.makedirs(config.workers_dir)
-            # Readable by the --run-as user too (our umask would make it 0700); the code in it
-            # is no secret from the jobs that run it.
-            os.chmod(config.workers_dir, 0o755)
+        create_folder(config.workers_dir)
         self.lock.acquire()
         # The storage's threads run Python (the MySQL driver, spool parsing) while the loop waits
         # on sockets: each time the loop comes back from a system call it must win the GIL

@@ -1,5 +1,7 @@
 """The server as users run it: ``python run_server.py`` in its own process."""
 import os
+import shutil
+import stat
 import subprocess
 import sys
 
@@ -47,6 +49,26 @@ def test_a_second_server_on_the_same_data_dir_is_refused(servers):
     assert "another JobJoker server (pid %d)" % first.process.pid in second.stderr
     assert first.call("GET", "/health").code == 200
     assert first.stop() == 0
+
+
+def test_a_workers_folder_the_server_creates_is_0755_and_so_are_its_new_parents(servers,
+                                                                              tmp_path):
+    """A --run-as job imports the helpers beside its worker by path: every folder the server
+    makes on the way to the workers folder must let it through (the server's umask is 077),
+    while the data dir stays the server's alone. The README and SECURITY.md say so."""
+    (tmp_path / "srv").mkdir(mode=0o711)
+    workers = tmp_path / "srv" / "jobjoker" / "workers"
+    server = servers(workers_dir=workers).wait_ready()
+    for folder in (workers, workers.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755, folder
+    assert stat.S_IMODE((tmp_path / "srv").stat().st_mode) == 0o711  # not ours to change
+    assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700
+    shutil.rmtree(workers)  # a save makes it again, the same way
+    assert server.call("PUT", "/workers/Made", "from jobjoker import Worker\n\n\nclass Made("
+                       "Worker):\n    def run(self):\n        pass\n").code == 201
+    assert stat.S_IMODE(workers.stat().st_mode) == 0o755
+    assert stat.S_IMODE((workers / "Made.py").stat().st_mode) == 0o644
+    assert server.stop() == 0
 
 
 def test_bad_options_exit_2_with_the_reason(tmp_path):
