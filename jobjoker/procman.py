@@ -226,10 +226,8 @@ class ProcessManager:
         The pidfd was opened after proving the pid's start time, so while it does not report an
         exit, the pid is still the job's leader and so its group id is the job's group.
         """
-        poller = select.poll()
-        poller.register(running.pidfd, select.POLLIN)
-        if poller.poll(0):
-            return  # it has exited; the pidfd handler finishes the job
+        if _has_exited(running.pidfd):
+            return  # the pidfd handler finishes the job
         try:
             os.killpg(running.pid, signum)
             if signum == signal.SIGTERM:
@@ -317,8 +315,9 @@ class ProcessManager:
             # worker itself): shown to every viewer and on /events, it is masked here too.
             error = running.spools.masker.text(error)
         stoptime, evidence = self._end_time(running, job, exit_record, run_end)
+        # Stamped with the end itself, not with when it was recorded (a restart, maybe).
         self.logstore.append_message(tx, job_id, "log", ended_message(
-            status, how, stoptime - (job.starttime or stoptime), evidence))
+            status, how, stoptime - (job.starttime or stoptime), evidence), stoptime)
         try:
             jobstore.transition(tx, job_id, status, stoptime=stoptime,
                                 exit_code=exit_record.get("returncode"),
@@ -410,7 +409,9 @@ class ProcessManager:
         except OSError:
             return False
         # The pid might be reused by now: the start time proves it is still the job's process.
-        if proc.start_time(job.pid) != job.pid_start_time:
+        # One that has exited already (a zombie nobody reaped yet) ended while nobody watched:
+        # it is not watched, so that its end is not taken to be now.
+        if proc.start_time(job.pid) != job.pid_start_time or _has_exited(pidfd):
             os.close(pidfd)
             return False
         running.pidfd, running.pid = pidfd, job.pid
@@ -430,3 +431,10 @@ class ProcessManager:
             running.job_dir, jobdir.EXIT_RECORD, self.owners) or {
                 "returncode": None, "signal": None, "time": time.time(),
                 "lost": "its exit status is unknown: the supervisor that started it was gone"}))
+
+
+def _has_exited(pidfd):
+    """Whether the process of ``pidfd`` has exited (reaped or not)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))

@@ -1,13 +1,16 @@
 """The server as users run it: ``python run_server.py`` in its own process."""
+import json
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
-from tests.support import IN_CI, ROOT
+from tests.support import FAILING_WORKER, IN_CI, ROOT, until, workers_folder
 
 
 def test_first_start_creates_admin_prints_its_password_once_and_requires_auth(servers):
@@ -39,6 +42,58 @@ def test_sigterm_leaves_running_jobs_running_and_a_restart_adopts_them(servers):
     again.wait_for_job(job["id"])
     numbered = [m for m in again.messages(job["id"]) if m.startswith("log ")]
     assert numbered == ["log %d" % i for i in range(len(numbered))] and len(numbered) > 1
+    assert again.stop() == 0
+
+
+LINGERING_WORKER = '''import time
+from jobjoker import Worker
+
+
+class Lingering(Worker):
+    """Runs until asked to stop, then takes `linger` seconds to wind down."""
+    def run(self):
+        self.log("running")
+        while self.is_active():
+            time.sleep(0.02)
+        time.sleep(self.params["linger"])
+'''
+
+
+def test_jobs_that_end_while_the_server_is_down_keep_their_real_end(servers, tmp_path):
+    """Done, error and stop: the stoptime, the duration and ENDED's "after N s" are those of
+    the process's end, not of the restart that recorded it."""
+    workers = workers_folder(tmp_path / "workers", {"Failing": FAILING_WORKER,
+                                                    "Lingering": LINGERING_WORKER})
+    server = servers(workers_dir=workers).wait_ready()
+    lingering = server.create_job("Lingering", {"linger": 1.5})
+    until(lambda: "running" in server.messages(lingering["id"]), what="the job to run")
+    assert server.call("PUT", "/jobs/%s/status" % lingering["id"], "stop").code == 202
+    jobs = {"stop": lingering, "done": server.create_job("TestWorker", {"sleep": 0.5}),
+            "error": server.create_job("Failing")}
+    assert server.stop() == 0  # while all three still run
+
+    def exit_record(job):
+        try:
+            with open(server.data_dir / "jobs" / job["id"] / "exit.json") as f:
+                return json.load(f)
+        except (FileNotFoundError, ValueError):
+            return None
+    ended_at = {status: until(lambda: exit_record(job), what="the %s job's end" % status)["time"]
+                for status, job in jobs.items()}
+    # The server stays away a while after the ends, so the restart's time is not theirs.
+    until(lambda: time.time() > max(ended_at.values()) + 3, what="3 s after the ends", every=0.1)
+    restarted_at = time.time()
+    again = servers(workers_dir=workers).wait_ready()
+    for status, job in jobs.items():
+        final = again.job(job["id"])
+        assert final["status"] == status, final
+        assert final["stoptime"] == pytest.approx(ended_at[status], abs=0.01), status
+        assert final["stoptime"] < restarted_at - 1
+        duration = final["stoptime"] - final["starttime"]
+        assert final["duration"] == pytest.approx(duration, abs=0.01)
+        closing = re.fullmatch(r"ENDED %s \(.*\) after ([0-9.]+) s" % status,
+                               again.messages(job["id"])[-1])
+        assert closing and float(closing.group(1)) == pytest.approx(duration, abs=0.01), status
     assert again.stop() == 0
 
 
