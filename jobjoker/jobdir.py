@@ -248,16 +248,22 @@ def last_modified(job_dir, names, owners):
 def read_spool(job_dir, name, offset, size, owners):
     """Up to ``size`` bytes of a spool from ``offset``: b"" when it does not exist (yet) or is
     refused; other errors (out of descriptors, I/O) are raised, for the caller to retry."""
+    return read_spool_with_time(job_dir, name, offset, size, owners)[0]
+
+
+def read_spool_with_time(job_dir, name, offset, size, owners):
+    """``(read_spool's bytes, the spool's modification time)``: nothing in it was written
+    later than that time (None with no bytes)."""
     try:
         fd = open_safely(job_dir, name, os.O_RDONLY, owners)
     except FileNotFoundError:
-        return b""
+        return b"", None
     except OSError as e:
         if _refused(job_dir, name, e):
-            return b""
+            return b"", None
         raise
     try:
-        return os.pread(fd, size, offset)
+        return os.pread(fd, size, offset), os.fstat(fd).st_mtime
     finally:
         os.close(fd)
 

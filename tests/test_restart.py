@@ -150,6 +150,53 @@ async def test_a_job_whose_process_vanished_is_marked_error_not_left_active(conf
     await second.stop(kill_jobs=True)
 
 
+RAW_AFTER_GATE = '''import os, time
+from jobjoker import Worker
+
+
+class RawLate(Worker):
+    """Once the file `gate` exists, writes a raw line to its stdout (as a child command would)
+    and ends."""
+    def run(self):
+        self.log("waiting")
+        while not os.path.exists(self.params["gate"]):
+            time.sleep(0.02)
+        os.write(1, b"raw output\\n")
+'''
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_raw_output_written_while_the_server_was_away_keeps_its_time(config, cleanup,
+                                                                           write_worker,
+                                                                           tmp_path):
+    write_worker("RawLate", RAW_AFTER_GATE)
+    gate = tmp_path / "gate"
+    first = await started_server(config)
+    cleanup.append(first)
+    jobs = services(first)
+    job = await jobs.create_job({"worker": "RawLate", "parameters": {"gate": str(gate)}})
+    await jobs.command(job["id"], "start")
+    async def waiting():
+        return "waiting" in await messages(jobs, job["id"])
+    await poll(waiting, what="the job to wait")
+    await first.stop()
+    gate.touch()
+    exit_file = os.path.join(config.jobs_dir, job["id"], "exit.json")
+    await poll(lambda: os.path.exists(exit_file), what="the job to end")
+    with open(exit_file) as f:
+        ended_at = json.load(f)["time"]
+    await poll(lambda: time.time() > ended_at + 3, what="3 s after the end", every=0.1)
+
+    restarted_at = time.time()
+    second = await started_server(config)
+    cleanup.append(second)
+    entries, _, _ = await services(second).read_entries(job["id"], "log", 0, 100)
+    [raw] = [e for e in entries if e["message"] == "raw output"]
+    # Stamped with when the spool was last written, not with the restart that read it.
+    assert gate.stat().st_mtime - 0.01 <= raw["time"] <= ended_at < restarted_at - 1
+    await second.stop(kill_jobs=True)
+
+
 @pytest.fixture(params=["reaped", "left-a-zombie"])
 def orphans(request):
     """Whoever inherits the orphans of a dead supervisor: init, which reaps them at once, or
