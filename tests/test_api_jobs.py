@@ -584,7 +584,8 @@ async def test_refusals_in_the_wrong_state_read_as_english(api, run_job, write_w
     active = await start_sleeper(api, run_job, write_worker)
     assert await refusal("PUT", active, "start") == (
         "job ID is active; only an idle job can start (create a new job to run Sleeper again)")
-    assert await refusal("DELETE", active) == "job ID is active: stop or kill it before deleting it"
+    assert await refusal("DELETE", active) == \
+        "job ID is active: stop or kill it before deleting it"
     await api("PUT", "/jobs/%s/status" % active["id"], "stop")
     stopped = await poll(lambda: _ended(api, active["id"]), what="the stop")
     write_worker("Failing", FAILING)

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from jobjoker.client import Client
-from tests.support import FAILING_WORKER, HELLO_WORKER, PASSWORD, ROOT, free_port, until, wait_for_end
+from tests.support import FAILING_WORKER, HELLO_WORKER, PASSWORD, ROOT, free_port, until, \
+    wait_for_end
 
 
 def environment(url, password=PASSWORD, **extra):
@@ -174,8 +175,9 @@ def test_run_follow_without_a_response_ends_with_the_log(jj, client):
 
 
 def test_run_follow_exits_1_when_the_job_fails_with_its_error(jj, client):
-    client.push_worker("Answering", FAILING_WORKER.replace("class Failing", "class Answering").replace(
-        'self.log("about to fail")', 'self.log("about to fail")\n        self.response("partial")'))
+    answering = FAILING_WORKER.replace("class Failing", "class Answering").replace(
+        'self.log("about to fail")', 'self.log("about to fail")\n        self.response("partial")')
+    client.push_worker("Answering", answering)
     result = jj("run", "Answering", "-f")
     assert result.returncode == 1
     assert "about to fail" in result.stdout and "ValueError: bad input" in result.stdout
