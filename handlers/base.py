@@ -22,7 +22,7 @@ import tornado.web
 
 from jobjoker import errors, storage
 from jobjoker.audit import Actor
-from jobjoker.auth import SESSION_COOKIE, Credentials, xsrf_matches
+from jobjoker.auth import SESSION_COOKIE, Credentials, failed_attempt, xsrf_matches
 from jobjoker.config import is_loopback
 
 log = logging.getLogger(__name__)
@@ -197,10 +197,8 @@ class AuthMixin:
         self.identity = await self.settings["authenticator"].authenticate(credentials)
         if self.identity is None:
             if header:  # credentials were sent and were wrong: that is worth a trace
-                scheme = header.split(" ", 1)[0].lower()  # "basic", "bearer" or junk
-                # One of three targets, so that varied junk folds into one audit row too.
-                scheme = scheme if scheme in ("basic", "bearer") else "other"
-                await self.settings["audit"].failure(self.actor, "login.failed", scheme)
+                await self.settings["audit"].failure(self.actor, "login.failed",
+                                                     *failed_attempt(header))
             raise errors.Unauthorized("authentication required: send HTTP Basic credentials, "
                                       "a Bearer token, or log in")
         if self.identity.scheme == "session" and self.request.method not in SAFE_METHODS:

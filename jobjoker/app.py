@@ -50,7 +50,7 @@ from jobjoker.procman import ProcessManager
 from jobjoker.secretkeeper import SecretKeeper
 from jobjoker.storage import Storage
 from jobjoker.worker_service import WorkerService
-from jobjoker.workers import WorkerRepository
+from jobjoker.workers import WorkerRepository, create_folder
 
 log = logging.getLogger(__name__)
 # A write that waits or runs longer than this (every one takes well under a second) means the
@@ -150,11 +150,7 @@ class JobJokerServer:
         for path in (config.data_dir, config.run_dir, config.jobs_dir):
             os.makedirs(path, mode=0o700, exist_ok=True)
             os.chmod(path, 0o700)  # ours alone, whatever an older version or a hand made it
-        if not os.path.isdir(config.workers_dir):
-            os.makedirs(config.workers_dir)
-            # Readable by the --run-as user too (our umask would make it 0700); the code in it
-            # is no secret from the jobs that run it.
-            os.chmod(config.workers_dir, 0o755)
+        create_folder(config.workers_dir)
         self.lock.acquire()
         try:  # before the database: a key that cannot be used changes nothing
             self.secret_box = secretbox.load_box(config.data_dir, config.secret_keys)

@@ -5,9 +5,10 @@ transaction, so that an action and its trace commit together (``write`` does it 
 transaction of its own); an ``Actor`` is the user and the address a request came from, ``None``
 the server itself. Entries are never changed or deleted through the API; ``list`` pages them
 newest first, for admins. Failed attempts go through ``failure``: the first of an action from an
-address in ``REPEAT_WINDOW`` seconds gets its entry at once, the rest of that window one entry
-with their count when it ends (``flush`` writes the pending ones, at server stop), so a flood of
-bad credentials writes two rows a minute per address, not one per request. The counts wait in
+address for one target (the account tried) in ``REPEAT_WINDOW`` seconds gets its entry at once,
+the rest of that window one entry with their count when it ends (``flush`` writes the pending
+ones, at server stop), so a flood of bad credentials writes two rows a minute per address and
+account, not one per request. The counts wait in
 memory: a crash loses at most the last window's.
 Actions are short dotted words: ``job.create``, ``job.start``, ``job.stop``, ``job.kill``,
 ``job.delete``, ``worker.save``, ``worker.delete``, ``login.ok``, ``login.failed``, ``logout``,
@@ -35,6 +36,7 @@ class Actor:
 
 SERVER = Actor()
 REPEAT_WINDOW = 60.0  # seconds over which repeated failures from one address make one entry
+TARGET_LENGTH = models.AuditEntry.target.max_length
 
 
 @dataclasses.dataclass
@@ -84,10 +86,14 @@ class AuditLog:
         """Record one entry in a transaction of its own."""
         await self.storage.transaction(self.record, actor, action, target, detail)
 
-    async def failure(self, actor, action, target=None):
+    async def failure(self, actor, action, target=None, detail=None):
         """Record a failed attempt (``login.failed``), folding repeats of it from one address
-        for one target (a user name, or the scheme of bad tokens): a flood of one kind is one
-        row with a count, and a failure of another kind is still seen at once."""
+        for one target (the account tried, by the form or HTTP Basic, or the scheme of bad
+        tokens): a flood of one kind is one row with a count, and a failure of another kind is
+        still seen at once. ``detail`` goes with the first entry of a window. A target longer
+        than the column (a made-up account name) is cut, with "..." to say so."""
+        if target is not None and len(target) > TARGET_LENGTH:
+            target = target[:TARGET_LENGTH - 3] + "..."
         key = (action, actor.address, target)
         repeats = self._repeats.get(key)
         if repeats is not None:
@@ -95,7 +101,7 @@ class AuditLog:
             return
         timer = asyncio.get_running_loop().call_later(REPEAT_WINDOW, self._end_window, key)
         self._repeats[key] = _Repeats(actor, timer)
-        await self.write(actor, action, target)
+        await self.write(actor, action, target, detail)
 
     def _end_window(self, key):
         task = asyncio.ensure_future(self._write_repeats(key))

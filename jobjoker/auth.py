@@ -142,6 +142,18 @@ def parse_basic(header):
     return (username, password) if sep else None
 
 
+def failed_attempt(header):
+    """``(target, detail)`` of the audit entry of a refused ``Authorization`` header: the
+    account that Basic credentials tried (as a failed form sign-in names it), else the scheme
+    alone ("basic" when undecodable, "bearer", or "other" for junk, so that varied junk folds
+    into one entry too)."""
+    basic = parse_basic(header)
+    if basic is not None:
+        return basic[0], "HTTP Basic"
+    scheme = header.split(" ", 1)[0].lower()
+    return (scheme if scheme in ("basic", "bearer") else "other"), None
+
+
 def parse_bearer(header):
     """(token id, secret) from a Bearer ``Authorization`` header value, or None."""
     if not header or not header[:7].lower() == "bearer ":

@@ -5,7 +5,8 @@ prints the result (``jobjoker.cli_output``) and returns an exit code (``EXIT_*``
 users by ``EXIT_CODES_HELP``). A refusal of the server is raised as the client's
 ``ClientError``, for ``jobjoker.cli_commands`` to turn into a message and an exit code. Passwords
 come from ``JOBJOKER_NEW_PASSWORD`` or the terminal, never from the command line. ``--follow``
-prints entries as they come and ends with the job: ``EXIT_OK`` only if it ended done.
+prints entries as they come and ends with the job: ``EXIT_OK`` only if it ended done; ``run
+--follow`` then prints the job's response, apart (``print_outcome``).
 """
 import getpass
 import json
@@ -13,9 +14,10 @@ import os
 import pathlib
 import sys
 
-from jobjoker.cli_output import fail, first_line, format_time, print_entry, print_fields, \
-    print_json, print_table, show
+from jobjoker.cli_output import RESPONSE_HEADER, fail, first_line, format_time, print_entry, \
+    print_fields, print_json, print_table, show
 from jobjoker.client import ClientError, Event
+from jobjoker.states import describe
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job did not end done, or the server refused the request
@@ -120,7 +122,7 @@ def jobs_signal(client, args):
         print("job %s is %s" % (job["id"], "stopping" if args.signal_command == "stop"
                                 else "being killed"))
     else:
-        print("job %s ended %s" % (job["id"], job["status"]))
+        print("job %s %s" % (job["id"], describe(job["status"])))
     return EXIT_OK
 
 
@@ -231,14 +233,21 @@ def logs_command(client, args):
     stream = "response" if args.response else "log"
     if args.follow:
         return follow_job(client, args.job, args, {stream})
-    read = client.response if args.response else client.log
+    for event in stored_entries(client, args.job, stream):
+        print_entry(event, args)
+    return EXIT_OK
+
+
+def stored_entries(client, job_id, stream):
+    """The stored entries of a job's ``stream`` as ``Event`` objects, read page by page."""
+    read = client.response if stream == "response" else client.log
     offset = 0
     while True:
-        page = read(args.job, offset, LOG_PAGE)
+        page = read(job_id, offset, LOG_PAGE)
         for seq, entry in enumerate(page, offset):
-            print_entry(Event(stream, seq, entry["message"], entry["time"]), args)
+            yield Event(stream, seq, entry["message"], entry["time"])
         if len(page) < LOG_PAGE:
-            return EXIT_OK
+            return
         offset += len(page)
 
 
@@ -251,15 +260,31 @@ def run_command(client, args):
         e.message = "job %s was created but did not start: %s" % (job["id"], e.message)
         raise
     if args.follow:
-        # Text shows the log; JSON lines are labelled, so they carry the response too.
-        return follow_job(client, job["id"], args, {"log", "response"} if args.json else {"log"})
+        # JSON lines are labelled, so they carry the response as it comes; text shows the log
+        # as it comes and the response once the job has ended, apart.
+        if args.json:
+            return follow_job(client, job["id"], args, {"log", "response"})
+        return follow_job(client, job["id"], args, {"log"}, then=print_outcome)
     show(job, args, lambda job: print(job["id"]))
     return EXIT_OK
 
 
-def follow_job(client, job_id, args, streams):
+def print_outcome(client, job_id, args):
+    """After a followed job's log: its response, under ``RESPONSE_HEADER`` (nothing when it
+    has none). A job's structured result, once jobs have one, is printed here too."""
+    entries = stored_entries(client, job_id, "response")
+    first = next(entries, None)
+    if first is None:
+        return
+    print(RESPONSE_HEADER)
+    for event in (first, *entries):
+        print_entry(event, args)
+
+
+def follow_job(client, job_id, args, streams, then=None):
     """Print the entries of ``streams`` live until the job ends (with --json, the status and end
-    events too, one per line); EXIT_OK only if it ends done."""
+    events too, one per line), then ``then(client, job_id, args)``; EXIT_OK only if it ends
+    done."""
     status = None
     try:
         for event in client.follow(job_id):
@@ -273,8 +298,10 @@ def follow_job(client, job_id, args, streams):
     except KeyboardInterrupt:
         return fail("stopped following; job %s keeps running (jobjoker jobs stop %s stops it)"
                     % (job_id, job_id), EXIT_INTERRUPTED)
+    if then is not None:
+        then(client, job_id, args)
     if status == "done":
         return EXIT_OK
     error = client.job(job_id)["error"]
-    return fail("job %s ended %s%s" % (job_id, status, ": %s" % error if error else ""),
+    return fail("job %s %s%s" % (job_id, describe(status), ": %s" % error if error else ""),
                 EXIT_FAILED)

@@ -147,8 +147,9 @@ def add_client_commands(parser, commands):
                           "and a string otherwise; repeat for more")
     run.add_argument("--params-json", metavar="JSON", type=parse_json_object,
                      help="parameters as a JSON object (-p values override its keys)")
-    add_follow_options(run, "print the job's log as it comes until the job ends, and exit 0 "
-                            "only if it ends done (without it: print the job's id)")
+    add_follow_options(run, "print the job's log as it comes until the job ends, then its "
+                            "response after a '--- response ---' line, and exit 0 only if it "
+                            "ends done (without it: print the job's id)")
 
 
 def add_follow_options(parser, follow_help):

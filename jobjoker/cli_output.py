@@ -11,6 +11,7 @@ import json
 import sys
 
 TIME_FIELDS = {"created", "starttime", "stoptime", "stop_requested", "modified"}
+RESPONSE_HEADER = "--- response ---"  # after a followed job's log, before its response
 
 
 def fail(message, code):

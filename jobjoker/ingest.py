@@ -42,7 +42,7 @@ RETRY_DELAY = 1.0  # seconds before storing again after the database refused (fu
 POLL_MS = 100  # without inotify
 
 
-def _parse_response_spool(data, final):
+def _parse_response_spool(data, final, written=None):
     block = spool.complete_part(data)
     if final and len(block) < len(data):  # torn by a SIGKILL mid-write: keep what is there
         return len(data), data + b"\n"
@@ -62,10 +62,13 @@ class Spools:
         self.masker = Masker(secrets)
 
     def parsers(self):
-        """(stream, spool file, Job offset field, parse(data, final) -> (consumed, block))."""
+        """(stream, spool file, Job offset field, parse(data, final, written) -> (consumed,
+        block)); ``written``: when the spool was last written, the latest a raw line in it can
+        have come (what was written while no server read it keeps that time, not the read's)."""
         masker = self.masker if self.masker else None
         return (("log", jobdir.LOG_SPOOL, "log_offset",
-                 lambda data, final: spool.parse_log_spool(data, final, masker=masker)),
+                 lambda data, final, written: spool.parse_log_spool(
+                     data, final, min(written, time.time()), masker=masker)),
                 ("response", jobdir.RESPONSE_SPOOL, "response_offset", _parse_response_spool))
 
 
@@ -77,12 +80,12 @@ def store_spools(tx, logstore, spools, final=False, offsets=None):
     offsets = dict(spools.offsets if offsets is None else offsets)
     for stream, name, field, parse in spools.parsers():
         offset = offsets[field]
-        data = jobdir.read_spool(spools.job_dir, name, offset, spools.read_size,
-                                 spools.owners)
+        data, written = jobdir.read_spool_with_time(spools.job_dir, name, offset,
+                                                    spools.read_size, spools.owners)
         if not data:
             continue
         at_end = len(data) < spools.read_size
-        consumed, block = parse(data, final and at_end)
+        consumed, block = parse(data, final and at_end, written)
         if not at_end:
             more = True
             if not consumed:  # one entry larger than a read: read more next time

@@ -50,6 +50,8 @@ TEMPORARY_SUFFIX = ".tmp"
 FILES = (LOG_SPOOL, RESPONSE_SPOOL, RUN_END, LEGACY_RUN_END, EXIT_RECORD, RESERVE,
          RUN_END + TEMPORARY_SUFFIX, LEGACY_RUN_END + TEMPORARY_SUFFIX,
          EXIT_RECORD + TEMPORARY_SUFFIX)
+# What the job writes as it runs, last changed at the latest when it ended.
+OUTPUT_FILES = (LOG_SPOOL, RESPONSE_SPOOL, RUN_END, LEGACY_RUN_END)
 # The files the job writes, made for it by the supervisor, and how each is opened.
 JOB_FILES = {"log": (LOG_SPOOL, os.O_WRONLY | os.O_APPEND),
              "response": (RESPONSE_SPOOL, os.O_WRONLY | os.O_APPEND),
@@ -226,19 +228,42 @@ def read_run_end(job_dir, owners):
     return read_record(job_dir, RUN_END, owners) or read_record(job_dir, LEGACY_RUN_END, owners)
 
 
+def last_modified(job_dir, names, owners):
+    """The latest modification time of the files ``names`` of the folder (the safe way), or
+    None when none of them can be read: evidence of when a job whose exit nobody saw ended."""
+    times = []
+    for name in names:
+        try:
+            fd = open_safely(job_dir, name, os.O_RDONLY, owners)
+        except OSError as e:
+            _refused(job_dir, name, e)
+            continue
+        try:
+            times.append(os.fstat(fd).st_mtime)
+        finally:
+            os.close(fd)
+    return max(times, default=None)
+
+
 def read_spool(job_dir, name, offset, size, owners):
     """Up to ``size`` bytes of a spool from ``offset``: b"" when it does not exist (yet) or is
     refused; other errors (out of descriptors, I/O) are raised, for the caller to retry."""
+    return read_spool_with_time(job_dir, name, offset, size, owners)[0]
+
+
+def read_spool_with_time(job_dir, name, offset, size, owners):
+    """``(read_spool's bytes, the spool's modification time)``: nothing in it was written
+    later than that time (None with no bytes)."""
     try:
         fd = open_safely(job_dir, name, os.O_RDONLY, owners)
     except FileNotFoundError:
-        return b""
+        return b"", None
     except OSError as e:
         if _refused(job_dir, name, e):
-            return b""
+            return b"", None
         raise
     try:
-        return os.pread(fd, size, offset)
+        return os.pread(fd, size, offset), os.fstat(fd).st_mtime
     finally:
         os.close(fd)
 

@@ -26,7 +26,7 @@ from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerErr
 from jobjoker.jobstore import job_to_dict, new_job_id
 from jobjoker.paging import page_bytes, parse_page
 from jobjoker.secretbox import MAX_SECRETS_BYTES
-from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
+from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus, describe
 from jobjoker.workers import check_name
 
 MAX_PARAMETERS_DEPTH = 32
@@ -338,8 +338,8 @@ class JobService:
         """Remove a job that is not active, with its log and response."""
         def delete(tx):
             job = jobstore.delete(tx, job_id)
-            self.audit.record(tx, actor, "job.delete", job_id, "worker %s, %s" % (
-                job.worker, job.status))
+            self.audit.record(tx, actor, "job.delete", job_id, "worker %s; it %s" % (
+                job.worker, describe(job.status)))
             return job
         job = await self.storage.transaction(delete)
         # Its entries go in batches, each its own transaction: a big log never holds the writer
@@ -387,7 +387,7 @@ class JobService:
                 raise InvalidTransition("job %s is idle: it has not started, so there is "
                                         "nothing to %s (delete it instead)" % (job_id, command))
             if job.status in FINAL_STATES:
-                raise InvalidTransition("job %s has already ended (%s)" % (job_id, job.status))
+                raise jobstore.already_ended(job)
         act = self.processes.stop if command == "stop" else self.processes.kill
         return job_to_dict(await act(job_id, also=lambda tx, job: self.audit.record(
             tx, actor, "job.%s" % command, job_id)))
@@ -407,8 +407,8 @@ class JobService:
         job = jobstore.get(job_id)
         if job.status != JobStatus.IDLE.value:
             raise InvalidTransition(
-                "job %s is %s; only an idle job can start (create a new job to run %s again)"
-                % (job.id, job.status, job.worker))
+                "job %s %s; only an idle job can start (create a new job to run %s again)"
+                % (job.id, describe(job.status), job.worker))
         if not self.workers.exists(job.worker):
             raise NotFound("job %s cannot start: its worker %r no longer exists"
                            % (job.id, job.worker))

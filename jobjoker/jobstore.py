@@ -20,7 +20,7 @@ import peewee
 from jobjoker import models
 from jobjoker.errors import Conflict, InvalidTransition, NotFound
 from jobjoker.parameters import had_secrets
-from jobjoker.states import FINAL_STATES, JobStatus, allowed_sources
+from jobjoker.states import FINAL_STATES, MOVES, JobStatus, allowed_sources, describe
 from jobjoker.statements import execute, param
 
 Job = models.Job
@@ -195,9 +195,17 @@ def insert(tx, rows):
     return jobs
 
 
+def already_ended(job):
+    """The refusal of a command to a job that has ended."""
+    return InvalidTransition("job %s has already ended: it %s" % (job.id, describe(job.status)))
+
+
 def _refusal(job, new_status, sources):
-    return InvalidTransition("job %s is %s; it can become %s only from %s" % (
-        job.id, job.status, new_status.value, " or ".join(sources) or "nothing"))
+    if not sources:
+        return InvalidTransition("job %s %s; no job can %s" % (
+            job.id, describe(job.status), MOVES[new_status]))
+    return InvalidTransition("job %s %s; only a job that is %s can %s" % (
+        job.id, describe(job.status), " or ".join(sources), MOVES[new_status]))
 
 
 def transition(tx, job_id, new_status, announced=True, **fields):
@@ -245,8 +253,8 @@ def transition_many(tx, job_ids, new_status, announced=True, **fields):
                 Job.status.in_([param("source %d" % i) for i in range(len(sources))])),
             dict(values, **_id_values(part))).rowcount
     if changed != len(job_ids):  # another server's change came between the two statements
-        raise InvalidTransition("another change of these jobs came first; none moved to %s"
-                                % new_status.value)
+        raise InvalidTransition("another change of these jobs came first; none could %s"
+                                % MOVES[new_status])
     jobs = get_many(job_ids)
     if announced:
         for job in jobs:

@@ -3,10 +3,11 @@
 Contract: the runner exits with ``EXIT_DONE`` (run() returned), ``EXIT_ERROR`` (an uncaught
 exception), the code of a ``sys.exit(N)``, or ``EXIT_STOPPED`` (run() ended after SIGTERM asked
 it to stop), and leaves its account in the job's folder (``jobdir.RUN_END``: ``outcome`` done,
-error or stopped, ``returncode``, ``error``). The supervisor records the process's exit
-(``returncode`` or ``signal``, or ``lost`` with why it is unknown). ``final_outcome`` turns the
-three (with whether a stop was requested) into the job's final status, its error message and
-the words of its closing ``ENDED`` entry. Imports nothing of ours but the states.
+error or stopped, ``returncode``, ``error``, ``time``). The supervisor records the process's
+exit (``returncode`` or ``signal``, and its ``time``; or ``lost`` with why it is unknown).
+``final_outcome`` turns the three (with whether a stop was requested) into the job's final
+status, its error message and the words of its closing ``ENDED`` entry; ``end_time`` chooses
+when it ended from the best evidence there is. Imports nothing of ours but the states.
 """
 import signal
 
@@ -52,6 +53,23 @@ def _status(stop_requested, code, signum, exit_record, run_end):
     return JobStatus.ERROR, "exit code %s" % code
 
 
-def ended_message(status, how, duration):
-    """The job's closing log entry."""
-    return "ENDED %s (%s) after %.3f s" % (status.value, how, duration)
+def end_time(exit_record, run_end, last_output, now):
+    """``(when, evidence)``: when the job's process ended, and None when that was seen (the
+    supervisor's exit record, or the server watching it) or else which evidence gave the time,
+    in words, best first: the time in the runner's run-end record, the last change of its
+    files (``last_output``), or, with no evidence at all, ``now`` (when its end was found). A
+    job that ended while the server was away keeps its real end, not the restart's time."""
+    if exit_record.get("time") is not None:
+        return min(exit_record["time"], now), None
+    if run_end is not None and isinstance(run_end.get("time"), (int, float)):
+        return min(run_end["time"], now), "its run-end record (the exit was not seen)"
+    if last_output is not None:
+        return min(last_output, now), "its last output (the exit was not seen)"
+    return now, "when its end was found (the exit was not seen and it left no trace)"
+
+
+def ended_message(status, how, duration, evidence=None):
+    """The job's closing log entry; ``evidence`` says where its end time came from when the
+    exit was not seen (``end_time``)."""
+    message = "ENDED %s (%s) after %.3f s" % (status.value, how, duration)
+    return message if evidence is None else "%s; end time from %s" % (message, evidence)

@@ -27,10 +27,10 @@ from tornado.ioloop import IOLoop
 from jobjoker import jobdir, jobstore, proc
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
 from jobjoker.ingest import RETRY_DELAY, Ingester, spools_for, store_spools
-from jobjoker.outcome import ended_message, final_outcome
+from jobjoker.outcome import end_time, ended_message, final_outcome
 from jobjoker.parameters import mask_values
 from jobjoker.secretbox import SecretsUnreadable
-from jobjoker.states import FINAL_STATES, JobStatus
+from jobjoker.states import FINAL_STATES, JobStatus, describe
 from jobjoker.storage import detached
 from jobjoker.supervisor_client import SupervisorClient
 
@@ -201,7 +201,7 @@ class ProcessManager:
         ``running`` until that commit's callbacks have run: its stored status decides."""
         job = jobstore.get(job_id)
         if job.status in FINAL_STATES:
-            raise InvalidTransition("job %s has already ended (%s)" % (job_id, job.status))
+            raise jobstore.already_ended(job)
         now = time.time()
         if kill:
             job = jobstore.update(tx, job_id, stop_requested=job.stop_requested or now,
@@ -237,10 +237,8 @@ class ProcessManager:
         The pidfd was opened after proving the pid's start time, so while it does not report an
         exit, the pid is still the job's leader and so its group id is the job's group.
         """
-        poller = select.poll()
-        poller.register(running.pidfd, select.POLLIN)
-        if poller.poll(0):
-            return  # it has exited; the pidfd handler finishes the job
+        if _has_exited(running.pidfd):
+            return  # the pidfd handler finishes the job
         try:
             os.killpg(running.pid, signum)
             if signum == signal.SIGTERM:
@@ -313,7 +311,7 @@ class ProcessManager:
         else:
             self.running.pop(job_id, None)
             self.ingester.recovered(job_id)
-            log.info("job %s: ended %s (%s)", job_id, status.value, how)
+            log.info("job %s: %s (%s)", job_id, describe(status), how)
 
     def _record_end(self, tx, running, exit_record):
         """Writer thread: ``ENDED`` and the final status (the ingester stored the spools;
@@ -321,18 +319,18 @@ class ProcessManager:
         job_id = running.job_id
         store_spools(tx, self.logstore, running.spools, final=True)
         job = jobstore.get(job_id)
-        status, error, how = final_outcome(job.stop_requested is not None, exit_record,
-                                           jobdir.read_run_end(running.job_dir,
-                                                               self.owners))
+        run_end = jobdir.read_run_end(running.job_dir, self.owners)
+        status, error, how = final_outcome(job.stop_requested is not None, exit_record, run_end)
         if error is not None and running.spools.masker:
             # The run-end record is the job's own words (an old runner's, or written by the
             # worker itself): shown to every viewer and on /events, it is masked here too.
             error = running.spools.masker.text(error)
-        now = time.time()
+        stoptime, evidence = self._end_time(running, job, exit_record, run_end)
+        # Stamped with the end itself, not with when it was recorded (a restart, maybe).
         self.logstore.append_message(tx, job_id, "log", ended_message(
-            status, how, now - (job.starttime or now)))
+            status, how, stoptime - (job.starttime or stoptime), evidence), stoptime)
         try:
-            jobstore.transition(tx, job_id, status, stoptime=now,
+            jobstore.transition(tx, job_id, status, stoptime=stoptime,
                                 exit_code=exit_record.get("returncode"),
                                 exit_signal=exit_record.get("signal"), error=error,
                                 stop_deadline=None)
@@ -340,6 +338,15 @@ class ProcessManager:
             log.exception("job %s: could not record its end", job_id)
         tx.on_commit(lambda: jobdir.remove(running.job_dir))
         return status, how
+
+    def _end_time(self, running, job, exit_record, run_end):
+        """Writer thread: ``(stoptime, evidence)`` of an ended job (``outcome.end_time``),
+        never before its start. Its files are looked at only when the exit was not seen."""
+        last_output = None
+        if exit_record.get("time") is None:
+            last_output = jobdir.last_modified(running.job_dir, jobdir.OUTPUT_FILES, self.owners)
+        when, evidence = end_time(exit_record, run_end, last_output, time.time())
+        return max(when, job.starttime or when), evidence
 
     def _forget_pidfd(self, running):
         if running.pidfd is not None:
@@ -424,7 +431,9 @@ class ProcessManager:
         except OSError:
             return False
         # The pid might be reused by now: the start time proves it is still the job's process.
-        if proc.start_time(job.pid) != job.pid_start_time:
+        # One that has exited already (a zombie nobody reaped yet) ended while nobody watched:
+        # it is not watched, so that its end is not taken to be now.
+        if proc.start_time(job.pid) != job.pid_start_time or _has_exited(pidfd):
             os.close(pidfd)
             return False
         running.pidfd, running.pid = pidfd, job.pid
@@ -439,7 +448,15 @@ class ProcessManager:
         if running is None:
             return
         self._forget_pidfd(running)
+        # The pidfd reports the exit as it happens: now is when it ended.
         self._in_background(self.finish(job_id, jobdir.read_record(
             running.job_dir, jobdir.EXIT_RECORD, self.owners) or {
-                "returncode": None, "signal": None,
+                "returncode": None, "signal": None, "time": time.time(),
                 "lost": "its exit status is unknown: the supervisor that started it was gone"}))
+
+
+def _has_exited(pidfd):
+    """Whether the process of ``pidfd`` has exited (reaped or not)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))

@@ -4,7 +4,8 @@ Contract: ``run_job(spec)`` loads the worker's *current* file, runs it, and retu
 that tells the server how it ended (``jobjoker.outcome``: done, an uncaught exception with its
 traceback logged, the code of a ``sys.exit(N)``, or stopped after SIGTERM asked it to); the
 run-end record in the job's folder (``jobdir.RUN_END``) says the same in words (``outcome`` done,
-error or stopped, and the exception), so the server need not guess from a number. Log and
+error or stopped, the exception, and the ``time`` it ended), so the server need not guess from a
+number. Log and
 response entries are buffered in this process and appended in blocks to the job's log and
 response spools (``jobjoker.jobdir``), so the job writes to files of its own and never depends
 on the server being alive to read them. It writes them, and its run-end record, through the
@@ -439,7 +440,8 @@ def run_job(spec):
     for writer in (log, response):  # on a full disk: what was lost, said in the reserve's room
         writer.close(reserve)
     _release(reserve)  # the run-end record's room
-    write_run_end(spec, {"outcome": outcome, "returncode": code, "error": error})
+    write_run_end(spec, {"outcome": outcome, "returncode": code, "error": error,
+                         "time": time.time()})
     return code
 
 

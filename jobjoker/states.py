@@ -31,6 +31,30 @@ TRANSITIONS = {
 
 FINAL_STATES = frozenset({JobStatus.STOP, JobStatus.ERROR, JobStatus.DONE})
 
+# How each status reads in a sentence about a job ("job X was stopped"), and what moving to it is
+# called ("only a job that is idle can start"): every message built from a status says it so.
+DESCRIPTIONS = {
+    JobStatus.IDLE: "is idle",
+    JobStatus.ACTIVE: "is active",
+    JobStatus.STOP: "was stopped",
+    JobStatus.ERROR: "ended with an error",
+    JobStatus.DONE: "is done",
+}
+MOVES = {
+    JobStatus.IDLE: "become idle again",
+    JobStatus.ACTIVE: "start",
+    JobStatus.STOP: "stop",
+    JobStatus.ERROR: "end with an error",
+    JobStatus.DONE: "finish",
+}
+
+
+def describe(status):
+    """``status`` (a ``JobStatus`` or its value) as the rest of a sentence about a job:
+    ``"job %s %s" % (job_id, describe(status))`` reads "job X was stopped"."""
+    return DESCRIPTIONS[JobStatus(status)]
+
+
 # What a client may ask for with PUT /jobs/ID/status; every other status is the server's to set.
 COMMANDS = ("start", "stop", "kill")
 

@@ -20,6 +20,30 @@ NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 NAME_RULE = "a letter, then up to 63 letters, digits or underscores"
 
 
+FOLDER_MODE = 0o755  # what a --run-as job needs to import the helpers beside its worker
+
+
+def create_folder(path):
+    """Make the workers folder ``path`` if it is not there, with each folder made for it
+    ``FOLDER_MODE`` (the server's umask would make them 0700): a ``--run-as`` job imports the
+    helpers beside its worker by path, so it must reach and list the folder. The code is no
+    secret from the jobs that run it; an existing folder keeps its mode (the operator's)."""
+    path = os.path.abspath(os.fspath(path))
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:  # made meanwhile (another save): it is the maker's
+            continue
+        os.chmod(folder, FOLDER_MODE)
+
+
 def check_name(name):
     """Return ``name`` if it is a valid worker name, else raise ``BadRequest``."""
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
@@ -232,7 +256,7 @@ class WorkerRepository:
             raise BadRequest("worker code must be UTF-8 text (invalid byte at offset %d)"
                              % e.start)
         inspect_code(name, code_bytes)
-        os.makedirs(self.workers_dir, exist_ok=True)
+        create_folder(self.workers_dir)
         path = self.path(name)
         if os.path.isdir(path):
             raise Conflict("a folder named %s.py is in the workers folder; it must be moved "

@@ -566,6 +566,42 @@ async def test_a_command_in_the_moment_after_an_end_is_committed_is_409(
     assert await get_job(api, job["id"]) == job
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_refusals_in_the_wrong_state_read_as_english(api, run_job, write_worker):
+    """Every 409 of start, stop, kill and delete says the job's state in words ("was stopped"),
+    never a bare status value ("is stop")."""
+    async def refusal(method, job, command=None):
+        path = "/jobs/%s" % job["id"] + ("/status" if command else "")
+        reply = await api(method, path, command)
+        assert reply.code == 409, reply
+        return reply.json["message"].replace(job["id"], "ID")
+
+    idle = await create_job(api)
+    for command in ("stop", "kill"):
+        assert await refusal("PUT", idle, command) == (
+            "job ID is idle: it has not started, so there is nothing to %s (delete it instead)"
+            % command)
+    active = await start_sleeper(api, run_job, write_worker)
+    assert await refusal("PUT", active, "start") == (
+        "job ID is active; only an idle job can start (create a new job to run Sleeper again)")
+    assert await refusal("DELETE", active) == \
+        "job ID is active: stop or kill it before deleting it"
+    await api("PUT", "/jobs/%s/status" % active["id"], "stop")
+    stopped = await poll(lambda: _ended(api, active["id"]), what="the stop")
+    write_worker("Failing", FAILING)
+    ended = {"stop": stopped, "error": await run_job("Failing", wait=True),
+             "done": await run_job("Foobar", wait=True)}
+    for status, words in (("stop", "was stopped"), ("error", "ended with an error"),
+                          ("done", "is done")):
+        job = ended[status]
+        assert job["status"] == status, job
+        assert await refusal("PUT", job, "start") == (
+            "job ID %s; only an idle job can start (create a new job to run %s again)"
+            % (words, job["worker"]))
+        for command in ("stop", "kill"):
+            assert await refusal("PUT", job, command) == "job ID has already ended: it %s" % words
+
+
 @pytest.mark.parametrize("status", ["active", "done", "error", "idle"])
 @pytest.mark.gen_test
 async def test_statuses_the_server_owns_are_400(api, status):

@@ -239,6 +239,24 @@ async def test_bad_tokens_are_throttled_and_their_audit_entries_folded(api, serv
         folded.detail
 
 
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("config_overrides", [{"login_failures": 50,
+                                               "login_failures_per_address": 50}])
+async def test_failed_basic_logins_name_the_account_tried_and_fold_per_account(api, server):
+    made_up = "x" * 300
+    for username, times in (("admin", 5), ("nobody", 3), (made_up, 2)):
+        for _ in range(times):
+            assert (await api("GET", "/jobs", auth=(username, "guess"))).code == 401
+    await server.app.settings["audit"].flush()  # as the window's end (or a stop) does
+    rows = [(e.target, e.detail) for e in models.AuditEntry.select()
+            .where(models.AuditEntry.action == "login.failed").order_by(models.AuditEntry.id)]
+    cut = made_up[:252] + "..."  # as long as the column holds, and saying it was cut
+    assert sorted(rows) == sorted([
+        ("admin", "HTTP Basic"), ("admin", "4 more in 60 s from this address"),
+        ("nobody", "HTTP Basic"), ("nobody", "2 more in 60 s from this address"),
+        (cut, "HTTP Basic"), (cut, "1 more in 60 s from this address")]), rows
+
+
 # --- Medium 8: names and ids compare exactly, on every database -----------------------------------
 
 @pytest.mark.both_databases

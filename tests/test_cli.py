@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from jobjoker.client import Client
-from tests.support import HELLO_WORKER, PASSWORD, ROOT, free_port, until, wait_for_end
+from tests.support import FAILING_WORKER, HELLO_WORKER, PASSWORD, ROOT, free_port, until, \
+    wait_for_end
 
 
 def environment(url, password=PASSWORD, **extra):
@@ -120,7 +121,7 @@ def test_run_without_follow_prints_the_id_and_jobs_commands_handle_it(jj, client
     busy = jj("jobs", "rm", job_id)
     assert busy.returncode == 1 and "is active: stop or kill it" in busy.stderr
     stopped = jj("jobs", "stop", job_id, "--wait")
-    assert (stopped.returncode, stopped.stdout) == (0, "job %s ended stop\n" % job_id)
+    assert (stopped.returncode, stopped.stdout) == (0, "job %s was stopped\n" % job_id)
     again = jj("jobs", "stop", job_id)
     assert again.returncode == 1 and "has already ended" in again.stderr
     assert jj("jobs", "rm", job_id, "--json").json["id"] == job_id
@@ -155,21 +156,35 @@ def test_parameters_from_p_and_params_json(jj, client):
         assert refused.returncode == 2 and "usage: jobjoker run" in refused.stderr, bad
 
 
-def test_run_follow_streams_the_log_and_exits_0_on_done(jj):
+def test_run_follow_streams_the_log_then_prints_the_response_and_exits_0_on_done(jj):
     result = jj("run", "TestWorker", "-p", "count=3", "-p", "sleep=0.05", "--follow")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("STARTED job ") and lines[-1].startswith("ENDED done")
-    assert lines[1:-1] == ["log 0", "log 1", "log 2"]
+    assert lines[0].startswith("STARTED job ") and lines[4].startswith("ENDED done")
+    assert lines[1:4] == ["log 0", "log 1", "log 2"]
+    assert lines[5:] == ["--- response ---", "response 0", "response 1", "response 2"]
     assert result.stderr == ""
 
 
-def test_run_follow_exits_1_when_the_job_fails_with_its_error(jj):
-    result = jj("run", "Failing", "-f")
+def test_run_follow_without_a_response_ends_with_the_log(jj, client):
+    client.push_worker("Quiet", HELLO_WORKER.replace("class Hello", "class Quiet"))
+    result = jj("run", "Quiet", "--follow")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == ["hello world", result.stdout.splitlines()[-1]]
+    assert result.stdout.splitlines()[-1].startswith("ENDED done")
+
+
+def test_run_follow_exits_1_when_the_job_fails_with_its_error(jj, client):
+    answering = FAILING_WORKER.replace("class Failing", "class Answering").replace(
+        'self.log("about to fail")', 'self.log("about to fail")\n        self.response("partial")')
+    client.push_worker("Answering", answering)
+    result = jj("run", "Answering", "-f")
     assert result.returncode == 1
     assert "about to fail" in result.stdout and "ValueError: bad input" in result.stdout
-    assert result.stderr.startswith("jobjoker: job ") and "ended error: ValueError: bad input" \
-        in result.stderr
+    # What it answered before failing is printed too, after its log.
+    assert result.stdout.endswith("\n--- response ---\npartial\n")
+    assert result.stderr.startswith("jobjoker: job ")
+    assert "ended with an error: ValueError: bad input" in result.stderr
 
 
 def test_run_follow_prints_lines_as_they_come(server_process, client):

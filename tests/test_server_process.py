@@ -1,9 +1,16 @@
 """The server as users run it: ``python run_server.py`` in its own process."""
+import json
 import os
+import re
+import shutil
+import stat
 import subprocess
 import sys
+import time
 
-from tests.support import ROOT, unavailable
+import pytest
+
+from tests.support import FAILING_WORKER, ROOT, unavailable, until, workers_folder
 
 
 def test_first_start_creates_admin_prints_its_password_once_and_requires_auth(servers):
@@ -62,6 +69,58 @@ def test_sigterm_leaves_running_jobs_running_and_a_restart_adopts_them(servers):
     assert again.stop() == 0
 
 
+LINGERING_WORKER = '''import time
+from jobjoker import Worker
+
+
+class Lingering(Worker):
+    """Runs until asked to stop, then takes `linger` seconds to wind down."""
+    def run(self):
+        self.log("running")
+        while self.is_active():
+            time.sleep(0.02)
+        time.sleep(self.params["linger"])
+'''
+
+
+def test_jobs_that_end_while_the_server_is_down_keep_their_real_end(servers, tmp_path):
+    """Done, error and stop: the stoptime, the duration and ENDED's "after N s" are those of
+    the process's end, not of the restart that recorded it."""
+    workers = workers_folder(tmp_path / "workers", {"Failing": FAILING_WORKER,
+                                                    "Lingering": LINGERING_WORKER})
+    server = servers(workers_dir=workers).wait_ready()
+    lingering = server.create_job("Lingering", {"linger": 1.5})
+    until(lambda: "running" in server.messages(lingering["id"]), what="the job to run")
+    assert server.call("PUT", "/jobs/%s/status" % lingering["id"], "stop").code == 202
+    jobs = {"stop": lingering, "done": server.create_job("TestWorker", {"sleep": 0.5}),
+            "error": server.create_job("Failing")}
+    assert server.stop() == 0  # while all three still run
+
+    def exit_record(job):
+        try:
+            with open(server.data_dir / "jobs" / job["id"] / "exit.json") as f:
+                return json.load(f)
+        except (FileNotFoundError, ValueError):
+            return None
+    ended_at = {status: until(lambda: exit_record(job), what="the %s job's end" % status)["time"]
+                for status, job in jobs.items()}
+    # The server stays away a while after the ends, so the restart's time is not theirs.
+    until(lambda: time.time() > max(ended_at.values()) + 3, what="3 s after the ends", every=0.1)
+    restarted_at = time.time()
+    again = servers(workers_dir=workers).wait_ready()
+    for status, job in jobs.items():
+        final = again.job(job["id"])
+        assert final["status"] == status, final
+        assert final["stoptime"] == pytest.approx(ended_at[status], abs=0.01), status
+        assert final["stoptime"] < restarted_at - 1
+        duration = final["stoptime"] - final["starttime"]
+        assert final["duration"] == pytest.approx(duration, abs=0.01)
+        closing = re.fullmatch(r"ENDED %s \(.*\) after ([0-9.]+) s" % status,
+                               again.messages(job["id"])[-1])
+        assert closing and float(closing.group(1)) == pytest.approx(duration, abs=0.01), status
+    assert again.stop() == 0
+
+
 def test_a_second_server_on_the_same_data_dir_is_refused(servers):
     first = servers().wait_ready()
     second = servers()
@@ -69,6 +128,26 @@ def test_a_second_server_on_the_same_data_dir_is_refused(servers):
     assert "another JobJoker server (pid %d)" % first.process.pid in second.stderr
     assert first.call("GET", "/health").code == 200
     assert first.stop() == 0
+
+
+def test_a_workers_folder_the_server_creates_is_0755_and_so_are_its_new_parents(servers,
+                                                                              tmp_path):
+    """A --run-as job imports the helpers beside its worker by path: every folder the server
+    makes on the way to the workers folder must let it through (the server's umask is 077),
+    while the data dir stays the server's alone. The README and SECURITY.md say so."""
+    (tmp_path / "srv").mkdir(mode=0o711)
+    workers = tmp_path / "srv" / "jobjoker" / "workers"
+    server = servers(workers_dir=workers).wait_ready()
+    for folder in (workers, workers.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755, folder
+    assert stat.S_IMODE((tmp_path / "srv").stat().st_mode) == 0o711  # not ours to change
+    assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700
+    shutil.rmtree(workers)  # a save makes it again, the same way
+    assert server.call("PUT", "/workers/Made", "from jobjoker import Worker\n\n\nclass Made("
+                       "Worker):\n    def run(self):\n        pass\n").code == 201
+    assert stat.S_IMODE(workers.stat().st_mode) == 0o755
+    assert stat.S_IMODE((workers / "Made.py").stat().st_mode) == 0o644
+    assert server.stop() == 0
 
 
 def test_bad_options_exit_2_with_the_reason(tmp_path):

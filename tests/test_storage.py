@@ -112,8 +112,8 @@ async def test_moving_many_jobs_is_all_or_none(storage):
     await storage.transaction(an_idle_job, "b")
     await storage.transaction(jobstore.transition, "b", JobStatus.ACTIVE)
     storage.published.clear()
-    with pytest.raises(InvalidTransition, match="job b is active; it can become active only "
-                                                 "from idle"):
+    with pytest.raises(InvalidTransition, match="job b is active; only a job that is idle "
+                                                 "can start"):
         await storage.transaction(jobstore.transition_many, ["a", "b"], JobStatus.ACTIVE)
     assert (await storage.read(jobstore.get, "a")).status == "idle"  # rolled back
     assert storage.published == []
