@@ -2,7 +2,9 @@
 import json
 
 from jobjoker import errors
+from jobjoker.bodies import check_keys
 from jobjoker.handlers.base import APIHandler, envelope
+from jobjoker.jobs import BATCH_KEYS, JOB_KEYS
 from jobjoker.states import COMMANDS
 
 
@@ -20,7 +22,7 @@ class JobsHandler(APIHandler):
     async def post(self):
         """Create a job from ``{"worker", "parameters"}``: idle, or started too with
         ``"start": true`` (then 201 with the job active and its pid)."""
-        body = self.json_body()
+        body = self.json_body(JOB_KEYS)
         job = await self.jobs.submit_job(body, self.actor)
         self.set_header("Location", "/jobs/%s" % job["id"])
         self.send_data(job, 201, "job %s created%s" % (
@@ -35,7 +37,7 @@ class JobsBatchHandler(APIHandler):
     async def post(self):
         """Create every job of ``{"jobs": [{"worker", "parameters"}, ...]}``, all or none, and
         with ``"start": true`` start them too (201 with the jobs, in order)."""
-        jobs, message = await self.jobs.create_jobs(self.json_body(), self.actor)
+        jobs, message = await self.jobs.create_jobs(self.json_body(BATCH_KEYS), self.actor)
         self.send_data(jobs, 201, message)
 
 
@@ -76,6 +78,9 @@ class JobStatusHandler(APIHandler):
                 job_id, "stopping" if command == "stop" else "being killed"))
 
 
+COMMAND_KEYS = ("status",)  # of a command sent as a JSON object
+
+
 def parse_command(body):
     """The command word from a plain-text body (``start``) or a JSON one (``"start"``,
     ``{"status": "start"}``)."""
@@ -88,6 +93,7 @@ def parse_command(body):
             value = json.loads(text)
         except ValueError:
             value = None
+        check_keys(value, COMMAND_KEYS)
         text = value.get("status") if isinstance(value, dict) else value
     if not isinstance(text, str) or not text:
         raise errors.BadRequest("send one of %s as the body" % ", ".join(COMMANDS))

@@ -17,6 +17,7 @@ import json
 import time
 
 from jobjoker import jobdir, jobstore
+from jobjoker.bodies import check_keys
 from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, InvalidTransition, JobJokerError, NotFound, TooLarge, \
     Unavailable, ValidationError
@@ -26,6 +27,8 @@ from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus
 from jobjoker.workers import check_name
 
 MAX_PARAMETERS_DEPTH = 32
+# What each body takes (the handlers refuse any other key, jobjoker.bodies).
+JOB_KEYS = ("worker", "parameters", "start")
 BATCH_KEYS = ("jobs", "start")
 SPEC_KEYS = ("worker", "parameters")
 MAX_PROBLEMS_SHOWN = 10  # of an invalid batch, in the one message
@@ -154,10 +157,6 @@ class JobService:
         if not isinstance(body, dict):
             raise BadRequest('the body must be a JSON object like '
                              '{"jobs": [{"worker": "Name", "parameters": {...}}], "start": true}')
-        unknown = sorted(set(body) - set(BATCH_KEYS))
-        if unknown:
-            raise BadRequest("unknown key %s in the body; it takes jobs and start"
-                             % ", ".join(map(repr, unknown)))
         specs = body.get("jobs")
         if specs is None:
             raise BadRequest('"jobs" is missing: send {"jobs": [{"worker": "Name"}, ...]}')
@@ -249,11 +248,8 @@ class JobService:
         if not isinstance(spec, dict):
             raise BadRequest('each job must be a JSON object like '
                              '{"worker": "Name", "parameters": {...}}')
-        unknown = sorted(set(spec) - set(SPEC_KEYS))
-        if unknown:
-            raise BadRequest("unknown key %s; a job takes worker and parameters%s" % (
-                ", ".join(map(repr, unknown)),
-                " (start goes beside jobs, for the whole batch)" if "start" in unknown else ""))
+        check_keys(spec, SPEC_KEYS, "a job", " (start goes beside jobs, for the whole batch)"
+                   if "start" in spec else "")
 
     def _prepare_job(self, spec, actor, declarations):
         """The row of a new idle job from one spec, checked; raises (labelled by field)."""

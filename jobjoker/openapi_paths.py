@@ -257,6 +257,7 @@ def job_paths(config):
                           "application/json": {"schema": {"oneOf": [
                               ref("schemas", "Command"),
                               {"type": "object", "required": ["status"],
+                               "additionalProperties": False,
                                "properties": {"status": ref("schemas", "Command")}}]}}}},
                 description="400 for another word (statuses such as `done` are the "
                             "server's to set); 404 for an unknown job, or a worker deleted "
