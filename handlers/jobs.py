@@ -22,11 +22,9 @@ class JobsHandler(APIHandler):
     async def post(self):
         """Create a job from ``{"worker", "parameters"}``: idle, or started too with
         ``"start": true`` (then 201 with the job active and its pid)."""
-        body = self.json_body(JOB_KEYS)
-        job = await self.jobs.submit_job(body, self.actor)
+        job, message = await self.jobs.submit_job(self.json_body(JOB_KEYS), self.actor)
         self.set_header("Location", "/jobs/%s" % job["id"])
-        self.send_data(job, 201, "job %s created%s" % (
-            job["id"], " and started" if body.get("start") is True else ""))
+        self.send_data(job, 201, message)
 
 
 class JobsBatchHandler(APIHandler):

@@ -5,7 +5,9 @@ prints the result (``jobjoker.cli_output``) and returns an exit code (``EXIT_*``
 users by ``EXIT_CODES_HELP``). A refusal of the server is raised as the client's
 ``ClientError``, for ``jobjoker.cli_commands`` to turn into a message and an exit code. Passwords
 come from ``JOBJOKER_NEW_PASSWORD`` or the terminal, never from the command line. ``--follow``
-prints entries as they come and ends with the job: ``EXIT_OK`` only if it ended done.
+prints entries as they come and ends with the job: ``EXIT_OK`` only if it ended done. ``run``
+warns on standard error when the worker declares no parameters and so checks none of those
+given.
 """
 import getpass
 import json
@@ -14,8 +16,9 @@ import pathlib
 import sys
 
 from jobjoker.cli_output import fail, first_line, format_time, print_entry, print_fields, \
-    print_json, print_table, show
+    print_json, print_table, show, warn
 from jobjoker.client import ClientError, Event
+from jobjoker.parameters import unchecked_note
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job did not end done, or the server refused the request
@@ -245,6 +248,8 @@ def logs_command(client, args):
 def run_command(client, args):
     parameters = {**(args.params_json or {}), **dict(args.param)}
     job = client.create_job(args.worker, parameters or None)
+    if parameters and client.worker(args.worker)["parameters"] is None:
+        warn(unchecked_note([args.worker]))  # so a misspelt -p is seen before it runs
     try:
         job = client.start(job["id"])
     except ClientError as e:

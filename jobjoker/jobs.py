@@ -122,24 +122,30 @@ class JobService:
     async def create_job(self, body, actor=None):
         """Create an idle job from ``{"worker": NAME, "parameters": {...} | null}``; returns it."""
         self._check_job_body(body)
-        row = await self._prepare_jobs([body], actor)
-        [job] = await self.storage.transaction(self._insert, row, actor, False)
+        rows, _ = await self._prepare_jobs([body], actor)
+        [job] = await self.storage.transaction(self._insert, rows, actor, False)
         return job_to_dict(job)
 
     async def submit_job(self, body, actor=None):
         """Create a job from ``{"worker", "parameters", "start": bool}``: idle, or with
-        ``"start": true`` started too; returns it. A job that could not start stays, ended
-        ``error``, and ``Unavailable`` says so."""
+        ``"start": true`` started too; returns ``(job, message)``, the message saying when
+        the worker checks none of the parameters given. A job that could not start stays,
+        ended ``error``, and ``Unavailable`` says so."""
         self._check_job_body(body)
-        if not self._start_flag(body):
-            return await self.create_job(body, actor)
-        rows = await self._prepare_jobs([body], actor)
-        jobs = await self.storage.transaction(self._insert, rows, actor, True)
-        [(started, problem)] = await self._launch(jobs, actor)
-        if problem is not None:
-            raise Unavailable("job %s was created but could not start: %s; it is now error "
-                              "(create a new job to try again)" % (started.id, problem))
-        return job_to_dict(started)
+        start = self._start_flag(body)
+        rows, unchecked = await self._prepare_jobs([body], actor)
+        [job] = await self.storage.transaction(self._insert, rows, actor, start)
+        if start:
+            [(job, problem)] = await self._launch([job], actor)
+            if problem is not None:
+                raise Unavailable("job %s was created but could not start: %s; it is now "
+                                  "error (create a new job to try again)" % (job.id, problem))
+        return job_to_dict(job), "job %s created%s%s" % (
+            job.id, " and started" if start else "", self._note(unchecked))
+
+    @staticmethod
+    def _note(unchecked):
+        return "; " + params.unchecked_note(unchecked) if unchecked else ""
 
     @staticmethod
     def _check_job_body(body):
@@ -168,10 +174,11 @@ class JobService:
             raise BadRequest("the batch holds %d jobs; at most %d go in one request (split it)"
                              % (len(specs), self.config.max_batch))
         start = self._start_flag(body)
-        rows = await self._prepare_jobs(specs, actor, batch=True)
+        rows, unchecked = await self._prepare_jobs(specs, actor, batch=True)
         jobs = await self.storage.transaction(self._insert, rows, actor, start)
         if not start:
-            return [job_to_dict(job) for job in jobs], "%d jobs created" % len(jobs)
+            return [job_to_dict(job) for job in jobs], "%d jobs created%s" % (
+                len(jobs), self._note(unchecked))
         outcomes = await self._launch(jobs, actor)
         failed = [(job, problem) for job, problem in outcomes if problem is not None]
         if len(failed) == len(jobs):
@@ -182,7 +189,7 @@ class JobService:
         if failed:
             message = ("%d jobs created; %d started, %d could not start and are now error: %s"
                        % (len(jobs), len(jobs) - len(failed), len(failed), failed[0][1]))
-        return [job_to_dict(job) for job, _ in outcomes], message
+        return [job_to_dict(job) for job, _ in outcomes], message + self._note(unchecked)
 
     @staticmethod
     def _id_range(jobs):
@@ -196,9 +203,10 @@ class JobService:
         return start
 
     async def _prepare_jobs(self, specs, actor, batch=False):
-        """The rows of new idle jobs, one per spec, checked; raises the problems (each labelled
-        by its place in a batch). A worker's file is read and parsed in an executor, and only
-        when it changed since it was last (a ``stat`` tells)."""
+        """The rows of new idle jobs, one per spec, checked, and the names of the workers that
+        were given parameters they do not check (they declare none); raises the problems (each
+        labelled by its place in a batch). A worker's file is read and parsed in an executor,
+        and only when it changed since it was last (a ``stat`` tells)."""
         names = sorted({spec["worker"] for spec in specs if isinstance(spec, dict)
                         and isinstance(spec.get("worker"), str)})
         declared, unknown = {}, []
@@ -214,12 +222,14 @@ class JobService:
         if unknown:
             declared.update(await asyncio.get_running_loop().run_in_executor(
                 None, self._declarations, unknown))
-        rows, problems = [], []
+        rows, problems, unchecked = [], [], set()
         for index, spec in enumerate(specs):
             try:
                 if batch:
                     self._check_spec(spec)
                 rows.append(self._prepare_job(spec, actor, declared))
+                if declared[spec["worker"]][0] is None and spec.get("parameters"):
+                    unchecked.add(spec["worker"])
             except JobJokerError as e:
                 if not batch:
                     raise
@@ -231,7 +241,7 @@ class JobService:
             raise BadRequest("nothing was created: %s%s" % (
                 "; ".join(problems[:MAX_PROBLEMS_SHOWN]),
                 " (and %d more)" % more if more > 0 else ""))
-        return rows
+        return rows, sorted(unchecked)
 
     def _declarations(self, names):
         """Executor: for each worker name, what it declares, or the error to raise for it."""

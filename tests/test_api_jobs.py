@@ -32,7 +32,7 @@ import tornado.httpclient
 
 from jobjoker import models, spool
 from jobjoker.procman import RunningJob
-from tests.support import fetch, poll
+from tests.support import OPEN_WORKER, fetch, poll
 
 ENVELOPE_KEYS = {"success", "message", "total", "data"}
 JOB_KEYS = {"id", "worker", "status", "parameters", "pid", "created", "starttime", "stoptime",
@@ -195,7 +195,7 @@ async def test_create_returns_an_idle_job(api):
     assert JOB_KEYS <= set(job), job
     assert urllib.parse.quote(job["id"], safe="") == job["id"], "the id must be URL-safe"
     assert job["worker"] == "TestWorker"
-    assert job["parameters"] == {"count": 2}
+    assert job["parameters"] == {"count": 2, "sleep": 1}  # the default filled in
     assert job["status"] == "idle"
     assert job["pid"] is None
     assert before - 1 <= job["created"] <= time.time() + 1, "created is epoch seconds"
@@ -207,9 +207,10 @@ async def test_create_returns_an_idle_job(api):
 
 @pytest.mark.both_databases
 @pytest.mark.gen_test
-async def test_create_keeps_nested_and_unicode_parameters(api):
+async def test_create_keeps_nested_and_unicode_parameters(api, write_worker):
+    write_worker("Open", OPEN_WORKER)  # it declares none: they are kept as they are
     parameters = {"text": "Grüße, 漢字, 🎉", "list": [1, 2.5, None, True], "nested": {"a": {}}}
-    job = await create_job(api, parameters=parameters)
+    job = await create_job(api, "Open", parameters=parameters)
     assert job["parameters"] == parameters
     assert (await get_job(api, job["id"]))["parameters"] == parameters
 
@@ -271,14 +272,15 @@ async def test_create_refuses_a_deeply_nested_body_as_bad_input(api):
 
 
 @pytest.mark.gen_test
-async def test_parameters_over_the_limit_are_refused_with_413(api, config):
+async def test_parameters_over_the_limit_are_refused_with_413(api, config, write_worker):
+    write_worker("Open", OPEN_WORKER)
     limit = config.max_parameters_size
     overhead = len('{"x":""}')  # the parameters are measured as compact JSON
     at_limit = {"x": "a" * (limit - overhead)}
     over_limit = {"x": "a" * (limit - overhead + 1)}
-    assert (await create_job(api, parameters=at_limit))["parameters"] == at_limit
+    assert (await create_job(api, "Open", parameters=at_limit))["parameters"] == at_limit
     before = await count_jobs(api)
-    reply = await api("POST", "/jobs", {"worker": "Foobar", "parameters": over_limit})
+    reply = await api("POST", "/jobs", {"worker": "Open", "parameters": over_limit})
     assert_refused(reply, 413, str(limit))
     assert await count_jobs(api) == before
 

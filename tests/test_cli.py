@@ -10,7 +10,9 @@ import sys
 import pytest
 
 from jobjoker.client import Client
-from tests.support import HELLO_WORKER, PASSWORD, ROOT, free_port, until, wait_for_end
+from jobjoker.parameters import unchecked_note
+from tests.support import HELLO_WORKER, OPEN_WORKER, PASSWORD, ROOT, free_port, until, \
+    wait_for_end
 
 
 def environment(url, password=PASSWORD, **extra):
@@ -141,11 +143,13 @@ def test_jobs_start_and_kill(jj, client):
 
 
 def test_parameters_from_p_and_params_json(jj, client):
-    result = jj("run", "Foobar", "--json", "--params-json", '{"count": 1, "keep": "me"}',
+    client.push_worker("Open", OPEN_WORKER)  # it declares none, so it takes any
+    result = jj("run", "Open", "--json", "--params-json", '{"count": 1, "keep": "me"}',
                 "-p", "count=2", "-p", "sleep=0.5", "-p", "name=hello", "-p", "flag=true",
                 "-p", "items=[1, 2]", "-p", 'quoted="3"', "-p", "none=null", "-p", "empty=",
                 "-p", "big=1e400", "-p", "nan=NaN", "-p", "eq=a=b")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == "jobjoker: warning: %s\n" % unchecked_note(["Open"])
     assert result.json["parameters"] == {
         "count": 2, "keep": "me", "sleep": 0.5, "name": "hello", "flag": True, "items": [1, 2],
         "quoted": "3", "none": None, "empty": "", "big": "1e400", "nan": "NaN", "eq": "a=b"}
@@ -153,6 +157,20 @@ def test_parameters_from_p_and_params_json(jj, client):
                 ["--params-json", "{bad"]):
         refused = jj("run", "Foobar", *bad)
         assert refused.returncode == 2 and "usage: jobjoker run" in refused.stderr, bad
+
+
+def test_run_warns_when_the_worker_checks_no_parameters(jj, client):
+    client.push_worker("Open", OPEN_WORKER)
+    typo = jj("run", "Open", "-p", "cuont=3")
+    assert typo.returncode == 0 and typo.stderr == (
+        "jobjoker: warning: worker Open declares no parameters, so they are not checked: a "
+        "misspelt name reaches the job as it is\n")
+    for quiet in (["Open"], ["TestWorker", "-p", "count=1", "-p", "sleep=0"], ["Foobar"]):
+        result = jj("run", *quiet)
+        assert (result.returncode, result.stderr) == (0, ""), quiet
+    refused = jj("run", "TestWorker", "-p", "cuont=3")  # a declaring worker refuses the typo
+    assert refused.returncode == 1 and "unknown parameter cuont (did you mean count?" in \
+        refused.stderr
 
 
 def test_run_follow_streams_the_log_and_exits_0_on_done(jj):
