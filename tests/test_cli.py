@@ -100,6 +100,13 @@ def test_pushing_bad_code_exits_1_with_the_servers_message(jj, tmp_path):
     result = jj("workers", "push", str(source))
     assert result.returncode == 1 and result.stderr.startswith("jobjoker: line 1")
     assert jj("workers", "push", str(tmp_path / "Nope.py")).returncode == 2
+    empty = tmp_path / "Empty.py"
+    empty.write_text("\n")
+    result = jj("workers", "push", str(empty))
+    assert (result.returncode, result.stderr) == (1, "jobjoker: the worker's code is empty: a "
+                                                     "worker is a Python file defining class "
+                                                     "Empty(jobjoker.Worker) with a run(self) "
+                                                     "method\n")
     assert jj("workers", "push", "-", input="x").returncode == 2  # no --name for stdin
 
 
