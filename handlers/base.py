@@ -224,6 +224,18 @@ class AuthMixin:
                                    "X-XSRFToken header")
 
 
+class JobPathMixin:
+    """For the routes whose first path argument names a job (REST and streams): a short id
+    there (the id's last characters, as the page shows them) is replaced by the job's id before
+    the method runs, in this one place (``JobService.resolve_id``: 404 when no job has it, 409
+    naming the jobs when several do). It comes after authentication: ids are not told to
+    strangers."""
+
+    async def prepare(self):
+        await super().prepare()
+        self.path_args[0] = await self.settings["jobs"].resolve_id(self.path_args[0])
+
+
 LARGE_REPLY = 1024 * 1024  # a reply past this is written in pieces of this size
 CHUNKED_SLACK = 2 * 65536  # twice Tornado's default chunk_size
 BUSY_MESSAGE = ("the server holds as many request bodies as it may at once (--max-body-memory); "

@@ -1,9 +1,11 @@
-"""``/jobs``: create, list, read, command and delete jobs; read and append their entries."""
+"""``/jobs``: create, list, read, command and delete jobs; read and append their entries.
+
+Every ``/jobs/ID/...`` route takes a job's id or its short id (``JobPathMixin``)."""
 import json
 
 from jobjoker import errors
 from jobjoker.bodies import check_keys
-from jobjoker.handlers.base import APIHandler, envelope
+from jobjoker.handlers.base import APIHandler, JobPathMixin, envelope
 from jobjoker.jobs import BATCH_KEYS, JOB_KEYS
 from jobjoker.states import COMMANDS
 
@@ -14,10 +16,13 @@ class JobsHandler(APIHandler):
     permissions = {"GET": "read", "POST": "run"}
 
     async def get(self):
-        """Jobs newest first; ``status``, ``worker``, ``offset``, ``limit`` narrow the page."""
+        """Jobs newest first; ``status``, ``worker``, ``offset``, ``limit`` narrow the page;
+        ``X-Total-Count`` is how many match."""
         arg = self.get_query_argument
-        self.send_data(await self.jobs.list_jobs(arg("status", None), arg("worker", None),
-                                                 arg("offset", None), arg("limit", None)))
+        jobs, total = await self.jobs.list_jobs(arg("status", None), arg("worker", None),
+                                                arg("offset", None), arg("limit", None))
+        self.set_header("X-Total-Count", str(total))
+        self.send_data(jobs)
 
     async def post(self):
         """Create a job from ``{"worker", "parameters"}``: idle, or started too with
@@ -39,7 +44,7 @@ class JobsBatchHandler(APIHandler):
         self.send_data(jobs, 201, message)
 
 
-class JobHandler(APIHandler):
+class JobHandler(JobPathMixin, APIHandler):
     """One job."""
 
     permissions = {"GET": "read", "DELETE": "run"}
@@ -54,7 +59,7 @@ class JobHandler(APIHandler):
                        message="job %s deleted" % job_id)
 
 
-class JobStatusHandler(APIHandler):
+class JobStatusHandler(JobPathMixin, APIHandler):
     """A job's status; PUT ``start``, ``stop`` or ``kill`` to command it."""
 
     permissions = {"GET": "read", "PUT": "run"}
@@ -98,7 +103,7 @@ def parse_command(body):
     return text.lower()
 
 
-class JobEntriesHandler(APIHandler):
+class JobEntriesHandler(JobPathMixin, APIHandler):
     """A job's log or response: read a page, or append one entry."""
 
     permissions = {"GET": "read", "POST": "run"}
@@ -130,7 +135,7 @@ class JobEntriesHandler(APIHandler):
         self.send_data(entry, 201, "appended to the %s of job %s" % (stream, job_id))
 
 
-class JobEntriesDownloadHandler(APIHandler):
+class JobEntriesDownloadHandler(JobPathMixin, APIHandler):
     """A job's whole log or response as a plain-text file, however long."""
 
     async def get(self, job_id, stream):
@@ -147,7 +152,7 @@ class JobEntriesDownloadHandler(APIHandler):
         self.finish()
 
 
-class JobPidHandler(APIHandler):
+class JobPidHandler(JobPathMixin, APIHandler):
     """A job's pid: readable, but the server alone sets it."""
 
     permissions = {"GET": "read", "PUT": "run"}

@@ -71,20 +71,29 @@ class JobService:
 
     # --- reading ---------------------------------------------------------------------------------
 
+    async def resolve_id(self, reference):
+        """The id of the job ``reference`` names: its id, or the short id the page shows
+        (``jobstore.resolve``: ``NotFound``, or ``Conflict`` when several jobs share it)."""
+        if not jobstore.needs_resolving(reference):
+            return reference  # no lookup for a whole id: the request's own read says 404
+        return await self.storage.read(jobstore.resolve, reference)
+
     async def get_job(self, job_id):
         return job_to_dict(await self.storage.read(jobstore.get, job_id))
 
     async def list_jobs(self, status=None, worker=None, offset=None, limit=None):
-        """Jobs newest first, optionally of one status and/or worker."""
+        """A page of jobs newest first, optionally of one status and/or worker, and how many
+        match (every page of them)."""
         offset, limit = parse_page(offset, limit, "jobs", self.config)
         if status and status not in {s.value for s in JobStatus}:
             raise BadRequest("unknown status %r; use one of %s"
                              % (status, ", ".join(s.value for s in JobStatus)))
         if worker:
             check_name(worker)
-        jobs = await self.storage.read(jobstore.page, status or None, worker or None, offset,
-                                       limit)
-        return [job_to_dict(job) for job in jobs]
+        jobs, total = await self.storage.read(lambda: (
+            jobstore.page(status or None, worker or None, offset, limit),
+            jobstore.count(status or None, worker or None)))
+        return [job_to_dict(job) for job in jobs], total
 
     async def read_entries(self, job_id, stream, offset=None, limit=None):
         """A page of a job's log or response, the stream's total entry count, and the offset

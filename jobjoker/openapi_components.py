@@ -376,7 +376,10 @@ def parameters(config):
                      {"type": "integer", "minimum": 0, "maximum": maximum, "default": default})
 
     return {
-        "JobId": {"name": "id", "in": "path", "required": True, "description": "The job's id.",
+        "JobId": {"name": "id", "in": "path", "required": True,
+                  "description": "The job's id, or its short id: its last 6 characters, as the "
+                                 "admin page shows them (409 naming the jobs when several "
+                                 "share it).",
                   "schema": {"type": "string"}},
         "WorkerName": {"name": "name", "in": "path", "required": True,
                        "description": "The worker's name (400 when it is not a valid name).",

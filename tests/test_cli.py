@@ -291,6 +291,22 @@ def test_logs_prints_the_log_or_the_response_and_follows(jj, client):
     assert jj("logs", "no-such-job", "-f").returncode == 5
 
 
+def test_a_short_id_works_wherever_a_job_id_does(jj, client):
+    job = client.run("Foobar")
+    short = job["id"][-6:]  # as the admin page shows it
+    shown = jj("jobs", "show", short)
+    assert shown.returncode == 0 and shown.stdout.split("\n")[0].split() == ["id", job["id"]]
+    assert jj("jobs", "show", short, "--json").json["id"] == job["id"]
+    log = jj("logs", short)
+    assert log.returncode == 0 and "foobar" in log.stdout.splitlines()
+    followed = jj("logs", short, "-f")
+    assert (followed.returncode, followed.stdout) == (0, log.stdout)
+    removed = jj("jobs", "rm", short)
+    assert (removed.returncode, removed.stdout) == (0, "job %s deleted\n" % job["id"])
+    missing = jj("jobs", "show", short)
+    assert missing.returncode == 5 and short in missing.stderr
+
+
 def test_the_password_is_never_a_flag(jj, server_process):
     refused = jj("jobs", "ls", "--password", "s3cret")
     assert refused.returncode == 2
