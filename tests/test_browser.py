@@ -365,8 +365,8 @@ def test_create_and_start_a_job_see_its_log_live_then_stop_it(admin, server):
     # The page opens the new job in Manage Jobs and follows its log as lines arrive.
     expect(page.locator("#panel-jobs")).to_be_visible()
     expect(admin.status_badge).to_have_text("active")
-    expect(admin.log_lines.filter(has_text="log 0")).to_have_count(1)
-    expect(admin.log_lines.filter(has_text="log 5")).to_have_count(1)
+    expect(admin.log_lines.filter(has_text=re.compile(r"^log 0$"))).to_have_count(1)
+    expect(admin.log_lines.filter(has_text=re.compile(r"^log 5$"))).to_have_count(1)
     job_id = page.locator("#job-detail-facts .job-id").inner_text()
     expect(admin.row(job_id).locator(".badge")).to_have_text("active")
     page.get_by_role("button", name="Stop", exact=True).click()
@@ -622,7 +622,7 @@ def test_screenshots_of_every_tab_on_a_laptop_and_a_phone(browser, server):
     try:
         admin.goto()
         admin.open_job(running["id"])
-        expect(admin.log_lines.filter(has_text="log 4")).to_have_count(1)
+        expect(admin.log_lines.filter(has_text=re.compile(r"^log 4$"))).to_have_count(1)
         admin.screenshot("laptop-1-manage-jobs")
         admin.tab("create-job")
         admin.page.select_option("#create-job-worker", "Echo")  # it declares none: JSON
@@ -648,7 +648,7 @@ def test_screenshots_of_every_tab_on_a_laptop_and_a_phone(browser, server):
         phone.goto()
         phone.screenshot("phone-1-manage-jobs")
         phone.open_job(running["id"])
-        expect(phone.log_lines.filter(has_text="log 2")).to_have_count(1)
+        expect(phone.log_lines.filter(has_text=re.compile(r"^log 2$"))).to_have_count(1)
         phone.page.locator("#job-detail").scroll_into_view_if_needed()
         phone.screenshot("phone-2-job")
         assert phone.csp_violations() == []
