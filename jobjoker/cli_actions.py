@@ -248,8 +248,8 @@ def logs_command(client, args):
 def run_command(client, args):
     parameters = {**(args.params_json or {}), **dict(args.param)}
     job = client.create_job(args.worker, parameters or None)
-    if parameters and client.worker(args.worker)["parameters"] is None:
-        warn(unchecked_note([args.worker]))  # so a misspelt -p is seen before it runs
+    if parameters:
+        warn_if_unchecked(client, args.worker)
     try:
         job = client.start(job["id"])
     except ClientError as e:
@@ -260,6 +260,17 @@ def run_command(client, args):
         return follow_job(client, job["id"], args, {"log", "response"} if args.json else {"log"})
     show(job, args, lambda job: print(job["id"]))
     return EXIT_OK
+
+
+def warn_if_unchecked(client, worker):
+    """Warn when ``worker`` declares no parameters: a misspelt ``-p`` name is then not refused,
+    and is better seen before the job runs."""
+    try:
+        declared = client.worker(worker)["parameters"]
+    except ClientError:  # the job is made: the warning is not worth failing the command for
+        return
+    if declared is None:
+        warn(unchecked_note([worker]))
 
 
 def follow_job(client, job_id, args, streams):

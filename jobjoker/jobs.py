@@ -9,7 +9,9 @@ created and started in one call (``"start": true``), and many at once (``create_
 spec of a batch is checked before anything is created, the rows go in one transaction, and the
 processes are forked with one request to the supervisor. A job that was created but could not
 start stays, ended ``error``, and the error says so. A deleted job's entries go in batches, each
-its own transaction, before the reply.
+its own transaction, before the reply. A reply that created jobs of a worker declaring no
+parameters, with parameters, says that nothing checked them. ``resolve_id`` turns the short id
+a job route may be given into the job's id.
 """
 import asyncio
 import contextlib
@@ -17,8 +19,8 @@ import json
 import time
 
 from jobjoker import jobdir, jobstore
-from jobjoker.bodies import check_keys
 from jobjoker import parameters as params
+from jobjoker.bodies import check_keys
 from jobjoker.errors import BadRequest, InvalidTransition, JobJokerError, NotFound, TooLarge, \
     Unavailable, ValidationError
 from jobjoker.jobstore import job_to_dict, new_job_id
