@@ -5,7 +5,9 @@ authenticates (401 with a Basic challenge unless the handler sets ``auth_require
 refuses a declared body larger than the limit (413), so an oversized upload is never read whole.
 The body is read only after that, at most ``--max-public-body-size`` before sign-in, and every
 body held counts against the server-wide ``--max-body-memory`` (503 with Retry-After past it).
-``self.body`` is the request body, ``self.json_body()`` it parsed (400 on bad JSON). Replies use
+``self.body`` is the request body, ``self.json_body(keys)`` it parsed (400 on bad JSON, and on an
+object holding a key outside ``keys``: every handler that reads JSON names what it takes, and
+``jobjoker.bodies`` says what is wrong, with a "did you mean"). Replies use
 ``self.send_data(data, status, message)``: ``{"success", "message", "total", "data"}`` with
 ``data`` always a list. Any domain error raised by a handler becomes that envelope with the status
 from ``ERROR_STATUS``; a database that is locked or away becomes a 503; anything unexpected
@@ -23,6 +25,7 @@ import tornado.web
 from jobjoker import errors, storage
 from jobjoker.audit import Actor
 from jobjoker.auth import SESSION_COOKIE, Credentials, failed_attempt, xsrf_matches
+from jobjoker.bodies import check_keys
 from jobjoker.config import is_loopback
 
 log = logging.getLogger(__name__)
@@ -219,6 +222,18 @@ class AuthMixin:
                                    "X-XSRFToken header")
 
 
+class JobPathMixin:
+    """For the routes whose first path argument names a job (REST and streams): a short id
+    there (the id's last characters, as the page shows them) is replaced by the job's id before
+    the method runs, in this one place (``JobService.resolve_id``: 404 when no job has it, 409
+    naming the jobs when several do). It comes after authentication: ids are not told to
+    strangers."""
+
+    async def prepare(self):
+        await super().prepare()
+        self.path_args[0] = await self.settings["jobs"].resolve_id(self.path_args[0])
+
+
 LARGE_REPLY = 1024 * 1024  # a reply past this is written in pieces of this size
 CHUNKED_SLACK = 2 * 65536  # twice Tornado's default chunk_size
 BUSY_MESSAGE = ("the server holds as many request bodies as it may at once (--max-body-memory); "
@@ -346,8 +361,9 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
             raise errors.Unavailable(BUSY_MESSAGE, retry_after=BUSY_RETRY_AFTER)
         return b"".join(self._chunks)
 
-    def json_body(self):
-        """The body parsed as JSON (400 with the position of the mistake when it is not)."""
+    def json_body(self, keys, hint=""):
+        """The body parsed as JSON (400 with the position of the mistake when it is not, or
+        when it is an object holding a key outside ``keys``)."""
         body = self.body
         if not body.strip():
             raise errors.BadRequest("the body is empty; send JSON")
@@ -364,6 +380,7 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
             raise errors.BadRequest("the body holds a number too long to read: %s" % e)
         if LONE_SURROGATE_ESCAPE.search(body):
             _reject_lone_surrogates(value)
+        check_keys(value, keys, hint=hint)
         return value
 
     def send_data(self, data=(), status=200, message=""):

@@ -1,8 +1,12 @@
-"""``/jobs``: create, list, read, command and delete jobs; read and append their entries."""
+"""``/jobs``: create, list, read, command and delete jobs; read and append their entries.
+
+Every ``/jobs/ID/...`` route takes a job's id or its short id (``JobPathMixin``)."""
 import json
 
 from jobjoker import errors
-from jobjoker.handlers.base import APIHandler, envelope
+from jobjoker.bodies import check_keys
+from jobjoker.handlers.base import APIHandler, JobPathMixin, envelope
+from jobjoker.jobs import BATCH_KEYS, JOB_KEYS
 from jobjoker.states import COMMANDS
 
 
@@ -12,19 +16,20 @@ class JobsHandler(APIHandler):
     permissions = {"GET": "read", "POST": "run"}
 
     async def get(self):
-        """Jobs newest first; ``status``, ``worker``, ``offset``, ``limit`` narrow the page."""
+        """Jobs newest first; ``status``, ``worker``, ``offset``, ``limit`` narrow the page;
+        ``X-Total-Count`` is how many match."""
         arg = self.get_query_argument
-        self.send_data(await self.jobs.list_jobs(arg("status", None), arg("worker", None),
-                                                 arg("offset", None), arg("limit", None)))
+        jobs, total = await self.jobs.list_jobs(arg("status", None), arg("worker", None),
+                                                arg("offset", None), arg("limit", None))
+        self.set_header("X-Total-Count", str(total))
+        self.send_data(jobs)
 
     async def post(self):
         """Create a job from ``{"worker", "parameters"}``: idle, or started too with
         ``"start": true`` (then 201 with the job active and its pid)."""
-        body = self.json_body()
-        job = await self.jobs.submit_job(body, self.actor)
+        job, message = await self.jobs.submit_job(self.json_body(JOB_KEYS), self.actor)
         self.set_header("Location", "/jobs/%s" % job["id"])
-        self.send_data(job, 201, "job %s created%s" % (
-            job["id"], " and started" if body.get("start") is True else ""))
+        self.send_data(job, 201, message)
 
 
 class JobsBatchHandler(APIHandler):
@@ -35,11 +40,11 @@ class JobsBatchHandler(APIHandler):
     async def post(self):
         """Create every job of ``{"jobs": [{"worker", "parameters"}, ...]}``, all or none, and
         with ``"start": true`` start them too (201 with the jobs, in order)."""
-        jobs, message = await self.jobs.create_jobs(self.json_body(), self.actor)
+        jobs, message = await self.jobs.create_jobs(self.json_body(BATCH_KEYS), self.actor)
         self.send_data(jobs, 201, message)
 
 
-class JobHandler(APIHandler):
+class JobHandler(JobPathMixin, APIHandler):
     """One job."""
 
     permissions = {"GET": "read", "DELETE": "run"}
@@ -54,7 +59,7 @@ class JobHandler(APIHandler):
                        message="job %s deleted" % job_id)
 
 
-class JobStatusHandler(APIHandler):
+class JobStatusHandler(JobPathMixin, APIHandler):
     """A job's status; PUT ``start``, ``stop`` or ``kill`` to command it."""
 
     permissions = {"GET": "read", "PUT": "run"}
@@ -76,6 +81,9 @@ class JobStatusHandler(APIHandler):
                 job_id, "stopping" if command == "stop" else "being killed"))
 
 
+COMMAND_KEYS = ("status",)  # of a command sent as a JSON object
+
+
 def parse_command(body):
     """The command word from a plain-text body (``start``) or a JSON one (``"start"``,
     ``{"status": "start"}``)."""
@@ -88,13 +96,14 @@ def parse_command(body):
             value = json.loads(text)
         except ValueError:
             value = None
+        check_keys(value, COMMAND_KEYS)
         text = value.get("status") if isinstance(value, dict) else value
     if not isinstance(text, str) or not text:
         raise errors.BadRequest("send one of %s as the body" % ", ".join(COMMANDS))
     return text.lower()
 
 
-class JobEntriesHandler(APIHandler):
+class JobEntriesHandler(JobPathMixin, APIHandler):
     """A job's log or response: read a page, or append one entry."""
 
     permissions = {"GET": "read", "POST": "run"}
@@ -126,7 +135,7 @@ class JobEntriesHandler(APIHandler):
         self.send_data(entry, 201, "appended to the %s of job %s" % (stream, job_id))
 
 
-class JobEntriesDownloadHandler(APIHandler):
+class JobEntriesDownloadHandler(JobPathMixin, APIHandler):
     """A job's whole log or response as a plain-text file, however long."""
 
     async def get(self, job_id, stream):
@@ -143,7 +152,7 @@ class JobEntriesDownloadHandler(APIHandler):
         self.finish()
 
 
-class JobPidHandler(APIHandler):
+class JobPidHandler(JobPathMixin, APIHandler):
     """A job's pid: readable, but the server alone sets it."""
 
     permissions = {"GET": "read", "PUT": "run"}

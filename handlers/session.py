@@ -1,5 +1,6 @@
 """``/session``: browser login and logout (a revocable session cookie, XSRF-protected)."""
 from jobjoker import errors
+from jobjoker.accounts import LOGIN_KEYS
 from jobjoker.auth import SESSION_COOKIE, xsrf_token
 from jobjoker.handlers.users import AccountsHandler
 
@@ -23,7 +24,7 @@ class SessionHandler(AccountsHandler):
 
     async def post(self):
         """Log in with ``{"username", "password"}``: sets the session and XSRF cookies."""
-        user, cookie = await self.accounts.login(self.actor, self.json_body())
+        user, cookie = await self.accounts.login(self.actor, self.json_body(LOGIN_KEYS))
         if user is None:
             raise errors.Unauthorized("wrong username or password")
         self.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict",

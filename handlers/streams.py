@@ -10,7 +10,8 @@ import time
 import tornado.websocket
 
 from jobjoker import errors, storage
-from jobjoker.handlers.base import AuthMixin, ErrorEnvelopeMixin, set_security_headers
+from jobjoker.handlers.base import AuthMixin, ErrorEnvelopeMixin, JobPathMixin, \
+    set_security_headers
 from jobjoker.paging import MAX_OFFSET
 from jobjoker.streams import EventsFollower, JobFollower, Outbox
 
@@ -59,11 +60,11 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
             self.follower.stop()
 
 
-class JobStreamHandler(StreamHandler):
-    """``GET /jobs/ID/stream?log_from=K&response_from=M``: one job, live."""
+class JobStreamHandler(JobPathMixin, StreamHandler):
+    """``GET /jobs/ID/stream?log_from=K&response_from=M``: one job (ID or its short id), live."""
 
     async def prepare(self):
-        await super().prepare()
+        await super().prepare()  # a short id becomes the job's id
         await self.settings["jobs"].get_job(self.path_args[0])  # 404 before the upgrade
         self.offsets = {"log": self._offset("log_from"),
                         "response": self._offset("response_from")}

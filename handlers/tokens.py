@@ -1,4 +1,5 @@
 """``/tokens``: API tokens for scripts (``Authorization: Bearer jj_...``)."""
+from jobjoker.accounts import TOKEN_KEYS
 from jobjoker.handlers.users import AccountsHandler
 
 
@@ -14,7 +15,8 @@ class TokensHandler(AccountsHandler):
 
     async def post(self):
         """Create a token from ``{"name", "role", "expires_in"}``: its secret is shown once."""
-        token = await self.accounts.create_token(self.identity, self.actor, self.json_body())
+        token = await self.accounts.create_token(self.identity, self.actor,
+                                                 self.json_body(TOKEN_KEYS))
         self.send_data(token, 201, "token %s created: copy it now, it is not shown again"
                        % token["id"])
 

@@ -1,4 +1,5 @@
 """``/users``: accounts and their passwords (admins; a user may read and change their own)."""
+from jobjoker.accounts import PASSWORD_KEYS, USER_KEYS, USER_UPDATE_HINT, USER_UPDATE_KEYS
 from jobjoker.handlers.base import APIHandler
 
 
@@ -21,7 +22,8 @@ class UsersHandler(AccountsHandler):
 
     async def post(self):
         """Create a user from ``{"username", "password", "role"}``."""
-        user = await self.accounts.create_user(self.identity, self.actor, self.json_body())
+        user = await self.accounts.create_user(self.identity, self.actor,
+                                              self.json_body(USER_KEYS))
         self.send_data(user, 201, "user %s created" % user["username"])
 
 
@@ -36,8 +38,8 @@ class UserHandler(AccountsHandler):
 
     async def patch(self, username):
         """Change ``role`` and/or ``disabled``."""
-        self.send_data(await self.accounts.update_user(self.identity, self.actor, username,
-                                                       self.json_body()),
+        body = self.json_body(USER_UPDATE_KEYS, USER_UPDATE_HINT)
+        self.send_data(await self.accounts.update_user(self.identity, self.actor, username, body),
                        message="user %s updated" % username)
 
     async def delete(self, username):
@@ -54,7 +56,7 @@ class PasswordHandler(AccountsHandler):
     async def put(self, username):
         """Set ``{"password", "current"}``; ends the user's browser sessions."""
         user = await self.accounts.set_password(self.identity, self.actor, username,
-                                                self.json_body())
+                                                self.json_body(PASSWORD_KEYS))
         self.send_data(user, message="password of %s changed" % username)
 
 

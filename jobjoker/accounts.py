@@ -25,6 +25,13 @@ USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 MAX_TOKEN_NAME = 100  # characters
+# What each body takes (the handlers refuse any other key, jobjoker.bodies).
+USER_KEYS = ("username", "password", "role")
+USER_UPDATE_KEYS = ("role", "disabled")
+USER_UPDATE_HINT = " (a password changes at /users/NAME/password)"
+PASSWORD_KEYS = ("password", "current")
+TOKEN_KEYS = ("name", "role", "expires_in")
+LOGIN_KEYS = ("username", "password")
 
 
 def user_to_dict(user):
@@ -109,10 +116,6 @@ class Accounts:
     async def update_user(self, identity, actor, username, body):
         """Change a user's role or disabled flag (admin; with a token, only to lower them)."""
         body = _object(body, '{"role": "viewer", "disabled": false}')
-        unknown = set(body) - {"role", "disabled"}
-        if unknown:
-            raise BadRequest("unknown field(s) %s; a user's role and disabled flag can change "
-                             "here, the password at /users/NAME/password" % sorted(unknown))
         await self.storage.read(_user, username)  # 404 before the values are judged
         changes = {}
         if "role" in body:

@@ -6,7 +6,8 @@ users by ``EXIT_CODES_HELP``). A refusal of the server is raised as the client's
 ``ClientError``, for ``jobjoker.cli_commands`` to turn into a message and an exit code. Passwords
 come from ``JOBJOKER_NEW_PASSWORD`` or the terminal, never from the command line. ``--follow``
 prints entries as they come and ends with the job: ``EXIT_OK`` only if it ended done; ``run
---follow`` then prints the job's response, apart (``print_outcome``).
+--follow`` then prints the job's response, apart (``print_outcome``). ``run`` warns on standard
+error when the worker declares no parameters and so checks none of those given.
 """
 import getpass
 import json
@@ -15,8 +16,9 @@ import pathlib
 import sys
 
 from jobjoker.cli_output import RESPONSE_HEADER, fail, first_line, format_time, print_entry, \
-    print_fields, print_json, print_table, show
+    print_fields, print_json, print_table, show, warn
 from jobjoker.client import ClientError, Event
+from jobjoker.parameters import unchecked_note
 from jobjoker.states import describe
 
 EXIT_OK = 0
@@ -254,6 +256,8 @@ def stored_entries(client, job_id, stream):
 def run_command(client, args):
     parameters = {**(args.params_json or {}), **dict(args.param)}
     job = client.create_job(args.worker, parameters or None)
+    if parameters:
+        warn_if_unchecked(client, args.worker)
     try:
         job = client.start(job["id"])
     except ClientError as e:
@@ -279,6 +283,17 @@ def print_outcome(client, job_id, args):
     print(RESPONSE_HEADER)
     for event in (first, *entries):
         print_entry(event, args)
+
+
+def warn_if_unchecked(client, worker):
+    """Warn when ``worker`` declares no parameters: a misspelt ``-p`` name is then not refused,
+    and is better seen before the job runs."""
+    try:
+        declared = client.worker(worker)["parameters"]
+    except ClientError:  # the job is made: the warning is not worth failing the command for
+        return
+    if declared is None:
+        warn(unchecked_note([worker]))
 
 
 def follow_job(client, job_id, args, streams, then=None):

@@ -19,6 +19,11 @@ def fail(message, code):
     return code
 
 
+def warn(message):
+    """A warning on standard error: the command goes on."""
+    print("jobjoker: warning: %s" % message, file=sys.stderr)
+
+
 def print_json(value):
     print(json.dumps(value, indent=2, ensure_ascii=False))
 

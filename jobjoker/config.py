@@ -15,6 +15,7 @@ import tomllib
 import urllib.parse
 
 from jobjoker import checkout
+from jobjoker.bodies import did_you_mean
 from jobjoker.errors import StartupError
 
 
@@ -243,8 +244,12 @@ def read_config_file(path):
     table = document.get("jobjoker", document)
     unknown = sorted(set(table) - set(OPTIONS))
     if unknown:
+        named = []
+        for name in unknown:
+            guess = did_you_mean(name, OPTIONS)
+            named.append(name + (" (did you mean %s?)" % guess if guess else ""))
         raise StartupError("config file %s: unknown option(s) %s; known: %s"
-                           % (path, ", ".join(unknown), ", ".join(OPTIONS)))
+                           % (path, ", ".join(named), ", ".join(OPTIONS)))
     return {name: _parse(name, value, "config file %s" % path) for name, value in table.items()}
 
 

@@ -12,7 +12,9 @@ start stays, ended ``error``, and the error says so. A deleted job's entries go 
 its own transaction, before the reply. Secret parameter values are sealed (``secretbox``) on
 the writer thread as they are stored; an entry appended to a job is masked with them, and
 refused (``Conflict``) once the job ended more than ``--secret-retention`` seconds ago
-(``jobstore.appends_open``), since they are then erased.
+(``jobstore.appends_open``), since they are then erased. A reply that created jobs of a worker
+declaring no parameters, with parameters, says that nothing checked them. ``resolve_id`` turns
+the short id a job route may be given into the job's id.
 """
 import asyncio
 import contextlib
@@ -21,6 +23,7 @@ import time
 
 from jobjoker import jobdir, jobstore
 from jobjoker import parameters as params
+from jobjoker.bodies import check_keys
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
     TooLarge, Unavailable, ValidationError
 from jobjoker.jobstore import job_to_dict, new_job_id
@@ -30,6 +33,8 @@ from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus, describe
 from jobjoker.workers import check_name
 
 MAX_PARAMETERS_DEPTH = 32
+# What each body takes (the handlers refuse any other key, jobjoker.bodies).
+JOB_KEYS = ("worker", "parameters", "start")
 BATCH_KEYS = ("jobs", "start")
 SPEC_KEYS = ("worker", "parameters")
 MAX_PROBLEMS_SHOWN = 10  # of an invalid batch, in the one message
@@ -73,20 +78,29 @@ class JobService:
 
     # --- reading ---------------------------------------------------------------------------------
 
+    async def resolve_id(self, reference):
+        """The id of the job ``reference`` names: its id, or the short id the page shows
+        (``jobstore.resolve``: ``NotFound``, or ``Conflict`` when several jobs share it)."""
+        if not jobstore.needs_resolving(reference):
+            return reference  # no lookup for a whole id: the request's own read says 404
+        return await self.storage.read(jobstore.resolve, reference)
+
     async def get_job(self, job_id):
         return job_to_dict(await self.storage.read(jobstore.get, job_id))
 
     async def list_jobs(self, status=None, worker=None, offset=None, limit=None):
-        """Jobs newest first, optionally of one status and/or worker."""
+        """A page of jobs newest first, optionally of one status and/or worker, and how many
+        match (every page of them)."""
         offset, limit = parse_page(offset, limit, "jobs", self.config)
         if status and status not in {s.value for s in JobStatus}:
             raise BadRequest("unknown status %r; use one of %s"
                              % (status, ", ".join(s.value for s in JobStatus)))
         if worker:
             check_name(worker)
-        jobs = await self.storage.read(jobstore.page, status or None, worker or None, offset,
-                                       limit)
-        return [job_to_dict(job) for job in jobs]
+        jobs, total = await self.storage.read(lambda: (
+            jobstore.page(status or None, worker or None, offset, limit),
+            jobstore.count(status or None, worker or None)))
+        return [job_to_dict(job) for job in jobs], total
 
     async def read_entries(self, job_id, stream, offset=None, limit=None):
         """A page of a job's log or response, the stream's total entry count, and the offset
@@ -124,24 +138,30 @@ class JobService:
     async def create_job(self, body, actor=None):
         """Create an idle job from ``{"worker": NAME, "parameters": {...} | null}``; returns it."""
         self._check_job_body(body)
-        row = await self._prepare_jobs([body], actor)
-        [job] = await self.storage.transaction(self._insert, row, actor, False)
+        rows, _ = await self._prepare_jobs([body], actor)
+        [job] = await self.storage.transaction(self._insert, rows, actor, False)
         return job_to_dict(job)
 
     async def submit_job(self, body, actor=None):
         """Create a job from ``{"worker", "parameters", "start": bool}``: idle, or with
-        ``"start": true`` started too; returns it. A job that could not start stays, ended
-        ``error``, and ``Unavailable`` says so."""
+        ``"start": true`` started too; returns ``(job, message)``, the message saying when
+        the worker checks none of the parameters given. A job that could not start stays,
+        ended ``error``, and ``Unavailable`` says so."""
         self._check_job_body(body)
-        if not self._start_flag(body):
-            return await self.create_job(body, actor)
-        rows = await self._prepare_jobs([body], actor)
-        jobs = await self.storage.transaction(self._insert, rows, actor, True)
-        [(started, problem)] = await self._launch(jobs, actor)
-        if problem is not None:
-            raise Unavailable("job %s was created but could not start: %s; it is now error "
-                              "(create a new job to try again)" % (started.id, problem))
-        return job_to_dict(started)
+        start = self._start_flag(body)
+        rows, unchecked = await self._prepare_jobs([body], actor)
+        [job] = await self.storage.transaction(self._insert, rows, actor, start)
+        if start:
+            [(job, problem)] = await self._launch([job], actor)
+            if problem is not None:
+                raise Unavailable("job %s was created but could not start: %s; it is now "
+                                  "error (create a new job to try again)" % (job.id, problem))
+        return job_to_dict(job), "job %s created%s%s" % (
+            job.id, " and started" if start else "", self._note(unchecked))
+
+    @staticmethod
+    def _note(unchecked):
+        return "; " + params.unchecked_note(unchecked) if unchecked else ""
 
     @staticmethod
     def _check_job_body(body):
@@ -159,10 +179,6 @@ class JobService:
         if not isinstance(body, dict):
             raise BadRequest('the body must be a JSON object like '
                              '{"jobs": [{"worker": "Name", "parameters": {...}}], "start": true}')
-        unknown = sorted(set(body) - set(BATCH_KEYS))
-        if unknown:
-            raise BadRequest("unknown key %s in the body; it takes jobs and start"
-                             % ", ".join(map(repr, unknown)))
         specs = body.get("jobs")
         if specs is None:
             raise BadRequest('"jobs" is missing: send {"jobs": [{"worker": "Name"}, ...]}')
@@ -174,10 +190,11 @@ class JobService:
             raise BadRequest("the batch holds %d jobs; at most %d go in one request (split it)"
                              % (len(specs), self.config.max_batch))
         start = self._start_flag(body)
-        rows = await self._prepare_jobs(specs, actor, batch=True)
+        rows, unchecked = await self._prepare_jobs(specs, actor, batch=True)
         jobs = await self.storage.transaction(self._insert, rows, actor, start)
         if not start:
-            return [job_to_dict(job) for job in jobs], "%d jobs created" % len(jobs)
+            return [job_to_dict(job) for job in jobs], "%d jobs created%s" % (
+                len(jobs), self._note(unchecked))
         outcomes = await self._launch(jobs, actor)
         failed = [(job, problem) for job, problem in outcomes if problem is not None]
         if len(failed) == len(jobs):
@@ -188,7 +205,7 @@ class JobService:
         if failed:
             message = ("%d jobs created; %d started, %d could not start and are now error: %s"
                        % (len(jobs), len(jobs) - len(failed), len(failed), failed[0][1]))
-        return [job_to_dict(job) for job, _ in outcomes], message
+        return [job_to_dict(job) for job, _ in outcomes], message + self._note(unchecked)
 
     @staticmethod
     def _id_range(jobs):
@@ -202,9 +219,10 @@ class JobService:
         return start
 
     async def _prepare_jobs(self, specs, actor, batch=False):
-        """The rows of new idle jobs, one per spec, checked; raises the problems (each labelled
-        by its place in a batch). A worker's file is read and parsed in an executor, and only
-        when it changed since it was last (a ``stat`` tells)."""
+        """The rows of new idle jobs, one per spec, checked, and the names of the workers that
+        were given parameters they do not check (they declare none); raises the problems (each
+        labelled by its place in a batch). A worker's file is read and parsed in an executor,
+        and only when it changed since it was last (a ``stat`` tells)."""
         names = sorted({spec["worker"] for spec in specs if isinstance(spec, dict)
                         and isinstance(spec.get("worker"), str)})
         declared, unknown = {}, []
@@ -220,12 +238,14 @@ class JobService:
         if unknown:
             declared.update(await asyncio.get_running_loop().run_in_executor(
                 None, self._declarations, unknown))
-        rows, problems = [], []
+        rows, problems, unchecked = [], [], set()
         for index, spec in enumerate(specs):
             try:
                 if batch:
                     self._check_spec(spec)
                 rows.append(self._prepare_job(spec, actor, declared))
+                if declared[spec["worker"]][0] is None and spec.get("parameters"):
+                    unchecked.add(spec["worker"])
             except JobJokerError as e:
                 if not batch:
                     raise
@@ -237,7 +257,7 @@ class JobService:
             raise BadRequest("nothing was created: %s%s" % (
                 "; ".join(problems[:MAX_PROBLEMS_SHOWN]),
                 " (and %d more)" % more if more > 0 else ""))
-        return rows
+        return rows, sorted(unchecked)
 
     def _declarations(self, names):
         """Executor: for each worker name, what it declares, or the error to raise for it."""
@@ -254,11 +274,8 @@ class JobService:
         if not isinstance(spec, dict):
             raise BadRequest('each job must be a JSON object like '
                              '{"worker": "Name", "parameters": {...}}')
-        unknown = sorted(set(spec) - set(SPEC_KEYS))
-        if unknown:
-            raise BadRequest("unknown key %s; a job takes worker and parameters%s" % (
-                ", ".join(map(repr, unknown)),
-                " (start goes beside jobs, for the whole batch)" if "start" in unknown else ""))
+        check_keys(spec, SPEC_KEYS, "a job", " (start goes beside jobs, for the whole batch)"
+                   if "start" in spec else "")
 
     def _prepare_job(self, spec, actor, declarations):
         """The row of a new idle job from one spec, checked; raises (labelled by field)."""

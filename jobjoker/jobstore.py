@@ -9,6 +9,11 @@ copy of a job carries (``job_to_dict``), so a client holding two copies keeps th
 higher revision. ``transition(tx, job_id, new_status, **fields)`` is the only code that writes
 ``status``: one conditional UPDATE (``... WHERE id = ? AND status IN (allowed sources)``) whose
 row count decides, so two racing starts cannot both win and nothing reads then writes.
+
+A job may be named by its id or by the id's last ``SHORT_ID_LENGTH`` characters, as the admin
+page shows it: ``resolve(reference)`` turns either into the id (one indexed lookup of the
+stored ``short_id``), ``NotFound`` when no job has it, ``Conflict`` listing the ids when several
+do. The handlers resolve a job route's id once, before anything else reads it.
 """
 import collections
 import json
@@ -51,6 +56,15 @@ def new_job_id():
         value = _last_id_value + 1
     _last_id_value = value
     return encode_job_id(value)
+
+
+SHORT_ID_LENGTH = 6
+MAX_AMBIGUOUS_SHOWN = 10  # ids listed in the refusal of a short id that several jobs share
+
+
+def short_id_of(job_id):
+    """The short form of a job id: its last characters (its random part), as the page shows."""
+    return job_id[-SHORT_ID_LENGTH:]
 
 
 def encode_job_id(value):
@@ -124,6 +138,28 @@ def get(job_id):
     return _row(values)
 
 
+def needs_resolving(reference):
+    """Whether ``reference`` may be a short id (else it can only be a whole one)."""
+    return len(reference) == SHORT_ID_LENGTH
+
+
+def resolve(reference):
+    """The id of the job that ``reference`` names, by its id or its short id; ``NotFound`` or,
+    when several jobs have that short id, ``Conflict`` naming them."""
+    if not needs_resolving(reference) or exists(reference):
+        return reference
+    found = [job_id for job_id, in Job.select(Job.id).where(Job.short_id == reference)
+             .order_by(Job.id.desc()).limit(MAX_AMBIGUOUS_SHOWN + 1).tuples()]
+    if not found:
+        raise NotFound("no job with id %r (nor one whose id ends with it)" % reference)
+    if len(found) > 1:
+        shown = ", ".join(found[:MAX_AMBIGUOUS_SHOWN])
+        raise Conflict("%r is the short id of several jobs (%s%s): use the whole id"
+                       % (reference, shown, " and more" if len(found) > MAX_AMBIGUOUS_SHOWN
+                          else ""))
+    return found[0]
+
+
 def get_many(job_ids):
     """The rows of ``job_ids`` that exist, in the order of ``job_ids``."""
     found = {}
@@ -136,15 +172,23 @@ def get_many(job_ids):
     return [found[job_id] for job_id in job_ids if job_id in found]
 
 
-def page(status=None, worker=None, offset=0, limit=50):
-    """Jobs newest first, optionally of one status and/or worker."""
-    query = Job.select()
+def _matching(query, status, worker):
     if status:
         query = query.where(Job.status == status)
     if worker:
         query = query.where(Job.worker == worker)
-    query = query.order_by(Job.id.desc()).offset(offset).limit(limit)
-    return [_row(values) for values in query.tuples()]
+    return query
+
+
+def page(status=None, worker=None, offset=0, limit=50):
+    """Jobs newest first, optionally of one status and/or worker."""
+    query = _matching(Job.select(), status, worker).order_by(Job.id.desc())
+    return [_row(values) for values in query.offset(offset).limit(limit).tuples()]
+
+
+def count(status=None, worker=None):
+    """How many jobs ``page`` pages through (an index answers: (status, id), (worker, id))."""
+    return _matching(Job.select(), status, worker).count()
 
 
 def active_on_node(node):
@@ -187,6 +231,7 @@ def insert(tx, rows):
         values = {field.name: row[field.name] if field.name in row else field.default
                   for field in FIELDS}
         values = {name: value() if callable(value) else value for name, value in values.items()}
+        values["short_id"] = short_id_of(values["id"])
         execute("insert", lambda: Job.insert({getattr(Job, name): param(name) for name in names}),
                 {name: getattr(Job, name).db_value(values[name]) for name in names})
         jobs.append(JobRow(**values))

@@ -296,6 +296,43 @@ def _has_user_key(db, table):
                for key in db.get_foreign_keys(table))
 
 
+# --- version 7 -----------------------------------------------------------------------------------
+
+# ``job.short_id`` as v7 made it: the last characters of the id, which the admin page shows.
+SHORT_ID_V7 = ("job", "short_id", 6, True)
+
+
+def _add_short_ids(db, migrator):
+    """Schema 7: ``job.short_id``, indexed, so the short form of an id finds its job(s) without
+    scanning the table.
+
+    - ``job.short_id VARCHAR(6) NULL``, indexed (``job_short_id``), with a binary collation on
+      MySQL/MariaDB like every identifier since v6 (a new database gets it here too: this runs
+      after creating the tables).
+    - Every row without one gets the last six characters of its id (the whole id when shorter),
+      in one ``UPDATE``: a few seconds for a million jobs, once.
+
+    Each step is skipped when done, so a run that failed halfway on MySQL is finished by the
+    next.
+    """
+    table, column, length, null = SHORT_ID_V7
+    field = peewee.CharField(max_length=length, null=null)
+    if column not in {c.name for c in db.get_columns(table)}:
+        run(migrator.add_column(table, column, field))
+    if isinstance(migrator, MySQLMigrator):
+        collation = exact_collation(db)
+        if _column_collations(db).get((table, column)) != collation:
+            run(migrator.alter_column_type(table, column, peewee.CharField(
+                max_length=length, null=null, collation=collation)))
+    if not any(index.columns == [column] for index in db.get_indexes(table)):
+        run(migrator.add_index(table, (column,), False))
+    job = peewee.Table(table, ("id", column)).bind(db)
+    length_of_id = peewee.fn.LENGTH(job.id)
+    job.update({job.short_id: peewee.Case(None, [(
+        length_of_id > length, peewee.fn.SUBSTR(job.id, length_of_id - (length - 1)))], job.id)}
+    ).where(job.short_id.is_null()).execute()
+
+
 # --- the runner ----------------------------------------------------------------------------------
 
 # version -> function(database, migrator). Append, never edit, once released.
@@ -305,9 +342,10 @@ MIGRATIONS = {
     4: _add_log_cap_and_nodes,
     5: _add_revision_and_user_keys,
     6: _exact_identifiers,
+    7: _add_short_ids,
 }
 # Run again after creating the tables of a new database: what models cannot say portably.
-ON_CREATE = (_exact_identifiers,)
+ON_CREATE = (_exact_identifiers, _add_short_ids)
 
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -62,6 +62,9 @@ class Job(BaseModel):
     # Grows with every write of the row (jobjoker.jobstore): of two copies of a job, the higher
     # one is newer. The column's own default serves rows written without it.
     revision = peewee.BigIntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
+    # The id's last characters (jobjoker.jobstore.short_id_of), as the admin page shows them:
+    # indexed, so that short form finds its job without a scan.
+    short_id = peewee.CharField(max_length=6, null=True, index=True)
 
     class Meta:
         indexes = (

@@ -300,7 +300,7 @@ def schemas(config):
     job_parameters = nullable({"type": "object", "additionalProperties": True,
                                "description": "Handed to the worker; null means {}."})
     result["JobCreate"] = {
-        "type": "object", "required": ["worker"],
+        "type": "object", "additionalProperties": False, "required": ["worker"],
         "properties": {
             "worker": WORKER_NAME,
             "parameters": job_parameters,
@@ -326,12 +326,12 @@ def schemas(config):
     result["EmptyEnvelope"] = envelope({}, "Done; `data` is empty.", max_items=0)
     password = {"type": "string", "minLength": MIN_PASSWORD, "maxLength": MAX_PASSWORD}
     result["Login"] = {
-        "type": "object", "required": ["username", "password"],
+        "type": "object", "additionalProperties": False, "required": ["username", "password"],
         "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
         "example": {"username": "admin", "password": "correct horse battery staple"},
     }
     result["UserCreate"] = {
-        "type": "object", "required": ["username", "password"],
+        "type": "object", "additionalProperties": False, "required": ["username", "password"],
         "properties": {"username": USER_NAME, "password": password,
                        "role": dict(ROLE, default="viewer")},
         "example": {"username": "ann", "password": "a long passphrase", "role": "operator"},
@@ -343,7 +343,7 @@ def schemas(config):
         "example": {"role": "viewer", "disabled": False},
     }
     result["PasswordChange"] = {
-        "type": "object", "required": ["password"],
+        "type": "object", "additionalProperties": False, "required": ["password"],
         "properties": {
             "password": dict(password, description="The new password."),
             "current": {"type": "string", "description": "Your current password: needed "
@@ -352,7 +352,7 @@ def schemas(config):
         "example": {"current": "the old passphrase", "password": "a new long passphrase"},
     }
     result["TokenCreate"] = {
-        "type": "object", "required": ["name"],
+        "type": "object", "additionalProperties": False, "required": ["name"],
         "properties": {
             "name": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_NAME},
             "role": dict(ROLE, description="At most your own role, which is the default."),
@@ -376,7 +376,10 @@ def parameters(config):
                      {"type": "integer", "minimum": 0, "maximum": maximum, "default": default})
 
     return {
-        "JobId": {"name": "id", "in": "path", "required": True, "description": "The job's id.",
+        "JobId": {"name": "id", "in": "path", "required": True,
+                  "description": "The job's id, or its short id: its last 6 characters, as the "
+                                 "admin page shows them (409 naming the jobs when several "
+                                 "share it).",
                   "schema": {"type": "string"}},
         "WorkerName": {"name": "name", "in": "path", "required": True,
                        "description": "The worker's name (400 when it is not a valid name).",

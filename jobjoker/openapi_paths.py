@@ -188,12 +188,27 @@ def download_path(stream):
 
 
 def job_paths(config):
+    """``/jobs`` and every ``/jobs/{id}/...`` path; any of the latter may answer 409 for a
+    short id that several jobs share."""
+    result = _job_paths(config)
+    for path, item in result.items():
+        if "{id}" in path:
+            for operation_item in item.values():
+                if isinstance(operation_item, dict) and "responses" in operation_item:
+                    operation_item["responses"]["409"] = ref(
+                        "responses", ERROR_RESPONSES["409"][0])
+    return result
+
+
+def _job_paths(config):
     job_id = [ref("parameters", "JobId")]
     return {
         "/jobs": {
             "get": operation(
                 "listJobs", "jobs", "List jobs, newest first",
-                {"200": json_reply("A page of jobs.", "JobListEnvelope")},
+                {"200": json_reply("A page of jobs.", "JobListEnvelope", headers={
+                    "X-Total-Count": header("How many jobs match the filters, in all pages.",
+                                            {"type": "integer", "minimum": 0})})},
                 errors=["400"],
                 parameters=[ref("parameters", name) for name in
                             ("StatusFilter", "WorkerFilter", "Offset", "JobsLimit")]),
@@ -260,6 +275,7 @@ def job_paths(config):
                           "application/json": {"schema": {"oneOf": [
                               ref("schemas", "Command"),
                               {"type": "object", "required": ["status"],
+                               "additionalProperties": False,
                                "properties": {"status": ref("schemas", "Command")}}]}}}},
                 description="400 for another word (statuses such as `done` are the "
                             "server's to set); 404 for an unknown job, or a worker deleted "

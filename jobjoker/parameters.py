@@ -11,12 +11,15 @@ Contract: a worker may declare its parameters as a class attribute holding a lit
 
 ``parse_declaration`` checks such a dict (found statically, never by importing the worker) and
 raises ``ValidationError`` saying what is wrong. ``validate`` checks a job's parameters against
-it, fills in defaults and refuses unknown names, listing every problem at once.
+it, fills in defaults and refuses unknown names (with a "did you mean"), listing every problem at
+once. A worker that declares nothing (``None``, unlike ``{}``: none taken) gets whatever a job
+gives, unchecked, and ``unchecked_note`` is what replies and the command line say of it.
 ``split_secrets`` separates the values of ``secret`` parameters, which are stored apart, passed
 to the job in memory only, never shown again by the API, and masked (``MASK``) wherever they
-would appear in the job's log or response (``Masker``). Imports nothing of ours but the errors
-and the entry format.
+would appear in the job's log or response (``Masker``). Imports nothing of ours but the errors,
+the entry format and the did-you-mean of ``jobjoker.bodies``.
 """
+from jobjoker.bodies import did_you_mean
 from jobjoker.errors import ValidationError
 from jobjoker.spool import escape
 
@@ -95,8 +98,7 @@ def _problem(name, spec, value):
 
 def validate(declared, given):
     """``given`` checked against ``declared``, with defaults filled in (or ValidationError)."""
-    problems = ["unknown parameter %s (this worker takes: %s)"
-                % (name, ", ".join(declared) or "none") for name in given if name not in declared]
+    problems = [_unknown(name, declared) for name in given if name not in declared]
     result = {}
     for name, spec in declared.items():
         if name in given:
@@ -111,6 +113,21 @@ def validate(declared, given):
     if problems:
         raise ValidationError("invalid parameters: " + "; ".join(problems))
     return result
+
+
+def _unknown(name, declared):
+    guess = did_you_mean(name, declared)
+    return "unknown parameter %s (%sthis worker takes: %s)" % (
+        name, "did you mean %s? " % guess if guess else "", ", ".join(declared) or "none")
+
+
+def unchecked_note(workers):
+    """What a reply says when it ran ``workers`` (names) with parameters they do not check."""
+    if len(workers) == 1:
+        return ("worker %s declares no parameters, so they are not checked: a misspelt name "
+                "reaches the job as it is" % workers[0])
+    return ("workers %s declare no parameters, so theirs are not checked: a misspelt name "
+            "reaches the job as it is" % ", ".join(workers))
 
 
 def split_secrets(declared, params):

@@ -98,6 +98,9 @@ def _inspect_code(name, code):
         raise ValidationError("line %s: %s" % (e.lineno, e.msg), line=e.lineno)
     except ValueError as e:  # a NUL byte, on older Pythons (newer: SyntaxError, no line)
         raise ValidationError("the code cannot be parsed: %s" % e)
+    if not tree.body:  # nothing, blank lines or comments: say so, not "must define class X"
+        raise ValidationError("the worker's code is empty: a worker is a Python file defining "
+                              "class %s(jobjoker.Worker) with a run(self) method" % name)
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == name:
             if not any(_is_worker_base(base) for base in node.bases):

@@ -449,6 +449,17 @@ class Hello(Worker):
 '''
 
 
+OPEN_WORKER = '''from jobjoker import Worker
+
+
+class Open(Worker):
+    """Declares no parameters, so it takes any, unchecked."""
+
+    def run(self):
+        self.log("parameters %s" % sorted(self.params))
+'''
+
+
 TICKER_WORKER = '''import os, time
 from jobjoker import Worker
 

@@ -186,7 +186,7 @@ async def test_a_batch_creates_idle_jobs_in_order(api):
     assert reply.json["message"] == "3 jobs created"
     created = reply.data
     assert [job["worker"] for job in created] == ["Foobar", "TestWorker", "Foobar"]
-    assert [job["parameters"] for job in created] == [{}, {"count": 2}, {}]
+    assert [job["parameters"] for job in created] == [{}, {"count": 2, "sleep": 1}, {}]
     assert {job["status"] for job in created} == {"idle"}
     assert all(job["created_by"] == "admin" and job["pid"] is None for job in created)
     listed = (await api("GET", "/jobs?limit=3")).data  # newest first: the batch's order, reversed
@@ -297,7 +297,7 @@ async def test_the_shape_of_a_batch_is_checked(api):
             ({"jobs": []}, ['"jobs" is empty']),
             ({"jobs": [{"worker": "Foobar"}], "start": "yes"}, ['"start" must be true or false']),
             ({"jobs": [{"worker": "Foobar"}], "jobz": 1}, ["unknown key 'jobz'",
-                                                          "it takes jobs and start"])]:
+                                                          "the body takes jobs and start"])]:
         assert_refused(await api("POST", "/jobs/batch", body), 400, *words)
     assert_refused(await api("POST", "/jobs/batch", "not json"), 400, "not valid JSON")
     assert job_count() == before

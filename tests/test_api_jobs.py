@@ -30,9 +30,9 @@ import urllib.parse
 import pytest
 import tornado.httpclient
 
-from jobjoker import models, spool
+from jobjoker import jobstore, models, spool
 from jobjoker.procman import RunningJob
-from tests.support import fetch, poll
+from tests.support import OPEN_WORKER, fetch, poll
 
 ENVELOPE_KEYS = {"success", "message", "total", "data"}
 JOB_KEYS = {"id", "worker", "status", "parameters", "pid", "created", "starttime", "stoptime",
@@ -195,7 +195,7 @@ async def test_create_returns_an_idle_job(api):
     assert JOB_KEYS <= set(job), job
     assert urllib.parse.quote(job["id"], safe="") == job["id"], "the id must be URL-safe"
     assert job["worker"] == "TestWorker"
-    assert job["parameters"] == {"count": 2}
+    assert job["parameters"] == {"count": 2, "sleep": 1}  # the default filled in
     assert job["status"] == "idle"
     assert job["pid"] is None
     assert before - 1 <= job["created"] <= time.time() + 1, "created is epoch seconds"
@@ -207,9 +207,10 @@ async def test_create_returns_an_idle_job(api):
 
 @pytest.mark.both_databases
 @pytest.mark.gen_test
-async def test_create_keeps_nested_and_unicode_parameters(api):
+async def test_create_keeps_nested_and_unicode_parameters(api, write_worker):
+    write_worker("Open", OPEN_WORKER)  # it declares none: they are kept as they are
     parameters = {"text": "Grüße, 漢字, 🎉", "list": [1, 2.5, None, True], "nested": {"a": {}}}
-    job = await create_job(api, parameters=parameters)
+    job = await create_job(api, "Open", parameters=parameters)
     assert job["parameters"] == parameters
     assert (await get_job(api, job["id"]))["parameters"] == parameters
 
@@ -271,14 +272,15 @@ async def test_create_refuses_a_deeply_nested_body_as_bad_input(api):
 
 
 @pytest.mark.gen_test
-async def test_parameters_over_the_limit_are_refused_with_413(api, config):
+async def test_parameters_over_the_limit_are_refused_with_413(api, config, write_worker):
+    write_worker("Open", OPEN_WORKER)
     limit = config.max_parameters_size
     overhead = len('{"x":""}')  # the parameters are measured as compact JSON
     at_limit = {"x": "a" * (limit - overhead)}
     over_limit = {"x": "a" * (limit - overhead + 1)}
-    assert (await create_job(api, parameters=at_limit))["parameters"] == at_limit
+    assert (await create_job(api, "Open", parameters=at_limit))["parameters"] == at_limit
     before = await count_jobs(api)
-    reply = await api("POST", "/jobs", {"worker": "Foobar", "parameters": over_limit})
+    reply = await api("POST", "/jobs", {"worker": "Open", "parameters": over_limit})
     assert_refused(reply, 413, str(limit))
     assert await count_jobs(api) == before
 
@@ -333,6 +335,23 @@ async def test_list_filters_by_status_and_worker(api, run_job):
     assert await job_ids(api, "?worker=NoSuchWorker") == []
 
 
+@pytest.mark.both_databases
+@pytest.mark.gen_test
+async def test_list_gives_the_total_count_of_what_matches(api, run_job):
+    for _ in range(3):
+        await create_job(api, "Foobar")
+    await run_job("Foobar", wait=True)
+    await create_job(api, "TestWorker")
+    for query, total, shown in [("", 5, 5), ("?limit=2", 5, 2), ("?offset=4&limit=2", 5, 1),
+                                ("?offset=9", 5, 0), ("?worker=Foobar", 4, 4),
+                                ("?worker=Foobar&status=idle&limit=1", 3, 1),
+                                ("?status=done", 1, 1), ("?status=active", 0, 0),
+                                ("?worker=NoSuchWorker", 0, 0)]:
+        reply = await api("GET", "/jobs" + query)
+        assert (reply.headers.get("X-Total-Count"), len(reply.data)) == (str(total), shown), \
+            query
+
+
 @pytest.mark.parametrize("query, words", [
     ("?status=finished", ["finished", "idle", "active", "stop", "error", "done"]),
     ("?limit=ten", ["limit"]),
@@ -377,6 +396,58 @@ async def test_get_job_status_and_pid(api):
 async def test_unknown_job_is_404_on_every_route(api, method, route, body):
     reply = await api(method, "/jobs/01nosuchjob%s" % route, body)
     assert_refused(reply, 404, "01nosuchjob")
+
+
+# --- short ids ------------------------------------------------------------------------------------
+
+def insert_job(job_id, status="done"):
+    """A job row as the job store writes it, with the id given (two may share a short id)."""
+    models.Job.create(id=job_id, short_id=jobstore.short_id_of(job_id), worker="Foobar",
+                      status=status, created=time.time())
+
+
+@pytest.mark.both_databases
+@pytest.mark.gen_test(timeout=60)
+async def test_a_short_id_names_its_job_on_every_route(api, wait_for_status):
+    job_id = (await create_job(api, "Foobar"))["id"]
+    short = job_id[-6:]  # as the admin page shows it
+    assert (await get_job(api, short))["id"] == job_id
+    assert (await api("GET", "/jobs/%s/status" % short)).data == [
+        {"id": job_id, "status": "idle"}]
+    assert (await api("GET", "/jobs/%s/pid" % short)).data == [{"id": job_id, "pid": None}]
+    started = await api("PUT", "/jobs/%s/status" % short, "start")
+    assert started.code == 200 and started.json["message"] == "job %s started" % job_id
+    await wait_for_status(job_id)
+    appended = await api("POST", "/jobs/%s/log" % short, "added by hand")
+    assert appended.code == 201 and appended.json["message"].endswith(job_id)
+    log = await api("GET", "/jobs/%s/log" % short)
+    assert "added by hand" in [entry["message"] for entry in log.data]
+    assert log.headers["X-Total-Count"] == str((await get_job(api, job_id))["log_count"])
+    download = await api("GET", "/jobs/%s/log/download" % short)
+    assert download.code == 200 and job_id in download.headers["Content-Disposition"]
+    assert "added by hand\n" in download.text
+    deleted = await api("DELETE", "/jobs/%s" % short)
+    assert deleted.code == 200 and deleted.json["message"] == "job %s deleted" % job_id
+    assert_refused(await api("GET", "/jobs/%s" % short), 404, short)
+
+
+@pytest.mark.both_databases
+@pytest.mark.gen_test
+async def test_a_short_id_of_several_jobs_is_409_naming_them(api):
+    first, second = "01m8rtezv60hs6xyz123", "01m8s44r587ezdxyz123"
+    insert_job(first)
+    insert_job(second)
+    for method, path, body in [("GET", "/jobs/xyz123", None),
+                               ("GET", "/jobs/xyz123/log", None),
+                               ("PUT", "/jobs/xyz123/status", "start"),
+                               ("DELETE", "/jobs/xyz123", None)]:
+        reply = await api(method, path, body)
+        assert_refused(reply, 409, "'xyz123' is the short id of several jobs (%s, %s): use the "
+                                   "whole id" % (second, first))
+    assert sorted(job.id for job in models.Job.select()) == [first, second]  # none deleted
+    assert (await get_job(api, first))["id"] == first  # the whole id still names each
+    assert_refused(await api("GET", "/jobs/nope12"), 404, "no job with id 'nope12'")
+    assert_refused(await api("GET", "/jobs/nope12/status"), 404, "no job with id 'nope12'")
 
 
 # --- log and response -----------------------------------------------------------------------------

@@ -346,12 +346,14 @@ async def test_worker_size_limit_applies_and_is_inclusive(api, workers_dir):
 
 # name of the case -> (code for worker "Victim" as bytes, status, words the message must have,
 #                      the line data[0] must give, or None for no data)
+EMPTY = "the worker's code is empty: a worker is a Python file defining"
 BAD_CODE = {
     "syntax error": (b"from jobjoker import Worker\n\nclass Victim(Worker):\n"
                      b"    def run(self)\n        pass\n", 422, ["line 4"], 4),
     "unclosed bracket": (b"from jobjoker import Worker\n\nx = (\n", 422, ["line 3"], 3),
-    "empty body": (b"", 422, ["class Victim", "Worker"], None),
-    "only whitespace": (b"\n   \n\t\n", 422, ["class Victim"], None),
+    "empty body": (b"", 422, [EMPTY, "class Victim(jobjoker.Worker)", "run(self)"], None),
+    "only whitespace": (b"\n   \n\t\n", 422, [EMPTY, "class Victim"], None),
+    "only comments": (b"# Victim: to do\n\n", 422, [EMPTY, "class Victim"], None),
     "missing class": (b"from jobjoker import Worker\n\nclass Other(Worker):\n"
                       b"    def run(self):\n        pass\n", 422, ["class Victim"], None),
     "class not subclassing Worker": (b"class Victim:\n    def run(self):\n        pass\n", 422,

@@ -355,14 +355,16 @@ def test_create_and_start_a_job_see_its_log_live_then_stop_it(admin, server):
     admin.mark()
     page = admin.page
     page.select_option("#create-job-worker", "TestWorker")
-    page.fill("#create-job-parameters", '{"count": 200, "sleep": 0.2}')
+    form = page.locator("#create-job-params .params-form")  # TestWorker declares them
+    form.get_by_label("count", exact=True).fill("200")
+    form.get_by_label("sleep", exact=True).fill("0.2")
     expect(page.locator("#create-job-start")).to_be_checked()
     page.click("#create-job-submit")
     # The page opens the new job in Manage Jobs and follows its log as lines arrive.
     expect(page.locator("#panel-jobs")).to_be_visible()
     expect(admin.status_badge).to_have_text("active")
-    expect(admin.log_lines.filter(has_text=re.compile(r"\blog 0\b"))).to_have_count(1)
-    expect(admin.log_lines.filter(has_text=re.compile(r"\blog 5\b"))).to_have_count(1)
+    expect(admin.log_lines.filter(has_text=re.compile(r"^log 0$"))).to_have_count(1)
+    expect(admin.log_lines.filter(has_text=re.compile(r"^log 5$"))).to_have_count(1)
     job_id = page.locator("#job-detail-facts .job-id").inner_text()
     expect(admin.row(job_id).locator(".badge")).to_have_text("active")
     page.get_by_role("button", name="Stop", exact=True).click()
@@ -618,11 +620,11 @@ def test_screenshots_of_every_tab_on_a_laptop_and_a_phone(browser, server):
     try:
         admin.goto()
         admin.open_job(running["id"])
-        expect(admin.log_lines.filter(has_text=re.compile(r"\blog 4\b"))).to_have_count(1)
+        expect(admin.log_lines.filter(has_text=re.compile(r"^log 4$"))).to_have_count(1)
         admin.screenshot("laptop-1-manage-jobs")
         admin.tab("create-job")
-        admin.page.select_option("#create-job-worker", "TestWorker")
-        admin.page.fill("#create-job-parameters", '{\n  "count": 10,\n  "sleep": 0.5,\n}')
+        admin.page.select_option("#create-job-worker", "Echo")  # it declares none: JSON
+        admin.page.fill("#create-job-parameters", '{\n  "lines": ["a"],\n  "fail": false,\n}')
         expect(admin.page.locator("#create-job-parameters-error")).to_be_visible()
         admin.screenshot("laptop-2-create-job")
         admin.page.select_option("#create-job-worker", "Resize")
@@ -644,7 +646,7 @@ def test_screenshots_of_every_tab_on_a_laptop_and_a_phone(browser, server):
         phone.goto()
         phone.screenshot("phone-1-manage-jobs")
         phone.open_job(running["id"])
-        expect(phone.log_lines.filter(has_text=re.compile(r"\blog 2\b"))).to_have_count(1)
+        expect(phone.log_lines.filter(has_text=re.compile(r"^log 2$"))).to_have_count(1)
         phone.page.locator("#job-detail").scroll_into_view_if_needed()
         phone.screenshot("phone-2-job")
         assert phone.csp_violations() == []

@@ -10,8 +10,9 @@ import sys
 import pytest
 
 from jobjoker.client import Client
-from tests.support import FAILING_WORKER, HELLO_WORKER, PASSWORD, ROOT, free_port, until, \
-    wait_for_end
+from jobjoker.parameters import unchecked_note
+from tests.support import FAILING_WORKER, HELLO_WORKER, OPEN_WORKER, PASSWORD, ROOT, free_port, \
+    until, wait_for_end
 
 
 def environment(url, password=PASSWORD, **extra):
@@ -99,6 +100,13 @@ def test_pushing_bad_code_exits_1_with_the_servers_message(jj, tmp_path):
     result = jj("workers", "push", str(source))
     assert result.returncode == 1 and result.stderr.startswith("jobjoker: line 1")
     assert jj("workers", "push", str(tmp_path / "Nope.py")).returncode == 2
+    empty = tmp_path / "Empty.py"
+    empty.write_text("\n")
+    result = jj("workers", "push", str(empty))
+    assert (result.returncode, result.stderr) == (1, "jobjoker: the worker's code is empty: a "
+                                                     "worker is a Python file defining class "
+                                                     "Empty(jobjoker.Worker) with a run(self) "
+                                                     "method\n")
     assert jj("workers", "push", "-", input="x").returncode == 2  # no --name for stdin
 
 
@@ -142,11 +150,13 @@ def test_jobs_start_and_kill(jj, client):
 
 
 def test_parameters_from_p_and_params_json(jj, client):
-    result = jj("run", "Foobar", "--json", "--params-json", '{"count": 1, "keep": "me"}',
+    client.push_worker("Open", OPEN_WORKER)  # it declares none, so it takes any
+    result = jj("run", "Open", "--json", "--params-json", '{"count": 1, "keep": "me"}',
                 "-p", "count=2", "-p", "sleep=0.5", "-p", "name=hello", "-p", "flag=true",
                 "-p", "items=[1, 2]", "-p", 'quoted="3"', "-p", "none=null", "-p", "empty=",
                 "-p", "big=1e400", "-p", "nan=NaN", "-p", "eq=a=b")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == "jobjoker: warning: %s\n" % unchecked_note(["Open"])
     assert result.json["parameters"] == {
         "count": 2, "keep": "me", "sleep": 0.5, "name": "hello", "flag": True, "items": [1, 2],
         "quoted": "3", "none": None, "empty": "", "big": "1e400", "nan": "NaN", "eq": "a=b"}
@@ -154,6 +164,20 @@ def test_parameters_from_p_and_params_json(jj, client):
                 ["--params-json", "{bad"]):
         refused = jj("run", "Foobar", *bad)
         assert refused.returncode == 2 and "usage: jobjoker run" in refused.stderr, bad
+
+
+def test_run_warns_when_the_worker_checks_no_parameters(jj, client):
+    client.push_worker("Open", OPEN_WORKER)
+    typo = jj("run", "Open", "-p", "cuont=3")
+    assert typo.returncode == 0 and typo.stderr == (
+        "jobjoker: warning: worker Open declares no parameters, so they are not checked: a "
+        "misspelt name reaches the job as it is\n")
+    for quiet in (["Open"], ["TestWorker", "-p", "count=1", "-p", "sleep=0"], ["Foobar"]):
+        result = jj("run", *quiet)
+        assert (result.returncode, result.stderr) == (0, ""), quiet
+    refused = jj("run", "TestWorker", "-p", "cuont=3")  # a declaring worker refuses the typo
+    assert refused.returncode == 1 and "unknown parameter cuont (did you mean count?" in \
+        refused.stderr
 
 
 def test_run_follow_streams_the_log_then_prints_the_response_and_exits_0_on_done(jj):
@@ -279,6 +303,22 @@ def test_logs_prints_the_log_or_the_response_and_follows(jj, client):
     assert jj("logs", failed["id"], "-f").returncode == 1
     assert jj("logs", "no-such-job").returncode == 5
     assert jj("logs", "no-such-job", "-f").returncode == 5
+
+
+def test_a_short_id_works_wherever_a_job_id_does(jj, client):
+    job = client.run("Foobar")
+    short = job["id"][-6:]  # as the admin page shows it
+    shown = jj("jobs", "show", short)
+    assert shown.returncode == 0 and shown.stdout.split("\n")[0].split() == ["id", job["id"]]
+    assert jj("jobs", "show", short, "--json").json["id"] == job["id"]
+    log = jj("logs", short)
+    assert log.returncode == 0 and "foobar" in log.stdout.splitlines()
+    followed = jj("logs", short, "-f")
+    assert (followed.returncode, followed.stdout) == (0, log.stdout)
+    removed = jj("jobs", "rm", short)
+    assert (removed.returncode, removed.stdout) == (0, "job %s deleted\n" % job["id"])
+    missing = jj("jobs", "show", short)
+    assert missing.returncode == 5 and short in missing.stderr
 
 
 def test_the_password_is_never_a_flag(jj, server_process):

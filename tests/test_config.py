@@ -66,7 +66,7 @@ def test_bad_config_files_are_refused(tmp_path):
         load_config({}, environ={}, config_file=str(bad))
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("prot = 1\n")
-    with pytest.raises(StartupError, match="unknown option.*prot"):
+    with pytest.raises(StartupError, match=r"unknown option.*prot \(did you mean port\?\)"):
         load_config({}, environ={}, config_file=str(unknown))
     with pytest.raises(StartupError, match="does not exist"):
         load_config({}, environ={}, config_file=str(tmp_path / "missing.toml"))

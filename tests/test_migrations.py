@@ -16,7 +16,7 @@ import pytest
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as run_operations
 
-from jobjoker import migrations, models
+from jobjoker import jobstore, migrations, models
 from tests.conftest import MYSQL_URL
 from tests.support import POSTGRESQL_URL, postgresql_admin, unavailable
 
@@ -432,7 +432,7 @@ def test_a_half_applied_version_6_is_finished(url, connect, new_schema):
                    migrator.drop_foreign_key_constraint("session", "username"),
                    migrator.alter_column_type("user", "username", peewee.CharField(
                        max_length=64, collation="utf8mb4_general_ci")))
-    db.execute_sql("DELETE FROM schema_version WHERE version = 6")
+    db.execute_sql("DELETE FROM schema_version WHERE version >= 6")  # failed in 6: none after
 
     connect(current=True)
     assert versions_of(db) == list(range(4, migrations.SCHEMA_VERSION + 1))
@@ -483,3 +483,36 @@ def test_every_sqlite_connection_enforces_foreign_keys(tmp_path):
     finally:
         db.close()
         models.database.initialize(None)
+
+
+LONG_ID = "01m8rtezv60hs6kq8t9t"  # as jobstore.new_job_id makes them
+
+
+def test_version_7_gives_every_job_its_short_id(url, connect, new_schema):
+    old = connect()
+    build_released(old, 4)
+    with old.bind_ctx([JobV4]):
+        JobV4.insert(id=LONG_ID, worker="Foobar", status="idle", created=1700000010.0).execute()
+
+    db = connect(current=True)
+    assert schema_of(db) == new_schema
+    assert {job.id: job.short_id for job in models.Job.select()} == {
+        "j1": "j1", "j2": "j2", LONG_ID: "kq8t9t"}  # an id shorter than six is its own
+    assert any(index.columns == ["short_id"] for index in db.get_indexes("job"))
+    assert jobstore.resolve("kq8t9t") == LONG_ID
+    assert models.Job.get_or_none(models.Job.short_id == "KQ8T9T") is None  # exact, on MySQL too
+
+
+def test_a_half_applied_version_7_is_finished(url, connect, new_schema):
+    """The column added, but neither filled nor indexed (MySQL commits each DDL statement by
+    itself): running version 7 again does the rest."""
+    build_released(connect(), 4)
+    db = connect(current=True)
+    run_operations(SchemaMigrator.from_database(db).drop_index("job", "job_short_id"))
+    models.Job.update(short_id=None).execute()
+    db.execute_sql("DELETE FROM schema_version WHERE version = 7")
+
+    models.migrate(db)
+    assert versions_of(db) == list(range(4, migrations.SCHEMA_VERSION + 1))
+    assert schema_of(db) == new_schema
+    assert sorted(job.short_id for job in models.Job.select()) == ["j1", "j2"]

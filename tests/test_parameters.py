@@ -9,6 +9,7 @@ import pytest
 
 from jobjoker import models, parameters
 from jobjoker.errors import ValidationError
+from tests.support import OPEN_WORKER, ROOT
 
 DECLARING = '''import subprocess
 from jobjoker import Worker
@@ -91,7 +92,50 @@ async def test_workers_show_their_declaration_without_secret_defaults(api):
     assert declared["count"] == {"type": "integer", "default": 3, "minimum": 1, "maximum": 10}
     assert declared["password"] == {"type": "string", "secret": True}
     assert "default-secret" not in saved.text
-    assert (await api("GET", "/workers/Foobar")).data[0]["parameters"] is None
+    assert (await api("GET", "/workers/Foobar")).data[0]["parameters"] == {}  # takes none
+
+
+@pytest.mark.gen_test
+async def test_every_sample_worker_declares_its_parameters(api):
+    """So a misspelt parameter of a sample is refused, not run with the default."""
+    samples = sorted(path.stem for path in (ROOT / "workers").glob("*.py"))
+    assert samples and set(samples) <= {w["name"] for w in (await api("GET", "/workers")).data}
+    for name in samples:
+        assert isinstance((await api("GET", "/workers/" + name)).data[0]["parameters"], dict), \
+            name
+    typo = await api("POST", "/jobs", {"worker": "TestWorker", "parameters": {"cuont": 3}})
+    assert typo.code == 422, typo
+    assert "unknown parameter cuont (did you mean count? this worker takes: count, sleep)" in \
+        typo.json["message"]
+    assert (await api("POST", "/jobs", {"worker": "Foobar", "parameters": {"x": 1}})).code == 422
+
+
+@pytest.mark.gen_test
+async def test_a_worker_that_declares_none_is_said_to_check_none(api, write_worker):
+    """GET /workers/NAME gives ``"parameters": null``, and a reply that created a job of it with
+    parameters says they were not checked."""
+    write_worker("Open", OPEN_WORKER)
+    assert (await api("GET", "/workers/Open")).data[0]["parameters"] is None
+    listed = {w["name"]: w["parameters"] for w in (await api("GET", "/workers")).data}
+    assert listed["Open"] is None and listed["Foobar"] == {}
+    note = "worker Open declares no parameters, so they are not checked"
+    typo = await api("POST", "/jobs", {"worker": "Open", "parameters": {"cuont": 3}})
+    assert typo.code == 201 and typo.json["message"] == (
+        "job %s created; %s: a misspelt name reaches the job as it is"
+        % (typo.data[0]["id"], note))
+    started = await api("POST", "/jobs", {"worker": "Open", "parameters": {"n": 1},
+                                          "start": True})
+    assert started.code == 201 and started.json["message"].endswith(
+        "created and started; %s: a misspelt name reaches the job as it is" % note)
+    plain = await api("POST", "/jobs", {"worker": "Open"})  # nothing given, nothing to check
+    assert plain.json["message"] == "job %s created" % plain.data[0]["id"]
+    checked = await api("POST", "/jobs", {"worker": "TestWorker", "parameters": {"count": 1}})
+    assert checked.json["message"] == "job %s created" % checked.data[0]["id"]
+    batch = await api("POST", "/jobs/batch", {"jobs": [
+        {"worker": "Open", "parameters": {"a": 1}}, {"worker": "Open"},
+        {"worker": "TestWorker", "parameters": {"count": 1}}]})
+    assert batch.code == 201 and batch.json["message"] == "3 jobs created; %s: a misspelt " \
+        "name reaches the job as it is" % note
 
 
 @pytest.mark.gen_test

@@ -9,6 +9,7 @@ import socket
 
 import pytest
 
+from jobjoker import models
 from tests.support import PASSWORD, poll, read_until_closed
 
 FLOOD = '''import os, time
@@ -195,6 +196,21 @@ async def test_bad_credentials_unknown_jobs_and_other_origins_are_refused(
         with pytest.raises(tornado.httpclient.HTTPClientError) as caught:
             await ws_connect(kwargs.pop("path", target), **kwargs)
         assert caught.value.code == code, (kwargs, caught.value)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_stream_takes_a_short_id_and_refuses_an_ambiguous_one(api, run_job, ws_connect):
+    import tornado.httpclient
+    job = await run_job("Foobar", wait=True)
+    messages = await read_until_closed(await ws_connect("/jobs/%s/stream" % job["id"][-6:]))
+    assert messages[0]["type"] == "status" and messages[0]["job"]["id"] == job["id"]
+    assert messages[-1] == {"type": "end", "status": "done"}
+    for job_id in ("01m8rtezv60hs6abc789", "01m8s44r587ezdabc789"):
+        models.Job.create(id=job_id, short_id=job_id[-6:], worker="Foobar", status="done",
+                          created=1.0)
+    with pytest.raises(tornado.httpclient.HTTPClientError) as caught:
+        await ws_connect("/jobs/abc789/stream")
+    assert caught.value.code == 409
 
 
 @pytest.mark.gen_test
