@@ -233,9 +233,9 @@ async def test_a_job_adopted_by_a_restarted_server_is_still_masked(started, writ
     write_worker("Keeps", WORKER)
     first = await started()
     gate = tmp_path / "gate"
-    job = await first.app.settings["jobs"].submit_job({"worker": "Keeps", "start": True,
-                                                       "parameters": {"password": SECRET,
-                                                                      "gate": os.fspath(gate)}})
+    job, _ = await first.app.settings["jobs"].submit_job({"worker": "Keeps", "start": True,
+                                                          "parameters": {"password": SECRET,
+                                                                         "gate": os.fspath(gate)}})
 
     async def logged():
         return DIGEST in await log_messages(first, job["id"])
