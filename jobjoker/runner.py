@@ -324,7 +324,9 @@ class LineStream(io.TextIOBase):
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
         for line in lines:
-            self._writer.write(line)
+            # A CRLF line (text read from a Windows file, a network reply) without its \r;
+            # a bare \r (a progress rewrite) stays.
+            self._writer.write(line[:-1] if line.endswith("\r") else line)
         return len(text)
 
     def flush(self):

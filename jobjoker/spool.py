@@ -10,7 +10,9 @@ which appends each block behind a header (``BLOCK_MARK`` + its length + newline)
 whatever the job's processes write raw to stdout/stderr. The file order is the write order, so
 ``print``, ``self.log`` and a child command's output keep their true order. ``parse_log_spool``
 turns such bytes back into a block of entries: headed blocks as they are, raw lines stamped with
-the time they were read. ``response.spool`` has only the entry writer and holds plain blocks.
+the time they were read; a raw line ending in CRLF is stored without its ``\\r`` (a bare ``\\r``
+stays: it is a progress rewrite, which the page shows as a terminal would).
+``response.spool`` has only the entry writer and holds plain blocks.
 ``MAX_ENTRY_BYTES`` bounds an entry, whatever wrote it: a longer one is stored as several.
 Imports nothing beyond the standard library (job processes load it).
 """
@@ -112,13 +114,17 @@ def parse_log_spool(data, final=False, when=None, masker=None):
             raw.append(data[pos:mark])
             pos = mark
         elif newline >= 0:
-            raw.append(data[pos:newline])
+            # CRLF output (Windows tools, network protocols): the line without its \r
+            raw.append(data[pos:newline - 1] if data[newline - 1:newline] == b"\r"
+                       and newline > pos else data[pos:newline])
             pos = newline + 1
         elif final:
             raw.append(data[pos:])
             pos = end
         elif end - pos >= MAX_ENTRY_BYTES + hold:  # no newline for that long: a line anyway
             cut = end - hold if not hold else masker.safe_cut(data, end - hold)
+            if data[cut - 1:cut] == b"\r":  # maybe a CRLF's first half: keep it with its \n
+                cut -= 1
             if cut <= pos:
                 break
             raw.append(data[pos:cut])

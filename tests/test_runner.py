@@ -133,3 +133,12 @@ def test_a_disk_with_a_little_room_takes_what_fits(allocating_disk, monkeypatch)
     disk.room = None
     assert writer.close()
     assert len(spool.decode_entries(disk.data)) == 5000
+
+
+def test_printed_crlf_lines_lose_the_carriage_return_and_a_bare_one_stays(disk):
+    writer = runner.BlockWriter(99, Sleepy(), headed=True, mask=runner.Masker(["tok3n\r"]))
+    stream = runner.LineStream(writer, 1)
+    stream.write("read from a CRLF file\r\nsecret tok3n\r\n10%\r")
+    stream.flush()  # print(..., end="\r", flush=True): an entry ending in \r
+    writer.flush()
+    assert messages(disk.data) == ["read from a CRLF file", "secret ********", "10%\r"]

@@ -94,3 +94,26 @@ def test_random_interleavings_parse_to_exactly_what_was_written():
         if visible == data and consumed == 0:
             break
     assert got == expected
+
+
+def test_raw_crlf_lines_are_stored_without_their_carriage_return():
+    data = b"windows\r\n\r\nprogress 10%\rprogress 20%\r\nbare\r"
+    consumed, block = spool.parse_log_spool(data, final=True)
+    assert consumed == len(data)
+    # CRLF ends a line; a bare \r (a progress rewrite) stays for the page to show as a terminal.
+    assert entries(block) == ["windows", "", "progress 10%\rprogress 20%", "bare\r"]
+
+
+def test_a_long_raw_line_is_not_cut_between_the_two_halves_of_a_crlf():
+    data = b"x" * (spool.MAX_ENTRY_BYTES - 1) + b"\r"
+    consumed, block = spool.parse_log_spool(data)
+    assert entries(block) == ["x" * (spool.MAX_ENTRY_BYTES - 1)]
+    consumed, more = spool.parse_log_spool(data[consumed:] + b"\ny\n")
+    assert entries(more) == ["", "y"]  # the \r went with its \n: no stray \r stored
+
+
+def test_a_secret_read_from_a_crlf_file_is_masked_once_its_line_loses_the_carriage_return():
+    from jobjoker.parameters import Masker
+    data = b"key s3cret\r\nkey s3cret\r and more\n"
+    _, block = spool.parse_log_spool(data, masker=Masker(["s3cret\r"]))
+    assert entries(block) == ["key ********", "key ******** and more"]
