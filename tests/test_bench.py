@@ -16,7 +16,7 @@ from bench.fanout_subscriber import bucket, histogram_percentile
 from bench.harness import latency_summary
 from tests.support import IN_CI, ROOT
 
-CASES = {"start", "throughput", "logs", "fanout", "reads", "memory", "load", "abuse"}
+CASES = {"start", "throughput", "logs", "fanout", "reads", "memory", "load", "abuse", "search"}
 REDIS_BASELINES = {"start": ["RQ"], "throughput": ["RQ", "Celery"]}
 
 
