@@ -122,3 +122,16 @@ def test_wrap_turns_off_and_full_screen_covers_the_page_until_escape(admin, serv
     admin.page.keyboard.press("Escape")
     expect(section).to_have_class("entries")
     expect(admin.page.locator("#job-log-full-screen")).to_have_text("Full screen")
+
+
+def test_opening_another_job_closes_the_search_results_of_the_first(admin, server):
+    first = open_log(admin, server, "Echo", {"lines": ["needle here"]})
+    admin.page.fill("#job-log-search", "needle")
+    admin.page.click("#job-log .log-search button[type=submit]")
+    expect(admin.page.locator("#job-log-search-results .search-result")).to_have_count(1)
+    second = server.create_job("Echo", {"lines": ["nothing"]})
+    server.wait_for_job(second["id"])
+    admin.row(second["id"]).wait_for()
+    admin.open_job(second["id"])
+    expect(admin.page.locator("#job-log-search-panel")).to_be_hidden()
+    assert first["id"] != second["id"]

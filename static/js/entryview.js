@@ -8,6 +8,7 @@
 //   append(seq, entries)   entries seq, seq+1, ... from the stream, in order
 //   refresh()              call when the view becomes visible (scrolls to the end when following)
 //   jumpTo(seq)            show entry `seq`, fetching the page around it if it is not shown
+//   forgetSearch()         close the search results (another job is shown)
 // fetchPage(offset, limit) resolves to entries offset.. (GET /jobs/ID/log?offset=&limit=);
 // onWantLatest() asks the owner to restart the stream near its end (see below);
 // search(text, ignoreCase, offset, limit) is LogSearch's.
@@ -98,6 +99,12 @@ export class EntryView {
 
   setDownload(url) {
     this.download.href = url;
+  }
+
+  /** Another job's stream is shown from now on: its search results and notes go. */
+  forgetSearch() {
+    if (this.finder) this.finder.close();
+    this.jumpNote.textContent = "";
   }
 
   get count() {

@@ -83,6 +83,7 @@ export class JobDetail {
     this.notice.hidden = true;
     this.setButtonsEnabled(true);
     this.log.setDownload(jobPath(id, "/log/download"));
+    this.log.forgetSearch();
     this.response.setDownload(jobPath(id, "/response/download"));
     this.render();
     const from = {log: Math.max(0, this.job.log_count - TAIL),
