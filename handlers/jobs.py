@@ -110,7 +110,7 @@ class JobEntriesHandler(APIHandler):
         search = arg("search", None, strip=False) or None
         if search is None:
             entries, total, following = await self.jobs.read_entries(
-                job_id, stream, arg("offset", None), arg("limit", None))
+                job_id, stream, arg("offset", None), arg("limit", None), arg("ignore_case", None))
         else:
             entries, total, following = await self.jobs.search_entries(
                 job_id, stream, search, arg("ignore_case", None), arg("offset", None),

@@ -83,10 +83,12 @@ class JobService:
                                        limit)
         return [job_to_dict(job) for job in jobs]
 
-    async def read_entries(self, job_id, stream, offset=None, limit=None):
+    async def read_entries(self, job_id, stream, offset=None, limit=None, ignore_case=None):
         """A page of a job's log or response, the stream's total entry count, and the offset
-        to read on from when the page stopped at its size in bytes (else None)."""
+        to read on from when the page stopped at its size in bytes (else None). ``ignore_case``
+        (a search's) is only checked."""
         offset, limit = parse_page(offset, limit, "entries", self.config)
+        logsearch.parse_ignore_case(ignore_case)
         max_bytes = page_bytes(self.config)
 
         def read():

@@ -34,10 +34,16 @@ def parse_search(text, ignore_case):
     if len(text) > MAX_SEARCH_CHARS:
         raise BadRequest("search may be at most %d characters (got %d)"
                          % (MAX_SEARCH_CHARS, len(text)))
-    word = (ignore_case or "").strip().lower()
+    return text, parse_ignore_case(ignore_case)
+
+
+def parse_ignore_case(value):
+    """The ``ignore_case`` query string as a bool (None or empty: False), checked even without
+    a search, so that a wrong value says so rather than being ignored."""
+    word = (value or "").strip().lower()
     if word not in TRUE_WORDS + FALSE_WORDS:
-        raise BadRequest("ignore_case must be 1 or 0 (true or false), not %r" % ignore_case)
-    return text, word in TRUE_WORDS
+        raise BadRequest("ignore_case must be 1 or 0 (true or false), not %r" % value)
+    return word in TRUE_WORDS
 
 
 class Needle:

@@ -143,8 +143,9 @@ class Chatty(Worker):
 @pytest.mark.gen_test(timeout=60)
 async def test_bad_searches_say_what_to_fix(api):
     job_id = await new_job_with_log(api, ["one"])
-    reply = await api("GET", "/jobs/%s/log?search=one&ignore_case=maybe" % job_id)
-    assert reply.code == 400 and "ignore_case must be 1 or 0" in reply.json["message"]
+    for query in ("search=one&ignore_case=maybe", "ignore_case=null"):
+        reply = await api("GET", "/jobs/%s/log?%s" % (job_id, query))
+        assert reply.code == 400 and "ignore_case must be 1 or 0" in reply.json["message"]
     reply = await api("GET", "/jobs/%s/log?search=%s" % (job_id, "x" * (MAX_SEARCH_CHARS + 1)))
     assert reply.code == 400
     assert "at most %d characters" % MAX_SEARCH_CHARS in reply.json["message"]
