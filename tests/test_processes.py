@@ -168,6 +168,23 @@ class Crlf(Worker):
                               "child 10%\rchild 100%"]
 
 
+
+@pytest.mark.gen_test
+async def test_a_childs_progress_bar_shows_before_its_newline(api, run_job, write_worker):
+    write_worker("Progress", '''import subprocess
+from jobjoker import Worker
+
+class Progress(Worker):
+    """A child rewrites a progress line with \\r, then waits long before its newline."""
+    def run(self):
+        subprocess.run(["sh", "-c", "printf 'fetch 10%%\\\\rfetch 50%%\\\\r '; sleep 60; echo"])
+''')
+    job = await run_job("Progress")
+    messages = await wait_for_log(api, job["id"], "fetch 50%")
+    assert messages[1] == "fetch 10%\rfetch 50%\r"  # the page shows "fetch 50%"
+    assert (await api("PUT", "/jobs/%s/status" % job["id"], "kill")).code == 202
+
+
 @pytest.mark.gen_test
 async def test_job_environment_is_clean_and_parameters_stay_out_of_argv(
         api, run_job, write_worker, monkeypatch):
