@@ -142,3 +142,18 @@ def test_printed_crlf_lines_lose_the_carriage_return_and_a_bare_one_stays(disk):
     stream.flush()  # print(..., end="\r", flush=True): an entry ending in \r
     writer.flush()
     assert messages(disk.data) == ["read from a CRLF file", "secret ********", "10%\r"]
+
+
+def test_a_flushed_progress_bar_goes_out_up_to_its_last_carriage_return(disk):
+    writer = runner.BlockWriter(99, Sleepy(), headed=True)
+    stream = runner.LineStream(writer, 2)
+    stream.write("Downloading\n")
+    for percent in (0, 50, 100):  # as tqdm writes it: "\r" + the bar, flushed
+        stream.write("\r%3d%%|bar|" % percent)
+        stream.flush()
+    stream.write("\n")
+    stream.write("late partial")
+    stream.drain()  # the job ends: all of it
+    writer.flush()
+    assert messages(disk.data) == ["Downloading", "\r", "  0%|bar|\r", " 50%|bar|\r",
+                                   "100%|bar|", "late partial"]
