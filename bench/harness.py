@@ -318,8 +318,9 @@ class HTTPConnection:
     async def _connect(self):
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
-    async def request(self, method, path, body=b""):
-        """``(status, body bytes)``."""
+    async def request(self, method, path, body=b"", with_headers=False):
+        """``(status, body bytes)``, and the reply's headers (lower-case names) with
+        ``with_headers``."""
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
         if isinstance(body, str):
@@ -355,7 +356,7 @@ class HTTPConnection:
             headers["connection"] = "close"
         if headers.get("connection", "").lower() == "close":
             self.close()
-        return status, data
+        return (status, data, headers) if with_headers else (status, data)
 
     async def json(self, method, path, body=b""):
         """``(status, parsed JSON body)``."""

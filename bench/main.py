@@ -31,6 +31,7 @@ CASES = {
     "memory": "bench.case_memory",
     "load": "bench.case_load",
     "abuse": "bench.case_abuse",
+    "search": "bench.case_search",
 }
 
 

@@ -109,18 +109,26 @@ class JobEntriesHandler(JobPathMixin, APIHandler):
     permissions = {"GET": "read", "POST": "run"}
 
     async def get(self, job_id, stream):
-        """Entries ``{"message", "time"}`` from ``offset`` (``limit`` of them); ``format=text``
-        (or ``Accept: text/plain``) gives the messages as plain lines."""
-        entries, total, following = await self.jobs.read_entries(
-            job_id, stream, self.get_query_argument("offset", None),
-            self.get_query_argument("limit", None))
+        """Entries ``{"message", "time", "seq"}`` from ``offset`` (``limit`` of them), or with
+        ``search`` those that hold that text (``ignore_case=1``: in any case), found within
+        ``--search-seconds``; ``format=text`` (or ``Accept: text/plain``) gives the messages as
+        plain lines."""
+        arg = self.get_query_argument
+        # Not stripped: a search for spaces or a tab finds them. Empty: no search, as for every
+        # query option.
+        search = arg("search", None, strip=False) or None
+        if search is None:
+            entries, total, following = await self.jobs.read_entries(
+                job_id, stream, arg("offset", None), arg("limit", None), arg("ignore_case", None))
+        else:
+            entries, total, following = await self.jobs.search_entries(
+                job_id, stream, search, arg("ignore_case", None), arg("offset", None),
+                arg("limit", None))
         self.set_header("X-Total-Count", str(total))
-        message = ""
-        if following is not None:  # the page reached its size in bytes before its limit
+        if following is not None:  # the page stopped short: its size, or the search's time
             self.set_header("X-Next-Offset", str(following))
-            message = ("this page stopped at its size in bytes (--max-page-bytes); read on "
-                       "with offset=%d" % following)
-        if self.get_query_argument("format", None) == "text" or \
+        message = page_message(search is not None, len(entries), total, following)
+        if arg("format", None) == "text" or \
                 self.request.headers.get("Accept", "").startswith("text/plain"):
             self.set_header("Content-Type", "text/plain; charset=UTF-8")
             text = "".join(e["message"] + "\n" for e in entries)
@@ -133,6 +141,20 @@ class JobEntriesHandler(JobPathMixin, APIHandler):
         """Append the plain-text body as one entry."""
         entry = await self.jobs.append_entry(job_id, stream, self.body)
         self.send_data(entry, 201, "appended to the %s of job %s" % (stream, job_id))
+
+
+def page_message(searched, count, total, following):
+    """What a page of entries says: where to read on when it stopped short; for a search, how
+    many it found and how far it looked."""
+    if not searched:
+        return "" if following is None else (
+            "this page stopped at its size in bytes (--max-page-bytes); read on with "
+            "offset=%d" % following)
+    if following is None:
+        return "%d matches; the search reached the end (%d entries)" % (count, total)
+    return ("%d matches; the search stopped before entry %d of %d (at its time, "
+            "--search-seconds, or this page's limit or size): search on with offset=%d"
+            % (count, following, total, following))
 
 
 class JobEntriesDownloadHandler(JobPathMixin, APIHandler):

@@ -47,6 +47,9 @@ HELP = {
                       "(default 100000)",
     "max_page_bytes": "a page of log or response entries stops at about this many bytes and "
                       "says where to go on (default 8 MiB)",
+    "search_seconds": "a log search (GET /jobs/ID/log?search=) answers with what it found "
+                      "after about this long and says where to search on (default 0.5; 0: one "
+                      "step of about 1 MiB)",
     "stream_buffer_bytes": "most bytes queued for one stream subscriber before it is closed "
                            "as too slow (default 8 MiB)",
     "stream_stall_timeout": "seconds a stream subscriber may take no data before it is closed "

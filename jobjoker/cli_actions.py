@@ -233,6 +233,14 @@ def audit_command(client, args):
 
 def logs_command(client, args):
     stream = "response" if args.response else "log"
+    if args.search is not None:
+        if args.follow:
+            raise ClientError("--search reads what is stored; it cannot --follow")
+        for entry in client.search(args.job, args.search, args.ignore_case, stream):
+            if not args.json:  # each match with its seq, to read around it (logs --json)
+                entry["message"] = "%d: %s" % (entry["seq"], entry["message"])
+            print_entry(Event(stream, entry["seq"], entry["message"], entry["time"]), args)
+        return EXIT_OK
     if args.follow:
         return follow_job(client, args.job, args, {stream})
     for event in stored_entries(client, args.job, stream):

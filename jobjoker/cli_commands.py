@@ -138,6 +138,10 @@ def add_client_commands(parser, commands):
                              "exit 0 only if it ends done")
     logs.add_argument("--response", action="store_true",
                       help="the response instead of the log")
+    logs.add_argument("--search", metavar="TEXT",
+                      help="only the entries that hold TEXT (a plain substring), with their seq")
+    logs.add_argument("-i", "--ignore-case", action="store_true",
+                      help="with --search: match in any case")
 
     run = command(commands, "run", run_command, "create and start a job of a worker")
     run.add_argument("worker")

@@ -188,6 +188,10 @@ class Client:
 
     def _send(self, method, path, body=None, content_type=None, **query):
         """Send one request; the reply's body (bytes) or a ``ClientError``."""
+        return self._exchange(method, path, body, content_type, **query)[0]
+
+    def _exchange(self, method, path, body=None, content_type=None, **query):
+        """Send one request; the reply's body (bytes) and headers, or a ``ClientError``."""
         query = {k: v for k, v in query.items() if v is not None}
         url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
         headers = self._headers()
@@ -196,7 +200,7 @@ class Client:
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                return reply.read()
+                return reply.read(), reply.headers
         except urllib.error.HTTPError as e:
             raise error_for(e.code, message_of(e.read(), e.code, e.reason)) from None
         except (urllib.error.URLError, OSError) as e:  # refused, unknown host, timeout, reset
@@ -295,6 +299,20 @@ class Client:
     def response(self, job_id, offset=0, limit=1000):
         """Entries of the job's response, like ``log``."""
         return self._entries(job_id, "response", offset, limit)
+
+    def search(self, job_id, text, ignore_case=False, stream="log"):
+        """Every entry ``{"message", "time", "seq"}`` of the job's log (or ``stream="response"``)
+        whose message holds ``text`` (a plain substring; ``ignore_case`` in any case), oldest
+        first, as a generator: the server answers each request within ``--search-seconds`` and
+        says where to search on, which this follows to the end."""
+        offset = 0
+        while offset is not None:
+            body, headers = self._exchange(
+                "GET", "/jobs/%s/%s" % (quote(job_id), stream), search=text, offset=offset,
+                ignore_case=1 if ignore_case else None)
+            yield from json.loads(body)["data"]
+            following = headers.get("X-Next-Offset")
+            offset = None if following is None else int(following)
 
     def _entries(self, job_id, stream, offset, limit):
         return self._data("GET", "/jobs/%s/%s" % (quote(job_id), stream), offset=offset,

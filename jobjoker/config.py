@@ -69,6 +69,7 @@ class Config:
     max_page: int = 1000  # the largest page of jobs or audit entries
     max_entry_page: int = 100000  # the largest page of a job's log or response
     max_page_bytes: int = 8 * 1024 * 1024  # a page of entries stops at about this many bytes
+    search_seconds: float = 0.5  # a log search answers after about this long (0: one step)
     stream_buffer_bytes: int = 8 * 1024 * 1024  # per subscriber; past it, it is closed
     stream_stall_timeout: float = 30.0  # a subscriber whose socket takes no data this long goes
     stream_memory: int = 256 * 1024 * 1024  # queued for all subscribers together
@@ -196,6 +197,7 @@ OPTIONS = {
     "max_page": ("JOBJOKER_MAX_PAGE", int),
     "max_entry_page": ("JOBJOKER_MAX_ENTRY_PAGE", int),
     "max_page_bytes": ("JOBJOKER_MAX_PAGE_BYTES", _size),
+    "search_seconds": ("JOBJOKER_SEARCH_SECONDS", float),
     "stream_buffer_bytes": ("JOBJOKER_STREAM_BUFFER_BYTES", int),
     "stream_stall_timeout": ("JOBJOKER_STREAM_STALL_TIMEOUT", float),
     "stream_memory": ("JOBJOKER_STREAM_MEMORY", _size),

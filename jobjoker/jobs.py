@@ -21,7 +21,7 @@ import contextlib
 import json
 import time
 
-from jobjoker import jobdir, jobstore
+from jobjoker import jobdir, jobstore, logsearch
 from jobjoker import parameters as params
 from jobjoker.bodies import check_keys
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
@@ -102,10 +102,12 @@ class JobService:
             jobstore.count(status or None, worker or None)))
         return [job_to_dict(job) for job in jobs], total
 
-    async def read_entries(self, job_id, stream, offset=None, limit=None):
+    async def read_entries(self, job_id, stream, offset=None, limit=None, ignore_case=None):
         """A page of a job's log or response, the stream's total entry count, and the offset
-        to read on from when the page stopped at its size in bytes (else None)."""
+        to read on from when the page stopped at its size in bytes (else None). ``ignore_case``
+        (a search's) is only checked."""
         offset, limit = parse_page(offset, limit, "entries", self.config)
+        logsearch.parse_ignore_case(ignore_case)
         max_bytes = page_bytes(self.config)
 
         def read():
@@ -114,6 +116,17 @@ class JobService:
             return self.logstore.read_page(job_id, stream, offset, limit, max_bytes), total
         (entries, stopped), total = await self.storage.read(read)
         return entries, total, entries[-1]["seq"] + 1 if stopped else None
+
+    async def search_entries(self, job_id, stream, text, ignore_case=None, offset=None,
+                             limit=None):
+        """The entries of a job's log or response from ``offset`` on that hold ``text`` (up to
+        ``limit``), the stream's total, and the offset to search on from when the scan stopped
+        short (its time, ``--search-seconds``, or the page's size) else None: ``logsearch``."""
+        offset, limit = parse_page(offset, limit, "entries", self.config)
+        text, ignore_case = logsearch.parse_search(text, ignore_case)
+        return await logsearch.search_entries(
+            self.storage, self.logstore, job_id, stream, text, ignore_case, offset, limit,
+            page_bytes(self.config), self.config.search_seconds)
 
     async def iter_entry_pages(self, job_id, stream, page=10000):
         """Every entry of a stream, in pages (an async generator; ``NotFound`` raised at once,

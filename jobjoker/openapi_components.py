@@ -9,6 +9,7 @@ from the domain modules they describe, so they cannot drift apart.
 from jobjoker import __version__
 from jobjoker.accounts import MAX_PASSWORD, MAX_TOKEN_NAME, MIN_PASSWORD, USERNAME
 from jobjoker.auth import SESSION_COOKIE, TOKEN_PREFIX
+from jobjoker.logsearch import MAX_SEARCH_CHARS
 from jobjoker.roles import ROLES
 from jobjoker.paging import DEFAULT_SIZES, MAX_OFFSET, largest
 from jobjoker.parameters import MASK
@@ -388,6 +389,12 @@ def parameters(config):
                         {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
         "JobsLimit": page_limit(DEFAULT_SIZES["jobs"], largest("jobs", config)),
         "EntriesLimit": page_limit(DEFAULT_SIZES["entries"], largest("entries", config)),
+        "Search": query("search", "Only the entries whose message holds this text (a plain "
+                        "substring, matched literally); the scan answers within "
+                        "`--search-seconds` and `X-Next-Offset` says where to search on.",
+                        {"type": "string", "maxLength": MAX_SEARCH_CHARS}),
+        "IgnoreCase": query("ignore_case", "With `search`: match in any case (Unicode case "
+                            "folding).", {"type": "boolean", "default": False}),
         "StatusFilter": query("status", "Only jobs with this status.",
                               {"type": "string", "enum": STATUSES}),
         "WorkerFilter": query("worker", "Only jobs of this worker.", WORKER_NAME),

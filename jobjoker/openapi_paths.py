@@ -145,13 +145,16 @@ def entries_path(stream):
         "get": operation(
             "getJob%s" % title, "jobs", "Read a page of the job's %s" % stream,
             {"200": {
-                "description": "Entries from `offset`, oldest first.",
+                "description": "Entries from `offset`, oldest first (with `search`, those that "
+                               "hold the text).",
                 "headers": {"X-Total-Count": header(
                     "How many entries the %s holds in all." % stream,
                     {"type": "integer", "minimum": 0}),
                     "X-Next-Offset": header(
                     "Only when the page stopped at its size in bytes (--max-page-bytes) before "
-                    "its `limit`: the `offset` to read on from (the message says so too).",
+                    "its `limit`, or a search stopped before the end (at its time, "
+                    "--search-seconds, or its `limit`): the `offset` to read or search on from "
+                    "(the message says so too).",
                     {"type": "integer", "minimum": 0}, required=False)},
                 "content": {
                     "application/json": {"schema": ref("schemas", "EntryListEnvelope")},
@@ -159,7 +162,8 @@ def entries_path(stream):
                 }}},
             errors=["400", "404"],
             parameters=[ref("parameters", "Offset"), ref("parameters", "EntriesLimit"),
-                        ref("parameters", "Format")]),
+                        ref("parameters", "Format"), ref("parameters", "Search"),
+                        ref("parameters", "IgnoreCase")]),
         "post": operation(
             "appendJob%s" % title, "jobs", "Append one entry to the job's %s" % stream,
             {"201": json_reply("Appended.", "AppendedEntryEnvelope")},

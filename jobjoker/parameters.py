@@ -170,7 +170,13 @@ class Masker:
     process's raw output, an entry POSTed by a client)."""
 
     def __init__(self, values):
-        self.values = tuple(values)  # longest first (``mask_values``)
+        values = tuple(values)  # longest first (``mask_values``)
+        # A line's CRLF loses its \r when stored (spool, runner): a secret ending in \r (read
+        # from a CRLF file) is masked without it too.
+        bare = tuple(value.rstrip("\r") for value in values if value.endswith("\r"))
+        extra = [value for value in bare if len(value) >= MIN_MASKED and value not in values]
+        self.values = tuple(sorted(values + tuple(extra), key=len, reverse=True)) if extra \
+            else values
         # A secret as ``repr`` shows it too (``sys.exit("... %r" % key)``, a KeyError): it
         # differs from the value when the secret holds a quote, a backslash or a control.
         self._texts = self.values + tuple(

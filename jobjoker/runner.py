@@ -325,10 +325,25 @@ class LineStream(io.TextIOBase):
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
         for line in lines:
-            self._writer.write(line)
+            # A CRLF line (text read from a Windows file, a network reply) without its \r;
+            # a bare \r (a progress rewrite) stays.
+            self._writer.write(line[:-1] if line.endswith("\r") else line)
         return len(text)
 
     def flush(self):
+        """Log the line begun so far. A line being rewritten with \r (a progress bar printed
+        with ``end="\\r"`` or ``"\\r" + bar``, flushed each time) goes out up to its last \r,
+        which tells the page to let the next entry overwrite its row; what follows that \r waits
+        for the next flush (or ``drain``)."""
+        cut = self._partial.rfind("\r") + 1
+        if 0 < cut < len(self._partial):
+            self._writer.write(self._partial[:cut])
+            self._partial = self._partial[cut:]
+        else:
+            self.drain()
+
+    def drain(self):
+        """Log whatever is begun (the job is ending)."""
         if self._partial:
             self._writer.write(self._partial)
             self._partial = ""
@@ -408,8 +423,7 @@ def run_job(spec):
     # That went out at once; so must the worker's first entry, which would otherwise count as
     # part of a burst begun by STARTED and wait FLUSH_DELAY.
     log._last_flush = 0.0
-    sys.stdout = LineStream(log, 1)
-    sys.stderr = LineStream(log, 2)
+    streams = sys.stdout, sys.stderr = LineStream(log, 1), LineStream(log, 2)
     worker_api._job_context = worker_api.JobContext(
         job_id=spec["job_id"], params=spec.get("params"), log_sink=log, response_sink=response,
         is_active=lambda: not stop_requested.is_set())
@@ -433,8 +447,8 @@ def run_job(spec):
     if outcome == "stopped":
         code = EXIT_STOPPED
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in streams:  # ours, even if the worker replaced sys.stdout
+            stream.drain()
     except OSError:
         pass
     for writer in (log, response):  # on a full disk: what was lost, said in the reserve's room

@@ -10,7 +10,10 @@ which appends each block behind a header (``BLOCK_MARK`` + its length + newline)
 whatever the job's processes write raw to stdout/stderr. The file order is the write order, so
 ``print``, ``self.log`` and a child command's output keep their true order. ``parse_log_spool``
 turns such bytes back into a block of entries: headed blocks as they are, raw lines stamped with
-the time they were read. ``response.spool`` has only the entry writer and holds plain blocks.
+the time they were read; a raw line ending in CRLF is stored without its ``\\r`` (a bare ``\\r``
+stays: it is a progress rewrite, which the page shows as a terminal would), and a raw line still
+being rewritten with ``\\r`` is stored up to its last ``\\r`` at once, not when its newline comes.
+``response.spool`` has only the entry writer and holds plain blocks.
 ``MAX_ENTRY_BYTES`` bounds an entry, whatever wrote it: a longer one is stored as several.
 Imports nothing beyond the standard library (job processes load it).
 """
@@ -112,19 +115,32 @@ def parse_log_spool(data, final=False, when=None, masker=None):
             raw.append(data[pos:mark])
             pos = mark
         elif newline >= 0:
-            raw.append(data[pos:newline])
+            # CRLF output (Windows tools, network protocols): the line without its \r
+            raw.append(data[pos:newline - 1] if data[newline - 1:newline] == b"\r"
+                       and newline > pos else data[pos:newline])
             pos = newline + 1
         elif final:
             raw.append(data[pos:])
             pos = end
         elif end - pos >= MAX_ENTRY_BYTES + hold:  # no newline for that long: a line anyway
             cut = end - hold if not hold else masker.safe_cut(data, end - hold)
+            if data[cut - 1:cut] == b"\r":  # maybe a CRLF's first half: keep it with its \n
+                cut -= 1
             if cut <= pos:
                 break
             raw.append(data[pos:cut])
             pos = cut
         else:
-            break
+            # A progress line that a child rewrites with \r and ends much later (curl, pip,
+            # wget): what its last \r completed is stored now, ending in that \r, so the page
+            # shows the progress live (it lets the next entry overwrite such a row); the rest
+            # waits. At least a byte, and the longest secret, must follow the \r: a CRLF's
+            # \r is not cut from its \n, and a secret is never cut in two.
+            cut = data.rfind(b"\r", pos, end - max(hold, 1)) + 1
+            if cut <= pos or (hold and masker.safe_cut(data, cut) != cut):
+                break
+            raw.append(data[pos:cut])
+            pos = cut
     if raw:
         pieces.append(_raw_entries(raw, when, mask_raw))
     block = b"".join(pieces)

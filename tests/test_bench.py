@@ -17,7 +17,7 @@ from bench.fanout_subscriber import bucket, histogram_percentile
 from bench.harness import latency_summary
 from tests.support import ROOT, unavailable
 
-CASES = {"start", "throughput", "logs", "fanout", "reads", "memory", "load", "abuse"}
+CASES = {"start", "throughput", "logs", "fanout", "reads", "memory", "load", "abuse", "search"}
 REDIS_BASELINES = {"start": ["RQ"], "throughput": ["RQ", "Celery"]}
 
 

@@ -321,6 +321,19 @@ def test_a_short_id_works_wherever_a_job_id_does(jj, client):
     assert missing.returncode == 5 and short in missing.stderr
 
 
+def test_logs_search_prints_the_matching_entries_with_their_seq(jj, client):
+    job = client.create_job("TestWorker")
+    for message in ("first Match", "no", "100% match", "no"):
+        client.append_log(job["id"], message)
+    assert jj("logs", job["id"], "--search", "match").stdout == "2: 100% match\n"
+    found = jj("logs", job["id"], "--search", "MATCH", "-i")
+    assert found.returncode == 0 and found.stdout == "0: first Match\n2: 100% match\n"
+    entries = json_lines(jj("logs", job["id"], "--search", "%", "--json").stdout)
+    assert [(e["seq"], e["message"]) for e in entries] == [(2, "100% match")]
+    assert [e["seq"] for e in client.search(job["id"], "m", ignore_case=True)] == [0, 2]
+    assert jj("logs", job["id"], "--search", "x", "-f").returncode != 0
+
+
 def test_the_password_is_never_a_flag(jj, server_process):
     refused = jj("jobs", "ls", "--password", "s3cret")
     assert refused.returncode == 2

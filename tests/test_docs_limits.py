@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from jobjoker import jobs
+from jobjoker import jobs, logsearch
 from jobjoker.accounts import MAX_PASSWORD, MAX_TOKEN_NAME, MIN_PASSWORD, USERNAME
 from jobjoker.config import OPTIONS, Config
 from jobjoker.app import routes
@@ -118,6 +118,8 @@ def code_limits():
         "request bodies and large replies held at once, all requests together":
             [DEFAULTS.max_body_memory],
         "a page of log or response entries, in bytes of messages": [DEFAULTS.max_page_bytes],
+        "the text of a log search (`?search=`)": [logsearch.MAX_SEARCH_CHARS],
+        "how long a log search scans before it answers": [DEFAULTS.search_seconds],
         "what all stream subscribers hold together": [DEFAULTS.stream_memory],
         "open client connections": [],  # it depends on the machine's limit
         "open connections from one client address (not with `--trust-proxy`)":
@@ -156,7 +158,7 @@ def test_a_limit_set_by_an_option_shows_its_default():
                                               "max_body_memory", "max_page_bytes",
                                               "stream_memory", "max_connections",
                                               "max_connections_per_address",
-                                              "idle_connection_timeout"}
+                                              "idle_connection_timeout", "search_seconds"}
     for name, row in limits_table().items():
         if set_by[name] is None:
             assert row["Set by"] == "fixed", name

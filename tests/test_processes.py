@@ -147,6 +147,44 @@ class Unserialisable:
     assert [e["message"] for e in response.data] == ['{"result": 42}']
 
 
+
+@pytest.mark.gen_test
+async def test_crlf_output_is_stored_without_a_stray_carriage_return(api, run_job, write_worker):
+    write_worker("Crlf", '''import subprocess, sys
+from jobjoker import Worker
+
+class Crlf(Worker):
+    """Writes CRLF lines and a progress bar, printed and from a child."""
+    def run(self):
+        print("printed\\r")
+        sys.stdout.write("written\\r\\n")
+        subprocess.run(["printf", "child one\\\\r\\\\nchild two\\\\r\\\\n"])
+        subprocess.run(["printf", "child 10%%\\\\rchild 100%%\\\\n"])
+''')
+    job = await run_job("Crlf", wait=True)
+    assert job["status"] == "done", job
+    messages = await log_messages(api, job["id"])
+    assert messages[1:-1] == ["printed", "written", "child one", "child two",
+                              "child 10%\rchild 100%"]
+
+
+
+@pytest.mark.gen_test
+async def test_a_childs_progress_bar_shows_before_its_newline(api, run_job, write_worker):
+    write_worker("Progress", '''import subprocess
+from jobjoker import Worker
+
+class Progress(Worker):
+    """A child rewrites a progress line with \\r, then waits long before its newline."""
+    def run(self):
+        subprocess.run(["sh", "-c", "printf 'fetch 10%%\\\\rfetch 50%%\\\\r '; sleep 60; echo"])
+''')
+    job = await run_job("Progress")
+    messages = await wait_for_log(api, job["id"], "fetch 50%")
+    assert messages[1] == "fetch 10%\rfetch 50%\r"  # the page shows "fetch 50%"
+    assert (await api("PUT", "/jobs/%s/status" % job["id"], "kill")).code == 202
+
+
 @pytest.mark.gen_test
 async def test_job_environment_is_clean_and_parameters_stay_out_of_argv(
         api, run_job, write_worker, monkeypatch):

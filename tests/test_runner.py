@@ -133,3 +133,27 @@ def test_a_disk_with_a_little_room_takes_what_fits(allocating_disk, monkeypatch)
     disk.room = None
     assert writer.close()
     assert len(spool.decode_entries(disk.data)) == 5000
+
+
+def test_printed_crlf_lines_lose_the_carriage_return_and_a_bare_one_stays(disk):
+    writer = runner.BlockWriter(99, Sleepy(), headed=True, mask=runner.Masker(["tok3n\r"]))
+    stream = runner.LineStream(writer, 1)
+    stream.write("read from a CRLF file\r\nsecret tok3n\r\n10%\r")
+    stream.flush()  # print(..., end="\r", flush=True): an entry ending in \r
+    writer.flush()
+    assert messages(disk.data) == ["read from a CRLF file", "secret ********", "10%\r"]
+
+
+def test_a_flushed_progress_bar_goes_out_up_to_its_last_carriage_return(disk):
+    writer = runner.BlockWriter(99, Sleepy(), headed=True)
+    stream = runner.LineStream(writer, 2)
+    stream.write("Downloading\n")
+    for percent in (0, 50, 100):  # as tqdm writes it: "\r" + the bar, flushed
+        stream.write("\r%3d%%|bar|" % percent)
+        stream.flush()
+    stream.write("\n")
+    stream.write("late partial")
+    stream.drain()  # the job ends: all of it
+    writer.flush()
+    assert messages(disk.data) == ["Downloading", "\r", "  0%|bar|\r", " 50%|bar|\r",
+                                   "100%|bar|", "late partial"]

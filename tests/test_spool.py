@@ -94,3 +94,47 @@ def test_random_interleavings_parse_to_exactly_what_was_written():
         if visible == data and consumed == 0:
             break
     assert got == expected
+
+
+def test_raw_crlf_lines_are_stored_without_their_carriage_return():
+    data = b"windows\r\n\r\nprogress 10%\rprogress 20%\r\nbare\r"
+    consumed, block = spool.parse_log_spool(data, final=True)
+    assert consumed == len(data)
+    # CRLF ends a line; a bare \r (a progress rewrite) stays for the page to show as a terminal.
+    assert entries(block) == ["windows", "", "progress 10%\rprogress 20%", "bare\r"]
+
+
+def test_a_long_raw_line_is_not_cut_between_the_two_halves_of_a_crlf():
+    data = b"x" * (spool.MAX_ENTRY_BYTES - 1) + b"\r"
+    consumed, block = spool.parse_log_spool(data)
+    assert entries(block) == ["x" * (spool.MAX_ENTRY_BYTES - 1)]
+    consumed, more = spool.parse_log_spool(data[consumed:] + b"\ny\n")
+    assert entries(more) == ["", "y"]  # the \r went with its \n: no stray \r stored
+
+
+def test_a_secret_read_from_a_crlf_file_is_masked_once_its_line_loses_the_carriage_return():
+    from jobjoker.parameters import Masker
+    data = b"key s3cret\r\nkey s3cret\r and more\n"
+    _, block = spool.parse_log_spool(data, masker=Masker(["s3cret\r"]))
+    assert entries(block) == ["key ********", "key ******** and more"]
+
+
+def test_a_progress_line_rewritten_with_cr_is_stored_up_to_its_last_cr_without_its_newline():
+    consumed, block = spool.parse_log_spool(b"\r 10%\r 20%\r 3")
+    assert entries(block) == ["\r 10%\r 20%\r"]  # the page shows " 20%"; " 3" waits
+    rest = b" 30%\r 40%\n"
+    assert entries(spool.parse_log_spool(rest)[1]) == [" 30%\r 40%"]
+    # A \r that may be a CRLF's first half waits for what follows it.
+    assert spool.parse_log_spool(b"line\r") == (0, b"")
+    assert entries(spool.parse_log_spool(b"line\r\n")[1]) == ["line"]
+
+
+def test_a_progress_cut_never_splits_a_secret():
+    from jobjoker.parameters import Masker
+    masker = Masker(["s3cr\ret"])
+    data = b"key s3cr\ret and\r more"
+    assert spool.parse_log_spool(data, masker=masker) == (0, b"")  # it would cut the secret
+    assert entries(spool.parse_log_spool(data + b"\n", masker=masker)[1]) == [
+        "key ******** and\r more"]
+    consumed, block = spool.parse_log_spool(b"key s3cr\ret\r 10%\r more", masker=masker)
+    assert entries(block) == ["key ********\r"]

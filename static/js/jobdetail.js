@@ -52,8 +52,15 @@ export class JobDetail {
         jobPath(this.job.id, `/${stream}`) + query({offset, limit})));
       return reply && reply.data;
     };
+    const search = (stream) => async (text, ignoreCase, offset, limit) => {
+      const reply = await attempt(() => request("GET", jobPath(this.job.id, `/${stream}`) +
+        query({search: text, ignore_case: ignoreCase ? 1 : 0, offset, limit})));
+      const next = reply && reply.headers.get("X-Next-Offset");
+      return reply && {entries: reply.data, next: next === null ? null : Number(next),
+        total: Number(reply.headers.get("X-Total-Count"))};
+    };
     this.log = new EntryView({id: "job-log", title: "Log", fetchPage: fetchPage("log"),
-      onWantLatest: () => this.restartStream("log")});
+      onWantLatest: () => this.restartStream("log"), search: search("log")});
     this.response = new EntryView({id: "job-response", title: "Response",
       fetchPage: fetchPage("response"), onWantLatest: () => this.restartStream("response")});
     $("#job-detail-entries", root).append(this.log.element, this.response.element);
@@ -76,6 +83,7 @@ export class JobDetail {
     this.notice.hidden = true;
     this.setButtonsEnabled(true);
     this.log.setDownload(jobPath(id, "/log/download"));
+    this.log.forgetSearch();
     this.response.setDownload(jobPath(id, "/response/download"));
     this.render();
     const from = {log: Math.max(0, this.job.log_count - TAIL),
