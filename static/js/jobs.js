@@ -17,8 +17,8 @@
 
 import {query, request} from "./api.js";
 import {$, el, replaceContent} from "./dom.js";
-import {compactJSON, formatCount, formatDuration, formatShortTime, formatTime, jobDuration, machineTime,
-  stampReceived} from "./format.js";
+import {compactJSON, formatCount, formatDuration, formatShortTime, formatTime, jobDuration,
+  machineTime, stampReceived} from "./format.js";
 import {supersedes} from "./jobstates.js";
 import {attempt} from "./notices.js";
 

@@ -5,8 +5,8 @@
 // of index.html and shows the WorkerStore's list (live: it follows the store). Each worker shows
 // the parameters it declares (or says it declares none, so they are not checked); a worker
 // whose code is invalid is marked so, with the server's reason, and has no Run. Run calls
-// onRun(name) (the page opens Create a Job with it chosen; data-needs="operator"). Delete asks first,
-// then sends DELETE /workers/NAME (a refusal, e.g. a worker with an active job, shows the
+// onRun(name) (the page opens Create a Job with it chosen; data-needs="operator"). Delete asks
+// first, then sends DELETE /workers/NAME (a refusal, e.g. a worker with an active job, shows the
 // server's message). Code opens the source in a CodeMirror editor with Python highlighting;
 // Save sends it (PUT /workers/NAME) and, when the server refuses code that does not parse,
 // shows its message and highlights the line it names (the 422 reply's data[0].line).
@@ -51,8 +51,10 @@ export class WorkersTab {
           problem ? el("span", {class: "badge status-error worker-invalid",
             text: "invalid code"}) : null),
         problem
-          ? el("p", {class: "worker-error", text: `It cannot run jobs until its code is fixed: ${problem}`})
-          : el("p", {class: "worker-description", text: worker.description || "(no description)"}),
+          ? el("p", {class: "worker-error",
+            text: `It cannot run jobs until its code is fixed: ${problem}`})
+          : el("p", {class: "worker-description",
+            text: worker.description || "(no description)"}),
         problem ? null : parametersOf(worker),
         el("p", {class: "worker-meta"},
           `${formatBytes(worker.size)} · modified `,
