@@ -304,3 +304,29 @@ def test_offline_keeps_the_user_name_and_sign_out_in_the_header(browser, server,
             "title", re.compile(re.escape(user[0])))
     finally:
         viewer.close()
+
+
+def test_deleting_a_worker_asks_in_its_row_and_a_refusal_is_shown_there(admin, server):
+    server.api("PUT", "/workers/Doomed", RESIZE_WORKER.replace("Resize", "Doomed"))
+    admin.goto("#workers")
+    page = admin.page
+    item = page.locator("#workers-list li[data-worker=Doomed]")
+    item.get_by_role("button", name="Delete Doomed").click()
+    question = item.get_by_role("group", name="Delete Doomed?")
+    expect(question).to_contain_text("Its file is removed; its jobs stay.")
+    question.get_by_role("button", name="Cancel").click()
+    expect(question).to_have_count(0)
+    # While one of its jobs runs, the server refuses: the reason shows in the row.
+    job = server.create_job("Echo", {"wait": 60})
+    echo = page.locator("#workers-list li[data-worker=Echo]")
+    echo.get_by_role("button", name="Delete Echo").click()
+    echo.get_by_role("button", name="Delete it").click()
+    expect(echo.get_by_role("alert")).to_contain_text(
+        "worker Echo has an active job (%s)" % job["id"])
+    expect(admin.alert).to_be_empty()
+    server.api("PUT", "/jobs/%s/status" % job["id"], "kill")
+    item.get_by_role("button", name="Delete Doomed").click()
+    item.get_by_role("button", name="Delete it").click()
+    expect(item).to_have_count(0)
+    assert admin.dialogs == []
+    assert server.call("GET", "/workers/Doomed").code == 404

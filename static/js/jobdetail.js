@@ -267,24 +267,26 @@ export class JobDetail {
 
   async send(command) {
     const job = this.job;
+    // Copies of the job replace this.job as they arrive (update()): the same job is its id.
+    const stillOpen = () => this.jobId === job.id && !this.gone;
     this.sending = command;
     this.updateButtons();
     try {
       const reply = command === "delete"
         ? await request("DELETE", jobPath(job.id))
         : await request("PUT", jobPath(job.id, "/status"), {text: command});
-      if (this.job !== job) return; // another job was opened meanwhile
+      if (this.jobId !== job.id) return; // another job was opened meanwhile
       this.said.textContent = reply.message;
       this.said.hidden = !reply.message;
       if (command === "delete") this.deleted(job.id);
       else if (reply.data[0]) this.update(reply.data[0]);
     } catch (error) {
-      if (this.job !== job) return;
+      if (!stillOpen()) return;
       this.refusal.textContent = error.message || String(error);
       this.refusal.hidden = false;
     } finally {
       this.sending = null;
-      if (this.job === job) this.updateButtons();
+      if (this.jobId === job.id) this.updateButtons();
     }
   }
 }
