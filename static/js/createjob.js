@@ -60,7 +60,7 @@ export class CreateJobTab {
       text: list.length === 0 ? "No workers yet" : "— choose a worker —"}), list.map(option));
     const worker = list.find((w) => w.name === chosen);
     this.select.value = worker && !workerProblem(worker) ? chosen : "";
-    if (worker) this.wanted = null;
+    if (list.length > 0) this.wanted = null; // asked for once, against the first real list
     this.workerChosen();
   }
 
