@@ -25,7 +25,7 @@ import peewee
 from jobjoker import models
 from jobjoker.errors import Conflict, InvalidTransition, NotFound
 from jobjoker.parameters import had_secrets
-from jobjoker.states import FINAL_STATES, MOVES, JobStatus, allowed_sources, describe
+from jobjoker.states import ACTIONS, FINAL_STATES, MOVES, JobStatus, allowed_sources, describe
 from jobjoker.statements import execute, param
 
 Job = models.Job
@@ -374,8 +374,8 @@ def delete(tx, job_id):
     """Delete a job that is not active (``Conflict`` while it is); returns its last row. Its
     entries are the log store's to delete."""
     job = get(job_id)
-    deleted = Job.delete().where(Job.id == job_id,
-                                 Job.status != JobStatus.ACTIVE.value).execute()
+    deletable = [status.value for status in ACTIONS["delete"]]
+    deleted = Job.delete().where(Job.id == job_id, Job.status.in_(deletable)).execute()
     if not deleted:
         raise Conflict("job %s is active: stop or kill it before deleting it" % job_id)
     announce(tx, "deleted", job)

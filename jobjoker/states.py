@@ -58,6 +58,16 @@ def describe(status):
 # What a client may ask for with PUT /jobs/ID/status; every other status is the server's to set.
 COMMANDS = ("start", "stop", "kill")
 
+# What a client may do to a job, by the status it is in: start moves it to active, stop and kill
+# to stop, and delete takes any job whose process is not running. The admin page enables its
+# buttons from a copy of this table (static/js/jobstates.js, checked against it by a test).
+ACTIONS = {
+    "start": TRANSITIONS[JobStatus.ACTIVE],
+    "stop": TRANSITIONS[JobStatus.STOP],
+    "kill": TRANSITIONS[JobStatus.STOP],
+    "delete": frozenset(JobStatus) - {JobStatus.ACTIVE},
+}
+
 
 def allowed_sources(new_status):
     """The statuses from which a job may move to ``new_status`` (empty if none)."""

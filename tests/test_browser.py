@@ -368,31 +368,35 @@ def test_create_and_start_a_job_see_its_log_live_then_stop_it(admin, server):
     job_id = page.locator("#job-detail-facts .job-id").inner_text()
     expect(admin.row(job_id).locator(".badge")).to_have_text("active")
     page.get_by_role("button", name="Stop", exact=True).click()
+    # It asks in the page, beside the buttons.
+    expect(page.locator("#job-detail-confirm")).to_contain_text("Stop job %s" % job_id)
+    page.get_by_role("button", name="Stop it").click()
     expect(admin.status_badge).to_have_text("stop")
     expect(admin.row(job_id).locator(".badge")).to_have_text("stop")
     expect(admin.log_lines.last).to_contain_text("ENDED stop")
-    assert [kind for kind, _ in admin.dialogs] == ["confirm"]
-    assert "Stop job %s" % job_id in admin.dialogs[0][1]
+    assert admin.dialogs == []
     admin.assert_not_reloaded()
     assert server.api("GET", "/jobs/%s" % job_id)[0]["status"] == "stop"
 
 
-def test_a_refused_delete_shows_the_servers_message_then_kill_and_delete_work(admin, server):
+def test_delete_waits_for_the_job_to_end_then_kill_and_delete_work(admin, server):
     job = server.create_job("TestWorker", {"count": 300, "sleep": 0.2})
     admin.goto()
     admin.open_job(job["id"])
     expect(admin.status_badge).to_have_text("active")
-    admin.page.get_by_role("button", name="Delete", exact=True).click()
-    expect(admin.page.get_by_role("alert")).to_contain_text(
-        "job %s is active: stop or kill it before deleting it" % job["id"])
-    expect(admin.row(job["id"])).to_have_count(1)
+    delete = admin.page.get_by_role("button", name="Delete", exact=True)
+    expect(delete).to_be_disabled()
+    expect(delete).to_have_attribute("title", "This job is active: stop or kill it before "
+                                              "deleting it.")
     admin.page.get_by_role("button", name="Kill", exact=True).click()
+    admin.page.get_by_role("button", name="Kill it").click()
     expect(admin.status_badge).to_have_text("stop")
     expect(admin.page.locator("#job-detail-facts")).to_contain_text("killed by SIGKILL")
-    admin.page.get_by_role("button", name="Delete", exact=True).click()
+    delete.click()
+    admin.page.get_by_role("button", name="Delete it").click()
     expect(admin.row(job["id"])).to_have_count(0)
     expect(admin.page.locator("#job-detail-notice")).to_contain_text("deleted")
-    assert [kind for kind, _ in admin.dialogs] == ["confirm"] * 3
+    assert admin.dialogs == []
     assert server.call("GET", "/jobs/%s" % job["id"]).code == 404
 
 
@@ -727,11 +731,12 @@ def test_a_viewer_sees_no_admin_tabs_nor_run_buttons_and_a_forced_command_is_ref
         expect(page.locator("#tab-workers")).to_have_attribute("aria-selected", "true")
         expect(page.get_by_role("button", name="Code of Echo")).to_be_visible()
         expect(page.get_by_role("button", name="Delete Echo")).to_be_hidden()
-        # Hiding is cosmetic: the server refuses, and the page shows its reason.
+        # Hiding is cosmetic: the server refuses, and the page shows its reason beside the
+        # buttons.
         page.evaluate("document.body.dataset.role = 'operator'")
         viewer.tab("jobs")
         page.get_by_role("button", name="Start", exact=True).click()
-        expect(viewer.alert).to_contain_text(
+        expect(page.locator("#job-detail-refusal")).to_contain_text(
             "your role (viewer) may not PUT /jobs/%s/status: it needs operator" % job["id"])
         assert server.api("GET", "/jobs/%s" % job["id"])[0]["status"] == "idle"
         page.goto(server.base + "/#users")  # an admin's tab by address: not offered

@@ -1,17 +1,22 @@
 // createjob.js — the Create a Job tab: choose a worker, give parameters, create, maybe start.
 //
 // Contract: new CreateJobTab({workers, onCreated}) takes the #create-job-form of index.html.
-// Sending is disabled while the parameters are not valid, and the editor says what is wrong
-// before anything is sent. Submitting creates the job (POST /jobs) and, when "Start it at once"
-// is ticked, starts it (PUT /jobs/ID/status); then onCreated(job) (the page opens it in Manage
-// Jobs). A refusal shows the server's message (for parameters, every problem it found). The
-// parameters editor comes from parametersEditorFor (params.js): a form generated from what the
-// worker declares, or a JSON editor for a worker that declares nothing.
+// Nothing starts chosen: the worker list starts on "— choose a worker —" (choose(name) picks one
+// from code: the Run button of Manage Workers, the address #create-job/NAME). A worker whose
+// code is invalid is listed but cannot be chosen, and says why. Sending is disabled while
+// something is missing or wrong, and the form says what, beside the button and in its title;
+// the editor shows each problem at its field. Submitting creates the job (POST /jobs) and, when
+// "Start it at once" is ticked, starts it (PUT /jobs/ID/status); then onCreated(job) (the page
+// opens it in Manage Jobs). A refusal shows the server's message (for parameters, every problem
+// it found). The parameters editor comes from parametersEditorFor (params.js): a form generated
+// from what the worker declares, or a JSON editor for a worker that declares nothing, with a
+// note that its parameters are not checked (GET /workers gives `parameters: null` for it).
 
 import {jobPath, request} from "./api.js";
 import {$, el, replaceContent} from "./dom.js";
 import {declaresParameters, parametersEditorFor} from "./params.js";
 import {attempt, showError, showInfo} from "./notices.js";
+import {workerProblem} from "./workerstore.js";
 
 export class CreateJobTab {
   constructor({workers, onCreated}) {
@@ -20,15 +25,19 @@ export class CreateJobTab {
     this.form = $("#create-job-form");
     this.select = $("#create-job-worker");
     this.description = $("#create-job-worker-description");
+    this.workerProblem = $("#create-job-worker-problem");
+    this.unchecked = $("#create-job-unchecked");
     this.startAtOnce = $("#create-job-start");
     this.submit = $("#create-job-submit");
+    this.missing = $("#create-job-missing");
     this.slot = $("#create-job-params");
     this.editor = null;
     this.editorKey = null;
     this.jsonEditor = null; // kept while other workers' forms are shown
     this.listening = new WeakSet();
-    this.valid = true;
+    this.problem = null; // what the parameters editor last said is wrong
     this.busy = false;
+    this.wanted = null; // a worker asked for by choose() before the list arrived
 
     workers.subscribe((list) => this.fillWorkers(list));
     this.select.addEventListener("change", () => this.workerChosen());
@@ -41,17 +50,39 @@ export class CreateJobTab {
   }
 
   fillWorkers(list) {
-    const chosen = this.select.value;
-    replaceContent(this.select, list.length === 0
-      ? el("option", {value: "", text: "No workers yet"})
-      : list.map((worker) => el("option", {value: worker.name, text: worker.name})));
-    if (list.some((worker) => worker.name === chosen)) this.select.value = chosen;
+    const chosen = this.wanted || this.select.value;
+    const option = (worker) => {
+      const problem = workerProblem(worker);
+      return el("option", {value: worker.name, disabled: Boolean(problem),
+        text: problem ? `${worker.name} — invalid code, cannot run: ${problem}` : worker.name});
+    };
+    replaceContent(this.select, el("option", {value: "",
+      text: list.length === 0 ? "No workers yet" : "— choose a worker —"}), list.map(option));
+    const worker = list.find((w) => w.name === chosen);
+    this.select.value = worker && !workerProblem(worker) ? chosen : "";
+    if (list.length > 0) this.wanted = null; // asked for once, against the first real list
+    this.workerChosen();
+  }
+
+  /** Choose the worker named so (when it can run), as if picked in the list. */
+  choose(name) {
+    const worker = this.workers.find(name);
+    if (!worker) {
+      this.wanted = name; // the list has not arrived yet: fillWorkers picks it
+      return;
+    }
+    this.select.value = workerProblem(worker) ? "" : name;
     this.workerChosen();
   }
 
   workerChosen() {
-    const worker = this.workers.find(this.select.value);
+    const worker = this.select.value ? this.workers.find(this.select.value) : undefined;
     this.description.textContent = worker ? worker.description || "(no description)" : "";
+    const problem = workerProblem(worker);
+    this.workerProblem.hidden = !problem;
+    this.workerProblem.textContent = problem ? `Its code is invalid: ${problem}` : "";
+    this.unchecked.hidden = !worker || declaresParameters(worker);
+    this.unchecked.textContent = !worker ? "" : uncheckedNote(worker);
     // A worker that declares its parameters gets its own form; the others share one JSON
     // editor, kept across them so typed parameters survive a change of mind.
     const key = declaresParameters(worker) ? `form:${worker.name}:${worker.hash}` : "json";
@@ -64,25 +95,39 @@ export class CreateJobTab {
         this.listening.add(editor);
         editor.onChange((result) => {
           if (this.editor !== editor) return; // a form left behind by a change of worker
-          this.valid = result.ok;
+          this.problem = result.ok ? null : result.message;
           this.updateSubmit();
         });
       }
       this.editor = editor;
       replaceContent(this.slot, editor.element);
-      this.valid = editor.read().ok;
+      const result = editor.read();
+      this.problem = result.ok ? null : result.message;
     }
     this.updateSubmit();
   }
 
+  /** What stops sending, in a sentence (null when nothing does). */
+  get whatIsMissing() {
+    if (!this.select.value) {
+      return this.workers.workers.length === 0 ? "There is no worker to run yet."
+        : "Choose a worker.";
+    }
+    return this.problem;
+  }
+
   updateSubmit() {
     this.submit.textContent = this.startAtOnce.checked ? "Create and start" : "Create job";
-    this.submit.disabled = this.busy || !this.valid || !this.select.value;
+    const missing = this.whatIsMissing;
+    this.submit.disabled = this.busy || missing !== null;
+    this.submit.title = missing ? `Not yet: ${missing}` : "";
+    this.missing.hidden = missing === null;
+    this.missing.textContent = missing ? `To send it: ${missing}` : "";
   }
 
   async create() {
     const parameters = this.editor.read();
-    if (!parameters.ok) {
+    if (!parameters.ok || !this.select.value) {
       this.editor.focus();
       return;
     }
@@ -109,4 +154,13 @@ export class CreateJobTab {
       this.updateSubmit();
     }
   }
+}
+
+/** The note over the JSON editor of a worker that declares no parameters. */
+function uncheckedNote(worker) {
+  if (worker.parameters && typeof worker.parameters === "object") {
+    return `${worker.name} declares that it takes no parameters: any you give are refused.`;
+  }
+  return `${worker.name} declares no parameters, so they are not checked: a misspelt name ` +
+    "is passed to the job as it is, and the job falls back to its own default.";
 }

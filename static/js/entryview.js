@@ -44,6 +44,7 @@ export class EntryView {
     this.fetchPage = fetchPage;
     this.onWantLatest = onWantLatest;
     this.following = true;
+    this.emptyText = "none yet";
     this.generation = 0;
     this.frame = null;
 
@@ -105,6 +106,13 @@ export class EntryView {
   forgetSearch() {
     if (this.finder) this.finder.close();
     this.jumpNote.textContent = "";
+  }
+
+  /** What an empty stream says: "none yet" while entries may come, else e.g. "no response". */
+  setEmptyText(text) {
+    this.emptyText = text;
+    this.lines.dataset.empty = text;
+    this.updateControls();
   }
 
   get count() {
@@ -322,7 +330,7 @@ export class EntryView {
   updateControls() {
     const total = this.streamNext;
     if (this.count === 0) {
-      this.range.textContent = total === 0 ? "none yet" : `${formatCount(total)} entries`;
+      this.range.textContent = total === 0 ? this.emptyText : `${formatCount(total)} entries`;
     } else if (this.first === 0 && this.last === total) {
       this.range.textContent = `${formatCount(total)} ${total === 1 ? "entry" : "entries"}`;
     } else {

@@ -5,23 +5,29 @@
 // the end of each stream (TAIL entries back; earlier ones load on demand), so opening a job with
 // a million log lines costs what opening one with a thousand does. update(job) applies a newer
 // copy of the job (from the live feed); deleted(id) says it is gone; tick() refreshes the
-// running duration; close() stops following. Start, Stop, Kill and Delete send the command; the
-// last three ask first, as the original did. A refused command shows the server's message in the
-// page's alert area; the buttons are never disabled by status, so that the server, which
-// alone knows the job's state for sure, gives the reason.
+// running duration; close() stops following.
+//
+// Start, Stop, Kill and Delete are enabled only when the job's status allows them (the table in
+// jobstates.js, a copy of the server's), following the status live; a line under them says what
+// the status allows and a disabled button's title says why it is not offered. Stop, Kill and
+// Delete ask first, in the page beside the buttons (never window.confirm, which blocks the page
+// and its live updates). The server still decides: a job may change between the click and the
+// request, and its refusal is shown beside the buttons, not over the log.
 
 import {jobPath, query, request} from "./api.js";
 import {$, el, replaceContent} from "./dom.js";
 import {EntryView, PAGE} from "./entryview.js";
 import {formatDuration, formatTime, jobDuration, machineTime, stampReceived} from "./format.js";
-import {supersedes} from "./jobstates.js";
+import {allows, supersedes, whyNot} from "./jobstates.js";
 import {JobStream} from "./jobstream.js";
-import {attempt, showInfo} from "./notices.js";
+import {attempt} from "./notices.js";
 
 export const TAIL = PAGE; // entries shown when a job is opened; "load earlier" fetches the rest
 
 const STREAM_STATES = {connecting: "connecting…", live: "live", reconnecting: "reconnecting…",
   closed: ""};
+
+const FINAL = ["stop", "error", "done"];
 
 const SIGNALS = {1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV",
   13: "SIGPIPE", 15: "SIGTERM"};
@@ -44,8 +50,21 @@ export class JobDetail {
     this.notice = $("#job-detail-notice", root);
     this.buttons = [...root.querySelectorAll("[data-command]")];
     for (const button of this.buttons) {
-      button.addEventListener("click", () => this.command(button.dataset.command, button));
+      button.addEventListener("click", () => this.ask(button.dataset.command));
     }
+    this.actionsHint = $("#job-detail-actions-hint", root);
+    this.confirmBox = $("#job-detail-confirm", root);
+    this.confirmText = $("#job-detail-confirm-text", root);
+    this.confirmYes = $("#job-detail-confirm-yes", root);
+    this.refusal = $("#job-detail-refusal", root);
+    this.said = $("#job-detail-said", root);
+    this.asking = null; // the command the inline question is about
+    this.sending = null; // the command on its way to the server
+    this.confirmYes.addEventListener("click", () => this.confirmed());
+    $("#job-detail-confirm-no", root).addEventListener("click", () => this.cancelAsk());
+    this.confirmBox.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") this.cancelAsk();
+    });
     $("#job-detail-close", root).addEventListener("click", () => this.close());
     const fetchPage = (stream) => async (offset, limit) => {
       const reply = await attempt(() => request("GET",
@@ -81,7 +100,8 @@ export class JobDetail {
     this.empty.hidden = true;
     this.body.hidden = false;
     this.notice.hidden = true;
-    this.setButtonsEnabled(true);
+    this.clearOutcome();
+    this.cancelAsk({focus: false});
     this.log.setDownload(jobPath(id, "/log/download"));
     this.log.forgetSearch();
     this.response.setDownload(jobPath(id, "/response/download"));
@@ -145,13 +165,26 @@ export class JobDetail {
     this.stopStream();
     this.notice.hidden = false;
     this.notice.textContent = "This job has been deleted. Its log and response are gone.";
-    this.setButtonsEnabled(false);
+    this.cancelAsk({focus: false});
+    this.updateButtons();
     this.badge.textContent = "deleted";
     this.badge.className = "badge status-deleted";
   }
 
-  setButtonsEnabled(enabled) {
-    for (const button of this.buttons) button.disabled = !enabled;
+  /** Enable what the job's status allows (nothing once it is deleted or while one is sent). */
+  updateButtons() {
+    const job = this.job;
+    for (const button of this.buttons) {
+      const command = button.dataset.command;
+      const reason = !job ? "No job is open." : this.gone ? "This job has been deleted."
+        : this.sending ? "Waiting for the server's answer." : whyNot(command, job);
+      button.disabled = reason !== null;
+      button.title = reason || "";
+    }
+    this.actionsHint.textContent = !job || this.gone ? "" : actionsHint(job);
+    if (this.asking && (!job || this.gone || !allows(this.asking, job.status))) {
+      this.cancelAsk({focus: false});
+    }
   }
 
   tick() {
@@ -166,11 +199,14 @@ export class JobDetail {
     this.title.textContent = job.worker;
     this.badge.textContent = job.status;
     this.badge.className = `badge status-${job.status}`;
-    // Emphasise the command that fits the status; all stay usable (see the contract).
+    // Emphasise the command that fits the status.
     const suggested = {idle: "start", active: "stop"}[job.status];
     for (const button of this.buttons) {
       button.classList.toggle("primary", button.dataset.command === suggested);
     }
+    this.updateButtons();
+    // A job that ended without a response has none to wait for.
+    this.response.setEmptyText(FINAL.includes(job.status) ? "no response" : "none yet");
     const time = (seconds) => seconds === null ? "—"
       : el("time", {text: formatTime(seconds), attrs: {datetime: machineTime(seconds)}});
     const rows = [
@@ -194,29 +230,89 @@ export class JobDetail {
       el("div", {class: "fact"}, el("dt", {text: term}), el("dd", {}, ...value))));
   }
 
-  async command(command, button) {
+  /** A click on an action: Start goes at once; the others ask first, beside the buttons. */
+  ask(command) {
     const job = this.job;
-    if (!job) return;
+    if (!job || this.gone || !allows(command, job.status)) return;
+    this.clearOutcome();
+    if (command === "start") {
+      this.send(command);
+      return;
+    }
     const who = `job ${job.id} (${job.worker})`;
     const questions = {
-      stop: `Stop ${who}? It gets SIGTERM now and SIGKILL after the grace period.`,
-      kill: `Kill ${who}? SIGKILL ends it, and every command it started, at once.`,
-      delete: `Delete ${who} with its whole log and response? This cannot be undone.`,
+      stop: [`Stop ${who}? It gets SIGTERM now and SIGKILL after the grace period.`, "Stop it"],
+      kill: [`Kill ${who}? SIGKILL ends it, and every command it started, at once.`, "Kill it"],
+      delete: [`Delete ${who} with its whole log and response? This cannot be undone.`,
+        "Delete it"],
     };
-    if (questions[command] && !window.confirm(questions[command])) return;
-    button.disabled = true;
+    const [question, yes] = questions[command];
+    this.asking = command;
+    this.confirmText.textContent = question;
+    this.confirmYes.textContent = yes;
+    this.confirmBox.hidden = false;
+    this.confirmYes.focus();
+  }
+
+  confirmed() {
+    const command = this.asking;
+    this.cancelAsk({focus: false});
+    if (command) this.send(command);
+  }
+
+  cancelAsk({focus = true} = {}) {
+    const command = this.asking;
+    this.asking = null;
+    this.confirmBox.hidden = true;
+    const button = this.buttons.find((b) => b.dataset.command === command);
+    if (focus && button && !button.disabled) button.focus();
+  }
+
+  clearOutcome() {
+    this.refusal.hidden = this.said.hidden = true;
+    this.refusal.textContent = this.said.textContent = "";
+  }
+
+  async send(command) {
+    const job = this.job;
+    // Copies of the job replace this.job as they arrive (update()): the same job is its id.
+    const stillOpen = () => this.jobId === job.id && !this.gone;
+    this.sending = command;
+    this.updateButtons();
     try {
-      const reply = await attempt(() => command === "delete"
-        ? request("DELETE", jobPath(job.id))
-        : request("PUT", jobPath(job.id, "/status"), {text: command}));
-      if (!reply) return;
-      showInfo(reply.message);
+      const reply = command === "delete"
+        ? await request("DELETE", jobPath(job.id))
+        : await request("PUT", jobPath(job.id, "/status"), {text: command});
+      if (this.jobId !== job.id) return; // another job was opened meanwhile
+      this.said.textContent = reply.message;
+      this.said.hidden = !reply.message;
       if (command === "delete") this.deleted(job.id);
       else if (reply.data[0]) this.update(reply.data[0]);
+    } catch (error) {
+      if (!stillOpen()) return;
+      this.refusal.textContent = error.message || String(error);
+      this.refusal.hidden = false;
     } finally {
-      if (this.job === job && !this.gone) button.disabled = false;
+      this.sending = null;
+      if (this.jobId === job.id) this.updateButtons();
     }
   }
+}
+
+/** What the job's status allows, in a line under the buttons. */
+function actionsHint(job) {
+  if (job.status === "idle") return "Not started yet: start it, or delete it.";
+  if (job.status === "active") {
+    return job.stop_requested !== null
+      ? "Stopping: kill it to end it at once. It can be deleted once it has ended."
+      : "Running: stop it (SIGTERM, then SIGKILL after the grace period) or kill it " +
+        "(SIGKILL at once). It can be deleted once it has ended.";
+  }
+  if (FINAL.includes(job.status)) {
+    return `Ended (${job.status}): a job runs once, so it can only be deleted; create a new ` +
+      `one to run ${job.worker} again.`;
+  }
+  return "";
 }
 
 function exitText(job) {

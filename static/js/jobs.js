@@ -6,14 +6,19 @@
 // job appears at the top of the first page, a status changes in its row, a deleted job leaves.
 // On another page, new jobs are announced rather than shifting the rows under the reader.
 // open(id) selects a job and opens it in the detail; tick() refreshes running durations.
+// The pager says how many jobs match ("1–20 of 345 jobs") when GET /jobs gives the count in its
+// X-Total-Count header (the envelope's `total` counts only the page); without the header it
+// shows the range alone. The count then follows created and deleted jobs from the feed; a
+// status change under a status filter moves it only for jobs on the page, and every load
+// reads it afresh.
 //
 // Snapshot and feed race: a page requested before an event but answered after it would undo
 // that event, so events that arrive while a page loads are applied again on top of it.
 
 import {query, request} from "./api.js";
 import {$, el, replaceContent} from "./dom.js";
-import {compactJSON, formatDuration, formatShortTime, formatTime, jobDuration, machineTime,
-  stampReceived} from "./format.js";
+import {compactJSON, formatCount, formatDuration, formatShortTime, formatTime, jobDuration,
+  machineTime, stampReceived} from "./format.js";
 import {supersedes} from "./jobstates.js";
 import {attempt} from "./notices.js";
 
@@ -26,6 +31,7 @@ export class JobsList {
     this.rows = [];
     this.offset = 0;
     this.hasMore = false;
+    this.total = null; // jobs matching the filters, when the server says (X-Total-Count)
     this.newer = 0;
     this.counter = 0; // events seen
     this.recent = []; // the last events, to replay over a page that was loading meanwhile
@@ -88,7 +94,9 @@ export class JobsList {
       query({...this.filters, offset: this.offset, limit: PAGE_SIZE})));
     if (!reply || token !== this.loadToken) return;
     this.rows = reply.data.map(stampReceived);
-    this.hasMore = this.rows.length === PAGE_SIZE;
+    this.total = totalOf(reply);
+    this.hasMore = this.total === null ? this.rows.length === PAGE_SIZE
+      : this.offset + this.rows.length < this.total;
     for (const {counter, message} of this.recent) {
       if (counter > since) this.apply(message);
     }
@@ -98,6 +106,7 @@ export class JobsList {
   /** Apply one change from the live feed to the rows (render() shows it). */
   apply({action, job}, {live = false} = {}) {
     const index = this.rows.findIndex((row) => row.id === job.id);
+    if (live) this.count(action, job, index >= 0 ? this.rows[index] : null);
     if (action === "deleted") {
       if (index >= 0) this.rows.splice(index, 1);
       if (live) this.detail.deleted(job.id);
@@ -125,6 +134,19 @@ export class JobsList {
       this.rows.length = PAGE_SIZE;
       this.hasMore = true;
     }
+  }
+
+  /** Follow the number of matching jobs through one change (see the contract). */
+  count(action, job, shown) {
+    if (this.total === null) return;
+    const matches = this.matches(job);
+    if (action === "created" && matches) this.total++;
+    else if (action === "deleted" && matches) this.total--;
+    else if (action === "status" && this.filters.status && shown?.status !== job.status) {
+      if (matches) this.total++; // it has come into the filter
+      else if (shown) this.total--; // it has left it
+    }
+    this.total = Math.max(this.total, 0);
   }
 
   open(id, {reveal = false} = {}) {
@@ -156,8 +178,11 @@ export class JobsList {
     this.emptyNote.hidden = this.rows.length > 0;
     this.prev.disabled = this.offset === 0;
     this.next.disabled = !this.hasMore;
-    this.range.textContent = this.rows.length === 0 ? ""
+    const range = this.rows.length === 0 ? ""
       : `${this.offset + 1}–${this.offset + this.rows.length}`;
+    this.range.textContent = this.total === null ? range
+      : `${range ? `${range} of ` : ""}${formatCount(this.total)} ` +
+        `${this.total === 1 ? "job" : "jobs"}`;
     this.newerNote.hidden = this.newer === 0;
     $("#jobs-newer-button").textContent = `${this.newer} new ${this.newer === 1 ? "job" : "jobs"}` +
       " — show the newest";
@@ -198,4 +223,11 @@ export class JobsList {
       if (cell) cell.textContent = formatDuration(jobDuration(job));
     }
   }
+}
+
+/** The number of jobs matching a GET /jobs, from its X-Total-Count header; null without it. */
+function totalOf(reply) {
+  const header = reply.headers && reply.headers.get("X-Total-Count");
+  const total = header === null || header === undefined ? NaN : Number(header);
+  return Number.isInteger(total) && total >= 0 ? total : null;
 }

@@ -4,8 +4,8 @@
 // other modules only define things; this one creates the tabs, the live feed, the worker
 // store and the tabs' controllers, asks GET /session who is signed in (the role decides which
 // tabs and buttons show: roles.js), then routes the address's hash (#jobs, #jobs/ID,
-// #create-job, #workers, #create-worker, #account, #users, #audit) to a tab, and starts the
-// clock that keeps running durations current.
+// #create-job, #create-job/WORKER, #workers, #create-worker, #account, #users, #audit) to a
+// tab, and starts the clock that keeps running durations current.
 
 import {AccountTab} from "./account.js";
 import {signOut, whoAmI} from "./api.js";
@@ -32,7 +32,10 @@ function showConnection(state) {
 }
 
 function showAccount(me) {
-  $("#account-name").textContent = `${me.username} (${me.role})`;
+  const name = $("#account-name");
+  name.textContent = `${me.username} (${me.role})`;
+  // A long name is cut short in the header (app.css): the title holds all of it.
+  name.title = `${me.username} (${me.role}): your password and API tokens`;
   // Signing out ends a session; Basic credentials stay with the browser until it closes.
   const button = $("#sign-out");
   button.hidden = me.scheme !== "session";
@@ -55,13 +58,18 @@ function main() {
     },
   });
   const jobs = new JobsList({live, workers, detail});
-  const workersTab = new WorkersTab({workers});
   const createWorker = new CreateWorkerTab({workers});
   const openJob = (id) => {
     tabs.show("jobs");
     jobs.open(id);
   };
-  new CreateJobTab({workers, onCreated: (job) => openJob(job.id)});
+  const createJob = new CreateJobTab({workers, onCreated: (job) => openJob(job.id)});
+  const runWorker = (name) => {
+    tabs.show("create-job");
+    createJob.choose(name);
+    $("#create-job-worker").focus();
+  };
+  const workersTab = new WorkersTab({workers, onRun: runWorker});
   const account = new AccountTab();
   const users = new UsersTab();
   const audit = new AuditTab();
@@ -85,6 +93,7 @@ function main() {
   const route = () => {
     const [name, id] = location.hash.replace(/^#/, "").split("/");
     if (name === "jobs" && id) openJob(decodeURIComponent(id));
+    else if (name === "create-job" && id && tabs.has(name)) runWorker(decodeURIComponent(id));
     else tabs.show(tabs.has(name) ? name : "jobs");
   };
   // The role decides which tabs exist, so routing waits for it. whoAmI() also fetches the

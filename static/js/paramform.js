@@ -8,6 +8,12 @@
 // read() checks what the server will check (required, type, bounds, choices), so a mistake is
 // shown at its field before anything is sent; an empty optional field is left out, and the
 // server fills in its default. Secret defaults are never sent to the page, so none is shown.
+//
+// No field starts with a value nobody chose: a field starts with the declared default or empty.
+// A list without a default starts on an empty "— choose —" (a required one must be chosen), and
+// a boolean without a default is a list of true and false starting empty, not a checkbox that
+// would send false unasked. Required fields are marked in their label; read()'s message names
+// every field still missing, for the form to show beside its disabled submit button.
 
 import {el} from "./dom.js";
 import {checkJSON} from "./jsoncheck.js";
@@ -63,14 +69,17 @@ class Field {
     const kind = spec.type || "string";
     const label = spec.label || name;
     const hasDefault = spec.default !== undefined;
-    if (spec.enum) {
+    // A boolean with a default is a checkbox starting at it; without one, a list (see above).
+    this.choices = spec.enum || (kind === "boolean" && !hasDefault ? [true, false] : null);
+    if (this.choices) {
+      const empty = hasDefault && !spec.required ? `(default: ${shown(spec.default)})`
+        : spec.required ? "— choose —" : "(none)";
       this.input = el("select", {id},
-        spec.required ? null : el("option", {value: "", text: hasDefault
-          ? `(default: ${shown(spec.default)})` : "(none)"}),
-        spec.enum.map((choice, index) =>
+        spec.required && hasDefault ? null : el("option", {value: "", text: empty}),
+        this.choices.map((choice, index) =>
           el("option", {value: String(index), text: shown(choice)})));
       if (spec.required && hasDefault) {
-        this.input.value = String(spec.enum.findIndex((c) => c === spec.default));
+        this.input.value = String(this.choices.findIndex((c) => c === spec.default));
       }
     } else if (kind === "boolean") {
       this.input = el("input", {type: "checkbox", id, checked: spec.default === true});
@@ -97,8 +106,9 @@ class Field {
     if (spec.required) this.input.setAttribute("aria-required", "true");
     this.input.addEventListener("input", () => { this.touched = true; onChange(); });
     this.input.addEventListener("change", () => { this.touched = true; onChange(); });
-    const labelElement = el("label", {htmlFor: id, text: label});
-    this.element = kind === "boolean" && !spec.enum
+    const labelElement = el("label", {htmlFor: id}, label,
+      spec.required ? el("span", {class: "required-mark", text: " (required)"}) : null);
+    this.element = kind === "boolean" && !this.choices
       ? el("div", {class: "param-field check"}, this.input, labelElement, hint, this.error)
       : el("div", {class: "param-field"}, labelElement, this.input, this.error, hint);
   }
@@ -108,11 +118,12 @@ class Field {
     const label = spec.label || name;
     const kind = spec.type || "string";
     const fail = (message) => ({ok: false, message: `${label}: ${message}.`});
-    if (spec.enum) {
+    if (this.choices) {
       if (this.input.value === "") {
-        return spec.required ? fail("choose one") : {ok: true, value: undefined};
+        return spec.required ? fail(spec.enum ? "choose one" : "choose true or false")
+          : {ok: true, value: undefined};
       }
-      return {ok: true, value: spec.enum[Number(this.input.value)]};
+      return {ok: true, value: this.choices[Number(this.input.value)]};
     }
     if (kind === "boolean") return {ok: true, value: this.input.checked};
     const text = this.input.value;

@@ -3,9 +3,22 @@
 // Contract: store.workers is the latest list from GET /workers (by name); store.subscribe(fn)
 // calls fn(workers) at once and after each change; store.refresh() reloads it and resolves when
 // done. Bursts of refreshes (a save fires an event, a resync another) share one request.
-// store.find(name) is the worker named so, or undefined.
+// store.find(name) is the worker named so, or undefined. workerProblem(worker) is why a worker's
+// file cannot run jobs (its code does not pass the server's check), or null.
 
 import {request} from "./api.js";
+
+// GET /workers describes a file that is not a valid worker (put there by hand) as
+// "(invalid worker: <why>)" (docs/api.md, Worker); an `error` field, should the server give one,
+// is read first.
+const INVALID = /^\(invalid worker: ([\s\S]*)\)$/;
+
+export function workerProblem(worker) {
+  if (!worker) return null;
+  if (typeof worker.error === "string" && worker.error) return worker.error;
+  const match = INVALID.exec(worker.description || "");
+  return match ? match[1] : null;
+}
 
 export class WorkerStore {
   constructor() {
