@@ -141,6 +141,9 @@ def item_schemas():
         "Worker": strict_object("A worker: a Python class in the workers folder.", {
             "name": WORKER_NAME,
             "description": {"type": "string", "description": "The class docstring."},
+            "error": nullable({"type": "string",
+                               "description": "Why the file is not a valid worker (it runs no "
+                                              "job); null when it is one."}),
             "parameters": nullable({
                 "type": "object", "additionalProperties": ref("schemas", "ParameterSpec"),
                 "description": "The parameters the class declares (`parameters = {...}`), by "

@@ -177,10 +177,11 @@ class WorkerRepository:
         except (FileNotFoundError, IsADirectoryError):  # a folder named like it is not a worker
             raise NotFound("no worker named %r" % name)
         digest = "sha256:" + hashlib.sha256(code).hexdigest()
-        description, declared = self._inspect(name, digest, code)
+        description, declared, error = self._inspect(name, digest, code)
         return {
             "name": name,
             "description": description,
+            "error": error,
             "parameters": parameters.public_declaration(declared),
             "size": stat.st_size,
             "modified": stat.st_mtime,
@@ -226,16 +227,17 @@ class WorkerRepository:
         return cached[1], cached[2]
 
     def _inspect(self, name, digest, code):
-        """(description, declared parameters), cached by content hash."""
+        """(description, declared parameters, why the file is not a valid worker or None),
+        cached by content hash."""
         # Keyed by content, not (mtime, size): a same-size rewrite within one timestamp tick, or
         # a copy that keeps its mtime (cp -p, rsync -t), would otherwise show the old docstring.
         cached = self._descriptions.get(name)
         if cached and cached[0] == digest:
             return cached[1]
         try:
-            inspected = inspect_code(name, code)
+            inspected = (*inspect_code(name, code), None)
         except ValidationError as e:  # a file put there by hand may be broken
-            inspected = ("(invalid worker: %s)" % e.message, None)
+            inspected = ("(invalid worker: %s)" % e.message, None, e.message)
         self._descriptions[name] = (digest, inspected)
         return inspected
 

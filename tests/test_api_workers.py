@@ -110,7 +110,7 @@ def assert_error(reply, status, *words):
 def assert_summary(summary, name, code):
     """``summary`` describes worker ``name`` whose file holds ``code``."""
     code = code.encode() if isinstance(code, str) else code
-    assert set(summary) == {"name", "description", "parameters", "size", "modified", "hash"}, summary
+    assert set(summary) == {"name", "description", "error", "parameters", "size", "modified", "hash"}, summary
     assert summary["name"] == name
     assert summary["size"] == len(code)
     assert summary["hash"] == sha256(code)
@@ -166,7 +166,9 @@ async def test_list_shows_a_broken_file_put_there_by_hand(api, write_worker):
     data = assert_envelope(await api("GET", "/workers"), 200, True)
     broken = {w["name"]: w for w in data}["Broken"]
     assert broken["description"].startswith("(invalid worker: line 1")
+    assert broken["error"].startswith("line 1") and broken["parameters"] is None
     assert_summary(broken, "Broken", "class Broken(:\n")
+    assert {w["name"]: w for w in data}["Foobar"]["error"] is None  # a valid one has none
 
 
 @pytest.mark.gen_test

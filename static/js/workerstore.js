@@ -8,16 +8,9 @@
 
 import {request} from "./api.js";
 
-// GET /workers describes a file that is not a valid worker (put there by hand) as
-// "(invalid worker: <why>)" (docs/api.md, Worker); an `error` field, should the server give one,
-// is read first.
-const INVALID = /^\(invalid worker: ([\s\S]*)\)$/;
-
+// GET /workers gives `error`, why a file (put there by hand) is not a valid worker, or null.
 export function workerProblem(worker) {
-  if (!worker) return null;
-  if (typeof worker.error === "string" && worker.error) return worker.error;
-  const match = INVALID.exec(worker.description || "");
-  return match ? match[1] : null;
+  return worker && typeof worker.error === "string" && worker.error ? worker.error : null;
 }
 
 export class WorkerStore {
