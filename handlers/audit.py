@@ -7,6 +7,7 @@ class AuditHandler(APIHandler):
     """Who did what: jobs, workers, users, tokens, logins."""
 
     permissions = {"GET": "admin"}
+    query_names = {"GET": ("offset", "limit", "actor", "action")}
 
     async def get(self):
         """A page of entries; ``actor`` and ``action`` narrow it."""

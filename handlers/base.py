@@ -171,6 +171,9 @@ class AuthMixin:
 
     identity = None
     permissions = {}
+    # The query parameters each method takes; any other is refused (400, with a "did you mean"),
+    # so a misspelt filter is never taken for an absent one. None: not checked (pages).
+    query_names = {}
 
     @property
     def actor(self):
@@ -190,6 +193,17 @@ class AuthMixin:
         if not is_loopback(host) and host not in config.allowed_hosts:
             raise errors.Forbidden("Host %r is not served here (the server listens on loopback: "
                                    "use localhost, or add the name to --allowed-hosts)" % host)
+
+    def check_query(self):
+        """400 naming each query parameter this method does not take (after authentication:
+        what a route takes is not told to strangers)."""
+        method = self.request.method
+        if self.query_names is None or getattr(type(self), method.lower(), None) is \
+                getattr(tornado.web.RequestHandler, method.lower(), None):
+            return  # not checked, or a method this route lacks: Tornado's 405 says so
+        named = {name: value for name, value in self.request.query_arguments.items() if name}
+        check_keys(named, self.query_names.get(method, ()),
+                   "%s %s" % (method, self.request.path), noun="query parameter")
 
     async def authenticate(self):
         self.check_host()
@@ -281,6 +295,7 @@ class APIHandler(ErrorEnvelopeMixin, AuthMixin, tornado.web.RequestHandler):
             await self.authenticate()
         else:
             self.check_host()
+        self.check_query()
         # The body is read only once prepare() is done, so after the credentials and the
         # permission are known; and not far past this request's own limit: a chunked body
         # that passes it is answered 413 at once (data_received) and its connection closed.

@@ -14,6 +14,7 @@ class JobsHandler(APIHandler):
     """The collection of jobs."""
 
     permissions = {"GET": "read", "POST": "run"}
+    query_names = {"GET": ("status", "worker", "offset", "limit")}
 
     async def get(self):
         """Jobs newest first; ``status``, ``worker``, ``offset``, ``limit`` narrow the page;
@@ -107,6 +108,7 @@ class JobEntriesHandler(JobPathMixin, APIHandler):
     """A job's log or response: read a page, or append one entry."""
 
     permissions = {"GET": "read", "POST": "run"}
+    query_names = {"GET": ("offset", "limit", "search", "ignore_case", "format")}
 
     async def get(self, job_id, stream):
         """Entries ``{"message", "time", "seq"}`` from ``offset`` (``limit`` of them), or with

@@ -23,6 +23,8 @@ PUBLIC_FILES = frozenset({"login.html", "js/login.js", "app.css", "favicon.svg"}
 class IndexHandler(APIHandler):
     """The admin page."""
 
+    query_names = None  # a browser's page address: what a link adds is not ours to refuse
+
     async def prepare(self):
         try:
             await super().prepare()
@@ -42,6 +44,7 @@ class LoginPageHandler(APIHandler):
     """The sign-in form (public): it posts to /session and goes on to the page."""
 
     auth_required = False
+    query_names = None
 
     def get(self):
         """The form's HTML."""

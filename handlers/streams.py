@@ -30,6 +30,7 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
         storage.answer_within(storage.ANSWER_SECONDS)
         self.authenticated_at = time.monotonic()  # a change announced after it is re-checked
         await self.authenticate()
+        self.check_query()
 
     def check_origin(self, origin):
         """Tornado's same-origin check, plus the origins the admin allowed; a refusal is a 403
@@ -62,6 +63,8 @@ class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHa
 
 class JobStreamHandler(JobPathMixin, StreamHandler):
     """``GET /jobs/ID/stream?log_from=K&response_from=M``: one job (ID or its short id), live."""
+
+    query_names = {"GET": ("log_from", "response_from")}
 
     async def prepare(self):
         await super().prepare()  # a short id becomes the job's id

@@ -7,6 +7,7 @@ class TokensHandler(AccountsHandler):
     """Your tokens (an admin may ask for ``?user=NAME`` or ``?user=*``); create one."""
 
     permissions = {"GET": "self", "POST": "self"}
+    query_names = {"GET": ("user",)}
 
     async def get(self):
         """The tokens, never their secrets."""

@@ -31,9 +31,10 @@ def _listed(words):
     return words[0] if len(words) == 1 else "%s and %s" % (", ".join(words[:-1]), words[-1])
 
 
-def check_keys(value, allowed, subject="the body", hint=""):
+def check_keys(value, allowed, subject="the body", hint="", noun="key"):
     """Raise ``BadRequest`` if the object ``value`` has a key outside ``allowed`` (``hint``
-    is added to the message); anything that is not an object passes."""
+    is added to the message; ``noun`` names what a key is, "query parameter" for a URL's);
+    anything that is not an object passes."""
     if not isinstance(value, dict):
         return
     unknown = [key for key in value if key not in allowed]
@@ -45,6 +46,6 @@ def check_keys(value, allowed, subject="the body", hint=""):
         named.append(_shown(key) + (" (did you mean %r?)" % guess if guess else ""))
     if len(unknown) > MAX_KEYS_NAMED:
         named.append("%d more" % (len(unknown) - MAX_KEYS_NAMED))
-    raise BadRequest("unknown key%s %s; %s takes %s%s" % (
-        "s" if len(unknown) > 1 else "", _listed(named), subject,
-        _listed(allowed) if allowed else "no keys", hint))
+    raise BadRequest("unknown %s%s %s; %s takes %s%s" % (
+        noun, "s" if len(unknown) > 1 else "", _listed(named), subject,
+        _listed(allowed) if allowed else "no %ss" % noun, hint))

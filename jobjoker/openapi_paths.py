@@ -21,12 +21,13 @@ def operation(operation_id, tag, summary, replies, errors=(), parameters=None, b
               description=None):
     """One operation: its 2xx ``replies`` plus the shared error responses for ``errors``.
 
-    Every operation can fail with 500, with 503 while the database is away, and with 403 (the
-    Host check, if nothing else). Who may call it is not written here:
+    Every operation can fail with 500, with 503 while the database is away, with 403 (the
+    Host check, if nothing else), and with 400 for a query parameter it does not take (the
+    pages excepted, which never refuse one). Who may call it is not written here:
     ``jobjoker.openapi.authorize`` asks the handler that serves it and adds what that implies.
     """
     responses = dict(replies)
-    for status in set(errors) | {"403", "500", "503"}:
+    for status in set(errors) | {"400", "403", "500", "503"}:
         responses[status] = ref("responses", ERROR_RESPONSES[status][0])
     result = {"operationId": operation_id, "tags": [tag], "summary": summary}
     if description:

@@ -7,6 +7,8 @@ default. The list of routes here is checked against the OpenAPI document, so a n
 JSON body cannot be left out, and each documented schema names exactly the keys its handler
 takes.
 """
+import re
+
 import pytest
 
 from jobjoker import accounts, jobs, models
@@ -148,3 +150,63 @@ def test_check_keys_names_every_unknown_key_and_passes_the_rest():
     with pytest.raises(BadRequest) as refused:
         check_keys({"x" * 100: 0}, ("status",))
     assert "'%s...'" % ("x" * 40) in refused.value.message  # a long key is not echoed whole
+
+
+# --- query parameters: the same rule for a URL's ------------------------------------------------
+
+def test_each_route_takes_exactly_the_query_parameters_it_documents():
+    """A handler's ``query_names`` and the OpenAPI document's query parameters are one list
+    (the route that matches first, as Tornado picks it)."""
+    document = openapi_document(routes())
+    shared = document["components"]["parameters"]
+    table = [(re.compile(pattern + "$"), handler) for pattern, handler, *_ in routes()]
+    for path, item in document["paths"].items():
+        concrete = path.replace("{id}", "01m8rz9p6ppsjmzp4wtz").replace("{name}", "ann")
+        handler = next(handler for pattern, handler in table if pattern.match(concrete))
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or handler.query_names is None:
+                continue
+            documented = {shared[p["$ref"].rsplit("/", 1)[1]]["name"] if "$ref" in p else
+                          p["name"] for p in operation.get("parameters", ())}
+            documented = {name for name in documented
+                          if any(s["name"] == name and s["in"] == "query"
+                                 for s in shared.values())}
+            taken = set(handler.query_names.get(method.upper(), ()))
+            assert taken == documented, (method, path)
+
+
+QUERY_REFUSALS = [
+    ("/jobs?stauts=active", ["unknown query parameter 'stauts' (did you mean 'status'?)",
+                             "GET /jobs takes status, worker, offset and limit"]),
+    ("/jobs/{id}/log?serach=x&limit=5", ["unknown query parameter 'serach' (did you mean "
+                                         "'search'?)"]),
+    ("/jobs/{id}/log/download?format=text", ["unknown query parameter 'format'",
+                                             "takes no query parameters"]),
+    ("/workers?all=1", ["unknown query parameter 'all'"]),
+    ("/audit?actors=admin", ["unknown query parameter 'actors' (did you mean 'actor'?)"]),
+    ("/tokens?users=*", ["unknown query parameter 'users' (did you mean 'user'?)"]),
+]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_unknown_query_parameter_is_refused(api):
+    """A misspelt filter must not give the unfiltered list as if it were the filtered one."""
+    job_id = (await api("POST", "/jobs", {"worker": "Foobar"})).data[0]["id"]
+    for path, words in QUERY_REFUSALS:
+        reply = await api("GET", path.replace("{id}", job_id))
+        assert reply.code == 400, (path, reply)
+        for word in words:
+            assert word in reply.json["message"], "%r lacks %r" % (reply.json["message"], word)
+    taken = await api("GET", "/jobs?status=idle&worker=Foobar&offset=0&limit=5")
+    assert taken.code == 200 and [j["id"] for j in taken.data] == [job_id]
+    assert (await api("GET", "/jobs/%s/log?search=x&ignore_case=1&offset=0&limit=5&format=text"
+                      % job_id)).code == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_stream_refuses_an_unknown_query_parameter_before_the_upgrade(api):
+    job_id = (await api("POST", "/jobs", {"worker": "Foobar"})).data[0]["id"]
+    reply = await api("GET", "/jobs/%s/stream?log_form=3" % job_id)
+    assert reply.code == 400, reply
+    assert "unknown query parameter 'log_form' (did you mean 'log_from'?)" in \
+        reply.json["message"]
