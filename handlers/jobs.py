@@ -6,7 +6,7 @@ import json
 from jobjoker import errors
 from jobjoker.bodies import check_keys
 from jobjoker.handlers.base import APIHandler, JobPathMixin, envelope
-from jobjoker.jobs import BATCH_KEYS, JOB_KEYS
+from jobjoker.jobspec import BATCH_KEYS, JOB_KEYS
 from jobjoker.states import COMMANDS
 
 

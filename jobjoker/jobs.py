@@ -6,7 +6,7 @@ fix), creates, lists, reads and deletes jobs, and turns the commands ``start``, 
 ``jobjoker.jobstore`` on the storage's threads (every method is a coroutine), processes through
 the ``ProcessManager``, and each change commits together with its audit entry. A job can be
 created and started in one call (``"start": true``), and many at once (``create_jobs``): every
-spec of a batch is checked before anything is created, the rows go in one transaction, and the
+spec of a batch is checked (``jobjoker.jobspec``) before anything is created, the rows go in one transaction, and the
 processes are forked with one request to the supervisor. A job that was created but could not
 start stays, ended ``error``, and the error says so. A deleted job's entries go in batches, each
 its own transaction, before the reply. Secret parameter values are sealed (``secretbox``) on
@@ -17,52 +17,16 @@ declaring no parameters, with parameters, says that nothing checked them. ``reso
 the short id a job route may be given into the job's id.
 """
 import asyncio
-import contextlib
-import json
 import time
 
-from jobjoker import jobdir, jobstore, logsearch
+from jobjoker import jobdir, jobspec, jobstore, logsearch
 from jobjoker import parameters as params
-from jobjoker.bodies import check_keys
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
-    TooLarge, Unavailable, ValidationError
-from jobjoker.jobstore import job_to_dict, new_job_id
+    Unavailable
+from jobjoker.jobstore import job_to_dict
 from jobjoker.paging import page_bytes, parse_page
-from jobjoker.secretbox import MAX_SECRETS_BYTES
 from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus, describe
 from jobjoker.workers import check_name
-
-MAX_PARAMETERS_DEPTH = 32
-# What each body takes (the handlers refuse any other key, jobjoker.bodies).
-JOB_KEYS = ("worker", "parameters", "start")
-BATCH_KEYS = ("jobs", "start")
-SPEC_KEYS = ("worker", "parameters")
-MAX_PROBLEMS_SHOWN = 10  # of an invalid batch, in the one message
-
-
-@contextlib.contextmanager
-def about(field):
-    """Label a domain error raised inside with the field of the request it is about."""
-    try:
-        yield
-    except JobJokerError as e:
-        if getattr(e, "field", None) is None:
-            e.field = field
-        raise
-
-
-def nesting_depth(value):
-    """How deeply lists and objects nest in ``value`` (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else \
-            item if isinstance(item, list) else None
-        if children is not None:
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
-
 
 class JobService:
     """Jobs as the API sees them."""
@@ -150,7 +114,7 @@ class JobService:
 
     async def create_job(self, body, actor=None):
         """Create an idle job from ``{"worker": NAME, "parameters": {...} | null}``; returns it."""
-        self._check_job_body(body)
+        jobspec.check_job_body(body)
         rows, _ = await self._prepare_jobs([body], actor)
         [job] = await self.storage.transaction(self._insert, rows, actor, False)
         return job_to_dict(job)
@@ -160,8 +124,7 @@ class JobService:
         ``"start": true`` started too; returns ``(job, message)``, the message saying when
         the worker checks none of the parameters given. A job that could not start stays,
         ended ``error``, and ``Unavailable`` says so."""
-        self._check_job_body(body)
-        start = self._start_flag(body)
+        start = jobspec.check_job_body(body)
         rows, unchecked = await self._prepare_jobs([body], actor)
         [job] = await self.storage.transaction(self._insert, rows, actor, start)
         if start:
@@ -176,12 +139,6 @@ class JobService:
     def _note(unchecked):
         return "; " + params.unchecked_note(unchecked) if unchecked else ""
 
-    @staticmethod
-    def _check_job_body(body):
-        if not isinstance(body, dict):
-            raise BadRequest('the body must be a JSON object like '
-                             '{"worker": "Name", "parameters": {...}}')
-
     async def create_jobs(self, body, actor=None):
         """Create many jobs from ``{"jobs": [{"worker", "parameters"}, ...], "start": bool}``,
         all or none; with ``"start": true`` start them too. Returns ``(jobs, message)``.
@@ -189,20 +146,7 @@ class JobService:
         Every spec is checked before anything is created; the first problems are named by their
         place (``jobs[3].worker: no worker named 'X'``) in one ``BadRequest``.
         """
-        if not isinstance(body, dict):
-            raise BadRequest('the body must be a JSON object like '
-                             '{"jobs": [{"worker": "Name", "parameters": {...}}], "start": true}')
-        specs = body.get("jobs")
-        if specs is None:
-            raise BadRequest('"jobs" is missing: send {"jobs": [{"worker": "Name"}, ...]}')
-        if not isinstance(specs, list):
-            raise BadRequest('"jobs" must be a list of jobs like {"worker": "Name"}')
-        if not specs:
-            raise BadRequest('"jobs" is empty: send at least one job')
-        if len(specs) > self.config.max_batch:
-            raise BadRequest("the batch holds %d jobs; at most %d go in one request (split it)"
-                             % (len(specs), self.config.max_batch))
-        start = self._start_flag(body)
+        specs, start = jobspec.check_batch_body(body, self.config.max_batch)
         rows, unchecked = await self._prepare_jobs(specs, actor, batch=True)
         jobs = await self.storage.transaction(self._insert, rows, actor, start)
         if not start:
@@ -224,22 +168,13 @@ class JobService:
     def _id_range(jobs):
         return jobs[0].id if len(jobs) == 1 else "%s ... %s" % (jobs[0].id, jobs[-1].id)
 
-    @staticmethod
-    def _start_flag(body):
-        start = body.get("start", False)
-        if not isinstance(start, bool):
-            raise BadRequest('"start" must be true or false')
-        return start
-
     async def _prepare_jobs(self, specs, actor, batch=False):
         """The rows of new idle jobs, one per spec, checked, and the names of the workers that
         were given parameters they do not check (they declare none); raises the problems (each
         labelled by its place in a batch). A worker's file is read and parsed in an executor,
         and only when it changed since it was last (a ``stat`` tells)."""
-        names = sorted({spec["worker"] for spec in specs if isinstance(spec, dict)
-                        and isinstance(spec.get("worker"), str)})
         declared, unknown = {}, []
-        for name in names:
+        for name in jobspec.worker_names(specs):
             try:
                 known = self.workers.known_declaration(check_name(name))
             except JobJokerError as e:
@@ -251,26 +186,8 @@ class JobService:
         if unknown:
             declared.update(await asyncio.get_running_loop().run_in_executor(
                 None, self._declarations, unknown))
-        rows, problems, unchecked = [], [], set()
-        for index, spec in enumerate(specs):
-            try:
-                if batch:
-                    self._check_spec(spec)
-                rows.append(self._prepare_job(spec, actor, declared))
-                if declared[spec["worker"]][0] is None and spec.get("parameters"):
-                    unchecked.add(spec["worker"])
-            except JobJokerError as e:
-                if not batch:
-                    raise
-                field = getattr(e, "field", None)
-                problems.append("jobs[%d]%s: %s" % (index, "." + field if field else "",
-                                                    e.message))
-        if problems:
-            more = len(problems) - MAX_PROBLEMS_SHOWN
-            raise BadRequest("nothing was created: %s%s" % (
-                "; ".join(problems[:MAX_PROBLEMS_SHOWN]),
-                " (and %d more)" % more if more > 0 else ""))
-        return rows, sorted(unchecked)
+        return jobspec.prepare_rows(specs, actor, declared, self.config.max_parameters_size,
+                                    batch)
 
     def _declarations(self, names):
         """Executor: for each worker name, what it declares, or the error to raise for it."""
@@ -281,65 +198,6 @@ class JobService:
             except JobJokerError as e:
                 found[name] = (None, e)
         return found
-
-    @staticmethod
-    def _check_spec(spec):
-        if not isinstance(spec, dict):
-            raise BadRequest('each job must be a JSON object like '
-                             '{"worker": "Name", "parameters": {...}}')
-        check_keys(spec, SPEC_KEYS, "a job", " (start goes beside jobs, for the whole batch)"
-                   if "start" in spec else "")
-
-    def _prepare_job(self, spec, actor, declarations):
-        """The row of a new idle job from one spec, checked; raises (labelled by field)."""
-        with about("worker"):
-            worker = spec.get("worker")
-            if worker is None:
-                raise BadRequest('"worker" is missing: name the worker to run')
-            if not isinstance(worker, str):
-                raise BadRequest('"worker" must be a string naming a worker')
-            declared, problem = declarations[worker]
-            if problem is not None and not isinstance(problem, ValidationError):
-                raise problem
-        with about("parameters"):
-            parameters = spec.get("parameters")
-            if parameters is None:
-                parameters = {}
-            if not isinstance(parameters, dict):
-                raise ValidationError('"parameters" must be a JSON object or null, not %s'
-                                      % type(parameters).__name__.replace("dict", "object"))
-            if nesting_depth(parameters) > MAX_PARAMETERS_DEPTH:
-                raise ValidationError('"parameters" are nested more than %d levels deep'
-                                      % MAX_PARAMETERS_DEPTH)
-            try:
-                # Strict JSON: Python's parser lets NaN and Infinity through, and stored they
-                # would make every later reply about this job invalid JSON.
-                encoded = json.dumps(parameters, ensure_ascii=False, separators=(",", ":"),
-                                     allow_nan=False)
-            except ValueError:
-                raise BadRequest('"parameters" must be valid JSON: NaN and Infinity are not '
-                                 'JSON numbers (use null or a string)')
-            if len(encoded.encode()) > self.config.max_parameters_size:
-                raise TooLarge("parameters take %d bytes; the limit is %d"
-                               % (len(encoded.encode()), self.config.max_parameters_size))
-        with about("worker"):
-            if problem is not None:  # the worker's file does not pass the check
-                raise problem
-        secrets = {}
-        if declared is not None:
-            with about("parameters"):
-                parameters = params.validate(declared, parameters)
-            parameters, secrets = params.split_secrets(declared, parameters)
-            size = len(json.dumps(secrets).encode())
-            if size > MAX_SECRETS_BYTES:
-                with about("parameters"):
-                    raise TooLarge("the secret parameters take %d bytes as JSON; the limit is %d "
-                                   "(they are stored sealed, which makes them a third larger)"
-                                   % (size, MAX_SECRETS_BYTES))
-        return {"id": new_job_id(), "worker": worker, "status": JobStatus.IDLE.value,
-                "parameters": json.dumps(parameters, ensure_ascii=False),
-                "secret_parameters": secrets or None,  # sealed by _insert, off the loop
-                "created": time.time(), "created_by": actor.username if actor else None}
 
     def _insert(self, tx, rows, actor, start):
         """Writer thread: new idle jobs with their audit entries; with ``start`` they become

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from jobjoker import accounts, jobs, models
+from jobjoker import accounts, jobspec, models
 from jobjoker.app import routes
 from jobjoker.bodies import check_keys, did_you_mean
 from jobjoker.errors import BadRequest
@@ -53,7 +53,7 @@ REFUSALS = {
 
 # The schema each documented JSON body has, and the keys its handler takes.
 SCHEMA_KEYS = {
-    "JobCreate": jobs.JOB_KEYS, "JobBatch": jobs.BATCH_KEYS, "Login": accounts.LOGIN_KEYS,
+    "JobCreate": jobspec.JOB_KEYS, "JobBatch": jobspec.BATCH_KEYS, "Login": accounts.LOGIN_KEYS,
     "UserCreate": accounts.USER_KEYS, "UserUpdate": accounts.USER_UPDATE_KEYS,
     "PasswordChange": accounts.PASSWORD_KEYS, "TokenCreate": accounts.TOKEN_KEYS,
 }
@@ -86,7 +86,7 @@ def test_each_documented_body_names_exactly_the_keys_its_handler_takes():
         assert set(schemas[name]["properties"]) == set(keys), name
     spec = schemas["JobBatch"]["properties"]["jobs"]["items"]
     assert spec["additionalProperties"] is False
-    assert set(spec["properties"]) == set(jobs.SPEC_KEYS)
+    assert set(spec["properties"]) == set(jobspec.SPEC_KEYS)
     [_, command] = openapi_document(routes())["paths"]["/jobs/{id}/status"]["put"][
         "requestBody"]["content"]["application/json"]["schema"]["oneOf"]
     assert command["additionalProperties"] is False
@@ -131,15 +131,15 @@ async def test_the_same_bodies_with_known_keys_are_taken(api, make_user):
 
 
 def test_did_you_mean_suggests_only_a_close_key():
-    assert did_you_mean("params", jobs.JOB_KEYS) == "parameters"
-    assert did_you_mean("strat", jobs.JOB_KEYS) == "start"
-    assert did_you_mean("Worker", jobs.JOB_KEYS) == "worker"
-    assert did_you_mean("colour", jobs.JOB_KEYS) is None
+    assert did_you_mean("params", jobspec.JOB_KEYS) == "parameters"
+    assert did_you_mean("strat", jobspec.JOB_KEYS) == "start"
+    assert did_you_mean("Worker", jobspec.JOB_KEYS) == "worker"
+    assert did_you_mean("colour", jobspec.JOB_KEYS) is None
 
 
 def test_check_keys_names_every_unknown_key_and_passes_the_rest():
-    check_keys({"worker": "X"}, jobs.JOB_KEYS)
-    check_keys(["not", "an", "object"], jobs.JOB_KEYS)  # its reader says what shape it wants
+    check_keys({"worker": "X"}, jobspec.JOB_KEYS)
+    check_keys(["not", "an", "object"], jobspec.JOB_KEYS)  # its reader says what shape it wants
     with pytest.raises(BadRequest) as refused:
         check_keys({"a": 1, "b": 2, "c": 3}, ("status",))
     assert refused.value.message == ("unknown keys 'a', 'b' and 'c'; the body takes status")

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from jobjoker import jobs, logsearch
+from jobjoker import jobspec, logsearch
 from jobjoker.accounts import MAX_PASSWORD, MAX_TOKEN_NAME, MIN_PASSWORD, USERNAME
 from jobjoker.config import OPTIONS, Config
 from jobjoker.app import routes
@@ -127,7 +127,7 @@ def code_limits():
         "a connection waiting for its next request": [DEFAULTS.idle_connection_timeout],
         "the body of `PUT /workers/NAME` (worker code), instead": [DEFAULTS.max_worker_size],
         "a job's `parameters`, as compact UTF-8 JSON": [DEFAULTS.max_parameters_size],
-        "the nesting of a job's `parameters`": [jobs.MAX_PARAMETERS_DEPTH],
+        "the nesting of a job's `parameters`": [jobspec.MAX_PARAMETERS_DEPTH],
         "the values of a job's secret parameters, as UTF-8 JSON": [MAX_SECRETS_BYTES],
         "jobs in one `POST /jobs/batch`": [1, DEFAULTS.max_batch],
         "`limit`, a page's size": [],  # the Paging table's
