@@ -19,7 +19,7 @@ import tornado.httpclient
 import tornado.websocket
 
 from jobjoker import proc
-from tests.support import fetch, poll, processes_of, workers_folder
+from tests.support import FINAL_STATUSES, fetch, poll, processes_of, workers_folder
 
 WORKERS = {
     "Chatter": '''import time
@@ -206,7 +206,11 @@ async def test_health_answers_with_200_jobs_logging_and_100_subscribers(load_ser
         for s in subscribers:
             s.task.result()  # entries came in order (asserted while reading)
         assert {s.end for s in subscribers} == {"stop"}
-        final = await api.jobs()
+
+        async def all_ended():  # the jobs nobody followed end on their own time, not the streams'
+            now = await api.jobs()
+            return now if all(j["status"] in FINAL_STATUSES for j in now) else None
+        final = await poll(all_ended, timeout=60, what="every job to end", every=0.5)
         assert len(final) == 200 and {j["status"] for j in final} == {"stop"}
         counts = {j["id"]: j["log_count"] for j in final}
         # STARTED, the lines, ENDED: every entry a subscriber saw is stored, and the end too.
