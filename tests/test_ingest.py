@@ -76,9 +76,14 @@ async def test_spooled_entries_are_stored_once_with_their_offsets(setup):
     job = models.Job.get_by_id("j1")
     size = os.path.getsize(os.path.join(spools.job_dir, jobdir.LOG_SPOOL))
     assert (job.log_offset, job.log_count, job.response_count) == (size, 4, 1)
-    # Published only once committed, one event per stored chunk, in order.
-    entries = [e for e in published if e["type"] == "entries" and e["stream"] == "log"]
-    assert [(e["seq"], e["count"]) for e in entries] == [(0, 3), (3, 1)]
+    # Published only once committed (posted to the loop after the commit, so it may come a
+    # moment after the rows are seen), one event per stored chunk, in order.
+
+    def log_events():
+        return [(e["seq"], e["count"]) for e in published
+                if e["type"] == "entries" and e["stream"] == "log"]
+    await poll(lambda: len(log_events()) >= 2, what="both chunks' events")
+    assert log_events() == [(0, 3), (3, 1)]
 
 
 @pytest.mark.gen_test(timeout=60)
