@@ -60,7 +60,8 @@ BLOCK_TIMEOUT = 180  # seconds; a block ends long before, unless it hangs
 # What key examples must print, beyond what the README shows: {a piece of the command: [pieces
 # of its output]}. Every key must match a block, so that an edit of the README cannot drop one.
 CHECKS = {
-    "jobjoker run TestWorker -p count=3 --follow": ["log 2", "ENDED done"],
+    "jobjoker run TestWorker -p count=3 --follow": ["log 2", "ENDED done", "--- response ---",
+                                                    "response 2"],
     "jobjoker users add ann --role operator": ["user ann added (operator)"],
     '"colour": "red"': ["pattern is required", "unknown parameter colour"],
     '"api_key": "k-7f3a9c2e"': ['"api_key": "********"', '"limit": 100'],
@@ -301,6 +302,8 @@ def agree(shown, output, where):
     for ended in re.findall(r"^(?:ENDED|ended) \w+", shown, re.MULTILINE):
         assert re.search(r"^%s\b" % ended, output, re.MULTILINE), \
             "%s\n--- missing: %r" % (where, ended)
+    for header in re.findall(r"^--- .* ---$", shown, re.MULTILINE):  # run --follow's response
+        assert header in output.splitlines(), "%s\n--- missing: %r" % (where, header)
 
 
 def wait_for_jobs_in(command, server):
