@@ -80,8 +80,8 @@ def store_spools(tx, logstore, spools, final=False, offsets=None):
     offsets = dict(spools.offsets if offsets is None else offsets)
     for stream, name, field, parse in spools.parsers():
         offset = offsets[field]
-        data, written = jobdir.read_spool_with_time(spools.job_dir, name, offset,
-                                                    spools.read_size, spools.owners)
+        data, written = jobdir.read_spool(spools.job_dir, name, offset, spools.read_size,
+                                          spools.owners)
         if not data:
             continue
         at_end = len(data) < spools.read_size

@@ -200,13 +200,21 @@ def rewrite_record(fd, record):
         view = view[os.pwrite(fd, view, len(data) - len(view)):]
 
 
+def _open_or_none(job_dir, name, flags, owners):
+    """``open_safely``, or None when the file cannot be opened (absent, or refused: logged
+    once), for the readers that do without it."""
+    try:
+        return open_safely(job_dir, name, flags, owners)
+    except OSError as e:
+        _refused(job_dir, name, e)
+        return None
+
+
 def read_record(job_dir, name, owners):
     """The JSON record ``name`` of the folder, or None when it is absent, unreadable, refused
     or not a record of ours."""
-    try:
-        fd = open_safely(job_dir, name, os.O_RDONLY, owners)
-    except OSError as e:
-        _refused(job_dir, name, e)
+    fd = _open_or_none(job_dir, name, os.O_RDONLY, owners)
+    if fd is None:
         return None
     try:
         data = os.read(fd, MAX_RECORD_BYTES + 1)
@@ -233,10 +241,8 @@ def last_modified(job_dir, names, owners):
     None when none of them can be read: evidence of when a job whose exit nobody saw ended."""
     times = []
     for name in names:
-        try:
-            fd = open_safely(job_dir, name, os.O_RDONLY, owners)
-        except OSError as e:
-            _refused(job_dir, name, e)
+        fd = _open_or_none(job_dir, name, os.O_RDONLY, owners)
+        if fd is None:
             continue
         try:
             times.append(os.fstat(fd).st_mtime)
@@ -246,14 +252,10 @@ def last_modified(job_dir, names, owners):
 
 
 def read_spool(job_dir, name, offset, size, owners):
-    """Up to ``size`` bytes of a spool from ``offset``: b"" when it does not exist (yet) or is
-    refused; other errors (out of descriptors, I/O) are raised, for the caller to retry."""
-    return read_spool_with_time(job_dir, name, offset, size, owners)[0]
-
-
-def read_spool_with_time(job_dir, name, offset, size, owners):
-    """``(read_spool's bytes, the spool's modification time)``: nothing in it was written
-    later than that time (None with no bytes)."""
+    """``(bytes, written)``: up to ``size`` bytes of a spool from ``offset``, and the spool's
+    modification time (nothing in it was written later); ``(b"", None)`` when it does not
+    exist (yet) or is refused. Other errors (out of descriptors, I/O) are raised, for the
+    caller to retry."""
     try:
         fd = open_safely(job_dir, name, os.O_RDONLY, owners)
     except FileNotFoundError:
@@ -273,10 +275,8 @@ def punch_hole(job_dir, name, start, end, owners):
     keeping the file's size and offsets (its readers' offsets stay true). Best effort: False
     where the file system cannot, or the file is refused (the bytes then stay until the folder
     goes)."""
-    try:
-        fd = open_safely(job_dir, name, os.O_WRONLY, owners)
-    except OSError as e:
-        _refused(job_dir, name, e)
+    fd = _open_or_none(job_dir, name, os.O_WRONLY, owners)
+    if fd is None:
         return False
     try:
         return _libc.fallocate(fd, _FALLOC_FL_KEEP_SIZE | _FALLOC_FL_PUNCH_HOLE,

@@ -355,9 +355,9 @@ def test_safe_reads_accept_the_files_of_the_job_and_of_the_server(legacy_folder,
     (folder / "log.spool").write_bytes(b"spooled")
     owned_by(folder / "log.spool", job_user)
     (folder / "exit.json").write_text('{"returncode": 0}')  # the root supervisor's
-    assert jobdir.read_spool(folder, "log.spool", 0, 100, owners(job_user)) == b"spooled"
+    assert jobdir.read_spool(folder, "log.spool", 0, 100, owners(job_user))[0] == b"spooled"
     assert jobdir.read_record(folder, "exit.json", owners(job_user)) == {"returncode": 0}
-    assert jobdir.read_spool(folder, "response.spool", 0, 100, owners(job_user)) == b""
+    assert jobdir.read_spool(folder, "response.spool", 0, 100, owners(job_user))[0] == b""
 
 
 def test_a_legacy_run_end_record_of_the_job_is_read(legacy_folder, job_user):
@@ -390,7 +390,7 @@ def test_safe_opens_refuse_what_is_not_a_plain_file_of_the_job(legacy_folder, jo
                      else 12345)
         elif make == "device":
             os.symlink("/dev/zero", path)
-    assert jobdir.read_spool(folder, "log.spool", 0, 1 << 20, owners(job_user)) == b""
+    assert jobdir.read_spool(folder, "log.spool", 0, 1 << 20, owners(job_user))[0] == b""
     assert jobdir.read_record(folder, "run-end.json", owners(job_user)) is None
     assert jobdir.read_record(folder, "exit.json", owners(job_user)) is None
     assert jobdir.punch_hole(folder, "log.spool", 0, 4096, owners(job_user)) is False
@@ -428,7 +428,7 @@ def test_a_symlinked_job_folder_is_not_followed(tmp_path, job_user):
     (tmp_path / "jobs").mkdir()
     os.symlink(real, tmp_path / "jobs" / "job1")
     assert jobdir.read_spool(tmp_path / "jobs" / "job1", "log.spool", 0, 100,
-                             owners(job_user)) == b""
+                             owners(job_user))[0] == b""
 
 
 # --- an older supervisor after an upgrade -----------------------------------------------------
@@ -582,6 +582,6 @@ def test_a_refusal_is_logged_once(legacy_folder, job_user, caplog):
     folder, secret = legacy_folder
     os.symlink(secret, folder / "log.spool")
     for _ in range(3):
-        assert jobdir.read_spool(folder, "log.spool", 0, 100, owners(job_user)) == b""
+        assert jobdir.read_spool(folder, "log.spool", 0, 100, owners(job_user))[0] == b""
     refusals = [r for r in caplog.records if "log.spool" in r.getMessage()]
     assert len(refusals) == 1 and "job job1:" in refusals[0].getMessage()
