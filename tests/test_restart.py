@@ -84,6 +84,17 @@ async def test_a_restarted_server_adopts_a_running_job(config, cleanup):
     await second.stop(kill_jobs=True)
 
 
+async def away_after_the_end(record):
+    """Wait for the job's end ``record`` (its exit or run-end record), then until 3 s after
+    the end time it gives, which it returns: the server stays away that long, so a restart's
+    time cannot pass for the end's."""
+    await poll(lambda: os.path.exists(record), what="the job to end")
+    with open(record) as f:
+        ended_at = json.load(f)["time"]
+    await poll(lambda: time.time() > ended_at + 3, what="3 s after the end", every=0.1)
+    return ended_at
+
+
 @pytest.mark.gen_test(timeout=60)
 async def test_a_job_that_ended_while_the_server_was_away_gets_its_real_end(config, cleanup):
     first = await started_server(config)
@@ -93,11 +104,7 @@ async def test_a_job_that_ended_while_the_server_was_away_gets_its_real_end(conf
     await jobs.command(job["id"], "start")
     await first.stop()
     exit_file = os.path.join(config.jobs_dir, job["id"], "exit.json")
-    await poll(lambda: os.path.exists(exit_file), what="the job to end")
-    with open(exit_file) as f:
-        ended_at = json.load(f)["time"]
-    # The server stays away a while after the end, so the restart's time is not the end's.
-    await poll(lambda: time.time() > ended_at + 3, what="3 s after the end", every=0.1)
+    ended_at = await away_after_the_end(exit_file)
 
     restarted_at = time.time()
     second = await started_server(config)
@@ -181,11 +188,7 @@ async def test_raw_output_written_while_the_server_was_away_keeps_its_time(confi
     await poll(waiting, what="the job to wait")
     await first.stop()
     gate.touch()
-    exit_file = os.path.join(config.jobs_dir, job["id"], "exit.json")
-    await poll(lambda: os.path.exists(exit_file), what="the job to end")
-    with open(exit_file) as f:
-        ended_at = json.load(f)["time"]
-    await poll(lambda: time.time() > ended_at + 3, what="3 s after the end", every=0.1)
+    ended_at = await away_after_the_end(os.path.join(config.jobs_dir, job["id"], "exit.json"))
 
     restarted_at = time.time()
     second = await started_server(config)
@@ -237,9 +240,7 @@ async def test_an_end_nobody_saw_takes_its_time_from_the_run_end_record(config, 
     await poll(lambda: not process_alive(started["pid"]), what="the job's end")
     folder = os.path.join(config.jobs_dir, job["id"])
     assert not os.path.exists(os.path.join(folder, "exit.json"))
-    with open(os.path.join(folder, "run-end.json")) as f:
-        ended_at = json.load(f)["time"]
-    await poll(lambda: time.time() > ended_at + 3, what="3 s after the end", every=0.1)
+    ended_at = await away_after_the_end(os.path.join(folder, "run-end.json"))
 
     restarted_at = time.time()
     second = await started_server(config)
