@@ -28,12 +28,11 @@ from pytest_tornado.plugin import (  # noqa: F401 -- its fixtures, registered he
     _unused_port, base_url, http_client, http_port, http_server)
 
 from jobjoker import auth, models
-from jobjoker.app import JobJokerServer
 from jobjoker.config import load_config
 from jobjoker.events import EventHub
 from jobjoker.storage import Storage
 from tests.support import (FAILING_WORKER, FINAL_STATUSES, LINES_WORKER, PASSWORD,
-                           ServerProcess, fetch, kill_leftovers, poll, unavailable,
+                           ServerProcess, fetch, poll, serve_in_process, unavailable,
                            workers_folder)
 
 # --- pytest-tornado -------------------------------------------------------------------------
@@ -222,12 +221,7 @@ def make_user():
 @pytest.fixture
 def server(io_loop, config):
     """A started server (not listening: pytest-tornado's http_server serves its app)."""
-    instance = JobJokerServer(config, admin_password=PASSWORD)
-    io_loop.run_sync(lambda: instance.start(listen=False))
-    yield instance
-    io_loop.run_sync(lambda: instance.stop(kill_jobs=True))
-    kill_leftovers(instance.processes.supervisor.socket_path)
-    models.database.initialize(None)
+    yield from serve_in_process(io_loop, config, listen=False)
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ import urllib.request
 import pytest
 import tornado.httputil
 
-from jobjoker import proc
+from jobjoker import models, proc
+from jobjoker.app import JobJokerServer
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PASSWORD = "test-password"
@@ -233,6 +234,18 @@ def kill_leftovers(socket_path):
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def serve_in_process(io_loop, config, listen):
+    """A generator for a fixture: a server on ``config`` started in this process (``listen``:
+    on its own port; else pytest-tornado's http_server serves its app), then stopped with its
+    jobs killed, whatever they left behind, and the database unbound."""
+    instance = JobJokerServer(config, admin_password=PASSWORD)
+    io_loop.run_sync(lambda: instance.start(listen=listen))
+    yield instance
+    io_loop.run_sync(lambda: instance.stop(kill_jobs=True))
+    kill_leftovers(instance.processes.supervisor.socket_path)
+    models.database.initialize(None)
 
 
 class Bystander:

@@ -10,10 +10,9 @@ import pytest
 import tornado.httpclient
 
 from jobjoker import auth, credential_watch, models, throttle
-from jobjoker.app import JobJokerServer
 from jobjoker.config import load_config
 from tests.support import (ADMIN, PASSWORD, bearer, cookies_of, fetch, free_port,
-                           kill_leftovers)
+                           serve_in_process)
 
 
 @pytest.fixture
@@ -181,12 +180,7 @@ def proxied_server(io_loop, tmp_path, workers_dir, database_url):
     config = load_config({"data_dir": tmp_path / "data", "workers_dir": workers_dir,
                           "database": database_url, "port": free_port(), "node": "test-node",
                           "trust_proxy": True, "login_failures_per_address": 5}, environ={})
-    instance = JobJokerServer(config, admin_password=PASSWORD)
-    io_loop.run_sync(lambda: instance.start(listen=True))
-    yield instance
-    io_loop.run_sync(lambda: instance.stop(kill_jobs=True))
-    kill_leftovers(instance.processes.supervisor.socket_path)
-    models.database.initialize(None)
+    yield from serve_in_process(io_loop, config, listen=True)
 
 
 @pytest.mark.gen_test(timeout=60)
