@@ -9,11 +9,9 @@ freed, so the tests compare peaks and rounds, never a return to the first figure
 """
 import base64
 import http.client
-import json
 import os
 import select
 import socket
-import subprocess
 import sys
 import time
 
@@ -35,6 +33,23 @@ def memory(pid, field="VmRSS"):
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no %s for pid %d" % (field, pid))
+
+
+def attack_in_rounds(pid, attack, count=3):
+    """Run ``attack()`` (it opens connections and returns their sockets) ``count`` times,
+    sampling the server's RSS while they are open and closing them after; then assert what
+    only a defect breaks: the peak grows by less than GROWTH_BOUND, and nothing grows from
+    round to round."""
+    before = memory(pid)
+    rounds = []
+    for _ in range(count):
+        socks = attack()
+        rounds.append(memory(pid))
+        for sock in socks:
+            sock.close()
+    peak = memory(pid, "VmHWM")
+    assert peak - before < GROWTH_BOUND, (before, rounds, peak)
+    assert rounds[-1] - rounds[0] < GROWTH_BOUND / 3, rounds  # no growth round to round
 
 
 def cpu_seconds(pid):
@@ -79,21 +94,15 @@ def test_unauthenticated_bodies_cannot_exhaust_memory(servers):
     """200 connections each sending 9 MiB of a declared 10 MiB body to POST /session, three
     rounds: the server's peak grows by far less than the 1.9 GB the attack used to add."""
     server = servers().wait_ready()
-    pid = server.process.pid
-    before = memory(pid)
-    rounds = []
-    for _ in range(3):
+
+    def attack():
         socks = []
         for _ in range(200):
             socks.append(send_partial_body(server.port, "/session", 10 * MiB, 9 * MiB))
             if len(socks) % 50 == 0:
                 assert health(server) == 200
-        rounds.append(memory(pid))
-        for sock in socks:
-            sock.close()
-    peak = memory(pid, "VmHWM")
-    assert peak - before < GROWTH_BOUND, (before, rounds, peak)
-    assert rounds[-1] - rounds[0] < GROWTH_BOUND / 3, rounds  # no growth round to round
+        return socks
+    attack_in_rounds(server.process.pid, attack)
     assert health(server) == 200
 
 
@@ -294,23 +303,17 @@ def test_non_reading_clients_of_big_pages_cannot_pin_memory(big_log):
     """Eight clients ask for the whole 200 MB log and never read, three rounds: the peak
     stays far below the gigabytes it used to reach, and /health answers meanwhile."""
     server, job = big_log("--stream-stall-timeout", "3")
-    pid = server.process.pid
-    before = memory(pid)
     request = ("GET /jobs/%s/log?limit=100000 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                "Authorization: %s\r\n\r\n" % (job["id"], basic(server))).encode()
-    rounds = []
-    for _ in range(3):
+
+    def attack():
         socks = [open_quiet(server.port, request) for _ in range(8)]
         for sock in socks:  # each page is read and its reply begun
             sock.settimeout(120)
             assert sock.recv(1, socket.MSG_PEEK)
         assert health(server) == 200
-        rounds.append(memory(pid))
-        for sock in socks:
-            sock.close()
-    peak = memory(pid, "VmHWM")
-    assert peak - before < GROWTH_BOUND, (before, rounds, peak)
-    assert rounds[-1] - rounds[0] < GROWTH_BOUND / 3, rounds
+        return socks
+    attack_in_rounds(server.process.pid, attack)
 
 
 def websocket_request(server, path):
@@ -326,19 +329,13 @@ def test_non_reading_subscribers_share_a_bounded_memory(big_log):
     at most --stream-memory, where 1,000 used to hold 3.2 GB; /health answers meanwhile."""
     server, job = big_log("--stream-memory", "64M", "--stream-stall-timeout", "5",
                           "--max-connections-per-address", "1000")
-    pid = server.process.pid
-    before = memory(pid)
     request = websocket_request(server, "/jobs/%s/stream" % job["id"])
-    rounds = []
-    for _ in range(3):
+
+    def attack():
         socks = [open_quiet(server.port, request) for _ in range(200)]
         assert health(server) == 200
-        rounds.append(memory(pid))
-        for sock in socks:
-            sock.close()
-    peak = memory(pid, "VmHWM")
-    assert peak - before < GROWTH_BOUND, (before, rounds, peak)
-    assert rounds[-1] - rounds[0] < GROWTH_BOUND / 3, rounds
+        return socks
+    attack_in_rounds(server.process.pid, attack)
     # A subscriber that reads still gets the whole log, in order.
     seen = [event.seq for event in Client(server.url, *server.auth).follow(job["id"])
             if event.kind == "log"]
