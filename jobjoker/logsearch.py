@@ -66,11 +66,11 @@ class Needle:
 
 
 def search_step(logstore, job_id, stream, needle, offset, limit, max_bytes):
-    """Reader thread: one step of a search from ``offset``: ``(matches, next offset)``, the next
-    offset None when the stream has nothing from ``offset`` on."""
+    """Reader thread: one step of a search from ``offset``: ``(matches, their size, next
+    offset)``, the next offset None when the stream has nothing from ``offset`` on."""
     blocks = logstore.read_blocks(job_id, stream, offset, STEP_BYTES)
     if not blocks:
-        return [], None
+        return [], 0, None
     matches, size = [], 0
     for first, block, _ in blocks:
         if not needle.in_block(block):
@@ -81,9 +81,9 @@ def search_step(logstore, job_id, stream, needle, offset, limit, max_bytes):
                 matches.append(entry)
                 size += entry_size(entry)
                 if len(matches) >= limit or size >= max_bytes:
-                    return matches, first + index + 1
+                    return matches, size, first + index + 1
     first, _, count = blocks[-1]
-    return matches, first + count
+    return matches, size, first + count
 
 
 async def search_entries(storage, logstore, job_id, stream, text, ignore_case, offset, limit,
@@ -96,10 +96,11 @@ async def search_entries(storage, logstore, job_id, stream, text, ignore_case, o
     needle = Needle(text, ignore_case)
     matches, size = [], 0
     while offset < total and len(matches) < limit:
-        found, following = await storage.read(search_step, logstore, job_id, stream, needle,
-                                              offset, limit - len(matches), max_bytes - size)
+        found, found_size, following = await storage.read(
+            search_step, logstore, job_id, stream, needle, offset, limit - len(matches),
+            max_bytes - size)
         matches += found
-        size += sum(map(entry_size, found))
+        size += found_size
         if following is None:
             return matches, total, None
         offset = following
