@@ -99,6 +99,12 @@ def reject_nul_in_path(handler):
         raise errors.BadRequest("the path holds a NUL character (%%00): no resource has one")
 
 
+def implements(handler, method):
+    """Whether ``handler`` answers ``method`` itself, not with Tornado's 405 stand-in."""
+    return getattr(type(handler), method.lower(), None) is not \
+        getattr(tornado.web.RequestHandler, method.lower(), None)
+
+
 class ErrorEnvelopeMixin:
     """Renders any error as the envelope with the right status (REST and WebSocket handlers)."""
 
@@ -143,8 +149,7 @@ class ErrorEnvelopeMixin:
         """The methods this resource answers: those the handler implements itself (not
         Tornado's 405 stand-ins), less the one just refused."""
         return [method for method in self.SUPPORTED_METHODS if method != self.request.method
-                and getattr(type(self), method.lower(), None)
-                is not getattr(tornado.web.RequestHandler, method.lower(), None)]
+                and implements(self, method)]
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, errors.JobJokerError):
@@ -198,8 +203,7 @@ class AuthMixin:
         """400 naming each query parameter this method does not take (after authentication:
         what a route takes is not told to strangers)."""
         method = self.request.method
-        if self.query_names is None or getattr(type(self), method.lower(), None) is \
-                getattr(tornado.web.RequestHandler, method.lower(), None):
+        if self.query_names is None or not implements(self, method):
             return  # not checked, or a method this route lacks: Tornado's 405 says so
         named = {name: value for name, value in self.request.query_arguments.items() if name}
         check_keys(named, self.query_names.get(method, ()),
