@@ -21,7 +21,7 @@ import time
 import peewee
 import tornado.web
 
-from jobjoker import __version__, auth, forwarded, models, secretbox
+from jobjoker import __version__, auth, forwarded, logsetup, models, secretbox
 from jobjoker import storage as storage_module
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
@@ -87,6 +87,7 @@ def make_app(config, services, health):
         body_budget=MemoryBudget(config.max_body_memory),
         stream_budget=MemoryBudget(config.stream_memory),
         xsrf_cookie_kwargs={"samesite": "Strict"},
+        log_function=logsetup.access_log(config),
         **services,
         # Not Tornado's static_path: that would add a /static/ route outside our authentication.
         static_dir=static_dir,
