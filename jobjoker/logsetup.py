@@ -9,24 +9,48 @@ the record carries one, ``exception`` (the traceback's text). It returns the han
 handler on a stream has nothing to reopen). ``access_log(config)`` is the Tornado
 ``log_function``: off, it records no request; on, a line per request at INFO (4xx WARNING,
 5xx ERROR, as Tornado does), except the successful probes of ``PROBE_PATHS``, which go at DEBUG
-so that a load balancer asking every few seconds does not fill the log. A line shows the query
-string with the values of secret-looking parameters masked (``SECRET_WORDS``): whatever a
-client puts in a URL, the log never holds a password or a token from it.
+so that a load balancer asking every few seconds does not fill the log. Every line, whoever
+logs it (Tornado's own "uncaught exception" line repeats the URL), passes ``redact``: the value
+of a query parameter with a secret-looking name (``SECRET_WORDS``) and the password of a URL
+(``scheme://user:password@``) become ``***``, so whatever a client puts in a URL or a driver
+puts in a message, the log holds no password or token from it.
 """
 import datetime
 import json
 import logging
 import os
 import re
-import urllib.parse
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("tornado.access")
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PROBE_PATHS = ("/health", "/metrics")
-SECRET_WORDS = re.compile(r"pass|token|secret|key|auth|session|cookie|xsrf", re.IGNORECASE)
+SECRET_WORDS = "pass|token|secret|key|auth|session|cookie|xsrf"
 MASK = "***"
+# ?name=value or &name=value where the name holds a secret word: the value goes.
+SECRET_PARAMETER = re.compile(r"([?&;][^=&\s#]*?(?:%s)[^=&\s#]*=)[^&\s#'\"]*" % SECRET_WORDS,
+                              re.IGNORECASE)
+URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.IGNORECASE)
+
+
+def redact(text):
+    """``text`` without secret query values nor URL passwords (each replaced by ``MASK``)."""
+    if "=" in text:
+        text = SECRET_PARAMETER.sub(r"\1" + MASK, text)
+    if "://" in text:
+        text = URL_PASSWORD.sub(r"\1" + MASK + "@", text)
+    return text
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT`` lines, redacted."""
+
+    def __init__(self):
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record):
+        return redact(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,12 +62,12 @@ class JsonFormatter(logging.Formatter):
             .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
-            entry["exception"] = record.exc_text
+            entry["exception"] = redact(record.exc_text)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -104,8 +128,7 @@ def configure(config, stream):
         handler = ReopenableFileHandler(config.log_file)
     else:
         handler = StreamOutput(stream)
-    handler.setFormatter(JsonFormatter() if config.log_format == "json"
-                         else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if config.log_format == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -113,17 +136,6 @@ def configure(config, stream):
     root.addHandler(handler)
     root.setLevel(config.log_level.upper())
     return handler
-
-
-def masked_uri(uri):
-    """``uri`` with the values of its secret-looking query parameters replaced by ``MASK``."""
-    path, mark, query = uri.partition("?")
-    if not mark:
-        return uri
-    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-    return path + "?" + urllib.parse.urlencode(
-        [(name, MASK if SECRET_WORDS.search(name) else value) for name, value in pairs],
-        safe="*/:,")
 
 
 def access_log(config):
@@ -141,5 +153,5 @@ def access_log(config):
         if not access.isEnabledFor(level):
             return
         access.log(level, "%d %s %s (%s) %.2fms", status, request.method,
-                   masked_uri(request.uri), request.remote_ip, 1000.0 * request.request_time())
+                   request.uri, request.remote_ip, 1000.0 * request.request_time())
     return log_request
