@@ -199,3 +199,22 @@ def test_no_secret_reaches_the_log_even_at_debug(servers, tmp_path):
     for secret in ("first-admin-pw-4711", "ann-pw-0815-xyz", "wrong-pw-9999", token,
                    "sealed-value-31337"):
         assert secret not in text, secret
+
+
+def test_bad_log_options_are_refused_saying_what_to_give(tmp_path):
+    from jobjoker.config import load_config
+    from jobjoker.errors import StartupError
+    for flags, expected in (
+            ({"log_format": "xml"}, "log_format must be one of text, json (got 'xml')"),
+            ({"log_file": str(tmp_path / "no" / "such" / "server.log")},
+             "the folder %s does not exist" % (tmp_path / "no" / "such")),
+            ({"access_log": "maybe"}, "access_log='maybe' is not a valid yes/no value")):
+        try:
+            load_config(dict(flags, data_dir=str(tmp_path)), environ={})
+        except StartupError as e:
+            assert expected in e.message, e.message
+        else:
+            raise AssertionError("%r was accepted" % flags)
+    config = load_config({"data_dir": str(tmp_path), "log_format": "JSON",
+                          "access_log": "off"}, environ={})
+    assert config.log_format == "json" and config.access_log is False
