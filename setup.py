@@ -26,6 +26,8 @@ setup(
         "PyMySQL>=1.1,<2",
         # Seals secret parameter values at rest (jobjoker/secretbox.py: Fernet, MultiFernet).
         "cryptography>=42",
+        # GET /metrics in Prometheus's text format, from a registry of the app's own.
+        "prometheus_client>=0.20,<1",
     ],
     extras_require={
         "postgresql": ["psycopg2-binary>=2.9"],

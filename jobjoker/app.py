@@ -21,7 +21,7 @@ import time
 import peewee
 import tornado.web
 
-from jobjoker import __version__, auth, forwarded, models, secretbox
+from jobjoker import __version__, auth, forwarded, jobstore, logsetup, models, secretbox
 from jobjoker import storage as storage_module
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
@@ -34,6 +34,7 @@ from jobjoker.handlers import audit as audit_routes
 from jobjoker.handlers import base
 from jobjoker.handlers import health as health_routes
 from jobjoker.handlers import jobs as jobs_routes
+from jobjoker.handlers import metrics as metrics_routes
 from jobjoker.handlers import pages as page_routes
 from jobjoker.handlers import session as session_routes
 from jobjoker.handlers import streams as stream_routes
@@ -44,6 +45,7 @@ from jobjoker.events import EventHub
 from jobjoker.jobs import JobService
 from jobjoker.logstore import LogStore
 from jobjoker.looplag import LoopMonitor
+from jobjoker.metrics import Metrics
 from jobjoker.nodes import NodeLease
 from jobjoker.openapi import openapi_document
 from jobjoker.procman import ProcessManager
@@ -62,7 +64,7 @@ GIL_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 # One handlers module per resource, each ending in its route list: adding a resource is a module
 # and a line here.
 HANDLER_MODULES = [health_routes, page_routes, workers_routes, jobs_routes, stream_routes,
-                   session_routes, user_routes, token_routes, audit_routes]
+                   session_routes, user_routes, token_routes, audit_routes, metrics_routes]
 
 
 def routes():
@@ -72,7 +74,7 @@ def routes():
 
 def make_app(config, services, health):
     """The Tornado application over ``services`` (a dict: jobs, workers, authenticator,
-    accounts, audit, logstore, hub, storage); ``health`` answers ``/health``."""
+    accounts, audit, logstore, hub, storage, metrics); ``health`` answers ``/health``."""
     # The page's files are the package data of jobjoker.static (static/ in a checkout); Tornado
     # serves them from a folder, which a package installed unzipped has.
     static_dir = os.fspath(importlib.resources.files("jobjoker.static"))
@@ -87,6 +89,7 @@ def make_app(config, services, health):
         body_budget=MemoryBudget(config.max_body_memory),
         stream_budget=MemoryBudget(config.stream_memory),
         xsrf_cookie_kwargs={"samesite": "Strict"},
+        log_function=logsetup.access_log(config),
         **services,
         # Not Tornado's static_path: that would add a /static/ route outside our authentication.
         static_dir=static_dir,
@@ -143,6 +146,7 @@ class JobJokerServer:
         self.admin_created = None
         self.loop_monitor = None
         self.credential_watch = None
+        self.metrics = Metrics()
 
     async def start(self, listen=True):
         """Open everything, re-adopt running jobs and (with ``listen``) accept requests."""
@@ -162,12 +166,14 @@ class JobJokerServer:
         # again, and by default a busy thread keeps it up to 5 ms. A shorter interval hands it
         # to the loop sooner, which is what every request and stream waits for.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-        self.loop_monitor = LoopMonitor(config.slow_callback_seconds).start()
+        self.loop_monitor = LoopMonitor(config.slow_callback_seconds,
+                                        observe=self.metrics.observe_loop_lag).start()
         # Peewee logs every statement with its parameters at DEBUG, secret parameters and
         # password hashes included: keep it quiet even when the server runs at DEBUG.
         logging.getLogger("peewee").setLevel(max(logging.INFO, logging.getLogger(
             "peewee").getEffectiveLevel()))
         hub = EventHub()
+        hub.subscribe(self.metrics.count_event)
         try:
             await self._open_database(hub)
         except BaseException:
@@ -202,7 +208,10 @@ class JobJokerServer:
             "accounts": Accounts(storage, authenticator, audit, config.session_lifetime,
                                  self.credential_watch),
             "credential_watch": self.credential_watch,
-            "audit": audit, "logstore": logstore, "hub": hub, "storage": storage}, self.health)
+            "audit": audit, "logstore": logstore, "hub": hub, "storage": storage,
+            "metrics": self.metrics}, self.health)
+        self.metrics.watch(storage, jobstore.count_by_status, self.supervisors,
+                           lambda: len(self.app.settings["open_streams"]))
         self.credential_watch.start()
         if listen:
             fd_limit = raise_fd_limit()
@@ -290,8 +299,8 @@ class JobJokerServer:
                               % (e.message, storage_module.ANSWER_SECONDS))
         except peewee.PeeweeException as e:
             raise Unavailable("the database is unavailable: %s" % e)
-        supervisor = self.processes.supervisor
-        if supervisor.supervisor_pid is None:
+        supervisors = self.supervisors()
+        if not supervisors[0]["connected"]:
             raise Unavailable("the supervisor is not connected")
         full = self.processes.disk_full
         if full is None and free_bytes(self.config.data_dir) == 0:
@@ -304,7 +313,16 @@ class JobJokerServer:
                                  full[1]))
         return {"status": "ok", "version": __version__, "node": self.config.node,
                 "running_jobs": len(self.processes.running),
-                "loop_lag_ms": self.loop_monitor.summary()}
+                "loop_lag_ms": self.loop_monitor.summary(), "supervisors": supervisors}
+
+    def supervisors(self):
+        """The state of each supervisor, as ``/health`` and ``/metrics`` show it: a list of
+        ``{"role", "pid", "connected", "jobs"}``, the one that forks new jobs first ("current"),
+        so that another (an old one that runs its last jobs after an upgrade) can join."""
+        supervisor = self.processes.supervisor
+        return [{"role": "current", "pid": supervisor.supervisor_pid,
+                 "connected": supervisor.supervisor_pid is not None,
+                 "jobs": len(self.processes.running)}]
 
     async def stop(self, kill_jobs=False):
         """Stop serving; running jobs keep running unless ``kill_jobs``."""

@@ -18,7 +18,7 @@ import shutil
 import signal
 import sys
 
-from jobjoker import __version__
+from jobjoker import __version__, logsetup
 from jobjoker.cli_commands import add_client_commands
 from jobjoker.config import OPTIONS, load_config
 from jobjoker.errors import StartupError
@@ -86,6 +86,11 @@ HELP = {
     "secret_retention": "seconds after a job's end during which entries may still be appended "
                         "to it; then its secret values are erased (default 300)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (default INFO)",
+    "log_file": "append the server's log to this file instead of stderr; SIGHUP reopens it "
+                "(after logrotate renamed it)",
+    "log_format": "text, or json: one JSON object per line (default text)",
+    "access_log": "on: a line per request, /health and /metrics probes only at DEBUG; off: "
+                  "no request lines (default on)",
     "slow_callback_seconds": "log a warning with the code that holds the IOLoop this many "
                              "seconds or more (default 0.25; 0: never)",
 }
@@ -128,25 +133,34 @@ def serve_command(args):
     except StartupError as e:
         print("jobjoker: %s" % e.message, file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return asyncio.run(serve(config))
+        output = logsetup.configure(config, sys.stderr)
+    except OSError as e:
+        print("jobjoker: cannot open the log file %s: %s" % (config.log_file, e.strerror),
+              file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(config, output))
     except StartupError as e:
         print("jobjoker: %s" % e.message, file=sys.stderr)
+        if config.log_file:  # where the operator reads what the server did
+            log.error("not started: %s", e.message)
         return 1
 
 
-async def serve(config):
+async def serve(config, output):
     from jobjoker.app import JobJokerServer  # the heavy imports only when serving
 
     # Whatever the server creates (database, spools, state) is for its own user only.
     os.umask(0o077)
+    loop = asyncio.get_running_loop()
+    # logrotate's postrotate sends SIGHUP once it renamed the file: write to a new one. (The
+    # default action of SIGHUP would end the server.)
+    loop.add_signal_handler(signal.SIGHUP, output.reopen)
     server = JobJokerServer(config, admin_password=os.environ.get("JOBJOKER_ADMIN_PASSWORD"))
     await server.start()
     announce(server)
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
 
     def on_signal(signum):
         if stopping.is_set():
@@ -178,10 +192,7 @@ def announce(server):
     if server.admin_created:
         password, generated = server.admin_created
         if generated:
-            # Printed once, on the console only: it is stored hashed and cannot be shown again.
-            print("\n  Created user 'admin' with password: %s\n"
-                  "  Sign in with it at %s; set JOBJOKER_ADMIN_PASSWORD to choose one.\n"
-                  % (password, url), file=sys.stderr, flush=True)
+            show_first_password(password, url, config.data_dir)
         else:
             log.info("created user 'admin' with the password from JOBJOKER_ADMIN_PASSWORD")
     else:
@@ -189,6 +200,34 @@ def announce(server):
     hint = command_line_hint()
     if hint:
         log.info("%s", hint)
+
+
+FIRST_PASSWORD_FILE = "initial-admin-password"  # in the data dir, when there is no console
+
+
+def show_first_password(password, url, data_dir, console=None):
+    """Give the generated password of the first admin to whoever started the server: on the
+    console when it is a terminal, else (a service, output to a file or the journal) in a file
+    only the server's user may read, whose path is logged. It never goes into a log: it is
+    stored hashed and cannot be shown again."""
+    console = console or sys.stderr
+    if console.isatty():
+        print("\n  Created user 'admin' with password: %s\n"
+              "  Sign in with it at %s; set JOBJOKER_ADMIN_PASSWORD to choose one.\n"
+              % (password, url), file=console, flush=True)
+        return None
+    path = os.path.join(data_dir, FIRST_PASSWORD_FILE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a file left there before keeps its mode otherwise
+        os.write(fd, (password + "\n").encode())
+    finally:
+        os.close(fd)
+    log.warning("created user 'admin'; its password is in %s (readable by this user only, as "
+                "the console is no terminal): sign in at %s, change it, then delete the file",
+                path, url)
+    return path
 
 
 def command_line_hint():

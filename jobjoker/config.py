@@ -35,6 +35,7 @@ def default_workers_dir(data_dir):
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
@@ -93,6 +94,9 @@ class Config:
     node_heartbeat: float = 10.0  # seconds between refreshes of this server's node lease
     node_lease_ttl: float = 30.0  # a node lease of another host unrefreshed this long is dead
     log_level: str = "INFO"
+    log_file: pathlib.Path = None  # append the log here (reopened on SIGHUP); None: stderr
+    log_format: str = "text"  # LOG_FORMATS: "json" is one object per line
+    access_log: bool = True  # a line per request (probes of /health and /metrics at DEBUG)
     slow_callback_seconds: float = 0.25  # log what holds the IOLoop this long (0: never)
     # The keys of the secret parameters (SECRET_KEY_VARIABLE), from the environment only: never
     # a flag (ps shows those) nor the config file. Empty: the data dir's key file.
@@ -219,6 +223,9 @@ OPTIONS = {
     "node_heartbeat": ("JOBJOKER_NODE_HEARTBEAT", float),
     "node_lease_ttl": ("JOBJOKER_NODE_LEASE_TTL", float),
     "log_level": ("JOBJOKER_LOG_LEVEL", str),
+    "log_file": ("JOBJOKER_LOG_FILE", pathlib.Path),
+    "log_format": ("JOBJOKER_LOG_FORMAT", str),
+    "access_log": ("JOBJOKER_ACCESS_LOG", _flag),
     "slow_callback_seconds": ("JOBJOKER_SLOW_CALLBACK_SECONDS", float),
 }
 
@@ -281,6 +288,15 @@ def load_config(flags=None, environ=None, config_file=None):
     if values["log_level"] not in LOG_LEVELS:
         raise StartupError("log_level must be one of %s (got %r)"
                            % (", ".join(LOG_LEVELS), values["log_level"]))
+    values["log_format"] = values.get("log_format", "text").lower()
+    if values["log_format"] not in LOG_FORMATS:
+        raise StartupError("log_format must be one of %s (got %r)"
+                           % (", ".join(LOG_FORMATS), values["log_format"]))
+    if values.get("log_file"):
+        values["log_file"] = pathlib.Path(values["log_file"]).expanduser().resolve()
+        if not values["log_file"].parent.is_dir():
+            raise StartupError("log_file %s: the folder %s does not exist"
+                               % (values["log_file"], values["log_file"].parent))
     if values.get("database"):
         check_database_url(values["database"])
     for name in ("max_batch", "max_page", "max_entry_page", "session_lifetime", "max_page_bytes",

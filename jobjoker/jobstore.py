@@ -191,6 +191,13 @@ def count(status=None, worker=None):
     return _matching(Job.select(), status, worker).count()
 
 
+def count_by_status():
+    """``{status: number of jobs}`` for /metrics: one GROUP BY that the (status, id) index
+    answers without reading the rows."""
+    query = Job.select(Job.status, peewee.fn.COUNT(Job.id)).group_by(Job.status)
+    return {status: number for status, number in query.tuples()}
+
+
 def active_on_node(node):
     """Every active job of ``node``."""
     query = Job.select().where(Job.status == JobStatus.ACTIVE.value, Job.node == node)

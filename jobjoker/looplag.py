@@ -8,6 +8,7 @@ p99 and max lag in milliseconds over about the last minute. A watchdog thread lo
 with the loop thread's stack whenever the loop has not ticked for ``slow_seconds`` (so the log
 names the code that holds it), and the tick that ends such a stall logs how long it lasted.
 ``stop()`` ends both. ``slow_seconds`` 0 turns the log off; the figures are kept anyway.
+``observe``, when given, is called with each tick's lag in seconds (``/metrics``' histogram).
 """
 import asyncio
 import collections
@@ -32,8 +33,9 @@ def percentile(ordered, q):
 class LoopMonitor:
     """Measures the lag of the running loop and reports the callbacks that stall it."""
 
-    def __init__(self, slow_seconds=0.25):
+    def __init__(self, slow_seconds=0.25, observe=None):
         self.slow_seconds = slow_seconds
+        self.observe = observe
         self.lags = collections.deque(maxlen=WINDOW)  # seconds
         self.last_tick = None  # time.monotonic() of the latest tick
         self._loop = None
@@ -74,6 +76,8 @@ class LoopMonitor:
         lag = max(0.0, now - self._due)
         self.lags.append(lag)
         self.last_tick = now
+        if self.observe is not None:
+            self.observe(lag)
         if self.slow_seconds and lag >= self.slow_seconds:
             log.warning("the IOLoop was blocked for %.3f s (requests, streams and ingestion "
                         "waited that long)", lag)

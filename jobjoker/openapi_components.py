@@ -175,7 +175,7 @@ def item_schemas():
             "id": {"type": "string"},
             "pid": nullable({"type": "integer"}),
         }),
-        "Health": strict_object("The server is ready.", {
+        "Health": strict_object("The server is ready, as the signed-in see it.", {
             "status": {"type": "string", "enum": ["ok"]},
             "version": {"type": "string", "example": __version__},
             "node": {"type": "string", "description": "This server's name."},
@@ -187,7 +187,20 @@ def item_schemas():
                     "p99": {"type": "number", "minimum": 0},
                     "max": {"type": "number", "minimum": 0},
                 }),
+            "supervisors": {"type": "array", "minItems": 1, "items": strict_object(
+                "A supervisor, the process that forks jobs; the one that forks new jobs "
+                "first.", {
+                    "role": {"type": "string", "example": "current"},
+                    "pid": nullable({"type": "integer"}),
+                    "connected": {"type": "boolean"},
+                    "jobs": {"type": "integer", "minimum": 0,
+                             "description": "Jobs running under it."},
+                })},
         }),
+        "HealthBrief": strict_object("The server is ready, as anyone may see it.", {
+            "status": {"type": "string", "enum": ["ok"]},
+        }),
+        "HealthReply": {"oneOf": [ref("schemas", "Health"), ref("schemas", "HealthBrief")]},
         "ParameterSpec": {
             "type": "object", "required": ["type"], "additionalProperties": False,
             "description": "One declared parameter. A secret one's value is stored apart, "
@@ -281,7 +294,7 @@ ENVELOPES = {
     "AppendedEntryEnvelope": ("AppendedEntry", "The entry appended.", "one"),
     "StatusEnvelope": ("StatusItem", "A job's status.", "one"),
     "PidEnvelope": ("PidItem", "A job's pid.", "one"),
-    "HealthEnvelope": ("Health", "The server's readiness.", "one"),
+    "HealthEnvelope": ("HealthReply", "The server's readiness.", "one"),
     "SessionEnvelope": ("Session", "Who is signed in.", "one"),
     "UserEnvelope": ("User", "One user.", "one"),
     "UserListEnvelope": ("User", "Every user, by name.", "many"),

@@ -73,11 +73,26 @@ def json_body(schema_name, description=None):
 
 def server_paths():
     return {
-        "/health": {"get": operation(
-            "getHealth", "server", "Is the server ready?",
-            {"200": json_reply("Ready: the database and the supervisor answer.",
-                               "HealthEnvelope")},
-            description="So load balancers and scripts can ask.")},
+        "/health": {
+            "get": operation(
+                "getHealth", "server", "Is the server ready?",
+                {"200": json_reply("Ready: the database and the supervisor answer. Without "
+                                   "credentials only `{\"status\": \"ok\"}`; signed in, "
+                                   "the details.", "HealthEnvelope")},
+                description="So load balancers and scripts can ask. Credentials are "
+                            "optional: with them (any role) the reply has the details and a "
+                            "503 says why; without, only up (200) or down (503)."),
+            "head": operation(
+                "headHealth", "server", "Is the server ready? (status only)",
+                {"200": {"description": "Ready; no body (GET's headers)."}},
+                description="As GET, without the body: for probes that read the status."),
+        },
+        "/metrics": {"get": operation(
+            "getMetrics", "server", "The server's figures for Prometheus",
+            {"200": text_reply("Prometheus text format 0.0.4: jobs by status, starts and ends "
+                               "by outcome, entries stored, stream subscribers, loop lag, the "
+                               "database's ping and the supervisors' state.")},
+            description="For a Prometheus scraper: give it an API token of a viewer.")},
         "/": {"get": operation(
             "getAdminPage", "server", "The admin page",
             {"200": text_reply("The page's HTML.", "text/html"),

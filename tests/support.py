@@ -502,6 +502,8 @@ PUBLIC, SELF = "public", "self"
 # (path template, method) -> the least role that may call it
 MATRIX = {
     ("/health", "GET"): PUBLIC,
+    ("/health", "HEAD"): PUBLIC,
+    ("/metrics", "GET"): "viewer",
     ("/", "GET"): "viewer",
     ("/login", "GET"): PUBLIC,
     ("/openapi.json", "GET"): "viewer",

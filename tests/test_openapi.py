@@ -21,7 +21,7 @@ from jobjoker.config import Config
 from jobjoker.openapi import openapi_document
 from tests.support import MATRIX, PASSWORD, bearer, cookies_of
 
-HANDLER_METHODS = ("get", "post", "put", "delete", "patch")
+HANDLER_METHODS = ("get", "head", "post", "put", "delete", "patch")
 OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # The sizes the server of this module accepts, small so a test can exceed them cheaply.
 MAX_BODY, MAX_WORKER, MAX_PARAMETERS = 64 * 1024, 16 * 1024, 1024
@@ -228,7 +228,8 @@ def test_credentials_and_what_they_can_be_refused(document):
         assert {"401", "429"} <= set(responses), (path, method)
     public = {(path, method) for path, method, op in operations(document)
               if op["x-jobjoker-role"] == "public"}
-    assert public == {("/health", "get"), ("/login", "get"), ("/session", "post")}
+    assert public == {("/health", "get"), ("/health", "head"), ("/login", "get"),
+                      ("/session", "post")}
     assert "429" in document["paths"]["/session"]["post"]["responses"]
     too_many = document["components"]["responses"]["TooManyRequests"]
     assert too_many["headers"]["Retry-After"]["required"] is True
@@ -410,7 +411,9 @@ async def test_openapi_json_serves_the_document(checked_api, document):
 async def test_health_needs_no_credentials(checked_api):
     reply = await checked_api("GET", "/health", auth=None)
     assert reply.code == 200, reply
-    assert reply.data[0]["version"] == __version__
+    assert reply.data == [{"status": "ok"}]  # up, and nothing more for strangers
+    signed_in = await checked_api("GET", "/health")
+    assert signed_in.data[0]["version"] == __version__
 
 
 @pytest.mark.gen_test
@@ -420,9 +423,12 @@ async def test_health_unavailable_matches_the_document(app, checked_api, monkeyp
     def unavailable():
         raise errors.Unavailable("the supervisor is not connected")
     monkeypatch.setitem(app.settings, "health", unavailable)
-    reply = await checked_api("GET", "/health", auth=None)
+    reply = await checked_api("GET", "/health")
     assert reply.code == 503, reply
     assert reply.json["message"] == "the supervisor is not connected"
+    anonymous = await checked_api("GET", "/health", auth=None)
+    assert anonymous.code == 503, anonymous
+    assert "supervisor" not in anonymous.json["message"]
 
 
 def expecting(call):
@@ -551,6 +557,11 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
 
     # server
     await expect(200, "GET", "/health", auth=None)
+    await expect(200, "GET", "/health")
+    await expect(200, "HEAD", "/health", auth=None)
+    metrics = await expect(200, "GET", "/metrics")
+    assert "jobjoker_jobs{" in metrics.text
+    await expect(401, "GET", "/metrics", auth=None)
     await expect(200, "GET", "/")
     await expect(200, "GET", "/openapi.json")
     await expect(401, "GET", "/", auth=None)

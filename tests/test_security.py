@@ -16,7 +16,7 @@ from jobjoker.app import routes
 from tests.support import MATRIX, PASSWORD, PUBLIC, SELF, bearer, cookies_of, poll
 
 WEBSOCKETS = {"/jobs/{id}/stream", "/events"}
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def template(pattern):

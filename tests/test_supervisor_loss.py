@@ -41,7 +41,8 @@ async def test_a_lost_supervisor_is_replaced_and_its_jobs_stay_under_control(api
 @pytest.mark.gen_test(timeout=60)
 async def test_health_is_503_while_the_supervisor_is_away(api, server):
     server.processes.supervisor.supervisor_pid = None  # as the read loop leaves it on a drop
-    reply = await api("GET", "/health", auth=None)
+    assert (await api("GET", "/health", auth=None)).code == 503
+    reply = await api("GET", "/health")  # signed in: with the reason
     assert reply.code == 503
     assert reply.json["success"] is False and "supervisor" in reply.json["message"]
 

@@ -1,0 +1,165 @@
+"""The server's figures for Prometheus: ``GET /metrics``, in its text format.
+
+Contract: a ``Metrics()`` holds a ``prometheus_client`` registry of its own (never the global
+one, so several servers in one process, as in the tests, do not collide) and costs nothing
+until asked. What happens is counted as it happens: ``count_event(event)``, subscribed to the
+event hub, counts job starts, job ends by outcome and entries stored (after their commit, from
+the events the job store publishes); ``observe_loop_lag(seconds)``, given to the
+``LoopMonitor``, fills the loop-lag histogram. What is measured when asked comes from the
+sources given to ``watch(...)`` once the server is up: ``exposition()`` (on the IOLoop) pings
+the database (off the loop, on the storage's threads), reads the jobs by status with one
+``GROUP BY`` at most every ``JOBS_CACHE_SECONDS`` (also off the loop), reads the supervisors'
+state and the stream subscribers from memory, and returns the text and its content type. A
+database that does not answer makes ``jobjoker_database_up`` 0 and leaves the job figures out
+of that scrape; it never fails the scrape.
+
+There is no queue yet (a job starts when asked or not at all): once one exists, its length
+belongs here as ``jobjoker_queue_length``.
+"""
+import time
+
+import peewee
+import prometheus_client
+from prometheus_client.core import GaugeMetricFamily
+
+from jobjoker.errors import Unavailable
+from jobjoker.states import FINAL_STATES, JobStatus
+
+JOBS_CACHE_SECONDS = 10.0  # a scrape every few seconds costs one GROUP BY per this long
+# Lag of the IOLoop: 1 ms is idle, 100 ms is felt, a second is a stall.
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# The classic text format, which every Prometheus reads and generate_latest writes for our
+# plain names (prometheus_client's "latest" says 1.0.0, which Prometheus 2 does not know).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    """Counters fed by events, and the figures read at each scrape."""
+
+    def __init__(self):
+        self.registry = prometheus_client.CollectorRegistry(auto_describe=True)
+        self.job_starts = prometheus_client.Counter(
+            "jobjoker_job_starts", "Jobs this server started (their status became active).",
+            registry=self.registry)
+        self.job_ends = prometheus_client.Counter(
+            "jobjoker_job_ends", "Jobs that ended while this server ran, by outcome "
+            "(done, error, stop).", ["outcome"], registry=self.registry)
+        for outcome in sorted(FINAL_STATES):
+            self.job_ends.labels(outcome=str(outcome))  # shown at 0 before the first end
+        self.entries = prometheus_client.Counter(
+            "jobjoker_entries_stored", "Log and response entries this server stored.",
+            ["stream"], registry=self.registry)
+        for stream in ("log", "response"):
+            self.entries.labels(stream=stream)
+        self.loop_lag = prometheus_client.Histogram(
+            "jobjoker_loop_lag_seconds", "How much later than due the IOLoop ran its "
+            "20-a-second tick: what every request and stream waited at that moment.",
+            buckets=LOOP_LAG_BUCKETS, registry=self.registry)
+        self._sources = None
+        self._snapshot = {}
+        self._jobs = (None, 0.0)  # (counts by status, monotonic time read)
+        self.registry.register(_Snapshot(self))
+
+    def watch(self, storage, count_jobs, supervisors, subscribers):
+        """The sources of the scraped figures: the ``Storage``, a storage-thread function
+        giving ``{status: count}``, a function giving the supervisors' state (a list of dicts
+        with ``pid``, ``connected``, ``jobs``, ``role``) and one giving the number of open
+        stream subscribers."""
+        self._sources = (storage, count_jobs, supervisors, subscribers)
+
+    def count_event(self, event):
+        """Hub subscriber: count starts, ends and stored entries (never raises)."""
+        kind = event.get("type")
+        if kind == "entries":
+            self.entries.labels(stream=event["stream"]).inc(event.get("count", 0))
+        elif kind == "job" and event.get("action") == "status":
+            status = event["job"]["status"]
+            if status == JobStatus.ACTIVE:
+                self.job_starts.inc()
+            elif status in FINAL_STATES:
+                self.job_ends.labels(outcome=str(status)).inc()
+
+    def observe_loop_lag(self, seconds):
+        self.loop_lag.observe(seconds)
+
+    async def exposition(self):
+        """``(text, content type)`` of every figure, read now."""
+        snapshot = {}
+        if self._sources is not None:
+            storage, count_jobs, supervisors, subscribers = self._sources
+            snapshot["supervisors"] = supervisors()
+            snapshot["subscribers"] = subscribers()
+            snapshot["write_running"] = storage.writing_for()
+            began = time.monotonic()
+            try:
+                await storage.ping()
+                snapshot["ping"] = time.monotonic() - began
+                snapshot["jobs"] = await self._job_counts(storage, count_jobs)
+            except (Unavailable, peewee.PeeweeException):
+                snapshot["ping"] = None
+        self._snapshot = snapshot
+        return prometheus_client.generate_latest(self.registry), CONTENT_TYPE
+
+    async def _job_counts(self, storage, count_jobs):
+        counts, read_at = self._jobs
+        if counts is None or time.monotonic() - read_at >= JOBS_CACHE_SECONDS:
+            counts = await storage.read(count_jobs)
+            self._jobs = (counts, time.monotonic())
+        return counts
+
+
+class _Snapshot:
+    """The figures ``Metrics.exposition`` read, as Prometheus families."""
+
+    def __init__(self, metrics):
+        self.metrics = metrics
+
+    def describe(self):
+        return []  # nothing to check at registration: the families depend on the snapshot
+
+    def collect(self):
+        snapshot = self.metrics._snapshot
+        if "ping" in snapshot:
+            up = GaugeMetricFamily("jobjoker_database_up",
+                                   "1 when the database answered this scrape's ping in time.")
+            up.add_metric([], 0 if snapshot["ping"] is None else 1)
+            yield up
+            if snapshot["ping"] is not None:
+                yield GaugeMetricFamily("jobjoker_database_ping_seconds",
+                                        "How long this scrape's SELECT 1 took.",
+                                        value=snapshot["ping"])
+            yield GaugeMetricFamily(
+                "jobjoker_database_write_running_seconds", "How long the oldest unfinished "
+                "write has waited or run (0 when none): a growing figure means a database that "
+                "hangs.", value=snapshot["write_running"])
+        if snapshot.get("jobs") is not None:
+            jobs = GaugeMetricFamily("jobjoker_jobs", "Jobs in the database by status (read "
+                                     "at most every %g s)." % JOBS_CACHE_SECONDS,
+                                     labels=["status"])
+            counts = snapshot["jobs"]
+            for status in JobStatus:
+                jobs.add_metric([status.value], counts.get(status.value, 0))
+            yield jobs
+        if "subscribers" in snapshot:
+            yield GaugeMetricFamily("jobjoker_stream_subscribers",
+                                    "Open WebSocket streams (job logs and event streams).",
+                                    value=snapshot["subscribers"])
+        if "supervisors" in snapshot:
+            yield from supervisor_families(snapshot["supervisors"])
+
+
+def supervisor_families(supervisors):
+    """The supervisors' state: up, pid and running jobs, one series per supervisor role."""
+    up = GaugeMetricFamily("jobjoker_supervisor_up", "1 when this server is connected to the "
+                           "supervisor that forks its jobs.", labels=["role"])
+    pid = GaugeMetricFamily("jobjoker_supervisor_pid", "The supervisor's process id (absent "
+                            "while it is not connected).", labels=["role"])
+    jobs = GaugeMetricFamily("jobjoker_supervisor_jobs", "Jobs running under the supervisor.",
+                             labels=["role"])
+    for supervisor in supervisors:
+        role = [supervisor["role"]]
+        up.add_metric(role, 1 if supervisor["connected"] else 0)
+        if supervisor["pid"] is not None:
+            pid.add_metric(role, supervisor["pid"])
+        jobs.add_metric(role, supervisor["jobs"])
+    return [up, pid, jobs]
