@@ -5,7 +5,8 @@ file > defaults) and runs the chosen subcommand; it returns the process exit cod
 SIGTERM or SIGINT stops the server gracefully (running jobs keep running and are re-adopted by
 the next start); a second one exits at once.
 
-The other subcommands (``workers``, ``jobs``, ``users``, ``tokens``, ``audit``, ``logs``,
+``jobjoker backup PATH`` copies what a restore needs (``jobjoker.backup``). The other
+subcommands (``workers``, ``jobs``, ``users``, ``tokens``, ``audit``, ``logs``,
 ``run``) drive a server through ``jobjoker.client``: ``jobjoker.cli_commands`` adds them to the
 parser and turns their failures into exit codes, ``jobjoker.cli_actions`` does what each one
 asks, and ``jobjoker.cli_output`` prints it.
@@ -20,7 +21,7 @@ import sys
 
 from jobjoker import __version__
 from jobjoker.cli_commands import add_client_commands
-from jobjoker.config import OPTIONS, load_config
+from jobjoker.config import OPTIONS, load_config, startup_warnings
 from jobjoker.errors import StartupError
 
 log = logging.getLogger("jobjoker")
@@ -108,6 +109,15 @@ def build_parser():
                                 description="Run the JobJoker server.")
     add_server_options(serve)
     serve.set_defaults(handler=serve_command)
+    backup = commands.add_parser(
+        "backup", help="copy the database and what a restore needs into a new directory",
+        description="Copy the database (consistently, while the server runs), the secret key, "
+                    "the running jobs' spools and the workers into the new directory PATH, "
+                    "laid out as a data dir. Give the server's options (or --config) so that "
+                    "it finds them; see docs/deploy.md, Backups and restores.")
+    backup.add_argument("path", metavar="PATH", help="the backup's directory (must not exist)")
+    add_server_options(backup)
+    backup.set_defaults(handler=backup_command)
     add_client_commands(parser, commands)
     return parser
 
@@ -130,11 +140,28 @@ def serve_command(args):
         return 2
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for warning in startup_warnings(config, args.config):
+        log.warning("%s", warning)
     try:
         return asyncio.run(serve(config))
     except StartupError as e:
         print("jobjoker: %s" % e.message, file=sys.stderr)
         return 1
+
+
+def backup_command(args):
+    from jobjoker.backup import BackupFailed, make_backup
+
+    flags = {name: getattr(args, name) for name in OPTIONS}
+    try:
+        manifest = make_backup(load_config(flags, config_file=args.config), args.path)
+    except (StartupError, BackupFailed) as e:
+        print("jobjoker: backup failed: %s" % e.message, file=sys.stderr)
+        return 1
+    print("backed up %s, %d running job folder(s), %d worker(s) and the secret key (%s) "
+          "into %s" % (manifest["database"], len(manifest["jobs"]["copied"]),
+                       manifest["workers"], manifest["secret_key"] or "none", args.path))
+    return 0
 
 
 async def serve(config):
