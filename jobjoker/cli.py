@@ -5,7 +5,9 @@ file > defaults) and runs the chosen subcommand; it returns the process exit cod
 SIGTERM or SIGINT stops the server gracefully (running jobs keep running and are re-adopted by
 the next start); a second one exits at once.
 
-``jobjoker backup PATH`` copies what a restore needs (``jobjoker.backup``). The other
+``jobjoker backup PATH`` copies what a restore needs (``jobjoker.backup``); ``jobjoker
+reset-admin`` gives an admin a new password on the server's database (``jobjoker.admin_recovery``).
+The other
 subcommands (``workers``, ``jobs``, ``users``, ``tokens``, ``audit``, ``logs``,
 ``run``) drive a server through ``jobjoker.client``: ``jobjoker.cli_commands`` adds them to the
 parser and turns their failures into exit codes, ``jobjoker.cli_actions`` does what each one
@@ -118,6 +120,16 @@ def build_parser():
     backup.add_argument("path", metavar="PATH", help="the backup's directory (must not exist)")
     add_server_options(backup)
     backup.set_defaults(handler=backup_command)
+    reset = commands.add_parser(
+        "reset-admin", help="make a user an active admin with a new password, on the server's "
+                            "machine (when no admin can sign in)",
+        description="Make USERNAME (default admin) an active admin with a new password, asked "
+                    "for (or taken from JOBJOKER_NEW_PASSWORD), creating it if missing, and end "
+                    "its sessions. It opens the server's database itself: give the server's "
+                    "options (or --config). The server may be running.")
+    reset.add_argument("username", nargs="?", default="admin")
+    add_server_options(reset)
+    reset.set_defaults(handler=reset_admin_command)
     add_client_commands(parser, commands)
     return parser
 
@@ -161,6 +173,28 @@ def backup_command(args):
     print("backed up %s, %d running job folder(s), %d worker(s) and the secret key (%s) "
           "into %s" % (manifest["database"], len(manifest["jobs"]["copied"]),
                        manifest["workers"], manifest["secret_key"] or "none", args.path))
+    return 0
+
+
+def reset_admin_command(args):
+    from jobjoker.admin_recovery import reset_admin
+    from jobjoker.cli_actions import new_password
+
+    flags = {name: getattr(args, name) for name in OPTIONS}
+    try:
+        config = load_config(flags, config_file=args.config)
+        password = new_password("new password for %s: " % args.username)
+    except StartupError as e:
+        print("jobjoker: %s" % e.message, file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print("jobjoker: %s" % e, file=sys.stderr)
+        return 2
+    try:
+        print(reset_admin(config, args.username, password))
+    except StartupError as e:
+        print("jobjoker: reset-admin failed: %s" % e.message, file=sys.stderr)
+        return 1
     return 0
 
 
