@@ -121,8 +121,7 @@ def build_parser():
     add_server_options(backup)
     backup.set_defaults(handler=backup_command)
     reset = commands.add_parser(
-        "reset-admin", help="make a user an active admin with a new password, on the server's "
-                            "machine (when no admin can sign in)",
+        "reset-admin", help="give an admin a new password when no admin can sign in",
         description="Make USERNAME (default admin) an active admin with a new password, asked "
                     "for (or taken from JOBJOKER_NEW_PASSWORD), creating it if missing, and end "
                     "its sessions. It opens the server's database itself: give the server's "

@@ -1,5 +1,6 @@
-"""Least privilege (docs/deploy.md): the warnings at start, and a server on MariaDB that runs with
-only the rights to read and write rows once a migration user has made its tables.
+"""Least privilege (docs/deploy.md): the warnings at start, and a server on MariaDB and on
+PostgreSQL that runs with only the rights to read and write rows once a migration user has made
+its tables.
 
 The warnings (``config.startup_warnings``) come when they should and not otherwise: a config
 file every user may read while it holds the database password; root without ``--run-as``. One
@@ -7,6 +8,7 @@ test runs ``jobjoker serve`` to see them in its log.
 """
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 import urllib.parse
@@ -15,7 +17,7 @@ import pytest
 
 from jobjoker.config import load_config, startup_warnings
 from tests.conftest import MYSQL_URL
-from tests.support import ROOT, ServerProcess, unavailable
+from tests.support import POSTGRESQL_URL, ROOT, ServerProcess, unavailable
 
 WITH_PASSWORD = 'database = "mysql://jobjoker:hunter2-secret@127.0.0.1:9/jobjoker"\n'
 WITHOUT_PASSWORD = 'database = "mysql://jobjoker@127.0.0.1:9/jobjoker"\n'
@@ -80,61 +82,96 @@ def test_jobjoker_serve_logs_the_warnings_at_start(tmp_path):
 
 # --- database privileges ------------------------------------------------------------------------
 
-RUNTIME_USER = "jj_runtime_%d" % os.getpid()
 MIGRATION_USER = "jj_migrate_%d" % os.getpid()
-# What docs/deploy.md ("Least privilege") tells an operator to grant, with these names.
-GRANT_DML = "GRANT SELECT, INSERT, UPDATE, DELETE ON `{database}`.* TO '{user}'@'%'"
-GRANT_DDL = ("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP, REFERENCES "
-             "ON `{database}`.* TO '{user}'@'%'")
+RUNTIME_USER = "jj_runtime_%d" % os.getpid()
+DATABASE = "jobjoker_privileges_%d" % os.getpid()
+# What docs/deploy.md ("Least privilege") tells an operator to run, with the names above.
+MYSQL_GRANTS = [
+    "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP, REFERENCES "
+    "ON `{database}`.* TO '{migration}'@'%'",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON `{database}`.* TO '{runtime}'@'%'"]
+POSTGRESQL_GRANTS = [  # in the database, before the first start (it covers later tables too)
+    "GRANT USAGE ON SCHEMA public TO {runtime}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {migration} IN SCHEMA public "
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {runtime}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {migration} IN SCHEMA public "
+    "GRANT USAGE, SELECT ON SEQUENCES TO {runtime}"]
 
 
-def mysql_as_root(*statements):
-    import pymysql
-    parts = urllib.parse.urlsplit(MYSQL_URL)
-    connection = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
-                                 user=parts.username or "root", password=parts.password or "",
-                                 connect_timeout=3)
-    with connection:
+def run_as_superuser(kind, statements, database=None):
+    """``statements`` as the test server's superuser, in ``database`` (or none)."""
+    if kind == "mysql":
+        import pymysql
+        parts = urllib.parse.urlsplit(MYSQL_URL)
+        connection = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
+                                     user=parts.username or "root",
+                                     password=parts.password or "", connect_timeout=3)
+    else:
+        import psycopg2
+        parts = urllib.parse.urlsplit(POSTGRESQL_URL)
+        connection = psycopg2.connect(host=parts.hostname, port=parts.port or 5432,
+                                      user=parts.username or "postgres",
+                                      password=parts.password or "",
+                                      dbname=database or "postgres", connect_timeout=3)
+        connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    try:
         with connection.cursor() as cursor:
             for statement in statements:
                 cursor.execute(statement)
+    finally:
+        connection.close()
 
 
 @pytest.fixture
-def restricted_mysql():
-    """A database of its own with a migration user (DDL and DML) and a runtime user (DML only);
-    yields their URLs."""
-    parts = urllib.parse.urlsplit(MYSQL_URL)
-    database = "jobjoker_privileges_%d" % os.getpid()
-    users = {MIGRATION_USER: GRANT_DDL, RUNTIME_USER: GRANT_DML}
-    dropping = ["DROP USER IF EXISTS '%s'@'%%'" % user for user in users] + [
-        "DROP DATABASE IF EXISTS `%s`" % database]
+def restricted(request):
+    """A database of its own with a migration user (who may change the schema) and a runtime
+    user (who may only read and write rows), of the parametrised kind; yields their URLs."""
+    kind = request.param
+    names = {"database": DATABASE, "migration": MIGRATION_USER, "runtime": RUNTIME_USER}
+    users = (MIGRATION_USER, RUNTIME_USER)
+    if kind == "mysql":
+        base = MYSQL_URL
+        dropping = ["DROP USER IF EXISTS '%s'@'%%'" % user for user in users] + [
+            "DROP DATABASE IF EXISTS `%s`" % DATABASE]
+        making = ["CREATE DATABASE `%s` CHARACTER SET utf8mb4" % DATABASE] + [
+            "CREATE USER '%s'@'%%' IDENTIFIED BY 'pw-%s'" % (user, user) for user in users] + [
+            grant.format(**names) for grant in MYSQL_GRANTS]
+    else:
+        base = POSTGRESQL_URL
+        dropping = ['DROP DATABASE IF EXISTS "%s"' % DATABASE] + [
+            "DROP ROLE IF EXISTS %s" % user for user in users]
+        making = ["CREATE ROLE %s LOGIN PASSWORD 'pw-%s'" % (user, user) for user in users] + [
+            'CREATE DATABASE "%s" OWNER %s' % (DATABASE, MIGRATION_USER)]
     try:
-        mysql_as_root(*dropping, "CREATE DATABASE `%s` CHARACTER SET utf8mb4" % database, *[
-            statement for user, grant in users.items() for statement in (
-                "CREATE USER '%s'@'%%' IDENTIFIED BY 'pw-%s'" % (user, user),
-                grant.format(database=database, user=user))])
+        run_as_superuser(kind, dropping + making)
+        if kind == "postgresql":
+            run_as_superuser(kind, [grant.format(**names) for grant in POSTGRESQL_GRANTS],
+                             DATABASE)
     except Exception as e:  # no driver, no server, no right to make users: any of them
-        unavailable("MySQL at %s is not available to make users: %s" % (MYSQL_URL, e))
-    host = "%s:%d" % (parts.hostname, parts.port or 3306)
-    yield {user: "mysql://%s:pw-%s@%s/%s" % (user, user, host, database) for user in users}
-    mysql_as_root(*dropping)
+        unavailable("%s at %s is not available to make users: %s" % (kind, base, e))
+    parts = urllib.parse.urlsplit(base)
+    host = "%s:%d" % (parts.hostname, parts.port or (3306 if kind == "mysql" else 5432))
+    yield {user: "%s://%s:pw-%s@%s/%s" % (parts.scheme, user, user, host, DATABASE)
+           for user in users}
+    run_as_superuser(kind, dropping)
 
 
 @pytest.mark.timeout(300)
-def test_the_server_runs_on_mariadb_with_only_row_rights_once_migrated(tmp_path,
-                                                                       restricted_mysql):
-    """The runtime user cannot create the tables (proof that it has no DDL right), the migration
-    user can; then the runtime user's server runs, logs and stores jobs."""
-    runtime = restricted_mysql[RUNTIME_USER]
+@pytest.mark.parametrize("restricted", ["mysql", "postgresql"], indirect=True)
+def test_the_server_runs_with_only_row_rights_once_migrated(tmp_path, restricted):
+    """The runtime user cannot create the tables (proof that it has no schema right), the
+    migration user can; then the runtime user's server runs, logs, stores and deletes jobs, and
+    ``jobjoker backup`` dumps the database as that user."""
+    runtime = restricted[RUNTIME_USER]
     refused = ServerProcess(tmp_path, "--database", runtime)
     try:
         assert refused.process.wait(timeout=120) == 1
-        assert "CREATE command denied" in refused.stderr, refused.stderr
+        assert re.search("CREATE command denied|permission denied for schema public",
+                         refused.stderr), refused.stderr
         assert "pw-" not in refused.stderr
     finally:
         refused.discard()
-    migrating = ServerProcess(tmp_path, "--database", restricted_mysql[MIGRATION_USER])
+    migrating = ServerProcess(tmp_path, "--database", restricted[MIGRATION_USER])
     try:
         migrating.wait_ready()
         assert migrating.stop() == 0
@@ -146,7 +183,15 @@ def test_the_server_runs_on_mariadb_with_only_row_rights_once_migrated(tmp_path,
         job = server.create_job("TestWorker", {"count": 3, "sleep": 0})
         assert server.wait_for_job(job["id"])["status"] == "done"
         assert "log 2" in server.messages(job["id"])
+        kept = server.create_job("TestWorker", {"count": 1, "sleep": 0})
         assert server.call("DELETE", "/jobs/%s" % job["id"]).code == 200
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("JOBJOKER_")}
+        backup = subprocess.run(
+            [sys.executable, "-m", "jobjoker.cli", "backup", str(tmp_path / "backup"),
+             "--data-dir", str(server.data_dir), "--database", runtime],
+            capture_output=True, text=True, timeout=300, env=environ, cwd=ROOT)
+        assert backup.returncode == 0, backup.stderr
+        assert kept["id"] in (tmp_path / "backup" / "database.sql").read_text()
         assert server.stop() == 0
     finally:
         server.discard()
