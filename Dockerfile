@@ -8,11 +8,13 @@
 FROM python:3.12-slim-bookworm
 
 # tini is PID 1: it reaps every orphan (the supervisor is one: its launcher exits at once) and
-# hands SIGTERM to the server, which stops without stopping the jobs. Debian's version of the
-# base image's release is the one wanted, whatever its patch level.
+# hands SIGTERM to the server, which stops without stopping the jobs. mariadb-client brings
+# mariadb-dump, which `jobjoker backup` runs on MariaDB (compose.yaml's 10.11, the same
+# release as Debian's client). Debian's version of the base image's release is the one wanted,
+# whatever its patch level.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends tini \
+    && apt-get install -y --no-install-recommends tini mariadb-client \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 jobjoker \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/jobjoker \
