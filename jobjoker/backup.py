@@ -114,6 +114,13 @@ def copy_sqlite(source, target):
     if not os.path.isfile(source):
         raise BackupFailed("the SQLite database %s does not exist (is --data-dir or --database "
                            "the server's?)" % source)
+    owner = os.stat(source).st_uid
+    if owner != os.geteuid():
+        # SQLite may make the -wal and -shm files beside it: made by another user, they would
+        # lock the server out of its own database.
+        raise BackupFailed("run the backup as the server's user (uid %d, who owns %s), not as "
+                           "uid %d: e.g. sudo -u jobjoker jobjoker backup ..."
+                           % (owner, source, os.geteuid()))
     # Read-only: a backup must never change the server's database (nor create one by mistake).
     origin = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(source), uri=True)
     copy = sqlite3.connect(target)
@@ -190,8 +197,11 @@ def copy_job_folders(jobs_dir, target, owners):
         names = []
     for job_id in names:
         source = jobdir.path_of(jobs_dir, job_id)
-        if not stat.S_ISDIR(os.lstat(source).st_mode):
-            continue
+        try:
+            if not stat.S_ISDIR(os.lstat(source).st_mode):
+                continue
+        except FileNotFoundError:
+            continue  # the job ended (and was stored) since the listing
         os.makedirs(os.path.join(target, job_id), 0o700)
         for name in jobdir.FILES:
             if name.endswith(jobdir.TEMPORARY_SUFFIX) or name == jobdir.RESERVE:

@@ -11,6 +11,7 @@ alone; once the original is gone, the copy takes its node over and ends that job
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -234,3 +235,19 @@ def test_holes_in_a_spool_stay_holes(tmp_path):
     copy = tmp_path / "copy"
     assert copy.read_bytes() == source.read_bytes()
     assert copy.stat().st_blocks * 512 < 1024 * 1024
+
+
+def test_a_backup_as_another_user_than_the_servers_is_refused(tmp_path):
+    """SQLite may make its -wal and -shm files beside the database: made by root, they would
+    lock the server's own user out."""
+    if os.geteuid() != 0:
+        unavailable("this test makes a database of another user: it needs root")
+    data = tmp_path / "data"
+    data.mkdir()
+    database = data / "jobjoker.sqlite3"
+    sqlite3.connect(database).execute("CREATE TABLE t (x)").connection.close()
+    os.chown(database, 65534, 65534)
+    result = jobjoker("backup", str(tmp_path / "backup"), "--data-dir", str(data))
+    assert result.returncode == 1
+    assert "run the backup as the server's user (uid 65534" in result.stderr
+    assert sorted(os.listdir(data)) == ["jobjoker.sqlite3"]
