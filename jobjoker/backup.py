@@ -1,7 +1,7 @@
 """``jobjoker backup PATH``: a consistent copy of what a restore needs, taken while the server runs.
 
-Contract: ``make_backup(config, path)`` makes the directory ``path`` (it must not exist; its
-parent must) and writes into it, mode 0700 and files 0600, laid out as a data dir, so that a
+Contract: ``make_backup(config, path)`` makes the directory ``path`` (it must not exist; the
+folders above it are made, 0700, if missing) and writes into it, mode 0700 and files 0600, laid out as a data dir, so that a
 restore is "make this the data dir" (docs/deploy.md, "Backups and restores"):
 
   jobjoker.sqlite3   the SQLite database (the default, or the file of a ``sqlite:`` URL), copied
@@ -58,15 +58,19 @@ def make_backup(config, path):
     if os.path.lexists(path):
         raise BackupFailed("%s already exists: give a new directory's path (a backup never "
                            "overwrites)" % path)
-    if not os.path.isdir(os.path.dirname(path)):
-        raise BackupFailed("the folder %s does not exist" % os.path.dirname(path))
     old_umask = os.umask(0o077)
     try:
-        os.mkdir(path, 0o700)
+        try:
+            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)  # backups/, the first time
+            os.mkdir(path, 0o700)
+        except OSError as e:
+            raise BackupFailed("cannot make %s: %s" % (path, e.strerror or e))
         try:
             return _fill(config, path)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(path, ignore_errors=True)
+            if isinstance(e, OSError):  # a full disk, a file that went: said plainly
+                raise BackupFailed("copying into %s failed: %s" % (path, e)) from e
             raise
     finally:
         os.umask(old_umask)

@@ -251,3 +251,10 @@ def test_a_backup_as_another_user_than_the_servers_is_refused(tmp_path):
     assert result.returncode == 1
     assert "run the backup as the server's user (uid 65534" in result.stderr
     assert sorted(os.listdir(data)) == ["jobjoker.sqlite3"]
+
+
+def test_a_backup_where_it_cannot_write_says_so(tmp_path):
+    result = jobjoker("backup", "/proc/no-backup-here", "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 1
+    assert "cannot make /proc/no-backup-here" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import urllib.parse
 
-import pytest
 import yaml
 
 from jobjoker.config import OPTIONS, check_database_url
