@@ -156,9 +156,11 @@ def dump_command(url):
         if tool is None:
             raise BackupFailed("dumping a MySQL/MariaDB database needs mariadb-dump or "
                                "mysqldump (apt-get install mariadb-client)")
+        # No LOCK TABLES in the dump either (--skip-add-locks): loading it then needs no right
+        # beyond the migration user's.
         command = [tool, "--single-transaction", "--no-tablespaces", "--skip-lock-tables",
-                   "--default-character-set=utf8mb4", "--host=%s" % (parts.hostname or
-                                                                     "localhost"),
+                   "--skip-add-locks", "--default-character-set=utf8mb4",
+                   "--host=%s" % (parts.hostname or "localhost"),
                    "--port=%d" % (parts.port or 3306)]
         if user:
             command.append("--user=%s" % user)

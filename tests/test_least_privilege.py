@@ -1,6 +1,6 @@
 """Least privilege (docs/deploy.md): the warnings at start, and a server on MariaDB and on
 PostgreSQL that runs with only the rights to read and write rows once a migration user has made
-its tables.
+its tables, whose backup that user dumps and the migration user restores.
 
 The warnings (``config.startup_warnings``) come when they should and not otherwise: a config
 file every user may read while it holds the database password; root without ``--run-as``. One
@@ -85,6 +85,7 @@ def test_jobjoker_serve_logs_the_warnings_at_start(tmp_path):
 MIGRATION_USER = "jj_migrate_%d" % os.getpid()
 RUNTIME_USER = "jj_runtime_%d" % os.getpid()
 DATABASE = "jobjoker_privileges_%d" % os.getpid()
+RESTORED = DATABASE + "_restored"
 # What docs/deploy.md ("Least privilege") tells an operator to run, with the names above.
 MYSQL_GRANTS = [
     "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP, REFERENCES "
@@ -124,45 +125,68 @@ def run_as_superuser(kind, statements, database=None):
 
 @pytest.fixture
 def restricted(request):
-    """A database of its own with a migration user (who may change the schema) and a runtime
-    user (who may only read and write rows), of the parametrised kind; yields their URLs."""
+    """Two databases of their own (one to restore a backup into) with a migration user (who may
+    change the schema) and a runtime user (who may only read and write rows), of the
+    parametrised kind, granted as docs/deploy.md says; yields ``url(user, database)``."""
     kind = request.param
-    names = {"database": DATABASE, "migration": MIGRATION_USER, "runtime": RUNTIME_USER}
     users = (MIGRATION_USER, RUNTIME_USER)
+    databases = (DATABASE, RESTORED)
     if kind == "mysql":
         base = MYSQL_URL
         dropping = ["DROP USER IF EXISTS '%s'@'%%'" % user for user in users] + [
-            "DROP DATABASE IF EXISTS `%s`" % DATABASE]
-        making = ["CREATE DATABASE `%s` CHARACTER SET utf8mb4" % DATABASE] + [
+            "DROP DATABASE IF EXISTS `%s`" % name for name in databases]
+        making = ["CREATE DATABASE `%s` CHARACTER SET utf8mb4" % name for name in databases] + [
             "CREATE USER '%s'@'%%' IDENTIFIED BY 'pw-%s'" % (user, user) for user in users] + [
-            grant.format(**names) for grant in MYSQL_GRANTS]
+            grant.format(database=name, migration=MIGRATION_USER, runtime=RUNTIME_USER)
+            for name in databases for grant in MYSQL_GRANTS]
     else:
         base = POSTGRESQL_URL
-        dropping = ['DROP DATABASE IF EXISTS "%s"' % DATABASE] + [
+        dropping = ['DROP DATABASE IF EXISTS "%s"' % name for name in databases] + [
             "DROP ROLE IF EXISTS %s" % user for user in users]
         making = ["CREATE ROLE %s LOGIN PASSWORD 'pw-%s'" % (user, user) for user in users] + [
-            'CREATE DATABASE "%s" OWNER %s' % (DATABASE, MIGRATION_USER)]
+            'CREATE DATABASE "%s" OWNER %s' % (name, MIGRATION_USER) for name in databases]
     try:
         run_as_superuser(kind, dropping + making)
         if kind == "postgresql":
-            run_as_superuser(kind, [grant.format(**names) for grant in POSTGRESQL_GRANTS],
-                             DATABASE)
+            for name in databases:
+                run_as_superuser(kind, [grant.format(migration=MIGRATION_USER,
+                                                     runtime=RUNTIME_USER)
+                                        for grant in POSTGRESQL_GRANTS], name)
     except Exception as e:  # no driver, no server, no right to make users: any of them
         unavailable("%s at %s is not available to make users: %s" % (kind, base, e))
     parts = urllib.parse.urlsplit(base)
     host = "%s:%d" % (parts.hostname, parts.port or (3306 if kind == "mysql" else 5432))
-    yield {user: "%s://%s:pw-%s@%s/%s" % (parts.scheme, user, user, host, DATABASE)
-           for user in users}
+    yield lambda user, database=DATABASE: "%s://%s:pw-%s@%s/%s" % (
+        parts.scheme, user, user, host, database)
     run_as_superuser(kind, dropping)
+
+
+def load_as(url, dump):
+    """Load ``dump`` into the database of ``url`` as its user, the way docs/deploy.md says."""
+    parts = urllib.parse.urlsplit(url)
+    address = ["--host=%s" % parts.hostname, "--port=%d" % parts.port]
+    if parts.scheme.startswith("mysql"):
+        command = ["mysql", "--user=%s" % parts.username, *address, parts.path.strip("/")]
+        environ = dict(os.environ, MYSQL_PWD=parts.password)
+    else:
+        command = ["psql", "--no-password", "--quiet", "--username=%s" % parts.username,
+                   *address, "--dbname=%s" % parts.path.strip("/"), "--set=ON_ERROR_STOP=1",
+                   "--file=%s" % dump]
+        environ = dict(os.environ, PGPASSWORD=parts.password)
+    with open(dump, "rb") as source:
+        result = subprocess.run(command, stdin=source, capture_output=True, env=environ,
+                                timeout=300)
+    assert result.returncode == 0, result.stderr.decode()
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("restricted", ["mysql", "postgresql"], indirect=True)
 def test_the_server_runs_with_only_row_rights_once_migrated(tmp_path, restricted):
     """The runtime user cannot create the tables (proof that it has no schema right), the
-    migration user can; then the runtime user's server runs, logs, stores and deletes jobs, and
-    ``jobjoker backup`` dumps the database as that user."""
-    runtime = restricted[RUNTIME_USER]
+    migration user can; then the runtime user's server runs, logs, stores and deletes jobs;
+    ``jobjoker backup`` dumps the database as that user; the dump, loaded by the migration user
+    into a new database, serves the runtime user again."""
+    runtime = restricted(RUNTIME_USER)
     refused = ServerProcess(tmp_path, "--database", runtime)
     try:
         assert refused.process.wait(timeout=120) == 1
@@ -171,7 +195,7 @@ def test_the_server_runs_with_only_row_rights_once_migrated(tmp_path, restricted
         assert "pw-" not in refused.stderr
     finally:
         refused.discard()
-    migrating = ServerProcess(tmp_path, "--database", restricted[MIGRATION_USER])
+    migrating = ServerProcess(tmp_path, "--database", restricted(MIGRATION_USER))
     try:
         migrating.wait_ready()
         assert migrating.stop() == 0
@@ -191,7 +215,16 @@ def test_the_server_runs_with_only_row_rights_once_migrated(tmp_path, restricted
              "--data-dir", str(server.data_dir), "--database", runtime],
             capture_output=True, text=True, timeout=300, env=environ, cwd=ROOT)
         assert backup.returncode == 0, backup.stderr
-        assert kept["id"] in (tmp_path / "backup" / "database.sql").read_text()
+        assert server.wait_for_job(kept["id"])["status"] == "done"
         assert server.stop() == 0
     finally:
         server.discard()
+    load_as(restricted(MIGRATION_USER, RESTORED), tmp_path / "backup" / "database.sql")
+    restored = ServerProcess(tmp_path, "--database", restricted(RUNTIME_USER, RESTORED),
+                             data_dir=tmp_path / "backup")
+    try:
+        restored.wait_ready()
+        assert [j["id"] for j in restored.api("GET", "/jobs")] == [kept["id"]]
+        assert restored.create_job("TestWorker", {"count": 1, "sleep": 0})["status"] == "active"
+    finally:
+        restored.discard()
