@@ -6,6 +6,7 @@ runs offline), and the three files are checked to hold what docs/deploy.md ("In 
 says: a slim Python base, a numeric non-root user, tini as PID 1, the data dir as the volume, a
 health check on ``/health``, options that the server knows, and MariaDB beside it in compose.
 """
+import ast
 import os
 import pathlib
 import re
@@ -94,13 +95,25 @@ def test_the_image_runs_as_a_numeric_user_with_tini_a_volume_and_a_health_check(
     assert not unknown, "not options of the server: %s" % unknown
 
 
+def setup_inputs():
+    """What ``pip install .`` reads: setup.py, the README it includes, and the top folder of
+    each package setup.py names (through ``package_dir`` or its dotted name)."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    [call] = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+              and getattr(node.func, "id", None) == "setup"]
+    given = {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords
+             if keyword.arg in ("packages", "package_dir")}
+    folders = {given.get("package_dir", {}).get(package, package.replace(".", "/"))
+               for package in given["packages"]}
+    return {folder.split("/")[0] for folder in folders} | {"setup.py", "README.md"}
+
+
 def test_the_image_gets_every_package_and_nothing_dockerignore_drops():
-    """setup.py's packages are all copied, and .dockerignore drops none of what is copied."""
+    """setup.py's inputs are all copied, and .dockerignore drops none of what is copied."""
     copied = [name for arguments in arguments_of("COPY") for name in arguments.split()[:-1]]
     for name in copied:
         assert (ROOT / name).exists(), name
-    for package_dir in ("jobjoker", "handlers", "static", "setup.py", "README.md"):
-        assert package_dir in copied, package_dir
+    assert setup_inputs() <= set(copied), setup_inputs() - set(copied)
     ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")]
     for name in copied:
