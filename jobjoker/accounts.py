@@ -313,6 +313,29 @@ def _keep_an_admin(username):
         raise Conflict("%s is the last active admin: make another admin first" % username)
 
 
+def recover_admin(tx, audit, username, password_hash):
+    """``jobjoker reset-admin`` (the server's writer thread, or the command's own storage): make
+    ``username`` an active admin with this password, creating it if missing, and end its
+    sessions as a password change does (its tokens stay: revoke them once signed in). Recorded
+    in the audit trail as the server's doing; returns what changed, for the operator."""
+    user = _find_user(username)
+    detail = "by jobjoker reset-admin on the server's machine"
+    if user is None:
+        models.User.create(username=username, password_hash=password_hash, role="admin")
+        audit.record(tx, None, "user.create", username, "role admin, %s" % detail)
+        return "created %s as an admin" % username
+    models.User.update(password_hash=password_hash, role="admin", disabled=False).where(
+        models.User.username == username).execute()
+    _end_sessions(username)
+    audit.record(tx, None, "user.password", username, detail)
+    changed = ["a new password", "its sessions ended"]
+    if user.role != "admin" or user.disabled:
+        changed.insert(0, "made an active admin (was %s%s)"
+                       % (user.role, ", disabled" if user.disabled else ""))
+        audit.record(tx, None, "user.update", username, "role admin, enabled, %s" % detail)
+    return "%s: %s" % (username, "; ".join(changed))
+
+
 def _end_sessions(username):
     (models.Session.update(revoked=time.time())
      .where(models.Session.username == username, models.Session.revoked.is_null())

@@ -5,7 +5,10 @@ file > defaults) and runs the chosen subcommand; it returns the process exit cod
 SIGTERM or SIGINT stops the server gracefully (running jobs keep running and are re-adopted by
 the next start); a second one exits at once.
 
-The other subcommands (``workers``, ``jobs``, ``users``, ``tokens``, ``audit``, ``logs``,
+``jobjoker backup PATH`` copies what a restore needs (``jobjoker.backup``); ``jobjoker
+reset-admin`` gives an admin a new password on the server's database (``jobjoker.admin_recovery``).
+The other
+subcommands (``workers``, ``jobs``, ``users``, ``tokens``, ``audit``, ``logs``,
 ``run``) drive a server through ``jobjoker.client``: ``jobjoker.cli_commands`` adds them to the
 parser and turns their failures into exit codes, ``jobjoker.cli_actions`` does what each one
 asks, and ``jobjoker.cli_output`` prints it.
@@ -20,7 +23,7 @@ import sys
 
 from jobjoker import __version__, logsetup
 from jobjoker.cli_commands import add_client_commands
-from jobjoker.config import OPTIONS, load_config
+from jobjoker.config import OPTIONS, load_config, startup_warnings
 from jobjoker.errors import StartupError
 
 log = logging.getLogger("jobjoker")
@@ -113,6 +116,24 @@ def build_parser():
                                 description="Run the JobJoker server.")
     add_server_options(serve)
     serve.set_defaults(handler=serve_command)
+    backup = commands.add_parser(
+        "backup", help="copy the database and what a restore needs into a new directory",
+        description="Copy the database (consistently, while the server runs), the secret key, "
+                    "the running jobs' spools and the workers into the new directory PATH, "
+                    "laid out as a data dir. Give the server's options (or --config) so that "
+                    "it finds them; see docs/deploy.md, Backups and restores.")
+    backup.add_argument("path", metavar="PATH", help="the backup's directory (must not exist)")
+    add_server_options(backup)
+    backup.set_defaults(handler=backup_command)
+    reset = commands.add_parser(
+        "reset-admin", help="give an admin a new password when no admin can sign in",
+        description="Make USERNAME (default admin) an active admin with a new password, asked "
+                    "for (or taken from JOBJOKER_NEW_PASSWORD), creating it if missing, and end "
+                    "its sessions. It opens the server's database itself: give the server's "
+                    "options (or --config). The server may be running.")
+    reset.add_argument("username", nargs="?", default="admin")
+    add_server_options(reset)
+    reset.set_defaults(handler=reset_admin_command)
     add_client_commands(parser, commands)
     return parser
 
@@ -139,6 +160,8 @@ def serve_command(args):
         print("jobjoker: cannot open the log file %s: %s" % (config.log_file, e.strerror),
               file=sys.stderr)
         return 2
+    for warning in startup_warnings(config, args.config):
+        log.warning("%s", warning)
     try:
         return asyncio.run(serve(config, output))
     except StartupError as e:
@@ -146,6 +169,43 @@ def serve_command(args):
         if config.log_file:  # where the operator reads what the server did
             log.error("not started: %s", e.message)
         return 1
+
+
+def backup_command(args):
+    from jobjoker.backup import BackupFailed, make_backup
+
+    flags = {name: getattr(args, name) for name in OPTIONS}
+    try:
+        manifest = make_backup(load_config(flags, config_file=args.config), args.path)
+    except (StartupError, BackupFailed) as e:
+        print("jobjoker: backup failed: %s" % e.message, file=sys.stderr)
+        return 1
+    print("backed up %s, %d running job folder(s), %d worker(s) and the secret key (%s) "
+          "into %s" % (manifest["database"], len(manifest["jobs"]["copied"]),
+                       manifest["workers"], manifest["secret_key"] or "none", args.path))
+    return 0
+
+
+def reset_admin_command(args):
+    from jobjoker.admin_recovery import reset_admin
+    from jobjoker.cli_actions import new_password
+
+    flags = {name: getattr(args, name) for name in OPTIONS}
+    try:
+        config = load_config(flags, config_file=args.config)
+        password = new_password("new password for %s: " % args.username)
+    except StartupError as e:
+        print("jobjoker: %s" % e.message, file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print("jobjoker: %s" % e, file=sys.stderr)
+        return 2
+    try:
+        print(reset_admin(config, args.username, password))
+    except StartupError as e:
+        print("jobjoker: reset-admin failed: %s" % e.message, file=sys.stderr)
+        return 1
+    return 0
 
 
 async def serve(config, output):

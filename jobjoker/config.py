@@ -5,12 +5,15 @@ given on the command line, ``JOBJOKER_*`` environment variables, a TOML config f
 ``JOBJOKER_CONFIG``) and the defaults below, checks them, and returns a frozen ``Config``. Nothing
 here reads ``sys.argv`` or touches the disk beyond reading the config file and, with ``run_as``,
 the modes of the folders and files a job must not write or read (``check_run_as``); it imports
-nothing of ours but the errors and where a checkout is.
+nothing of ours but the errors and where a checkout is. ``startup_warnings`` says what the
+server should warn of at start (a world-readable config file holding a password, root without
+``--run-as``).
 """
 import dataclasses
 import os
 import pathlib
 import socket
+import stat
 import tomllib
 import urllib.parse
 
@@ -381,6 +384,33 @@ def _tree(folder):
     for root, folders, files in os.walk(folder):
         paths.extend(os.path.join(root, name) for name in folders + files)
     return paths
+
+
+def startup_warnings(config, config_file=None, environ=None, euid=None):
+    """What the server should warn of at start (it still starts): its config file readable by
+    every user of the machine while it holds a password (``--database``'s URL; the secret keys
+    are never taken from the file), and running as root without ``--run-as``, where every job
+    runs as root. ``config_file`` as given to ``load_config`` (else ``JOBJOKER_CONFIG``)."""
+    warnings = []
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("JOBJOKER_CONFIG")
+    if config_file:
+        try:
+            mode = os.stat(config_file).st_mode
+            database = read_config_file(config_file).get("database")
+        except (OSError, StartupError):
+            mode, database = 0, None  # load_config read it a moment ago: gone since
+        if mode & 0o004 and database and urllib.parse.urlsplit(database).password:
+            warnings.append(
+                "the config file %s holds the database password and every user of this machine "
+                "may read it (mode %04o): chmod 640 %s (and chgrp it to the server's group)"
+                % (config_file, stat.S_IMODE(mode), config_file))
+    if (os.geteuid() if euid is None else euid) == 0 and not config.run_as:
+        warnings.append(
+            "running as root without --run-as: every job runs as root and can change anything "
+            "on this machine; give jobs an unprivileged user with --run-as USER, or run the "
+            "server as an unprivileged user (see SECURITY.md)")
+    return warnings
 
 
 def check_database_url(url):
