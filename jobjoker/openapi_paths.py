@@ -329,6 +329,19 @@ def _job_paths(config):
                 description="Credentials and the origin (403 from another site) are checked "
                             "before the upgrade."),
         },
+        "/streams/origin": {
+            "get": operation(
+                "getStreamOrigin", "streams", "May a page at this origin open the streams?",
+                {"200": json_reply("The answer; when not allowed, `message` says why and "
+                                   "what to change.", "StreamOriginEnvelope")},
+                parameters=[{"name": "origin", "in": "query", "required": True,
+                             "description": "The page's origin, e.g. "
+                                            "`https://jobs.example.com:8443`.",
+                             "schema": {"type": "string"}}],
+                description="A browser does not tell a page why its WebSocket handshake "
+                            "failed: the admin page asks here, with its own origin, and the "
+                            "same rule as the handshake's is applied to the same Host header."),
+        },
     }
 
 

@@ -524,6 +524,7 @@ MATRIX = {
     ("/jobs/{id}/pid", "PUT"): "operator",
     ("/jobs/{id}/stream", "GET"): "viewer",
     ("/events", "GET"): "viewer",
+    ("/streams/origin", "GET"): "viewer",
     ("/session", "GET"): SELF,
     ("/session", "POST"): PUBLIC,
     ("/session", "DELETE"): SELF,
