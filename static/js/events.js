@@ -5,10 +5,12 @@
 // {type: "worker", action: "saved"|"deleted", name}); live.onResync(fn) calls fn() each time
 // the socket (re)opens, because the feed has no replay: whoever keeps a list reloads it then to
 // catch what happened while the socket was down. live.onState(fn) reports "connecting", "live"
-// or "offline". A dropped socket (a server restart, the network, a 1013 "too slow" close)
-// reconnects with a backoff from 0.5 s doubling to 10 s. live.start() opens it.
+// or "offline", or ("refused", the server's message) when the server refuses this page's
+// origin: then it stops, since retrying cannot change that. A dropped socket (a server
+// restart, the network, a 1013 "too slow" close) reconnects with a backoff from 0.5 s doubling
+// to 10 s. live.start() opens it.
 
-import {request, socketURL} from "./api.js";
+import {socketRefusal, socketURL} from "./api.js";
 
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 10000;
@@ -28,8 +30,8 @@ export class LiveEvents {
   onResync(fn) { this.resyncListeners.push(fn); }
   onState(fn) { this.stateListeners.push(fn); }
 
-  setState(state) {
-    for (const fn of this.stateListeners) fn(state);
+  setState(state, detail = "") {
+    for (const fn of this.stateListeners) fn(state, detail);
   }
 
   start() {
@@ -60,11 +62,25 @@ export class LiveEvents {
       if (this.socket !== socket) return;
       this.setState("offline");
       clearTimeout(this.timer);
-      // A refused upgrade looks like any drop: ask over HTTP first, so an expired session
-      // leads to the sign-in form (api.js does that on a 401) instead of endless retries.
-      this.timer = setTimeout(() => request("GET", "/session").then(() => this.start(),
-        () => this.start()), this.delay);
+      this.timer = setTimeout(() => this.retry(), this.delay);
       this.delay = Math.min(this.delay * 2, MAX_DELAY_MS);
     });
+  }
+
+  async retry() {
+    // A refused upgrade looks like any drop: ask over HTTP first, so that an expired session
+    // leads to the sign-in form (api.js does that on a 401) and a refused origin is said,
+    // instead of endless retries.
+    let refusal = null;
+    try {
+      refusal = await socketRefusal();
+    } catch {
+      // the server is away (restarting, say): the socket's retry will tell
+    }
+    if (refusal) {
+      this.setState("refused", refusal);
+      return;
+    }
+    this.start();
   }
 }
