@@ -10,7 +10,7 @@
 // restart, the network, a 1013 "too slow" close) reconnects with a backoff from 0.5 s doubling
 // to 10 s. live.start() opens it.
 
-import {socketRefusal, socketURL} from "./api.js";
+import {request, socketRefusal, socketURL} from "./api.js";
 
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 10000;
@@ -24,6 +24,7 @@ export class LiveEvents {
     this.delay = FIRST_DELAY_MS;
     this.socket = null;
     this.timer = null;
+    this.opened = false; // a socket of this page has opened: its origin is not refused
   }
 
   subscribe(fn) { this.listeners.push(fn); }
@@ -39,6 +40,7 @@ export class LiveEvents {
     const socket = new WebSocket(socketURL(this.path));
     this.socket = socket;
     socket.addEventListener("open", () => {
+      this.opened = true;
       this.delay = FIRST_DELAY_MS;
       this.setState("live");
       for (const fn of this.resyncListeners) fn();
@@ -70,10 +72,13 @@ export class LiveEvents {
   async retry() {
     // A refused upgrade looks like any drop: ask over HTTP first, so that an expired session
     // leads to the sign-in form (api.js does that on a 401) and a refused origin is said,
-    // instead of endless retries.
+    // instead of endless retries. Once a socket of this page has opened, its origin is not
+    // what refuses it (and the server's answer, which compares Origin and Host alone, could
+    // be wrong where the browser's Sec-Fetch-Site let it through): then only the session.
     let refusal = null;
     try {
-      refusal = await socketRefusal();
+      if (this.opened) await request("GET", "/session");
+      else refusal = await socketRefusal();
     } catch {
       // the server is away (restarting, say): the socket's retry will tell
     }

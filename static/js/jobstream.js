@@ -27,6 +27,7 @@ export class JobStream {
     this.next = {log: logFrom, response: responseFrom};
     Object.assign(this, {onStatus, onEntries, onEnd, onDeleted, onState});
     this.closed = false;
+    this.opened = false;
     this.ended = false;
     this.socket = null;
     this.timer = null;
@@ -41,6 +42,7 @@ export class JobStream {
     const socket = new WebSocket(socketURL(path));
     this.socket = socket;
     socket.addEventListener("open", () => {
+      this.opened = true; // then its origin is not what refuses it: see retry()
       this.delay = FIRST_DELAY_MS;
       this.onState("live");
     });
@@ -104,7 +106,7 @@ export class JobStream {
     // retrying forever.
     try {
       await request("GET", jobPath(this.jobId));
-      if (await socketRefusal()) {
+      if (!this.opened && await socketRefusal()) {
         this.finish();
         this.onState("refused");
         return;
