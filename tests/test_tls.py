@@ -5,7 +5,7 @@ certificate by ``--ca-cert``/``JOBJOKER_CA_BUNDLE`` and say clearly what to do w
 
 Real server processes with a self-signed certificate made by the test (``openssl``).
 """
-import shutil
+import ssl
 import subprocess
 import sys
 
@@ -13,24 +13,12 @@ import pytest
 
 from jobjoker.cli_actions import EXIT_UNAVAILABLE, EXIT_USAGE
 from jobjoker.client import CA_BUNDLE_VARIABLE, Client, UntrustedCertificate
-from tests.support import PASSWORD, ROOT, ServerProcess, unavailable, wait_for_end
-
-
-def make_certificate(folder):
-    """A self-signed certificate for 127.0.0.1 and localhost, and its key: (cert, key)."""
-    if shutil.which("openssl") is None:
-        unavailable("openssl is not installed (apt-get install openssl)")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
+from tests.support import PASSWORD, ROOT, ServerProcess, self_signed_certificate, wait_for_end
 
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
-    return make_certificate(tmp_path_factory.mktemp("tls"))
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +131,6 @@ def test_behind_a_trusted_proxy_https_makes_cookies_secure_and_sends_hsts(server
 
 
 def tls_context(certificate):
-    import ssl
     return ssl.create_default_context(cafile=str(certificate[0]))
 
 
