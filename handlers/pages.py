@@ -105,7 +105,15 @@ def prefix_routes(base_path):
     page's relative addresses need the trailing slash."""
     if not base_path:
         return []
-    return [(re.escape(base_path), tornado.web.RedirectHandler, {"url": base_path + "/"})]
+    return [(re.escape(base_path), PrefixRedirectHandler,
+             {"url": base_path + "/", "permanent": False})]
+
+
+class PrefixRedirectHandler(tornado.web.RedirectHandler):
+    """``/jobjoker`` -> ``/jobjoker/``, with the headers of every reply."""
+
+    def set_default_headers(self):
+        set_security_headers(self)
 
 
 default_handlers = [

@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -27,6 +26,8 @@ import tornado.httpclient
 import tornado.websocket
 
 from jobjoker.client import Client
+from jobjoker.config import load_config
+from jobjoker.errors import StartupError
 from tests.support import PASSWORD, ROOT, ServerProcess, call, cookies_of, free_port, \
     self_signed_certificate, unavailable, until, wait_for_end
 
@@ -152,6 +153,37 @@ def proxied_server(tmp_path, prefix, *args):
     if prefix:
         return PrefixedServer(tmp_path, "--trust-proxy", "yes", *args, prefix=prefix)
     return ServerProcess(tmp_path, "--trust-proxy", "yes", *args)
+
+
+# --- the prefix, in the server ------------------------------------------------------------
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("config_overrides", [{"base_path": PREFIX + "/"}])
+async def test_under_a_base_path_every_route_moves_under_it(api, config_overrides):
+    assert (await api("GET", PREFIX + "/health", auth=None)).code == 200
+    outside = await api("GET", "/health")  # (unknown paths need credentials, then 404)
+    assert outside.code == 404 and outside.json["success"] is False
+    bare = await api("GET", PREFIX, auth=None)
+    assert bare.code == 302 and bare.headers["Location"] == PREFIX + "/"
+    assert "Content-Security-Policy" in bare.headers
+    browser = await api("GET", PREFIX + "/", auth=None, headers={"Accept": "text/html"})
+    assert browser.code == 302 and browser.headers["Location"] == PREFIX + "/login"
+    created = await api("POST", PREFIX + "/jobs", {"worker": "Foobar"})
+    assert created.headers["Location"] == "%s/jobs/%s" % (PREFIX, created.data[0]["id"])
+    document = await api("GET", PREFIX + "/openapi.json")
+    assert json.loads(document.body)["servers"] == [{"url": PREFIX}]
+    login = await api("POST", PREFIX + "/session", {"username": "admin", "password": PASSWORD},
+                      auth=None)
+    for name, (_, header) in cookies_of(login).items():
+        assert "Path=%s;" % PREFIX in header + ";", header  # not the host's other paths
+
+
+@pytest.mark.parametrize("value", ["jobjoker", "/a/../b", "/a//b", "/job joker", "/%2e"])
+def test_a_base_path_must_be_a_plain_path(value):
+    with pytest.raises(StartupError) as refused:
+        load_config({"base_path": value}, environ={})
+    assert "--base-path" in refused.value.message and "e.g. /jobjoker" in refused.value.message
+    assert load_config({}, environ={"JOBJOKER_BASE_PATH": "/"}).base_path == ""
 
 
 # --- through nginx -------------------------------------------------------------------------
