@@ -170,7 +170,8 @@ async def serve(config):
 def announce(server):
     config = server.config
     host = config.host if ":" not in config.host else "[%s]" % config.host
-    url = "%s://%s:%d/" % ("https" if config.tls else "http", host, config.port)
+    url = "%s://%s:%d%s/" % ("https" if config.tls else "http", host, config.port,
+                             config.base_path)
     log.info("JobJoker %s listening on %s (data in %s, workers in %s)",
              __version__, url, config.data_dir, config.workers_dir)
     if not config.loopback_only and not config.tls:

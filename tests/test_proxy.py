@@ -340,6 +340,7 @@ def test_the_page_works_under_a_base_path(tmp_path, nginx, chromium, behind):
     server = PrefixedServer(tmp_path, "--trust-proxy", "yes", prefix=PREFIX)
     try:
         server.wait_ready()
+        assert "listening on %s/" % server.url in server.stderr  # where to sign in
         base = server.url if behind == "direct" else nginx(server.port, PREFIX)
         job = Client(server.url, "admin", PASSWORD).create_job("TestWorker", {"count": 3,
                                                                              "sleep": 0},
