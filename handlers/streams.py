@@ -12,6 +12,7 @@ allows it. A browser does not show a page why its handshake failed, so the page 
 says why not.
 """
 import logging
+import re
 import time
 import urllib.parse
 
@@ -22,6 +23,9 @@ from jobjoker.handlers.base import APIHandler, AuthMixin, ErrorEnvelopeMixin, Jo
     set_security_headers
 
 log = logging.getLogger(__name__)
+# What a browser sends as Origin: a scheme, a host (a name, an IPv4 or a bracketed IPv6 address)
+# and maybe a port; the API document states the same pattern.
+ORIGIN_PATTERN = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$"
 
 
 def origin_allowed(origin, host, allowed_origins):
@@ -31,7 +35,11 @@ def origin_allowed(origin, host, allowed_origins):
     request through on ``Sec-Fetch-Site: same-origin``, but Chromium's handshakes are not let
     through by it (tests/test_proxy.py: refused behind ``$host`` over HTTPS), while its fetches
     carry it: so the page's own request's header is not asked here."""
-    if urllib.parse.urlsplit(origin).netloc.lower() == (host or "").lower():
+    try:
+        netloc = urllib.parse.urlsplit(origin).netloc
+    except ValueError:  # brackets around no IPv6 address: no host to compare
+        netloc = None
+    if netloc is not None and netloc.lower() == (host or "").lower():
         return True
     return origin in allowed_origins
 
@@ -140,8 +148,7 @@ class StreamOriginHandler(APIHandler):
     def get(self):
         """``[{"origin", "host", "allowed"}]``; the message says why not."""
         origin = self.get_query_argument("origin", None)
-        parts = urllib.parse.urlsplit(origin or "")
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not re.fullmatch(ORIGIN_PATTERN, origin or ""):
             raise errors.BadRequest("origin must be a page's origin, like "
                                     "https://jobs.example.com:8443 (got %r)" % origin)
         host = self.request.headers.get("Host")  # the one its socket reaches the server by
