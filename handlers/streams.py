@@ -21,6 +21,8 @@ import tornado.websocket
 from jobjoker import errors, storage
 from jobjoker.handlers.base import APIHandler, AuthMixin, ErrorEnvelopeMixin, JobPathMixin, \
     set_security_headers
+from jobjoker.paging import MAX_OFFSET
+from jobjoker.streams import EventsFollower, JobFollower, Outbox
 
 log = logging.getLogger(__name__)
 # What a browser sends as Origin: a scheme, a host (a name, an IPv4 or a bracketed IPv6 address)
@@ -50,8 +52,6 @@ def origin_refusal(origin, host):
             "(the Host header). If the page is yours: behind a proxy, pass the Host header "
             "with its port (nginx: proxy_set_header Host $http_host); or add the origin to "
             "--allowed-origins" % (origin, host))
-from jobjoker.paging import MAX_OFFSET
-from jobjoker.streams import EventsFollower, JobFollower, Outbox
 
 
 class StreamHandler(ErrorEnvelopeMixin, AuthMixin, tornado.websocket.WebSocketHandler):
