@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_USER = "admin"
 CA_BUNDLE_VARIABLE = "JOBJOKER_CA_BUNDLE"
+HOSTNAME_MISMATCH = 62  # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, in SSLCertVerificationError
 STREAMS = ("log", "response")
 BACKOFF_FIRST = 0.1  # seconds before the first reconnect; doubles on each failure in a row
 BACKOFF_MAX = 5.0
@@ -223,6 +224,11 @@ class Client:
 
     def _unreachable(self, reason):
         """The ``ConnectionFailed`` for ``reason``; an untrusted certificate says what to do."""
+        if isinstance(reason, ssl.SSLCertVerificationError) and \
+                reason.verify_code == HOSTNAME_MISMATCH:  # a CA would not help
+            return UntrustedCertificate(
+                "the TLS certificate of the JobJoker server at %s is for another name (%s): "
+                "use the host name it was made for in the URL" % (self.url, reason.verify_message))
         if isinstance(reason, ssl.SSLCertVerificationError):
             return UntrustedCertificate(
                 "the TLS certificate of the JobJoker server at %s is not trusted (%s): give "

@@ -204,14 +204,14 @@ def free_port():
 
 
 def self_signed_certificate(folder):
-    """A self-signed certificate for 127.0.0.1 and localhost made with ``openssl``, and its
-    key: ``(cert, key)`` paths in ``folder``."""
+    """A self-signed certificate for 127.0.0.1 (only: not for localhost) made with
+    ``openssl``, and its key: ``(cert, key)`` paths in ``folder``."""
     if shutil.which("openssl") is None:
         unavailable("openssl is not installed (apt-get install openssl)")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                    str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=jobjoker-test",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
                    check=True, capture_output=True, timeout=60)
     return cert, key
 

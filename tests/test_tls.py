@@ -67,6 +67,13 @@ def test_the_client_trusts_the_ca_given_as_argument_or_in_the_environment(
     assert wait_for_end(by_argument, job["id"])["status"] == "done"
 
 
+def test_a_certificate_for_another_name_says_so(tls_server, certificate):
+    # The certificate names 127.0.0.1 only, and localhost is the same server.
+    other_name = tls_server.url.replace("127.0.0.1", "localhost")
+    with pytest.raises(UntrustedCertificate, match="is for another name .*use the host name"):
+        Client(other_name, "admin", PASSWORD, ca_cert=str(certificate[0])).workers()
+
+
 def test_a_ca_file_that_cannot_be_read_is_named(tmp_path, monkeypatch):
     monkeypatch.delenv(CA_BUNDLE_VARIABLE, raising=False)
     with pytest.raises(ValueError, match="cannot read the CA certificates in .*nothing.pem"):
