@@ -69,6 +69,11 @@ def set_security_headers(handler):
     handler.set_header("X-Content-Type-Options", "nosniff")
     handler.set_header("X-Frame-Options", "DENY")
     handler.set_header("Referrer-Policy", "no-referrer")
+    # HSTS only where the browser reached us over HTTPS (our TLS, or a trusted proxy's: see
+    # jobjoker.forwarded): sent over plain HTTP it would be ignored, and wrong.
+    hsts_seconds = handler.settings["config"].hsts_seconds
+    if hsts_seconds and handler.request.protocol == "https":
+        handler.set_header("Strict-Transport-Security", "max-age=%d" % hsts_seconds)
 
 
 def _reject_constant(name):

@@ -29,7 +29,7 @@ class JobsHandler(APIHandler):
         """Create a job from ``{"worker", "parameters"}``: idle, or started too with
         ``"start": true`` (then 201 with the job active and its pid)."""
         job, message = await self.jobs.submit_job(self.json_body(JOB_KEYS), self.actor)
-        self.set_header("Location", "/jobs/%s" % job["id"])
+        self.set_header("Location", "%s/jobs/%s" % (self.config.base_path, job["id"]))
         self.send_data(job, 201, message)
 
 

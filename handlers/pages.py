@@ -6,8 +6,13 @@ would serve them to anyone, so it is not used); only the sign-in form and the fe
 loads (``PUBLIC_FILES``) are served to anyone. A browser that asks for ``/`` without credentials
 is sent to ``/login`` instead of the bare 401. Everything carries the strict
 Content-Security-Policy the pages are written for.
+
+Under ``--base-path /jobjoker`` every route is served below the prefix (``jobjoker.app``), and
+``/jobjoker`` itself is sent on to ``/jobjoker/``: the pages name their files and the page's
+scripts their calls relative to where they are, so they need no rewriting for a prefix.
 """
 import os
+import re
 
 import tornado.web
 
@@ -31,7 +36,7 @@ class IndexHandler(APIHandler):
         except errors.Unauthorized:
             if "text/html" not in self.request.headers.get("Accept", ""):
                 raise  # a script gets the 401 (and the Basic challenge)
-            self.redirect("/login")
+            self.redirect(self.config.base_path + "/login")
 
     def get(self):
         """The page's HTML (its scripts and styles are files under /static/)."""
@@ -93,6 +98,22 @@ def _is_package_file(path):
 
 def static_route(static_dir):
     return (r"/static/(.+)", StaticHandler, {"path": static_dir})
+
+
+def prefix_routes(base_path):
+    """Under a prefix, its bare form (``/jobjoker``) leads to the page (``/jobjoker/``): the
+    page's relative addresses need the trailing slash."""
+    if not base_path:
+        return []
+    return [(re.escape(base_path), PrefixRedirectHandler,
+             {"url": base_path + "/", "permanent": False})]
+
+
+class PrefixRedirectHandler(tornado.web.RedirectHandler):
+    """``/jobjoker`` -> ``/jobjoker/``, with the headers of every reply."""
+
+    def set_default_headers(self):
+        set_security_headers(self)
 
 
 default_handlers = [

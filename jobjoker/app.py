@@ -14,6 +14,7 @@ import importlib.resources
 import json
 import logging
 import os
+import re
 import ssl
 import sys
 import time
@@ -44,6 +45,7 @@ from jobjoker.handlers import workers as workers_routes
 from jobjoker.events import EventHub
 from jobjoker.jobs import JobService
 from jobjoker.logstore import LogStore
+from jobjoker.logthrottle import LogThrottle
 from jobjoker.looplag import LoopMonitor
 from jobjoker.metrics import Metrics
 from jobjoker.nodes import NodeLease
@@ -72,6 +74,14 @@ def routes():
     return [route for module in HANDLER_MODULES for route in module.default_handlers]
 
 
+def mounted(route_list, base_path):
+    """``route_list`` served under ``base_path`` (``--base-path``, e.g. ``/jobjoker``): every
+    pattern prefixed, so a proxy can pass the full path on. The handlers never see the prefix
+    in their arguments; the few that build an address add it (``config.base_path``)."""
+    prefix = re.escape(base_path)
+    return [(prefix + pattern, *rest) for pattern, *rest in route_list]
+
+
 def make_app(config, services, health):
     """The Tornado application over ``services`` (a dict: jobs, workers, authenticator,
     accounts, audit, logstore, hub, storage, metrics); ``health`` answers ``/health``."""
@@ -79,12 +89,15 @@ def make_app(config, services, health):
     # serves them from a folder, which a package installed unzipped has.
     static_dir = os.fspath(importlib.resources.files("jobjoker.static"))
     return tornado.web.Application(
-        routes() + [page_routes.static_route(static_dir)],
+        mounted(routes() + [page_routes.static_route(static_dir)], config.base_path)
+        + page_routes.prefix_routes(config.base_path),
         config=config,
         # Built once, from the routes' own handlers: who may call what is their declaration.
         openapi=json.dumps(openapi_document(routes(), config)),
         health=health,
         open_streams=set(),
+        # A refused WebSocket origin is logged once a minute, not once per retry of a page.
+        refusal_log=LogThrottle(stream_routes.log, interval=60.0),
         # Server-wide bounds on what many clients together make the server hold.
         body_budget=MemoryBudget(config.max_body_memory),
         stream_budget=MemoryBudget(config.stream_memory),

@@ -67,10 +67,15 @@ HELP = {
                                "is closed (default 60)",
     "tls_cert": "serve HTTPS with this certificate chain (PEM); needs --tls-key",
     "tls_key": "the private key (PEM) of --tls-cert",
+    "hsts_seconds": "send Strict-Transport-Security with this max-age on HTTPS replies (under "
+                    "--tls-cert, or behind --trust-proxy when the proxy says https); "
+                    "default 0: not sent",
     "allowed_hosts": "host names (comma-separated) accepted in the Host header besides "
                      "localhost, when listening on loopback (DNS-rebinding guard)",
     "allowed_origins": "browser origins (comma-separated, e.g. https://jobs.example.com) "
                        "allowed to open WebSockets besides the server's own",
+    "base_path": "serve everything under this path prefix, e.g. /jobjoker behind a proxy's "
+                 "location /jobjoker/ (default: the root)",
     "run_as": "when the server runs as root, run jobs as this unprivileged user",
     "trust_proxy": "yes when behind a reverse proxy: take the client's address and scheme "
                    "from X-Forwarded-For/-Proto (only then!)",
@@ -239,7 +244,8 @@ async def serve(config, output):
 def announce(server):
     config = server.config
     host = config.host if ":" not in config.host else "[%s]" % config.host
-    url = "%s://%s:%d/" % ("https" if config.tls else "http", host, config.port)
+    url = "%s://%s:%d%s/" % ("https" if config.tls else "http", host, config.port,
+                             config.base_path)
     log.info("JobJoker %s listening on %s (data in %s, workers in %s)",
              __version__, url, config.data_dir, config.workers_dir)
     if not config.loopback_only and not config.tls:

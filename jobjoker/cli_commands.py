@@ -3,9 +3,10 @@
 Contract: ``add_client_commands(parser, commands)`` adds ``workers``, ``jobs``, ``users``,
 ``tokens``, ``audit``, ``logs`` and ``run`` to the ``jobjoker`` parser, each running an action
 of ``jobjoker.cli_actions`` through ``client_command``. The server comes from ``--url`` or
-``JOBJOKER_URL``, the user from ``--user`` or ``JOBJOKER_USER``, and the password (or an API
-token) only from ``JOBJOKER_PASSWORD`` (or ``JOBJOKER_TOKEN``): a flag would show it to every
-user of the machine in ``ps``. Errors go to stderr with the server's message, and the exit code
+``JOBJOKER_URL`` (the CA of an ``https://`` one from ``--ca-cert`` or ``JOBJOKER_CA_BUNDLE``),
+the user from ``--user`` or ``JOBJOKER_USER``, and the password (or an API token) only from
+``JOBJOKER_PASSWORD`` (or ``JOBJOKER_TOKEN``): a flag would show it to every user of the machine
+in ``ps``. Errors go to stderr with the server's message, and the exit code
 says what happened (``EXIT_CODES_HELP``).
 """
 import argparse
@@ -21,8 +22,8 @@ from jobjoker.cli_actions import EXIT_AUTH, EXIT_BROKEN_PIPE, EXIT_CODES_HELP, E
     tokens_ls, tokens_revoke, users_able, users_add, users_ls, users_passwd, users_rm, \
     users_role, workers_ls, workers_pull, workers_push, workers_rm, workers_show
 from jobjoker.cli_output import fail
-from jobjoker.client import AuthError, Client, ClientError, ConnectionFailed, NotFoundError, \
-    ServerError
+from jobjoker.client import CA_BUNDLE_VARIABLE, AuthError, Client, ClientError, \
+    ConnectionFailed, NotFoundError, ServerError
 from jobjoker.roles import ROLES
 from jobjoker.states import JobStatus
 
@@ -48,6 +49,11 @@ def add_client_commands(parser, commands):
     options.add_argument("--user", help="user name (env JOBJOKER_USER, default admin); the "
                                         "password comes only from JOBJOKER_PASSWORD")
     options.add_argument("--password", nargs="?", action=RefusePassword, help=argparse.SUPPRESS)
+    options.add_argument("--ca-cert", metavar="PATH",
+                         help="trust an https:// server whose certificate is signed by the CA "
+                              "certificate(s) in this PEM file (for a self-signed server, its "
+                              "own certificate), instead of the system's (env %s)"
+                              % CA_BUNDLE_VARIABLE)
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print JSON for scripts")
     both = [server, output]
@@ -168,7 +174,7 @@ def client_command(action):
         # The client's warnings (a stream resumed after a drop) go to stderr like our errors.
         logging.basicConfig(level=logging.WARNING, format="jobjoker: %(message)s")
         try:
-            client = Client(args.url, args.user)
+            client = Client(args.url, args.user, ca_cert=args.ca_cert)
         except ValueError as e:
             return fail(str(e), EXIT_USAGE)
         try:

@@ -1,8 +1,12 @@
 """A small synchronous Python client for JobJoker, for scripts: REST calls, and following jobs live.
 
-Contract: ``Client(url, username, password, timeout, token)`` talks to one server; anything left
-out comes from ``JOBJOKER_URL`` (default ``http://127.0.0.1:8080``), ``JOBJOKER_USER`` (default
-``admin``) and ``JOBJOKER_PASSWORD`` or ``JOBJOKER_TOKEN`` (an empty variable counts as unset). A
+Contract: ``Client(url, username, password, timeout, token, ca_cert)`` talks to one server;
+anything left out comes from ``JOBJOKER_URL`` (default ``http://127.0.0.1:8080``),
+``JOBJOKER_USER`` (default ``admin``), ``JOBJOKER_PASSWORD`` or ``JOBJOKER_TOKEN``, and
+``JOBJOKER_CA_BUNDLE`` (an empty variable counts as unset). An ``https://`` server's certificate
+is checked against the CA certificates (PEM) in ``ca_cert`` when given (they replace the system's,
+as for a self-signed server), else the system's (which ``SSL_CERT_FILE`` also sets); an untrusted
+certificate raises ``ConnectionFailed`` saying so and how to trust it. A
 token is sent as ``Authorization: Bearer``, else the user and password as HTTP Basic; the
 environment's credentials are used only when neither is passed in. Every method makes one
 request and returns the parsed ``data`` of the reply (a dict for one item, a list for a
@@ -43,6 +47,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import threading
 import urllib.error
 import urllib.parse
@@ -56,6 +61,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_USER = "admin"
+CA_BUNDLE_VARIABLE = "JOBJOKER_CA_BUNDLE"
+HOSTNAME_MISMATCH = 62  # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, in SSLCertVerificationError
 STREAMS = ("log", "response")
 BACKOFF_FIRST = 0.1  # seconds before the first reconnect; doubles on each failure in a row
 BACKOFF_MAX = 5.0
@@ -81,6 +88,11 @@ class ClientError(Exception):
 
 class ConnectionFailed(ClientError):
     """The server could not be reached, or did not answer in time."""
+
+
+class UntrustedCertificate(ConnectionFailed):
+    """The server's TLS certificate is not signed by a trusted CA (``--ca-cert``); retrying
+    cannot change that, so ``follow`` raises it at once."""
 
 
 class BadRequestError(ClientError):
@@ -159,7 +171,8 @@ class Event:
 class Client:
     """One JobJoker server, seen from a script."""
 
-    def __init__(self, url=None, username=None, password=None, timeout=30, token=None):
+    def __init__(self, url=None, username=None, password=None, timeout=30, token=None,
+                 ca_cert=None):
         self.url = (url or os.environ.get("JOBJOKER_URL") or DEFAULT_URL).rstrip("/")
         parts = urllib.parse.urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -172,6 +185,8 @@ class Client:
         self.password = password
         self.token = token
         self.timeout = timeout
+        self.ca_cert = ca_cert or os.environ.get(CA_BUNDLE_VARIABLE) or None
+        self.tls_context = tls_context(self.ca_cert) if parts.scheme == "https" else None
 
     def __repr__(self):  # never the password or the token
         return "Client(%r, %s)" % (self.url, "token" if self.token else "user %r" % self.username)
@@ -199,14 +214,30 @@ class Client:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+            with urllib.request.urlopen(request, timeout=self.timeout,
+                                        context=self.tls_context) as reply:
                 return reply.read(), reply.headers
         except urllib.error.HTTPError as e:
             raise error_for(e.code, message_of(e.read(), e.code, e.reason)) from None
         except (urllib.error.URLError, OSError) as e:  # refused, unknown host, timeout, reset
-            reason = getattr(e, "reason", e)
-            raise ConnectionFailed("cannot reach the JobJoker server at %s: %s"
-                                   % (self.url, reason)) from None
+            raise self._unreachable(getattr(e, "reason", e)) from None
+
+    def _unreachable(self, reason):
+        """The ``ConnectionFailed`` for ``reason``; an untrusted certificate says what to do."""
+        if isinstance(reason, ssl.SSLCertVerificationError) and \
+                reason.verify_code == HOSTNAME_MISMATCH:  # a CA would not help
+            return UntrustedCertificate(
+                "the TLS certificate of the JobJoker server at %s is for another name (%s): "
+                "use the host name it was made for in the URL" % (self.url, reason.verify_message))
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            return UntrustedCertificate(
+                "the TLS certificate of the JobJoker server at %s is not trusted (%s): give "
+                "the CA certificate that signed it (for a self-signed server, its own "
+                "certificate) with --ca-cert PATH or %s=PATH%s"
+                % (self.url, reason.verify_message or reason, CA_BUNDLE_VARIABLE,
+                   " (now: %s)" % self.ca_cert if self.ca_cert else ""))
+        return ConnectionFailed("cannot reach the JobJoker server at %s: %s"
+                                % (self.url, reason))
 
     def _data(self, method, path, body=None, content_type=None, **query):
         """The ``data`` list of the reply's envelope."""
@@ -423,6 +454,8 @@ class Client:
                                                    cursor)))
                     try:
                         connection = run(self._open_stream(job_id, cursor))
+                    except UntrustedCertificate:
+                        raise
                     except (ConnectionFailed, ServerError) as e:
                         failures, last_error = failures + 1, e
                         continue
@@ -479,7 +512,8 @@ class Client:
             {"log_from": cursor["log"], "response_from": cursor["response"]}))
         request = tornado.httpclient.HTTPRequest(url, headers=self._headers(),
                                                  connect_timeout=self.timeout,
-                                                 request_timeout=self.timeout)
+                                                 request_timeout=self.timeout,
+                                                 ssl_options=self.tls_context)
         try:
             return await tornado.websocket.websocket_connect(
                 request, ping_interval=PING_INTERVAL, max_message_size=MAX_MESSAGE_SIZE)
@@ -490,8 +524,19 @@ class Client:
             body = e.response.body if e.response is not None else b""
             raise error_for(e.code, message_of(body, e.code, e.message)) from None
         except (OSError, tornado.iostream.StreamClosedError) as e:
-            raise ConnectionFailed("cannot reach the JobJoker server at %s: %s"
-                                   % (self.url, e)) from None
+            raise self._unreachable(e) from None
+
+
+def tls_context(ca_cert):
+    """The TLS settings for ``https://`` servers: the system's CA certificates, or only those in
+    the PEM file ``ca_cert``; a file that cannot be read is a ``ValueError`` naming it."""
+    if not ca_cert:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=ca_cert)
+    except (OSError, ssl.SSLError) as e:
+        raise ValueError("cannot read the CA certificates in %s (--ca-cert or %s): %s"
+                         % (ca_cert, CA_BUNDLE_VARIABLE, e)) from None
 
 
 def in_event_loop():

@@ -12,6 +12,7 @@ server should warn of at start (a world-readable config file holding a password,
 import dataclasses
 import os
 import pathlib
+import re
 import socket
 import stat
 import tomllib
@@ -82,10 +83,12 @@ class Config:
     idle_connection_timeout: float = 60.0  # seconds a connection may wait for a request
     tls_cert: pathlib.Path = None  # serve HTTPS with this certificate chain (PEM) ...
     tls_key: pathlib.Path = None  # ... and this private key
+    hsts_seconds: int = 0  # Strict-Transport-Security max-age on HTTPS replies (0: not sent)
     allowed_hosts: tuple = ()  # Host header names accepted besides loopback's own
     allowed_origins: tuple = ()  # browser origins allowed to open WebSockets besides our own
     run_as: str = None  # when the server runs as root, jobs run as this user
     trust_proxy: bool = False  # take client address and scheme from X-Forwarded-* headers
+    base_path: str = ""  # served under this path prefix ("/jobjoker"); "" is the root
     login_failures: int = 10  # failed logins an account may have in login_window, then 429
     login_failures_per_address: int = 50  # the same for one client address, all accounts
     login_window: float = 300.0
@@ -162,6 +165,21 @@ def _flag(value):
 
 _flag.__name__ = "yes/no value"
 
+# A path prefix's segments: what a URL path may hold unescaped, and no "." or ".." segment.
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
+
+
+def _base_path(value):
+    """A path prefix: ``/jobjoker`` (a trailing slash is dropped); ``""`` or ``/`` is the root."""
+    text = str(value).strip().rstrip("/")
+    if text and (not text.startswith("/") or not all(
+            _PATH_SEGMENT.fullmatch(segment) for segment in text[1:].split("/"))):
+        raise ValueError(value)
+    return text
+
+
+_base_path.__name__ = "path prefix (e.g. /jobjoker: /NAME segments of letters, digits, . _ ~ -)"
+
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
 
 
@@ -213,10 +231,12 @@ OPTIONS = {
     "idle_connection_timeout": ("JOBJOKER_IDLE_CONNECTION_TIMEOUT", float),
     "tls_cert": ("JOBJOKER_TLS_CERT", pathlib.Path),
     "tls_key": ("JOBJOKER_TLS_KEY", pathlib.Path),
+    "hsts_seconds": ("JOBJOKER_HSTS_SECONDS", int),
     "allowed_hosts": ("JOBJOKER_ALLOWED_HOSTS", _hosts),
     "allowed_origins": ("JOBJOKER_ALLOWED_ORIGINS", _words),
     "run_as": ("JOBJOKER_RUN_AS", str),
     "trust_proxy": ("JOBJOKER_TRUST_PROXY", _flag),
+    "base_path": ("JOBJOKER_BASE_PATH", _base_path),
     "login_failures": ("JOBJOKER_LOGIN_FAILURES", int),
     "login_failures_per_address": ("JOBJOKER_LOGIN_FAILURES_PER_ADDRESS", int),
     "login_window": ("JOBJOKER_LOGIN_WINDOW", float),

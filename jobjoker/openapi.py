@@ -70,7 +70,7 @@ def openapi_document(routes, config=Config):
                 "opens with the role it needs: viewer < operator < admin, or self (any "
                 "signed-in user, for their own account)." % public_operations(paths)),
         },
-        "servers": [{"url": "/"}],
+        "servers": [{"url": config.base_path or "/"}],  # --base-path
         "security": CREDENTIALS,
         "tags": [
             {"name": "jobs", "description": "Runs of workers, their log and response."},

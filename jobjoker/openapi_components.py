@@ -232,6 +232,12 @@ def item_schemas():
                               "an `X-XSRFToken` header with every unsafe request that the "
                               "session cookie authenticates. Null for Basic and tokens."}),
         }),
+        "StreamOrigin": strict_object("Whether WebSockets from a page's origin are allowed.", {
+            "origin": {"type": "string", "description": "The origin asked about."},
+            "host": nullable({"type": "string", "description": "The Host header this server "
+                                                            "was reached by."}),
+            "allowed": {"type": "boolean"},
+        }),
         "User": strict_object("A user (never their password or its hash).", {
             "username": USER_NAME,
             "role": ROLE,
@@ -296,6 +302,7 @@ ENVELOPES = {
     "PidEnvelope": ("PidItem", "A job's pid.", "one"),
     "HealthEnvelope": ("HealthReply", "The server's readiness.", "one"),
     "SessionEnvelope": ("Session", "Who is signed in.", "one"),
+    "StreamOriginEnvelope": ("StreamOrigin", "Whether an origin may open streams.", "one"),
     "UserEnvelope": ("User", "One user.", "one"),
     "UserListEnvelope": ("User", "Every user, by name.", "many"),
     "TokenEnvelope": ("Token", "One API token.", "one"),

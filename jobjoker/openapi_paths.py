@@ -7,6 +7,7 @@ call an operation is not said here: ``jobjoker.openapi`` asks the handler and ad
 """
 from jobjoker.accounts import MAX_PASSWORD, MIN_PASSWORD
 from jobjoker.auth import SESSION_COOKIE
+from jobjoker.handlers.streams import ORIGIN_PATTERN
 from jobjoker.openapi_components import ERROR_RESPONSES, header, ref
 
 
@@ -343,6 +344,19 @@ def _job_paths(config):
                 errors=["400"],
                 description="Credentials and the origin (403 from another site) are checked "
                             "before the upgrade."),
+        },
+        "/streams/origin": {
+            "get": operation(
+                "getStreamOrigin", "streams", "May a page at this origin open the streams?",
+                {"200": json_reply("The answer; when not allowed, `message` says why and "
+                                   "what to change.", "StreamOriginEnvelope")},
+                parameters=[{"name": "origin", "in": "query", "required": True,
+                             "description": "The page's origin, e.g. "
+                                            "`https://jobs.example.com:8443`.",
+                             "schema": {"type": "string", "pattern": ORIGIN_PATTERN}}],
+                description="A browser does not tell a page why its WebSocket handshake "
+                            "failed: the admin page asks here, with its own origin, and the "
+                            "same rule as the handshake's is applied to the same Host header."),
         },
     }
 

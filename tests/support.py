@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import ssl
@@ -200,6 +201,19 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def self_signed_certificate(folder):
+    """A self-signed certificate for 127.0.0.1 (only: not for localhost) made with
+    ``openssl``, and its key: ``(cert, key)`` paths in ``folder``."""
+    if shutil.which("openssl") is None:
+        unavailable("openssl is not installed (apt-get install openssl)")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=jobjoker-test",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
 
 
 def process_alive(pid):
@@ -526,6 +540,7 @@ MATRIX = {
     ("/jobs/{id}/pid", "PUT"): "operator",
     ("/jobs/{id}/stream", "GET"): "viewer",
     ("/events", "GET"): "viewer",
+    ("/streams/origin", "GET"): "viewer",
     ("/session", "GET"): SELF,
     ("/session", "POST"): PUBLIC,
     ("/session", "DELETE"): SELF,

@@ -564,6 +564,9 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     await expect(401, "GET", "/metrics", auth=None)
     await expect(200, "GET", "/")
     await expect(200, "GET", "/openapi.json")
+    foreign = await expect(200, "GET", "/streams/origin?origin=http%3A%2F%2Fevil.example")
+    assert foreign.data[0]["allowed"] is False and "--allowed-origins" in foreign.json["message"]
+    await expect(400, "GET", "/streams/origin?origin=evil.example")
     await expect(401, "GET", "/", auth=None)
     browser = await expect(302, "GET", "/", auth=None, headers={"Accept": "text/html"})
     assert browser.headers["Location"] == "/login"

@@ -8,7 +8,7 @@
 // the secret once (with a Copy button) until Done; it is never kept anywhere else. Revoke asks
 // first, then DELETE /tokens/ID. Every refusal shows the server's message.
 
-import {request} from "./api.js";
+import {address, request} from "./api.js";
 import {$, el, replaceContent} from "./dom.js";
 import {formatTime} from "./format.js";
 import {attempt, showError, showInfo} from "./notices.js";
@@ -111,7 +111,7 @@ export class AccountTab {
     this.passwordForm.reset();
     // The server has ended every session of this user, this page's too: sign in again.
     showInfo(`${reply.message}. Sign in again with the new password.`);
-    if (this.me.scheme === "session") window.location.assign("/login");
+    if (this.me.scheme === "session") window.location.assign(address("/login"));
   }
 
   async createToken() {

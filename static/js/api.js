@@ -7,6 +7,10 @@
 // data (a 422 about worker code carries [{line: N}]). getText(path) does the same for the
 // routes that answer plain text. socketURL(path) is the ws:// or wss:// address of a path here.
 // whoAmI() reads GET /session: {username, role, scheme, xsrf}; signOut() ends the session.
+// socketRefusal() says why the server refuses this page's WebSockets (its message), or null.
+//
+// Paths are the API's own ("/jobs"): every call, socket and link goes through address(path),
+// which puts the server's path prefix (--base-path) in front, so no module needs to know it.
 //
 // Authentication: the browser sends what it holds, the session cookie set by the sign-in form
 // (/login) or HTTP Basic credentials it was given; both also reach WebSocket upgrades. Every
@@ -16,6 +20,11 @@
 // requires of requests authenticated by the session cookie.
 
 const UNSAFE = new Set(["POST", "PUT", "DELETE", "PATCH"]);
+// The pages are served at BASE + "/" and BASE + "/login", this file at
+// BASE + "/static/js/api.js": BASE is two folders up ("/jobjoker" under --base-path
+// /jobjoker, "" at the root). Asking the server would cost a request before the first one.
+export const BASE = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+export const address = (path) => BASE + path;
 let xsrfToken = null;
 
 function xsrf() {
@@ -54,7 +63,7 @@ async function send(method, path, {json, text, accept = "application/json"} = {}
     init.headers["Content-Type"] = "text/plain; charset=UTF-8";
   }
   try {
-    return await fetch(path, init);
+    return await fetch(address(path), init);
   } catch {
     throw new ApiError(UNREACHABLE, 0, []);
   }
@@ -69,7 +78,7 @@ async function refusal(response) {
     // not JSON: a proxy's error page, say
   }
   if (response.status === 401) {
-    window.location.assign("/login"); // signed out, or the session expired: sign in again
+    window.location.assign(address("/login")); // signed out, or the session expired
   }
   const message = envelope && typeof envelope.message === "string" && envelope.message
     ? envelope.message
@@ -105,7 +114,7 @@ export async function whoAmI() {
 
 export async function signOut() {
   await request("DELETE", "/session");
-  window.location.assign("/login");
+  window.location.assign(address("/login"));
 }
 
 /** "?a=1&b=x" from an object, leaving out empty values ("" for none at all). */
@@ -120,7 +129,15 @@ export function query(parameters) {
 
 export function socketURL(path) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}${path}`;
+  return `${scheme}//${location.host}${address(path)}`;
+}
+
+/** Why the server refuses this page's WebSockets (its message, naming what to change), or
+ * null. A browser tells a page nothing about a refused handshake, so this asks over HTTP:
+ * the server applies the handshake's origin rule to this page's origin and Host. */
+export async function socketRefusal() {
+  const reply = await request("GET", "/streams/origin" + query({origin: location.origin}));
+  return reply.data[0].allowed ? null : reply.message;
 }
 
 export const jobPath = (id, suffix = "") => `/jobs/${encodeURIComponent(id)}${suffix}`;

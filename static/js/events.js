@@ -5,10 +5,12 @@
 // {type: "worker", action: "saved"|"deleted", name}); live.onResync(fn) calls fn() each time
 // the socket (re)opens, because the feed has no replay: whoever keeps a list reloads it then to
 // catch what happened while the socket was down. live.onState(fn) reports "connecting", "live"
-// or "offline". A dropped socket (a server restart, the network, a 1013 "too slow" close)
-// reconnects with a backoff from 0.5 s doubling to 10 s. live.start() opens it.
+// or "offline", or ("refused", the server's message) when the server refuses this page's
+// origin: then it stops, since retrying cannot change that. A dropped socket (a server
+// restart, the network, a 1013 "too slow" close) reconnects with a backoff from 0.5 s doubling
+// to 10 s. live.start() opens it.
 
-import {request, socketURL} from "./api.js";
+import {request, socketRefusal, socketURL} from "./api.js";
 
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 10000;
@@ -22,14 +24,15 @@ export class LiveEvents {
     this.delay = FIRST_DELAY_MS;
     this.socket = null;
     this.timer = null;
+    this.opened = false; // a socket of this page has opened: its origin is not refused
   }
 
   subscribe(fn) { this.listeners.push(fn); }
   onResync(fn) { this.resyncListeners.push(fn); }
   onState(fn) { this.stateListeners.push(fn); }
 
-  setState(state) {
-    for (const fn of this.stateListeners) fn(state);
+  setState(state, detail = "") {
+    for (const fn of this.stateListeners) fn(state, detail);
   }
 
   start() {
@@ -37,6 +40,7 @@ export class LiveEvents {
     const socket = new WebSocket(socketURL(this.path));
     this.socket = socket;
     socket.addEventListener("open", () => {
+      this.opened = true;
       this.delay = FIRST_DELAY_MS;
       this.setState("live");
       for (const fn of this.resyncListeners) fn();
@@ -60,11 +64,28 @@ export class LiveEvents {
       if (this.socket !== socket) return;
       this.setState("offline");
       clearTimeout(this.timer);
-      // A refused upgrade looks like any drop: ask over HTTP first, so an expired session
-      // leads to the sign-in form (api.js does that on a 401) instead of endless retries.
-      this.timer = setTimeout(() => request("GET", "/session").then(() => this.start(),
-        () => this.start()), this.delay);
+      this.timer = setTimeout(() => this.retry(), this.delay);
       this.delay = Math.min(this.delay * 2, MAX_DELAY_MS);
     });
+  }
+
+  async retry() {
+    // A refused upgrade looks like any drop: ask over HTTP first, so that an expired session
+    // leads to the sign-in form (api.js does that on a 401) and a refused origin is said,
+    // instead of endless retries. Once a socket of this page has opened, its origin is not
+    // what refuses it (and the server's answer, which compares Origin and Host alone, could
+    // be wrong where the browser's Sec-Fetch-Site let it through): then only the session.
+    let refusal = null;
+    try {
+      if (this.opened) await request("GET", "/session");
+      else refusal = await socketRefusal();
+    } catch {
+      // the server is away (restarting, say): the socket's retry will tell
+    }
+    if (refusal) {
+      this.setState("refused", refusal);
+      return;
+    }
+    this.start();
   }
 }

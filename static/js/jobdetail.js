@@ -14,7 +14,7 @@
 // and its live updates). The server still decides: a job may change between the click and the
 // request, and its refusal is shown beside the buttons, not over the log.
 
-import {jobPath, query, request} from "./api.js";
+import {address, jobPath, query, request} from "./api.js";
 import {$, el, replaceContent} from "./dom.js";
 import {EntryView, PAGE} from "./entryview.js";
 import {formatDuration, formatTime, jobDuration, machineTime, stampReceived} from "./format.js";
@@ -25,7 +25,7 @@ import {attempt} from "./notices.js";
 export const TAIL = PAGE; // entries shown when a job is opened; "load earlier" fetches the rest
 
 const STREAM_STATES = {connecting: "connecting…", live: "live", reconnecting: "reconnecting…",
-  closed: ""};
+  closed: "", refused: "refused: this origin is not allowed; see --allowed-origins"};
 
 const FINAL = ["stop", "error", "done"];
 
@@ -102,9 +102,9 @@ export class JobDetail {
     this.notice.hidden = true;
     this.clearOutcome();
     this.cancelAsk({focus: false});
-    this.log.setDownload(jobPath(id, "/log/download"));
+    this.log.setDownload(address(jobPath(id, "/log/download")));
     this.log.forgetSearch();
-    this.response.setDownload(jobPath(id, "/response/download"));
+    this.response.setDownload(address(jobPath(id, "/response/download")));
     this.render();
     const from = {log: Math.max(0, this.job.log_count - TAIL),
       response: Math.max(0, this.job.response_count - TAIL)};

@@ -7,14 +7,15 @@
 //                                      each exactly once, however often the socket dropped
 //   onEnd(status)                      the job is final and every entry has been delivered
 //   onDeleted()                        the job was deleted (or is gone when reconnecting)
-//   onState(state)                     "connecting", "live", "reconnecting" or "closed"
+//   onState(state)                     "connecting", "live", "reconnecting", "closed", or
+//                                      "refused" (the server refuses this page's origin)
 // next = {log, response} is the index of the next entry of each stream. After an unexpected
 // close (a server restart, the network, a 1013 "too slow") it reconnects with log_from and
 // response_from set to `next`, which the server's protocol guarantees continues with no gap and
 // no duplicate; entries before `next` that still arrive are skipped all the same. close() stops
 // for good.
 
-import {ApiError, jobPath, query, request, socketURL} from "./api.js";
+import {ApiError, jobPath, query, request, socketRefusal, socketURL} from "./api.js";
 
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 8000;
@@ -26,6 +27,7 @@ export class JobStream {
     this.next = {log: logFrom, response: responseFrom};
     Object.assign(this, {onStatus, onEntries, onEnd, onDeleted, onState});
     this.closed = false;
+    this.opened = false;
     this.ended = false;
     this.socket = null;
     this.timer = null;
@@ -40,6 +42,7 @@ export class JobStream {
     const socket = new WebSocket(socketURL(path));
     this.socket = socket;
     socket.addEventListener("open", () => {
+      this.opened = true; // then its origin is not what refuses it: see retry()
       this.delay = FIRST_DELAY_MS;
       this.onState("live");
     });
@@ -99,9 +102,15 @@ export class JobStream {
   async retry() {
     if (this.closed) return;
     // A socket refused before the upgrade says nothing to the page, so ask over HTTP whether
-    // the job still exists rather than retrying forever on a deleted one.
+    // the job still exists, and whether this page's origin may open sockets, rather than
+    // retrying forever.
     try {
       await request("GET", jobPath(this.jobId));
+      if (!this.opened && await socketRefusal()) {
+        this.finish();
+        this.onState("refused");
+        return;
+      }
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) {
         this.finish();

@@ -1,6 +1,9 @@
 // The sign-in form: posts the username and password to /session (which sets the session
 // cookie) and goes on to the admin page; shows the server's message when it refuses
 // (wrong password, or 429 while too many attempts failed). Public: loaded before sign-in.
+// The form is served at BASE + "/login", this file at BASE + "/static/js/login.js" (BASE is
+// the server's --base-path; the same rule as api.js, which the form does not load).
+const BASE = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const form = document.getElementById("login-form");
 const error = document.getElementById("login-error");
 const submit = document.getElementById("login-submit");
@@ -15,7 +18,7 @@ form.addEventListener("submit", async (event) => {
   error.hidden = true;
   submit.disabled = true;
   try {
-    const reply = await fetch("/session", {
+    const reply = await fetch(BASE + "/session", {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-Requested-With": "JobJoker" },
       body: JSON.stringify({
@@ -25,7 +28,7 @@ form.addEventListener("submit", async (event) => {
       credentials: "same-origin",
     });
     if (reply.ok) {
-      window.location.assign("/");
+      window.location.assign(BASE + "/");
       return;
     }
     const body = await reply.json().catch(() => ({}));

@@ -23,12 +23,14 @@ import {WorkerStore} from "./workerstore.js";
 import {WorkersTab} from "./workers.js";
 
 const CONNECTION_TEXT = {connecting: "Connecting…", live: "Live",
-  offline: "Offline — reconnecting…"};
+  offline: "Offline — reconnecting…",
+  refused: "Refused: this origin is not allowed; see --allowed-origins"};
 
-function showConnection(state) {
+function showConnection(state, detail) {
   const indicator = $("#connection");
   indicator.dataset.state = state;
   $("#connection-text").textContent = CONNECTION_TEXT[state];
+  indicator.title = detail; // the server's own words: the origin, the host, what to change
 }
 
 function showAccount(me) {
