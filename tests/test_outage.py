@@ -20,8 +20,9 @@ from tests.support import (POSTGRESQL_URL, TICKER_WORKER, postgresql_admin, proc
 
 OUTAGE_SECONDS = 3.0  # how long the main test holds the link cut (its bounds do not depend on it)
 TICKS = 1000  # the chatty job's lines: it logs all through the outage
-# At WARNING or above, not the access log: the outage (2: began, back), the heartbeat (2: failed,
-# beats again), and room for one more; one line per request or per attempt would be dozens.
+# At WARNING or above, neither the access log nor the loop-lag watchdog (a busy machine's): the
+# outage (2: began, back), the heartbeat (2: failed, beats again), and room for more; one line
+# per request or per attempt would be dozens.
 MOST_LOG_RECORDS = 6
 RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (\w+) ([\w.]+): ", re.M)
 
@@ -152,13 +153,14 @@ def test_an_outage_answers_503_logs_a_few_lines_and_loses_nothing(proxied_server
     assert job["starttime"] < job["stoptime"] <= ended_by < restored_at, job
     closing = server.messages(short["id"])[-1]
     assert closing.startswith("ENDED done") and \
-        float(closing.split(" after ")[1].split(" s")[0]) <= ended_by - job["starttime"]
+        float(closing.split(" after ")[1].split(" s")[0]) <= ended_by - job["starttime"] + 0.001
 
     # A few lines about it, none a traceback; the first says what happened, one says it ended.
     log = server.stderr[logged_before:]
     assert "Traceback" not in log
     lines = [(level, name) for level, name in records(log)
-             if level in ("WARNING", "ERROR", "CRITICAL") and name != "tornado.access"]
+             if level in ("WARNING", "ERROR", "CRITICAL") and
+             name not in ("tornado.access", "jobjoker.looplag")]
     assert len(lines) <= MOST_LOG_RECORDS, log
     assert "ERROR jobjoker.storage: the database is unavailable" in log
     assert re.search(r"the database is back after [\d.]+ s", log), log
