@@ -3,20 +3,22 @@ starts (``tests/linkcut.py``) stands between them, and the test cuts the link (e
 closed, new ones refused) and restores it. Connections that died while idle are replaced without
 a failed request; during an outage requests get a clear 503, the log gets a few lines (not one
 per request or attempt, and no traceback); once the link is back, every line a job logged
-meanwhile is stored, and a job that ended during the outage keeps its real end time."""
+meanwhile is stored, and a job that ended during the outage keeps its real end time. A job's
+end whose commit went through while its answer was lost is recorded once (in this process)."""
 import concurrent.futures
 import os
 import re
 import time
 import urllib.parse
 
+import peewee
 import pytest
 
 from jobjoker import models
 from tests.conftest import MYSQL_URL
 from tests.linkcut import LinkProxy
-from tests.support import (POSTGRESQL_URL, TICKER_WORKER, postgresql_admin, process_alive,
-                           unavailable, until, workers_folder)
+from tests.support import (POSTGRESQL_URL, TICKER_WORKER, poll, postgresql_admin,
+                           process_alive, unavailable, until, workers_folder)
 
 OUTAGE_SECONDS = 3.0  # how long the main test holds the link cut (its bounds do not depend on it)
 TICKS = 1000  # the chatty job's lines: it logs all through the outage
@@ -164,3 +166,29 @@ def test_an_outage_answers_503_logs_a_few_lines_and_loses_nothing(proxied_server
     assert len(lines) <= MOST_LOG_RECORDS, log
     assert "ERROR jobjoker.storage: the database is unavailable" in log
     assert re.search(r"the database is back after [\d.]+ s", log), log
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_job_end_whose_commit_went_through_unanswered_is_recorded_once(
+        server, run_job, api, monkeypatch, caplog):
+    # The link cut as a job's end was committed: the retry must not add a second ENDED entry
+    # (nor log a traceback for a transition the first attempt made).
+    database, record_end = server.database, server.processes._record_end
+    commit, ending, lost = database.commit, [], []
+
+    def record_the_end(*args):
+        ending.append(True)
+        return record_end(*args)
+
+    def commit_and_lose_the_answer():
+        commit()
+        if ending and not lost:
+            lost.append(True)
+            raise peewee.OperationalError("lost the connection to the database")
+    monkeypatch.setattr(server.processes, "_record_end", record_the_end)
+    monkeypatch.setattr(database, "commit", commit_and_lose_the_answer)
+    job = await run_job("Foobar", wait=True)
+    await poll(lambda: len(ending) >= 2, what="the end recorded again")
+    log = [e["message"] for e in (await api("GET", "/jobs/%s/log" % job["id"])).data]
+    assert lost and [m for m in log if m.startswith("ENDED")] == [log[-1]], log
+    assert "could not record its end" not in caplog.text
