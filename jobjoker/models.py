@@ -4,10 +4,11 @@ Contract: ``database`` is a ``DatabaseProxy``; ``open_database(url)`` builds the
 from a URL (``sqlite:///path`` with WAL, ``mysql://user:pass@host:port/db`` through PyMySQL,
 ``postgresql://...``), binds the proxy to it, and brings the schema up to date through
 ``migrate()`` (the migrations themselves live in ``jobjoker.migrations``). On SQLite every
-connection enforces foreign keys. ``connection_gone(db, error)`` is the one place that tells a
-connection the database server or the network took away (MySQL/MariaDB through PyMySQL,
-PostgreSQL through psycopg2 or psycopg 3) from other failures: by asking the driver whether
-the connection is still open, not by reading messages; ``jobjoker.storage`` reconnects on it. Nothing is opened at import time. Models hold data only: the
+connection enforces foreign keys. Nothing is opened at import time. ``connection_gone(db,
+error)`` is the one place that tells a connection the database server or the network took away
+(MySQL/MariaDB through PyMySQL, PostgreSQL through psycopg2 or psycopg 3) from other failures,
+by asking the driver whether the connection is still open, not by reading messages; the
+storage's threads (``jobjoker.dbthreads``) reconnect on it. Models hold data only: the
 job store (``jobjoker.jobstore``) owns job rows, the log store (``jobjoker.logstore``) chunks.
 A job's log and response are stored as chunks of consecutive entries (see docs/architecture.md).
 """
