@@ -1,13 +1,16 @@
 """Database outages against a real server process on MariaDB and PostgreSQL: a TCP proxy the test
 starts (``tests/linkcut.py``) stands between them, and the test cuts the link (every connection
 closed, new ones refused) and restores it. Connections that died while idle are replaced without
-a failed request; during an outage requests get a clear 503, the log gets a few lines (not one
+a failed request, as are those the database closed for being idle (its idle timeout, set to a
+second); during an outage requests get a clear 503, the log gets a few lines (not one
 per request or attempt, and no traceback); once the link is back, every line a job logged
 meanwhile is stored, and a job that ended during the outage keeps its real end time. A job's
 end whose commit went through while its answer was lost is recorded once (in this process)."""
+import asyncio
 import concurrent.futures
 import os
 import re
+import threading
 import time
 import urllib.parse
 
@@ -15,6 +18,8 @@ import peewee
 import pytest
 
 from jobjoker import models
+from jobjoker.events import EventHub
+from jobjoker.storage import READERS, Storage
 from tests.conftest import MYSQL_URL
 from tests.linkcut import LinkProxy
 from tests.support import (POSTGRESQL_URL, TICKER_WORKER, poll, postgresql_admin,
@@ -94,6 +99,35 @@ def log_of(server, job_id):
 def records(text):
     """(level, logger) of each log record in ``text``, the server's stderr."""
     return RECORD.findall(text)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_idle_connections_the_database_closed_are_replaced_without_an_error(database,
+                                                                                   io_loop):
+    # What a database's idle timeout does overnight (MariaDB's wait_timeout, PostgreSQL's
+    # idle_session_timeout): each thread's connection closed while it had nothing to do.
+    url, _, _ = database
+    db = models.open_database(url)
+    db.close()
+    storage = Storage(db, EventHub())
+    timeout = "SET SESSION wait_timeout = 1" if url.startswith("mysql") else \
+        "SET idle_session_timeout = 1000"
+    everyone = threading.Barrier(READERS)
+
+    def set_timeout(barrier=None):
+        db.execute_sql(timeout)
+        if barrier is not None:
+            barrier.wait(30)  # so that each reader thread takes one
+    try:
+        await asyncio.gather(*(storage.read(set_timeout, everyone) for _ in range(READERS)))
+        await storage.call(set_timeout)
+        await asyncio.sleep(3)  # the database closes them after 1 s
+        for _ in range(2 * READERS):
+            assert await storage.read(lambda: db.execute_sql("SELECT 1").fetchone()) == (1,)
+        assert await storage.transaction(lambda tx: models.Job.select().count()) == 0
+    finally:
+        await storage.close()
+        models.database.initialize(None)
 
 
 def test_connections_that_died_while_idle_are_replaced_without_a_failed_request(
