@@ -229,13 +229,23 @@ def connection_lost(db):
     return getattr(connection, "open", True) is False
 
 
+# MySQL's "server has gone away", "lost connection during query", and MySQL 8's "disconnected
+# for inactivity" (4031), which comes as a reply on a socket the driver still thinks open.
+MYSQL_GONE = (2006, 2013, 4031)
+
+
 def connection_gone(db, error):
     """Whether ``error`` left this thread without a usable connection: it could not connect,
-    or the driver closed the connection it had. A statement refused on a live connection (a
-    lock, a full disk, a bad query) is not that."""
+    or the driver closed the connection it had, or MySQL said it had closed it. A statement
+    refused on a live connection (a lock, a full disk, a bad query) is not that."""
     if connection_lost(db):
         return True
-    return isinstance(error, (peewee.OperationalError, peewee.InterfaceError)) and db.is_closed()
+    if not isinstance(error, (peewee.OperationalError, peewee.InterfaceError)):
+        return False
+    args = error.args[0].args if error.args and isinstance(error.args[0], Exception) else \
+        error.args
+    return db.is_closed() or bool(args) and args[0] in MYSQL_GONE and \
+        isinstance(db, peewee.MySQLDatabase)
 
 
 def drop_all(db):

@@ -130,6 +130,34 @@ async def test_idle_connections_the_database_closed_are_replaced_without_an_erro
         models.database.initialize(None)
 
 
+def driver_error(error):
+    """``error`` as Peewee re-raises a driver's (the original first in its args)."""
+    try:
+        try:
+            raise error
+        except Exception as original:
+            raise peewee.OperationalError(original, *original.args)
+    except peewee.OperationalError as wrapped:
+        return wrapped
+
+
+@pytest.mark.mysql
+def test_mysql_8s_idle_disconnection_counts_as_a_lost_connection(mysql_url):
+    # MySQL 8 tells an idle client it was disconnected (4031) on a socket PyMySQL still thinks
+    # open: that is a lost connection too (MariaDB just closes it, as the tests above show).
+    import pymysql
+    url, problem = mysql_url
+    if problem:
+        unavailable("MySQL at %s is not available: %s" % (MYSQL_URL, problem))
+    db = models.make_database(url)
+    with db:
+        assert models.connection_gone(db, driver_error(pymysql.err.OperationalError(
+            4031, "The client was disconnected by the server because of inactivity.")))
+        assert not models.connection_gone(db, driver_error(pymysql.err.OperationalError(
+            1205, "Lock wait timeout exceeded; try restarting transaction")))
+        assert not models.connection_gone(db, peewee.IntegrityError("Duplicate entry"))
+
+
 def test_connections_that_died_while_idle_are_replaced_without_a_failed_request(
         proxied_server):
     # Issue 14: after PostgreSQL's connection dropped and came back, requests failed with
