@@ -18,6 +18,7 @@ import logging
 import time
 
 from jobjoker import auth
+from jobjoker.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class CredentialWatch:
                 await self._check(list(self._sockets))
                 horizon = time.monotonic() - RECHECK_SECONDS
                 self._changed = {u: t for u, t in self._changed.items() if t > horizon}
+            except DatabaseUnavailable:  # an outage, logged once by the storage
+                log.debug("re-checking the credentials of open streams waits for the database")
             except Exception:
                 log.exception("re-checking the credentials of open streams failed; retrying "
                               "in %d s", RECHECK_SECONDS)

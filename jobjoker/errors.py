@@ -85,6 +85,11 @@ class Unavailable(JobJokerError):
         self.retry_after = retry_after
 
 
+class DatabaseUnavailable(Unavailable):
+    """The server has no connection to the database (it could not connect, or the connection
+    was lost): the storage says so instead of the driver's error, which it logs once."""
+
+
 class StartupError(JobJokerError):
     """The server cannot start (data dir locked, database unreachable); printed, then exit."""
 

@@ -11,8 +11,12 @@ jobs it stores. A job's first passes are immediate; while it keeps logging, its 
 most every ``GAP`` seconds, so that a subscriber gets one message per pass rather than one per
 block the job wrote. What a job's children wrote raw has the job's secrets masked here (the
 runner masked the rest). Once stored and committed, the disk blocks of the spool behind the
-offsets are given back (hole punching). A store that fails is retried every ``RETRY_DELAY``
-seconds, logged once per kind; ``disk_full`` says since when the disk refuses, for ``/health``.
+offsets are given back (hole punching). A job whose store fails is not visited again before its
+retry, which backs off (``RETRY_DELAY`` seconds, doubling with each failure in a row up to
+``RETRY_MAX``), however much it writes meanwhile; when the storage sees the database come back
+after an outage, every failing job is retried at once. A failure is logged once per kind (an
+outage not at all: the storage logs it), and once more when that kind is over, with how many
+failures were not logged; ``disk_full`` says since when the disk refuses, for ``/health``.
 ``await drain_ended(job_id)``: the job's processes are gone, so its spools are read to their
 very end (``final``) in the same paced passes (without the pause between them: nobody waits
 for more of its entries), and it returns once everything is stored and committed, untracking
@@ -26,9 +30,10 @@ import time
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from jobjoker import jobdir, spool
-from jobjoker.errors import is_disk_full
+from jobjoker import jobdir, jobstore, spool
+from jobjoker.errors import DatabaseUnavailable, is_disk_full
 from jobjoker.inotify import Inotify
+from jobjoker.logthrottle import FailureLog
 from jobjoker.parameters import Masker
 
 log = logging.getLogger(__name__)
@@ -38,7 +43,8 @@ PUNCH_BYTES = 1024 * 1024  # free the disk blocks of stored spool bytes in steps
 GAP = 0.02  # seconds between a job's passes while its entries keep coming
 QUICK_PASSES = 3  # a job's first passes are not held back: its first lines show at once
 SLICE = 0.01  # seconds of work in one pass (then the writer serves others)
-RETRY_DELAY = 1.0  # seconds before storing again after the database refused (full, locked)
+RETRY_DELAY = 1.0  # seconds before storing again after the database refused (full, locked, away)
+RETRY_MAX = 16.0  # the retry's delay doubles with each failure in a row, up to this
 POLL_MS = 100  # without inotify
 
 
@@ -101,6 +107,14 @@ def store_spools(tx, logstore, spools, final=False, offsets=None):
     return stored, more, offsets
 
 
+def resync_offsets(spools):
+    """Writer thread: take the offsets from the job's row. A store that failed as its commit
+    was under way (the connection lost then) may have been committed all the same: its entries
+    are in, while ``spools`` still has the offsets from before, and would store them twice."""
+    job = jobstore.get(spools.job_id)
+    spools.offsets.update(log_offset=job.log_offset, response_offset=job.response_offset)
+
+
 def _committed(spools, offsets):
     # Hooks run in order: a later visit's offsets are further, never behind.
     spools.offsets.update(offsets)
@@ -123,6 +137,8 @@ class _Visit:
         self.last_stored = 0.0  # time.monotonic() of its last visit that stored entries
         self.passes = 0  # visits that stored entries (the first QUICK_PASSES never wait)
         self.drained = None  # once the job has ended: a future, done when all is stored
+        self.failures = 0  # failed stores in a row
+        self.retry_at = 0.0  # time.monotonic() before which a failing job is not visited
 
 
 class Ingester:
@@ -143,11 +159,11 @@ class Ingester:
         self._deferred_timer = None
         self._running = False  # a pass is on the writer thread
         self._closed = False
-        # Kinds of failure logged, with the jobs failing so since: logged again only once all
-        # of those jobs stored something again (an outage is one line, not one per job).
-        self._failing = {}
+        # Kinds of failure, logged again only once all the jobs failing so stored again.
+        self._failures = FailureLog(log)
 
     def start(self):
+        self.storage.on_recovery(self._retry_now)
         try:
             self._inotify = Inotify()
             IOLoop.current().add_handler(self._inotify.fileno(), self._on_inotify, IOLoop.READ)
@@ -257,14 +273,14 @@ class Ingester:
         due, soonest = [], None
         for job_id in self._dirty:
             visit = self._visits.get(job_id)
-            if visit is None:
+            if visit is None or visit.retry_at > now:  # failing: its retry marks it again
                 continue
             wait = visit.last_stored + GAP - now
             if wait > 0 and visit.passes >= QUICK_PASSES and visit.drained is None:
                 self._deferred.add(job_id)
                 soonest = wait if soonest is None else min(soonest, wait)
             else:
-                due.append((visit.spools, visit.drained is not None))
+                due.append((visit.spools, visit.drained is not None, visit.failures > 0))
         self._dirty = {}
         try:
             if due:
@@ -279,13 +295,13 @@ class Ingester:
         try:
             results, rest = await self.storage.transaction(self._store_some, due)
         except Exception as e:  # the commit failed: none of it is stored, all is retried
-            for spools, _ in due:
+            for spools, *_ in due:
                 self._failed(spools.job_id, e)
             return
         now = time.monotonic()
         # A pass that began before the job's end was known read its spools while the job
         # could still write: only a pass that began after it (``final``) can find them done.
-        finals = {spools.job_id for spools, final in due if final}
+        finals = {spools.job_id for spools, final, _ in due if final}
         for job_id, (stored, more, error) in results.items():
             visit = self._visits.get(job_id)
             if visit is None:
@@ -293,6 +309,9 @@ class Ingester:
             if error is not None:
                 self._failed(job_id, error)
                 continue
+            if visit.failures:
+                visit.failures, visit.retry_at = 0, 0.0
+                self.recovered(job_id)
             if stored:
                 visit.last_stored, visit.passes = now, visit.passes + 1
                 self.disk_full = None  # it stored: there is room again
@@ -309,18 +328,20 @@ class Ingester:
                 self._defer(GAP)
         if rest:  # the slice ran out first: they go before the jobs marked meanwhile
             marked, self._dirty = self._dirty, dict.fromkeys(
-                spools.job_id for spools, _ in rest)
+                spools.job_id for spools, *_ in rest)
             self._dirty.update(marked)
 
     def _store_some(self, tx, due):
         """Writer thread: visit jobs for about SLICE seconds; (results, not visited)."""
         deadline = time.monotonic() + SLICE
         results = {}
-        for index, (spools, final) in enumerate(due):
+        for index, (spools, final, failed_before) in enumerate(due):
             if index and time.monotonic() > deadline:
                 return results, due[index:]
             try:
                 with tx.savepoint():
+                    if failed_before:
+                        resync_offsets(spools)
                     stored, more, _ = store_spools(tx, self.logstore, spools, final=final)
             except Exception as e:
                 results[spools.job_id] = (False, False, e)
@@ -339,10 +360,25 @@ class Ingester:
         self._schedule()
 
     def _failed(self, job_id, error):
-        """Log it once per kind, note a full disk for ``/health``, and retry in a while: the
-        entries wait in the job's spool, which nothing removes before they are stored."""
+        """Log it once per kind, note a full disk for ``/health``, and retry after a back-off:
+        the entries wait in the job's spool, which nothing removes before they are stored."""
         self.failed(job_id, error, "storing its spooled entries")
-        IOLoop.current().call_later(RETRY_DELAY, self.mark_dirty, job_id)
+        visit = self._visits.get(job_id)
+        if visit is None:
+            return
+        delay = min(RETRY_DELAY * 2 ** min(visit.failures, 30), RETRY_MAX)
+        visit.failures += 1
+        visit.retry_at = time.monotonic() + delay
+        IOLoop.current().call_later(delay, self.mark_dirty, job_id)
+
+    def _retry_now(self):
+        """The database is back after an outage: the failing jobs are retried now, not at the
+        end of their back-off."""
+        for job_id, visit in self._visits.items():
+            if visit.retry_at:
+                visit.retry_at = 0.0
+                self._dirty.setdefault(job_id)
+        self._schedule()
 
     def failed(self, job_id, error, doing):
         """Note a failure to store (for ``/health`` when the disk is full) and log it, once per
@@ -353,20 +389,19 @@ class Ingester:
                           "the jobs' spool files until there is room", error)
                 self.disk_full = (time.time(), str(error))
             return
-        failing = self._failing.setdefault((type(error), doing), set())
-        if not failing:
-            log.error("job %s: %s failed; will retry every %.0f s: %s", job_id, doing,
-                      RETRY_DELAY, error, exc_info=error)
-        else:
+        if isinstance(error, DatabaseUnavailable):  # an outage: the storage logs it, once
+            log.debug("job %s: %s failed: %s", job_id, doing, error)
+            return
+        if not self._failures.failed(
+                "%s (%s)" % (doing, type(error).__name__), job_id,
+                "job %s: %s failed; retried with back-off (from %g s, doubling, up to %g s), "
+                "logged again once it works: %s", job_id, doing, RETRY_DELAY, RETRY_MAX, error,
+                exc_info=error):
             log.debug("job %s: %s failed again: %s", job_id, doing, error)
-        failing.add(job_id)
 
     def recovered(self, job_id):
         """A job stored again: its failures are over."""
-        for kind in list(self._failing):
-            self._failing[kind].discard(job_id)
-            if not self._failing[kind]:
-                del self._failing[kind]
+        self._failures.over(job_id)
 
     @property
     def tracked(self):

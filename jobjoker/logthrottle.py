@@ -6,6 +6,11 @@ the first message of ``kind`` at once, then nothing more of that kind for ``inte
 the next one logged after that says how many were suppressed meanwhile. An attack that makes
 the server refuse or fail something in a tight loop (connections beyond the cap, an exhausted
 file-descriptor table) thus costs a line a minute, not gigabytes of log.
+
+``FailureLog(logger)`` logs a kind of failure once while it lasts: ``failed(kind, who, message,
+*args)`` logs the first failure of ``kind`` (an ERROR) and only counts the others, whoever
+fails so (``who``: a job, say); ``over(who)`` says that ``who`` works again, and each kind
+nobody fails with any more is logged as over (a WARNING), with how many failures went unlogged.
 """
 import time
 
@@ -34,3 +39,31 @@ class LogThrottle:
             args = args + (suppressed, now - last)
         self.logger.log(level, message, *args, exc_info=exc_info)
         return True
+
+
+class FailureLog:
+    """One line when a kind of failure begins, one when it is over, with the count between."""
+
+    def __init__(self, logger):
+        self.logger = logger
+        self._kinds = {}  # kind -> [who fails so, failures not logged]
+
+    def failed(self, kind, who, message, *args, exc_info=None):
+        """Log ``message % args`` unless ``kind`` is failing already; returns whether logged."""
+        failing = self._kinds.get(kind)
+        if failing is not None:
+            failing[0].add(who)
+            failing[1] += 1
+            return False
+        self._kinds[kind] = [{who}, 0]
+        self.logger.error(message, *args, exc_info=exc_info)
+        return True
+
+    def over(self, who):
+        """``who`` works again: log the end of each kind that nobody fails with any more."""
+        for kind, (failing, unlogged) in list(self._kinds.items()):
+            failing.discard(who)
+            if not failing:
+                del self._kinds[kind]
+                self.logger.warning("%s works again (%d more failures since it was logged)",
+                                    kind, unlogged)

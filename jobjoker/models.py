@@ -4,7 +4,11 @@ Contract: ``database`` is a ``DatabaseProxy``; ``open_database(url)`` builds the
 from a URL (``sqlite:///path`` with WAL, ``mysql://user:pass@host:port/db`` through PyMySQL,
 ``postgresql://...``), binds the proxy to it, and brings the schema up to date through
 ``migrate()`` (the migrations themselves live in ``jobjoker.migrations``). On SQLite every
-connection enforces foreign keys. Nothing is opened at import time. Models hold data only: the
+connection enforces foreign keys. Nothing is opened at import time. ``connection_gone(db,
+error)`` is the one place that tells a connection the database server or the network took away
+(MySQL/MariaDB through PyMySQL, PostgreSQL through psycopg2 or psycopg 3) from other failures,
+by asking the driver whether the connection is still open, not by reading messages; the
+storage's threads (``jobjoker.dbthreads``) reconnect on it. Models hold data only: the
 job store (``jobjoker.jobstore``) owns job rows, the log store (``jobjoker.logstore``) chunks.
 A job's log and response are stored as chunks of consecutive entries (see docs/architecture.md).
 """
@@ -13,7 +17,6 @@ import urllib.parse
 
 import peewee
 from playhouse import db_url
-from playhouse.shortcuts import ReconnectMixin
 
 from jobjoker import migrations
 from jobjoker.migrations import SCHEMA_VERSION  # noqa: F401 -- these models' version
@@ -174,12 +177,9 @@ class SchemaVersion(BaseModel):
 MODELS = [Job, Chunk, User, Token, Session, AuditEntry, Node, SchemaVersion]
 
 
-class ReconnectingMySQLDatabase(ReconnectMixin, peewee.MySQLDatabase):
-    """MySQL that reconnects when the server dropped an idle connection."""
-
-
-
-db_url.register_database(ReconnectingMySQLDatabase, "mysql", "mysql+pymysql")
+# No reconnecting database class (Peewee's ReconnectMixin): the storage's threads reconnect for
+# every database alike (jobjoker.storage), and only where running the work again is harmless.
+db_url.register_database(peewee.MySQLDatabase, "mysql+pymysql")
 
 # MySQL's BLOB and TEXT stop at 64 KiB: a chunk, or a parameter set, may be larger.
 MYSQL_FIELD_TYPES = {"BLOB": "LONGBLOB", "TEXT": "LONGTEXT"}
@@ -214,6 +214,38 @@ def open_database(url):
 def migrate(db):
     """Create the tables on a new database; apply pending migrations on an older one."""
     migrations.migrate(db, MODELS)
+
+
+def connection_lost(db):
+    """Whether this thread's connection is open for Peewee but closed by its driver (the server
+    or the network ended it): PyMySQL's ``open`` turns False, psycopg2's ``closed`` nonzero,
+    psycopg 3's ``closed`` True. SQLite's connections are never taken away."""
+    if db.is_closed():
+        return False
+    connection = db.connection()
+    closed = getattr(connection, "closed", None)
+    if isinstance(closed, (bool, int)):
+        return bool(closed)
+    return getattr(connection, "open", True) is False
+
+
+# MySQL's "server has gone away", "lost connection during query", and MySQL 8's "disconnected
+# for inactivity" (4031), which comes as a reply on a socket the driver still thinks open.
+MYSQL_GONE = (2006, 2013, 4031)
+
+
+def connection_gone(db, error):
+    """Whether ``error`` left this thread without a usable connection: it could not connect,
+    or the driver closed the connection it had, or MySQL said it had closed it. A statement
+    refused on a live connection (a lock, a full disk, a bad query) is not that."""
+    if connection_lost(db):
+        return True
+    if not isinstance(error, (peewee.OperationalError, peewee.InterfaceError)):
+        return False
+    args = error.args[0].args if error.args and isinstance(error.args[0], Exception) else \
+        error.args
+    return db.is_closed() or bool(args) and args[0] in MYSQL_GONE and \
+        isinstance(db, peewee.MySQLDatabase)
 
 
 def drop_all(db):

@@ -8,7 +8,8 @@ process still holds it. These three run statements: the server runs them on its 
 writer thread (the models must be bound, ``jobjoker.models``). ``start_heartbeat(run)`` beats
 every ``heartbeat`` seconds (``--node-heartbeat``) from the IOLoop, through ``run``
 (``Storage.call``); a
-failed heartbeat is logged, never fatal; ``stop_heartbeat()`` ends it.
+failed heartbeat is logged (the first of a run of failures, then once it beats again, with how
+many failed), never fatal; ``stop_heartbeat()`` ends it.
 
 A lease is taken over only when its holder is provably dead:
 
@@ -68,6 +69,7 @@ class NodeLease:
         self.held = False
         self._heartbeat = None
         self._lost = False
+        self._failed_beats = 0  # heartbeats failed in a row
 
     # --- taking and giving back ---------------------------------------------------------------
 
@@ -165,12 +167,19 @@ class NodeLease:
             self._heartbeat.stop()
             self._heartbeat = None
 
+    def _beats_again(self):
+        if self._failed_beats:
+            log.warning("node %s: heartbeat works again after %d failed", self.name,
+                        self._failed_beats)
+            self._failed_beats = 0
+
     def beat(self):
         """One heartbeat: a single-row UPDATE by primary key. True while we hold the lease."""
         try:
             if Node.update(heartbeat=time.time()).where(
                     Node.name == self.name, Node.holder == self.holder).execute():
                 self._lost = False
+                self._beats_again()
                 return True
             holder = Node.get_or_none(Node.name == self.name)
             if holder is None:  # deleted by hand: nobody holds it, so it is ours again
@@ -180,8 +189,12 @@ class NodeLease:
         except peewee.IntegrityError:
             holder = None  # another server took it that very moment
         except peewee.PeeweeException as e:
-            log.warning("node %s: heartbeat failed (will retry in %.0f s): %s",
-                        self.name, self.heartbeat, e)
+            # A database outage fails every beat: one line for the run, not one per beat.
+            if not self._failed_beats:
+                log.warning("node %s: heartbeat failed (retried every %.0f s; logged again "
+                            "when it beats): %s", self.name, self.heartbeat, " ".join(
+                                str(e).split()))
+            self._failed_beats += 1
             return None
         except Exception:
             log.exception("node %s: heartbeat failed", self.name)

@@ -317,8 +317,11 @@ class ProcessManager:
         """Writer thread: ``ENDED`` and the final status (the ingester stored the spools;
         whatever came after its last pass is bounded by a read and stored first)."""
         job_id = running.job_id
-        store_spools(tx, self.logstore, running.spools, final=True)
         job = jobstore.get(job_id)
+        if job.status in FINAL_STATES:  # an attempt whose commit went through unanswered
+            tx.on_commit(lambda: jobdir.remove(running.job_dir))
+            return JobStatus(job.status), "recorded by an earlier attempt"
+        store_spools(tx, self.logstore, running.spools, final=True)
         run_end = jobdir.read_run_end(running.job_dir, self.owners)
         status, error, how = final_outcome(job.stop_requested is not None, exit_record, run_end)
         if error is not None and running.spools.masker:

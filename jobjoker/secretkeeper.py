@@ -23,6 +23,7 @@ import time
 from tornado.ioloop import PeriodicCallback
 
 from jobjoker import jobstore
+from jobjoker.errors import DatabaseUnavailable
 from jobjoker.events import CHANGES
 from jobjoker.parameters import had_secrets
 from jobjoker.secretbox import SecretsUnreadable
@@ -132,6 +133,8 @@ class SecretKeeper:
     async def _rescan(self):
         try:
             await self._scan()
+        except DatabaseUnavailable:  # an outage, logged once by the storage
+            log.debug("going through the stored secret values waits for the database")
         except Exception:
             log.exception("going through the stored secret values failed; retried in %.0f s",
                           RESCAN_SECONDS)
@@ -145,9 +148,12 @@ class SecretKeeper:
             try:
                 erased = await self.storage.transaction(jobstore.erase_secrets, batch, now,
                                                         self.retention)
-            except Exception:
-                log.exception("erasing the secret values of %d ended jobs failed; the next "
-                              "sweep retries", len(batch))
+            except Exception as e:
+                if isinstance(e, DatabaseUnavailable):  # an outage, logged once by the storage
+                    log.debug("erasing secret values waits for the database")
+                else:
+                    log.exception("erasing the secret values of %d ended jobs failed; the "
+                                  "next sweep retries", len(batch))
                 for job_id in batch:
                     heapq.heappush(self._due, (now, job_id))
                 return

@@ -36,9 +36,11 @@ and writes sockets.
   job ends) always waits: it must not be given up half-way. The server's background tasks run
   in a context of their own (``detached``) so that they never inherit a request's limit.
 
-A thread whose statement failed for want of a connection (``OperationalError``,
-``InterfaceError``) drops its connection, so the next statement connects afresh: a database
-that went away and came back is used again without a restart.
+**Reconnecting**, for every database alike, is the threads' (``jobjoker.dbthreads``): a lost
+connection is dropped and opened afresh, work that finds one dead after an idle spell runs once
+more where that is harmless, and work that still finds none raises ``DatabaseUnavailable``.
+``outage`` (``jobjoker.outage``) logs an outage once and its end once, with what failed
+meanwhile; ``on_recovery(callback)`` has ``callback`` called on the loop when one ends.
 """
 import asyncio
 import collections
@@ -46,19 +48,17 @@ import contextlib
 import contextvars
 import itertools
 import logging
-import queue
 import threading
 import time
 
-import peewee
-
+from jobjoker.dbthreads import ConnectionThreads
 from jobjoker.errors import Unavailable
+from jobjoker.outage import Outage
 
 log = logging.getLogger(__name__)
 
 READERS = 3  # reader threads: a long read holds one, requests and streams use the others
 PUBLISH_SLICE = 0.005  # seconds of publishing events in one callback of the loop
-_STOP = object()
 # How long a request waits for the database before it is answered 503: every statement takes
 # milliseconds, so this long means locked, hung or gone (SQLite's own busy wait is 5 s).
 ANSWER_SECONDS = 2.0
@@ -105,46 +105,6 @@ class Transaction:
             raise
 
 
-class _Threads:
-    """Threads taking tasks from one queue, each with its own database connection."""
-
-    def __init__(self, database, name, count):
-        self.database = database
-        self.queue = queue.SimpleQueue()
-        # When one of these threads last finished a task without error (time.monotonic(), set
-        # by the task): a database that keeps finishing others' work is busy, not locked or
-        # away; one that only fails (locked: each write gives up after the busy timeout) is not.
-        self.finished_at = time.monotonic()
-        self.threads = [threading.Thread(target=self._serve, name="%s-%d" % (name, i),
-                                         daemon=True) for i in range(count)]
-        for thread in self.threads:
-            thread.start()
-
-    def submit(self, task):
-        self.queue.put(task)
-
-    def _serve(self):
-        while True:
-            task = self.queue.get()
-            if task is _STOP:
-                self._disconnect()
-                return
-            task()
-
-    def _disconnect(self):
-        try:
-            self.database.close()
-        except Exception:  # a dead connection cannot be closed cleanly: forget it anyway
-            pass
-
-    def stop(self):
-        """Let the queued tasks run, then end every thread (each takes one _STOP and exits)."""
-        for _ in self.threads:
-            self.queue.put(_STOP)
-        for thread in self.threads:
-            thread.join()
-
-
 class Storage:
     """Runs database work on its threads and hands results (and events) back to the loop."""
 
@@ -152,8 +112,11 @@ class Storage:
         self.database = database
         self.hub = hub
         self._loop = None
-        self._writer = _Threads(database, "jobjoker-db-writer", 1)
-        self._readers = _Threads(database, "jobjoker-db-reader", readers)
+        self.outage = Outage(on_end=self._outage_ended)
+        self._on_recovery = []
+        self._writer = ConnectionThreads(database, "jobjoker-db-writer", 1, self.outage)
+        self._readers = ConnectionThreads(database, "jobjoker-db-reader", readers,
+                                          self.outage)
         self._closed = False
         # Writes settled but not yet published, in commit order: [future, result, events, error,
         # events published so far]. Published in slices so that one big pass of ingestion
@@ -164,10 +127,22 @@ class Storage:
         self._tickets = itertools.count()
         self._ping = None  # (future, time.monotonic() when sent) of the ping in flight
 
-    def _submit(self, threads, work, settle, limited=True):
+    def on_recovery(self, callback):
+        """Call ``callback()`` on the loop each time the database answers again after an
+        outage."""
+        self._on_recovery.append(callback)
+
+    def _outage_ended(self):
+        for callback in self._on_recovery:  # on a thread: the loop runs them
+            with contextlib.suppress(RuntimeError):  # (a closed loop runs nothing)
+                self._loop.call_soon_threadsafe(callback)
+
+    def _submit(self, threads, work, settle, limited=True, kind="read", stage=None):
+        """Queue ``work`` for ``threads``; ``kind`` and ``stage`` say whether it may run again
+        after its connection died (``ConnectionThreads.run``)."""
         if self._closed:
             raise RuntimeError("the storage is closed")
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         future = loop.create_future()
         limit = _answer_within.get() if limited else None
         claim = _Claim()
@@ -177,17 +152,10 @@ class Storage:
                 with contextlib.suppress(RuntimeError):  # (a closed loop waits for nothing)
                     loop.call_soon_threadsafe(settle, future, None, None, None)
                 return
-            try:
-                result, events = work(), None
-                threads.finished_at = time.monotonic()
-                if isinstance(result, _Committed):
-                    result, events = result.value, result.events
-            except BaseException as e:  # handed to the caller, never lost in the thread
-                if isinstance(e, (peewee.OperationalError, peewee.InterfaceError)):
-                    threads._disconnect()
-                result, events, error = None, None, e
-            else:
-                error = None
+            result, error = threads.run(work, kind, stage)
+            events = None
+            if isinstance(result, _Committed):
+                result, events = result.value, result.events
             try:
                 loop.call_soon_threadsafe(settle, future, result, events, error)
             except RuntimeError:  # the loop is closed: nobody waits for this any more
@@ -271,14 +239,19 @@ class Storage:
     def transaction(self, fn, *args, **kwargs):
         """``fn(tx, *args, **kwargs)`` in one write transaction; its events published after
         commit."""
+        stage = []
+
         def work():
+            del stage[:]
             tx = Transaction(self.database)
             with self.database.atomic():
+                stage.append("begun")
                 value = fn(tx, *args, **kwargs)
+                stage.append("committing")
             for callback in tx.committed:
                 callback()
             return _Committed(value, tx.events)
-        return self._submit(self._writer, work, self._settle_write)
+        return self._submit(self._writer, work, self._settle_write, kind="write", stage=stage)
 
     def writing_for(self):
         """Seconds the oldest unsettled write has waited or run so far (0.0 when none)."""
@@ -315,7 +288,8 @@ class Storage:
 
     def call(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` on the writer thread, outside any transaction."""
-        return self._submit(self._writer, lambda: fn(*args, **kwargs), self._settle_write)
+        return self._submit(self._writer, lambda: fn(*args, **kwargs), self._settle_write,
+                            kind="call")
 
     async def close(self):
         """Finish what is queued, then close every thread's connection."""

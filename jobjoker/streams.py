@@ -27,7 +27,7 @@ import logging
 import time
 
 from jobjoker import jobstore, spool
-from jobjoker.errors import NotFound
+from jobjoker.errors import DatabaseUnavailable, NotFound
 from jobjoker.events import CHANGES
 from jobjoker.jobstore import job_to_dict
 from jobjoker.states import FINAL_STATES
@@ -375,6 +375,9 @@ class JobFollower:
             self.stop()
         except NotFound:  # deleted before its first status could be read
             self.outbox.shut(CLOSE_NORMAL, "job deleted")
+            self.stop()
+        except DatabaseUnavailable:  # an outage, logged once by the storage: come back later
+            self.outbox.shut(CLOSE_TOO_SLOW, "the database is unavailable: reconnect shortly")
             self.stop()
         except Exception:
             log.exception("job %s: streaming to a subscriber failed", self.job_id)

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import logging
 import os
+import time
 
 import peewee
 import pymysql
@@ -124,6 +125,64 @@ async def test_a_job_that_fails_to_store_leaves_the_others_stored(setup, caplog,
     assert bad.offsets["log_offset"] == 0  # nothing moved: it is retried
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_a_failing_job_is_retried_with_back_off_however_much_it_writes(setup,
+                                                                             monkeypatch):
+    # Issue 14: during an outage one job's store was tried (and failed) ~23 times a second,
+    # each time it wrote, whatever the retry delay said.
+    storage, logstore, ingester, tmp_path, _ = setup
+    monkeypatch.setattr(ingest, "RETRY_DELAY", 0.2)
+    monkeypatch.setattr(ingest, "RETRY_MAX", 0.4)
+    attempts = []
+    store = ingest.store_spools
+
+    def refused(tx, logstore, spools, *args, **kwargs):
+        if spools.job_id == "bad":
+            attempts.append(time.monotonic())
+            raise OSError(errno.EACCES, "Permission denied")
+        return store(tx, logstore, spools, *args, **kwargs)
+    monkeypatch.setattr(ingest, "store_spools", refused)
+    bad = ingester.track(new_job(tmp_path, "bad"))
+
+    async def writing_all_the_time():
+        append(bad, jobdir.LOG_SPOOL, headed("more"))
+        ingester.mark_dirty("bad")
+        await asyncio.sleep(0.005)
+        return len(attempts) >= 5
+    await poll(writing_all_the_time, what="five attempts")
+    # Waits of 0.2, 0.4 (doubled), 0.4 (the most), 0.4 at least between them: a slower machine
+    # only makes them longer.
+    gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:])]
+    assert [round(gap, 1) >= least for gap, least in zip(gaps, (0.2, 0.4, 0.4, 0.4))] == \
+        [True] * 4, gaps
+    assert bad.offsets["log_offset"] == 0
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_store_whose_commit_went_through_unseen_is_not_stored_twice(setup,
+                                                                           monkeypatch):
+    # Issue 14: the link to the database cut as a pass committed: the commit went through,
+    # its answer never came, and the retry stored the same entries again.
+    storage, logstore, ingester, tmp_path, _ = setup
+    monkeypatch.setattr(ingest, "RETRY_DELAY", 0.05)
+    commit, lost = storage.database.commit, []
+
+    def commit_and_lose_the_answer():
+        commit()
+        if not lost:
+            lost.append(True)
+            raise peewee.OperationalError("lost the connection to the database")
+    monkeypatch.setattr(storage.database, "commit", commit_and_lose_the_answer)
+    spools = ingester.track(new_job(tmp_path, "j1"))
+    append(spools, jobdir.LOG_SPOOL, headed("one", "two"))
+    ingester.mark_dirty("j1")
+    await poll(lambda: lost and stored("j1"), what="the commit that went through")
+    append(spools, jobdir.LOG_SPOOL, headed("three"))
+    ingester.mark_dirty("j1")
+    await poll(lambda: "three" in stored("j1"), what="the third entry")
+    assert stored("j1") == ["one", "two", "three"]
+
+
 @pytest.mark.gen_test(timeout=120)
 async def test_an_ended_jobs_backlog_drains_whole_in_short_transactions(setup, monkeypatch):
     # Issue 12, High 6: a job's end stores its backlog in the ingester's passes, each one
@@ -170,7 +229,7 @@ async def test_a_pass_begun_before_the_end_does_not_close_the_drain(setup, monke
     monkeypatch.setattr(ingester, "_store_some", read_then_the_job_writes_its_last)
     visit = ingester._visits["late"]
     visit.drained = asyncio.get_running_loop().create_future()  # the end, known mid-pass
-    await ingester._store([(spools, False)])  # the pass that began before it
+    await ingester._store([(spools, False, False)])  # the pass that began before it
     monkeypatch.setattr(ingester, "_store_some", store_some)
     ingester._schedule()
     await asyncio.wait_for(asyncio.shield(visit.drained), 60)

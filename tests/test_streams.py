@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from jobjoker import models
+from jobjoker.errors import DatabaseUnavailable
 from tests.support import PASSWORD, poll, read_until_closed
 
 FLOOD = '''import os, time
@@ -128,6 +129,25 @@ async def test_a_reconnect_with_log_from_continues_without_loss(api, run_job, ws
     log = received + rest
     assert [m for m in log[1:-1] if m != "pausing"] == ["line %d" % i for i in range(20000)]
     assert entries_of(messages, "response")[0] == 1  # response_from is honoured too
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_stream_without_its_database_is_closed_try_again_later(
+        api, run_job, ws_connect, server, monkeypatch):
+    # Issue 14: in an outage each subscriber's stream logged a traceback and closed with 1011.
+    job = await run_job("Foobar", wait=True)
+    read = server.storage.read
+
+    def backlog_without_database(fn, *args, **kwargs):
+        if getattr(fn, "__name__", None) == "_read":  # the follower's backlog: not the lookup
+            raise DatabaseUnavailable("the database is unavailable (no connection)")
+        return read(fn, *args, **kwargs)
+    monkeypatch.setattr(server.storage, "read", backlog_without_database)
+    connection = await ws_connect("/jobs/%s/stream" % job["id"])
+    messages = await read_until_closed(connection)
+    assert [m["type"] for m in messages] == ["status"]
+    assert (connection.close_code, connection.close_reason) == (
+        1013, "the database is unavailable: reconnect shortly")
 
 
 @pytest.mark.gen_test(timeout=60)
