@@ -14,6 +14,10 @@ from jobjoker.auth import SESSION_COOKIE
 from jobjoker.handlers.base import APIHandler
 
 DOWN = "down: the server cannot serve requests (sign in to see why)"
+# Credentials that the database cannot check mean the database is what is down; saying that
+# much (and no more) spares the signed-in a "sign in to see why" they cannot follow.
+DOWN_UNCHECKED = ("down: the server cannot serve requests, and cannot check your credentials "
+                  "(its database does not answer): the server's log says why")
 
 
 class HealthHandler(APIHandler):
@@ -28,10 +32,12 @@ class HealthHandler(APIHandler):
         except errors.Unavailable:
             if await self.signed_in():
                 raise
-            raise errors.Unavailable(DOWN)
+            raise errors.Unavailable(DOWN_UNCHECKED if self.unchecked else DOWN)
         self.send_data(details if await self.signed_in() else {"status": "ok"})
 
     head = get  # Tornado sends HEAD's headers (Content-Length too) without the body
+
+    unchecked = False  # credentials were sent that the database could not check
 
     async def signed_in(self):
         """Whether the request proves who sent it (401 if it tries and fails)."""
@@ -42,6 +48,7 @@ class HealthHandler(APIHandler):
         try:
             await self.authenticate()
         except (errors.Unavailable, peewee.PeeweeException):
+            self.unchecked = True
             return False  # the database cannot say who it is: the anonymous answer
         return True
 

@@ -30,7 +30,7 @@ from jobjoker.budget import MemoryBudget
 from jobjoker.config import redact_url
 from jobjoker.connections import GuardedHTTPServer, connection_cap, raise_fd_limit
 from jobjoker.credential_watch import CredentialWatch
-from jobjoker.errors import StartupError, Unavailable
+from jobjoker.errors import DatabaseUnavailable, StartupError, Unavailable
 from jobjoker.handlers import audit as audit_routes
 from jobjoker.handlers import base
 from jobjoker.handlers import health as health_routes
@@ -307,6 +307,11 @@ class JobJokerServer:
                               "get 503 after %g s" % (stuck, storage_module.ANSWER_SECONDS))
         try:
             await self.storage.ping()
+        except DatabaseUnavailable as e:
+            # The ping's "nothing was done: try again shortly" is for a request, not for /health.
+            raise Unavailable("the server has no connection to the database (%s); it reconnects "
+                              "by itself when the database answers again"
+                              % (e.__cause__ or "no connection"), retry_after=1)
         except Unavailable as e:
             raise Unavailable("%s; requests that need it get 503 after %g s"
                               % (e.message, storage_module.ANSWER_SECONDS))

@@ -198,6 +198,9 @@ def test_an_outage_answers_503_logs_a_few_lines_and_loses_nothing(proxied_server
         assert reply.data == [] and reply.body.startswith(b'{"success": false')
         assert reply.json["message"].startswith("the database is unavailable"), reply
         assert reply.headers.get("Retry-After") == "1"
+    health = server.call("GET", "/health")  # signed in, but the database cannot check it
+    assert health.code == 503, health
+    assert "its database does not answer" in health.json["message"], health
     time.sleep(max(0.0, cut_at + OUTAGE_SECONDS - time.time()))  # the outage, held
     proxy.restore()
     restored_at = time.time()
