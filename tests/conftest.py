@@ -32,8 +32,8 @@ from jobjoker.config import load_config
 from jobjoker.events import EventHub
 from jobjoker.storage import Storage
 from tests.support import (FAILING_WORKER, FINAL_STATUSES, LINES_WORKER, PASSWORD,
-                           ServerProcess, fetch, poll, serve_in_process, unavailable,
-                           workers_folder)
+                           POSTGRESQL_URL, ServerProcess, fetch, poll, postgresql_admin,
+                           serve_in_process, unavailable, workers_folder)
 
 # --- pytest-tornado -------------------------------------------------------------------------
 # The project's test plugin. Version 0.8.1 works with current Tornado and pytest, but declares
@@ -130,6 +130,30 @@ def _mysql_admin(url, statement):
     with connection:
         with connection.cursor() as cursor:
             cursor.execute(statement % parts.path.lstrip("/"))
+
+
+# How to make and drop a database on each networked server the suite uses.
+_SCRATCH = {
+    "mysql": (_mysql_admin, MYSQL_URL, "CREATE DATABASE `%s` CHARACTER SET utf8mb4",
+              "DROP DATABASE IF EXISTS `%s`"),
+    "postgresql": (postgresql_admin, POSTGRESQL_URL, 'CREATE DATABASE "%s"',
+                   'DROP DATABASE IF EXISTS "%s" WITH (FORCE)'),
+}
+
+
+def scratch_database(request, kind, name):
+    """The URL of a new, empty database ``name`` of ``kind`` ("mysql" or "postgresql") on the
+    suite's server of that kind, dropped when the test ends; ``unavailable`` when there is
+    none (no driver, no server, no right: any of them)."""
+    admin, base, create, drop = _SCRATCH[kind]
+    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(base)._replace(path="/" + name))
+    try:
+        admin(url, drop)
+        admin(url, create)
+    except Exception as e:
+        unavailable("%s at %s is not available: %s: %s" % (kind, base, type(e).__name__, e))
+    request.addfinalizer(lambda: admin(url, drop))
+    return url
 
 
 @pytest.fixture(scope="session")

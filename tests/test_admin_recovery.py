@@ -9,13 +9,11 @@ import os
 import shutil
 import subprocess
 import sys
-import urllib.parse
 
 import pytest
 
-from tests.conftest import MYSQL_URL, _mysql_admin
-from tests.support import POSTGRESQL_URL, ROOT, ServerProcess, call, cookies_of, \
-    postgresql_admin, unavailable
+from tests.conftest import scratch_database
+from tests.support import ROOT, ServerProcess, call, cookies_of, unavailable
 
 NEW_PASSWORD = "the-new-password-0123"
 
@@ -26,20 +24,8 @@ def database(request, tmp_path):
     if request.param == "sqlite":
         yield ()
         return
-    admin, base, create, drop = {
-        "mysql": (_mysql_admin, MYSQL_URL, "CREATE DATABASE `%s` CHARACTER SET utf8mb4",
-                  "DROP DATABASE IF EXISTS `%s`"),
-        "postgresql": (postgresql_admin, POSTGRESQL_URL, 'CREATE DATABASE "%s"',
-                       'DROP DATABASE IF EXISTS "%s"')}[request.param]
-    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(base)._replace(
-        path="/jobjoker_recovery_%d" % os.getpid()))
-    try:
-        admin(url, drop)
-        admin(url, create)
-    except Exception as e:  # no driver, no server, no right: any of them
-        unavailable("%s at %s is not available: %s" % (request.param, base, e))
-    yield ("--database", url)
-    admin(url, drop)
+    yield ("--database", scratch_database(request, request.param,
+                                          "jobjoker_recovery_%d" % os.getpid()))
 
 
 def reset_admin(server, *args, password=NEW_PASSWORD):

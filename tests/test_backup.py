@@ -20,9 +20,9 @@ import urllib.parse
 import pytest
 
 from jobjoker import backup
-from tests.conftest import MYSQL_URL, _mysql_admin
-from tests.support import (POSTGRESQL_URL, ROOT, TICKER_WORKER, LINES_WORKER, ServerProcess,
-                           postgresql_admin, process_alive, unavailable, until, workers_folder)
+from tests.conftest import scratch_database
+from tests.support import (ROOT, TICKER_WORKER, LINES_WORKER, ServerProcess, process_alive,
+                           unavailable, until, workers_folder)
 
 SECRET = "s3cr3t-for-the-backup"
 SECRET_WORKER = '''from jobjoker import Worker
@@ -49,10 +49,6 @@ def jobjoker(*args, env=None):
 
 # --- the databases ------------------------------------------------------------------------------
 
-def _named(url, name):
-    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/" + name))
-
-
 @pytest.fixture
 def databases(request):
     """(original URL or None for the data dir's SQLite, restored URL or None, load(dump)):
@@ -61,28 +57,13 @@ def databases(request):
     if kind == "sqlite":
         yield None, None, None
         return
-    made = []
-    if kind == "mysql":
-        tool, package = "mysql", "mariadb-client"
-        create, drop = "CREATE DATABASE `%s` CHARACTER SET utf8mb4", "DROP DATABASE IF EXISTS `%s`"
-        admin, base = _mysql_admin, MYSQL_URL
-    else:
-        tool, package = "psql", "postgresql-client"
-        create, drop = 'CREATE DATABASE "%s"', 'DROP DATABASE IF EXISTS "%s"'
-        admin, base = postgresql_admin, POSTGRESQL_URL
+    tool, package = ("mysql", "mariadb-client") if kind == "mysql" else \
+        ("psql", "postgresql-client")
     if shutil.which(tool) is None:
         unavailable("the %s tool is not installed (apt-get install %s)" % (tool, package))
-    for role in ("original", "restored"):
-        url = _named(base, "jobjoker_backup_%s_%d" % (role, os.getpid()))
-        try:
-            admin(url, drop)
-            admin(url, create)
-        except Exception as e:  # no driver, no server, no right: any of them
-            unavailable("%s at %s is not available: %s" % (kind, base, e))
-        made.append(url)
+    made = [scratch_database(request, kind, "jobjoker_backup_%s_%d" % (role, os.getpid()))
+            for role in ("original", "restored")]
     yield made[0], made[1], lambda dump: load_dump(kind, made[1], dump)
-    for url in made:
-        admin(url, drop)
 
 
 def load_dump(kind, url, dump):

@@ -20,10 +20,10 @@ import pytest
 from jobjoker import models
 from jobjoker.events import EventHub
 from jobjoker.storage import READERS, Storage
-from tests.conftest import MYSQL_URL
+from tests.conftest import MYSQL_URL, scratch_database
 from tests.linkcut import LinkProxy
-from tests.support import (POSTGRESQL_URL, TICKER_WORKER, poll, postgresql_admin,
-                           process_alive, unavailable, until, workers_folder)
+from tests.support import (TICKER_WORKER, poll, process_alive, unavailable, until,
+                           workers_folder)
 
 OUTAGE_SECONDS = 3.0  # how long the main test holds the link cut (its bounds do not depend on it)
 TICKS = 1000  # the chatty job's lines: it logs all through the outage
@@ -45,16 +45,7 @@ def database(request):
         with db:
             models.drop_all(db)
     else:
-        parts = urllib.parse.urlsplit(POSTGRESQL_URL)
-        url = urllib.parse.urlunsplit(parts._replace(path="/jobjoker_outage_%d" % os.getpid()))
-        try:
-            postgresql_admin(url, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)')
-            postgresql_admin(url, 'CREATE DATABASE "%s"')
-        except Exception as e:  # no driver, no server, no right: any of them means "skip"
-            unavailable("PostgreSQL at %s is not available: %s: %s"
-                        % (POSTGRESQL_URL, type(e).__name__, e))
-        request.addfinalizer(lambda: postgresql_admin(
-            url, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)'))
+        url = scratch_database(request, "postgresql", "jobjoker_outage_%d" % os.getpid())
     parts = urllib.parse.urlsplit(url)
     return url, parts.hostname, parts.port or (3306 if request.param == "mysql" else 5432)
 
