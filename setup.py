@@ -26,6 +26,8 @@ setup(
         "PyMySQL>=1.1,<2",
         # Seals secret parameter values at rest (jobjoker/secretbox.py: Fernet, MultiFernet).
         "cryptography>=42",
+        # Names each job's process (`jobjoker job <id> <worker>`) and the supervisor's in ps.
+        "setproctitle>=1.3.3,<2",
     ],
     extras_require={
         "postgresql": ["psycopg2-binary>=2.9"],

@@ -304,6 +304,7 @@ class JobJokerServer:
                                  full[1]))
         return {"status": "ok", "version": __version__, "node": self.config.node,
                 "running_jobs": len(self.processes.running),
+                "supervisors": self.processes.describe_supervisors(),
                 "loop_lag_ms": self.loop_monitor.summary()}
 
     async def stop(self, kill_jobs=False):

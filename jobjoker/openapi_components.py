@@ -180,6 +180,18 @@ def item_schemas():
             "version": {"type": "string", "example": __version__},
             "node": {"type": "string", "description": "This server's name."},
             "running_jobs": {"type": "integer", "minimum": 0},
+            "supervisors": {
+                "type": "array", "description": "The supervisors that run this server's jobs: "
+                "the one of the installed code first, then any started before an upgrade, which "
+                "drain (run their jobs to the end, start none, then exit).",
+                "items": strict_object("One supervisor.", {
+                    "pid": {"type": "integer"},
+                    "protocol": {"type": "integer", "minimum": 1},
+                    "code_hash": {"type": "string", "nullable": True, "description":
+                                  "SHA-256 of the code it loaded (null: older than protocol 4)."},
+                    "jobs": {"type": "integer", "minimum": 0},
+                    "draining": {"type": "boolean"},
+                })},
             "loop_lag_ms": strict_object(
                 "How late the server's event loop ran its timers over about the last minute "
                 "(milliseconds): every request and stream waited this long at that moment.", {

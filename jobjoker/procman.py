@@ -12,6 +12,10 @@ for long), then its closing entry and final status are stored in one small trans
 is retried until it succeeds. ``adopt_jobs()`` runs on start and after every reconnection to the supervisor: running
 jobs are watched again, jobs that ended meanwhile are finished from their exit record, orphans
 of a dead supervisor are watched through a pidfd, vanished ones end ``error``.
+
+New jobs go to the supervisor of this installation's code; one started from older code (before an
+upgrade) keeps its jobs, which are stopped, killed and finished through it, and exits after the
+last (``jobjoker.supervisors``). ``describe_supervisors()`` is what ``/health`` shows of them.
 """
 import asyncio
 import contextvars
@@ -32,7 +36,7 @@ from jobjoker.parameters import mask_values
 from jobjoker.secretbox import SecretsUnreadable
 from jobjoker.states import FINAL_STATES, JobStatus, describe
 from jobjoker.storage import detached
-from jobjoker.supervisor_client import SupervisorClient
+from jobjoker.supervisors import Supervisors
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ class RunningJob:
         # first waits for it, so a job's end is never recorded before its start.
         self.launched = asyncio.get_running_loop().create_future()
         self.pidfd = None  # only for an orphan adopted without the supervisor
+        self.supervisor = None  # the SupervisorClient of the supervisor that runs it
         self.pid = None
         self.finishing = False
 
@@ -66,8 +71,19 @@ class ProcessManager:
         self.running = {}
         self._tasks = set()
         self.ingester = Ingester(storage, logstore)
-        self.supervisor = SupervisorClient(config.run_dir, self._on_supervisor_event,
-                                           self.adopt_jobs)
+        self.supervisors = Supervisors(config.run_dir, self._on_supervisor_event,
+                                       self.adopt_jobs, self._on_supervisor_gone)
+
+    @property
+    def supervisor(self):
+        """The supervisor that starts new jobs (a ``SupervisorClient``)."""
+        return self.supervisors.current
+
+    def describe_supervisors(self):
+        """For ``/health``: each supervisor's pid, protocol, code hash, jobs, and whether it
+        drains (runs the jobs it has, then exits)."""
+        return self.supervisors.describe(lambda client: sum(
+            1 for running in self.running.values() if running.supervisor is client))
 
     @property
     def disk_full(self):
@@ -77,8 +93,9 @@ class ProcessManager:
         """Connect to (or start) the supervisor and re-adopt this node's active jobs."""
         jobdir.create(self.jobs_dir)
         self.ingester.start()
-        await self.supervisor.connect()
+        await self.supervisors.connect()
         await self.adopt_jobs()
+        await self.supervisors.drain_others()
 
     async def close(self, kill_jobs=False):
         """Let go of the jobs (they keep running) or, with ``kill_jobs``, end them all."""
@@ -86,7 +103,7 @@ class ProcessManager:
             if running.escalation is not None:
                 IOLoop.current().remove_timeout(running.escalation)
         self.ingester.close()
-        await self.supervisor.close(shutdown=kill_jobs, kill_jobs=kill_jobs)
+        await self.supervisors.close(shutdown=kill_jobs, kill_jobs=kill_jobs)
         # Ends being recorded finish first: the storage closes after us.
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for running in self.running.values():
@@ -133,8 +150,11 @@ class ProcessManager:
                   "mask": running.spools.masker.values, "job_dir": running.job_dir,
                   "run_as": self.config.run_as, "cwd": os.fspath(self.config.workers_dir)}
                  for job, running in zip(forked, runs)]
+        supervisor = self.supervisor
+        for running in runs:
+            running.supervisor = supervisor
         try:
-            results = await self.supervisor.start_many(specs) if specs else []
+            results = await supervisor.start_many(specs) if specs else []
         except Unavailable as e:
             results = [{"error": e.message}] * len(specs)
         started = {}
@@ -224,8 +244,9 @@ class ProcessManager:
         if running is not None and running.pidfd is not None:
             self._signal_orphan(running, signum)
             return
+        supervisor = (running and running.supervisor) or self.supervisor
         try:
-            await self.supervisor.request("signal", job_id=job_id, signal=int(signum))
+            await supervisor.request("signal", job_id=job_id, signal=int(signum))
         except Unavailable as e:
             if "not running" not in e.message:  # it has just exited: its exit event follows
                 raise
@@ -356,12 +377,35 @@ class ProcessManager:
 
     # --- adoption ---------------------------------------------------------------------------
 
+    def _on_supervisor_gone(self):
+        """An older supervisor has gone: whatever jobs it left (it died) are adopted."""
+        async def adopt():
+            try:
+                await self.adopt_jobs()
+            except Exception:
+                log.exception("adopting the jobs of a supervisor that has gone failed")
+        self._in_background(adopt())
+
+    async def _statuses(self):
+        """``(alive, exited)`` over every supervisor: each running job's record with the
+        client of its supervisor, and the exits they could not write to the jobs' folders
+        (their disk was full). The current supervisor must answer; an older one that does
+        not counts as gone (its jobs are then adopted as orphans)."""
+        alive, exited = {}, {}
+        for client in self.supervisors.connected():
+            try:
+                status = await client.request("status")
+            except Unavailable:
+                if client is self.supervisor:
+                    raise
+                continue
+            alive.update((r["job_id"], (r, client)) for r in status["running"])
+            exited.update((r.get("job_id"), r) for r in status.get("exited") or ())
+        return alive, exited
+
     async def adopt_jobs(self):
         """Watch this node's running jobs again; finish those that ended meanwhile."""
-        status = await self.supervisor.request("status")
-        alive = {r["job_id"]: r for r in status["running"]}
-        # Exits the supervisor could not write to the job's folder (its disk was full).
-        exited = {r.get("job_id"): r for r in status.get("exited") or ()}
+        alive, exited = await self._statuses()
         ended, unrecorded = [], {}
         for job in await self.storage.read(jobstore.active_on_node, self.config.node):
             running = self.running.get(job.id)
@@ -372,10 +416,11 @@ class ProcessManager:
                 running.launched.set_result(True)
             self.ingester.mark_dirty(job.id)
             if job.id in alive:
+                record, running.supervisor = alive[job.id]
                 self._arm_escalation(running, job.stop_deadline)
-                log.info("job %s: adopted running pid %s", job.id, alive[job.id]["pid"])
+                log.info("job %s: adopted running pid %s", job.id, record["pid"])
                 if job.pid is None:  # started, but the server died before it stored the pid
-                    unrecorded[job.id] = alive[job.id]
+                    unrecorded[job.id] = record
                 continue
             record = (jobdir.read_record(running.job_dir, jobdir.EXIT_RECORD, self.owners)
                       or exited.get(job.id))
