@@ -1,13 +1,12 @@
 """The environment a job starts with, and the one the supervisor is given: one allowlist.
 
-Contract: ``job_environment(inherited, user, job_id, worker, run_as)`` is the whole environment
-of a job's process, built afresh from nothing:
+Contract: a job's process starts with exactly this environment, made afresh, not inherited:
 
-  PATH                 ``JOB_PATH`` (the interpreter's own bin folder first, so ``python`` and
+  PATH                 ``job_path()`` (the interpreter's own bin folder first, so ``python`` and
                        ``pip`` there are the ones the job runs on), never the server's PATH
-  HOME USER LOGNAME    of the user the job runs as (``user``: a ``pwd`` entry), from the
-  SHELL                password database, never the server's
-  LANG LANGUAGE LC_*   passed through from ``inherited`` (the supervisor's environment)
+  HOME USER LOGNAME    of the user the job runs as (a ``pwd`` entry), from the password
+  SHELL                database, never the server's
+  LANG LANGUAGE LC_*   passed through from the supervisor's environment
   TZ
   TMPDIR               passed through too, but only without ``--run-as`` (the server's
                        private temporary folder is no use to another user)
@@ -16,10 +15,13 @@ of a job's process, built afresh from nothing:
   JOBJOKER_WORKER      the worker's name
 
 and nothing else: no secret of the server's (``JOBJOKER_SECRET_KEY``, a database URL with its
-password, a cloud token in the server's environment), no PYTHONPATH. ``passed_through(inherited)``
-is the part of an environment a job may inherit; ``supervisor_client.supervisor_environment``
-builds the supervisor's from it, so what the supervisor never gets no job can get either.
-Standard library only: the supervisor imports it.
+password, a cloud token in the server's environment), no PYTHONPATH. In two steps, so that a
+start costs little: ``base_environment(inherited, user)`` is what every job of the supervisor's
+``user`` starts from (the supervisor makes it its own environment once, and every fork inherits
+it); ``enter_job(environ, job_id, worker, run_as_user)`` changes that, in place, into one job's.
+``passed_through(inherited)`` is the part of an environment a job may inherit;
+``supervisor_client.supervisor_environment`` builds the supervisor's from it, so what the
+supervisor never gets no job can get either. Standard library only: the supervisor imports it.
 """
 import os
 import sys
@@ -43,12 +45,26 @@ def passed_through(inherited):
             if name in PASSED_NAMES or name.startswith(PASSED_PREFIXES)}
 
 
-def job_environment(inherited, user, job_id, worker, run_as=None):
-    """The complete environment of a job (see the module's docstring)."""
+def user_variables(user):
+    """``HOME``, ``USER``, ``LOGNAME`` and ``SHELL`` of ``user`` (a ``pwd`` entry)."""
+    return {"HOME": user.pw_dir, "USER": user.pw_name, "LOGNAME": user.pw_name,
+            "SHELL": user.pw_shell or "/bin/sh"}
+
+
+def base_environment(inherited, user):
+    """What every job run as ``user`` starts from (see the module's docstring)."""
     env = passed_through(inherited)
-    if not run_as and inherited.get("TMPDIR"):
+    if inherited.get("TMPDIR"):
         env["TMPDIR"] = inherited["TMPDIR"]
-    env.update(PATH=job_path(), HOME=user.pw_dir, USER=user.pw_name, LOGNAME=user.pw_name,
-               SHELL=user.pw_shell or "/bin/sh", PYTHONUNBUFFERED="1",
-               JOBJOKER_JOB_ID=job_id, JOBJOKER_WORKER=worker)
+    env.update(PATH=job_path(), PYTHONUNBUFFERED="1", **user_variables(user))
     return env
+
+
+def enter_job(environ, job_id, worker, run_as_user=None):
+    """Make ``environ`` (a base environment: ``os.environ`` in a new job) the job's own:
+    another user's variables under ``--run-as`` (``run_as_user``, a ``pwd`` entry), and ours."""
+    if run_as_user is not None:
+        environ.pop("TMPDIR", None)
+        environ.update(user_variables(run_as_user))
+    environ["JOBJOKER_JOB_ID"] = job_id
+    environ["JOBJOKER_WORKER"] = worker

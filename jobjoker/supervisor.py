@@ -107,6 +107,10 @@ class Supervisor:
     def serve(self):
         self._set_subreaper()
         self._set_title()
+        # Every job starts from this, so a fork inherits it: a start only adds the job's own.
+        base = jobenv.base_environment(os.environ, self.user)
+        os.environ.clear()
+        os.environ.update(base)
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)  # the server only starts us when nobody answers there
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -396,18 +400,15 @@ class Supervisor:
             os.dup2(fds["log"], 2)
             _close_all_but({0, 1, 2, *fds.values()})
             os.chdir(spec.get("cwd") or "/")
-            user = self.user
+            run_as_user = None
             if spec.get("run_as"):
                 # Read the worker's code while still allowed to: the workers folder belongs
                 # to the server's user, not necessarily to the one the job runs as.
                 with open(spec["worker_file"], "rb") as f:
                     spec["worker_source"] = f.read()
-                user = _become_user(spec["run_as"], fds.values())
-            # Built afresh: nothing of ours (or of the server's) reaches the job unlisted.
-            environment = jobenv.job_environment(os.environ, user, spec["job_id"],
-                                                 spec["worker"], spec.get("run_as"))
-            os.environ.clear()
-            os.environ.update(environment)
+                run_as_user = _become_user(spec["run_as"], fds.values())
+            # Ours is jobenv's base environment already (serve()): nothing else reaches the job.
+            jobenv.enter_job(os.environ, spec["job_id"], spec["worker"], run_as_user)
             setproctitle.setproctitle("jobjoker job %s %s" % (spec["job_id"], spec["worker"]))
             setproctitle.setthreadtitle(("jj " + spec["worker"])[:15])
             if spec.get("cwd"):
