@@ -9,9 +9,10 @@ server restart; ``kill(job_id)`` sends SIGKILL at once. Output is stored by the 
 job becomes final only after the supervisor reaped its process *and* its spools were drained:
 the ingester stores its backlog in its usual short passes (a big one never holds the database
 for long), then its closing entry and final status are stored in one small transaction, which
-is retried until it succeeds. ``adopt_jobs()`` runs on start and after every reconnection to the supervisor: running
-jobs are watched again, jobs that ended meanwhile are finished from their exit record, orphans
-of a dead supervisor are watched through a pidfd, vanished ones end ``error``.
+is retried until it succeeds. ``adopt_jobs()`` runs on start, after every reconnection to the
+supervisor and when an older supervisor has gone: running jobs are watched again, jobs that ended
+meanwhile are finished from their exit record, orphans of a dead supervisor are watched through a
+pidfd, vanished ones end ``error``.
 
 New jobs go to the supervisor of this installation's code; one started from older code (before an
 upgrade) keeps its jobs, which are stopped, killed and finished through it, and exits after the

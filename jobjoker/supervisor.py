@@ -1,7 +1,7 @@
 """The supervisor: a lean fork server that is the parent of every job process.
 
-Contract: started by the server (``python -m jobjoker.supervisor --socket PATH --daemon``), it
-detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON:
+Contract: started by the server (``python -m jobjoker.supervisor --socket PATH --data-dir DIR
+--daemon``), it detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON:
 
   -> {"id": N, "op": "ping"}
   <- {"id": N, "ok": true, "pid": PID, "protocol": PROTOCOL, "ops": [the ops it knows],
@@ -19,9 +19,10 @@ detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON
 
 A start forks this small, preloaded process (about a fork's cost, not an interpreter's); the child
 leads a new session and process group, gets /dev/null as stdin and its ``log.spool`` (opened for
-appending) as stdout and stderr, the environment ``jobjoker.jobenv`` makes (and nothing of ours),
-a process title naming it (``jobjoker job <id> <worker>``), keeps no other descriptor but those of the files it writes
-(made here before the fork, given to the ``--run-as`` user if any; the folder stays ours: see
+appending) as stdout and stderr, the environment ``jobjoker.jobenv`` makes (our own is its base, so
+nothing else reaches it), a process title naming it (``jobjoker job <id> <worker>``), keeps no other
+descriptor but those of the files it writes (made here before the fork, given to the ``--run-as``
+user if any; the folder stays ours: see
 ``jobjoker.jobdir``), and runs ``jobjoker.runner.run_job``, which loads the worker's file
 afresh (nothing of a worker is kept here between jobs). The reply comes once the child has called
 ``setsid()``, so its pid already names its process group; ``start_many`` forks all its jobs before

@@ -3,13 +3,14 @@
 Contract: ``SupervisorClient.connect()`` connects to the supervisor of this data dir that runs this
 installation's code (its socket is named after the code hash: ``socket_path_for``), starting one
 (detached, with a clean environment) when none answers; ``SupervisorClient(..., socket_path=P,
-spawn=False)`` connects to the one at ``P`` only (an older one, see ``jobjoker.supervisors``) and,
-when that connection ends, calls ``on_gone`` instead of reconnecting; ``request(op, **fields)`` sends one request
-and returns its reply, raising ``Unavailable`` when the supervisor is away or answers with an error;
-``start_many(specs)`` starts many jobs in one request (one result per spec, a pid or an error), or
-in pipelined ``start`` requests to a supervisor too old to know ``start_many`` (one started by an
-earlier version outlives an upgrade as long as it has jobs: ``supervisor_protocol`` says which
-version of the protocol the connected one speaks, ``code_hash`` which code it runs).
+on_gone=F)`` connects to the one at ``P`` only (an older one: ``jobjoker.supervisors``), never
+starts one, and calls ``F()`` when that connection ends instead of reconnecting.
+``request(op, **fields)`` sends one request and returns its reply, raising ``Unavailable`` when
+the supervisor is away or answers with an error; ``start_many(specs)`` starts many jobs in one
+request (one result per spec, a pid or an error), or in pipelined ``start`` requests to a
+supervisor too old to know ``start_many``; ``drain()`` asks it to exit after its last job. A
+supervisor outlives the server that started it: ``supervisor_protocol`` says which version of
+the protocol the connected one speaks, ``supervisor_code_hash`` which code it runs.
 ``supervisor_sockets(run_dir)`` lists the sockets of every supervisor of a data dir, whatever
 its code or version.
 Pushed events (job exits) go to ``on_event``. When the connection drops the client reconnects
