@@ -17,7 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from jobjoker import codehash, jobenv
-from support import ROOT, process_alive, until, workers_folder
+from support import ROOT, poll, process_alive, until, workers_folder
 
 JOB_USER = "jjattack"  # the unprivileged user test_runas.py makes too
 
@@ -226,3 +226,48 @@ def test_an_upgrade_drains_the_old_supervisor_and_starts_new_jobs_on_the_new_cod
     [alone] = second.api("GET", "/health")[0]["supervisors"]
     assert alone == dict(current, jobs=0)
     assert second.stop() == 0
+
+
+# --- draining, at the protocol's level ----------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_drained_supervisor_keeps_its_job_exits_after_it_and_a_rollback_keeps_it(
+        tmp_path):
+    """A drain lets the job run and the supervisor exit after it; a server of the drained
+    supervisor's own code (a rollback) finds it draining and makes it serve again."""
+    from jobjoker import jobdir
+    from jobjoker.supervisors import Supervisors
+    workers = workers_folder(tmp_path / "workers", {"Sleeper": SLEEPER_WORKER})
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+
+    def spec(job_id, count):
+        jobdir.create(tmp_path / "jobs" / job_id)
+        return {"job_id": job_id, "worker": "Sleeper", "worker_file": str(workers / "Sleeper.py"),
+                "params": {"count": count, "every": 0.05}, "cwd": str(workers),
+                "job_dir": str(tmp_path / "jobs" / job_id)}
+    exits = []
+    first = Supervisors(run_dir, exits.append, None, lambda: None)
+    await first.connect()
+    try:
+        [started] = await first.current.start_many([spec("long", 100000)])
+        await first.current.drain()
+        assert (await first.current.request("ping"))["draining"]
+        # The same code's next server: it takes the drained supervisor back.
+        second = Supervisors(run_dir, exits.append, None, lambda: None)
+        await second.connect()
+        assert second.current.supervisor_pid == first.current.supervisor_pid
+        assert not second.current.draining and second.others == []
+        assert not (await first.current.request("ping"))["draining"]
+        assert cmdline(first.current.supervisor_pid).endswith(".sock")  # not "(draining)"
+        await second.close()
+        # Drained again, it exits once its job has ended, not before.
+        await first.current.drain()
+        assert cmdline(first.current.supervisor_pid).endswith(" (draining)")
+        pid = first.current.supervisor_pid
+        assert (await first.current.request("status"))["running"]  # it still runs the job
+        await first.current.request("signal", job_id="long", signal=15)
+        await poll(lambda: not process_alive(pid), what="the drained supervisor to exit")
+        assert [e["job_id"] for e in exits] == ["long"] and not process_alive(started["pid"])
+    finally:
+        await first.close(shutdown=True, kill_jobs=True)
