@@ -95,6 +95,27 @@ def test_the_code_hash_changes_with_any_file_the_supervisor_loads(tmp_path):
     assert codehash.code_hash(str(copy)) != before
 
 
+def test_each_code_has_its_socket_and_every_supervisor_of_a_data_dir_is_found(tmp_path):
+    """One socket name per code hash, in the run dir or, when its path is too long for a
+    socket, in a private folder; the names of releases before protocol 4 are found too."""
+    from jobjoker.supervisor_client import MAX_UNIX_PATH, socket_path_for, supervisor_sockets
+    for run_dir in (tmp_path / "run", tmp_path / ("x" * 80) / "run"):
+        mine, theirs = socket_path_for(run_dir), socket_path_for(run_dir, "0" * 64)
+        assert mine != theirs and len(os.fsencode(mine)) <= MAX_UNIX_PATH
+        assert mine == socket_path_for(run_dir, codehash.code_hash())
+        legacy = theirs[:-len("-000000000000.sock")] + ".sock"  # supervisor.sock, say
+        made = [mine, theirs, legacy]
+        try:
+            for path in made:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                open(path, "w").close()
+            assert supervisor_sockets(run_dir) == sorted(made)
+            assert supervisor_sockets(tmp_path / "other" / "run") == []
+        finally:  # the private folder is shared by every data dir of this user
+            for path in made:
+                os.unlink(path)
+
+
 # --- process titles -------------------------------------------------------------------------
 
 def test_a_job_and_its_supervisor_are_named_in_ps(servers, tmp_path):
