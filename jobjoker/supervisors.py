@@ -16,6 +16,8 @@ every connection (asking each to exit, killing jobs, when told to).
 """
 import asyncio
 import logging
+import os
+import socket
 
 from jobjoker.errors import Unavailable
 from jobjoker.supervisor_client import HASH_CHARS, SupervisorClient, supervisor_sockets
@@ -44,8 +46,9 @@ class Supervisors:
             other.on_gone = lambda other=other: self._gone(other)
             try:
                 await other.connect()
-            except Unavailable:  # left behind by a supervisor that was killed
+            except Unavailable:
                 await other.close()
+                _remove_if_stale(path)
                 continue
             self.others.append(other)
             log.warning("supervisor pid %s on %s runs other code (protocol %s, code %s) than "
@@ -91,3 +94,21 @@ class Supervisors:
         await asyncio.gather(self.current.close(shutdown=shutdown, kill_jobs=kill_jobs),
                              *(other.close(shutdown=shutdown, kill_jobs=kill_jobs)
                                for other in others))
+
+
+def _remove_if_stale(path):
+    """Remove a socket nobody listens on (its supervisor was killed, so it could not remove it).
+    Only a supervisor of this server's own code can be starting now (one server per data dir),
+    and its socket is not among those looked at: a refusal here means nobody will answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)  # a live one with a full backlog says EAGAIN, not refused
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            try:
+                os.unlink(path)
+                log.info("removed %s: no supervisor listens there any more", path)
+            except OSError:
+                pass
+        except OSError:
+            pass

@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -114,6 +115,27 @@ def test_each_code_has_its_socket_and_every_supervisor_of_a_data_dir_is_found(tm
         finally:  # the private folder is shared by every data dir of this user
             for path in made:
                 os.unlink(path)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_socket_of_a_killed_supervisor_is_removed_and_a_live_one_kept(tmp_path):
+    from jobjoker.supervisors import Supervisors
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    first = Supervisors(run_dir, lambda event: None, None, lambda: None)
+    await first.connect()
+    stale = str(run_dir / "supervisor-000000000000.sock")
+    with socket.socket(socket.AF_UNIX) as dead:  # bound, never listening: as after a SIGKILL
+        dead.bind(stale)
+    second = Supervisors(run_dir, lambda event: None, None, lambda: None)
+    try:
+        await second.connect()
+        assert not os.path.exists(stale)
+        assert os.path.exists(first.current.socket_path) and second.others == []
+        assert second.current.supervisor_pid == first.current.supervisor_pid
+    finally:
+        await second.close()
+        await first.close(shutdown=True)
 
 
 # --- process titles -------------------------------------------------------------------------
