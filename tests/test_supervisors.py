@@ -34,18 +34,21 @@ class Environment(Worker):
             time.sleep(0.02)
 '''
 
-SLEEPER_WORKER = '''import time
+SLEEPER_WORKER = '''import os, time
 from jobjoker import Worker
 
 
 class Sleeper(Worker):
-    """Logs `count` numbered lines, one every `every` seconds, unless stopped."""
+    """Logs `count` numbered lines, one every `every` seconds, unless stopped; then, given a
+    `release` file, waits for it to exist."""
     def run(self):
         for i in range(self.params["count"]):
             if not self.is_active():
                 return
             self.log("line %d" % i)
             time.sleep(self.params["every"])
+        while self.params.get("release") and not os.path.exists(self.params["release"]):
+            time.sleep(0.02)
 '''
 
 
@@ -233,7 +236,9 @@ def test_an_upgrade_drains_the_old_supervisor_and_starts_new_jobs_on_the_new_cod
     workers = workers_folder(tmp_path / "workers", {"Sleeper": SLEEPER_WORKER})
     command = [sys.executable, str(installed / "run_server.py")]
     first = servers("--stop-grace", "5", command=command, workers_dir=workers).wait_ready()
-    finishing = first.create_job("Sleeper", {"count": 60, "every": 0.1})  # ends by itself
+    release = tmp_path / "release"
+    finishing = first.create_job("Sleeper", {"count": 60, "every": 0.01,  # ends once released
+                                              "release": str(release)})
     stopped = first.create_job("Sleeper", {"count": 100000, "every": 0.05})  # to be stopped
     [old] = first.api("GET", "/health")[0]["supervisors"]
     assert first.stop() == 0
@@ -256,6 +261,8 @@ def test_an_upgrade_drains_the_old_supervisor_and_starts_new_jobs_on_the_new_cod
     # A job of the old supervisor is stopped through it, and one ends by itself, whole.
     assert second.call("PUT", "/jobs/%s/status" % stopped["id"], "stop").code == 202
     assert second.wait_for_job(stopped["id"])["status"] == "stop"
+    assert process_alive(old["pid"])  # it still has a job
+    release.touch()
     assert second.wait_for_job(finishing["id"])["status"] == "done"
     log = second.messages(finishing["id"])
     assert log[0].startswith("STARTED job")  # the old code ran it to its end
