@@ -127,7 +127,8 @@ async def test_the_socket_of_a_killed_supervisor_is_removed_and_a_live_one_kept(
     run_dir.mkdir(mode=0o700)
     first = Supervisors(run_dir, lambda event: None, None, lambda: None)
     await first.connect()
-    stale = str(run_dir / "supervisor-000000000000.sock")
+    from jobjoker.supervisor_client import socket_path_for
+    stale = socket_path_for(run_dir, "0" * 64)  # another code's
     with socket.socket(socket.AF_UNIX) as dead:  # bound, never listening: as after a SIGKILL
         dead.bind(stale)
     second = Supervisors(run_dir, lambda event: None, None, lambda: None)
