@@ -20,8 +20,8 @@ import sys
 # This package's modules the supervisor has loaded once it is ready to fork (the package's
 # __init__ is "__init__").
 SUPERVISOR_MODULES = ("__init__", "bodies", "checkout", "codehash", "errors", "jobdir",
-                      "jobenv", "outcome", "parameters", "proc", "runner", "spool", "states",
-                      "supervisor", "worker")
+                      "jobenv", "jobprocess", "outcome", "parameters", "proc", "runner", "spool",
+                      "states", "supervisor", "worker")
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 

@@ -18,13 +18,13 @@ Contract: started by the server (``python -m jobjoker.supervisor --socket PATH -
   <- {"event": "exit", "job_id": J, "pid": P, "returncode": C|null, "signal": S|null}   (pushed)
 
 A start forks this small, preloaded process (about a fork's cost, not an interpreter's); the child
-leads a new session and process group, gets /dev/null as stdin and its ``log.spool`` (opened for
-appending) as stdout and stderr, the environment ``jobjoker.jobenv`` makes (our own is its base, so
-nothing else reaches it), a process title naming it (``jobjoker job <id> <worker>``), keeps no other
-descriptor but those of the files it writes (made here before the fork, given to the ``--run-as``
-user if any; the folder stays ours: see
-``jobjoker.jobdir``), and runs ``jobjoker.runner.run_job``, which loads the worker's file
-afresh (nothing of a worker is kept here between jobs). The reply comes once the child has called
+becomes the job's process (``jobjoker.jobprocess``: a session and process group of its own,
+/dev/null as stdin, its ``log.spool`` as stdout and stderr, no descriptor but those of the files it
+writes, made here before the fork and given to the ``--run-as`` user if any, the folder staying
+ours: see ``jobjoker.jobdir``; the environment of ``jobjoker.jobenv``, whose base is our own, so
+nothing else of ours reaches it; the process title ``jobjoker job <id> <worker>``) and runs
+``jobjoker.runner.run_job``, which loads the worker's file afresh (nothing of a worker is kept here
+between jobs). The reply comes once the child has called
 ``setsid()``, so its pid already names its process group; ``start_many`` forks all its jobs before
 it waits for them. The objects preloaded here are frozen out of the garbage collector
 (``gc.freeze``), so a child's collections never touch, and so never copy, the memory it shares with
@@ -62,7 +62,7 @@ import traceback
 
 import setproctitle
 
-from jobjoker import codehash, jobdir, jobenv, outcome, proc, runner
+from jobjoker import codehash, jobdir, jobenv, jobprocess, proc
 
 # What this supervisor and the runner preloaded in it can do, told in every ping: a server meets
 # the supervisor of an older version after each upgrade (it outlives the server while it has
@@ -374,57 +374,23 @@ class Supervisor:
         return {"pid": pid, "start_time": start_time}
 
     def _become_job(self, spec, null_fd, fds, ready_w):
-        """The child: a session of its own, stdin /dev/null, stdout and stderr its log spool,
-        and no descriptor but those and the ones of the files it writes (``fds``, handed to
-        the runner): nothing of the supervisor's, no folder, no path it needs to reach."""
-        code = outcome.EXIT_ERROR
-        try:
-            os.setsid()
-            os.write(ready_w, b"!")
-            os.close(ready_w)
-            # The job's own objects start from an empty collector: what it inherited is frozen
-            # (see serve()), and so is whatever the supervisor allocated since.
-            gc.freeze()
-            for ready in self.unsettled:  # other new jobs' pipes are not this one's
-                os.close(ready)
-            signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, signal.SIG_DFL)
-            self.selector.close()
-            self.listener.close()
-            for conn in self.clients:
-                conn.close()
-            os.close(self.wake_r)
-            os.close(self.wake_w)
-            os.dup2(null_fd, 0)
-            os.dup2(fds["log"], 1)
-            os.dup2(fds["log"], 2)
-            _close_all_but({0, 1, 2, *fds.values()})
-            os.chdir(spec.get("cwd") or "/")
-            run_as_user = None
-            if spec.get("run_as"):
-                # Read the worker's code while still allowed to: the workers folder belongs
-                # to the server's user, not necessarily to the one the job runs as.
-                with open(spec["worker_file"], "rb") as f:
-                    spec["worker_source"] = f.read()
-                run_as_user = _become_user(spec["run_as"], fds.values())
-            # Ours is jobenv's base environment already (serve()): nothing else reaches the job.
-            jobenv.enter_job(os.environ, spec["job_id"], spec["worker"], run_as_user)
-            setproctitle.setproctitle("jobjoker job %s %s" % (spec["job_id"], spec["worker"]))
-            setproctitle.setthreadtitle(("jj " + spec["worker"])[:15])
-            if spec.get("cwd"):
-                # Appended, not prepended: a worker named like a module (random.py) must not
-                # shadow the standard library or installed packages for every other worker.
-                sys.path.append(spec["cwd"])
-            spec["fds"] = fds
-            code = runner.run_job(spec)
-        except BaseException:
-            try:
-                os.write(2, traceback.format_exc().encode())
-            except OSError:
-                pass
-        finally:
-            os._exit(code)
+        """The child: ``jobprocess.become_job`` once it has let go of what is ours."""
+        jobprocess.become_job(spec, null_fd, fds, ready_w, self._let_go)
+
+    def _let_go(self):
+        """In a new job: close every descriptor of ours by its object (the job closes the rest
+        by number), and give back the signals we handle."""
+        for ready in self.unsettled:  # other new jobs' pipes are not this one's
+            os.close(ready)
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_DFL)
+        self.selector.close()
+        self.listener.close()
+        for conn in self.clients:
+            conn.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
 
     # --- reaping ------------------------------------------------------------------------------
 
@@ -498,29 +464,6 @@ def _flush_output():
             stream.flush()
         except (OSError, ValueError):
             pass
-
-
-def _close_all_but(keep):
-    """Close every descriptor but those in ``keep`` (one system call per gap, close_range)."""
-    low = 0
-    for fd in sorted(keep):
-        if low < fd:  # closerange(n, n) closes everything from n up, on some Pythons
-            os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
-
-
-def _become_user(username, fds):
-    """Drop root for the job: its files first (``fds``, the files it writes; its folder stays
-    ours), then groups, group and user (in that order: after setuid nothing else may
-    change). Returns the user's ``pwd`` entry."""
-    user = pwd.getpwnam(username)
-    for fd in fds:
-        os.fchown(fd, user.pw_uid, user.pw_gid)
-    os.initgroups(username, user.pw_gid)
-    os.setgid(user.pw_gid)
-    os.setuid(user.pw_uid)
-    return user
 
 
 def daemonize():
