@@ -28,6 +28,8 @@ setup(
         "cryptography>=42",
         # GET /metrics in Prometheus's text format, from a registry of the app's own.
         "prometheus_client>=0.20,<1",
+        # Names each job's process (`jobjoker job <id> <worker>`) and the supervisor's in ps.
+        "setproctitle>=1.3.3,<2",
     ],
     extras_require={
         "postgresql": ["psycopg2-binary>=2.9"],

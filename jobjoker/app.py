@@ -334,13 +334,9 @@ class JobJokerServer:
                 "loop_lag_ms": self.loop_monitor.summary(), "supervisors": supervisors}
 
     def supervisors(self):
-        """The state of each supervisor, as ``/health`` and ``/metrics`` show it: a list of
-        ``{"role", "pid", "connected", "jobs"}``, the one that forks new jobs first ("current"),
-        so that another (an old one that runs its last jobs after an upgrade) can join."""
-        supervisor = self.processes.supervisor
-        return [{"role": "current", "pid": supervisor.supervisor_pid,
-                 "connected": supervisor.supervisor_pid is not None,
-                 "jobs": len(self.processes.running)}]
+        """The state of each supervisor, as ``/health`` and ``/metrics`` show it (see
+        ``Supervisors.describe``): the one that forks new jobs first."""
+        return self.processes.describe_supervisors()
 
     async def stop(self, kill_jobs=False):
         """Stop serving; running jobs keep running unless ``kill_jobs``."""

@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from jobjoker.errors import Unavailable
 from jobjoker.states import FINAL_STATES, JobStatus
+from jobjoker.supervisor_client import HASH_CHARS
 
 JOBS_CACHE_SECONDS = 10.0  # a scrape every few seconds costs one GROUP BY per this long
 # Lag of the IOLoop: 1 ms is idle, 100 ms is felt, a second is a stall.
@@ -149,15 +150,17 @@ class _Snapshot:
 
 
 def supervisor_families(supervisors):
-    """The supervisors' state: up, pid and running jobs, one series per supervisor role."""
+    """The supervisors' state: up, pid and running jobs, one series per supervisor, labelled
+    with its role (``current``, or ``draining`` after an upgrade) and its code hash."""
+    labels = ["role", "code"]
     up = GaugeMetricFamily("jobjoker_supervisor_up", "1 when this server is connected to the "
-                           "supervisor that forks its jobs.", labels=["role"])
+                           "supervisor.", labels=labels)
     pid = GaugeMetricFamily("jobjoker_supervisor_pid", "The supervisor's process id (absent "
-                            "while it is not connected).", labels=["role"])
+                            "while it is not connected).", labels=labels)
     jobs = GaugeMetricFamily("jobjoker_supervisor_jobs", "Jobs running under the supervisor.",
-                             labels=["role"])
+                             labels=labels)
     for supervisor in supervisors:
-        role = [supervisor["role"]]
+        role = [supervisor["role"], (supervisor["code_hash"] or "older")[:HASH_CHARS]]
         up.add_metric(role, 1 if supervisor["connected"] else 0)
         if supervisor["pid"] is not None:
             pid.add_metric(role, supervisor["pid"])

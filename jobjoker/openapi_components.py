@@ -187,14 +187,22 @@ def item_schemas():
                     "p99": {"type": "number", "minimum": 0},
                     "max": {"type": "number", "minimum": 0},
                 }),
-            "supervisors": {"type": "array", "minItems": 1, "items": strict_object(
-                "A supervisor, the process that forks jobs; the one that forks new jobs "
-                "first.", {
-                    "role": {"type": "string", "example": "current"},
-                    "pid": nullable({"type": "integer"}),
+            "supervisors": {
+                "type": "array", "minItems": 1, "description": "The supervisors, the processes "
+                "that fork this server's jobs: the one of the installed code first (connected or "
+                "not), then any started before an upgrade, which drain (run their jobs to the "
+                "end, start none, then exit).",
+                "items": strict_object("One supervisor.", {
+                    "role": {"type": "string", "enum": ["current", "draining"]},
                     "connected": {"type": "boolean"},
+                    "pid": nullable({"type": "integer"}),
+                    "protocol": nullable({"type": "integer", "minimum": 1}),
+                    "code_hash": nullable({"type": "string", "description":
+                                           "SHA-256 of the code it loaded (null: older than "
+                                           "protocol 4)."}),
                     "jobs": {"type": "integer", "minimum": 0,
                              "description": "Jobs running under it."},
+                    "draining": {"type": "boolean"},
                 })},
         }),
         "HealthBrief": strict_object("The server is ready, as anyone may see it.", {

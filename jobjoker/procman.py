@@ -9,22 +9,27 @@ server restart; ``kill(job_id)`` sends SIGKILL at once. Output is stored by the 
 job becomes final only after the supervisor reaped its process *and* its spools were drained:
 the ingester stores its backlog in its usual short passes (a big one never holds the database
 for long), then its closing entry and final status are stored in one small transaction, which
-is retried until it succeeds. ``adopt_jobs()`` runs on start and after every reconnection to the supervisor: running
-jobs are watched again, jobs that ended meanwhile are finished from their exit record, orphans
-of a dead supervisor are watched through a pidfd, vanished ones end ``error``.
+is retried until it succeeds. ``adopt_jobs()`` (``jobjoker.adoption``, mixed in) runs on start,
+after every reconnection to the supervisor and when an older supervisor has gone: running jobs
+are watched again, jobs that ended meanwhile are finished from their exit record, orphans of a
+dead supervisor are watched through a pidfd, vanished ones end ``error``.
+
+New jobs go to the supervisor of this installation's code; one started from older code (before an
+upgrade) keeps its jobs, which are stopped, killed and finished through it, and exits after the
+last (``jobjoker.supervisors``). ``describe_supervisors()`` is what ``/health`` shows of them.
 """
 import asyncio
 import contextvars
 import json
 import logging
 import os
-import select
 import signal
 import time
 
 from tornado.ioloop import IOLoop
 
-from jobjoker import jobdir, jobstore, proc
+from jobjoker import jobdir, jobstore
+from jobjoker.adoption import Adoption, has_exited
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
 from jobjoker.ingest import RETRY_DELAY, Ingester, spools_for, store_spools
 from jobjoker.outcome import end_time, ended_message, final_outcome
@@ -32,7 +37,7 @@ from jobjoker.parameters import mask_values
 from jobjoker.secretbox import SecretsUnreadable
 from jobjoker.states import FINAL_STATES, JobStatus, describe
 from jobjoker.storage import detached
-from jobjoker.supervisor_client import SupervisorClient
+from jobjoker.supervisors import Supervisors
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +54,12 @@ class RunningJob:
         # first waits for it, so a job's end is never recorded before its start.
         self.launched = asyncio.get_running_loop().create_future()
         self.pidfd = None  # only for an orphan adopted without the supervisor
+        self.supervisor = None  # the SupervisorClient of the supervisor that runs it
         self.pid = None
         self.finishing = False
 
 
-class ProcessManager:
+class ProcessManager(Adoption):
     """Owns the processes of this node's active jobs."""
 
     def __init__(self, config, storage, logstore, secrets):
@@ -66,8 +72,19 @@ class ProcessManager:
         self.running = {}
         self._tasks = set()
         self.ingester = Ingester(storage, logstore)
-        self.supervisor = SupervisorClient(config.run_dir, self._on_supervisor_event,
-                                           self.adopt_jobs)
+        self.supervisors = Supervisors(config.run_dir, self._on_supervisor_event,
+                                       self.adopt_jobs, self._on_supervisor_gone)
+
+    @property
+    def supervisor(self):
+        """The supervisor that starts new jobs (a ``SupervisorClient``)."""
+        return self.supervisors.current
+
+    def describe_supervisors(self):
+        """For ``/health``: each supervisor's pid, protocol, code hash, jobs, and whether it
+        drains (runs the jobs it has, then exits)."""
+        return self.supervisors.describe(lambda client: sum(
+            1 for running in self.running.values() if running.supervisor is client))
 
     @property
     def disk_full(self):
@@ -77,8 +94,9 @@ class ProcessManager:
         """Connect to (or start) the supervisor and re-adopt this node's active jobs."""
         jobdir.create(self.jobs_dir)
         self.ingester.start()
-        await self.supervisor.connect()
+        await self.supervisors.connect()
         await self.adopt_jobs()
+        await self.supervisors.drain_others()
 
     async def close(self, kill_jobs=False):
         """Let go of the jobs (they keep running) or, with ``kill_jobs``, end them all."""
@@ -86,7 +104,7 @@ class ProcessManager:
             if running.escalation is not None:
                 IOLoop.current().remove_timeout(running.escalation)
         self.ingester.close()
-        await self.supervisor.close(shutdown=kill_jobs, kill_jobs=kill_jobs)
+        await self.supervisors.close(shutdown=kill_jobs, kill_jobs=kill_jobs)
         # Ends being recorded finish first: the storage closes after us.
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for running in self.running.values():
@@ -133,8 +151,11 @@ class ProcessManager:
                   "mask": running.spools.masker.values, "job_dir": running.job_dir,
                   "run_as": self.config.run_as, "cwd": os.fspath(self.config.workers_dir)}
                  for job, running in zip(forked, runs)]
+        supervisor = self.supervisor
+        for running in runs:
+            running.supervisor = supervisor
         try:
-            results = await self.supervisor.start_many(specs) if specs else []
+            results = await supervisor.start_many(specs) if specs else []
         except Unavailable as e:
             results = [{"error": e.message}] * len(specs)
         started = {}
@@ -224,8 +245,9 @@ class ProcessManager:
         if running is not None and running.pidfd is not None:
             self._signal_orphan(running, signum)
             return
+        supervisor = (running and running.supervisor) or self.supervisor
         try:
-            await self.supervisor.request("signal", job_id=job_id, signal=int(signum))
+            await supervisor.request("signal", job_id=job_id, signal=int(signum))
         except Unavailable as e:
             if "not running" not in e.message:  # it has just exited: its exit event follows
                 raise
@@ -237,7 +259,7 @@ class ProcessManager:
         The pidfd was opened after proving the pid's start time, so while it does not report an
         exit, the pid is still the job's leader and so its group id is the job's group.
         """
-        if _has_exited(running.pidfd):
+        if has_exited(running.pidfd):
             return  # the pidfd handler finishes the job
         try:
             os.killpg(running.pid, signum)
@@ -356,110 +378,3 @@ class ProcessManager:
             IOLoop.current().remove_handler(running.pidfd)
             os.close(running.pidfd)
             running.pidfd = None
-
-    # --- adoption ---------------------------------------------------------------------------
-
-    async def adopt_jobs(self):
-        """Watch this node's running jobs again; finish those that ended meanwhile."""
-        status = await self.supervisor.request("status")
-        alive = {r["job_id"]: r for r in status["running"]}
-        # Exits the supervisor could not write to the job's folder (its disk was full).
-        exited = {r.get("job_id"): r for r in status.get("exited") or ()}
-        ended, unrecorded = [], {}
-        for job in await self.storage.read(jobstore.active_on_node, self.config.node):
-            running = self.running.get(job.id)
-            if running is not None and not running.launched.done():
-                continue  # being launched right now
-            if running is None:
-                running = self._track(job, self._secrets_of_adopted(job))
-                running.launched.set_result(True)
-            self.ingester.mark_dirty(job.id)
-            if job.id in alive:
-                self._arm_escalation(running, job.stop_deadline)
-                log.info("job %s: adopted running pid %s", job.id, alive[job.id]["pid"])
-                if job.pid is None:  # started, but the server died before it stored the pid
-                    unrecorded[job.id] = alive[job.id]
-                continue
-            record = (jobdir.read_record(running.job_dir, jobdir.EXIT_RECORD, self.owners)
-                      or exited.get(job.id))
-            if record is not None and job.pid is None and record.get("pid"):
-                unrecorded[job.id] = {"pid": record["pid"], "start_time": None}
-            if record is not None:
-                ended.append(self.finish(job.id, record))
-            elif not self._adopt_orphan(job, running):
-                ended.append(self.finish(job.id, {
-                    "returncode": None, "signal": None,
-                    "lost": "its process was lost while the server was away (pid %s is gone; "
-                            "its exit status is unknown)" % job.pid}))
-        if unrecorded:
-            await self._record_pids(unrecorded)
-        # The jobs that ended meanwhile are final before the server says it is ready.
-        await asyncio.gather(*ended)
-
-    def _secrets_of_adopted(self, job):
-        """The secret values of a job found running, to mask its children's raw output; none
-        when no key opens them (the job already has its values, and its own entries are masked
-        by its runner: ending it would lose its work for the server's mistake)."""
-        try:
-            return self.secrets.open(job.secret_parameters, job.id)
-        except SecretsUnreadable as e:
-            log.error("job %s: %s; the raw output of its child processes is stored unmasked",
-                      job.id, e.message)
-            return {}
-
-    async def _record_pids(self, learned):
-        """Store the pids of jobs whose start the server did not live to record (learned from
-        the supervisor: ``{job id: {"pid", "start_time"}}``), each as their start event."""
-        def record(tx):
-            for job_id, found in learned.items():
-                try:
-                    jobstore.update(tx, job_id, action="status", pid=found["pid"],
-                                    pid_start_time=found.get("start_time"))
-                except NotFound:
-                    continue
-                log.warning("job %s: its pid %s was not stored before the server stopped; "
-                            "learned it from the supervisor", job_id, found["pid"])
-        try:
-            await self.storage.transaction(record)
-        except Exception:
-            log.exception("storing the pids learned from the supervisor failed")
-
-    def _adopt_orphan(self, job, running):
-        """Watch a job whose supervisor died but whose process lives on (pidfd, identity
-        checked)."""
-        if not job.pid or not job.pid_start_time or not hasattr(os, "pidfd_open"):
-            return False
-        try:
-            pidfd = os.pidfd_open(job.pid)
-        except OSError:
-            return False
-        # The pid might be reused by now: the start time proves it is still the job's process.
-        # One that has exited already (a zombie nobody reaped yet) ended while nobody watched:
-        # it is not watched, so that its end is not taken to be now.
-        if proc.start_time(job.pid) != job.pid_start_time or _has_exited(pidfd):
-            os.close(pidfd)
-            return False
-        running.pidfd, running.pid = pidfd, job.pid
-        IOLoop.current().add_handler(pidfd, lambda fd, events: self._orphan_exited(job.id),
-                                     IOLoop.READ)
-        self._arm_escalation(running, job.stop_deadline)
-        log.warning("job %s: adopted orphan pid %s without its supervisor", job.id, job.pid)
-        return True
-
-    def _orphan_exited(self, job_id):
-        running = self.running.get(job_id)
-        if running is None:
-            return
-        self._forget_pidfd(running)
-        # The pidfd reports the exit as it happens: now is when it ended.
-        self._in_background(self.finish(job_id, jobdir.read_record(
-            running.job_dir, jobdir.EXIT_RECORD, self.owners) or {
-                "returncode": None, "signal": None, "time": time.time(),
-                "lost": "its exit status is unknown: the supervisor that started it was gone"}))
-
-
-def _has_exited(pidfd):
-    """Whether the process of ``pidfd`` has exited (reaped or not)."""
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    return bool(poller.poll(0))

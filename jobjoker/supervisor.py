@@ -1,10 +1,11 @@
 """The supervisor: a lean fork server that is the parent of every job process.
 
-Contract: started by the server (``python -m jobjoker.supervisor --socket PATH --daemon``), it
-detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON:
+Contract: started by the server (``python -m jobjoker.supervisor --socket PATH --data-dir DIR
+--daemon``), it detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON:
 
   -> {"id": N, "op": "ping"}
-  <- {"id": N, "ok": true, "pid": PID, "protocol": PROTOCOL, "ops": [the ops it knows]}
+  <- {"id": N, "ok": true, "pid": PID, "protocol": PROTOCOL, "ops": [the ops it knows],
+      "code_hash": HEX, "draining": bool}
   -> {"id": N, "op": "start", "spec": {job_id, worker, worker_file, params, job_dir, cwd}}
   <- {"id": N, "ok": true, "pid": PID, "start_time": TICKS}
   -> {"id": N, "op": "start_many", "specs": [spec, ...]}
@@ -13,14 +14,17 @@ detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON
   -> {"id": N, "op": "status"}
   <- {"id": N, "ok": true, "running": [{job_id, pid, start_time}], "exited": [exit record]}
   -> {"id": N, "op": "shutdown", "kill_jobs": bool}
+  -> {"id": N, "op": "drain", "drain": bool}   (exit once the last job has ended; or not)
   <- {"event": "exit", "job_id": J, "pid": P, "returncode": C|null, "signal": S|null}   (pushed)
 
 A start forks this small, preloaded process (about a fork's cost, not an interpreter's); the child
-leads a new session and process group, gets /dev/null as stdin and its ``log.spool`` (opened for
-appending) as stdout and stderr, keeps no other descriptor but those of the files it writes
-(made here before the fork, given to the ``--run-as`` user if any; the folder stays ours: see
-``jobjoker.jobdir``), and runs ``jobjoker.runner.run_job``, which loads the worker's file
-afresh (nothing of a worker is kept here between jobs). The reply comes once the child has called
+becomes the job's process (``jobjoker.jobprocess``: a session and process group of its own,
+/dev/null as stdin, its ``log.spool`` as stdout and stderr, no descriptor but those of the files it
+writes, made here before the fork and given to the ``--run-as`` user if any, the folder staying
+ours: see ``jobjoker.jobdir``; the environment of ``jobjoker.jobenv``, whose base is our own, so
+nothing else of ours reaches it; the process title ``jobjoker job <id> <worker>``) and runs
+``jobjoker.runner.run_job``, which loads the worker's file afresh (nothing of a worker is kept here
+between jobs). The reply comes once the child has called
 ``setsid()``, so its pid already names its process group; ``start_many`` forks all its jobs before
 it waits for them. The objects preloaded here are frozen out of the garbage collector
 (``gc.freeze``), so a child's collections never touch, and so never copy, the memory it shares with
@@ -30,7 +34,11 @@ cannot have been reused (it reaps its own children). When a job's main process e
 its process group is SIGKILLed, the exit is written to ``exit.json`` in the job's directory (so a
 server that was away learns it later) and then pushed to connected servers. It is a child subreaper,
 so orphaned grandchildren are reaped here and never linger as zombies. It exits on its own once it
-has no job and no server for a few seconds. Standard library only, plus the lean runner it preloads.
+has no job and no server for a few seconds, and once its last job has ended after a ``drain``:
+the server drains a supervisor that runs other code than a new one would (``code_hash``, see
+``jobjoker.codehash``; ``jobjoker.supervisors``). Its own process title is ``jobjoker supervisor
+<data dir> on <socket>`` (`` (draining)`` added while it drains). Standard library only, plus
+``setproctitle`` and the lean runner it preloads.
 
 No I/O error stops it (a full disk above all, which is also where its own log is): every failure
 in its loop is reported to its log if the log takes it and the loop goes on. An exit record the
@@ -43,6 +51,7 @@ import ctypes
 import gc
 import json
 import os
+import pwd
 import selectors
 import signal
 import socket
@@ -51,15 +60,20 @@ import sys
 import time
 import traceback
 
-from jobjoker import jobdir, outcome, proc, runner
+import setproctitle
+
+from jobjoker import codehash, jobdir, jobenv, jobprocess, proc
 
 # What this supervisor and the runner preloaded in it can do, told in every ping: a server meets
 # the supervisor of an older version after each upgrade (it outlives the server while it has
 # jobs). 1: ping, start, signal, status, shutdown (and from a later release start_many, listed in
 # "ops"); 2: the version is told, and runners leave jobdir.RUN_END (not "result.json"); 3: a
 # job's folder stays ours (never the --run-as user's), the job gets descriptors of the files it
-# writes (jobdir.open_job_files) and none of its folder. The spec sent is the same in all three.
-PROTOCOL = 3
+# writes (jobdir.open_job_files) and none of its folder; 4: the ping tells the code hash and
+# whether it drains, "drain" is known, it listens on a socket named after its code hash
+# (supervisor_client.socket_path_for), jobs start with jobjoker.jobenv's environment and a title.
+# The spec sent is the same in all four.
+PROTOCOL = 4
 IDLE_EXIT_SECONDS = 3.0
 MAX_UNSETTLED = 64  # new jobs whose setsid() a start has not yet seen, each holding a pipe
 PR_SET_CHILD_SUBREAPER = 36
@@ -70,8 +84,12 @@ RETRY_SECONDS = 1.0  # between attempts to write them
 class Supervisor:
     """Forks, signals and reaps job processes on behalf of the server(s) connected to it."""
 
-    def __init__(self, socket_path):
+    def __init__(self, socket_path, data_dir=None):
         self.socket_path = socket_path
+        self.data_dir = data_dir
+        self.code_hash = codehash.code_hash()  # of the files just imported
+        self.user = pwd.getpwuid(os.getuid())  # whose HOME a job gets without --run-as
+        self.draining = False
         self.selector = selectors.DefaultSelector()
         self.listener = None
         self.clients = {}  # socket -> bytearray of unparsed input
@@ -89,6 +107,11 @@ class Supervisor:
 
     def serve(self):
         self._set_subreaper()
+        self._set_title()
+        # Every job starts from this, so a fork inherits it: a start only adds the job's own.
+        base = jobenv.base_environment(os.environ, self.user)
+        os.environ.clear()
+        os.environ.update(base)
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)  # the server only starts us when nobody answers there
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -129,12 +152,21 @@ class Supervisor:
                 self._write_unwritten()
             except Exception:
                 report("reaping failed")
-            if self._idle_too_long() or (self.shutting_down and not self.jobs):
+            if self._idle_too_long() or (self.shutting_down and not self.jobs) or (
+                    self.draining and not self.jobs and not self.unwritten):
                 break
         try:
             os.unlink(self.socket_path)
         except OSError:
             pass
+
+    def _set_title(self):
+        """``ps`` and ``top`` tell which data dir we serve, and whether we drain."""
+        where = "%s on %s" % (self.data_dir, self.socket_path) if self.data_dir \
+            else self.socket_path
+        setproctitle.setproctitle("jobjoker supervisor %s%s" % (
+            where, " (draining)" if self.draining else ""))
+        setproctitle.setthreadtitle("jj supervisor")  # the 15 characters top shows
 
     def _request_exit(self, *_):
         self.running = False
@@ -228,7 +260,17 @@ class Supervisor:
 
     def op_ping(self, request):
         return {"pid": os.getpid(), "protocol": PROTOCOL,
-                "ops": sorted(name[3:] for name in dir(self) if name.startswith("op_"))}
+                "ops": sorted(name[3:] for name in dir(self) if name.startswith("op_")),
+                "code_hash": self.code_hash, "draining": self.draining}
+
+    def op_drain(self, request):
+        # Drained, we exit once no job runs (and every exit record is written); jobs that
+        # still run keep their parent, the only process that can reap them. Starts are still
+        # served: the server sends them elsewhere, and a downgrade may want us back (drain
+        # false).
+        self.draining = bool(request.get("drain", True))
+        self._set_title()
+        return {"draining": self.draining}
 
     def op_status(self, request):
         return {"pid": os.getpid(), "running": [
@@ -332,54 +374,23 @@ class Supervisor:
         return {"pid": pid, "start_time": start_time}
 
     def _become_job(self, spec, null_fd, fds, ready_w):
-        """The child: a session of its own, stdin /dev/null, stdout and stderr its log spool,
-        and no descriptor but those and the ones of the files it writes (``fds``, handed to
-        the runner): nothing of the supervisor's, no folder, no path it needs to reach."""
-        code = outcome.EXIT_ERROR
-        try:
-            os.setsid()
-            os.write(ready_w, b"!")
-            os.close(ready_w)
-            # The job's own objects start from an empty collector: what it inherited is frozen
-            # (see serve()), and so is whatever the supervisor allocated since.
-            gc.freeze()
-            for ready in self.unsettled:  # other new jobs' pipes are not this one's
-                os.close(ready)
-            signal.set_wakeup_fd(-1)
-            for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, signal.SIG_DFL)
-            self.selector.close()
-            self.listener.close()
-            for conn in self.clients:
-                conn.close()
-            os.close(self.wake_r)
-            os.close(self.wake_w)
-            os.dup2(null_fd, 0)
-            os.dup2(fds["log"], 1)
-            os.dup2(fds["log"], 2)
-            _close_all_but({0, 1, 2, *fds.values()})
-            os.chdir(spec.get("cwd") or "/")
-            if spec.get("run_as"):
-                # Read the worker's code while still allowed to: the workers folder belongs
-                # to the server's user, not necessarily to the one the job runs as.
-                with open(spec["worker_file"], "rb") as f:
-                    spec["worker_source"] = f.read()
-                _become_user(spec["run_as"], fds.values())
-            os.environ["JOBJOKER_JOB_ID"] = spec["job_id"]
-            os.environ["JOBJOKER_WORKER"] = spec["worker"]
-            if spec.get("cwd"):
-                # Appended, not prepended: a worker named like a module (random.py) must not
-                # shadow the standard library or installed packages for every other worker.
-                sys.path.append(spec["cwd"])
-            spec["fds"] = fds
-            code = runner.run_job(spec)
-        except BaseException:
-            try:
-                os.write(2, traceback.format_exc().encode())
-            except OSError:
-                pass
-        finally:
-            os._exit(code)
+        """The child: ``jobprocess.become_job`` once it has let go of what is ours."""
+        jobprocess.become_job(spec, null_fd, fds, ready_w, self._let_go)
+
+    def _let_go(self):
+        """In a new job: close every descriptor of ours by its object (the job closes the rest
+        by number), and give back the signals we handle."""
+        for ready in self.unsettled:  # other new jobs' pipes are not this one's
+            os.close(ready)
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_DFL)
+        self.selector.close()
+        self.listener.close()
+        for conn in self.clients:
+            conn.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
 
     # --- reaping ------------------------------------------------------------------------------
 
@@ -455,30 +466,6 @@ def _flush_output():
             pass
 
 
-def _close_all_but(keep):
-    """Close every descriptor but those in ``keep`` (one system call per gap, close_range)."""
-    low = 0
-    for fd in sorted(keep):
-        if low < fd:  # closerange(n, n) closes everything from n up, on some Pythons
-            os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
-
-
-def _become_user(username, fds):
-    """Drop root for the job: its files first (``fds``, the files it writes; its folder stays
-    ours), then groups, group and user (in that order: after setuid nothing else may
-    change)."""
-    import pwd
-    user = pwd.getpwnam(username)
-    for fd in fds:
-        os.fchown(fd, user.pw_uid, user.pw_gid)
-    os.initgroups(username, user.pw_gid)
-    os.setgid(user.pw_gid)
-    os.setuid(user.pw_uid)
-    os.environ.update(HOME=user.pw_dir, USER=username, LOGNAME=username)
-
-
 def daemonize():
     """Detach from the starting server: a second fork, so init (not the server) adopts us."""
     if os.fork() > 0:
@@ -506,11 +493,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="jobjoker.supervisor", description=__doc__.split("\n")[0])
     parser.add_argument("--socket", required=True, help="Unix socket path to listen on")
     parser.add_argument("--daemon", action="store_true", help="detach from the parent")
+    parser.add_argument("--data-dir", help="the data dir served (for the process title)")
     args = parser.parse_args(argv)
     forget_import_path()
     if args.daemon:
         daemonize()
-    Supervisor(args.socket).serve()
+    Supervisor(args.socket, args.data_dir).serve()
 
 
 if __name__ == "__main__":

@@ -1,17 +1,24 @@
 """The server's side of the supervisor protocol (see ``jobjoker.supervisor``), on the IOLoop.
 
-Contract: ``SupervisorClient.connect()`` connects to the supervisor of this data dir, starting one
-(detached, with a clean environment) when none answers; ``request(op, **fields)`` sends one request
-and returns its reply, raising ``Unavailable`` when the supervisor is away or answers with an error;
-``start_many(specs)`` starts many jobs in one request (one result per spec, a pid or an error), or
-in pipelined ``start`` requests to a supervisor too old to know ``start_many`` (one started by an
-earlier version outlives an upgrade as long as it has jobs: ``supervisor_protocol`` says which
-version of the protocol the connected one speaks; one found idle is asked to exit and replaced).
+Contract: ``SupervisorClient.connect()`` connects to the supervisor of this data dir that runs this
+installation's code (its socket is named after the code hash: ``socket_path_for``), starting one
+(detached, with a clean environment) when none answers; ``SupervisorClient(..., socket_path=P,
+on_gone=F)`` connects to the one at ``P`` only (an older one: ``jobjoker.supervisors``), never
+starts one, and calls ``F()`` when that connection ends instead of reconnecting.
+``request(op, **fields)`` sends one request and returns its reply, raising ``Unavailable`` when
+the supervisor is away or answers with an error; ``start_many(specs)`` starts many jobs in one
+request (one result per spec, a pid or an error), or in pipelined ``start`` requests to a
+supervisor too old to know ``start_many``; ``drain()`` asks it to exit after its last job. A
+supervisor outlives the server that started it: ``supervisor_protocol`` says which version of
+the protocol the connected one speaks, ``supervisor_code_hash`` which code it runs.
+``supervisor_sockets(run_dir)`` lists the sockets of every supervisor of a data dir, whatever
+its code or version.
 Pushed events (job exits) go to ``on_event``. When the connection drops the client reconnects
 (starting a new supervisor if needed) and calls ``on_reconnect`` so the owner can resynchronise.
 Nothing here blocks the IOLoop.
 """
 import asyncio
+import glob
 import hashlib
 import json
 import logging
@@ -22,37 +29,58 @@ import sys
 
 from tornado.iostream import IOStream, StreamClosedError
 
-from jobjoker import checkout
+from jobjoker import checkout, codehash, jobenv
 from jobjoker.errors import Unavailable
 from jobjoker.supervisor import PROTOCOL
 
 log = logging.getLogger(__name__)
 
 MAX_UNIX_PATH = 100  # sun_path holds 108 bytes; keep a margin
-SAFE_ENVIRONMENT = ("PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "USER",
-                    "LOGNAME", "SHELL", "TMPDIR")
+HASH_CHARS = 12  # of the code hash, in a socket's name
 
 
-def socket_path_for(run_dir):
-    """The supervisor's socket: in the run dir, or a short private path when that is too long."""
-    path = os.path.join(run_dir, "supervisor.sock")
-    if len(os.fsencode(path)) <= MAX_UNIX_PATH:
-        return path
+def _socket_prefix(run_dir):
+    """Where the supervisor sockets of ``run_dir`` are, and how their names begin: in the run
+    dir, or in a short private folder when the run dir's path is too long for a socket."""
+    prefix = os.path.join(run_dir, "supervisor")
+    if len(os.fsencode(prefix)) + 1 + HASH_CHARS + 5 <= MAX_UNIX_PATH:
+        return prefix
     digest = hashlib.sha256(os.fsencode(os.path.abspath(run_dir))).hexdigest()[:16]
     private = os.path.join("/tmp", "jobjoker-%d" % os.getuid())
     os.makedirs(private, mode=0o700, exist_ok=True)
     os.chmod(private, 0o700)
-    return os.path.join(private, digest + ".sock")
+    return os.path.join(private, digest)
+
+
+def socket_path_for(run_dir, code_hash=None):
+    """The socket of the supervisor of ``run_dir`` that runs the code of ``code_hash`` (this
+    installation's by default): one name per code, so that an older supervisor keeps its own
+    while it drains (see ``jobjoker.supervisors``)."""
+    code_hash = code_hash or codehash.code_hash()
+    return "%s-%s.sock" % (_socket_prefix(os.fspath(run_dir)), code_hash[:HASH_CHARS])
+
+
+def supervisor_sockets(run_dir):
+    """The sockets found for ``run_dir``'s supervisors, of any code, the ones of versions before
+    protocol 4 (``supervisor.sock``, or ``<digest>.sock`` in the private folder) included. A
+    supervisor that was killed leaves its socket behind: nobody answers there."""
+    prefix = _socket_prefix(os.fspath(run_dir))
+    return sorted(set(glob.glob(glob.escape(prefix) + "-*.sock"))
+                  | set(glob.glob(glob.escape(prefix) + ".sock")))
 
 
 def supervisor_environment():
-    """What the supervisor (and so every job) inherits: no secrets, no database URL.
+    """What the supervisor inherits: no secrets, no database URL; jobs get even less
+    (``jobjoker.jobenv``).
 
     From a checkout it also gets the checkout's root as PYTHONPATH, to import jobjoker when the
     checkout is not installed; the supervisor drops it before any job starts
     (``supervisor.forget_import_path``). An installed jobjoker needs none.
     """
-    env = {k: os.environ[k] for k in SAFE_ENVIRONMENT if k in os.environ}
+    env = jobenv.passed_through(os.environ)
+    for name in ("PATH", "TMPDIR"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     env.setdefault("PATH", os.defpath)
     if checkout.ROOT is not None:
         env["PYTHONPATH"] = checkout.ROOT
@@ -63,15 +91,23 @@ def supervisor_environment():
 class SupervisorClient:
     """An asynchronous connection to the supervisor, which it starts when needed."""
 
-    def __init__(self, run_dir, on_event, on_reconnect=None, connect_timeout=10.0):
+    def __init__(self, run_dir, on_event, on_reconnect=None, connect_timeout=10.0,
+                 socket_path=None, on_gone=None):
+        """``socket_path``: connect to the supervisor there only, never start one, and call
+        ``on_gone()`` once the connection ends (no reconnecting)."""
         self.run_dir = os.fspath(run_dir)
-        self.socket_path = socket_path_for(self.run_dir)
+        self.code_hash = codehash.code_hash()  # what a supervisor started now runs
+        self.spawn = socket_path is None
+        self.socket_path = socket_path or socket_path_for(self.run_dir, self.code_hash)
         self.on_event = on_event
         self.on_reconnect = on_reconnect
+        self.on_gone = on_gone
         self.connect_timeout = connect_timeout
         self.supervisor_pid = None  # set while connected
         self.supervisor_ops = ()  # what the connected supervisor can do
         self.supervisor_protocol = None  # its version of the protocol (jobjoker.supervisor)
+        self.supervisor_code_hash = None  # the code it runs (None: older than protocol 4)
+        self.draining = False  # asked to exit after its last job
         self._stream = None
         self._pending = {}
         self._next_id = 0
@@ -79,11 +115,12 @@ class SupervisorClient:
         self._reader = None
         self._readers = set()  # every read loop still running, to end them all on close
         self._reconnecting = None  # the one reconnect loop, when one runs
-        self._retiring = False  # an older supervisor is being replaced
 
     async def connect(self):
         """Connect to the running supervisor, or start one and connect to it."""
         stream = await self._try_connect()
+        if stream is None and not self.spawn:
+            raise Unavailable("no supervisor answers on %s" % self.socket_path)
         if stream is None:
             await self._spawn()
             loop = asyncio.get_running_loop()
@@ -113,34 +150,36 @@ class SupervisorClient:
         self.supervisor_protocol = reply.get("protocol", 1)
         self.supervisor_ops = tuple(reply.get("ops") or ("ping", "shutdown", "signal", "start",
                                                          "status"))
-        if self.supervisor_protocol < PROTOCOL:
-            if await self._retire_if_idle():
-                await self.connect()  # to a new one, of this version
-                return
-            log.warning("supervisor pid %s speaks protocol %s, older than this server's %s: it "
-                        "was started by an earlier version and runs jobs; it serves until a "
-                        "start of the server finds it idle", self.supervisor_pid,
-                        self.supervisor_protocol, PROTOCOL)
-        log.info("supervisor pid %s on %s (protocol %s)", self.supervisor_pid, self.socket_path,
-                 self.supervisor_protocol)
+        self.supervisor_code_hash = reply.get("code_hash")
+        self.draining = bool(reply.get("draining"))
+        if self.spawn:
+            await self._check_own()
+        log.info("supervisor pid %s on %s (protocol %s, code %s)", self.supervisor_pid,
+                 self.socket_path, self.supervisor_protocol,
+                 (self.supervisor_code_hash or "older")[:HASH_CHARS])
 
-    async def _retire_if_idle(self):
-        """Ask the connected (older) supervisor to exit if it runs no job, so that jobs from
-        now on get this version's (from protocol 3, a job's folder is never its own: see
-        ``jobjoker.jobdir``). True once it has gone."""
-        if (await self.request("status"))["running"]:
-            return False
-        log.info("supervisor pid %s speaks protocol %s, older than this server's %s, and runs "
-                 "no job: replacing it", self.supervisor_pid, self.supervisor_protocol, PROTOCOL)
-        self._retiring = True  # its goodbye is no loss to reconnect from
-        try:
+    async def _check_own(self):
+        """The supervisor on this code's socket runs this code (it started from the same
+        files), unless they changed between our start and its: then say so. One drained by
+        a newer server (which we replace again: a downgrade) serves new jobs once more."""
+        if (self.supervisor_code_hash, self.supervisor_protocol) != (self.code_hash, PROTOCOL):
+            log.warning("supervisor pid %s runs other code (protocol %s, code %s) than this "
+                        "server's (protocol %s, code %s): the installation changed while the "
+                        "server started; restart the server to run the new code",
+                        self.supervisor_pid, self.supervisor_protocol,
+                        self.supervisor_code_hash, PROTOCOL, self.code_hash)
+        if self.draining and "drain" in self.supervisor_ops:
+            await self.request("drain", drain=False)
+            self.draining = False
+
+    async def drain(self):
+        """Ask the supervisor to exit once its last job has ended (older ones: ``shutdown``
+        without killing, which does the same)."""
+        if "drain" in self.supervisor_ops:
+            await self.request("drain", drain=True)
+        else:
             await self.request("shutdown", kill_jobs=False)
-            await asyncio.wait_for(asyncio.shield(self._reader), self.connect_timeout)
-        except (Unavailable, asyncio.TimeoutError):
-            return False
-        finally:
-            self._retiring = False
-        return True
+        self.draining = True
 
     async def _try_connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -162,7 +201,7 @@ class SupervisorClient:
             process = subprocess.Popen(
                 # -P: the run dir (our cwd) stays off sys.path, and so off every job's.
                 [sys.executable, "-P", "-m", "jobjoker.supervisor", "--socket", self.socket_path,
-                 "--daemon"],
+                 "--data-dir", os.path.dirname(os.path.abspath(self.run_dir)), "--daemon"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, close_fds=True,
                 cwd=self.run_dir, env=supervisor_environment(), start_new_session=True)
         # The launcher forks the real supervisor and exits at once; reap it without blocking.
@@ -237,9 +276,13 @@ class SupervisorClient:
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(StreamClosedError())
+        if not self.spawn:
+            if not self._closing and self.on_gone is not None:
+                self.on_gone()  # it exited (its last job ended) or died: nothing to reconnect
+            return
         # One reconnect loop at a time: a half-made connection failing inside it must not
         # start a second one (two connections, and a reader nobody ends).
-        if not self._closing and not self._retiring and (
+        if not self._closing and (
                 self._reconnecting is None or self._reconnecting.done()):
             log.warning("lost the supervisor connection; reconnecting")
             self._reconnecting = asyncio.ensure_future(self._reconnect())

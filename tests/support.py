@@ -222,19 +222,31 @@ def process_alive(pid):
 
 
 def processes_of(socket_path):
-    """Pids of the processes started for this supervisor socket (the supervisor and its jobs,
-    which inherit its command line)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    """Pids of the processes started for this supervisor socket's data dir: its supervisors (of
+    any code: their titles name the data dir and the socket) and their jobs (whose stdout is a
+    spool in the data dir's jobs folder; their titles name only the job and worker)."""
+    def read(pid, what):
         try:
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                if socket_path.encode() in f.read():
-                    found.append(int(entry))
+            if what == "cmdline":
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    return f.read()
+            return os.readlink("/proc/%d/%s" % (pid, what))
         except OSError:
-            continue
-    return found
+            return None
+    pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    found = {pid for pid in pids if socket_path.encode() in (read(pid, "cmdline") or b"")}
+    data_dirs = {os.path.dirname(os.path.dirname(socket_path))} \
+        if os.path.basename(os.path.dirname(socket_path)) == "run" else set()
+    for pid in found:  # a supervisor's working folder is its run dir
+        cwd = read(pid, "cwd")
+        if cwd and os.path.basename(cwd) == "run":
+            data_dirs.add(os.path.dirname(cwd))
+    for data_dir in data_dirs:
+        title = ("jobjoker supervisor %s on " % data_dir).encode()
+        spools = os.path.join(data_dir, "jobs") + os.sep
+        found.update(pid for pid in pids if (read(pid, "cmdline") or b"").startswith(title)
+                     or (read(pid, "fd/1") or "").startswith(spools))
+    return sorted(found)
 
 
 def kill_leftovers(socket_path):

@@ -131,11 +131,15 @@ def test_an_installed_server_serves_its_page_and_runs_jobs(installed, servers, t
     assert fetch(server.port, "/static/js/api.js", auth=auth) == (
         200, (ROOT / "static" / "js" / "api.js").read_bytes())
 
-    # Its supervisor runs the installed package, with no PYTHONPATH (nothing to find).
-    supervisor, = processes_of(socket_path_for(str(server.data_dir / "run")))
+    # Its supervisor runs the installed package (the job below shows which files), with no
+    # PYTHONPATH (nothing to find); its process title says what it is.
+    socket_path = socket_path_for(str(server.data_dir / "run"))
+    supervisor, = processes_of(socket_path)
     with open("/proc/%d/cmdline" % supervisor, "rb") as f:
-        assert f.read().split(b"\0")[:4] == [os.fsencode(installed["python"]), b"-P", b"-m",
-                                             b"jobjoker.supervisor"]
+        assert f.read().rstrip(b"\0") == b"jobjoker supervisor %s on %s" % (
+            os.fsencode(server.data_dir), os.fsencode(socket_path))
+    assert os.path.realpath("/proc/%d/exe" % supervisor) == os.path.realpath(
+        installed["python"])
     with open("/proc/%d/environ" % supervisor, "rb") as f:
         assert not any(line.startswith(b"PYTHONPATH=") for line in f.read().split(b"\0"))
 

@@ -437,14 +437,20 @@ OLD_SUPERVISOR = ("import sys; import jobjoker.supervisor as s; s.PROTOCOL = 2; 
                   "s.main(['--socket', sys.argv[1]])")
 
 
+def legacy_socket_path(run_dir):
+    """Where a supervisor before protocol 4 listened: one name, whatever its code."""
+    from jobjoker.supervisor_client import _socket_prefix
+    return _socket_prefix(str(run_dir)) + ".sock"
+
+
 @pytest.fixture
 def old_supervisor(tmp_path):
     """A supervisor that says it speaks protocol 2 (the layout that gave a job its folder),
-    listening on ``tmp_path/run``'s socket; ``(process, run dir)``."""
-    from jobjoker.supervisor_client import socket_path_for, supervisor_environment
+    listening on ``tmp_path/run``'s socket of that time; ``(process, run dir)``."""
+    from jobjoker.supervisor_client import supervisor_environment
     run_dir = tmp_path / "run"
     run_dir.mkdir(mode=0o700)
-    socket_path = socket_path_for(str(run_dir))
+    socket_path = legacy_socket_path(run_dir)
     process = subprocess.Popen([sys.executable, "-c", OLD_SUPERVISOR, socket_path],
                                env=supervisor_environment(), start_new_session=True)
     until(lambda: os.path.exists(socket_path), 30, "the old supervisor's socket")
@@ -458,40 +464,46 @@ def old_supervisor(tmp_path):
 @pytest.mark.gen_test(timeout=60)
 async def test_an_idle_older_supervisor_is_replaced(old_supervisor):
     from jobjoker.supervisor import PROTOCOL
-    from jobjoker.supervisor_client import SupervisorClient
+    from jobjoker.supervisors import Supervisors
     process, run_dir = old_supervisor
-    client = SupervisorClient(run_dir, lambda event: None)
-    await client.connect()
+    supervisors = Supervisors(run_dir, lambda event: None, None, lambda: None)
+    await supervisors.connect()
     try:
-        assert client.supervisor_protocol == PROTOCOL
-        assert client.supervisor_pid != process.pid
+        assert supervisors.current.supervisor_protocol == PROTOCOL
+        assert supervisors.current.supervisor_pid != process.pid
+        await supervisors.drain_others()
         assert process.wait(timeout=30) == 0
     finally:
-        await client.close(shutdown=True)
+        await supervisors.close(shutdown=True)
 
 
 @pytest.mark.gen_test(timeout=60)
 async def test_an_older_supervisor_with_jobs_keeps_them(old_supervisor, tmp_path):
-    from jobjoker.supervisor_client import SupervisorClient
+    from jobjoker.supervisor import PROTOCOL
+    from jobjoker.supervisors import Supervisors
     process, run_dir = old_supervisor
     workers = workers_folder(tmp_path / "workers", {"Sleeper": (
         "import time\nfrom jobjoker import Worker\n\n\nclass Sleeper(Worker):\n"
         "    def run(self):\n        time.sleep(60)\n")})
     job_dir = tmp_path / "jobs" / "job1"
     jobdir.create(job_dir)
-    from jobjoker.supervisor_client import socket_path_for
     with socket.socket(socket.AF_UNIX) as raw:  # as the server of the earlier version did
-        raw.connect(socket_path_for(str(run_dir)))
+        raw.connect(legacy_socket_path(run_dir))
         raw.sendall(json.dumps({"id": 1, "op": "start", "spec": {
             "job_id": "job1", "worker": "Sleeper", "worker_file": str(workers / "Sleeper.py"),
             "params": {}, "job_dir": str(job_dir), "cwd": str(workers)}}).encode() + b"\n")
         assert json.loads(raw.makefile().readline())["ok"]
-    client = SupervisorClient(run_dir, lambda event: None)
-    await client.connect()
+    supervisors = Supervisors(run_dir, lambda event: None, None, lambda: None)
+    await supervisors.connect()
     try:
-        assert client.supervisor_protocol == 2 and client.supervisor_pid == process.pid
+        [old] = supervisors.others  # it drains; new jobs go to one of this version
+        assert old.supervisor_protocol == 2 and old.supervisor_pid == process.pid
+        assert supervisors.current.supervisor_protocol == PROTOCOL
+        await supervisors.drain_others()
+        assert old.draining and process.poll() is None  # its job still runs, and so does it
     finally:
-        await client.close(shutdown=True, kill_jobs=True)
+        await supervisors.close(shutdown=True, kill_jobs=True)
+    assert process.wait(timeout=30) == 0
 
 
 def test_a_job_imports_helpers_beside_its_worker_but_cannot_change_them(servers, tmp_path,

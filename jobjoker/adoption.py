@@ -1,0 +1,159 @@
+"""Adoption: the process manager's jobs found again after a restart, a reconnection to the
+supervisor, or the end of an older supervisor.
+
+Contract: ``Adoption`` is mixed into ``jobjoker.procman.ProcessManager`` and uses its state
+(``running``, ``supervisors``, ``storage``, ``secrets``, ``owners``) and its ``_track``,
+``finish``, ``_arm_escalation``, ``_forget_pidfd`` and ``_in_background``. ``adopt_jobs()`` asks
+every connected supervisor what it runs and goes through this node's active jobs: running ones
+are watched again (through the supervisor that runs them, their stop deadline re-armed), jobs
+that ended meanwhile are finished from their exit record (or the exit a supervisor could not
+write), orphans of a dead supervisor are watched through a pidfd once their start time proves
+them, vanished ones end ``error``. The pids a server did not live to store are stored then.
+``has_exited(pidfd)`` tells whether a pidfd's process has exited.
+"""
+import asyncio
+import logging
+import os
+import select
+import time
+
+from tornado.ioloop import IOLoop
+
+from jobjoker import jobdir, jobstore, proc
+from jobjoker.errors import NotFound, Unavailable
+from jobjoker.secretbox import SecretsUnreadable
+
+log = logging.getLogger(__name__)
+
+
+class Adoption:
+    """The ``ProcessManager``'s methods that find its jobs again."""
+
+    def _on_supervisor_gone(self):
+        """An older supervisor has gone: whatever jobs it left (it died) are adopted."""
+        async def adopt():
+            try:
+                await self.adopt_jobs()
+            except Exception:
+                log.exception("adopting the jobs of a supervisor that has gone failed")
+        self._in_background(adopt())
+
+    async def _statuses(self):
+        """``(alive, exited)`` over every supervisor: each running job's record with the
+        client of its supervisor, and the exits they could not write to the jobs' folders
+        (their disk was full). The current supervisor must answer; an older one that does
+        not counts as gone (its jobs are then adopted as orphans)."""
+        alive, exited = {}, {}
+        for client in self.supervisors.connected():
+            try:
+                status = await client.request("status")
+            except Unavailable:
+                if client is self.supervisor:
+                    raise
+                continue
+            alive.update((r["job_id"], (r, client)) for r in status["running"])
+            exited.update((r.get("job_id"), r) for r in status.get("exited") or ())
+        return alive, exited
+
+    async def adopt_jobs(self):
+        """Watch this node's running jobs again; finish those that ended meanwhile."""
+        alive, exited = await self._statuses()
+        ended, unrecorded = [], {}
+        for job in await self.storage.read(jobstore.active_on_node, self.config.node):
+            running = self.running.get(job.id)
+            if running is not None and not running.launched.done():
+                continue  # being launched right now
+            if running is None:
+                running = self._track(job, self._secrets_of_adopted(job))
+                running.launched.set_result(True)
+            self.ingester.mark_dirty(job.id)
+            if job.id in alive:
+                record, running.supervisor = alive[job.id]
+                self._arm_escalation(running, job.stop_deadline)
+                log.info("job %s: adopted running pid %s", job.id, record["pid"])
+                if job.pid is None:  # started, but the server died before it stored the pid
+                    unrecorded[job.id] = record
+                continue
+            record = (jobdir.read_record(running.job_dir, jobdir.EXIT_RECORD, self.owners)
+                      or exited.get(job.id))
+            if record is not None and job.pid is None and record.get("pid"):
+                unrecorded[job.id] = {"pid": record["pid"], "start_time": None}
+            if record is not None:
+                ended.append(self.finish(job.id, record))
+            elif not self._adopt_orphan(job, running):
+                ended.append(self.finish(job.id, {
+                    "returncode": None, "signal": None,
+                    "lost": "its process was lost while the server was away (pid %s is gone; "
+                            "its exit status is unknown)" % job.pid}))
+        if unrecorded:
+            await self._record_pids(unrecorded)
+        # The jobs that ended meanwhile are final before the server says it is ready.
+        await asyncio.gather(*ended)
+
+    def _secrets_of_adopted(self, job):
+        """The secret values of a job found running, to mask its children's raw output; none
+        when no key opens them (the job already has its values, and its own entries are masked
+        by its runner: ending it would lose its work for the server's mistake)."""
+        try:
+            return self.secrets.open(job.secret_parameters, job.id)
+        except SecretsUnreadable as e:
+            log.error("job %s: %s; the raw output of its child processes is stored unmasked",
+                      job.id, e.message)
+            return {}
+
+    async def _record_pids(self, learned):
+        """Store the pids of jobs whose start the server did not live to record (learned from
+        the supervisor: ``{job id: {"pid", "start_time"}}``), each as their start event."""
+        def record(tx):
+            for job_id, found in learned.items():
+                try:
+                    jobstore.update(tx, job_id, action="status", pid=found["pid"],
+                                    pid_start_time=found.get("start_time"))
+                except NotFound:
+                    continue
+                log.warning("job %s: its pid %s was not stored before the server stopped; "
+                            "learned it from the supervisor", job_id, found["pid"])
+        try:
+            await self.storage.transaction(record)
+        except Exception:
+            log.exception("storing the pids learned from the supervisor failed")
+
+    def _adopt_orphan(self, job, running):
+        """Watch a job whose supervisor died but whose process lives on (pidfd, identity
+        checked)."""
+        if not job.pid or not job.pid_start_time or not hasattr(os, "pidfd_open"):
+            return False
+        try:
+            pidfd = os.pidfd_open(job.pid)
+        except OSError:
+            return False
+        # The pid might be reused by now: the start time proves it is still the job's process.
+        # One that has exited already (a zombie nobody reaped yet) ended while nobody watched:
+        # it is not watched, so that its end is not taken to be now.
+        if proc.start_time(job.pid) != job.pid_start_time or has_exited(pidfd):
+            os.close(pidfd)
+            return False
+        running.pidfd, running.pid = pidfd, job.pid
+        IOLoop.current().add_handler(pidfd, lambda fd, events: self._orphan_exited(job.id),
+                                     IOLoop.READ)
+        self._arm_escalation(running, job.stop_deadline)
+        log.warning("job %s: adopted orphan pid %s without its supervisor", job.id, job.pid)
+        return True
+
+    def _orphan_exited(self, job_id):
+        running = self.running.get(job_id)
+        if running is None:
+            return
+        self._forget_pidfd(running)
+        # The pidfd reports the exit as it happens: now is when it ended.
+        self._in_background(self.finish(job_id, jobdir.read_record(
+            running.job_dir, jobdir.EXIT_RECORD, self.owners) or {
+                "returncode": None, "signal": None, "time": time.time(),
+                "lost": "its exit status is unknown: the supervisor that started it was gone"}))
+
+
+def has_exited(pidfd):
+    """Whether the process of ``pidfd`` has exited (reaped or not)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
