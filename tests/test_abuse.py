@@ -49,7 +49,10 @@ def attack_in_rounds(pid, attack, count=3):
             sock.close()
     peak = memory(pid, "VmHWM")
     assert peak - before < GROWTH_BOUND, (before, rounds, peak)
-    assert rounds[-1] - rounds[0] < GROWTH_BOUND / 3, rounds  # no growth round to round
+    # No growth round to round, from the second on: the first may be sampled before its
+    # connections took all they will (a busy machine), and the memory it took stays with the
+    # process for the next rounds to reuse.
+    assert rounds[-1] - rounds[1] < GROWTH_BOUND / 3, rounds
 
 
 def cpu_seconds(pid):

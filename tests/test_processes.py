@@ -15,6 +15,21 @@ async def log_messages(api, job_id):
     return [entry["message"] for entry in reply.data]
 
 
+def children_named(pid, name):
+    """Pids of the living children of process ``pid`` whose command is ``name``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue  # not a process, or gone meanwhile
+        command, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:]
+        if command == name and int(rest.split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
 async def wait_for_log(api, job_id, text):
     """The job's log once one of its entries contains ``text``."""
     async def logged():
@@ -213,6 +228,9 @@ class Env(Worker):
 async def test_stop_honoured_by_the_worker_ends_stop(api, run_job, wait_for_status):
     job = await run_job("TestWorker", {"count": 100, "sleep": 3600})
     await wait_for_log(api, job["id"], "log 0")
+    # A stop sent before the worker started its `sleep` child would not reach the child: the
+    # worker would then wait for it, an hour (a busy machine widens that window).
+    await poll(lambda: children_named(job["pid"], "sleep"), what="the worker's sleep child")
     reply = await api("PUT", "/jobs/%s/status" % job["id"], "stop")
     assert reply.code == 202
     assert reply.data[0]["stop_requested"] is not None
