@@ -164,16 +164,7 @@ class JobJokerServer:
     async def start(self, listen=True):
         """Open everything, re-adopt running jobs and (with ``listen``) accept requests."""
         config = self.config
-        for path in (config.data_dir, config.run_dir, config.jobs_dir):
-            os.makedirs(path, mode=0o700, exist_ok=True)
-            os.chmod(path, 0o700)  # ours alone, whatever an older version or a hand made it
-        create_folder(config.workers_dir)
-        self.lock.acquire()
-        try:  # before the database: a key that cannot be used changes nothing
-            self.secret_box = secretbox.load_box(config.data_dir, config.secret_keys)
-        except BaseException:
-            self.lock.release()
-            raise
+        self._take_data_dir()
         # The storage's threads run Python (the MySQL driver, spool parsing) while the loop waits
         # on sockets: each time the loop comes back from a system call it must win the GIL
         # again, and by default a busy thread keeps it up to 5 ms. A shorter interval hands it
@@ -227,21 +218,40 @@ class JobJokerServer:
                            lambda: len(self.app.settings["open_streams"]))
         self.credential_watch.start()
         if listen:
-            fd_limit = raise_fd_limit()
-            # The connection-wide body limit is the public one: handlers that read bodies raise
-            # it for their request once its sender is known (handlers/base.py); the others
-            # (static files, WebSockets) never hold more. Behind the proxy, address and scheme
-            # come from the headers it sets, and only those (jobjoker.forwarded); never
-            # Tornado's xheaders, which trusts more.
-            self.http_server = GuardedHTTPServer(
-                forwarded.from_proxy(self.app) if config.trust_proxy else self.app,
-                max_body_size=config.max_public_body_size, ssl_options=self._tls_context(),
-                idle_connection_timeout=config.idle_connection_timeout,
-                max_connections=connection_cap(config, fd_limit),
-                # Behind a proxy every connection comes from the proxy's address.
-                max_per_address=0 if config.trust_proxy else config.max_connections_per_address)
-            self.http_server.listen(config.port, config.host)
+            self._listen()
         return self
+
+    def _take_data_dir(self):
+        """Make the data dir's folders ours alone, lock it, and load the secret key."""
+        config = self.config
+        for path in (config.data_dir, config.run_dir, config.jobs_dir):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            os.chmod(path, 0o700)  # ours alone, whatever an older version or a hand made it
+        create_folder(config.workers_dir)
+        self.lock.acquire()
+        try:  # before the database: a key that cannot be used changes nothing
+            self.secret_box = secretbox.load_box(config.data_dir, config.secret_keys)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _listen(self):
+        """Accept requests on the configured address."""
+        config = self.config
+        fd_limit = raise_fd_limit()
+        # The connection-wide body limit is the public one: handlers that read bodies raise
+        # it for their request once its sender is known (handlers/base.py); the others
+        # (static files, WebSockets) never hold more. Behind the proxy, address and scheme
+        # come from the headers it sets, and only those (jobjoker.forwarded); never
+        # Tornado's xheaders, which trusts more.
+        self.http_server = GuardedHTTPServer(
+            forwarded.from_proxy(self.app) if config.trust_proxy else self.app,
+            max_body_size=config.max_public_body_size, ssl_options=self._tls_context(),
+            idle_connection_timeout=config.idle_connection_timeout,
+            max_connections=connection_cap(config, fd_limit),
+            # Behind a proxy every connection comes from the proxy's address.
+            max_per_address=0 if config.trust_proxy else config.max_connections_per_address)
+        self.http_server.listen(config.port, config.host)
 
     async def _open_database(self, hub):
         """Open the database and take this node's lease before changing anything in it."""

@@ -5,6 +5,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobjoker import metrics as metrics_module
 from jobjoker.errors import Unavailable
+from jobjoker.supervisor_client import HASH_CHARS
 from tests.support import bearer, poll
 
 
@@ -32,9 +33,10 @@ async def test_metrics_parse_and_move_when_a_job_runs(api, run_job, server, monk
     monkeypatch.setattr(metrics_module, "JOBS_CACHE_SECONDS", 0)  # read the counts each time
     before = await scrape(api)
     assert value(before, "jobjoker_database_up") == 1
-    assert value(before, "jobjoker_supervisor_up", role="current") == 1
-    assert value(before, "jobjoker_supervisor_pid", role="current") == \
-        server.processes.supervisor.supervisor_pid
+    supervisor = server.processes.supervisor
+    current = {"role": "current", "code": supervisor.supervisor_code_hash[:HASH_CHARS]}
+    assert value(before, "jobjoker_supervisor_up", **current) == 1
+    assert value(before, "jobjoker_supervisor_pid", **current) == supervisor.supervisor_pid
     assert value(before, "jobjoker_loop_lag_seconds_count") > 0  # the loop ticks
     job = await run_job("TestWorker", {"count": 3}, wait=True)
     assert job["status"] == "done", job

@@ -248,7 +248,8 @@ def test_an_upgrade_drains_the_old_supervisor_and_starts_new_jobs_on_the_new_cod
     second = servers("--stop-grace", "5", command=command, workers_dir=workers,
                      port=first.port).wait_ready()
     current, draining = second.api("GET", "/health")[0]["supervisors"]
-    assert draining == dict(old, jobs=2, draining=True)  # the same process, told to drain
+    # The same process, told to drain.
+    assert draining == dict(old, role="draining", jobs=2, draining=True)
     assert current["pid"] != old["pid"] and not current["draining"]
     assert current["code_hash"] != old["code_hash"] and current["jobs"] == 0
     assert current["code_hash"] == codehash.code_hash(str(installed / "jobjoker"))
