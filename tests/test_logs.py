@@ -252,3 +252,22 @@ def test_sighup_makes_the_supervisor_reopen_its_log_too(servers, tmp_path):
     [supervisor_now] = server.api("GET", "/health")[0]["supervisors"]
     assert supervisor_now["pid"] == supervisor["pid"]
     assert server.stop() == 0
+
+
+def test_a_new_log_file_is_0640_whatever_the_umask_and_an_old_one_keeps_its_mode(tmp_path):
+    made = tmp_path / "made.log"
+    kept = tmp_path / "kept.log"
+    kept.touch()
+    os.chmod(kept, 0o600)
+    for umask in (0o077, 0o000):
+        previous = os.umask(umask)
+        try:
+            for path in (made, kept):
+                handler = logsetup.ReopenableFileHandler(path)
+                handler.reopen()
+                handler.close()
+        finally:
+            os.umask(previous)
+        assert stat.S_IMODE(os.stat(made).st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
+        made.unlink()
