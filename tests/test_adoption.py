@@ -8,6 +8,7 @@ ways a copy can meet the job are tried: as an orphan (the copy's own supervisor 
 original's path, long enough for the socket to live in /tmp: the spool the supervisor says it
 gave the job decides)."""
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from tests.support import ROOT, TICKER_WORKER, ServerProcess, process_alive, unt
     workers_folder
 
 TICKS = 8
+SYSTEM_PYTHON = "/usr/bin/python3"  # one that another user can run (a venv in /root is not)
 
 
 def backup(server, target):
@@ -130,3 +132,21 @@ def test_holds_file_finds_a_file_by_device_and_inode_even_renamed(tmp_path):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     assert proc.holds_file(gone.pid, identity) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to look as another user")
+def test_holds_file_says_none_when_it_may_not_look(tmp_path):
+    """Another user's process without CAP_SYS_PTRACE: /proc/PID/fd is closed to the caller,
+    so nothing is proven: None, which adoption takes for "not this data dir's job"."""
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        pytest.skip("%s is missing (the tests' Python may be one nobody else can run)"
+                    % SYSTEM_PYTHON)
+    with open(tmp_path / "held", "w") as f:
+        info = os.fstat(f.fileno())
+        # proc.py's own source, run by the other user (who may not reach this checkout).
+        script = pathlib.Path(proc.__file__).read_text() + "\nprint(holds_file(%d, (%d, %d)))" % (
+            os.getpid(), info.st_dev, info.st_ino)
+        result = subprocess.run([SYSTEM_PYTHON, "-c", script], user=65534, capture_output=True,
+                                text=True, timeout=60, cwd="/")
+        assert result.stdout.strip() == "None", result
+        assert proc.holds_file(os.getpid(), (info.st_dev, info.st_ino)) is True
