@@ -9,7 +9,16 @@ are watched again (through the supervisor that runs them, their stop deadline re
 that ended meanwhile are finished from their exit record (or the exit a supervisor could not
 write), orphans of a dead supervisor are watched through a pidfd once their start time proves
 them, vanished ones end ``error``. The pids a server did not live to store are stored then.
-``has_exited(pidfd)`` tells whether a pidfd's process has exited.
+
+A live process is adopted only once it is proven to write *this* data dir's log spool of the job
+(the same device and inode, ``spool_identity``): as its supervisor tells (protocol 5 says which
+spool it gave each job) or else as ``/proc/PID/fd`` shows. A pid and start time prove the
+process is the one the database recorded, not that the database is this process's only one: a
+copy of the data dir (a restored backup, on the same machine and node name) holds the same pids
+while the original's jobs run on, writing into the original's files. A job not proven so is
+*disowned*: never signalled, not watched, and ended ``error`` here with why; its process runs
+on, for the data dir it writes to. ``has_exited(pidfd)`` tells whether a pidfd's process has
+exited.
 """
 import asyncio
 import logging
@@ -61,14 +70,21 @@ class Adoption:
         ended, unrecorded = [], {}
         for job in await self.storage.read(jobstore.active_on_node, self.config.node):
             running = self.running.get(job.id)
-            if running is not None and not running.launched.done():
-                continue  # being launched right now
+            if running is not None and (not running.launched.done() or running.pidfd is not None
+                                        or running.disowned):
+                continue  # being launched right now, an orphan watched already, or disowned
             if running is None:
                 running = self._track(job, self._secrets_of_adopted(job))
                 running.launched.set_result(True)
             self.ingester.mark_dirty(job.id)
             if job.id in alive:
-                record, running.supervisor = alive[job.id]
+                record, supervisor = alive[job.id]
+                why = self._unproven(running, record["pid"], record.get("log_spool"))
+                if why is not None:
+                    ended.append(self.finish(job.id, self._disown(job.id, running,
+                                                                  record["pid"], why)))
+                    continue
+                running.supervisor = supervisor
                 self._arm_escalation(running, job.stop_deadline)
                 log.info("job %s: adopted running pid %s", job.id, record["pid"])
                 if job.pid is None:  # started, but the server died before it stored the pid
@@ -78,13 +94,13 @@ class Adoption:
                       or exited.get(job.id))
             if record is not None and job.pid is None and record.get("pid"):
                 unrecorded[job.id] = {"pid": record["pid"], "start_time": None}
-            if record is not None:
-                ended.append(self.finish(job.id, record))
-            elif not self._adopt_orphan(job, running):
-                ended.append(self.finish(job.id, {
+            if record is None and not self._adopt_orphan(job, running):
+                record = running.disowned or {
                     "returncode": None, "signal": None,
                     "lost": "its process was lost while the server was away (pid %s is gone; "
-                            "its exit status is unknown)" % job.pid}))
+                            "its exit status is unknown)" % job.pid}
+            if record is not None:
+                ended.append(self.finish(job.id, record))
         if unrecorded:
             await self._record_pids(unrecorded)
         # The jobs that ended meanwhile are final before the server says it is ready.
@@ -118,9 +134,51 @@ class Adoption:
         except Exception:
             log.exception("storing the pids learned from the supervisor failed")
 
+    def spool_identity(self, running):
+        """``(st_dev, st_ino)`` of the job's log spool in this data dir (opened the safe way),
+        or None when there is none."""
+        try:
+            fd = jobdir.open_safely(running.job_dir, jobdir.LOG_SPOOL, os.O_RDONLY, self.owners)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+        finally:
+            os.close(fd)
+        return info.st_dev, info.st_ino
+
+    def _unproven(self, running, pid, told=None):
+        """None when process ``pid`` writes this data dir's log spool of the job (``told``: the
+        spool its supervisor gave it, ``[st_dev, st_ino]``; else its open files in /proc), else
+        why it is not taken for this data dir's job."""
+        ours = self.spool_identity(running)
+        if ours is None:
+            return "this data dir holds no log spool of it"
+        holds = list(told) == list(ours) if told is not None else proc.holds_file(pid, ours)
+        if holds:
+            return None
+        if holds is None:
+            return ("the server may not look into /proc/%d/fd to prove that it writes this data "
+                    "dir's log spool" % pid)
+        return ("it writes the log spool of another data dir, not this one's (this data dir was "
+                "copied or restored while the job ran)")
+
+    @staticmethod
+    def _disown(job_id, running, pid, why):
+        """Mark a job whose live process is not proven to be this data dir's: it is neither
+        watched nor signalled (see the module's docstring). Returns the exit record it ends
+        with here."""
+        running.disowned = {
+            "returncode": None, "signal": None,
+            "lost": "not adopted: its process (pid %s) still runs, but %s; it was left running "
+                    "and never signalled, and what it writes is not stored here" % (pid, why)}
+        log.warning("job %s: %s", job_id, running.disowned["lost"])
+        return running.disowned
+
     def _adopt_orphan(self, job, running):
         """Watch a job whose supervisor died but whose process lives on (pidfd, identity
-        checked)."""
+        checked); True if it is watched. One that is not this data dir's is disowned (its
+        ``disowned`` then says how it ends here)."""
         if not job.pid or not job.pid_start_time or not hasattr(os, "pidfd_open"):
             return False
         try:
@@ -132,6 +190,11 @@ class Adoption:
         # it is not watched, so that its end is not taken to be now.
         if proc.start_time(job.pid) != job.pid_start_time or has_exited(pidfd):
             os.close(pidfd)
+            return False
+        why = self._unproven(running, job.pid)
+        if why is not None:
+            os.close(pidfd)
+            self._disown(job.id, running, job.pid, why)
             return False
         running.pidfd, running.pid = pidfd, job.pid
         IOLoop.current().add_handler(pidfd, lambda fd, events: self._orphan_exited(job.id),

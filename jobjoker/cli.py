@@ -219,10 +219,20 @@ async def serve(config, output):
     # Whatever the server creates (database, spools, state) is for its own user only.
     os.umask(0o077)
     loop = asyncio.get_running_loop()
-    # logrotate's postrotate sends SIGHUP once it renamed the file: write to a new one. (The
-    # default action of SIGHUP would end the server.)
-    loop.add_signal_handler(signal.SIGHUP, output.reopen)
     server = JobJokerServer(config, admin_password=os.environ.get("JOBJOKER_ADMIN_PASSWORD"))
+    reopening = set()  # the loop keeps only weak references to tasks
+
+    def on_hangup():
+        # logrotate's postrotate sends SIGHUP once it renamed the files: the server writes to a
+        # new log file, and so does every supervisor it is connected to (asked, since SIGHUP
+        # would end an older one). The default action of SIGHUP would end the server.
+        output.reopen()
+        if server.processes is not None:
+            task = loop.create_task(server.processes.reopen_supervisor_logs())
+            reopening.add(task)
+            task.add_done_callback(reopening.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     await server.start()
     announce(server)
     stopping = asyncio.Event()

@@ -1,7 +1,8 @@
 """Where the server's log goes, what each line looks like, and which requests it records.
 
 Contract: ``configure(config, stream)`` gives the root logger one handler, at
-``config.log_level``: the file ``config.log_file`` (appended, created ``0640`` less the umask)
+``config.log_level``: the file ``config.log_file`` (appended; created ``LOG_FILE_MODE`` whatever the umask, while
+one already there keeps its mode)
 or else ``stream`` (stderr); each record as a text line, or with ``log_format = "json"`` as one
 JSON object per line with ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message`` and, when
 the record carries one, ``exception`` (the traceback's text). It returns the handler; its
@@ -24,6 +25,9 @@ import re
 log = logging.getLogger(__name__)
 access = logging.getLogger("tornado.access")
 
+# The owner writes, its group reads (logrotate's `create 0640 jobjoker adm` gives rotated files
+# the same), others nothing; not left to the umask of whoever starts the server.
+LOG_FILE_MODE = 0o640
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PROBE_PATHS = ("/health", "/metrics")
 SECRET_WORDS = "pass|token|secret|key|auth|session|cookie|xsrf"
@@ -81,7 +85,17 @@ class ReopenableFileHandler(logging.StreamHandler):
         super().__init__(self._open())
 
     def _open(self):
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, LOG_FILE_MODE)
+        except FileExistsError:  # made by logrotate's `create`, or by an earlier start
+            fd = os.open(self.path, flags)
+        else:
+            try:
+                os.fchmod(fd, LOG_FILE_MODE)  # the umask took bits off: give them back
+            except BaseException:
+                os.close(fd)
+                raise
         return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
 
     def reopen(self):

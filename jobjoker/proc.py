@@ -45,6 +45,26 @@ def parent(pid):
     return int(fields[1]) if fields else None
 
 
+def holds_file(pid, identity):
+    """Whether process ``pid`` has the file ``identity`` (``(st_dev, st_ino)``) open: True,
+    False, or None when ``/proc`` will not say (the process is gone, or is not ours to look
+    into: another user's, to a caller without ``CAP_SYS_PTRACE``). Its stdout and stderr are
+    looked at first."""
+    folder = "/proc/%d/fd" % pid
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None
+    for name in sorted(names, key=lambda name: (name not in ("1", "2"), name)):
+        try:
+            info = os.stat(os.path.join(folder, name))
+        except OSError:
+            continue  # closed meanwhile
+        if (info.st_dev, info.st_ino) == tuple(identity):
+            return True
+    return False
+
+
 def boot_id():
     """This boot's id (``/proc/sys/kernel/random/boot_id``), or None where there is none."""
     try:

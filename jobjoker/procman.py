@@ -16,7 +16,8 @@ dead supervisor are watched through a pidfd, vanished ones end ``error``.
 
 New jobs go to the supervisor of this installation's code; one started from older code (before an
 upgrade) keeps its jobs, which are stopped, killed and finished through it, and exits after the
-last (``jobjoker.supervisors``). ``describe_supervisors()`` is what ``/health`` shows of them.
+last (``jobjoker.supervisors``). ``describe_supervisors()`` is what ``/health`` shows of them;
+``reopen_supervisor_logs()`` has each open its log anew (the server's SIGHUP, after a rotation).
 """
 import asyncio
 import contextvars
@@ -57,6 +58,9 @@ class RunningJob:
         self.supervisor = None  # the SupervisorClient of the supervisor that runs it
         self.pid = None
         self.finishing = False
+        # The exit record it ends with when its live process was not proven to be this data
+        # dir's (jobjoker.adoption): it is then never signalled, its supervisor's events ignored.
+        self.disowned = None
 
 
 class ProcessManager(Adoption):
@@ -85,6 +89,13 @@ class ProcessManager(Adoption):
         drains (runs the jobs it has, then exits)."""
         return self.supervisors.describe(lambda client: sum(
             1 for running in self.running.values() if running.supervisor is client))
+
+    async def reopen_supervisor_logs(self):
+        """Have every connected supervisor open its log anew by name (logrotate renamed it)."""
+        try:
+            await self.supervisors.reopen_logs()
+        except Exception:
+            log.exception("asking the supervisors to reopen their logs failed")
 
     @property
     def disk_full(self):
@@ -242,6 +253,8 @@ class ProcessManager(Adoption):
 
     async def _signal(self, job_id, signum):
         running = self.running.get(job_id)
+        if running is not None and running.disowned:
+            return  # another data dir's process (jobjoker.adoption): never ours to signal
         if running is not None and running.pidfd is not None:
             self._signal_orphan(running, signum)
             return
@@ -291,7 +304,8 @@ class ProcessManager(Adoption):
     # --- endings ----------------------------------------------------------------------------
 
     def _on_supervisor_event(self, event):
-        if event.get("event") == "exit" and event.get("job_id") in self.running:
+        running = self.running.get(event.get("job_id"))
+        if event.get("event") == "exit" and running is not None and not running.disowned:
             self._in_background(self.finish(event["job_id"], event))
 
     def _in_background(self, coroutine):

@@ -1,7 +1,7 @@
 """The supervisor: a lean fork server that is the parent of every job process.
 
 Contract: started by the server (``python -m jobjoker.supervisor --socket PATH --data-dir DIR
---daemon``), it detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON:
+--log FILE --daemon``, its stdout and stderr appending to FILE), it detaches, listens on a Unix socket (mode 0600) and speaks newline-delimited JSON:
 
   -> {"id": N, "op": "ping"}
   <- {"id": N, "ok": true, "pid": PID, "protocol": PROTOCOL, "ops": [the ops it knows],
@@ -12,9 +12,11 @@ Contract: started by the server (``python -m jobjoker.supervisor --socket PATH -
   <- {"id": N, "ok": true, "started": [{"pid", "start_time"} or {"error"}, ... one per spec]}
   -> {"id": N, "op": "signal", "job_id": J, "signal": 15}       (to the job's process group)
   -> {"id": N, "op": "status"}
-  <- {"id": N, "ok": true, "running": [{job_id, pid, start_time}], "exited": [exit record]}
+  <- {"id": N, "ok": true, "running": [{job_id, pid, start_time, log_spool}],
+      "exited": [exit record]}          (log_spool: [st_dev, st_ino] of the spool it was given)
   -> {"id": N, "op": "shutdown", "kill_jobs": bool}
   -> {"id": N, "op": "drain", "drain": bool}   (exit once the last job has ended; or not)
+  -> {"id": N, "op": "reopen_log"}             (open FILE anew: logrotate renamed it; SIGHUP too)
   <- {"event": "exit", "job_id": J, "pid": P, "returncode": C|null, "signal": S|null}   (pushed)
 
 A start forks this small, preloaded process (about a fork's cost, not an interpreter's); the child
@@ -39,6 +41,9 @@ the server drains a supervisor that runs other code than a new one would (``code
 ``jobjoker.codehash``; ``jobjoker.supervisors``). Its own process title is ``jobjoker supervisor
 <data dir> on <socket>`` (`` (draining)`` added while it drains). Standard library only, plus
 ``setproctitle`` and the lean runner it preloads.
+
+SIGHUP (or ``reopen_log``, which the server sends every supervisor on its own SIGHUP) opens its
+log anew by name, after logrotate renamed it; SIGTERM ends it (its jobs are left to init).
 
 No I/O error stops it (a full disk above all, which is also where its own log is): every failure
 in its loop is reported to its log if the log takes it and the loop goes on. An exit record the
@@ -71,9 +76,11 @@ from jobjoker import codehash, jobdir, jobenv, jobprocess, proc
 # job's folder stays ours (never the --run-as user's), the job gets descriptors of the files it
 # writes (jobdir.open_job_files) and none of its folder; 4: the ping tells the code hash and
 # whether it drains, "drain" is known, it listens on a socket named after its code hash
-# (supervisor_client.socket_path_for), jobs start with jobjoker.jobenv's environment and a title.
-# The spec sent is the same in all four.
-PROTOCOL = 4
+# (supervisor_client.socket_path_for), jobs start with jobjoker.jobenv's environment and a title;
+# 5: "status" tells each job's log spool by device and inode (so a server proves a job writes its
+# own data dir's spool, not a copy's: jobjoker.adoption), "reopen_log" and SIGHUP reopen its log.
+# The spec sent is the same in all five.
+PROTOCOL = 5
 IDLE_EXIT_SECONDS = 3.0
 MAX_UNSETTLED = 64  # new jobs whose setsid() a start has not yet seen, each holding a pipe
 PR_SET_CHILD_SUBREAPER = 36
@@ -84,16 +91,18 @@ RETRY_SECONDS = 1.0  # between attempts to write them
 class Supervisor:
     """Forks, signals and reaps job processes on behalf of the server(s) connected to it."""
 
-    def __init__(self, socket_path, data_dir=None):
+    def __init__(self, socket_path, data_dir=None, log_path=None):
         self.socket_path = socket_path
         self.data_dir = data_dir
+        self.log_path = log_path  # our stdout and stderr, reopened on SIGHUP (None: not ours)
+        self.reopen_requested = False
         self.code_hash = codehash.code_hash()  # of the files just imported
         self.user = pwd.getpwuid(os.getuid())  # whose HOME a job gets without --run-as
         self.draining = False
         self.selector = selectors.DefaultSelector()
         self.listener = None
         self.clients = {}  # socket -> bytearray of unparsed input
-        self.jobs = {}  # pid -> {"job_id", "pid", "start_time", "job_dir"}
+        self.jobs = {}  # pid -> {"job_id", "pid", "start_time", "job_dir", "log_spool"}
         self.unsettled = []  # read ends of the pipes new children announce setsid() on
         self.pids = {}  # job_id -> pid
         self.wake_r = self.wake_w = None
@@ -128,6 +137,7 @@ class Supervisor:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # the wakeup fd does the work
         signal.signal(signal.SIGTERM, self._request_exit)
+        signal.signal(signal.SIGHUP, self._request_reopen)  # logrotate's; its default kills
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C in the server's terminal is not for us
         self.selector.register(self.wake_r, selectors.EVENT_READ, self._on_signal)
 
@@ -152,6 +162,9 @@ class Supervisor:
                 self._write_unwritten()
             except Exception:
                 report("reaping failed")
+            if self.reopen_requested:
+                self.reopen_requested = False
+                self._reopen_log("SIGHUP")
             if self._idle_too_long() or (self.shutting_down and not self.jobs) or (
                     self.draining and not self.jobs and not self.unwritten):
                 break
@@ -170,6 +183,28 @@ class Supervisor:
 
     def _request_exit(self, *_):
         self.running = False
+
+    def _request_reopen(self, *_):
+        self.reopen_requested = True  # the wakeup fd wakes the loop, which reopens
+
+    def _reopen_log(self, why):
+        """Send our stdout and stderr to a freshly opened ``log_path`` (logrotate renamed the
+        old one), saying so in the new file; on failure keep writing to the old one."""
+        if not self.log_path:
+            return False
+        try:
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            report("cannot reopen the log %s (%s); writing on to the old one"
+                   % (self.log_path, e), trace=False)
+            return False
+        _flush_output()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        report("reopened the log %s (%s)" % (self.log_path, why), trace=False)
+        return True
 
     def _idle_too_long(self):
         if self.clients or self.jobs or self.unwritten:
@@ -274,8 +309,12 @@ class Supervisor:
 
     def op_status(self, request):
         return {"pid": os.getpid(), "running": [
-            {"job_id": j["job_id"], "pid": pid, "start_time": j["start_time"]}
+            {"job_id": j["job_id"], "pid": pid, "start_time": j["start_time"],
+             "log_spool": j["log_spool"]}
             for pid, j in self.jobs.items()], "exited": list(self.unwritten.values())}
+
+    def op_reopen_log(self, request):
+        return {"reopened": self._reopen_log("asked by the server")}
 
     def op_signal(self, request):
         pid = self.pids.get(request["job_id"])
@@ -364,12 +403,14 @@ class Supervisor:
             os.close(ready_r)
             self._become_job(spec, null_fd, fds, ready_w)  # never returns
         os.close(ready_w)
+        spool = os.fstat(fds["log"])
         for fd in [*fds.values(), null_fd]:
             os.close(fd)
         self.unsettled.append(ready_r)
         start_time = proc.start_time(pid)
         self.jobs[pid] = {"job_id": spec["job_id"], "pid": pid, "start_time": start_time,
-                          "job_dir": spec["job_dir"]}
+                          "job_dir": spec["job_dir"],
+                          "log_spool": [spool.st_dev, spool.st_ino]}
         self.pids[spec["job_id"]] = pid
         return {"pid": pid, "start_time": start_time}
 
@@ -383,7 +424,7 @@ class Supervisor:
         for ready in self.unsettled:  # other new jobs' pipes are not this one's
             os.close(ready)
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         self.selector.close()
         self.listener.close()
@@ -494,11 +535,13 @@ def main(argv=None):
     parser.add_argument("--socket", required=True, help="Unix socket path to listen on")
     parser.add_argument("--daemon", action="store_true", help="detach from the parent")
     parser.add_argument("--data-dir", help="the data dir served (for the process title)")
+    parser.add_argument("--log", help="the file our stdout and stderr append to, reopened by "
+                                      "name on SIGHUP")
     args = parser.parse_args(argv)
     forget_import_path()
     if args.daemon:
         daemonize()
-    Supervisor(args.socket, args.data_dir).serve()
+    Supervisor(args.socket, args.data_dir, args.log and os.path.abspath(args.log)).serve()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ starts one, and calls ``F()`` when that connection ends instead of reconnecting.
 ``request(op, **fields)`` sends one request and returns its reply, raising ``Unavailable`` when
 the supervisor is away or answers with an error; ``start_many(specs)`` starts many jobs in one
 request (one result per spec, a pid or an error), or in pipelined ``start`` requests to a
-supervisor too old to know ``start_many``; ``drain()`` asks it to exit after its last job. A
+supervisor too old to know ``start_many``; ``drain()`` asks it to exit after its last job;
+``reopen_log()`` to open its log (``<run dir>/supervisor.log``) anew, as after a rotation. A
 supervisor outlives the server that started it: ``supervisor_protocol`` says which version of
 the protocol the connected one speaks, ``supervisor_code_hash`` which code it runs.
 ``supervisor_sockets(run_dir)`` lists the sockets of every supervisor of a data dir, whatever
@@ -181,6 +182,13 @@ class SupervisorClient:
             await self.request("shutdown", kill_jobs=False)
         self.draining = True
 
+    async def reopen_log(self):
+        """Ask the supervisor to open its log anew by name (logrotate renamed it); False when
+        it cannot (older than protocol 5, or started without a log file it knows)."""
+        if "reopen_log" not in self.supervisor_ops:
+            return False
+        return bool((await self.request("reopen_log")).get("reopened"))
+
     async def _try_connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         stream = IOStream(sock, max_buffer_size=64 * 1024 * 1024)
@@ -201,7 +209,8 @@ class SupervisorClient:
             process = subprocess.Popen(
                 # -P: the run dir (our cwd) stays off sys.path, and so off every job's.
                 [sys.executable, "-P", "-m", "jobjoker.supervisor", "--socket", self.socket_path,
-                 "--data-dir", os.path.dirname(os.path.abspath(self.run_dir)), "--daemon"],
+                 "--data-dir", os.path.dirname(os.path.abspath(self.run_dir)),
+                 "--log", os.path.abspath(self._log_path()), "--daemon"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, close_fds=True,
                 cwd=self.run_dir, env=supervisor_environment(), start_new_session=True)
         # The launcher forks the real supervisor and exits at once; reap it without blocking.

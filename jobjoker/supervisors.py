@@ -11,7 +11,8 @@ exit after its last job: it keeps running its jobs, since only a process's paren
 learn its exit status (there is no handing them over), answers their stops and kills, tells their
 exits, and exits by itself; an idle one exits at once. When an other's connection ends (it
 exited, or died), it leaves ``others`` and ``on_gone()`` is called, so the owner can adopt
-whatever it left. ``describe(jobs_of)`` is what ``/health`` shows of each. ``close(...)`` closes
+whatever it left. ``reopen_logs()`` asks each connected one to open its log anew (after a
+rotation). ``describe(jobs_of)`` is what ``/health`` shows of each. ``close(...)`` closes
 every connection (asking each to exit, killing jobs, when told to).
 """
 import asyncio
@@ -73,6 +74,22 @@ class Supervisors:
                 continue
             log.info("supervisor pid %s drains: it starts no job and exits after its last one",
                      other.supervisor_pid)
+
+    async def reopen_logs(self):
+        """Ask every connected supervisor to open its log anew by name (logrotate renamed it).
+        One too old to be asked (before protocol 5) is named in a warning: SIGHUP would end it,
+        so its log can only be copied and truncated until it exits."""
+        for client in self.connected():
+            if client.supervisor_pid is None:
+                continue  # not connected now: nobody to ask
+            try:
+                if await client.reopen_log():
+                    continue
+                problem = "it is older than protocol 5, or was started without a log file"
+            except Unavailable as e:
+                problem = e.message
+            log.warning("supervisor pid %s could not reopen its log (%s): it writes on to the "
+                        "old file", client.supervisor_pid, problem)
 
     def _gone(self, other):
         if other in self.others:

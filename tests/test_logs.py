@@ -218,3 +218,56 @@ def test_bad_log_options_are_refused_saying_what_to_give(tmp_path):
     config = load_config({"data_dir": str(tmp_path), "log_format": "JSON",
                           "access_log": "off"}, environ={})
     assert config.log_format == "json" and config.access_log is False
+
+
+def same_file(a, b):
+    first, second = os.stat(a), os.stat(b)
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
+
+
+def test_sighup_makes_the_supervisor_reopen_its_log_too(servers, tmp_path):
+    """One postrotate for both logs: the server asks its supervisor to reopen, and a SIGHUP of
+    the supervisor's own does the same (and does not end it)."""
+    server = servers("--log-file", str(tmp_path / "server.log")).wait_ready()
+    supervisor_log = server.data_dir / "run" / "supervisor.log"
+    [supervisor] = server.api("GET", "/health")[0]["supervisors"]
+    rotated = tmp_path / "supervisor.log.1"
+    os.rename(supervisor_log, rotated)
+    before = rotated.read_bytes()
+    server.process.send_signal(signal.SIGHUP)
+    until(lambda: "reopened the log %s (asked by the server)" % supervisor_log
+          in "\n".join(log_lines(supervisor_log)), what="the supervisor's line in its new log")
+    assert same_file("/proc/%d/fd/2" % supervisor["pid"], supervisor_log)
+    assert stat.S_IMODE(os.stat(supervisor_log).st_mode) == 0o600
+    # Its own SIGHUP: the same, and it serves on.
+    os.rename(supervisor_log, tmp_path / "supervisor.log.2")
+    os.kill(supervisor["pid"], signal.SIGHUP)
+    until(lambda: "(SIGHUP)" in "\n".join(log_lines(supervisor_log)),
+          what="the supervisor's line in its newer log")
+    assert same_file("/proc/%d/fd/2" % supervisor["pid"], supervisor_log)
+    assert "(SIGHUP)" not in (tmp_path / "supervisor.log.2").read_text()
+    assert rotated.read_bytes() == before
+    job = server.create_job("Foobar")
+    assert server.wait_for_job(job["id"])["status"] == "done"
+    [supervisor_now] = server.api("GET", "/health")[0]["supervisors"]
+    assert supervisor_now["pid"] == supervisor["pid"]
+    assert server.stop() == 0
+
+
+def test_a_new_log_file_is_0640_whatever_the_umask_and_an_old_one_keeps_its_mode(tmp_path):
+    made = tmp_path / "made.log"
+    kept = tmp_path / "kept.log"
+    kept.touch()
+    os.chmod(kept, 0o600)
+    for umask in (0o077, 0o000):
+        previous = os.umask(umask)
+        try:
+            for path in (made, kept):
+                handler = logsetup.ReopenableFileHandler(path)
+                handler.reopen()
+                handler.close()
+        finally:
+            os.umask(previous)
+        assert stat.S_IMODE(os.stat(made).st_mode) == 0o640
+        assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
+        made.unlink()
