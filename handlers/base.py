@@ -1,7 +1,8 @@
-"""The base handler: authentication, bodies, the JSON envelope and error mapping, in one place.
+"""The base handler: bodies, the JSON envelope and error mapping, in one place.
 
 Contract: every API handler subclasses ``APIHandler``. Before the body is read, ``prepare()``
-authenticates (401 with a Basic challenge unless the handler sets ``auth_required = False``) and
+authenticates (``handlers/access.py``: 401 with a Basic challenge unless the handler sets
+``auth_required = False``, 403 for a role that may not) and
 refuses a declared body larger than the limit (413), so an oversized upload is never read whole.
 The body is read only after that, at most ``--max-public-body-size`` before sign-in, and every
 body held counts against the server-wide ``--max-body-memory`` (503 with Retry-After past it).
@@ -23,10 +24,8 @@ import tornado.iostream
 import tornado.web
 
 from jobjoker import errors, storage
-from jobjoker.audit import Actor
-from jobjoker.auth import SESSION_COOKIE, Credentials, failed_attempt, xsrf_matches
 from jobjoker.bodies import check_keys
-from jobjoker.config import is_loopback
+from jobjoker.handlers.access import AuthMixin, implements
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +103,6 @@ def reject_nul_in_path(handler):
         raise errors.BadRequest("the path holds a NUL character (%%00): no resource has one")
 
 
-def implements(handler, method):
-    """Whether ``handler`` answers ``method`` itself, not with Tornado's 405 stand-in."""
-    return getattr(type(handler), method.lower(), None) is not \
-        getattr(tornado.web.RequestHandler, method.lower(), None)
-
-
 class ErrorEnvelopeMixin:
     """Renders any error as the envelope with the right status (REST and WebSocket handlers)."""
 
@@ -166,85 +159,6 @@ class ErrorEnvelopeMixin:
             super().log_exception(typ, value, tb)
 
 
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-class AuthMixin:
-    """Who is asking, and may they: ``authenticate()`` sets ``self.identity`` or raises.
-
-    Each handler names the permission each method needs in ``permissions`` (``"read"``,
-    ``"run"``, ``"admin"``, or ``"self"`` for any signed-in user, the domain checking the rest);
-    an undeclared method needs ``read`` when safe and ``admin`` otherwise, so forgetting to
-    declare one fails closed. A request authenticated by the session cookie must also carry that
-    session's XSRF token (``auth.xsrf_token``) in ``X-XSRFToken`` for any unsafe method.
-    """
-
-    identity = None
-    permissions = {}
-    # The query parameters each method takes; any other is refused (400, with a "did you mean"),
-    # so a misspelt filter is never taken for an absent one. None: not checked (pages).
-    query_names = {}
-
-    @property
-    def actor(self):
-        return Actor(self.identity.username if self.identity else None, self.request.remote_ip)
-
-    def required_permission(self):
-        method = self.request.method
-        return self.permissions.get(method, "read" if method in SAFE_METHODS else "admin")
-
-    def check_host(self):
-        """On loopback, refuse a Host header naming another host: a page on a rebound DNS name
-        must not reach a server that trusts being local."""
-        config = self.settings["config"]
-        if not config.loopback_only:
-            return
-        host = self.request.host_name.lower()
-        if not is_loopback(host) and host not in config.allowed_hosts:
-            raise errors.Forbidden("Host %r is not served here (the server listens on loopback: "
-                                   "use localhost, or add the name to --allowed-hosts)" % host)
-
-    def check_query(self):
-        """400 naming each query parameter this method does not take (after authentication:
-        what a route takes is not told to strangers)."""
-        method = self.request.method
-        if self.query_names is None or not implements(self, method):
-            return  # not checked, or a method this route lacks: Tornado's 405 says so
-        named = {name: value for name, value in self.request.query_arguments.items() if name}
-        check_keys(named, self.query_names.get(method, ()),
-                   "%s %s" % (method, self.request.path), noun="query parameter")
-
-    async def authenticate(self):
-        self.check_host()
-        header = self.request.headers.get("Authorization")
-        credentials = Credentials(authorization=header,
-                                  session_cookie=self.get_cookie(SESSION_COOKIE),
-                                  address=self.request.remote_ip)
-        self.identity = await self.settings["authenticator"].authenticate(credentials)
-        if self.identity is None:
-            if header:  # credentials were sent and were wrong: that is worth a trace
-                await self.settings["audit"].failure(self.actor, "login.failed",
-                                                     *failed_attempt(header))
-            raise errors.Unauthorized("authentication required: send HTTP Basic credentials, "
-                                      "a Bearer token, or log in")
-        if self.identity.scheme == "session" and self.request.method not in SAFE_METHODS:
-            self._check_xsrf()
-        permission = self.required_permission()
-        if permission != "self" and not self.identity.may(permission):
-            raise errors.Forbidden("your role (%s) may not %s %s: it needs %s"
-                                   % (self.identity.role, self.request.method,
-                                      self.request.path, ROLE_NEEDED[permission]))
-
-    def _check_xsrf(self):
-        # Only the header, and only this session's token: not Tornado's check, which takes any
-        # matching cookie and header pair and the _xsrf argument of a URL or form.
-        if not xsrf_matches(self.get_cookie(SESSION_COOKIE),
-                            self.request.headers.get("X-XSRFToken")):
-            raise errors.Forbidden("missing or wrong XSRF token: send this session's token "
-                                   "(the xsrf of GET /session, also in the _xsrf cookie) in an "
-                                   "X-XSRFToken header")
-
-
 class JobPathMixin:
     """For the routes whose first path argument names a job (REST and streams): a short id
     there (the id's last characters, as the page shows them) is replaced by the job's id before
@@ -262,8 +176,6 @@ CHUNKED_SLACK = 2 * 65536  # twice Tornado's default chunk_size
 BUSY_MESSAGE = ("the server holds as many request bodies as it may at once (--max-body-memory); "
                 "send it again shortly")
 BUSY_RETRY_AFTER = 1  # seconds
-
-ROLE_NEEDED = {"read": "viewer or above", "run": "operator or admin", "admin": "admin"}
 
 
 @tornado.web.stream_request_body

@@ -17,8 +17,9 @@ import re
 import tornado.web
 
 from jobjoker import errors
-from jobjoker.handlers.base import APIHandler, AuthMixin, ErrorEnvelopeMixin, \
-    reject_nul_in_path, set_security_headers
+from jobjoker.handlers.access import AuthMixin
+from jobjoker.handlers.base import APIHandler, ErrorEnvelopeMixin, reject_nul_in_path, \
+    set_security_headers
 
 
 # What the sign-in form needs before anyone has signed in: nothing else is public.

@@ -19,7 +19,8 @@ import urllib.parse
 import tornado.websocket
 
 from jobjoker import errors, storage
-from jobjoker.handlers.base import APIHandler, AuthMixin, ErrorEnvelopeMixin, JobPathMixin, \
+from jobjoker.handlers.access import AuthMixin
+from jobjoker.handlers.base import APIHandler, ErrorEnvelopeMixin, JobPathMixin, \
     set_security_headers
 from jobjoker.paging import MAX_OFFSET
 from jobjoker.streams import EventsFollower, JobFollower, Outbox

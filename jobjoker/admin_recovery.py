@@ -14,7 +14,7 @@ import asyncio
 
 from jobjoker import accounts, auth, models
 from jobjoker.audit import AuditLog
-from jobjoker.config import redact_url
+from jobjoker.database_url import redact_url
 from jobjoker.errors import StartupError, ValidationError
 from jobjoker.events import EventHub
 from jobjoker.migrations import SCHEMA_VERSION, schema_version

@@ -27,9 +27,9 @@ from jobjoker import storage as storage_module
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
 from jobjoker.budget import MemoryBudget
-from jobjoker.config import redact_url
 from jobjoker.connections import GuardedHTTPServer, connection_cap, raise_fd_limit
 from jobjoker.credential_watch import CredentialWatch
+from jobjoker.database_url import redact_url
 from jobjoker.errors import DatabaseUnavailable, StartupError, Unavailable
 from jobjoker.handlers import audit as audit_routes
 from jobjoker.handlers import base

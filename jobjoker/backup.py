@@ -35,7 +35,7 @@ import time
 import urllib.parse
 
 from jobjoker import __version__, jobdir, secretbox
-from jobjoker.config import redact_url
+from jobjoker.database_url import redact_url
 
 MANIFEST = "backup.json"
 SQLITE_FILE = "jobjoker.sqlite3"

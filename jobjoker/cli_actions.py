@@ -17,7 +17,8 @@ import sys
 
 from jobjoker.cli_output import RESPONSE_HEADER, fail, first_line, format_time, print_entry, \
     print_fields, print_json, print_table, show, warn
-from jobjoker.client import ClientError, Event
+from jobjoker.client_follow import Event
+from jobjoker.client_transport import ClientError
 from jobjoker.parameters import unchecked_note
 from jobjoker.states import describe
 

@@ -22,7 +22,8 @@ from jobjoker.cli_actions import EXIT_AUTH, EXIT_BROKEN_PIPE, EXIT_CODES_HELP, E
     tokens_ls, tokens_revoke, users_able, users_add, users_ls, users_passwd, users_rm, \
     users_role, workers_ls, workers_pull, workers_push, workers_rm, workers_show
 from jobjoker.cli_output import fail
-from jobjoker.client import CA_BUNDLE_VARIABLE, AuthError, Client, ClientError, \
+from jobjoker.client import Client
+from jobjoker.client_transport import CA_BUNDLE_VARIABLE, AuthError, ClientError, \
     ConnectionFailed, NotFoundError, ServerError
 from jobjoker.roles import ROLES
 from jobjoker.states import JobStatus

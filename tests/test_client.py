@@ -97,6 +97,21 @@ def test_defaults_come_from_the_environment(monkeypatch):
         Client("127.0.0.1:8080")
 
 
+
+def test_every_public_name_is_importable_from_jobjoker_client():
+    """Transport, errors and following live in modules of their own; ``jobjoker.client`` stays
+    the one import for scripts (docs/client.md) and hands out the same objects."""
+    from jobjoker import client, client_follow, client_transport
+    namespace = {}
+    exec("from jobjoker.client import *", namespace)  # fails on a name of __all__ not there
+    for name in client.__all__:
+        home = client_follow if name == "Event" else client if name == "Client" \
+            else client_transport
+        assert namespace[name] is getattr(home, name), name
+    assert {"Client", "Event", "ClientError", "ConnectionFailed", "UntrustedCertificate",
+            "ConflictError", "NotFoundError", "CA_BUNDLE_VARIABLE"} <= set(client.__all__)
+
+
 # --- workers ------------------------------------------------------------------------------
 
 def test_workers_push_read_and_delete(client):

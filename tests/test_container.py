@@ -17,7 +17,8 @@ import urllib.parse
 
 import yaml
 
-from jobjoker.config import OPTIONS, check_database_url
+from jobjoker.config_options import OPTIONS
+from jobjoker.database_url import check_database_url
 from tests.support import ROOT, unavailable
 
 OPTION_VARIABLES = {variable for variable, _ in OPTIONS.values()}

@@ -12,7 +12,8 @@ import pytest
 
 from jobjoker import jobspec, logsearch
 from jobjoker.accounts import MAX_PASSWORD, MAX_TOKEN_NAME, MIN_PASSWORD, USERNAME
-from jobjoker.config import OPTIONS, Config
+from jobjoker.config import Config
+from jobjoker.config_options import OPTIONS
 from jobjoker.app import routes
 from jobjoker.openapi import openapi_document
 from jobjoker.paging import MAX_OFFSET, largest

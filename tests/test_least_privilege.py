@@ -2,7 +2,7 @@
 PostgreSQL that runs with only the rights to read and write rows once a migration user has made
 its tables, whose backup that user dumps and the migration user restores.
 
-The warnings (``config.startup_warnings``) come when they should and not otherwise: a config
+The warnings (``least_privilege.startup_warnings``) come when they should and not otherwise: a config
 file every user may read while it holds the database password; root without ``--run-as``. One
 test runs ``jobjoker serve`` to see them in its log.
 """
@@ -15,7 +15,8 @@ import urllib.parse
 
 import pytest
 
-from jobjoker.config import load_config, startup_warnings
+from jobjoker.config import load_config
+from jobjoker.least_privilege import startup_warnings
 from tests.conftest import MYSQL_URL
 from tests.support import POSTGRESQL_URL, ROOT, ServerProcess, unavailable
 

@@ -25,7 +25,8 @@ import sys
 import pytest
 
 from jobjoker import jobdir
-from jobjoker.config import StartupError, load_config
+from jobjoker.config import load_config
+from jobjoker.errors import StartupError
 from support import kill_leftovers, until, workers_folder
 
 JOB_USER = "jjattack"
