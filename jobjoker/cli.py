@@ -23,8 +23,10 @@ import sys
 
 from jobjoker import __version__, logsetup
 from jobjoker.cli_commands import add_client_commands
-from jobjoker.config import OPTIONS, load_config, startup_warnings
+from jobjoker.config import load_config
+from jobjoker.config_options import OPTIONS
 from jobjoker.errors import StartupError
+from jobjoker.least_privilege import startup_warnings
 
 log = logging.getLogger("jobjoker")
 

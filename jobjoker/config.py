@@ -19,18 +19,9 @@ import socket
 
 from jobjoker import checkout
 from jobjoker.config_options import OPTIONS, parse_list, parse_option, read_config_file
-from jobjoker.database_url import DATABASE_SCHEMES, check_database_url, redact_url
+from jobjoker.database_url import check_database_url
 from jobjoker.errors import StartupError
-from jobjoker.least_privilege import check_run_as, startup_warnings
-
-# This module's names, and those that lived here until the option table, the database URL and
-# the privilege checks became modules of their own: callers that import them from here (cli.py,
-# work begun before that split) keep working. New code imports each from its home.
-__all__ = ["Config", "load_config", "default_data_dir", "default_workers_dir", "is_loopback",
-           "LOG_LEVELS", "LOG_FORMATS", "LOOPBACK_NAMES", "SECRET_KEY_VARIABLE", "StartupError",
-           "OPTIONS", "read_config_file", "DATABASE_SCHEMES", "check_database_url", "redact_url",
-           "check_run_as", "startup_warnings"]
-
+from jobjoker.least_privilege import check_run_as
 
 def default_data_dir():
     """``db/`` beside the code in a checkout, else the user's data directory."""

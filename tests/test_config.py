@@ -111,15 +111,3 @@ def test_the_node_lease_timing_is_a_setting():
     config = load_config({"node_heartbeat": "2", "node_lease_ttl": "5"}, environ={})
     assert (config.node_heartbeat, config.node_lease_ttl) == (2.0, 5.0)
 
-
-def test_names_moved_out_of_config_are_still_importable_from_it():
-    """The option table, database URLs and privilege checks have modules of their own; callers
-    that import them from ``jobjoker.config`` (``cli.py`` does) get the same objects."""
-    from jobjoker import config, config_options, database_url, least_privilege
-    namespace = {}
-    exec("from jobjoker.config import *", namespace)  # fails on a name of __all__ not there
-    for home, names in ((config_options, ("OPTIONS", "read_config_file")),
-                        (database_url, ("DATABASE_SCHEMES", "check_database_url", "redact_url")),
-                        (least_privilege, ("check_run_as", "startup_warnings"))):
-        for name in names:
-            assert name in config.__all__ and namespace[name] is getattr(home, name), name
