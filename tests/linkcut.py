@@ -1,14 +1,15 @@
 """A TCP proxy a test puts between the server and its database, to cut the link and restore it.
 
-Contract: ``LinkProxy(host, port)`` listens on a free port of 127.0.0.1 (``port`` attribute)
-and forwards every connection to ``host:port``, with threads (two per connection). ``cut()``
-closes every proxied connection and stops listening, so new connections are refused, as when
-the database's host goes away. ``blackhole()`` makes the link silent without closing anything,
-as a network partition or a firewall that lost its state does: every byte either way is read
-and dropped, on the connections open now and on those accepted meanwhile (their upstream is
-never dialled). ``restore()`` listens again on the same port after a cut, and after a blackhole
-lets new connections through; the ones silenced stay silent until their client closes them (as
-a flow a firewall forgot stays dropped). ``close()`` ends it all. ``url_for(url)`` rewrites a database URL to go through it. Nothing here knows JobJoker.
+Contract: ``LinkProxy(host, port)`` listens on a free port of 127.0.0.1 (``port`` attribute) and
+forwards every connection to ``host:port``, with threads (two per connection). ``cut()`` closes
+every proxied connection and stops listening, so new connections are refused, as when the
+database's host goes away. ``blackhole()`` makes the link silent without closing anything, as a
+network partition or a firewall that lost its state does: every byte either way is read and
+dropped, on the connections open now and on those accepted meanwhile (their upstream is never
+dialled). ``restore()`` listens again on the same port after a cut, and after a blackhole lets
+new connections through; the ones silenced stay silent until their client closes them (as a flow
+a firewall forgot stays dropped). ``close()`` ends it all. ``url_for(url)`` rewrites a database
+URL to go through it. Nothing here knows JobJoker.
 """
 import socket
 import threading

@@ -1,12 +1,12 @@
 """Database outages against a real server process on MariaDB and PostgreSQL: a TCP proxy the test
 starts (``tests/linkcut.py``) stands between them, and the test cuts the link (every connection
 closed, new ones refused) and restores it, or makes it silent (every byte dropped, nothing
-closed) and lets new connections through again. Connections that died while idle are replaced without
-a failed request, as are those the database closed for being idle (its idle timeout, set to a
-second); during an outage requests get a clear 503, the log gets a few lines (not one
-per request or attempt, and no traceback); once the link is back, every line a job logged
-meanwhile is stored, and a job that ended during the outage keeps its real end time. A job's
-end whose commit went through while its answer was lost is recorded once (in this process)."""
+closed) and lets new connections through again. Connections that died while idle are replaced
+without a failed request, as are those the database closed for being idle (its idle timeout, set
+to a second); during an outage requests get a clear 503, the log gets a few lines (not one per
+request or attempt, and no traceback); once the link is back, every line a job logged meanwhile
+is stored, and a job that ended during the outage keeps its real end time. A job's end whose
+commit went through while its answer was lost is recorded once (in this process)."""
 import asyncio
 import concurrent.futures
 import os
