@@ -32,8 +32,10 @@ what the other cannot see:
   live database may take to answer (its kernel answers the probes). PyMySQL switches keepalives
   on with the kernel's defaults (two hours idle) and offers no setting: its reply bound does it.
 
-Connecting is bounded by CONNECT_SECONDS (both drivers' ``connect_timeout``; libpq's covers the
-whole start-up, PyMySQL's the TCP connect, its handshake then falls under the reply bound).
+Connecting is bounded by CONNECT_SECONDS: PyMySQL's ``connect_timeout`` covers the TCP connect
+(its handshake then falls under the reply bound); psycopg2 connects through the wait callback,
+which allows each wait of the start-up that long (libpq's ``connect_timeout`` is passed too, for
+any other libpq client of the same settings, but does not apply to a non-blocking connect).
 """
 import contextlib
 import select
@@ -80,7 +82,10 @@ def wait_for_reply(connection):
     silent for REPLY_SECONDS."""
     import psycopg2
     import psycopg2.extensions as ext
-    limit = None if getattr(_patience, "unbounded", False) else REPLY_SECONDS
+    if connection.status == ext.STATUS_SETUP:  # connecting: libpq's own timeout does not
+        limit = CONNECT_SECONDS                  # apply to the non-blocking connect
+    else:
+        limit = None if getattr(_patience, "unbounded", False) else REPLY_SECONDS
     poller = None
     while True:
         state = connection.poll()
