@@ -20,6 +20,7 @@ import pytest
 
 from jobjoker import models
 from jobjoker.events import EventHub
+from jobjoker.outage import Outage
 from jobjoker.storage import READERS, Storage
 from tests.conftest import MYSQL_URL, scratch_database
 from tests.linkcut import LinkProxy
@@ -120,6 +121,16 @@ async def test_idle_connections_the_database_closed_are_replaced_without_an_erro
     finally:
         await storage.close()
         models.database.initialize(None)
+
+
+def test_a_silent_connection_is_logged_at_most_once_a_minute(caplog):
+    outage = Outage()
+    for _ in range(5):
+        outage.silent(30.0, peewee.OperationalError("(2013, 'Lost connection (timed out)')"))
+    silences = [r for r in caplog.records if "the link went silent" in r.getMessage()]
+    assert len(silences) == 1 and silences[0].levelname == "WARNING", caplog.text
+    assert "sent nothing for 30 s" in silences[0].getMessage()
+    assert outage.since is None  # a silence alone is no outage: a new connection may work
 
 
 def driver_error(error):
@@ -259,6 +270,7 @@ def test_a_link_gone_silent_is_given_up_on_and_nothing_is_lost(proxied_server):
     assert ended(server, again["id"])["status"] == "done"
     log = server.stderr[logged_before:]
     assert "Traceback" not in log, log
+    assert "WARNING jobjoker.storage: a database connection sent nothing for" in log, log
 
 
 @pytest.mark.gen_test(timeout=60)
