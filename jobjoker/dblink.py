@@ -5,7 +5,8 @@ Contract: ``connect_parameters(scheme)`` gives the driver's connect keywords for
 of that scheme (``jobjoker.models.make_database`` passes them on), and for PostgreSQL installs
 psycopg2's wait callback (``wait_for_reply``, once per process); ``unhurried(db)`` is a context
 manager under which this thread's statements wait without the bound (the schema migration,
-whose DDL may take minutes on a big table). Imports nothing of ours.
+whose DDL may take minutes on a big table); ``tune_socket(sock)`` sets the kernel's keepalives
+on a PyMySQL connection's socket. Imports nothing of ours.
 
 A link can go silent without closing: packets dropped with no reset (a network partition, a
 firewall or NAT whose state was flushed, a paused VM, a proxy in between that hangs). A thread
@@ -26,11 +27,12 @@ what the other cannot see:
   client holds: this server's writes run one at a time, and on MariaDB such a wait ends by
   itself after ``innodb_lock_wait_timeout`` (50 s by default), so a write that waits 30 s for a
   lock is given up and retried, which costs nothing. Migrations are exempt (``unhurried``).
-- **The kernel's keepalives** (PostgreSQL, through libpq: ``keepalives_*`` and
-  ``tcp_user_timeout``): a connection idle or waiting on a dead peer is found out after about
-  KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT seconds, without bounding how long a
-  live database may take to answer (its kernel answers the probes). PyMySQL switches keepalives
-  on with the kernel's defaults (two hours idle) and offers no setting: its reply bound does it.
+- **The kernel's keepalives** (PostgreSQL through libpq's ``keepalives_*`` and
+  ``tcp_user_timeout``; MySQL by ``tune_socket(sock)`` on each new PyMySQL socket, which has no
+  setting for them): a connection idle or waiting on a dead peer is found out after about
+  KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT seconds, so an idle thread's next work
+  reconnects at once rather than waiting out the reply bound; they never bound how long a live
+  database may take to answer (its kernel answers the probes).
 
 Connecting is bounded by CONNECT_SECONDS: PyMySQL's ``connect_timeout`` covers the TCP connect
 (its handshake then falls under the reply bound); psycopg2 connects through the wait callback,
@@ -39,6 +41,7 @@ any other libpq client of the same settings, but does not apply to a non-blockin
 """
 import contextlib
 import select
+import socket
 import threading
 
 CONNECT_SECONDS = 10
@@ -60,6 +63,19 @@ def connect_parameters(scheme):
     if scheme.startswith("postgres"):
         return _postgresql_parameters()
     return {}
+
+
+def tune_socket(sock):
+    """The kernel's keepalives on a TCP socket to the database (not on a Unix socket)."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+                          ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                          ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+                          ("TCP_USER_TIMEOUT", TCP_USER_TIMEOUT_MS)):
+        if hasattr(socket, option):  # Linux has them all; others some
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _postgresql_parameters():

@@ -178,9 +178,20 @@ class SchemaVersion(BaseModel):
 MODELS = [Job, Chunk, User, Token, Session, AuditEntry, Node, SchemaVersion]
 
 
-# No reconnecting database class (Peewee's ReconnectMixin): the storage's threads reconnect for
-# every database alike (jobjoker.storage), and only where running the work again is harmless.
-db_url.register_database(peewee.MySQLDatabase, "mysql+pymysql")
+class MySQLDatabase(peewee.MySQLDatabase):
+    """Peewee's, with the kernel's keepalives set on each new PyMySQL socket (jobjoker.dblink).
+
+    No reconnecting database class (Peewee's ReconnectMixin): the storage's threads reconnect
+    for every database alike (jobjoker.dbthreads), only where running work again is harmless.
+    """
+
+    def _connect(self):
+        connection = super()._connect()
+        dblink.tune_socket(getattr(connection, "_sock", None))  # PyMySQL has no setting for it
+        return connection
+
+
+db_url.register_database(MySQLDatabase, "mysql", "mysql+pymysql")
 
 # MySQL's BLOB and TEXT stop at 64 KiB: a chunk, or a parameter set, may be larger.
 MYSQL_FIELD_TYPES = {"BLOB": "LONGBLOB", "TEXT": "LONGTEXT"}

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import os
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -18,7 +19,7 @@ import urllib.parse
 import peewee
 import pytest
 
-from jobjoker import models
+from jobjoker import dblink, models
 from jobjoker.events import EventHub
 from jobjoker.outage import Outage
 from jobjoker.storage import READERS, Storage
@@ -131,6 +132,27 @@ def test_a_silent_connection_is_logged_at_most_once_a_minute(caplog):
     assert len(silences) == 1 and silences[0].levelname == "WARNING", caplog.text
     assert "sent nothing for 30 s" in silences[0].getMessage()
     assert outage.since is None  # a silence alone is no outage: a new connection may work
+
+
+def test_connections_carry_the_kernels_keepalives(database):
+    # An idle connection to a host gone silent is found out by the kernel in about 25 s.
+    url, _, _ = database
+    db = models.make_database(url)
+    with db:
+        connection = db.connection()
+        if isinstance(db, peewee.MySQLDatabase):
+            sock = connection._sock
+            found = [sock.getsockopt(socket.IPPROTO_TCP, getattr(socket, option))
+                     for option in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT",
+                                    "TCP_USER_TIMEOUT")]
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        else:
+            given = connection.get_dsn_parameters()
+            found = [int(given[name]) for name in ("keepalives_idle", "keepalives_interval",
+                                                   "keepalives_count", "tcp_user_timeout")]
+            assert given["keepalives"] == "1"
+    assert found == [dblink.KEEPALIVE_IDLE, dblink.KEEPALIVE_INTERVAL,
+                     dblink.KEEPALIVE_COUNT, dblink.TCP_USER_TIMEOUT_MS]
 
 
 def driver_error(error):
