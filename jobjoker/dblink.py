@@ -11,7 +11,7 @@ on a PyMySQL connection's socket. Imports nothing of ours.
 A link can go silent without closing: packets dropped with no reset (a network partition, a
 firewall or NAT whose state was flushed, a paused VM, a proxy in between that hangs). A thread
 then waits for a reply that never comes; the kernel gives up only after its retransmission
-timeout (about 15 minutes on Linux) and, on an idle connection, never. Two bounds, each for
+timeout (about 15 minutes on Linux) and, on an idle connection, not for hours. Two bounds, each for
 what the other cannot see:
 
 - **Every reply within REPLY_SECONDS**, in the driver: PyMySQL's ``read_timeout`` and
