@@ -15,6 +15,9 @@ database alike:
   failed (``kind`` "write", ``stage`` still empty: the storage puts "begun" in it once inside
   the transaction and "committing" once its function returned). Work of ``kind`` "call" (outside
   a transaction, it may have written) never runs twice.
+- A connection found lost only after its work waited SILENT_SECONDS or more was not closed but
+  went silent (the driver gave up waiting: ``jobjoker.dblink``): ``outage.silent`` logs it, at
+  most once a minute, whether or not the work then runs again.
 - Work that still finds no connection returns ``errors.DatabaseUnavailable`` (the driver's
   error as its cause), saying whether anything may have been done, and tells ``outage``;
   work that succeeded on a live connection tells ``outage`` too (which logs the end).
@@ -31,6 +34,9 @@ from jobjoker import models
 from jobjoker.errors import DatabaseUnavailable
 
 _STOP = object()
+# A closed or refused connection fails within milliseconds; one found dead after this long was
+# silent until its driver's timeout gave up on it.
+SILENT_SECONDS = 5.0
 
 
 class ConnectionThreads:
@@ -71,10 +77,13 @@ class ConnectionThreads:
         """Thread: ``work()`` as ``(result, error)``, reconnecting as the module says."""
         stale = not self.database.is_closed()  # opened earlier: it may have died since
         while True:
+            began = time.monotonic()
             try:
                 result = work()
             except BaseException as e:  # handed to the caller, never lost in the thread
                 gone = models.connection_gone(self.database, e)
+                if gone and time.monotonic() - began >= SILENT_SECONDS:
+                    self.outage.silent(time.monotonic() - began, e)
                 if gone or isinstance(e, (peewee.OperationalError, peewee.InterfaceError)):
                     self.disconnect()
                 if not gone:

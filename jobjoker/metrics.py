@@ -5,7 +5,9 @@ one, so several servers in one process, as in the tests, do not collide) and cos
 until asked. What happens is counted as it happens: ``count_event(event)``, subscribed to the
 event hub, counts job starts, job ends by outcome and entries stored (after their commit, from
 the events the job store publishes); ``observe_loop_lag(seconds)``, given to the
-``LoopMonitor``, fills the loop-lag histogram. What is measured when asked comes from the
+``LoopMonitor``, fills the loop-lag histogram; ``observe_database(pool, queued, ran)``, given to
+the storage by ``watch``, fills the database histograms on the storage's threads (how long work
+waited for a thread, how long the thread took over it). What is measured when asked comes from the
 sources given to ``watch(...)`` once the server is up: ``exposition()`` (on the IOLoop) pings
 the database (off the loop, on the storage's threads), reads the jobs by status with one
 ``GROUP BY`` at most every ``JOBS_CACHE_SECONDS`` (also off the loop), reads the supervisors'
@@ -29,6 +31,11 @@ from jobjoker.supervisor_client import HASH_CHARS
 JOBS_CACHE_SECONDS = 10.0  # a scrape every few seconds costs one GROUP BY per this long
 # Lag of the IOLoop: 1 ms is idle, 100 ms is felt, a second is a stall.
 LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Database work: a read of SQLite's cache takes 0.1 ms, a round trip to MariaDB about 1 ms, a
+# request gives up at 2 s, and a silent link is dropped at 30 s (past the last bucket).
+DATABASE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DATABASE_POOLS = ("read", "write")
 # The classic text format, which every Prometheus reads and generate_latest writes for our
 # plain names (prometheus_client's "latest" says 1.0.0, which Prometheus 2 does not know).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -56,6 +63,18 @@ class Metrics:
             "jobjoker_loop_lag_seconds", "How much later than due the IOLoop ran its "
             "20-a-second tick: what every request and stream waited at that moment.",
             buckets=LOOP_LAG_BUCKETS, registry=self.registry)
+        queued = prometheus_client.Histogram(
+            "jobjoker_database_queue_seconds", "How long database work waited for a storage "
+            "thread (pool: read, the readers; write, the one writer): what requests and "
+            "ingestion wait for beyond the statements themselves.", ["pool"],
+            buckets=DATABASE_BUCKETS, registry=self.registry)
+        ran = prometheus_client.Histogram(
+            "jobjoker_database_work_seconds", "How long a storage thread took over one piece "
+            "of database work (a read, or a write transaction with its commit), failures and "
+            "reconnects included.", ["pool"], buckets=DATABASE_BUCKETS, registry=self.registry)
+        # Resolved once: observe_database runs for every piece of work, on the storage threads.
+        self._database = {pool: (queued.labels(pool=pool), ran.labels(pool=pool))
+                          for pool in DATABASE_POOLS}
         self._sources = None
         self._snapshot = {}
         self._jobs = (None, 0.0)  # (counts by status, monotonic time read)
@@ -65,8 +84,9 @@ class Metrics:
         """The sources of the scraped figures: the ``Storage``, a storage-thread function
         giving ``{status: count}``, a function giving the supervisors' state (a list of dicts
         with ``pid``, ``connected``, ``jobs``, ``role``) and one giving the number of open
-        stream subscribers."""
+        stream subscribers. The storage's work is timed from then on."""
         self._sources = (storage, count_jobs, supervisors, subscribers)
+        storage.time_work(self.observe_database)
 
     def count_event(self, event):
         """Hub subscriber: count starts, ends and stored entries (never raises)."""
@@ -82,6 +102,12 @@ class Metrics:
 
     def observe_loop_lag(self, seconds):
         self.loop_lag.observe(seconds)
+
+    def observe_database(self, pool, queued, ran):
+        """Storage thread: one piece of work of ``pool`` waited ``queued`` s and ran ``ran``."""
+        queue_histogram, work_histogram = self._database[pool]
+        queue_histogram.observe(queued)
+        work_histogram.observe(ran)
 
     async def exposition(self):
         """``(text, content type)`` of every figure, read now."""

@@ -7,7 +7,8 @@ from a URL (``sqlite:///path`` with WAL, ``mysql://user:pass@host:port/db`` thro
 connection enforces foreign keys. Nothing is opened at import time. ``connection_gone(db,
 error)`` is the one place that tells a connection the database server or the network took away
 (MySQL/MariaDB through PyMySQL, PostgreSQL through psycopg2 or psycopg 3) from other failures,
-by asking the driver whether the connection is still open, not by reading messages; the
+by asking the driver whether the connection is still open, not by reading messages (a link
+gone silent is given up on in bounded time, ``jobjoker.dblink``); the
 storage's threads (``jobjoker.dbthreads``) reconnect on it. Models hold data only: the
 job store (``jobjoker.jobstore``) owns job rows, the log store (``jobjoker.logstore``) chunks.
 A job's log and response are stored as chunks of consecutive entries (see docs/architecture.md).
@@ -18,7 +19,7 @@ import urllib.parse
 import peewee
 from playhouse import db_url
 
-from jobjoker import migrations
+from jobjoker import dblink, migrations
 from jobjoker.migrations import SCHEMA_VERSION  # noqa: F401 -- these models' version
 
 database = peewee.DatabaseProxy()
@@ -177,9 +178,20 @@ class SchemaVersion(BaseModel):
 MODELS = [Job, Chunk, User, Token, Session, AuditEntry, Node, SchemaVersion]
 
 
-# No reconnecting database class (Peewee's ReconnectMixin): the storage's threads reconnect for
-# every database alike (jobjoker.storage), and only where running the work again is harmless.
-db_url.register_database(peewee.MySQLDatabase, "mysql+pymysql")
+class MySQLDatabase(peewee.MySQLDatabase):
+    """Peewee's, with the kernel's keepalives set on each new PyMySQL socket (jobjoker.dblink).
+
+    No reconnecting database class (Peewee's ReconnectMixin): the storage's threads reconnect
+    for every database alike (jobjoker.dbthreads), only where running work again is harmless.
+    """
+
+    def _connect(self):
+        connection = super()._connect()
+        dblink.tune_socket(getattr(connection, "_sock", None))  # PyMySQL has no setting for it
+        return connection
+
+
+db_url.register_database(MySQLDatabase, "mysql", "mysql+pymysql")
 
 # MySQL's BLOB and TEXT stop at 64 KiB: a chunk, or a parameter set, may be larger.
 MYSQL_FIELD_TYPES = {"BLOB": "LONGBLOB", "TEXT": "LONGTEXT"}
@@ -197,9 +209,15 @@ def make_database(url):
             "busy_timeout": 5000,
             "foreign_keys": 1,
         })
+    # A link that goes silent is given up on in bounded time (jobjoker.dblink).
+    # An operator's setting in the URL (``?read_timeout=120``) wins over ours.
+    given = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    link = {key: value for key, value in dblink.connect_parameters(scheme).items()
+            if key not in given}
     if scheme.startswith("mysql"):
-        return db_url.connect(url, charset="utf8mb4", field_types=MYSQL_FIELD_TYPES, **quoting)
-    return db_url.connect(url, **quoting)
+        return db_url.connect(url, charset="utf8mb4", field_types=MYSQL_FIELD_TYPES, **quoting,
+                              **link)
+    return db_url.connect(url, **quoting, **link)
 
 
 def open_database(url):
@@ -212,8 +230,10 @@ def open_database(url):
 
 
 def migrate(db):
-    """Create the tables on a new database; apply pending migrations on an older one."""
-    migrations.migrate(db, MODELS)
+    """Create the tables on a new database; apply pending migrations on an older one (DDL on a
+    big table may take minutes: its replies are waited for without the silent-link bound)."""
+    with dblink.unhurried(db):
+        migrations.migrate(db, MODELS)
 
 
 def connection_lost(db):

@@ -41,6 +41,12 @@ connection is dropped and opened afresh, work that finds one dead after an idle 
 more where that is harmless, and work that still finds none raises ``DatabaseUnavailable``.
 ``outage`` (``jobjoker.outage``) logs an outage once and its end once, with what failed
 meanwhile; ``on_recovery(callback)`` has ``callback`` called on the loop when one ends.
+
+**Timing.** ``time_work(observe)`` has ``observe(pool, queued, ran)`` called on the thread after
+each piece of work it ran: ``pool`` "read" (the readers) or "write" (the writer: transactions
+and calls), the seconds it waited in the queue for a thread and the seconds the thread took
+over it (its statements, round trips and any reconnect). Work given up before a thread took it
+is not timed. Two clock readings a piece: ``/metrics`` keeps them (``jobjoker.metrics``).
 """
 import asyncio
 import collections
@@ -126,6 +132,12 @@ class Storage:
         self._writes = {}  # unsettled writes: ticket -> time.monotonic() when submitted
         self._tickets = itertools.count()
         self._ping = None  # (future, time.monotonic() when sent) of the ping in flight
+        self._observe = None  # time_work's callback
+
+    def time_work(self, observe):
+        """Call ``observe(pool, queued, ran)`` on the storage's threads after each piece of
+        work (see the module's docstring); None: stop timing."""
+        self._observe = observe
 
     def on_recovery(self, callback):
         """Call ``callback()`` on the loop each time the database answers again after an
@@ -146,13 +158,19 @@ class Storage:
         future = loop.create_future()
         limit = _answer_within.get() if limited else None
         claim = _Claim()
+        pool = "read" if threads is self._readers else "write"
+        submitted = time.monotonic()
 
         def task():
             if not claim.begin():  # its caller gave up before it began: it never happens
                 with contextlib.suppress(RuntimeError):  # (a closed loop waits for nothing)
                     loop.call_soon_threadsafe(settle, future, None, None, None)
                 return
+            began = time.monotonic()
             result, error = threads.run(work, kind, stage)
+            observe = self._observe
+            if observe is not None:
+                observe(pool, began - submitted, time.monotonic() - began)
             events = None
             if isinstance(result, _Committed):
                 result, events = result.value, result.events

@@ -1,15 +1,17 @@
 """Database outages against a real server process on MariaDB and PostgreSQL: a TCP proxy the test
 starts (``tests/linkcut.py``) stands between them, and the test cuts the link (every connection
-closed, new ones refused) and restores it. Connections that died while idle are replaced without
-a failed request, as are those the database closed for being idle (its idle timeout, set to a
-second); during an outage requests get a clear 503, the log gets a few lines (not one
-per request or attempt, and no traceback); once the link is back, every line a job logged
-meanwhile is stored, and a job that ended during the outage keeps its real end time. A job's
-end whose commit went through while its answer was lost is recorded once (in this process)."""
+closed, new ones refused) and restores it, or makes it silent (every byte dropped, nothing
+closed) and lets new connections through again. Connections that died while idle are replaced
+without a failed request, as are those the database closed for being idle (its idle timeout, set
+to a second); during an outage requests get a clear 503, the log gets a few lines (not one per
+request or attempt, and no traceback); once the link is back, every line a job logged meanwhile
+is stored, and a job that ended during the outage keeps its real end time. A job's end whose
+commit went through while its answer was lost is recorded once (in this process)."""
 import asyncio
 import concurrent.futures
 import os
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -17,8 +19,9 @@ import urllib.parse
 import peewee
 import pytest
 
-from jobjoker import models
+from jobjoker import dblink, models
 from jobjoker.events import EventHub
+from jobjoker.outage import Outage
 from jobjoker.storage import READERS, Storage
 from tests.conftest import MYSQL_URL, scratch_database
 from tests.linkcut import LinkProxy
@@ -119,6 +122,37 @@ async def test_idle_connections_the_database_closed_are_replaced_without_an_erro
     finally:
         await storage.close()
         models.database.initialize(None)
+
+
+def test_a_silent_connection_is_logged_at_most_once_a_minute(caplog):
+    outage = Outage()
+    for _ in range(5):
+        outage.silent(30.0, peewee.OperationalError("(2013, 'Lost connection (timed out)')"))
+    silences = [r for r in caplog.records if "the link went silent" in r.getMessage()]
+    assert len(silences) == 1 and silences[0].levelname == "WARNING", caplog.text
+    assert "sent nothing for 30 s" in silences[0].getMessage()
+    assert outage.since is None  # a silence alone is no outage: a new connection may work
+
+
+def test_connections_carry_the_kernels_keepalives(database):
+    # An idle connection to a host gone silent is found out by the kernel in about 25 s.
+    url, _, _ = database
+    db = models.make_database(url)
+    with db:
+        connection = db.connection()
+        if isinstance(db, peewee.MySQLDatabase):
+            sock = connection._sock
+            found = [sock.getsockopt(socket.IPPROTO_TCP, getattr(socket, option))
+                     for option in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT",
+                                    "TCP_USER_TIMEOUT")]
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        else:
+            given = connection.get_dsn_parameters()
+            found = [int(given[name]) for name in ("keepalives_idle", "keepalives_interval",
+                                                   "keepalives_count", "tcp_user_timeout")]
+            assert given["keepalives"] == "1"
+    assert found == [dblink.KEEPALIVE_IDLE, dblink.KEEPALIVE_INTERVAL,
+                     dblink.KEEPALIVE_COUNT, dblink.TCP_USER_TIMEOUT_MS]
 
 
 def driver_error(error):
@@ -222,6 +256,43 @@ def test_an_outage_answers_503_logs_a_few_lines_and_loses_nothing(proxied_server
     assert len(lines) <= MOST_LOG_RECORDS, log
     assert "ERROR jobjoker.storage: the database is unavailable" in log
     assert re.search(r"the database is back after [\d.]+ s", log), log
+
+
+# A link gone silent is given up on after jobjoker.dblink.REPLY_SECONDS (30 s), then work is
+# retried with a back-off of at most 16 s: a bound many times that, which only a thread that
+# never gives up (the code before: until the kernel's TCP timeout, here never) can reach.
+SILENT_LINK_SECONDS = 240
+
+
+@pytest.mark.timeout(SILENT_LINK_SECONDS + 120)
+def test_a_link_gone_silent_is_given_up_on_and_nothing_is_lost(proxied_server):
+    # Issue 14: a link that goes silent without closing (a partition, a firewall that lost its
+    # state) held a storage thread in a socket read until the kernel's TCP timeout: writes and
+    # ingestion stopped. The proxy drops every byte of the open connections and of those made
+    # meanwhile, closing nothing; once restored, new connections work and the old stay silent.
+    server, proxy = proxied_server
+    chatty = server.create_job("Ticker", {"count": TICKS, "every": 0.01})
+    until(lambda: len(server.messages(chatty["id"])) >= 3, what="the job to log")
+    logged_before = len(server.stderr)
+
+    proxy.blackhole()
+    # Requests wait ANSWER_SECONDS for a thread stuck on the silent link, then get their 503.
+    until(lambda: server.call("GET", "/jobs").code == 503, what="a 503 in the blackhole")
+    proxy.restore()
+
+    def stored():
+        reply = server.call("GET", "/jobs/%s" % chatty["id"])
+        return reply.code == 200 and reply.data[0]["status"] == "done"
+    until(stored, SILENT_LINK_SECONDS, "the job's end stored after the link came back")
+    entries = log_of(server, chatty["id"])
+    assert [e["seq"] for e in entries] == list(range(len(entries)))
+    ticks = [e["message"] for e in entries if e["message"].startswith("tick ")]
+    assert ticks == ["tick %d" % i for i in range(TICKS)]  # nothing lost, nothing twice
+    again = server.create_job("Ticker", {"count": 3, "every": 0.01})
+    assert ended(server, again["id"])["status"] == "done"
+    log = server.stderr[logged_before:]
+    assert "Traceback" not in log, log
+    assert "WARNING jobjoker.storage: a database connection sent nothing for" in log, log
 
 
 @pytest.mark.gen_test(timeout=60)
