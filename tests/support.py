@@ -23,6 +23,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import peewee
 import pytest
 import tornado.httputil
 
@@ -49,6 +50,19 @@ def unavailable(reason):
         pytest.fail("%s (CI=true: CI must run this test, so it fails instead of skipping)"
                     % reason, pytrace=False)
     pytest.skip(reason)
+
+
+# --- database errors ---------------------------------------------------------------------------
+
+def wrapped_as_peewee(error):
+    """``error`` as Peewee re-raises a driver's error (the original first in its args)."""
+    try:
+        try:
+            raise error
+        except Exception as original:
+            raise peewee.OperationalError(original, *original.args)
+    except peewee.OperationalError as e:
+        return e
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from jobjoker.events import EventHub
 from jobjoker.ingest import Ingester, Spools
 from jobjoker.logstore import LogStore
 from jobjoker.storage import Storage
-from tests.support import poll
+from tests.support import poll, wrapped_as_peewee
 
 SECRET = "hunter22"
 
@@ -270,17 +270,6 @@ def sqlite_full_error(nested):
     except peewee.PeeweeException as e:
         return e
     raise AssertionError("the database did not fill up")
-
-
-def wrapped_as_peewee(error):
-    """``error`` as Peewee re-raises a driver's error (the original first in its args)."""
-    try:
-        try:
-            raise error
-        except Exception as original:
-            raise peewee.OperationalError(original, *original.args)
-    except peewee.OperationalError as e:
-        return e
 
 
 class PostgresDiskFull(Exception):

@@ -26,7 +26,7 @@ from jobjoker.storage import READERS, Storage
 from tests.conftest import MYSQL_URL, scratch_database
 from tests.linkcut import LinkProxy
 from tests.support import (TICKER_WORKER, poll, process_alive, unavailable, until,
-                           workers_folder)
+                           workers_folder, wrapped_as_peewee)
 
 OUTAGE_SECONDS = 3.0  # how long the main test holds the link cut (its bounds do not depend on it)
 TICKS = 1000  # the chatty job's lines: it logs all through the outage
@@ -155,17 +155,6 @@ def test_connections_carry_the_kernels_keepalives(database):
                      dblink.KEEPALIVE_COUNT, dblink.TCP_USER_TIMEOUT_MS]
 
 
-def driver_error(error):
-    """``error`` as Peewee re-raises a driver's (the original first in its args)."""
-    try:
-        try:
-            raise error
-        except Exception as original:
-            raise peewee.OperationalError(original, *original.args)
-    except peewee.OperationalError as wrapped:
-        return wrapped
-
-
 @pytest.mark.mysql
 def test_mysql_8s_idle_disconnection_counts_as_a_lost_connection(mysql_url):
     # MySQL 8 tells an idle client it was disconnected (4031) on a socket PyMySQL still thinks
@@ -176,9 +165,9 @@ def test_mysql_8s_idle_disconnection_counts_as_a_lost_connection(mysql_url):
         unavailable("MySQL at %s is not available: %s" % (MYSQL_URL, problem))
     db = models.make_database(url)
     with db:
-        assert models.connection_gone(db, driver_error(pymysql.err.OperationalError(
+        assert models.connection_gone(db, wrapped_as_peewee(pymysql.err.OperationalError(
             4031, "The client was disconnected by the server because of inactivity.")))
-        assert not models.connection_gone(db, driver_error(pymysql.err.OperationalError(
+        assert not models.connection_gone(db, wrapped_as_peewee(pymysql.err.OperationalError(
             1205, "Lock wait timeout exceeded; try restarting transaction")))
         assert not models.connection_gone(db, peewee.IntegrityError("Duplicate entry"))
 

@@ -30,6 +30,8 @@ from jobjoker.config import load_config
 from jobjoker.errors import StartupError
 from tests.support import PASSWORD, ROOT, ServerProcess, call, cookies_of, free_port, \
     self_signed_certificate, unavailable, until, wait_for_end
+# Chromium, launched once for the module as the browser tests launch it.
+from tests.test_browser import WAIT_MS, browser, expect  # noqa: F401 (browser: a fixture)
 
 NGINX = "/usr/sbin/nginx"
 PREFIX = "/jobjoker"
@@ -166,8 +168,8 @@ async def test_under_a_base_path_every_route_moves_under_it(api, config_override
     bare = await api("GET", PREFIX, auth=None)
     assert bare.code == 302 and bare.headers["Location"] == PREFIX + "/"
     assert "Content-Security-Policy" in bare.headers
-    browser = await api("GET", PREFIX + "/", auth=None, headers={"Accept": "text/html"})
-    assert browser.code == 302 and browser.headers["Location"] == PREFIX + "/login"
+    page = await api("GET", PREFIX + "/", auth=None, headers={"Accept": "text/html"})
+    assert page.code == 302 and page.headers["Location"] == PREFIX + "/login"
     created = await api("POST", PREFIX + "/jobs", {"worker": "Foobar"})
     assert created.headers["Location"] == "%s/jobs/%s" % (PREFIX, created.data[0]["id"])
     document = await api("GET", PREFIX + "/openapi.json")
@@ -285,27 +287,9 @@ def test_with_host_instead_of_http_host_sockets_are_refused_and_the_log_says_why
 
 # --- the page in a browser -----------------------------------------------------------------
 
-try:
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, expect, sync_playwright
-except ImportError:
-    sync_playwright = None
-
-@pytest.fixture(scope="module")
-def chromium():
-    if sync_playwright is None:
-        unavailable("Playwright is not installed (pip install -e '.[test]')")
-    if not os.access(CHROMIUM, os.X_OK):
-        unavailable("Chromium is not installed at %s (apt-get install chromium)" % CHROMIUM)
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
-def signed_in_page(chromium, base, requests=None):
+def signed_in_page(browser, base, requests=None):
     """A tab that opened ``base`` without credentials, was sent to the form, and signed in."""
-    context = chromium.new_context(ignore_https_errors=True)
+    context = browser.new_context(ignore_https_errors=True)
     context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     if requests is not None:
@@ -319,12 +303,12 @@ def signed_in_page(chromium, base, requests=None):
     return page
 
 
-def test_the_page_says_when_its_origin_is_refused(tmp_path, nginx, chromium):
+def test_the_page_says_when_its_origin_is_refused(tmp_path, nginx, browser):
     server = proxied_server(tmp_path, "")
     try:
         server.wait_ready()
         base = nginx(server.port, host="$host")  # as reported: TLS on a port but 443
-        page = signed_in_page(chromium, base)
+        page = signed_in_page(browser, base)
         connection = page.locator("#connection")
         expect(connection).to_have_attribute("data-state", "refused")
         expect(connection).to_contain_text("this origin is not allowed; see --allowed-origins")
@@ -336,7 +320,7 @@ def test_the_page_says_when_its_origin_is_refused(tmp_path, nginx, chromium):
 
 
 @pytest.mark.parametrize("behind", ["direct", "nginx"])
-def test_the_page_works_under_a_base_path(tmp_path, nginx, chromium, behind):
+def test_the_page_works_under_a_base_path(tmp_path, nginx, browser, behind):
     server = PrefixedServer(tmp_path, "--trust-proxy", "yes", prefix=PREFIX)
     try:
         server.wait_ready()
@@ -346,7 +330,7 @@ def test_the_page_works_under_a_base_path(tmp_path, nginx, chromium, behind):
                                                                              "sleep": 0},
                                                                start=True)
         requests = []
-        page = signed_in_page(chromium, base, requests)
+        page = signed_in_page(browser, base, requests)
         expect(page.locator("#connection")).to_have_attribute("data-state", "live")
         page.goto(base + "/#jobs/" + job["id"])
         expect(page.locator("#job-detail-facts .job-id")).to_have_text(job["id"])
