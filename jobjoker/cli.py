@@ -115,32 +115,43 @@ def add_server_options(parser):
                             help="%s (env %s)" % (HELP[name], variable))
 
 
+def server_command(commands, name, handler, **texts):
+    """A subcommand that takes the server options (it works on the server's data and database)
+    and runs ``handler(args)``; ``texts``: its help and description."""
+    parser = commands.add_parser(name, **texts)
+    add_server_options(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def server_config(args):
+    """The server's ``Config`` from the server options parsed into ``args`` (environment, file
+    and defaults merged in); ``StartupError`` says what is wrong."""
+    return load_config({name: getattr(args, name) for name in OPTIONS}, config_file=args.config)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="jobjoker", description="JobJoker job runner")
     parser.add_argument("--version", action="version", version="jobjoker " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the server",
-                                description="Run the JobJoker server.")
-    add_server_options(serve)
-    serve.set_defaults(handler=serve_command)
-    backup = commands.add_parser(
-        "backup", help="copy the database and what a restore needs into a new directory",
+    server_command(commands, "serve", serve_command, help="run the server",
+                   description="Run the JobJoker server.")
+    backup = server_command(
+        commands, "backup", backup_command,
+        help="copy the database and what a restore needs into a new directory",
         description="Copy the database (consistently, while the server runs), the secret key, "
                     "the running jobs' spools and the workers into the new directory PATH, "
                     "laid out as a data dir. Give the server's options (or --config) so that "
                     "it finds them; see docs/deploy.md, Backups and restores.")
     backup.add_argument("path", metavar="PATH", help="the backup's directory (must not exist)")
-    add_server_options(backup)
-    backup.set_defaults(handler=backup_command)
-    reset = commands.add_parser(
-        "reset-admin", help="give an admin a new password when no admin can sign in",
+    reset = server_command(
+        commands, "reset-admin", reset_admin_command,
+        help="give an admin a new password when no admin can sign in",
         description="Make USERNAME (default admin) an active admin with a new password, asked "
                     "for (or taken from JOBJOKER_NEW_PASSWORD), creating it if missing, and end "
                     "its sessions. It opens the server's database itself: give the server's "
                     "options (or --config). The server may be running.")
     reset.add_argument("username", nargs="?", default="admin")
-    add_server_options(reset)
-    reset.set_defaults(handler=reset_admin_command)
     add_client_commands(parser, commands)
     return parser
 
@@ -155,9 +166,8 @@ def main(argv=None):
 
 
 def serve_command(args):
-    flags = {name: getattr(args, name) for name in OPTIONS}
     try:
-        config = load_config(flags, config_file=args.config)
+        config = server_config(args)
     except StartupError as e:
         print("jobjoker: %s" % e.message, file=sys.stderr)
         return 2
@@ -181,9 +191,8 @@ def serve_command(args):
 def backup_command(args):
     from jobjoker.backup import BackupFailed, make_backup
 
-    flags = {name: getattr(args, name) for name in OPTIONS}
     try:
-        manifest = make_backup(load_config(flags, config_file=args.config), args.path)
+        manifest = make_backup(server_config(args), args.path)
     except (StartupError, BackupFailed) as e:
         print("jobjoker: backup failed: %s" % e.message, file=sys.stderr)
         return 1
@@ -197,9 +206,8 @@ def reset_admin_command(args):
     from jobjoker.admin_recovery import reset_admin
     from jobjoker.cli_actions import new_password
 
-    flags = {name: getattr(args, name) for name in OPTIONS}
     try:
-        config = load_config(flags, config_file=args.config)
+        config = server_config(args)
         password = new_password("new password for %s: " % args.username)
     except StartupError as e:
         print("jobjoker: %s" % e.message, file=sys.stderr)
