@@ -7,11 +7,12 @@ the next one logged after that says how many were suppressed meanwhile. An attac
 the server refuse or fail something in a tight loop (connections beyond the cap, an exhausted
 file-descriptor table) thus costs a line a minute, not gigabytes of log.
 
-``FailureLog(logger)`` logs a kind of failure once while it lasts: ``failed(kind, who, message,
-*args)`` logs the first failure of ``kind`` (an ERROR) and only counts the others, whoever
+``FailureLog(logger, level=ERROR)`` logs a kind of failure once while it lasts: ``failed(kind,
+who, message, *args)`` logs the first failure of ``kind`` (at ``level``) and only counts the others, whoever
 fails so (``who``: a job, say); ``over(who)`` says that ``who`` works again, and each kind
 nobody fails with any more is logged as over (a WARNING), with how many failures went unlogged.
 """
+import logging
 import time
 
 
@@ -44,8 +45,9 @@ class LogThrottle:
 class FailureLog:
     """One line when a kind of failure begins, one when it is over, with the count between."""
 
-    def __init__(self, logger):
+    def __init__(self, logger, level=logging.ERROR):
         self.logger = logger
+        self.level = level
         self._kinds = {}  # kind -> [who fails so, failures not logged]
 
     def failed(self, kind, who, message, *args, exc_info=None):
@@ -56,7 +58,7 @@ class FailureLog:
             failing[1] += 1
             return False
         self._kinds[kind] = [{who}, 0]
-        self.logger.error(message, *args, exc_info=exc_info)
+        self.logger.log(self.level, message, *args, exc_info=exc_info)
         return True
 
     def over(self, who):

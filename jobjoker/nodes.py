@@ -41,6 +41,7 @@ from tornado.ioloop import PeriodicCallback
 from jobjoker import proc
 from jobjoker.config import Config
 from jobjoker.errors import StartupError
+from jobjoker.logthrottle import FailureLog
 from jobjoker.models import Node, database
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class NodeLease:
         self.held = False
         self._heartbeat = None
         self._lost = False
-        self._failed_beats = 0  # heartbeats failed in a row
+        # A database outage fails every beat: one line for the run of failures, not one per beat.
+        self._beat_failures = FailureLog(log, logging.WARNING)
 
     # --- taking and giving back ---------------------------------------------------------------
 
@@ -167,19 +169,13 @@ class NodeLease:
             self._heartbeat.stop()
             self._heartbeat = None
 
-    def _beats_again(self):
-        if self._failed_beats:
-            log.warning("node %s: heartbeat works again after %d failed", self.name,
-                        self._failed_beats)
-            self._failed_beats = 0
-
     def beat(self):
         """One heartbeat: a single-row UPDATE by primary key. True while we hold the lease."""
         try:
             if Node.update(heartbeat=time.time()).where(
                     Node.name == self.name, Node.holder == self.holder).execute():
                 self._lost = False
-                self._beats_again()
+                self._beat_failures.over(self.name)
                 return True
             holder = Node.get_or_none(Node.name == self.name)
             if holder is None:  # deleted by hand: nobody holds it, so it is ours again
@@ -189,12 +185,10 @@ class NodeLease:
         except peewee.IntegrityError:
             holder = None  # another server took it that very moment
         except peewee.PeeweeException as e:
-            # A database outage fails every beat: one line for the run, not one per beat.
-            if not self._failed_beats:
-                log.warning("node %s: heartbeat failed (retried every %.0f s; logged again "
-                            "when it beats): %s", self.name, self.heartbeat, " ".join(
-                                str(e).split()))
-            self._failed_beats += 1
+            self._beat_failures.failed(
+                "node %s: heartbeat" % self.name, self.name, "node %s: heartbeat failed "
+                "(retried every %.0f s; logged again when it beats): %s", self.name,
+                self.heartbeat, " ".join(str(e).split()))
             return None
         except Exception:
             log.exception("node %s: heartbeat failed", self.name)
