@@ -6,6 +6,7 @@ import signal
 
 import pytest
 
+from jobjoker import proc
 from jobjoker.proc import start_time as process_start_time
 from tests.support import poll, process_alive
 
@@ -18,15 +19,15 @@ async def log_messages(api, job_id):
 def children_named(pid, name):
     """Pids of the living children of process ``pid`` whose command is ``name``."""
     found = []
-    for entry in os.listdir("/proc"):
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        if proc.parent(int(entry)) != pid:
+            continue
         try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except (OSError, ValueError):
-            continue  # not a process, or gone meanwhile
-        command, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:]
-        if command == name and int(rest.split()[1]) == pid:
-            found.append(int(entry))
+            with open("/proc/%s/comm" % entry) as f:
+                if f.read().strip() == name:
+                    found.append(int(entry))
+        except OSError:
+            pass  # gone meanwhile
     return found
 
 

@@ -18,6 +18,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from jobjoker import codehash, jobenv
+from jobjoker.proc import parent
 from support import ROOT, poll, process_alive, until, workers_folder
 
 JOB_USER = "jjattack"  # the unprivileged user test_runas.py makes too
@@ -60,11 +61,6 @@ def cmdline(pid):
 def comm(pid):
     with open("/proc/%d/comm" % pid) as f:
         return f.read().strip()
-
-
-def parent(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        return int(f.read().rpartition(")")[2].split()[1])
 
 
 def logged_environment(server, job_id):
