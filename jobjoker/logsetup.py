@@ -9,8 +9,9 @@ the record carries one, ``exception`` (the traceback's text). It returns the han
 ``reopen()`` opens the file anew, which is what SIGHUP does after logrotate renamed it (a
 handler on a stream has nothing to reopen). ``access_log(config)`` is the Tornado
 ``log_function``: off, it records no request; on, a line per request at INFO (4xx WARNING,
-5xx ERROR, as Tornado does), except the successful probes of ``PROBE_PATHS``, which go at DEBUG
-so that a load balancer asking every few seconds does not fill the log. Every line, whoever
+5xx ERROR, as Tornado does), except the successful probes of ``PROBE_PATHS`` (under
+``--base-path``), which go at DEBUG so that a load balancer asking every few seconds does not
+fill the log. Every line, whoever
 logs it (Tornado's own "uncaught exception" line repeats the URL), passes ``redact``: the value
 of a query parameter with a secret-looking name (``SECRET_WORDS``) and the password of a URL
 (``scheme://user:password@``) become ``***``, so whatever a client puts in a URL or a driver
@@ -156,12 +157,13 @@ def access_log(config):
     """Tornado's ``log_function`` for ``config.access_log``."""
     if not config.access_log:
         return lambda handler: None
+    probes = frozenset(config.base_path + path for path in PROBE_PATHS)  # where they are served
 
     def log_request(handler):
         status = handler.get_status()
         request = handler.request
         if status < 400:
-            level = logging.DEBUG if request.path in PROBE_PATHS else logging.INFO
+            level = logging.DEBUG if request.path in probes else logging.INFO
         else:
             level = logging.WARNING if status < 500 else logging.ERROR
         if not access.isEnabledFor(level):

@@ -13,6 +13,7 @@ import sys
 import time
 
 from jobjoker import logsetup
+from jobjoker.config import load_config
 from jobjoker.supervisor_client import socket_path_for
 from tests.support import ROOT, kill_leftovers, until, workers_folder
 
@@ -87,6 +88,33 @@ def test_a_json_line_carries_the_exception_text():
     assert entry["exception"].startswith("Traceback") and "ValueError: boom" in \
         entry["exception"]
     assert entry["time"].endswith("Z")
+
+
+def test_under_a_base_path_the_probes_stay_at_debug_too(caplog):
+    """The probes are recognised under ``--base-path`` (``/jobjoker/health``), and only there."""
+    class Request:
+        method, remote_ip = "GET", "127.0.0.1"
+
+        def __init__(self, path):
+            self.path = self.uri = path
+
+        def request_time(self):
+            return 0.001
+
+    class Handler:
+        def __init__(self, path):
+            self.request = Request(path)
+
+        def get_status(self):
+            return 200
+
+    log_request = logsetup.access_log(load_config({"base_path": "/jobjoker"}, environ={}))
+    with caplog.at_level(logging.DEBUG, logger="tornado.access"):
+        for path in ("/jobjoker/health", "/jobjoker/metrics", "/jobjoker/jobs", "/health"):
+            log_request(Handler(path))
+    levels = {record.getMessage().split()[2]: record.levelno for record in caplog.records}
+    assert levels == {"/jobjoker/health": logging.DEBUG, "/jobjoker/metrics": logging.DEBUG,
+                      "/jobjoker/jobs": logging.INFO, "/health": logging.INFO}
 
 
 def test_the_access_log_on_leaves_probes_at_debug_and_off_drops_every_request(servers,
