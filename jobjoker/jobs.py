@@ -25,7 +25,7 @@ from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerErr
     Unavailable
 from jobjoker.jobstore import job_to_dict
 from jobjoker.paging import page_bytes, parse_page
-from jobjoker.states import COMMANDS, FINAL_STATES, JobStatus, describe
+from jobjoker.states import ACTIONS, COMMANDS, FINAL_STATES, JobStatus, describe
 from jobjoker.workers import check_name
 
 class JobService:
@@ -208,7 +208,7 @@ class JobService:
                                [(job.id, "worker %s" % job.worker) for job in jobs])
         if start:
             jobs = jobstore.transition_many(tx, [job.id for job in jobs], JobStatus.ACTIVE,
-                                            announced=False, starttime=time.time(),
+                                            announced=False, only=ACTIONS["start"], starttime=time.time(),
                                             node=self.config.node)
         return jobs
 
@@ -301,7 +301,7 @@ class JobService:
             raise NotFound("job %s cannot start: its worker %r no longer exists"
                            % (job.id, job.worker))
         return jobstore.transition(tx, job_id, JobStatus.ACTIVE, announced=False,
-                                   starttime=time.time(), node=self.config.node)
+                                   only=ACTIONS["start"], starttime=time.time(), node=self.config.node)
 
     @staticmethod
     def _command_error(command):

@@ -25,7 +25,8 @@ import peewee
 from jobjoker import models
 from jobjoker.errors import Conflict, InvalidTransition, NotFound
 from jobjoker.parameters import had_secrets
-from jobjoker.states import ACTIONS, FINAL_STATES, MOVES, JobStatus, allowed_sources, describe
+from jobjoker.states import (ACTIONS, FINAL_STATES, MOVES, RUNNING_STATES, JobStatus,
+                             allowed_sources, describe)
 from jobjoker.statements import execute, param
 
 Job = models.Job
@@ -37,6 +38,7 @@ ONE_MORE = Job.revision + peewee.SQL("1")
 # Statements with a list of ids bind one parameter per id: SQLite allows 32,766 parameters
 # (999 before 3.32), so long lists go in parts.
 MAX_IDS_PER_STATEMENT = 500
+RUNNING = sorted(status.value for status in RUNNING_STATES)
 
 # --- ids -----------------------------------------------------------------------------------------
 
@@ -102,6 +104,18 @@ def job_to_dict(job):
         "log_count": job.log_count,
         "response_count": job.response_count,
         "revision": job.revision,
+        "timeout": job.timeout,
+        "deadline": job.deadline,
+        "stop_reason": job.stop_reason,
+        "pause_requested": job.pause_requested,
+        "progress": job.progress,
+        "progress_message": job.progress_message,
+        "result_size": job.result_size,
+        "rerun_of": job.rerun_of,
+        "code_hash": job.code_hash,
+        "cpu_seconds": job.cpu_seconds,
+        "rss_bytes": job.rss_bytes,
+        "max_rss_bytes": job.max_rss_bytes,
     }
 
 
@@ -199,15 +213,14 @@ def count_by_status():
 
 
 def active_on_node(node):
-    """Every active job of ``node``."""
-    query = Job.select().where(Job.status == JobStatus.ACTIVE.value, Job.node == node)
+    """Every job of ``node`` whose process runs (active or paused)."""
+    query = Job.select().where(Job.status.in_(RUNNING), Job.node == node)
     return [_row(values) for values in query.tuples()]
 
 
 def an_active_job_of(worker):
-    """The id of one active job of ``worker``, or None."""
-    return (Job.select(Job.id).where(Job.worker == worker, Job.status == JobStatus.ACTIVE.value)
-            .scalar())
+    """The id of one running (active or paused) job of ``worker``, or None."""
+    return Job.select(Job.id).where(Job.worker == worker, Job.status.in_(RUNNING)).scalar()
 
 
 def exists(job_id):
@@ -260,15 +273,25 @@ def _refusal(job, new_status, sources):
         job.id, describe(job.status), " or ".join(sources), MOVES[new_status]))
 
 
-def transition(tx, job_id, new_status, announced=True, **fields):
+def _sources(new_status, only):
+    """The statuses a move to ``new_status`` may come from, narrowed to ``only`` (a command's
+    own: a start comes from idle, a resume from paused), as sorted values."""
+    sources = allowed_sources(new_status)
+    if only is not None:
+        sources = sources & frozenset(JobStatus(status) for status in only)
+    return sorted(s.value for s in sources)
+
+
+def transition(tx, job_id, new_status, announced=True, only=None, **fields):
     """Move ``job_id`` to ``new_status`` (setting ``fields`` too) or raise ``NotFound`` or
     ``InvalidTransition``; returns the job. ``announced=False`` leaves the announcement to a
-    later write of the same change (a start is announced once its pid is known)."""
+    later write of the same change (a start is announced once its pid is known); ``only``
+    narrows the statuses it may come from (``states.ACTIONS[command]``)."""
     new_status = JobStatus(new_status)
-    sources = [s.value for s in allowed_sources(new_status)]
+    sources = _sources(new_status, only)
     values = dict(_db_values(fields), status=new_status.value, **{"job id": job_id},
                   **{"source %d" % i: source for i, source in enumerate(sources)})
-    changed = execute(("transition", new_status, tuple(sorted(fields))), lambda: (
+    changed = execute(("transition", new_status, tuple(sources), tuple(sorted(fields))), lambda: (
         Job.update(_assignments(["status", *sorted(fields)]))
         .where(Job.id == param("job id"),
                Job.status.in_([param("source %d" % i) for i in range(len(sources))]))),
@@ -281,12 +304,12 @@ def transition(tx, job_id, new_status, announced=True, **fields):
     return job
 
 
-def transition_many(tx, job_ids, new_status, announced=True, **fields):
+def transition_many(tx, job_ids, new_status, announced=True, only=None, **fields):
     """Move every job of ``job_ids`` to ``new_status`` (setting ``fields`` too), or raise for
     the first that cannot move; raising rolls the whole transaction back, so it is all or
-    none. Returns the jobs, in order (``announced`` as for ``transition``)."""
+    none. Returns the jobs, in order (``announced`` and ``only`` as for ``transition``)."""
     new_status = JobStatus(new_status)
-    sources = [s.value for s in allowed_sources(new_status)]
+    sources = _sources(new_status, only)
     job_ids = list(dict.fromkeys(job_ids))
     before = {job.id: job for job in get_many(job_ids)}
     for job_id in job_ids:  # name the first that cannot move, before anything moves
@@ -299,7 +322,7 @@ def transition_many(tx, job_ids, new_status, announced=True, **fields):
     changed = 0
     for part in _parts(job_ids):
         changed += execute(
-            ("transition_many", new_status, tuple(sorted(fields)), len(part)),
+            ("transition_many", new_status, tuple(sources), tuple(sorted(fields)), len(part)),
             lambda: Job.update(_assignments(["status", *sorted(fields)])).where(
                 Job.id.in_(_id_params(part)),
                 Job.status.in_([param("source %d" % i) for i in range(len(sources))])),
@@ -378,13 +401,16 @@ def erase_secrets(tx, job_ids, now, retention):
 
 
 def delete(tx, job_id):
-    """Delete a job that is not active (``Conflict`` while it is); returns its last row. Its
-    entries are the log store's to delete."""
+    """Delete a job whose process is not running (``Conflict`` while it is) with its
+    ``job_data`` (result, usage series); returns its last row. Its entries are the log store's
+    to delete."""
     job = get(job_id)
     deletable = [status.value for status in ACTIONS["delete"]]
     deleted = Job.delete().where(Job.id == job_id, Job.status.in_(deletable)).execute()
     if not deleted:
-        raise Conflict("job %s is active: stop or kill it before deleting it" % job_id)
+        raise Conflict("job %s %s: stop or kill it before deleting it"
+                       % (job_id, describe(job.status)))
+    models.JobData.delete().where(models.JobData.job == job_id).execute()
     announce(tx, "deleted", job)
     return job
 

@@ -333,6 +333,95 @@ def _add_short_ids(db, migrator):
     ).where(job.short_id.is_null()).execute()
 
 
+# --- version 8 -----------------------------------------------------------------------------------
+
+# The columns v8 adds to ``job``, as released: (name, field).
+JOB_COLUMNS_V8 = (
+    ("timeout", peewee.DoubleField(null=True)),
+    ("deadline", peewee.DoubleField(null=True)),
+    ("stop_reason", peewee.CharField(max_length=16, null=True)),
+    ("pause_requested", peewee.DoubleField(null=True)),
+    ("progress", peewee.DoubleField(null=True)),
+    ("progress_message", peewee.TextField(null=True)),
+    ("result_size", peewee.BigIntegerField(null=True)),
+    ("rerun_of", peewee.CharField(max_length=32, null=True)),
+    ("code_hash", peewee.CharField(max_length=64, null=True)),
+    ("cpu_seconds", peewee.DoubleField(null=True)),
+    ("rss_bytes", peewee.BigIntegerField(null=True)),
+    ("max_rss_bytes", peewee.BigIntegerField(null=True)),
+)
+# Identifiers v8 adds, compared exactly on MySQL/MariaDB like those of v6: (table, column,
+# length, may be null).
+IDENTIFIERS_V8 = (
+    ("job", "rerun_of", 32, True), ("job", "code_hash", 64, True),
+    ("job_data", "job", 32, False), ("job_data", "kind", 16, False),
+    ("worker_version", "worker", 64, False), ("worker_version", "hash", 64, False),
+)
+
+
+class JobDataV8(FrozenModel):
+    job = peewee.CharField(max_length=32)
+    kind = peewee.CharField(max_length=16)
+    value = peewee.TextField()
+
+    class Meta:
+        table_name = "job_data"
+        primary_key = peewee.CompositeKey("job", "kind")
+
+
+class WorkerVersionV8(FrozenModel):
+    worker = peewee.CharField(max_length=64)
+    hash = peewee.CharField(max_length=64)
+    source = peewee.TextField()
+    saved = peewee.DoubleField()
+    saved_by = peewee.CharField(max_length=64, null=True)
+
+    class Meta:
+        table_name = "worker_version"
+        primary_key = peewee.CompositeKey("worker", "hash")
+        indexes = ((("worker", "saved"), False),)
+
+
+def _add_job_control(db, migrator):
+    """Schema 8: what controlling a job needs (time limits, pause, progress, results, re-runs,
+    the code each job ran, resource use).
+
+    - On ``job``: ``timeout`` (seconds) and ``deadline`` (when it runs out, set at the start),
+      ``stop_reason`` (why the server stopped it: ``timeout``), ``pause_requested``,
+      ``progress`` (0-1) and ``progress_message``, ``result_size``, ``rerun_of`` (the job this
+      one runs again), ``code_hash`` (the worker code it ran), ``cpu_seconds``, ``rss_bytes``
+      and ``max_rss_bytes``; all NULL for older rows. An index on (``worker``, ``code_hash``)
+      finds the jobs that still refer to a code version.
+    - ``job_data``: a job's larger values by kind (``result``, ``usage``), kept out of the job
+      row so that lists never read them; no key to ``job`` (deleted with it, explicitly, like
+      its chunks).
+    - ``worker_version``: each distinct code of a worker, stored once, with when and by whom
+      it was saved.
+    - Identifiers among them compare exactly on MySQL/MariaDB (binary collation, as in v6).
+
+    Each step is skipped when done, so a run that failed halfway on MySQL is finished by the
+    next.
+    """
+    present = {column.name for column in db.get_columns("job")}
+    adding = [migrator.add_column("job", name, field) for name, field in JOB_COLUMNS_V8
+              if name not in present]
+    if adding:
+        run(*adding)
+    with db.bind_ctx([JobDataV8, WorkerVersionV8]):
+        db.create_tables([JobDataV8, WorkerVersionV8], safe=True)
+    if not any(index.columns == ["worker", "code_hash"] for index in db.get_indexes("job")):
+        run(migrator.add_index("job", ("worker", "code_hash"), False))
+    if isinstance(migrator, MySQLMigrator):
+        collation = exact_collation(db)
+        current = _column_collations(db)
+        pending = [migrator.alter_column_type(table, column, peewee.CharField(
+            max_length=length, null=null, collation=collation))
+            for table, column, length, null in IDENTIFIERS_V8
+            if current.get((table, column)) != collation]
+        if pending:
+            run(*pending)
+
+
 # --- the runner ----------------------------------------------------------------------------------
 
 # version -> function(database, migrator). Append, never edit, once released.
@@ -343,9 +432,10 @@ MIGRATIONS = {
     5: _add_revision_and_user_keys,
     6: _exact_identifiers,
     7: _add_short_ids,
+    8: _add_job_control,
 }
 # Run again after creating the tables of a new database: what models cannot say portably.
-ON_CREATE = (_exact_identifiers, _add_short_ids)
+ON_CREATE = (_exact_identifiers, _add_short_ids, _add_job_control)
 
 SCHEMA_VERSION = max(MIGRATIONS)
 

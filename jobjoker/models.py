@@ -69,13 +69,55 @@ class Job(BaseModel):
     # The id's last characters (jobjoker.jobstore.short_id_of), as the admin page shows them:
     # indexed, so that short form finds its job without a scan.
     short_id = peewee.CharField(max_length=6, null=True, index=True)
+    # Time limit: seconds from the start (the job's, its worker's or the server's default),
+    # and when they run out (set at the start: a restarted server still enforces it).
+    timeout = peewee.DoubleField(null=True)
+    deadline = peewee.DoubleField(null=True)
+    stop_reason = peewee.CharField(max_length=16, null=True)  # why the server stopped it
+    pause_requested = peewee.DoubleField(null=True)  # a pending pause request (resume clears)
+    progress = peewee.DoubleField(null=True)  # 0-1, from self.progress()
+    progress_message = peewee.TextField(null=True)
+    result_size = peewee.BigIntegerField(null=True)  # bytes of its result (job_data "result")
+    rerun_of = peewee.CharField(max_length=32, null=True)  # the job this one runs again
+    code_hash = peewee.CharField(max_length=64, null=True)  # the WorkerVersion it ran
+    # Resource use of its whole process group: CPU seconds, resident memory now and at peak.
+    cpu_seconds = peewee.DoubleField(null=True)
+    rss_bytes = peewee.BigIntegerField(null=True)
+    max_rss_bytes = peewee.BigIntegerField(null=True)
 
     class Meta:
         indexes = (
             (("status", "id"), False),
             (("worker", "id"), False),
             (("node", "status"), False),
+            (("worker", "code_hash"), False),
         )
+
+
+class JobData(BaseModel):
+    """A job's larger values, by kind (``result``: its JSON result; ``usage``: its resource
+    series), kept out of the job row so lists never read them. Deleted with the job."""
+
+    job = peewee.CharField(max_length=32)
+    kind = peewee.CharField(max_length=16)
+    value = peewee.TextField()
+
+    class Meta:
+        primary_key = peewee.CompositeKey("job", "kind")
+
+
+class WorkerVersion(BaseModel):
+    """One distinct code of a worker (by its content hash), kept while a job refers to it."""
+
+    worker = peewee.CharField(max_length=64)
+    hash = peewee.CharField(max_length=64)
+    source = peewee.TextField()
+    saved = peewee.DoubleField()
+    saved_by = peewee.CharField(max_length=64, null=True)  # None: found on disk at a start
+
+    class Meta:
+        primary_key = peewee.CompositeKey("worker", "hash")
+        indexes = ((("worker", "saved"), False),)
 
 
 class Chunk(BaseModel):
@@ -175,7 +217,8 @@ class SchemaVersion(BaseModel):
     applied = peewee.DoubleField(default=time.time)
 
 
-MODELS = [Job, Chunk, User, Token, Session, AuditEntry, Node, SchemaVersion]
+MODELS = [Job, Chunk, JobData, WorkerVersion, User, Token, Session, AuditEntry, Node,
+          SchemaVersion]
 
 
 class MySQLDatabase(peewee.MySQLDatabase):

@@ -115,7 +115,8 @@ def item_schemas():
                    "example": "01m8rtezv60hs6kq8t9t"},
             "worker": WORKER_NAME,
             "status": {"type": "string", "enum": STATUSES,
-                       "description": "idle -> active -> one of stop, error, done."},
+                       "description": "idle -> active (<-> paused) -> one of stop, error, "
+                                      "done."},
             "parameters": {"type": "object", "additionalProperties": True,
                            "description": "The parameters the job was created with, defaults "
                                           "filled in; secret ones show as `%s`." % MASK},
@@ -137,6 +138,34 @@ def item_schemas():
             "revision": {"type": "integer", "minimum": 0, "description":
                          "Grows with every change of the job: of two copies of it (a reply, an "
                          "event), the one with the higher revision is the newer."},
+            "timeout": nullable({"type": "number", "description":
+                                 "Its time limit in seconds from its start (its own, else its "
+                                 "worker's, else the server's `--default-timeout`)."}),
+            "deadline": nullable(dict(TIMESTAMP, description=
+                                      "When its time limit runs out (set when it starts).")),
+            "stop_reason": nullable({"type": "string", "enum": ["timeout"], "description":
+                                     "Why the server itself stopped it (null: a request)."}),
+            "pause_requested": nullable(dict(TIMESTAMP, description=
+                                             "When a pause was asked for (null once resumed).")),
+            "progress": nullable({"type": "number", "minimum": 0, "maximum": 1, "description":
+                                  "How far it is, 0-1, as its worker last said "
+                                  "(`self.progress()`)."}),
+            "progress_message": nullable({"type": "string",
+                                          "description": "What its worker said with it."}),
+            "result_size": nullable({"type": "integer", "minimum": 0, "description":
+                                     "Bytes of its structured result (`self.result()`), null "
+                                     "when it has none: `GET /jobs/{id}/result` returns it."}),
+            "rerun_of": nullable({"type": "string", "description":
+                                  "The job this one runs again (`POST /jobs/{id}/rerun`)."}),
+            "code_hash": nullable({"type": "string", "description":
+                                   "The SHA-256 of the worker code it ran "
+                                   "(`GET /jobs/{id}/code`)."}),
+            "cpu_seconds": nullable({"type": "number", "minimum": 0, "description":
+                                     "CPU time of its whole process group so far."}),
+            "rss_bytes": nullable({"type": "integer", "minimum": 0, "description":
+                                   "Resident memory of its process group at the last sample."}),
+            "max_rss_bytes": nullable({"type": "integer", "minimum": 0, "description":
+                                       "The peak of its resident memory."}),
         }),
         "Worker": strict_object("A worker: a Python class in the workers folder.", {
             "name": WORKER_NAME,

@@ -1,9 +1,13 @@
 """The job state machine: the states and the moves between them, as data.
 
-Contract: a job is ``idle`` when created, ``active`` while its process runs, then exactly one of
-``stop`` (stopped or killed on request), ``error`` or ``done``. It goes idle -> active -> final and
-never back. ``jobjoker.jobstore.transition`` is the only code that writes a job's status, and it
-asks this table which states a move may come from. Imports nothing of ours.
+Contract: a job is ``idle`` when created, ``active`` while its process runs, ``paused`` while
+its process is stopped (SIGSTOP: on request, or by a signal from outside that its parent saw),
+then exactly one of ``stop`` (stopped or killed on request), ``error`` or ``done``. It goes
+idle -> active -> final, with active <-> paused in between, and never back to idle or out of a
+final state. ``RUNNING_STATES`` are those whose process exists (active and paused).
+``jobjoker.jobstore.transition`` is the only code that writes a job's status, and it asks this
+table which states a move may come from; a command narrows that to its own ``ACTIONS`` (a start
+comes from idle only, a resume from paused only). Imports nothing of ours.
 """
 import enum
 
@@ -13,6 +17,7 @@ class JobStatus(str, enum.Enum):
 
     IDLE = "idle"
     ACTIVE = "active"
+    PAUSED = "paused"
     STOP = "stop"
     ERROR = "error"
     DONE = "done"
@@ -22,11 +27,13 @@ class JobStatus(str, enum.Enum):
 
 
 # new status -> the statuses a job may be in to move there
+RUNNING_STATES = frozenset({JobStatus.ACTIVE, JobStatus.PAUSED})
 TRANSITIONS = {
-    JobStatus.ACTIVE: frozenset({JobStatus.IDLE}),
-    JobStatus.STOP: frozenset({JobStatus.ACTIVE}),
-    JobStatus.ERROR: frozenset({JobStatus.ACTIVE}),
-    JobStatus.DONE: frozenset({JobStatus.ACTIVE}),
+    JobStatus.ACTIVE: frozenset({JobStatus.IDLE, JobStatus.PAUSED}),
+    JobStatus.PAUSED: frozenset({JobStatus.ACTIVE}),
+    JobStatus.STOP: RUNNING_STATES,
+    JobStatus.ERROR: RUNNING_STATES,
+    JobStatus.DONE: RUNNING_STATES,
 }
 
 FINAL_STATES = frozenset({JobStatus.STOP, JobStatus.ERROR, JobStatus.DONE})
@@ -36,6 +43,7 @@ FINAL_STATES = frozenset({JobStatus.STOP, JobStatus.ERROR, JobStatus.DONE})
 DESCRIPTIONS = {
     JobStatus.IDLE: "is idle",
     JobStatus.ACTIVE: "is active",
+    JobStatus.PAUSED: "is paused",
     JobStatus.STOP: "was stopped",
     JobStatus.ERROR: "ended with an error",
     JobStatus.DONE: "is done",
@@ -43,6 +51,7 @@ DESCRIPTIONS = {
 MOVES = {
     JobStatus.IDLE: "become idle again",
     JobStatus.ACTIVE: "start",
+    JobStatus.PAUSED: "pause",
     JobStatus.STOP: "stop",
     JobStatus.ERROR: "end with an error",
     JobStatus.DONE: "finish",
@@ -56,16 +65,19 @@ def describe(status):
 
 
 # What a client may ask for with PUT /jobs/ID/status; every other status is the server's to set.
-COMMANDS = ("start", "stop", "kill")
+COMMANDS = ("start", "stop", "kill", "pause", "resume")
 
-# What a client may do to a job, by the status it is in: start moves it to active, stop and kill
-# to stop, and delete takes any job whose process is not running. The admin page enables its
+# What a client may do to a job, by the status it is in: start moves an idle job to active,
+# stop and kill a running one to stop, pause an active one to paused and resume a paused one
+# back to active; delete takes any job whose process is not running. The admin page enables its
 # buttons from a copy of this table (static/js/jobstates.js, checked against it by a test).
 ACTIONS = {
-    "start": TRANSITIONS[JobStatus.ACTIVE],
+    "start": frozenset({JobStatus.IDLE}),
     "stop": TRANSITIONS[JobStatus.STOP],
     "kill": TRANSITIONS[JobStatus.STOP],
-    "delete": frozenset(JobStatus) - {JobStatus.ACTIVE},
+    "pause": TRANSITIONS[JobStatus.PAUSED],
+    "resume": frozenset({JobStatus.PAUSED}),
+    "delete": frozenset(JobStatus) - RUNNING_STATES,
 }
 
 

@@ -510,9 +510,39 @@ def test_a_half_applied_version_7_is_finished(url, connect, new_schema):
     db = connect(current=True)
     run_operations(SchemaMigrator.from_database(db).drop_index("job", "job_short_id"))
     models.Job.update(short_id=None).execute()
-    db.execute_sql("DELETE FROM schema_version WHERE version = 7")
+    db.execute_sql("DELETE FROM schema_version WHERE version >= 7")  # failed in 7: none after
 
     models.migrate(db)
     assert versions_of(db) == list(range(4, migrations.SCHEMA_VERSION + 1))
     assert schema_of(db) == new_schema
     assert sorted(job.short_id for job in models.Job.select()) == ["j1", "j2"]
+
+
+def test_version_8_keeps_every_job_and_gives_it_no_control_yet(url, connect, new_schema):
+    """Jobs of before v8 read as jobs without a time limit, progress, result or code version;
+    the new tables are there, empty."""
+    build_released(connect(), 4)
+    db = connect(current=True)
+    assert schema_of(db) == new_schema
+    job = models.Job.get_by_id("j1")
+    assert (job.timeout, job.deadline, job.progress, job.result_size, job.code_hash,
+            job.rerun_of, job.cpu_seconds, job.pause_requested) == (None,) * 8
+    assert job.status == "done" and job.log_count == 3  # nothing else touched
+    assert models.JobData.select().count() == 0 and models.WorkerVersion.select().count() == 0
+
+
+def test_a_half_applied_version_8_is_finished(url, connect, new_schema):
+    """Some of v8's columns added, its tables and index not (MySQL commits each DDL statement
+    by itself): running version 8 again does the rest."""
+    build_released(connect(), 4)
+    db = connect(current=True)
+    migrator = SchemaMigrator.from_database(db)
+    run_operations(migrator.drop_index("job", "job_worker_code_hash"),
+                   migrator.drop_column("job", "max_rss_bytes"),
+                   migrator.drop_column("job", "rss_bytes"))
+    db.execute_sql("DROP TABLE job_data")
+    db.execute_sql("DELETE FROM schema_version WHERE version >= 8")
+
+    models.migrate(db)
+    assert versions_of(db) == list(range(4, migrations.SCHEMA_VERSION + 1))
+    assert schema_of(db) == new_schema

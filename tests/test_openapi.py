@@ -315,7 +315,10 @@ def a_job():
             "parameters": {}, "pid": None, "node": None, "created": 1.5, "starttime": None,
             "stoptime": None, "duration": None, "stop_requested": None, "exit_code": None,
             "exit_signal": None, "error": None, "created_by": "admin", "log_count": 0,
-            "response_count": 0, "revision": 0}
+            "response_count": 0, "revision": 0, "timeout": None, "deadline": None,
+            "stop_reason": None, "pause_requested": None, "progress": None,
+            "progress_message": None, "result_size": None, "rerun_of": None, "code_hash": None,
+            "cpu_seconds": None, "rss_bytes": None, "max_rss_bytes": None}
 
 
 def test_job_schema_catches_drift(document):

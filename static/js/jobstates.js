@@ -16,8 +16,10 @@
 
 export const ACTIONS = {
   start: ["idle"],
-  stop: ["active"],
-  kill: ["active"],
+  stop: ["active", "paused"],
+  kill: ["active", "paused"],
+  pause: ["active"],
+  resume: ["paused"],
   delete: ["idle", "stop", "error", "done"],
 };
 
