@@ -7,6 +7,7 @@ from jobjoker import errors
 from jobjoker.bodies import check_keys
 from jobjoker.handlers.base import APIHandler, JobPathMixin, envelope
 from jobjoker.jobspec import BATCH_KEYS, JOB_KEYS
+from jobjoker.rerun import RERUN_KEYS
 from jobjoker.states import COMMANDS
 
 
@@ -58,6 +59,20 @@ class JobHandler(JobPathMixin, APIHandler):
         """Delete the job with its log and response (409 while active)."""
         self.send_data(await self.jobs.delete_job(job_id, self.actor),
                        message="job %s deleted" % job_id)
+
+
+class JobRerunHandler(JobPathMixin, APIHandler):
+    """Run a job again: a new job of its worker, linked by ``rerun_of``."""
+
+    permissions = {"POST": "run"}
+
+    async def post(self, job_id):
+        """Create (and, unless ``"start": false``, start) a job from the old one's parameters
+        with ``{"parameters"}`` merged over them; secret ones must be given again (201)."""
+        body = self.json_body(RERUN_KEYS) if self.body.strip() else None
+        job, message = await self.jobs.rerun_job(job_id, body, self.actor)
+        self.set_header("Location", "%s/jobs/%s" % (self.config.base_path, job["id"]))
+        self.send_data(job, 201, message)
 
 
 class JobStatusHandler(JobPathMixin, APIHandler):
@@ -199,6 +214,7 @@ default_handlers = [
     (r"/jobs/batch", JobsBatchHandler),  # before /jobs/ID: no job id is "batch"
     (r"/jobs/([^/]+)", JobHandler),
     (r"/jobs/([^/]+)/status", JobStatusHandler),
+    (r"/jobs/([^/]+)/rerun", JobRerunHandler),
     (r"/jobs/([^/]+)/(log|response)", JobEntriesHandler),
     (r"/jobs/([^/]+)/(log|response)/download", JobEntriesDownloadHandler),
     (r"/jobs/([^/]+)/pid", JobPidHandler),

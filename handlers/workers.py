@@ -1,4 +1,4 @@
-"""``/workers``: list, read, save and delete worker code."""
+"""``/workers``: list, read, save and delete worker code; list its kept versions."""
 from jobjoker.handlers.base import APIHandler
 
 
@@ -43,8 +43,33 @@ class WorkerCodeHandler(APIHandler):
         self.send_text(await self.workers.code(name))
 
 
+class WorkerVersionsHandler(APIHandler):
+    """The kept versions of a worker's code (``jobjoker.codestore``), even a deleted one's."""
+
+    query_names = {"GET": ("offset", "limit")}
+
+    async def get(self, name):
+        """Versions newest first ``{worker, hash, saved, saved_by, jobs}`` (``saved_by`` null:
+        found on disk at a job's start); ``X-Total-Count`` is how many are kept."""
+        arg = self.get_query_argument
+        versions, total = await self.settings["code"].versions(
+            name, arg("offset", None), arg("limit", None))
+        self.set_header("X-Total-Count", str(total))
+        self.send_data(versions)
+
+
+class WorkerVersionHandler(APIHandler):
+    """One kept version of a worker's code."""
+
+    async def get(self, name, hash_):
+        """``{worker, hash, saved, saved_by, source}``."""
+        self.send_data(await self.settings["code"].version(name, hash_))
+
+
 default_handlers = [
     (r"/workers", WorkersHandler),
     (r"/workers/([^/]+)", WorkerHandler),
     (r"/workers/([^/]+)/code", WorkerCodeHandler),
+    (r"/workers/([^/]+)/versions", WorkerVersionsHandler),
+    (r"/workers/([^/]+)/versions/([^/]+)", WorkerVersionHandler),
 ]

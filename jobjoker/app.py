@@ -33,6 +33,7 @@ from jobjoker.database_url import redact_url
 from jobjoker.errors import DatabaseUnavailable, StartupError, Unavailable
 from jobjoker.handlers import audit as audit_routes
 from jobjoker.handlers import base
+from jobjoker.handlers import code as code_routes
 from jobjoker.handlers import health as health_routes
 from jobjoker.handlers import jobs as jobs_routes
 from jobjoker.handlers import metrics as metrics_routes
@@ -43,6 +44,7 @@ from jobjoker.handlers import tokens as token_routes
 from jobjoker.handlers import users as user_routes
 from jobjoker.handlers import workers as workers_routes
 from jobjoker.events import EventHub
+from jobjoker.jobcode import CodeService
 from jobjoker.jobs import JobService
 from jobjoker.logstore import LogStore
 from jobjoker.logthrottle import LogThrottle
@@ -66,7 +68,8 @@ GIL_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 # One handlers module per resource, each ending in its route list: adding a resource is a module
 # and a line here.
 HANDLER_MODULES = [health_routes, page_routes, workers_routes, jobs_routes, stream_routes,
-                   session_routes, user_routes, token_routes, audit_routes, metrics_routes]
+                   code_routes, session_routes, user_routes, token_routes, audit_routes,
+                   metrics_routes]
 
 
 def routes():
@@ -208,6 +211,7 @@ class JobJokerServer:
         self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
         self.app = make_app(config, {
             "jobs": jobs, "workers": WorkerService(storage, workers, audit),
+            "code": CodeService(config, storage, workers),
             "authenticator": authenticator,
             "accounts": Accounts(storage, authenticator, audit, config.session_lifetime,
                                  self.credential_watch),

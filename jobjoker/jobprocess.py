@@ -7,9 +7,10 @@ returns. It leads a new session and process group (``setsid``) and says so with 
 its signals. The job gets /dev/null (``null_fd``) as stdin, its log spool (``fds["log"]``) as
 stdout and stderr, and no other descriptor but ``fds`` (the files it writes, handed to the
 runner: nothing of the supervisor's, no folder, no path it needs to reach). Under ``--run-as``
-it reads its worker's file while it still may, gives ``fds`` to that user and becomes it. Its
-environment becomes the job's (``jobjoker.jobenv``: the supervisor's is the base), its process
-title ``jobjoker job <id> <worker>``; then ``jobjoker.runner.run_job`` runs the worker and its
+it reads its worker's file while it still may (unless the spec brings the code the server
+recorded, ``worker_source``), gives ``fds`` to that user and becomes it. Its environment
+becomes the job's (``jobjoker.jobenv``: the supervisor's is the base), its process title
+``jobjoker job <id> <worker>``; then ``jobjoker.runner.run_job`` runs the worker and its
 return value is the exit code. Anything that fails on the way is written to the log spool and
 the process exits ``outcome.EXIT_ERROR``. Standard library only, plus ``setproctitle``: the
 supervisor preloads it.
@@ -44,9 +45,11 @@ def become_job(spec, null_fd, fds, ready_w, let_go):
         run_as_user = None
         if spec.get("run_as"):
             # Read the worker's code while still allowed to: the workers folder belongs
-            # to the server's user, not necessarily to the one the job runs as.
-            with open(spec["worker_file"], "rb") as f:
-                spec["worker_source"] = f.read()
+            # to the server's user, not necessarily to the one the job runs as. Only when the
+            # server sent none: the code it sent is the one recorded as the job's.
+            if spec.get("worker_source") is None:
+                with open(spec["worker_file"], "rb") as f:
+                    spec["worker_source"] = f.read()
             run_as_user = become_user(spec["run_as"], fds.values())
         # The supervisor's environment is jobenv's base: nothing else reaches the job.
         jobenv.enter_job(os.environ, spec["job_id"], spec["worker"], run_as_user)

@@ -19,7 +19,7 @@ the short id a job route may be given into the job's id.
 import asyncio
 import time
 
-from jobjoker import jobdir, jobspec, jobstore, logsearch
+from jobjoker import codestore, jobdir, jobspec, jobstore, logsearch, rerun
 from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
     Unavailable
@@ -119,16 +119,21 @@ class JobService:
         [job] = await self.storage.transaction(self._insert, rows, actor, False)
         return job_to_dict(job)
 
-    async def submit_job(self, body, actor=None):
+    async def submit_job(self, body, actor=None, rerun_of=None, timeout=None):
         """Create a job from ``{"worker", "parameters", "start": bool}``: idle, or with
         ``"start": true`` started too; returns ``(job, message)``, the message saying when
         the worker checks none of the parameters given. A job that could not start stays,
-        ended ``error``, and ``Unavailable`` says so."""
+        ended ``error``, and ``Unavailable`` says so. ``rerun_of`` (the old job's row) links a
+        job run again (``rerun_job``), which keeps the old job's ``timeout``."""
         start = jobspec.check_job_body(body)
         rows, unchecked = await self._prepare_jobs([body], actor)
-        [job] = await self.storage.transaction(self._insert, rows, actor, start)
+        if rerun_of is not None:
+            rows[0]["rerun_of"] = rerun_of.id
+            rows[0].setdefault("timeout", timeout)  # TODO: the time limits' own check, merged
+        sources = await self._read_sources(rows) if start else {}
+        [job] = await self.storage.transaction(self._insert, rows, actor, start, sources)
         if start:
-            [(job, problem)] = await self._launch([job], actor)
+            [(job, problem)] = await self._launch([job], actor, sources)
             if problem is not None:
                 raise Unavailable("job %s was created but could not start: %s; it is now "
                                   "error (create a new job to try again)" % (job.id, problem))
@@ -148,11 +153,12 @@ class JobService:
         """
         specs, start = jobspec.check_batch_body(body, self.config.max_batch)
         rows, unchecked = await self._prepare_jobs(specs, actor, batch=True)
-        jobs = await self.storage.transaction(self._insert, rows, actor, start)
+        sources = await self._read_sources(rows) if start else {}
+        jobs = await self.storage.transaction(self._insert, rows, actor, start, sources)
         if not start:
             return [job_to_dict(job) for job in jobs], "%d jobs created%s" % (
                 len(jobs), self._note(unchecked))
-        outcomes = await self._launch(jobs, actor)
+        outcomes = await self._launch(jobs, actor, sources)
         failed = [(job, problem) for job, problem in outcomes if problem is not None]
         if len(failed) == len(jobs):
             raise Unavailable("%d jobs were created (%s) but none could start: %s; they are now "
@@ -199,26 +205,67 @@ class JobService:
                 found[name] = (None, e)
         return found
 
-    def _insert(self, tx, rows, actor, start):
+    def _insert(self, tx, rows, actor, start, sources):
         """Writer thread: new idle jobs with their audit entries; with ``start`` they become
-        active at once (nobody else has seen them yet), announced once their pid is known."""
+        active at once (nobody else has seen them yet), announced once their pid is known, each
+        with the code it runs (``sources``: ``codestore``) recorded."""
+        if start:
+            codestore.record_sources(tx, [s for s in sources.values() if s is not None])
+            rows = [dict(row, code_hash=self._code_hash(sources, row["worker"])) for row in rows]
         jobs = jobstore.insert(tx, [dict(row, secret_parameters=self.secrets.seal(
             row["secret_parameters"])) for row in rows])
-        self.audit.record_many(tx, actor, "job.create",
-                               [(job.id, "worker %s" % job.worker) for job in jobs])
+        self.audit.record_many(tx, actor, "job.create", [(job.id, "worker %s%s" % (
+            job.worker, "; rerun of %s" % job.rerun_of if job.rerun_of else ""))
+            for job in jobs])
         if start:
             jobs = jobstore.transition_many(tx, [job.id for job in jobs], JobStatus.ACTIVE,
                                             announced=False, only=ACTIONS["start"], starttime=time.time(),
                                             node=self.config.node)
         return jobs
 
-    async def _launch(self, jobs, actor):
-        """Fork the processes of active jobs; ``[(job, problem)]`` as
+    async def _launch(self, jobs, actor, sources):
+        """Fork the processes of active jobs, each running the code read for it (``sources``
+        by worker, recorded as its ``code_hash``); ``[(job, problem)]`` as
         ``ProcessManager.launch_many`` returns, each start audited with its pid."""
         return await self.processes.launch_many(
             jobs, {job.id: self.workers.path(job.worker) for job in jobs},
             also=lambda tx, started: self.audit.record_many(
-                tx, actor, "job.start", [(job.id, "pid %s" % job.pid) for job in started]))
+                tx, actor, "job.start", [(job.id, "pid %s" % job.pid) for job in started]),
+            worker_sources={job.id: sources[job.worker].text for job in jobs
+                            if sources.get(job.worker) is not None
+                            and sources[job.worker].exact})
+
+    async def _read_sources(self, rows):
+        """Each worker's ``codestore.Source`` (None when its file is gone), read once per
+        distinct worker of ``rows`` (jobs or row dicts) in an executor."""
+        names = sorted({row["worker"] if isinstance(row, dict) else row.worker for row in rows})
+        paths = [(name, self.workers.path(name)) for name in names]
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: {name: codestore.read_worker(name, path) for name, path in paths})
+
+    @staticmethod
+    def _code_hash(sources, worker):
+        source = sources.get(worker)
+        return None if source is None else source.hash
+
+    async def rerun_job(self, job_id, body, actor=None):
+        """A new job of the worker of job ``job_id``, linked to it (``rerun_of``), created
+        through ``submit_job`` from the old parameters with ``body``'s merged over them
+        (``jobjoker.rerun``: secrets are not copied); returns ``(job, message)``. ``NotFound``
+        says so when the worker was deleted."""
+        old = await self.storage.read(jobstore.get, job_id)
+        try:
+            declared = await asyncio.get_running_loop().run_in_executor(
+                None, self.workers.declared_parameters, old.worker)
+        except NotFound:
+            raise NotFound("job %s cannot run again: its worker %r was deleted (save it again "
+                           "to run it)" % (job_id, old.worker))
+        except JobJokerError:
+            declared = None  # the creation below says what is wrong with the worker
+        creation, timeout, not_copied = rerun.creation_body(old, body, declared)
+        job, message = await self.submit_job(creation, actor, rerun_of=old, timeout=timeout)
+        return job, "%s (a rerun of job %s)%s" % (message, old.id,
+                                                   rerun.not_copied_note(not_copied))
 
     # --- changing --------------------------------------------------------------------------------
 
@@ -228,6 +275,8 @@ class JobService:
             job = jobstore.delete(tx, job_id)
             self.audit.record(tx, actor, "job.delete", job_id, "worker %s; it %s" % (
                 job.worker, describe(job.status)))
+            if job.code_hash is not None:  # its code may be kept for no job now
+                codestore.prune(tx, job.worker)
             return job
         job = await self.storage.transaction(delete)
         # Its entries go in batches, each its own transaction: a big log never holds the writer
@@ -281,17 +330,19 @@ class JobService:
             tx, actor, "job.%s" % command, job_id)))
 
     async def _start(self, job_id, actor):
-        job = await self.storage.transaction(self._begin_start, job_id)
+        sources = await self._read_sources([await self.storage.read(jobstore.get, job_id)])
+        job = await self.storage.transaction(self._begin_start, job_id, sources)
         # A job that fails at once may already be final here: that is its end, not a failure
         # to start (launch raises Unavailable when the supervisor could not fork it).
-        [(job, problem)] = await self._launch([job], actor)
+        [(job, problem)] = await self._launch([job], actor, sources)
         if problem is not None:
             raise Unavailable("job %s could not start: %s" % (job.id, problem))
         return job
 
-    def _begin_start(self, tx, job_id):
+    def _begin_start(self, tx, job_id, sources):
         """Writer thread: an idle job of an existing worker becomes active, unannounced (its
-        start is announced with its pid); the statuses of two racing starts are read in turn."""
+        start is announced with its pid), with the code it runs (``sources``) recorded; the
+        statuses of two racing starts are read in turn."""
         job = jobstore.get(job_id)
         if job.status != JobStatus.IDLE.value:
             raise InvalidTransition(
@@ -300,8 +351,10 @@ class JobService:
         if not self.workers.exists(job.worker):
             raise NotFound("job %s cannot start: its worker %r no longer exists"
                            % (job.id, job.worker))
+        codestore.record_sources(tx, [s for s in sources.values() if s is not None])
         return jobstore.transition(tx, job_id, JobStatus.ACTIVE, announced=False,
-                                   only=ACTIONS["start"], starttime=time.time(), node=self.config.node)
+                                   only=ACTIONS["start"], starttime=time.time(), node=self.config.node,
+                                   code_hash=self._code_hash(sources, job.worker))
 
     @staticmethod
     def _command_error(command):

@@ -212,6 +212,18 @@ def count_by_status():
     return {status: number for status, number in query.tuples()}
 
 
+def count_by_code_hash(worker, hashes):
+    """``{code hash: number of jobs}`` of ``worker`` that ran one of ``hashes`` (the (worker,
+    code_hash) index answers); for ``codestore``'s retention and its list of versions."""
+    counts = {}
+    for start in range(0, len(hashes), MAX_IDS_PER_STATEMENT):
+        part = hashes[start:start + MAX_IDS_PER_STATEMENT]
+        query = (Job.select(Job.code_hash, peewee.fn.COUNT(Job.id))
+                 .where(Job.worker == worker, Job.code_hash.in_(part)).group_by(Job.code_hash))
+        counts.update(query.tuples())
+    return counts
+
+
 def active_on_node(node):
     """Every job of ``node`` whose process runs (active or paused)."""
     query = Job.select().where(Job.status.in_(RUNNING), Job.node == node)

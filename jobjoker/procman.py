@@ -140,9 +140,10 @@ class ProcessManager(Adoption):
             raise Unavailable("job %s could not start: %s" % (job.id, problem))
         return job
 
-    async def launch_many(self, jobs, worker_files, also=None):
+    async def launch_many(self, jobs, worker_files, also=None, worker_sources=None):
         """Fork the processes of ``jobs`` (each already ``active``; ``worker_files`` maps a job
-        id to its worker's file) with one supervisor request; returns ``[(job, problem)]`` in
+        id to its worker's file, ``worker_sources`` a job id to the code it runs, read by the
+        caller: ``jobjoker.codestore``) with one supervisor request; returns ``[(job, problem)]`` in
         order: the job with its pid and None, or, for one the supervisor could not fork (or whose
         secret values no key opens), the job ended ``error`` and what went wrong. The pids are
         stored in one transaction, each the one event of a job's start; ``also(tx, started
@@ -162,6 +163,9 @@ class ProcessManager(Adoption):
                   "mask": running.spools.masker.values, "job_dir": running.job_dir,
                   "run_as": self.config.run_as, "cwd": os.fspath(self.config.workers_dir)}
                  for job, running in zip(forked, runs)]
+        for spec in specs:  # the code recorded as the job's (job.code_hash), not the file's now
+            if (worker_sources or {}).get(spec["job_id"]) is not None:
+                spec["worker_source"] = worker_sources[spec["job_id"]]
         supervisor = self.supervisor
         for running in runs:
             running.supervisor = supervisor

@@ -4,11 +4,14 @@ Contract: ``WorkerService(storage, repository, audit)`` lists, reads, saves and 
 The files are the ``WorkerRepository``'s, read, parsed (``ast``) and written in an executor, so
 a big worker never holds the IOLoop; a save or a delete is then recorded in the audit trail and
 announced (``{"type": "worker", "action": "saved" | "deleted", "name"}``) in one transaction. A
-worker with an active job cannot be deleted (``Conflict``).
+save also records the code as a version of the worker (``jobjoker.codestore``: saved now, by
+the user) in that transaction. A worker with an active job cannot be deleted (``Conflict``);
+deleting one keeps its versions (the jobs that ran them still show them).
 """
 import asyncio
+import time
 
-from jobjoker import jobstore
+from jobjoker import codestore, jobstore
 from jobjoker.errors import Conflict
 from jobjoker.workers import check_name
 
@@ -40,10 +43,17 @@ class WorkerService:
     async def save(self, name, code, actor=None):
         """Check and save a worker's code; returns (summary, created)."""
         summary, created = await self._off_loop(self.repository.save, name, code)
-        await self.storage.transaction(self._recorded, actor, "worker.save", "saved", name,
-                                       "%s, %s" % ("created" if created else "replaced",
-                                                   summary["hash"]))
+        source = codestore.source_of(name, code, time.time())
+        await self.storage.transaction(self._saved, actor, source, "%s, %s" % (
+            "created" if created else "replaced", summary["hash"]))
         return summary, created
+
+    def _saved(self, tx, actor, source, detail):
+        """Writer thread: a save's version of the code, audit entry and announcement."""
+        codestore.record(tx, source.worker, source.hash, source.text, source.mtime,
+                         actor.username if actor and actor.username else None)
+        codestore.prune(tx, source.worker)
+        self._recorded(tx, actor, "worker.save", "saved", source.worker, detail)
 
     async def delete(self, name, actor=None):
         """Delete a worker unless one of its jobs is active; returns its last summary."""
