@@ -423,6 +423,8 @@ def schemas(config):
         },
         "example": {"name": "nightly import", "role": "operator", "expires_in": 86400},
     }
+    from jobjoker.openapi_code import code_schemas  # it builds on this module's helpers
+    result.update(code_schemas())
     return result
 
 

@@ -8,6 +8,7 @@ call an operation is not said here: ``jobjoker.openapi`` asks the handler and ad
 from jobjoker.accounts import MAX_PASSWORD, MIN_PASSWORD
 from jobjoker.auth import SESSION_COOKIE
 from jobjoker.handlers.streams import ORIGIN_PATTERN
+from jobjoker.openapi_code import code_paths
 from jobjoker.openapi_components import ERROR_RESPONSES, header, ref
 
 
@@ -15,7 +16,8 @@ def paths(config):
     """Every path of the REST API, with its operations (their roles not yet given); limits and
     lifetimes as ``config`` sets them."""
     return {**server_paths(), **worker_paths(), **job_paths(config), **session_paths(config),
-            **user_paths(), **token_paths(), **audit_paths()}
+            **user_paths(), **token_paths(), **audit_paths(),
+            **job_ids_conflict(code_paths(operation, json_reply))}
 
 
 def operation(operation_id, tag, summary, replies, errors=(), parameters=None, body=None,
@@ -211,7 +213,11 @@ def download_path(stream):
 def job_paths(config):
     """``/jobs`` and every ``/jobs/{id}/...`` path; any of the latter may answer 409 for a
     short id that several jobs share."""
-    result = _job_paths(config)
+    return job_ids_conflict(_job_paths(config))
+
+
+def job_ids_conflict(result):
+    """``result`` with 409 added to every operation of a ``/jobs/{id}/...`` path."""
     for path, item in result.items():
         if "{id}" in path:
             for operation_item in item.values():

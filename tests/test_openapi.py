@@ -635,6 +635,13 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     await expect(400, "POST", "/jobs/%s/log" % job_id, b"\xff\xfe")
     await expect(413, "POST", "/jobs/%s/log" % job_id, "x" * (MAX_BODY + 1))
     refused = await expect(405, "PUT", "/jobs/%s/pid" % job_id, "1234")
+    code = await expect(200, "GET", "/jobs/%s/code" % job_id)
+    await expect(200, "GET", "/jobs/%s/code/diff" % job_id)
+    await expect(200, "GET", "/workers/Foobar/versions")
+    await expect(200, "GET", "/workers/Foobar/versions/%s" % code.data[0]["hash"])
+    await expect(404, "GET", "/workers/Foobar/versions/%s" % ("0" * 64))
+    await expect(201, "POST", "/jobs/%s/rerun" % job_id, {"start": False})
+    await expect(404, "GET", "/jobs/nosuchjob0/code")
     assert refused.headers["Allow"] == "GET"
     await expect(409, "PUT", "/jobs/%s/status" % job_id, "kill")
 

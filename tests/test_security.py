@@ -21,7 +21,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 def template(pattern):
     names = iter(["{id}" if pattern.startswith(("/jobs", "/tokens")) else "{name}",
-                  "{stream}"])
+                  "{hash}" if "/versions/" in pattern else "{stream}"])
     return re.sub(r"\([^)]*\)", lambda _: next(names), pattern)
 
 
@@ -41,6 +41,7 @@ def test_every_route_and_method_has_a_decided_role():
 
 def concrete(path, username):
     return (path.replace("{id}", "nosuchid").replace("{stream}", "log")
+            .replace("{hash}", "0" * 64)
             .replace("/users/{name}", "/users/" + username).replace("{name}", "NoSuchWorker"))
 
 
