@@ -1,7 +1,7 @@
 """The client subcommands on the command line: their parser, and their failures as exit codes.
 
 Contract: ``add_client_commands(parser, commands)`` adds ``workers``, ``jobs``, ``users``,
-``tokens``, ``audit``, ``logs`` and ``run`` to the ``jobjoker`` parser, each running an action
+``tokens``, ``audit``, ``logs``, ``run``, ``rerun`` and ``code`` to the ``jobjoker`` parser, each running an action
 of ``jobjoker.cli_actions`` through ``client_command``. The server comes from ``--url`` or
 ``JOBJOKER_URL`` (the CA of an ``https://`` one from ``--ca-cert`` or ``JOBJOKER_CA_BUNDLE``),
 the user from ``--user`` or ``JOBJOKER_USER``, and the password (or an API token) only from
@@ -21,6 +21,7 @@ from jobjoker.cli_actions import EXIT_AUTH, EXIT_BROKEN_PIPE, EXIT_CODES_HELP, E
     jobs_rm, jobs_show, jobs_signal, jobs_start, logs_command, run_command, tokens_create, \
     tokens_ls, tokens_revoke, users_able, users_add, users_ls, users_passwd, users_rm, \
     users_role, workers_ls, workers_pull, workers_push, workers_rm, workers_show
+from jobjoker.cli_code import code_command, rerun_command, workers_versions
 from jobjoker.cli_output import fail
 from jobjoker.client import Client
 from jobjoker.client_transport import CA_BUNDLE_VARIABLE, AuthError, ClientError, \
@@ -82,6 +83,11 @@ def add_client_commands(parser, commands):
     pull.add_argument("name")
     pull.add_argument("-o", "--output", metavar="FILE", help="write the code to FILE")
     command(workers, "rm", workers_rm, "delete a worker").add_argument("name")
+    versions = command(workers, "versions", workers_versions,
+                       "list a worker's kept versions, newest first")
+    versions.add_argument("name")
+    versions.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    versions.add_argument("--offset", type=int, default=0, help="skip this many (default 0)")
 
     jobs = command_group("jobs", "list, show, start, stop, kill and delete jobs")
     ls = command(jobs, "ls", jobs_ls, "list jobs, newest first")
@@ -161,6 +167,33 @@ def add_client_commands(parser, commands):
     add_follow_options(run, "print the job's log as it comes until the job ends, then its "
                             "response after a '--- response ---' line, and exit 0 only if it "
                             "ends done (without it: print the job's id)")
+    add_code_commands(commands, command)
+
+
+def add_code_commands(commands, command):
+    """``rerun`` and ``code``."""
+    rerun = command(commands, "rerun", rerun_command, "run a job again: a new job of its "
+                    "worker with its parameters (secret ones must be given again with -p)")
+    rerun.add_argument("job", metavar="ID")
+    add_parameter_options(rerun, "a parameter to change")
+    rerun.add_argument("--no-start", action="store_true", help="create the job idle")
+    rerun.add_argument("--timeout", type=finite_float, metavar="SECONDS",
+                       help="its time limit (default: the old job's)")
+    add_follow_options(rerun, "print the new job's log as it comes until it ends, like run "
+                              "--follow")
+    code = command(commands, "code", code_command, "print the worker code a job ran")
+    code.add_argument("job", metavar="ID")
+    code.add_argument("--diff", action="store_true",
+                      help="print a unified diff from it to today's worker instead")
+
+
+def add_parameter_options(parser, what="a parameter"):
+    parser.add_argument("-p", "--param", metavar="KEY=VALUE", action="append", default=[],
+                        type=parse_parameter,
+                        help="%s; VALUE is JSON when it parses (3, true, [1, 2], null) and a "
+                             "string otherwise; repeat for more" % what)
+    parser.add_argument("--params-json", metavar="JSON", type=parse_json_object,
+                        help="parameters as a JSON object (-p values override its keys)")
 
 
 def add_follow_options(parser, follow_help):

@@ -108,6 +108,38 @@ class Client(Transport):
         body = json.dumps({"jobs": specs, "start": bool(start)}).encode("utf-8")
         return self._data("POST", "/jobs/batch", body, "application/json")
 
+    def rerun(self, job_id, parameters=None, start=True, timeout=None, with_message=False):
+        """Run a job again: a new job of its worker (``rerun_of`` = ``job_id``) with the old
+        parameters and ``parameters`` merged over them, started unless ``start`` is false, with
+        the old time limit unless ``timeout`` is given. Secret parameters are not copied: give
+        them again in ``parameters`` (the reply's message names them). Returns the new job, or
+        with ``with_message`` ``(job, message)``; ``NotFoundError`` when the worker was
+        deleted."""
+        body = {"start": bool(start)}
+        if parameters:
+            body["parameters"] = parameters
+        if timeout is not None:
+            body["timeout"] = timeout
+        reply = json.loads(self._send("POST", "/jobs/%s/rerun" % quote(job_id),
+                                      json.dumps(body).encode("utf-8"), "application/json"))
+        return (reply["data"][0], reply["message"]) if with_message else reply["data"][0]
+
+    def job_code(self, job_id, diff=False):
+        """The code a job ran: ``{"worker", "hash", "source", "saved", "saved_by", "current"}``
+        (``current``: today's worker file is the same). With ``diff``, what changed since:
+        ``{"diff", "current", "worker_deleted", ...}`` (a unified diff to today's file)."""
+        return self._item("GET", "/jobs/%s/code%s" % (quote(job_id), "/diff" if diff else ""))
+
+    def worker_versions(self, name, offset=0, limit=50):
+        """A page of a worker's kept versions, newest first: ``[{"hash", "saved", "saved_by",
+        "jobs"}]`` (``saved_by`` None: found on disk when a job started)."""
+        return self._data("GET", "/workers/%s/versions" % quote(name), offset=offset,
+                          limit=limit)
+
+    def worker_version(self, name, code_hash):
+        """One kept version of a worker, with its ``source``."""
+        return self._item("GET", "/workers/%s/versions/%s" % (quote(name), quote(code_hash)))
+
     def job(self, job_id):
         """One job, as the API describes it (``status``, ``exit_code``, ``error``, ...)."""
         return self._item("GET", "/jobs/" + quote(job_id))
