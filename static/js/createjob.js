@@ -11,8 +11,16 @@
 // it found). The parameters editor comes from parametersEditorFor (params.js): a form generated
 // from what the worker declares, or a JSON editor for a worker that declares nothing, with a
 // note that its parameters are not checked (GET /workers gives `parameters: null` for it).
+//
+// Run again: rerun(job) (the job view's Run again button) fills the form with that job's worker
+// and parameters, secret ones empty with a note that they must be given again (the server never
+// sends them back), and a banner says which job runs again. Sending then goes to
+// POST /jobs/ID/rerun, so the new job is linked to the old one (rerun_of); the server merges
+// what is sent over the old parameters, so a field left empty keeps the old value (a secret one
+// excepted). Choosing another worker, or "Create a new job instead", leaves that mode.
 
 import {jobPath, request} from "./api.js";
+import {MASK} from "./params.js";
 import {$, el, replaceContent} from "./dom.js";
 import {declaresParameters, parametersEditorFor} from "./params.js";
 import {attempt, showError, showInfo} from "./notices.js";
@@ -38,9 +46,16 @@ export class CreateJobTab {
     this.problem = null; // what the parameters editor last said is wrong
     this.busy = false;
     this.wanted = null; // a worker asked for by choose() before the list arrived
+    this.rerunOf = null; // the job being run again, while the form is filled from it
+    this.rerunBanner = $("#create-job-rerun");
+    this.rerunText = $("#create-job-rerun-text");
+    $("#create-job-rerun-cancel").addEventListener("click", () => this.leaveRerun());
 
     workers.subscribe((list) => this.fillWorkers(list));
-    this.select.addEventListener("change", () => this.workerChosen());
+    this.select.addEventListener("change", () => {
+      if (this.rerunOf && this.select.value !== this.rerunOf.worker) this.leaveRerun(false);
+      this.workerChosen();
+    });
     this.startAtOnce.addEventListener("change", () => this.updateSubmit());
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -75,6 +90,33 @@ export class CreateJobTab {
     this.workerChosen();
   }
 
+  /** Fill the form from `job` to run it again (see the module's comment). */
+  rerun(job) {
+    this.rerunOf = job;
+    const worker = this.workers.find(job.worker);
+    const secrets = Object.entries(job.parameters || {})
+      .filter(([, value]) => value === MASK).map(([name]) => name);
+    this.rerunBanner.hidden = false;
+    this.rerunText.textContent = `Running job ${job.id} (${job.worker}) again with its ` +
+      "parameters: change what you need; a field left empty keeps the old value." +
+      (secrets.length ? ` Secret parameters were not copied and must be given again: ` +
+        `${secrets.join(", ")}.` : "") +
+      (!worker ? ` Its worker ${job.worker} no longer exists, so it cannot run again.` : "");
+    this.select.value = worker && !workerProblem(worker) ? job.worker : "";
+    this.editorKey = null; // a new editor, filled from the job
+    this.workerChosen();
+  }
+
+  leaveRerun(refill = true) {
+    if (!this.rerunOf) return;
+    this.rerunOf = null;
+    this.rerunBanner.hidden = true;
+    if (refill) {
+      this.editorKey = null;
+      this.workerChosen();
+    }
+  }
+
   workerChosen() {
     const worker = this.select.value ? this.workers.find(this.select.value) : undefined;
     this.description.textContent = worker ? worker.description || "(no description)" : "";
@@ -85,11 +127,14 @@ export class CreateJobTab {
     this.unchecked.textContent = !worker ? "" : uncheckedNote(worker);
     // A worker that declares its parameters gets its own form; the others share one JSON
     // editor, kept across them so typed parameters survive a change of mind.
-    const key = declaresParameters(worker) ? `form:${worker.name}:${worker.hash}` : "json";
+    const rerun = this.rerunOf;
+    const key = rerun ? `rerun:${rerun.id}:${worker ? worker.hash : ""}`
+      : declaresParameters(worker) ? `form:${worker.name}:${worker.hash}` : "json";
     if (this.editorKey !== key) {
       this.editorKey = key;
       const editor = key === "json" && this.jsonEditor ? this.jsonEditor
-        : parametersEditorFor(worker, {id: "create-job-parameters"});
+        : parametersEditorFor(worker, rerun ? {id: "create-job-parameters",
+          ...rerunValues(rerun, worker)} : {id: "create-job-parameters"});
       if (key === "json") this.jsonEditor = editor;
       if (!this.listening.has(editor)) {
         this.listening.add(editor);
@@ -110,14 +155,33 @@ export class CreateJobTab {
   /** What stops sending, in a sentence (null when nothing does). */
   get whatIsMissing() {
     if (!this.select.value) {
+      if (this.rerunOf) return `The worker ${this.rerunOf.worker} cannot run.`;
       return this.workers.workers.length === 0 ? "There is no worker to run yet."
         : "Choose a worker.";
     }
     return this.problem;
   }
 
+  /** POST /jobs/ID/rerun with what the form holds; the reply says what was not copied. */
+  async sendRerun(parameters) {
+    const old = this.rerunOf;
+    try {
+      const reply = await attempt(() => request("POST", jobPath(old.id, "/rerun"),
+        {json: {parameters, start: this.startAtOnce.checked}}));
+      if (!reply) return;
+      showInfo(reply.message || `Job ${reply.data[0].id} created.`);
+      this.leaveRerun();
+      this.onCreated(reply.data[0]);
+    } finally {
+      this.busy = false;
+      this.updateSubmit();
+    }
+  }
+
   updateSubmit() {
-    this.submit.textContent = this.startAtOnce.checked ? "Create and start" : "Create job";
+    this.submit.textContent = this.rerunOf
+      ? (this.startAtOnce.checked ? "Run again" : "Create the job again")
+      : this.startAtOnce.checked ? "Create and start" : "Create job";
     const missing = this.whatIsMissing;
     this.submit.disabled = this.busy || missing !== null;
     this.submit.title = missing ? `Not yet: ${missing}` : "";
@@ -133,6 +197,10 @@ export class CreateJobTab {
     }
     this.busy = true;
     this.updateSubmit();
+    if (this.rerunOf) {
+      await this.sendRerun(parameters.value);
+      return;
+    }
     try {
       const created = await attempt(() => request("POST", "/jobs",
         {json: {worker: this.select.value, parameters: parameters.value}}));
@@ -154,6 +222,15 @@ export class CreateJobTab {
       this.updateSubmit();
     }
   }
+}
+
+/** The editor options that fill it from a job run again: its parameters (a form leaves the
+ * secret ones empty with a note; the JSON editor leaves them out). */
+function rerunValues(job, worker) {
+  const parameters = job.parameters || {};
+  const initial = declaresParameters(worker) ? parameters : Object.fromEntries(
+    Object.entries(parameters).filter(([, value]) => value !== MASK));
+  return {initial, rerunOf: job.id};
 }
 
 /** The note over the JSON editor of a worker that declares no parameters. */

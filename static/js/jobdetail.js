@@ -12,13 +12,16 @@
 // the status allows and a disabled button's title says why it is not offered. Stop, Kill and
 // Delete ask first, in the page beside the buttons (never window.confirm, which blocks the page
 // and its live updates). The server still decides: a job may change between the click and the
-// request, and its refusal is shown beside the buttons, not over the log.
+// request, and its refusal is shown beside the buttons, not over the log. Run again hands the job
+// to onRerun(job) (the page fills the creation form with it); a job run again links to the one it
+// came from; the code the job ran, and a diff with today's worker, are jobcode.js's.
 
 import {address, jobPath, query, request} from "./api.js";
 import {$, el, replaceContent} from "./dom.js";
 import {EntryView, PAGE} from "./entryview.js";
 import {formatDuration, formatTime, jobDuration, machineTime, stampReceived} from "./format.js";
 import {allows, supersedes, whyNot} from "./jobstates.js";
+import {JobCodeView} from "./jobcode.js";
 import {JobStream} from "./jobstream.js";
 import {attempt} from "./notices.js";
 
@@ -33,8 +36,12 @@ const SIGNALS = {1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 11: "SIGS
   13: "SIGPIPE", 15: "SIGTERM"};
 
 export class JobDetail {
-  constructor(root, {onOpened = () => {}, onClosed = () => {}} = {}) {
+  constructor(root, {onOpened = () => {}, onClosed = () => {}, onRerun = () => {}} = {}) {
     this.root = root;
+    // Run again: the creation form filled with this job's parameters (createjob.js).
+    this.rerunButton = $("#job-detail-rerun", root);
+    this.rerunButton.addEventListener("click", () => { if (this.job) onRerun(this.job); });
+    this.code = new JobCodeView($("#job-detail-code", root));
     this.onOpened = onOpened;
     this.onClosed = onClosed;
     this.job = null;
@@ -182,6 +189,7 @@ export class JobDetail {
       button.title = reason || "";
     }
     this.actionsHint.textContent = !job || this.gone ? "" : actionsHint(job);
+    this.rerunButton.disabled = !job || this.gone;
     if (this.asking && (!job || this.gone || !allows(this.asking, job.status))) {
       this.cancelAsk({focus: false});
     }
@@ -224,10 +232,15 @@ export class JobDetail {
     if (job.stop_requested !== null) rows.push(["Stop asked", time(job.stop_requested)]);
     if (job.exit_code !== null || job.exit_signal !== null) rows.push(["Exit", exitText(job)]);
     if (job.error) rows.push(["Error", el("span", {class: "fact-error", text: job.error})]);
+    if (job.rerun_of) {
+      rows.push(["Run again of", el("a", {class: "job-id rerun-of", href: `#jobs/${job.rerun_of}`,
+        text: job.rerun_of})]);
+    }
     rows.push(["Parameters", el("pre", {class: "params-full",
       text: JSON.stringify(job.parameters ?? {}, null, 2)})]);
     replaceContent(this.facts, rows.map(([term, ...value]) =>
       el("div", {class: "fact"}, el("dt", {text: term}), el("dd", {}, ...value))));
+    this.code.show(job);
   }
 
   /** A click on an action: Start goes at once; the others ask first, beside the buttons. */
@@ -309,8 +322,8 @@ function actionsHint(job) {
         "(SIGKILL at once). It can be deleted once it has ended.";
   }
   if (FINAL.includes(job.status)) {
-    return `Ended (${job.status}): a job runs once, so it can only be deleted; create a new ` +
-      `one to run ${job.worker} again.`;
+    return `Ended (${job.status}): a job runs once, so it can only be deleted; run it again ` +
+      `to create a new job of ${job.worker} from its parameters.`;
   }
   return "";
 }

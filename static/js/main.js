@@ -58,6 +58,11 @@ function main() {
       jobs.unselect();
       if (tabs.current === "jobs") setHash("jobs");
     },
+    onRerun: (job) => {
+      tabs.show("create-job");
+      createJob.rerun(job);
+      $("#create-job-submit").focus();
+    },
   });
   const jobs = new JobsList({live, workers, detail});
   const createWorker = new CreateWorkerTab({workers});

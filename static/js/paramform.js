@@ -14,15 +14,21 @@
 // a boolean without a default is a list of true and false starting empty, not a checkbox that
 // would send false unasked. Required fields are marked in their label; read()'s message names
 // every field still missing, for the form to show beside its disabled submit button.
+//
+// Run again: with {initial, rerunOf} the fields start with the old job's values (`initial`, its
+// parameters as GET /jobs/ID shows them) instead of the defaults, except secret ones: those were
+// not copied (the server never sends them back), so they start empty with a note saying they must
+// be given again.
 
 import {el} from "./dom.js";
 import {checkJSON} from "./jsoncheck.js";
 
 export class FormParametersEditor {
-  constructor(declared, {id}) {
+  constructor(declared, {id, initial = null, rerunOf = null}) {
     this.listeners = [];
     this.fields = Object.entries(declared).map(([name, spec], index) =>
-      new Field(name, spec, `${id}-${index}`, () => this.changed()));
+      new Field(name, spec, `${id}-${index}`, () => this.changed(),
+        initial && Object.hasOwn(initial, name) ? {value: initial[name], rerunOf} : null));
     this.summary = el("p", {class: "field-error", hidden: true, attrs: {"aria-live": "polite"}});
     this.element = el("div", {class: "params-form", attrs: {role: "group",
       "aria-labelledby": "create-job-parameters-label"}},
@@ -62,7 +68,7 @@ export class FormParametersEditor {
 const shown = (value) => (typeof value === "string" ? value : JSON.stringify(value));
 
 class Field {
-  constructor(name, spec, id, onChange) {
+  constructor(name, spec, id, onChange, old = null) {
     this.name = name;
     this.spec = spec;
     this.touched = false;
@@ -94,6 +100,8 @@ class Field {
           step: kind === "integer" ? "1" : numeric ? "any" : null,
           min: spec.minimum ?? null, max: spec.maximum ?? null}});
     }
+    const again = old && spec.secret;
+    if (old && !spec.secret) this.setValue(old.value);
     this.error = el("p", {id: `${id}-error`, class: "field-error", hidden: true});
     // A secret's default is hidden here but not from viewers: it is in the worker's code.
     const notes = [kind, spec.required ? "required" : null,
@@ -101,7 +109,9 @@ class Field {
       spec.minimum !== undefined ? `≥ ${spec.minimum}` : null,
       spec.maximum !== undefined ? `≤ ${spec.maximum}` : null].filter(Boolean).join(", ");
     const hint = el("p", {id: `${id}-hint`, class: "hint",
-      text: spec.description ? `${spec.description} (${notes})` : notes});
+      text: spec.description ? `${spec.description} (${notes})` : notes},
+    again ? el("span", {class: "secret-again", text: ` Not copied from job ${old.rerunOf}: ` +
+      "a secret value must be given again."}) : null);
     this.input.setAttribute("aria-describedby", `${id}-hint ${id}-error`);
     if (spec.required) this.input.setAttribute("aria-required", "true");
     this.input.addEventListener("input", () => { this.touched = true; onChange(); });
@@ -111,6 +121,20 @@ class Field {
     this.element = kind === "boolean" && !this.choices
       ? el("div", {class: "param-field check"}, this.input, labelElement, hint, this.error)
       : el("div", {class: "param-field"}, labelElement, this.input, this.error, hint);
+  }
+
+  /** Start at an old job's value (run again). */
+  setValue(value) {
+    if (this.choices) {
+      const index = this.choices.findIndex((c) => JSON.stringify(c) === JSON.stringify(value));
+      if (index >= 0) this.input.value = String(index);
+    } else if (this.input.type === "checkbox") {
+      this.input.checked = value === true;
+    } else if (value !== null && typeof value === "object") {
+      this.input.value = JSON.stringify(value, null, 2);
+    } else if (value !== null && value !== undefined) {
+      this.input.value = String(value);
+    }
   }
 
   read() {

@@ -14,6 +14,9 @@ import {el} from "./dom.js";
 import {checkJSON} from "./jsoncheck.js";
 import {FormParametersEditor} from "./paramform.js";
 
+/** What a secret parameter's value shows as in a job (parameters.MASK on the server). */
+export const MASK = "********";
+
 /** Whether `worker` declares parameters (then its editor is a generated form). */
 export function declaresParameters(worker) {
   return Boolean(worker && worker.parameters && Object.keys(worker.parameters).length);
@@ -26,6 +29,8 @@ export function parametersEditorFor(worker, options) {
 
 class JsonParametersEditor {
   constructor({id, initial = "{}"}) {
+    // An object (a job run again: its parameters) is shown as JSON.
+    if (typeof initial !== "string") initial = JSON.stringify(initial, null, 2);
     this.listeners = [];
     this.problem = null;
     this.hint = el("p", {id: `${id}-hint`, class: "hint",
