@@ -205,11 +205,11 @@ class JobService:
                 found[name] = (None, e)
         return found
 
-    def _insert(self, tx, rows, actor, start, sources):
+    def _insert(self, tx, rows, actor, start, sources=None):
         """Writer thread: new idle jobs with their audit entries; with ``start`` they become
         active at once (nobody else has seen them yet), announced once their pid is known, each
         with the code it runs (``sources``: ``codestore``) recorded."""
-        if start:
+        if start and sources:
             codestore.record_sources(tx, [s for s in sources.values() if s is not None])
             rows = [dict(row, code_hash=self._code_hash(sources, row["worker"])) for row in rows]
         jobs = jobstore.insert(tx, [dict(row, secret_parameters=self.secrets.seal(
@@ -223,7 +223,7 @@ class JobService:
                                             node=self.config.node)
         return jobs
 
-    async def _launch(self, jobs, actor, sources):
+    async def _launch(self, jobs, actor, sources=None):
         """Fork the processes of active jobs, each running the code read for it (``sources``
         by worker, recorded as its ``code_hash``); ``[(job, problem)]`` as
         ``ProcessManager.launch_many`` returns, each start audited with its pid."""
@@ -232,7 +232,7 @@ class JobService:
             also=lambda tx, started: self.audit.record_many(
                 tx, actor, "job.start", [(job.id, "pid %s" % job.pid) for job in started]),
             worker_sources={job.id: sources[job.worker].text for job in jobs
-                            if sources.get(job.worker) is not None
+                            if (sources or {}).get(job.worker) is not None
                             and sources[job.worker].exact})
 
     async def _read_sources(self, rows):
@@ -245,7 +245,7 @@ class JobService:
 
     @staticmethod
     def _code_hash(sources, worker):
-        source = sources.get(worker)
+        source = (sources or {}).get(worker)
         return None if source is None else source.hash
 
     async def rerun_job(self, job_id, body, actor=None):
