@@ -69,7 +69,7 @@ class JobRerunHandler(JobPathMixin, APIHandler):
     async def post(self, job_id):
         """Create (and, unless ``"start": false``, start) a job from the old one's parameters
         with ``{"parameters"}`` merged over them; secret ones must be given again (201)."""
-        body = self.json_body(RERUN_KEYS) if self.body.strip() else None
+        body = self.json_body(RERUN_KEYS) if self.body.strip() else {}  # no body: as it was
         job, message = await self.jobs.rerun_job(job_id, body, self.actor)
         self.set_header("Location", "%s/jobs/%s" % (self.config.base_path, job["id"]))
         self.send_data(job, 201, message)

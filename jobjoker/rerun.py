@@ -40,8 +40,7 @@ def check_timeout(value):
 def creation_body(old, body, declared):
     """``(POST /jobs body, timeout, names of secrets not copied and not given)`` of a rerun
     of the job row ``old``, given the worker's declaration today."""
-    body = {} if body is None else body
-    if not isinstance(body, dict):
+    if not isinstance(body, dict):  # JSON null too: an empty body is the way to change nothing
         raise BadRequest('the body must be a JSON object like {"parameters": {...}} (or empty)')
     given = body.get("parameters")
     if given is None:

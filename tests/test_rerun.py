@@ -110,6 +110,7 @@ async def test_an_empty_body_runs_it_again_as_it_was(api, run_job, write_worker,
     ({"timeout": "soon"}, 400, "timeout"),
     ({"paramters": {}}, 400, "did you mean"),
     ([1, 2], 400, "JSON object"),
+    ("null", 400, "JSON object"),
 ])
 async def test_bad_reruns_create_nothing(api, write_worker, body, status, words):
     write_worker("Echo", ECHO)
