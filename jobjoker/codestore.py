@@ -7,7 +7,8 @@ and ``prune`` run on the writer thread inside the caller's transaction, ``get`` 
 the reader threads. ``read_worker(path)`` reads a worker's file (in an executor, never on the
 loop) and returns its ``Source``: the server hands that very text to the job
 (``spec["worker_source"]``), so a job runs exactly the code recorded against it, whatever
-happens to the file between the read and the fork.
+happens to the file between the read and the fork; ``bounded_by_source`` splits a big batch's
+start request so that no request carries more than ``SOURCE_PER_REQUEST`` of source.
 
 ``record`` is check-then-insert in a savepoint, so a version another server (sharing the
 database) inserted meanwhile is taken as it is, never an error. A version found on disk at a
@@ -58,6 +59,27 @@ def read_worker(worker, path):
             return source_of(worker, f.read(), mtime)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
+
+
+# Each spec of a start request carries its worker's source (``worker_source``): a batch of many
+# jobs of a big worker goes to the supervisor in several requests, each holding about this many
+# characters of source at most.
+SOURCE_PER_REQUEST = 8 * 1024 * 1024
+
+
+def bounded_by_source(specs, limit=SOURCE_PER_REQUEST):
+    """``specs`` (start specs) in consecutive parts whose ``worker_source`` add up to at most
+    ``limit`` characters (a part holds one spec at least)."""
+    part, size = [], 0
+    for spec in specs:
+        length = len(spec.get("worker_source") or "")
+        if part and size + length > limit:
+            yield part
+            part, size = [], 0
+        part.append(spec)
+        size += length
+    if part:
+        yield part
 
 
 # --- writer thread -------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import time
 
 from tornado.ioloop import IOLoop
 
-from jobjoker import jobdir, jobstore
+from jobjoker import codestore, jobdir, jobstore
 from jobjoker.adoption import Adoption, has_exited
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
 from jobjoker.ingest import RETRY_DELAY, Ingester, spools_for, store_spools
@@ -143,7 +143,8 @@ class ProcessManager(Adoption):
     async def launch_many(self, jobs, worker_files, also=None, worker_sources=None):
         """Fork the processes of ``jobs`` (each already ``active``; ``worker_files`` maps a job
         id to its worker's file, ``worker_sources`` a job id to the code it runs, read by the
-        caller: ``jobjoker.codestore``) with one supervisor request; returns ``[(job, problem)]`` in
+        caller: ``jobjoker.codestore``) with one supervisor request (or a few, for a batch carrying
+        much source); returns ``[(job, problem)]`` in
         order: the job with its pid and None, or, for one the supervisor could not fork (or whose
         secret values no key opens), the job ended ``error`` and what went wrong. The pids are
         stored in one transaction, each the one event of a job's start; ``also(tx, started
@@ -169,10 +170,12 @@ class ProcessManager(Adoption):
         supervisor = self.supervisor
         for running in runs:
             running.supervisor = supervisor
-        try:
-            results = await supervisor.start_many(specs) if specs else []
-        except Unavailable as e:
-            results = [{"error": e.message}] * len(specs)
+        results = []
+        for part in codestore.bounded_by_source(specs):  # a big worker's batch: in parts
+            try:
+                results += await supervisor.start_many(part)
+            except Unavailable as e:
+                results += [{"error": e.message}] * len(part)
         started = {}
         for job, result in zip(forked, results):
             if "pid" in result:

@@ -191,3 +191,24 @@ async def test_viewers_may_read_code(api, run_job, write_worker, make_user):
     assert (await api("GET", "/jobs/%s/code" % job["id"], auth=viewer)).code == 200
     assert (await api("GET", "/jobs/%s/code/diff" % job["id"], auth=viewer)).code == 200
     assert (await api("GET", "/workers/Sayer/versions", auth=viewer)).code == 200
+
+
+async def test_a_big_batchs_start_requests_are_bounded_by_their_source():
+    specs = [{"job_id": str(i), "worker_source": "x" * 40} for i in range(5)] + [{"job_id": "5"}]
+    parts = list(codestore.bounded_by_source(specs, limit=100))
+    assert [[spec["job_id"] for spec in part] for part in parts] == [["0", "1"], ["2", "3"],
+                                                                      ["4", "5"]]
+    huge = [{"job_id": "a", "worker_source": "x" * 500}]
+    assert list(codestore.bounded_by_source(huge, limit=100)) == [huge]
+
+
+@pytest.mark.parametrize("config_overrides", [{"max_batch": 1000}])
+async def test_a_batch_split_in_several_start_requests_starts_every_job(
+        api, write_worker, wait_for_status, monkeypatch, config_overrides):
+    monkeypatch.setattr(codestore.bounded_by_source, "__defaults__", (1,))  # a request a job
+    write_worker("Sayer", sayer("parts"))
+    reply = await api("POST", "/jobs/batch", {"jobs": [{"worker": "Sayer"}] * 4, "start": True})
+    assert reply.code == 201 and all(job["pid"] for job in reply.data)
+    for job in reply.data:
+        assert (await wait_for_status(job["id"]))["status"] == "done"
+        assert "version parts" in await log_lines(api, job["id"])
