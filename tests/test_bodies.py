@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from jobjoker import accounts, jobspec, models
+from jobjoker import accounts, jobspec, models, rerun
 from jobjoker.app import routes
 from jobjoker.bodies import check_keys, did_you_mean
 from jobjoker.errors import BadRequest
@@ -31,6 +31,9 @@ REFUSALS = {
     "a job of a batch": (
         "POST", "/jobs/batch", {"jobs": [{"worker": "Foobar", "params": {}}]},
         ["jobs[0]: unknown key 'params' (did you mean 'parameters'?)"]),
+    "run a job again": (
+        "POST", "/jobs/{id}/rerun", {"parameters": {}, "strat": False},
+        ["unknown key 'strat' (did you mean 'start'?)", "takes parameters, timeout and start"]),
     "command a job": (
         "PUT", "/jobs/{id}/status", {"status": "start", "force": True},
         ["unknown key 'force'", "takes status"]),
@@ -56,6 +59,7 @@ SCHEMA_KEYS = {
     "JobCreate": jobspec.JOB_KEYS, "JobBatch": jobspec.BATCH_KEYS, "Login": accounts.LOGIN_KEYS,
     "UserCreate": accounts.USER_KEYS, "UserUpdate": accounts.USER_UPDATE_KEYS,
     "PasswordChange": accounts.PASSWORD_KEYS, "TokenCreate": accounts.TOKEN_KEYS,
+    "JobRerun": rerun.RERUN_KEYS,
 }
 
 
@@ -120,6 +124,8 @@ async def test_the_same_bodies_with_known_keys_are_taken(api, make_user):
     assert (await api("PUT", "/jobs/%s/status" % job_id, {"status": "start"})).code == 200
     assert (await api("POST", "/jobs/batch", {"jobs": [{"worker": "Foobar", "parameters": {}}],
                                               "start": False})).code == 201
+    assert (await api("POST", "/jobs/%s/rerun" % job_id, {"parameters": {}, "timeout": None,
+                                                          "start": False})).code == 201
     assert (await api("POST", "/users", {"username": "bob", "password": "a long passphrase",
                                          "role": "viewer"})).code == 201
     assert (await api("PATCH", "/users/ann", {"role": "viewer", "disabled": False})).code == 200
