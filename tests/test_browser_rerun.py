@@ -65,7 +65,7 @@ def test_the_job_view_shows_the_code_it_ran_and_a_diff(admin, server):  # noqa: 
     expect(code.locator(".code-summary")).to_contain_text("is the same code")
     expect(code.locator(".code-diff")).to_have_count(0)
     server.api("PUT", "/workers/Sizer", SIZER.replace("@MARK@", "<i>after</i>"))
-    page.reload()
+    # The save reaches the page over the live feed: the diff comes without a reload.
     expect(code.locator(".code-summary")).to_contain_text("differs")
     expect(code.locator(".diff-del")).to_have_text('-MARK = "<b>before</b>"')
     expect(code.locator(".diff-add")).to_have_text('+MARK = "<i>after</i>"')
@@ -73,3 +73,5 @@ def test_the_job_view_shows_the_code_it_ran_and_a_diff(admin, server):  # noqa: 
     code.locator(".code-ran summary").click()
     expect(code.locator(".code-view")).to_contain_text('MARK = "<b>before</b>"')
     admin.screenshot("job-code-diff")
+    page.reload()  # and a page opened afresh shows the same
+    expect(code.locator(".diff-add")).to_have_text('+MARK = "<i>after</i>"')

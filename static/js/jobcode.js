@@ -5,7 +5,8 @@
 // then), else GET /jobs/ID/code (the source as it ran, who saved that version and when) and
 // GET /jobs/ID/code/diff (a unified diff from it to today's worker file, or that the worker was
 // deleted). Fetched once per job and version; reload() fetches again (today's file may have
-// changed). The source and the diff are shown as text, never as markup: each diff line is its own
+// changed); workersChanged(list) does so when the list of workers (workerstore.js) says that
+// job's worker is no longer the file the diff was made against. The source and the diff are shown as text, never as markup: each diff line is its own
 // element, coloured by its first character (+ added, - removed, @@ a hunk's head).
 
 import {jobPath, request} from "./api.js";
@@ -17,11 +18,13 @@ export class JobCodeView {
     this.root = root;
     this.shownFor = null; // "job id:code hash" of what is shown
     this.asking = null;
+    this.shown = null; // {job, worker, today: "sha256:…" or null (deleted)} once rendered
   }
 
   show(job) {
     if (!job.code_hash) {
       this.shownFor = null;
+      this.shown = null;
       replaceContent(this.root, el("p", {class: "hint",
         text: "The code a job runs is recorded when it starts."}));
       return;
@@ -37,8 +40,17 @@ export class JobCodeView {
     this.show(job);
   }
 
+  /** Fetch the diff again when today's file of the shown job's worker changed or went. */
+  workersChanged(list) {
+    if (!this.shown) return;
+    const worker = list.find((w) => w.name === this.shown.worker);
+    const today = worker ? worker.hash : null;
+    if (today !== this.shown.today) this.reload(this.shown.job);
+  }
+
   async load(id, key) {
     this.asking = key;
+    this.shown = null;
     replaceContent(this.root, el("p", {class: "hint", text: "Loading the code it ran…"}));
     let code, diff;
     try {
@@ -51,7 +63,10 @@ export class JobCodeView {
       return;
     }
     if (this.asking !== key) return; // another job (or version) is shown now
-    this.render(code.data[0], diff.data[0]);
+    const shown = diff.data[0];
+    this.shown = {job: {id, code_hash: shown.hash}, worker: shown.worker,
+      today: shown.current_hash ? `sha256:${shown.current_hash}` : null};
+    this.render(code.data[0], shown);
   }
 
   render(code, diff) {

@@ -65,6 +65,7 @@ function main() {
     },
   });
   const jobs = new JobsList({live, workers, detail});
+  workers.subscribe((list) => detail.code.workersChanged(list)); // a diff with today's file
   const createWorker = new CreateWorkerTab({workers});
   const openJob = (id) => {
     tabs.show("jobs");
