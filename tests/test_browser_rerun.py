@@ -75,3 +75,26 @@ def test_the_job_view_shows_the_code_it_ran_and_a_diff(admin, server):  # noqa: 
     admin.screenshot("job-code-diff")
     page.reload()  # and a page opened afresh shows the same
     expect(code.locator(".diff-add")).to_have_text('+MARK = "<i>after</i>"')
+
+
+def test_run_again_of_a_worker_without_declared_parameters_fills_the_json_editor(
+        admin, server):  # noqa: F811
+    old = server.create_job("Echo", {"lines": ["first run"], "response": "one"})
+    server.wait_for_job(old["id"])
+    admin.goto("#jobs/%s" % old["id"])
+    page = admin.page
+    page.click("#job-detail-rerun")
+    editor = page.locator("#create-job-parameters")
+    expect(editor).to_have_value(
+        '{\n  "lines": [\n    "first run"\n  ],\n  "response": "one"\n}')
+    editor.fill('{"lines": ["second run"]}')
+    page.click("#create-job-submit")
+    expect(admin.log_lines.filter(has_text="second run")).to_have_count(1)
+    new_id = page.locator("#job-detail-facts .job-id").first.text_content()
+    job = server.wait_for_job(new_id)
+    assert job["rerun_of"] == old["id"] and job["parameters"] == {
+        "lines": ["second run"], "response": "one"}  # merged over the old ones
+    # Back to a plain creation: the banner goes, and so does the link to the old job.
+    admin.tab("create-job")
+    expect(page.locator("#create-job-rerun")).to_be_hidden()
+    expect(page.locator("#create-job-submit")).to_have_text("Create and start")
