@@ -1,0 +1,173 @@
+"""A worker's progress (``self.progress()``) through a real server and real job processes: the job
+row, the job's stream and ``/events``, coalesced (a worker reporting 10,000 times yields a
+bounded number of events, the last one the final value), bad values turned into warning entries,
+malformed control records skipped with a warning; and the spool format that carries them."""
+import json
+import math
+
+import pytest
+
+from jobjoker import controls, spool
+from tests.support import poll, read_until_closed
+
+STEPS = '''import os, time
+from jobjoker import Worker
+
+class Steps(Worker):
+    """Reports progress `count` times, then waits for the file `gate` (if given)."""
+    def run(self):
+        count = self.params["count"]
+        for i in range(1, count + 1):
+            self.progress(i, count, "step %d" % i)
+        gate = self.params.get("gate")
+        while gate and not os.path.exists(gate):
+            time.sleep(0.01)
+        self.log("finished")
+'''
+
+BAD = '''from jobjoker import Worker
+
+class Bad(Worker):
+    def run(self):
+        for done, total in [(1.5, None), (-0.1, None), ("half", None), (True, None),
+                            (float("nan"), None), (1, 0), (3, 2), (None, None)]:
+            self.progress(done, total)
+        self.progress(0.25, message="quarter")
+        self.log("still running")
+'''
+
+FORGED = '''import os, sys
+from jobjoker import Worker, spool
+
+class Forged(Worker):
+    """Writes control records of its own to its stdout (the log spool), bypassing the API."""
+    def run(self):
+        for record in [b"not json", b'{"type": "progress", "progress": 7}',
+                       b'{"type": "mystery"}', b'{"type": "progress", "progress": 0.5}']:
+            os.write(1, spool.frame_control(record))
+        self.log("after")
+        os.system("true")  # a child starts: the runner writes its buffered entries first
+        os.write(1, spool.CONTROL_MARK + b"99999999\\n")  # over any cap: skipped unread
+'''
+
+
+def entries(api_reply):
+    return [entry["message"] for entry in api_reply.data]
+
+
+async def job_log(api, job_id):
+    return entries(await api("GET", "/jobs/%s/log?limit=1000" % job_id))
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_progress_reaches_the_job_the_stream_and_events_coalesced(
+        api, run_job, write_worker, ws_connect, tmp_path):
+    write_worker("Steps", STEPS)
+    events = await ws_connect("/events")
+    gate = tmp_path / "gate"
+    job = await run_job("Steps", {"count": 10000, "gate": str(gate)})
+    stream = await ws_connect("/jobs/%s/stream" % job["id"])
+
+    async def final_progress():
+        got = (await api("GET", "/jobs/%s" % job["id"])).data[0]
+        return got if got["progress"] == 1.0 else None
+    got = await poll(final_progress, 60, "the job's progress to reach 1")
+    assert got["progress_message"] == "step 10000"
+    gate.write_text("go")
+    messages = await read_until_closed(stream)
+    progress = [m for m in messages if m["type"] == "progress"]
+    assert progress, messages
+    assert len(progress) <= 200  # 10,000 calls: coalesced
+    # The last value is never lost: the last progress message, or else the status copy sent
+    # after it, says 1 (a copy carries the progress too).
+    last_copy = [m for m in messages if m["type"] in ("progress", "status")][-1]
+    assert (last_copy.get("progress") if last_copy["type"] == "progress"
+            else last_copy["job"]["progress"]) == 1.0
+    assert progress[-1]["job"] == job["id"] and progress[-1]["message"] is not None
+    assert set(progress[-1]) == {"type", "job", "progress", "message", "revision"}
+    revisions = [m["revision"] if m["type"] == "progress" else m["job"]["revision"]
+                 for m in messages if m["type"] in ("progress", "status")]
+    assert revisions == sorted(revisions) and len(set(revisions)) == len(revisions)
+    assert 0 < progress[0]["progress"] <= 1
+
+    seen = []
+    while True:
+        message = json.loads(await events.read_message())
+        if message["type"] == "progress" and message["job"] == job["id"]:
+            seen.append(message)
+        if message["type"] == "job" and message["job"]["id"] == job["id"] \
+                and message["job"]["status"] == "done":
+            assert message["job"]["progress"] == 1.0
+            break
+    assert seen and len(seen) <= 200
+    assert seen[-1]["progress"] == 1.0 or seen[-1]["revision"] < message["job"]["revision"]
+    events.close()
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_bad_progress_values_are_warning_entries_and_the_job_goes_on(
+        api, run_job, write_worker):
+    write_worker("Bad", BAD)
+    job = await run_job("Bad", wait=True)
+    assert job["status"] == "done"
+    assert job["progress"] == 0.25 and job["progress_message"] == "quarter"
+    log = await job_log(api, job["id"])
+    warnings = [line for line in log if line.startswith("WARNING: progress ignored: ")]
+    assert len(warnings) == 8, log
+    assert any("from 0 to 1" in w for w in warnings)
+    assert any("must be a number, not 'half'" in w for w in warnings)
+    assert any("not True" in w for w in warnings)
+    assert any("finite" in w for w in warnings)
+    assert any("total must be more than 0" in w for w in warnings)
+    assert "still running" in log
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_forged_control_records_are_skipped_with_a_warning(api, run_job, write_worker):
+    write_worker("Forged", FORGED)
+    job = await run_job("Forged", wait=True)
+    assert job["status"] == "done"
+    assert job["progress"] == 0.5  # the one good record
+    log = await job_log(api, job["id"])
+    skipped = [line for line in log if line.startswith("[JobJoker] WARNING: ")]
+    assert len(skipped) == 4, log
+    assert "not JSON" in skipped[0] and "progress ignored" in skipped[1]
+    assert "unknown kind" in skipped[2] and "over the cap" in skipped[3]
+    assert "after" in log
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_job_that_reports_no_progress_has_none(api, run_job):
+    job = await run_job("Foobar", wait=True)
+    assert job["progress"] is None and job["progress_message"] is None
+
+
+def test_progress_values_are_checked():
+    assert controls.check_progress(0.5) == 0.5
+    assert controls.check_progress(3, 4) == 0.75
+    assert controls.check_progress(0, 10) == 0.0
+    for done, total in [(1.01, None), (-1, None), (True, None), (math.inf, None), (1, -2),
+                        (5, 4), ("1", None), (None, None), (1, False)]:
+        with pytest.raises(ValueError):
+            controls.check_progress(done, total)
+    assert len(controls.cut_message("x" * 10000)) == controls.MAX_MESSAGE_CHARS
+
+
+def test_control_records_travel_in_the_log_spool_apart_from_entries():
+    record = spool.frame_control(b'{"type":"progress","progress":0.5,"message":null}')
+    data = (spool.frame_block(spool.encode_entry("one", 1.0)) + b"raw line\n" + record
+            + spool.frame_block(spool.encode_entry("two", 2.0)))
+    found = []
+    consumed, block = spool.parse_log_spool(data, when=3.0, controls=found)
+    assert consumed == len(data)
+    assert [e["message"] for e in spool.decode_entries(block)] == ["one", "raw line", "two"]
+    assert found == [(len(record) - len(b"\x1e\x1fJC49\n"), record.split(b"\n", 1)[1])]
+    # Cut in the middle of a record: it waits for the rest.
+    found = []
+    consumed, _ = spool.parse_log_spool(data[:len(data) - 40], controls=found)
+    assert found == [] or consumed > data.index(record)
+    # A record announced longer than the limit is skipped whole, even unwritten.
+    huge = spool.CONTROL_MARK + b"5000\n" + b"x" * 10
+    found = []
+    consumed, block = spool.parse_log_spool(huge, controls=found, control_limit=100)
+    assert found == [(5000, None)] and consumed == len(spool.CONTROL_MARK) + 5 + 5000
