@@ -171,3 +171,30 @@ def test_control_records_travel_in_the_log_spool_apart_from_entries():
     found = []
     consumed, block = spool.parse_log_spool(huge, controls=found, control_limit=100)
     assert found == [(5000, None)] and consumed == len(spool.CONTROL_MARK) + 5 + 5000
+
+
+# --- the command line: run --follow and logs -f off a terminal -----------------------------------
+
+def test_follow_off_a_terminal_prints_progress_as_plain_lines_on_stderr(servers, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from tests.support import PASSWORD, ROOT, workers_folder
+    workers = workers_folder(tmp_path / "cli-workers", {"Steps": STEPS})
+    server = servers("--stop-grace", "2", workers_dir=workers).wait_ready()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBJOKER_")}
+    env.update(JOBJOKER_URL=server.url, JOBJOKER_USER="admin", JOBJOKER_PASSWORD=PASSWORD)
+    followed = subprocess.run(
+        [sys.executable, "-m", "jobjoker.cli", "run", "Steps", "-p", "count=50", "--follow"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert followed.returncode == 0, followed.stderr
+    lines = [line for line in followed.stderr.splitlines()
+             if not line.startswith("jobjoker: warning: ")]  # Steps declares no parameters
+    assert lines and all(line.startswith("progress ") for line in lines), lines
+    assert lines[-1] == "progress 100% step 50"
+    assert "\x1b" not in followed.stderr and "\r" not in followed.stderr
+    assert "finished" in followed.stdout and "progress" not in followed.stdout
+    job_id = server.api("GET", "/jobs")[0]["id"]
+    logs = subprocess.run([sys.executable, "-m", "jobjoker.cli", "logs", "-f", job_id],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert logs.returncode == 0 and logs.stderr.splitlines() == ["progress 100% step 50"]

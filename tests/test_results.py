@@ -186,3 +186,68 @@ async def test_a_result_set_while_no_server_runs_is_stored_by_the_next(config, t
         if len(servers) == 2:
             await servers[1].stop()
         models.database.initialize(None)
+
+
+# --- the command line: run --wait ------------------------------------------------------------
+
+CLI_WORKERS = {
+    "Answer": '''from jobjoker import Worker
+
+class Answer(Worker):
+    def run(self):
+        self.log("this log is not printed by --wait")
+        self.result({"x": self.params.get("x"), "list": [1, 2]})
+''',
+    "AnswerThenFail": '''from jobjoker import Worker
+
+class AnswerThenFail(Worker):
+    def run(self):
+        self.result({"partial": True})
+        raise RuntimeError("went wrong")
+''',
+    "Silent": '''from jobjoker import Worker
+
+class Silent(Worker):
+    def run(self):
+        self.log("no result")
+''',
+}
+
+
+@pytest.fixture
+def cli_server(servers, tmp_path):
+    from tests.support import workers_folder
+    workers = workers_folder(tmp_path / "cli-workers", CLI_WORKERS)
+    return servers("--stop-grace", "2", workers_dir=workers).wait_ready()
+
+
+def jobjoker_command(server, *args):
+    import subprocess
+    import sys
+    from tests.support import ROOT
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBJOKER_")}
+    env.update(JOBJOKER_URL=server.url, JOBJOKER_USER="admin", JOBJOKER_PASSWORD=PASSWORD)
+    return subprocess.run([sys.executable, "-m", "jobjoker.cli", *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, env=env)
+
+
+def test_run_wait_prints_only_the_result_and_exits_with_the_outcome(cli_server):
+    import json
+    done = jobjoker_command(cli_server, "run", "Answer", "-p", "x=1", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"x": 1, "list": [1, 2]}
+    assert done.stdout.count("\n") == 1 and "log" not in done.stdout
+
+    failed = jobjoker_command(cli_server, "run", "AnswerThenFail", "--wait")
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout) == {"partial": True}
+    assert "went wrong" in failed.stderr
+
+    silent = jobjoker_command(cli_server, "run", "Silent", "--wait")
+    assert silent.returncode == 0 and silent.stdout == ""
+
+    both = jobjoker_command(cli_server, "run", "Silent", "--wait", "--follow")
+    assert both.returncode == 2 and "choose one" in both.stderr
+
+    plain = jobjoker_command(cli_server, "run", "Answer")
+    assert plain.returncode == 0 and len(plain.stdout.strip()) == 20  # the job's id
