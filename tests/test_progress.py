@@ -198,3 +198,14 @@ def test_follow_off_a_terminal_prints_progress_as_plain_lines_on_stderr(servers,
     logs = subprocess.run([sys.executable, "-m", "jobjoker.cli", "logs", "-f", job_id],
                           capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
     assert logs.returncode == 0 and logs.stderr.splitlines() == ["progress 100% step 50"]
+
+    from jobjoker.client import Client
+    client = Client(server.url, "admin", PASSWORD)
+    job = client.create_job("Steps", {"count": 30}, start=True)
+    events = list(client.follow(job["id"], progress=True))
+    progress = [event for event in events if event.kind == "progress"]
+    final = [event for event in events if event.kind == "status"][-1].job
+    assert final["progress"] == 1.0 and final["progress_message"] == "step 30"
+    assert all(0 < event.progress <= 1 for event in progress)
+    assert progress == [] or progress[-1].to_dict()["kind"] == "progress"
+    assert not any(event.kind == "progress" for event in client.follow(job["id"]))

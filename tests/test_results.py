@@ -251,3 +251,11 @@ def test_run_wait_prints_only_the_result_and_exits_with_the_outcome(cli_server):
 
     plain = jobjoker_command(cli_server, "run", "Answer")
     assert plain.returncode == 0 and len(plain.stdout.strip()) == 20  # the job's id
+
+    from jobjoker.client import Client, NotFoundError
+    client = Client(cli_server.url, "admin", PASSWORD)
+    job = client.run("Answer", {"x": "y"})
+    assert client.result(job["id"]) == {"x": "y", "list": [1, 2]} == job["result"]
+    silent = client.run("Silent")
+    with pytest.raises(NotFoundError, match="has no result"):
+        client.result(silent["id"])
