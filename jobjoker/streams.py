@@ -414,9 +414,10 @@ class EventsFollower:
         self._unsubscribe = self.hub.subscribe(self.on_event, topic=CHANGES)
 
     def on_event(self, event):
+        if event["type"] == "entries":  # not a change (never on CHANGES); its cache is bytes
+            return
         try:
-            self.outbox.put(json.dumps({k: v for k, v in event.items() if k != "message"},
-                                       ensure_ascii=False))
+            self.outbox.put(json.dumps(event, ensure_ascii=False))
         except Closed:
             self.stop()
 

@@ -100,6 +100,7 @@ async def test_progress_reaches_the_job_the_stream_and_events_coalesced(
             assert message["job"]["progress"] == 1.0
             break
     assert seen and len(seen) <= 200
+    assert seen[-1]["message"] == "step %d" % round(seen[-1]["progress"] * 10000)
     assert seen[-1]["progress"] == 1.0 or seen[-1]["revision"] < message["job"]["revision"]
     events.close()
 
