@@ -27,18 +27,16 @@ class ControlWriter:
         self.max_result_bytes = max_result_bytes
         self._log_entry = log_entry  # writes one entry in the job's log
         self._lock = threading.Lock()
-        self._pending = {}  # kind -> framed record, not yet written
+        self._pending = {}  # "result" -> framed record; "progress" -> (fraction, message)
         self._next_progress = 0.0  # time.monotonic() before which progress is held
         self.due = None  # for the flusher: when the held progress record may go out
 
     holding = False  # a record waits for disk space: the flusher retries now and then
 
     def progress(self, fraction, message):
-        if message and self._mask:
-            message = self._mask.text(message)
-        record = spool.frame_control(controls.progress_record(fraction, message))
         with self._lock:
-            self._pending["progress"] = record
+            # Held as it was given: the record is made (masked, encoded) only when written.
+            self._pending["progress"] = (fraction, message)
             now = time.monotonic()
             if now >= self._next_progress:
                 self._write_locked(now)
@@ -68,11 +66,18 @@ class ControlWriter:
             self._next_progress = 0.0
             self._write_locked(time.monotonic())
 
+    def _progress_record(self, fraction, message):
+        if message and self._mask:
+            message = self._mask.text(message)
+        return spool.frame_control(controls.progress_record(fraction, message))
+
     def _write_locked(self, now):
         for kind in ("progress", "result"):
             record = self._pending.get(kind)
             if record is None or (kind == "progress" and now < self._next_progress):
                 continue
+            if kind == "progress":
+                record = self._progress_record(*record)
             if not self._log.write_control(record):
                 self.holding = True  # the disk refuses: kept for the next flush
                 return

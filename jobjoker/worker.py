@@ -14,6 +14,8 @@ import sys
 
 from jobjoker import controls
 
+_INF = float("inf")
+
 # Set by the runner, in the job process, before the worker class is instantiated.
 _job_context = None
 
@@ -92,6 +94,19 @@ class Worker:
         when given; ``message`` (text, cut to 500 characters) says what it is doing. Cheap to
         call often: the job writes at most about ten a second, and the last always. A value
         out of range or not a number is ignored with a warning entry in the log."""
+        # The common case, checked in a few comparisons (a worker may call this per item): plain
+        # numbers in range (NaN fails every comparison, so it takes the careful way).
+        kind = type(done)
+        if (kind is float or kind is int) and (message is None or (
+                type(message) is str and len(message) <= controls.MAX_MESSAGE_CHARS)):
+            if total is None:
+                if 0 <= done <= 1:
+                    self._context.control_sink.progress(done, message)
+                    return
+            elif (type(total) is int or type(total) is float) and 0 <= done <= total < _INF \
+                    and total > 0:
+                self._context.control_sink.progress(done / total, message)
+                return
         try:
             fraction = controls.check_progress(done, total)
         except ValueError as e:
