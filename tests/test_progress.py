@@ -210,3 +210,79 @@ def test_follow_off_a_terminal_prints_progress_as_plain_lines_on_stderr(servers,
     assert all(0 < event.progress <= 1 for event in progress)
     assert progress == [] or progress[-1].to_dict()["kind"] == "progress"
     assert not any(event.kind == "progress" for event in client.follow(job["id"]))
+
+
+# --- the pieces: the runner's coalescing, the hub's ---------------------------------------------
+
+class _Flusher:
+    woken = 0
+
+    def wake(self):
+        self.woken += 1
+
+
+def test_the_runner_writes_few_progress_records_and_never_loses_the_last(monkeypatch):
+    import errno
+    import json as json_module
+    from jobjoker import runner
+    from jobjoker.control_writer import ControlWriter
+    from jobjoker.parameters import Masker
+    written = []
+    full = {"on": False}
+
+    def write(fd, view):
+        if full["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(bytes(view))
+        return len(view)
+    monkeypatch.setattr(runner.os, "write", write)
+    monkeypatch.setattr(runner, "_room_for", lambda fd, length: not full["on"])
+    flusher = _Flusher()
+    log = runner.BlockWriter(99, flusher, headed=True)
+    control = ControlWriter(log, flusher, Masker(["s3cret-word"]), 1000, log.write)
+    for i in range(1, 10001):
+        control.progress(i / 10000, "item %d with s3cret-word" % i)
+    assert control.due is not None and flusher.woken  # the last one is held, the flusher told
+    full["on"] = True
+    control.close()  # the disk refuses: kept, not lost
+    full["on"] = False
+    control.close()
+    found = []
+    consumed, _ = spool.parse_log_spool(b"".join(written), controls=found)
+    records = [json_module.loads(payload) for _, payload in found]
+    assert 2 <= len(records) <= 200  # 10,000 calls; a record at most every 0.1 s
+    assert records[-1] == {"type": "progress", "progress": 1.0,
+                           "message": "item 10000 with ********"}
+    control.result('"%s"' % ("x" * 2000))  # over its cap of 1000 bytes: refused, in the log
+    log.flush()
+    _, block = spool.parse_log_spool(b"".join(written))
+    assert spool.decode_entries(block)[-1]["message"] == (
+        "result refused: 2002 bytes, over the cap of 1000 (--max-result-bytes)")
+
+
+def test_the_hub_coalesces_progress_per_job_and_sends_the_last_before_a_change():
+    import asyncio
+    from jobjoker.events import CHANGES, EventHub
+
+    async def scenario():
+        hub = EventHub(progress_interval=0.05)
+        got = []
+        hub.subscribe(got.append, topic=CHANGES)
+        for i in range(1, 1001):
+            hub.publish({"type": "progress", "job": "a", "progress": i / 1000, "message": None,
+                         "revision": i})
+        hub.publish({"type": "progress", "job": "b", "progress": 0.5, "message": None,
+                     "revision": 1})
+        assert [e["job"] for e in got] == ["a", "b"]  # the first of each at once
+        hub.publish({"type": "job", "action": "status",
+                     "job": {"id": "a", "status": "done", "revision": 1001}})
+        # The held one went out first, then the change.
+        assert [e.get("revision", e.get("job", {})) for e in got[2:3]] == [1000]
+        assert got[3]["type"] == "job"
+        for i in range(1, 1001):
+            hub.publish({"type": "progress", "job": "b", "progress": i / 1000,
+                         "message": "m", "revision": 1 + i})
+        while got[-1].get("revision") != 1001 or got[-1]["job"] != "b":
+            await asyncio.sleep(0.01)  # the trailing send, on the loop's timer
+        assert len([e for e in got if e.get("job") == "b"]) <= 3
+    asyncio.run(asyncio.wait_for(scenario(), 60))

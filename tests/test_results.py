@@ -35,6 +35,7 @@ class Results(Worker):
         self.result("x" * self.params["size"])  # refused when over the cap: no exception
         secret = self.params["password"]
         self.result({"n": 3, "items": [1.5, None, "with " + secret], secret: "key"})
+        self.progress(0.5, message="with " + secret)
         self.log("done")
 '''
 
@@ -93,6 +94,7 @@ async def test_the_last_result_wins_masked_and_readable_two_ways(api, run_job, w
     caught = [line for line in log if line.startswith("caught: ")]
     assert caught and "JSON-serializable" in caught[0] and "object" in caught[0]
     assert not any(line.startswith("result refused") for line in log)
+    assert reply.data[0]["progress_message"] == "with ********"
     assert "s3cret-value-1" not in str(reply.data)
 
 
