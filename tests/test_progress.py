@@ -59,6 +59,7 @@ async def job_log(api, job_id):
     return entries(await api("GET", "/jobs/%s/log?limit=1000" % job_id))
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=90)
 async def test_progress_reaches_the_job_the_stream_and_events_coalesced(
         api, run_job, write_worker, ws_connect, tmp_path):

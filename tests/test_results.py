@@ -77,6 +77,7 @@ async def log_of(api, job_id):
     return [e["message"] for e in (await api("GET", "/jobs/%s/log?limit=1000" % job_id)).data]
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=90)
 async def test_the_last_result_wins_masked_and_readable_two_ways(api, run_job, write_worker):
     write_worker("Results", RESULTS)
@@ -140,6 +141,7 @@ async def test_no_result_for_an_unknown_job(api):
     assert reply.code == 404
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=120)
 async def test_a_result_set_while_no_server_runs_is_stored_by_the_next(config, tmp_path,
                                                                        write_worker):
