@@ -287,3 +287,27 @@ def test_the_hub_coalesces_progress_per_job_and_sends_the_last_before_a_change()
             await asyncio.sleep(0.01)  # the trailing send, on the loop's timer
         assert len([e for e in got if e.get("job") == "b"]) <= 3
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_on_a_terminal_the_bar_is_one_line_redrawn_around_log_lines():
+    import io
+    from jobjoker.cli_progress import ProgressDisplay, eta
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    terminal = Terminal()
+    display = ProgressDisplay(terminal)
+    display.status({"starttime": 1000.0, "progress": None})
+    display.show(0.5, "half way")
+    assert terminal.getvalue().startswith("\r\x1b[K[##########----------]  50% left ")
+    assert terminal.getvalue().endswith(" half way") and "\n" not in terminal.getvalue()
+    display.clear()
+    assert terminal.getvalue().endswith("\r\x1b[K")  # a log line may now be printed
+    display.redraw()
+    assert terminal.getvalue().endswith(" half way")
+    display.close()
+    assert terminal.getvalue().endswith("\n")
+    assert eta(1000.0, 0.25, now=1060.0) == "3:00"
+    assert eta(1000.0, 0.5, now=1000.0 + 2 * 3600) == "2:00:00"
+    assert eta(None, 0.5) == eta(1000.0, 0) == eta(1000.0, 1.0) == "—"
