@@ -7,6 +7,8 @@ and skipped, never allowed to break the publisher. Events are dicts with a ``typ
    shows it...}}   ("updated": a field other than the status changed, e.g. the pid)
   {"type": "entries", "job_id": J, "stream": "log"|"response", "seq": K, "block": bytes, "count": N}
   {"type": "worker", "action": "saved"|"deleted", "name": NAME}
+  {"type": "usage", "job_id": J, "message": TEXT}   (a running job's latest resource sample,
+   published by jobjoker.usage only while the job has followers; TEXT is its stream message)
 Topics keep publishing cheap with many subscribers: a job's id (its entries and its changes, for
 whoever follows that job), ``CHANGES`` (every job and worker change, not entries), and ``ALL``.
 Subscribers must not block: they queue and return (the stream followers bound their queues).
@@ -22,7 +24,7 @@ ALL = "*all"
 
 def topics_of(event):
     """The topics an event is published to (besides ``ALL``)."""
-    if event["type"] == "entries":
+    if event["type"] in ("entries", "usage"):
         return (event["job_id"],)
     if event["type"] == "job":
         return (event["job"]["id"], CHANGES)

@@ -284,6 +284,8 @@ class JobFollower:
         try:
             if event["type"] == "entries":
                 self._on_entries(event)
+            elif event["type"] == "usage":
+                self._on_usage(event["message"])
             elif event["type"] == "job":
                 if event["action"] == "deleted":
                     self.outbox.shut(CLOSE_NORMAL, "job deleted")
@@ -311,6 +313,13 @@ class JobFollower:
                 return
             self.outbox.put(message)
             self.cursor[stream] = seq + count
+
+    def _on_usage(self, message):
+        # A live figure, not an entry: after the first status, never after the end, and left
+        # out when the subscriber is busy (the next sample follows within seconds).
+        if self.revision >= 0 and not self.final_status and self.outbox.has_room(len(
+                message)) and self.outbox.size + len(message) <= self.outbox.limit // 2:
+            self.outbox.put(message)
 
     def _fall_behind(self, stream):
         self.behind[stream] = True
