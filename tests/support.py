@@ -564,6 +564,7 @@ MATRIX = {
     ("/jobs/{id}/{stream}/download", "GET"): "viewer",
     ("/jobs/{id}/pid", "GET"): "viewer",
     ("/jobs/{id}/pid", "PUT"): "operator",
+    ("/jobs/{id}/usage", "GET"): "viewer",
     ("/jobs/{id}/stream", "GET"): "viewer",
     ("/events", "GET"): "viewer",
     ("/streams/origin", "GET"): "viewer",

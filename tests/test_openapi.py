@@ -613,6 +613,7 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     assert status.data == [{"id": job_id, "status": "done"}]
     pid = await expect(200, "GET", "/jobs/%s/pid" % job_id)
     assert isinstance(pid.data[0]["pid"], int)
+    await expect(200, "GET", "/jobs/%s/usage" % job_id)
     log = await expect(200, "GET", "/jobs/%s/log" % job_id)
     assert "foobar" in [entry["message"] for entry in log.data]
     assert int(log.headers["X-Total-Count"]) == len(log.data)
@@ -682,7 +683,7 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
         await expect(200, "DELETE", "/jobs/%s" % deleted_id)
     await expect(404, "GET", "/jobs/%s" % job_id)
     await expect(404, "DELETE", "/jobs/%s" % job_id)
-    for suffix in ("status", "pid", "log", "response"):
+    for suffix in ("status", "pid", "log", "response", "usage"):
         await expect(404, "GET", "/jobs/%s/%s" % (job_id, suffix))
     await expect(404, "PUT", "/jobs/%s/status" % job_id, "start")
     await expect(404, "PUT", "/jobs/%s/pid" % job_id, "1")
