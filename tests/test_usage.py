@@ -2,14 +2,18 @@
 its end and across a restart, with a bounded series (jobjoker.usage, usage_sampler,
 usage_series, usage_store; GET /jobs/ID/usage; the stream's ``usage`` messages)."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from jobjoker import models
 from jobjoker.app import JobJokerServer
 from jobjoker.cli_output import format_value
+from jobjoker.client import Client
 from jobjoker.usage_series import UsageSeries
-from tests.support import PASSWORD, kill_leftovers, poll
+from tests.support import PASSWORD, ROOT, kill_leftovers, poll, until, wait_for_end
 
 MB = 1024 * 1024
 
@@ -303,3 +307,29 @@ async def test_the_series_and_totals_survive_a_restart(config, cleanup, write_wo
     assert final["points"][:kept] == before["points"][:kept]
     assert final["max_rss_bytes"] >= 48 * MB and final["cpu_seconds"] >= before["cpu_seconds"]
     await second.stop(kill_jobs=True)
+
+
+# --- the client and the command ------------------------------------------------------------
+
+def test_the_client_reads_usage_and_jobs_show_prints_it(server_process, tmp_path):
+    client = Client(server_process.url, "admin", PASSWORD)
+    client.push_worker("Hog", HOG)
+    gate = tmp_path / "gate"
+    job = client.run("Hog", {"mb": 40, "burn": 0.3, "gate": str(gate)}, follow=False)
+    until(lambda: (client.usage(job["id"])["rss_bytes"] or 0) >= 30 * MB,
+          what="the client to see the job's memory")
+    live = client.usage(job["id"])
+    assert live["sampling"] is True and live["points"]
+    gate.touch()
+    ended = wait_for_end(client, job["id"])
+    assert ended["max_rss_bytes"] >= 30 * MB
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBJOKER_")}
+    env.update(JOBJOKER_URL=server_process.url, JOBJOKER_USER="admin",
+               JOBJOKER_PASSWORD=PASSWORD)
+    shown = subprocess.run([sys.executable, "-m", "jobjoker.cli", "jobs", "show", job["id"]],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert shown.returncode == 0, shown.stderr
+    fields = dict(line.split(None, 1) for line in shown.stdout.splitlines())
+    assert fields["cpu_seconds"].endswith(" s") and float(fields["cpu_seconds"][:-2]) > 0
+    assert fields["max_rss_bytes"].endswith(" MiB")
+    assert float(fields["max_rss_bytes"][:-4]) >= 30
