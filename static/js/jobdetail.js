@@ -21,6 +21,7 @@ import {formatDuration, formatTime, jobDuration, machineTime, stampReceived} fro
 import {allows, supersedes, whyNot} from "./jobstates.js";
 import {JobStream} from "./jobstream.js";
 import {attempt} from "./notices.js";
+import {UsageChart} from "./usagechart.js";
 
 export const TAIL = PAGE; // entries shown when a job is opened; "load earlier" fetches the rest
 
@@ -83,6 +84,8 @@ export class JobDetail {
     this.response = new EntryView({id: "job-response", title: "Response",
       fetchPage: fetchPage("response"), onWantLatest: () => this.restartStream("response")});
     $("#job-detail-entries", root).append(this.log.element, this.response.element);
+    this.usage = new UsageChart(); // its CPU and memory charts, above the log
+    $("#job-detail-entries", root).before(this.usage.element);
   }
 
   get jobId() {
@@ -111,6 +114,7 @@ export class JobDetail {
     this.log.reset(from.log);
     this.response.reset(from.response);
     this.startStream(from);
+    this.usage.open(id);
     this.onOpened(this.job);
   }
 
@@ -122,6 +126,7 @@ export class JobDetail {
       onEntries: (stream, seq, entries) => this[stream].append(seq, entries),
       onDeleted: () => this.deleted(id),
       onState: (state) => { this.streamState.textContent = STREAM_STATES[state] ?? ""; },
+      onUsage: (message) => this.usage.sample(message),
     });
     this.stream.open();
   }
@@ -148,6 +153,7 @@ export class JobDetail {
     this.stopStream();
     this.opening = null;
     this.job = null;
+    this.usage.close();
     this.body.hidden = true;
     this.empty.hidden = false;
     this.onClosed();
@@ -157,6 +163,7 @@ export class JobDetail {
     if (!this.job || job.id !== this.job.id || !supersedes(job, this.job)) return;
     this.job = stampReceived({...job});
     this.render();
+    this.usage.jobChanged(this.job);
   }
 
   deleted(id) {
