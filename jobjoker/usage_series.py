@@ -13,6 +13,7 @@ more than ``cap`` points and its first and last times stay. ``to_json()``/``from
 store it (``JobData(kind="usage")``) and resume it after a restart. Standard library only.
 """
 import json
+from array import array
 
 DEFAULT_CAP = 3600
 FORMAT_VERSION = 1
@@ -27,23 +28,37 @@ class UsageSeries:
         self.interval = float(interval)
         self.cap = cap
         self.step = max(float(step or 0), self.interval)
-        self.points = [tuple(point) for point in points]
-        while len(self.points) > cap:
+        # Three flat arrays, not a tuple per point: 24 bytes a point instead of ~140: a full
+        # series holds ~86 KB, a server sampling 200 jobs for hours ~17 MB.
+        self._t, self._cpu, self._rss = array("d"), array("d"), array("q")
+        for t, cpu_seconds, rss_bytes in points:
+            self._t.append(t)
+            self._cpu.append(cpu_seconds)
+            self._rss.append(rss_bytes)
+        while len(self._t) > cap:
             self._merge()
 
     def __len__(self):
-        return len(self.points)
+        return len(self._t)
+
+    @property
+    def points(self):
+        """``[(t, cpu_seconds, rss_bytes), ...]``, oldest first (a new list)."""
+        return list(zip(self._t, self._cpu, self._rss))
 
     def add(self, t, cpu_seconds, rss_bytes):
         """One sample. The last point moves to it while that point is younger than a step
         after the one before (it stands for every sample since); else it is a new point."""
         t, cpu_seconds = round(t, 2), round(cpu_seconds, 3)
-        points = self.points
-        if len(points) >= 2 and self._open(points[-2][0], points[-1][0]):
-            points[-1] = (t, cpu_seconds, max(points[-1][2], rss_bytes))
+        times = self._t
+        if len(times) >= 2 and self._open(times[-2], times[-1]):
+            times[-1], self._cpu[-1] = t, cpu_seconds
+            self._rss[-1] = max(self._rss[-1], rss_bytes)
         else:
-            points.append((t, cpu_seconds, rss_bytes))
-        if len(points) > self.cap:
+            times.append(t)
+            self._cpu.append(cpu_seconds)
+            self._rss.append(rss_bytes)
+        if len(times) > self.cap:
             self._merge()
 
     def _open(self, before, last):
@@ -51,24 +66,23 @@ class UsageSeries:
         return last - before < self.step - self.interval / 2
 
     def _merge(self):
-        """Keep the first point, merge the others pairwise, double the step."""
-        first, rest = self.points[0], self.points[1:]
-        merged = [first]
-        for i in range(0, len(rest) - 1, 2):
-            earlier, later = rest[i], rest[i + 1]
-            merged.append((later[0], later[1], max(earlier[2], later[2])))
-        if len(rest) % 2:
-            merged.append(rest[-1])
-        self.points = merged
+        """Keep the first point, merge the others pairwise (the later one's time and CPU, the
+        higher RSS), double the step."""
+        t, cpu, rss = self._t, self._cpu, self._rss
+        odd = (len(t) - 1) % 2  # an unpaired last point stays as it is
+        end = len(t) - odd
+        self._t = t[:1] + t[2:end:2] + t[end:]
+        self._cpu = cpu[:1] + cpu[2:end:2] + cpu[end:]
+        self._rss = rss[:1] + array("q", map(max, rss[1:end:2], rss[2:end:2])) + rss[end:]
         self.step *= 2
 
     def to_dict(self):
-        """What the API shows and the store keeps: ``{"step", "points": [[t, cpu, rss]]}``."""
+        """What the API shows: ``{"step", "points": [[t, cpu, rss], ...]}``."""
         return {"step": self.step, "points": [list(point) for point in self.points]}
 
     def snapshot(self):
         """A copy to encode elsewhere (``encode``): a writer thread's work, not the loop's."""
-        return self.interval, self.step, list(self.points)
+        return self.interval, self.step, self._t[:], self._cpu[:], self._rss[:]
 
     def to_json(self):
         return encode(self.snapshot())
@@ -81,12 +95,13 @@ class UsageSeries:
             stored = json.loads(text) if text else {}
             points = [(float(t), float(cpu), int(rss)) for t, cpu, rss in stored.get("points", ())]
             return cls(interval, cap, stored.get("step"), points)
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, OverflowError):
             return cls(interval, cap)
 
 
 def encode(snapshot):
     """A ``snapshot()`` as stored: ``{"v", "interval", "step", "points": [[t, cpu, rss]]}``."""
-    interval, step, points = snapshot
+    interval, step, times, cpu, rss = snapshot
     return json.dumps({"v": FORMAT_VERSION, "interval": interval, "step": step,
-                       "points": points}, separators=(",", ":"))
+                       "points": [list(point) for point in zip(times, cpu, rss)]},
+                      separators=(",", ":"))

@@ -17,7 +17,8 @@ from bench.fanout_subscriber import bucket, histogram_percentile
 from bench.harness import latency_summary
 from tests.support import ROOT, unavailable
 
-CASES = {"start", "throughput", "logs", "fanout", "reads", "memory", "load", "abuse", "search"}
+CASES = {"start", "throughput", "logs", "fanout", "reads", "memory", "load", "abuse", "search",
+         "usage"}
 REDIS_BASELINES = {"start": ["RQ"], "throughput": ["RQ", "Celery"]}
 
 
