@@ -4,7 +4,9 @@ Contract: one ``UsageMonitor`` per server (the process manager's ``usage``). ``w
 pid, resume)`` starts sampling a job's process group (led by ``pid``) once its pid is known, at
 its launch or its adoption (``resume``: a restarted server goes on with the figures and series
 stored before); ``record_end(tx, job, exit_record)`` writes its final figures in the
-transaction of its end (writer thread), and ``forget(job_id)`` stops watching it. Every
+transaction of its end (writer thread; once that commits, before the end is announced, the job
+counts as ended here: its stored figures are the ones shown), and ``forget(job_id)`` stops
+watching it. Every
 ``--usage-interval`` seconds (0: never, and nothing is sampled) a thread of its own
 (``jobjoker.usage_sampler``) measures every watched group and hands the figures to the loop with
 ``IOLoop.add_callback`` (the one thread-safe IOLoop method); there each job's figures and its
@@ -52,10 +54,14 @@ class JobUsage:
         self.dirty = False  # sampled since the last batch
         self.series_stored = 0.0  # monotonic time of the last stored series
         self.loaded = True  # False while a resumed job's stored figures are being read
+        # Set on the writer thread once its end has committed (before the end is announced):
+        # from then on its stored figures are the ones to show.
+        self.ended = False
 
     def take(self, t, cpu_seconds, rss_bytes):
         self.t = t
-        self.cpu_seconds = max(cpu_seconds, self.cpu_seconds or 0.0)
+        # In the series' unit (a millisecond) already: a point never shows more than the total.
+        self.cpu_seconds = max(round(cpu_seconds, 3), self.cpu_seconds or 0.0)
         self.rss_bytes = rss_bytes
         self.max_rss_bytes = max(rss_bytes, self.max_rss_bytes or 0)
         self.series.add(t, self.cpu_seconds, rss_bytes)
@@ -195,8 +201,8 @@ class UsageMonitor:
         self.sampler_seconds += seconds
         for job_id, (cpu_seconds, rss_bytes, _processes) in results.items():
             usage = self.jobs.get(job_id)
-            if usage is None:
-                continue  # forgotten meanwhile
+            if usage is None or usage.ended:
+                continue  # forgotten meanwhile, or its end is stored
             with self._lock:
                 usage.take(t, cpu_seconds, rss_bytes)
             if self.hub.subscriber_count(job_id):
@@ -216,7 +222,7 @@ class UsageMonitor:
         now = time.monotonic()
         batch, taken = [], []
         for usage in self.jobs.values():
-            if not usage.dirty or not usage.loaded:
+            if not usage.dirty or not usage.loaded or usage.ended:
                 continue
             with_series = everything or usage.series_due(now)
             with self._lock:
@@ -251,6 +257,7 @@ class UsageMonitor:
                 if not usage.loaded:  # ended before its stored figures were read: read them now
                     usage.resume(job, usage_store.stored_series(job.id))
                 final = usage.figures(with_series=True)
+            tx.on_commit(lambda: setattr(usage, "ended", True))
         usage_store.record_end(tx, job, final, exit_record)
 
     # --- reading --------------------------------------------------------------------------------
@@ -259,7 +266,7 @@ class UsageMonitor:
         """What ``GET /jobs/ID/usage`` answers: the figures and the series, from memory while
         this server samples the job, else as stored; ``NotFound`` for no such job."""
         usage = self.jobs.get(job_id)
-        if usage is not None and usage.loaded:
+        if usage is not None and usage.loaded and not usage.ended:
             return usage.to_dict()
         job, series_json = await self.storage.read(usage_store.load, job_id)
         series = UsageSeries.from_json(series_json, self.interval or 1.0, self.cap)
