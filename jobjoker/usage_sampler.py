@@ -6,8 +6,11 @@ for each group that has a live process: the group's CPU time so far and the summ
 members now. It runs on one thread (``SamplerThread``), never on the IOLoop; it keeps state
 between calls, so call it from that one thread only.
 
-- **Who is in a group.** ``psutil.pids()`` lists the machine's pids; each pid seen for the first
-  time has its process group asked once (``os.getpgid``, one system call) and remembered, member
+- **Who is in a group.** ``psutil.pids()`` lists the machine's pids, every ``LIST_PASSES``
+  passes (a listing of ``/proc`` costs in proportion to every process of the machine; between
+  two, a group's members are those it had: a new child's figures join a few seconds late, from
+  its start, as the counters are cumulative); each pid seen for the first time has its process
+  group asked once (``os.getpgid``, one system call) and remembered, member
   or not, and a pid gone from the list is forgotten. A group's leader (pid = pgid) is always a
   member, even one first seen in the instant between its fork and its ``setsid``. Every pid's
   group is asked again every ``REFRESH_PASSES`` passes (a process may join or leave a group
@@ -20,7 +23,10 @@ between calls, so call it from that one thread only.
   reaps it; a descendant that outlives its parent and is reaped outside the group is counted up
   to its last sample.
 - **Memory.** The sum of the members' RSS (``memory_info().rss``): pages shared between members
-  (after a fork) count once per member, so it can exceed what the group holds alone.
+  (after a fork) count once per member, so it can exceed what the group holds alone. A member's
+  RSS is read again only when its CPU time moved since the last pass (memory is taken by
+  running), and every ``REFRESH_PASSES`` passes (the system may have reclaimed some): a
+  sleeping job costs one read of ``/proc/PID/stat`` a pass.
 
 ``SamplerThread(interval, groups_now, deliver)`` calls ``deliver(time, results, seconds)`` every
 ``interval`` seconds on its own thread (``seconds``: the thread's CPU time for that pass);
@@ -35,7 +41,8 @@ import psutil
 
 log = logging.getLogger(__name__)
 
-REFRESH_PASSES = 30  # passes between re-asking every pid's group (and checking members)
+LIST_PASSES = 5  # passes between listings of /proc: a new member is found within as many
+REFRESH_PASSES = 30  # passes between re-reading every pid's group and every member's RSS
 _CPU_ERRORS = (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError, PermissionError)
 
 
@@ -45,7 +52,7 @@ class _Group:
     __slots__ = ("members", "banked", "total")
 
     def __init__(self):
-        self.members = {}  # pid -> (own cpu, children's cpu) at the last pass
+        self.members = {}  # pid -> (own cpu, children's cpu, rss) at the last pass
         self.banked = 0.0  # last figures of members that exited, not yet seen reaped
         self.total = 0.0  # never goes down
 
@@ -79,7 +86,13 @@ class GroupSampler:
         return results
 
     def _members(self, groups, refresh):
-        """``{pgid: [pid, ...]}`` of the watched groups, learning new pids' groups once."""
+        """``{pgid: [pid, ...]}`` of the watched groups, learning new pids' groups once. The
+        machine's pids are listed every ``LIST_PASSES`` passes (and when a group is new);
+        between listings a group's members are the ones it had (and its leader)."""
+        if self._passes % LIST_PASSES != 1 and not refresh and all(
+                pgid in self._groups for pgid in groups):
+            return {pgid: list({pgid: None, **group.members})
+                    for pgid, group in self._groups.items() if pgid in groups}
         pids = psutil.pids()
         known = self._pgid_of
         alive = set(pids)
@@ -108,40 +121,46 @@ class GroupSampler:
                 return None
             group = self._groups[pgid] = _Group()
         live, rss, reaped = {}, 0, 0.0
+        refresh = self._passes % REFRESH_PASSES == 0
         for pid in pids:
-            figures = self._read(pid)
+            before = group.members.get(pid)
+            figures = self._read(pid, None if refresh else before)
             if figures is None:
                 continue
-            own, children, member_rss = figures
-            before = group.members.get(pid)
+            own, children, member_rss = live[pid] = figures
             if before is not None and children > before[1]:
                 reaped += children - before[1]
-            live[pid] = (own, children)
             rss += member_rss
-        for pid, (own, children) in group.members.items():
+        for pid, (own, children, _) in group.members.items():
             if pid not in live:
                 group.banked += own + children  # exited: its parent may reap it later
         group.banked = max(0.0, group.banked - reaped)
         group.members = live
         if not live:
             return None
-        cpu = sum(own + children for own, children in live.values()) + group.banked
+        cpu = sum(own + children for own, children, _ in live.values()) + group.banked
         group.total = max(group.total, cpu)
         return group.total, rss, len(live)
 
-    def _read(self, pid):
-        """``(own cpu, children's cpu, rss)`` of a member, or None once it is gone."""
+    def _read(self, pid, before):
+        """``(own cpu, children's cpu, rss)`` of a member, or None once it is gone. Its RSS is
+        read again only when it used CPU since ``before`` (its last figures, None: read all):
+        memory is taken by running, so a sleeping member's is the one it had."""
         process = self._process.get(pid)
         try:
             if process is None:
                 process = self._process[pid] = psutil.Process(pid)
             with process.oneshot():
                 times = process.cpu_times()
+                own = times.user + times.system
+                children = times.children_user + times.children_system
+                if before is not None and before[0] == own and before[1] == children:
+                    return before
                 rss = process.memory_info().rss
         except _CPU_ERRORS:
             self._process.pop(pid, None)
             return None
-        return (times.user + times.system, times.children_user + times.children_system, rss)
+        return own, children, rss
 
 
 def _group_of(pid):
