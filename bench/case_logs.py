@@ -19,13 +19,13 @@ TARGET = ">= 500,000 entries/s, all stored, all received"
 EXTRA_ENTRIES = 2  # the runner's STARTED and the server's ENDED
 
 
-async def one_round(server, count):
+async def one_round(server, count, worker="Flood", parameters=None):
     """Entries per second of one job logging ``count`` entries, and the CPU time (us) an entry
-    cost the server and the job's process."""
+    cost the server and the job's process (``worker``: Flood, or another taking ``count``)."""
     http = HTTPConnection(server.port, server.auth)
     try:
-        status, body = await http.json("POST", "/jobs", {"worker": "Flood",
-                                                         "parameters": {"count": count}})
+        status, body = await http.json("POST", "/jobs", {
+            "worker": worker, "parameters": dict(parameters or {}, count=count)})
         assert status == 201, body
         job_id = body["data"][0]["id"]
         stream = await websocket(server, "/jobs/%s/stream" % job_id)

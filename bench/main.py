@@ -33,6 +33,7 @@ CASES = {
     "abuse": "bench.case_abuse",
     "search": "bench.case_search",
     "usage": "bench.case_usage",
+    "progress": "bench.case_progress",
 }
 
 

@@ -33,6 +33,24 @@ class Flood(Worker):
             log(line)
 '''
 
+FLOOD_PROGRESS = '''from jobjoker import Worker
+
+
+class FloodProgress(Worker):
+    """Logs ``count`` entries of 80 bytes like Flood, and reports its progress every ``every``
+    entries (self.progress(done, total)), as a worker with a progress bar does."""
+
+    def run(self):
+        line = "x" * 80
+        log, progress = self.log, self.progress
+        count, every = self.params["count"], self.params["every"]
+        for i in range(count):
+            log(line)
+            if i % every == 0:
+                progress(i, count, "entry %d" % i)
+        progress(count, count, "all logged")
+'''
+
 TICKER = '''import time
 
 from jobjoker import Worker

@@ -51,8 +51,8 @@ class JobHandler(JobPathMixin, APIHandler):
     permissions = {"GET": "read", "DELETE": "run"}
 
     async def get(self, job_id):
-        """The job."""
-        self.send_data(await self.jobs.get_job(job_id))
+        """The job, with its ``result`` (null when it has none)."""
+        self.send_data(await self.jobs.get_job_with_result(job_id))
 
     async def delete(self, job_id):
         """Delete the job with its log and response (409 while active)."""
@@ -176,6 +176,17 @@ class JobEntriesDownloadHandler(JobPathMixin, APIHandler):
         self.finish()
 
 
+class JobResultHandler(JobPathMixin, APIHandler):
+    """A job's structured result (``self.result()`` in its worker)."""
+
+    permissions = {"GET": "read"}
+
+    async def get(self, job_id):
+        """``[value]``: the result alone (404 when the job has none)."""
+        value = await self.jobs.get_result(job_id)
+        await self.send_large(json.dumps(envelope([value]), ensure_ascii=False))
+
+
 class JobPidHandler(JobPathMixin, APIHandler):
     """A job's pid: readable, but the server alone sets it."""
 
@@ -202,4 +213,5 @@ default_handlers = [
     (r"/jobs/([^/]+)/(log|response)", JobEntriesHandler),
     (r"/jobs/([^/]+)/(log|response)/download", JobEntriesDownloadHandler),
     (r"/jobs/([^/]+)/pid", JobPidHandler),
+    (r"/jobs/([^/]+)/result", JobResultHandler),
 ]

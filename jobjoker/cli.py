@@ -46,6 +46,8 @@ HELP = {
     "max_parameters_size": "largest job parameters, as JSON, in bytes (default 64 KiB)",
     "max_log_bytes": "cap on one job's stored log (e.g. 512M); past it the first and last "
                      "halves are kept with a marker between (default 1G; 0: no cap)",
+    "max_result_bytes": "largest job result (self.result()), as UTF-8 JSON; a bigger one is "
+                        "refused with a log entry (default 1M)",
     "max_batch": "most jobs in one POST /jobs/batch (default 1000)",
     "max_page": "largest page of jobs or audit entries a request may ask for (default 1000)",
     "max_entry_page": "largest page of a job's log or response a request may ask for "

@@ -6,7 +6,9 @@ users by ``EXIT_CODES_HELP``). A refusal of the server is raised as the client's
 ``ClientError``, for ``jobjoker.cli_commands`` to turn into a message and an exit code. Passwords
 come from ``JOBJOKER_NEW_PASSWORD`` or the terminal, never from the command line. ``--follow``
 prints entries as they come and ends with the job: ``EXIT_OK`` only if it ended done; ``run
---follow`` then prints the job's response, apart (``print_outcome``). ``run`` warns on standard
+--follow`` then prints the job's response, apart (``print_outcome``); a followed job's progress
+goes to stderr (``cli_progress``). ``run --wait`` prints only the job's result, as JSON, once it
+has ended, and exits with its outcome. ``run`` warns on standard
 error when the worker declares no parameters and so checks none of those given.
 """
 import getpass
@@ -17,6 +19,7 @@ import sys
 
 from jobjoker.cli_output import RESPONSE_HEADER, fail, first_line, format_time, print_entry, \
     print_fields, print_json, print_table, show, warn
+from jobjoker.cli_progress import ProgressDisplay, print_result
 from jobjoker.client_follow import Event
 from jobjoker.client_transport import ClientError
 from jobjoker.parameters import unchecked_note
@@ -263,6 +266,8 @@ def stored_entries(client, job_id, stream):
 
 
 def run_command(client, args):
+    if args.wait and args.follow:
+        return fail("--wait prints only the result, --follow the log: choose one", EXIT_USAGE)
     parameters = {**(args.params_json or {}), **dict(args.param)}
     job = client.create_job(args.worker, parameters or None)
     if parameters:
@@ -272,6 +277,8 @@ def run_command(client, args):
     except ClientError as e:
         e.message = "job %s was created but did not start: %s" % (job["id"], e.message)
         raise
+    if args.wait:
+        return wait_for_result(client, job["id"])
     if args.follow:
         # JSON lines are labelled, so they carry the response as it comes; text shows the log
         # as it comes and the response once the job has ended, apart.
@@ -305,23 +312,49 @@ def warn_if_unchecked(client, worker):
         warn(unchecked_note([worker]))
 
 
+def wait_for_result(client, job_id):
+    """``run --wait``: wait for the job's end without streaming, print only its result (JSON,
+    on stdout; nothing when it has none); EXIT_OK only if it ended done, else why on stderr."""
+    try:
+        job = client.wait(job_id)
+    except KeyboardInterrupt:
+        return fail("stopped waiting; job %s keeps running (jobjoker jobs stop %s stops it)"
+                    % (job_id, job_id), EXIT_INTERRUPTED)
+    print_result(job)
+    if job["status"] == "done":
+        return EXIT_OK
+    return fail("job %s %s%s" % (job_id, describe(job["status"]),
+                                 ": %s" % job["error"] if job["error"] else ""), EXIT_FAILED)
+
+
 def follow_job(client, job_id, args, streams, then=None):
-    """Print the entries of ``streams`` live until the job ends (with --json, the status and end
-    events too, one per line), then ``then(client, job_id, args)``; EXIT_OK only if it ends
+    """Print the entries of ``streams`` live until the job ends (with --json, the status,
+    progress and end events too, one per line; else its progress on stderr: a bar on a
+    terminal, ``cli_progress``), then ``then(client, job_id, args)``; EXIT_OK only if it ends
     done."""
     status = None
+    display = ProgressDisplay(sys.stderr)
     try:
-        for event in client.follow(job_id):
+        for event in client.follow(job_id, progress=True):
             if event.kind in streams:
+                display.clear()
                 print_entry(event, args)
-            elif args.json and event.kind in ("status", "end"):
+                sys.stdout.flush()  # a pipe would hold the lines back; they are news now
+                display.redraw()
+            elif args.json and event.kind in ("status", "end", "progress"):
                 print(json.dumps(event.to_dict(), ensure_ascii=False))
-            sys.stdout.flush()  # a pipe would hold the lines back; they are news now
+                sys.stdout.flush()
+            elif event.kind == "status":
+                display.status(event.job)
+            elif event.kind == "progress":
+                display.show(event.progress, event.message)
             if event.kind == "end":
                 status = event.status
     except KeyboardInterrupt:
+        display.close()
         return fail("stopped following; job %s keeps running (jobjoker jobs stop %s stops it)"
                     % (job_id, job_id), EXIT_INTERRUPTED)
+    display.close()
     if then is not None:
         then(client, job_id, args)
     if status == "done":

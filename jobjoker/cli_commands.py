@@ -160,7 +160,12 @@ def add_client_commands(parser, commands):
                      help="parameters as a JSON object (-p values override its keys)")
     add_follow_options(run, "print the job's log as it comes until the job ends, then its "
                             "response after a '--- response ---' line, and exit 0 only if it "
-                            "ends done (without it: print the job's id)")
+                            "ends done (without it: print the job's id); its progress goes "
+                            "to stderr")
+    run.add_argument("-w", "--wait", action="store_true",
+                     help="wait for the job's end without streaming its log, print only its "
+                          "result (self.result()) as JSON on stdout (nothing when it has none) "
+                          "and exit 0 only if it ends done: run W --wait | jq")
 
 
 def add_follow_options(parser, follow_help):

@@ -17,7 +17,9 @@ and ``end`` once the job is final and every entry has been yielded; it resumes b
 dropped connection, with no entry lost or repeated, as ``jobjoker.client_follow`` states in full.
 Call it from plain synchronous code (or from a thread, inside an asyncio program). ``wait(job_id)``
 blocks until a job is final the same way, with none of its entries transferred, and ``run``
-creates, starts and (by default) waits for a job.
+creates, starts and (by default) waits for a job. ``follow(job_id, progress=True)`` also yields
+its ``progress`` events; ``result(job_id)`` is its structured result, which ``job(job_id)``
+carries too (with ``progress``, ``progress_message`` and ``result_size``, as every copy).
 
 This module is the client's public face: every name in ``__all__`` can be imported from here.
 
@@ -251,7 +253,14 @@ class Client(Transport):
             pass
         return self.job(job_id)
 
-    def follow(self, job_id, log_from=0, response_from=0, max_retries=10):
+    def follow(self, job_id, log_from=0, response_from=0, max_retries=10, progress=False):
         """Yield the job's ``Event``s live from these entry indexes until its end, resuming by
-        itself after a dropped connection (``jobjoker.client_follow``)."""
-        return client_follow.follow(self, job_id, log_from, response_from, max_retries)
+        itself after a dropped connection (``jobjoker.client_follow``); with ``progress``, its
+        ``progress`` events too."""
+        return client_follow.follow(self, job_id, log_from, response_from, max_retries,
+                                    progress)
+
+    def result(self, job_id):
+        """The job's structured result (the value its worker gave ``self.result()`` last);
+        ``NotFoundError`` when it has none. ``job(job_id)["result"]`` holds it too."""
+        return self._data("GET", "/jobs/%s/result" % quote(job_id))[0]

@@ -13,7 +13,10 @@ the job was deleted; an ``UntrustedCertificate``) is raised at once. It runs Tor
 client on a private event loop, so call it from plain synchronous code (or from a thread, inside
 an asyncio program); Ctrl-C ends it with ``KeyboardInterrupt`` (``Interruptible``) and it hangs up
 on the server whichever way it ends. Following from ``PAST_ANY_END`` transfers no entry: only the
-status and the end (``Client.wait``).
+status and the end (``Client.wait``). With ``progress=True`` it also yields ``progress`` events
+(``progress``, 0 to 1, and ``message``), as the server sends them: at most ~10 a second, the
+last one never lost (the final ``status`` event's job carries it too); one older than a copy
+of the job already yielded is skipped.
 """
 import asyncio
 import dataclasses
@@ -49,8 +52,8 @@ MAX_MESSAGE_SIZE = 1024 ** 3
 @dataclasses.dataclass(frozen=True)
 class Event:
     """One thing ``follow`` saw: ``kind`` is ``log`` or ``response`` (with ``seq``, ``message``,
-    ``time``), ``status`` (with ``job`` and its ``status``) or ``end`` (with the final
-    ``status``)."""
+    ``time``), ``status`` (with ``job`` and its ``status``), ``progress`` (with ``progress``,
+    0 to 1, and its ``message``; only when asked for) or ``end`` (with the final ``status``)."""
 
     kind: str
     seq: int | None = None
@@ -58,6 +61,7 @@ class Event:
     time: float | None = None
     status: str | None = None
     job: dict | None = None
+    progress: float | None = None
 
     def __repr__(self):
         fields = self.to_dict()
@@ -72,12 +76,15 @@ class Event:
                     "time": self.time}
         if self.kind == "status":
             return {"kind": self.kind, "status": self.status, "job": self.job}
+        if self.kind == "progress":
+            return {"kind": self.kind, "progress": self.progress, "message": self.message}
         return {"kind": self.kind, "status": self.status}
 
 
-def follow(transport, job_id, log_from=0, response_from=0, max_retries=10):
+def follow(transport, job_id, log_from=0, response_from=0, max_retries=10, progress=False):
     """Yield the job's ``Event``s live from these entry indexes until its end, resuming by
-    itself after a dropped connection (see the module docstring)."""
+    itself after a dropped connection (see the module docstring); ``progress``: yield its
+    progress events too."""
     if in_event_loop():
         raise RuntimeError("Client.follow is synchronous: inside an asyncio program, call "
                            "it from a thread (loop.run_in_executor)")
@@ -88,6 +95,7 @@ def follow(transport, job_id, log_from=0, response_from=0, max_retries=10):
     run = Interruptible(loop)
     connection = reading = last_error = last_status = None
     failures = 0
+    revision = -1  # of the newest copy of the job seen (a status or a progress)
     try:
         while True:
             if connection is None:
@@ -130,8 +138,14 @@ def follow(transport, job_id, log_from=0, response_from=0, max_retries=10):
                     cursor[kind] += 1
                     failures = 0
                     yield Event(kind, cursor[kind] - 1, entry["message"], entry["time"])
+            elif kind == "progress":
+                if progress and message.get("revision", 0) > revision:
+                    revision = message.get("revision", 0)
+                    yield Event("progress", message=message.get("message"),
+                                progress=message.get("progress"))
             elif kind == "status":
                 job = message["job"]
+                revision = max(revision, job.get("revision", 0))
                 # Each connection starts with the current status; after a reconnect it is
                 # news only if the status itself changed meanwhile.
                 if not first_message or job["status"] != last_status:

@@ -19,9 +19,9 @@ import sys
 
 # This package's modules the supervisor has loaded once it is ready to fork (the package's
 # __init__ is "__init__").
-SUPERVISOR_MODULES = ("__init__", "bodies", "checkout", "codehash", "errors", "jobdir",
-                      "jobenv", "jobprocess", "outcome", "parameters", "proc", "runner", "spool",
-                      "states", "supervisor", "worker")
+SUPERVISOR_MODULES = ("__init__", "bodies", "checkout", "codehash", "control_writer",
+                      "controls", "errors", "jobdir", "jobenv", "jobprocess", "outcome",
+                      "parameters", "proc", "runner", "spool", "states", "supervisor", "worker")
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 

@@ -71,6 +71,7 @@ class Config:
     max_worker_size: int = 1024 * 1024
     max_parameters_size: int = 64 * 1024
     max_log_bytes: int = 1024 ** 3  # per job; past it the head and the tail are kept (0: no cap)
+    max_result_bytes: int = 1024 * 1024  # a job's result (self.result()), as JSON; over: refused
     max_batch: int = 1000  # jobs in one POST /jobs/batch
     max_page: int = 1000  # the largest page of jobs or audit entries
     max_entry_page: int = 100000  # the largest page of a job's log or response
@@ -176,7 +177,7 @@ def load_config(flags=None, environ=None, config_file=None):
         check_database_url(values["database"])
     for name in ("max_batch", "max_page", "max_entry_page", "session_lifetime", "max_page_bytes",
                  "max_public_body_size", "max_body_memory", "stream_memory",
-                 "max_connections_per_address", "idle_connection_timeout"):
+                 "max_connections_per_address", "idle_connection_timeout", "max_result_bytes"):
         if name in values and values[name] <= 0:
             raise StartupError("%s must be more than 0 (got %r)" % (name, values[name]))
     heartbeat = values.get("node_heartbeat", Config.node_heartbeat)

@@ -105,6 +105,7 @@ OPTIONS = {
     "max_worker_size": ("JOBJOKER_MAX_WORKER_SIZE", int),
     "max_parameters_size": ("JOBJOKER_MAX_PARAMETERS_SIZE", int),
     "max_log_bytes": ("JOBJOKER_MAX_LOG_BYTES", _size),
+    "max_result_bytes": ("JOBJOKER_MAX_RESULT_BYTES", _size),
     "max_batch": ("JOBJOKER_MAX_BATCH", int),
     "max_page": ("JOBJOKER_MAX_PAGE", int),
     "max_entry_page": ("JOBJOKER_MAX_ENTRY_PAGE", int),

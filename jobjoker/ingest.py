@@ -1,6 +1,6 @@
 """Ingestion: what running jobs append to their spools, stored as entries.
 
-Contract: ``Ingester(storage, logstore)`` watches the folders of the jobs it ``track``s
+Contract: ``Ingester(storage, logstore, max_result_bytes)`` watches the folders of the jobs it ``track``s
 (inotify, or a 100 ms poll where there is none) and stores what their spools hold beyond the
 offsets already stored, resuming exactly after a restart (the offsets are committed with the
 entries). The IOLoop only decides which jobs to visit; reading, parsing, masking and storing run
@@ -22,6 +22,16 @@ very end (``final``) in the same paced passes (without the pause between them: n
 for more of its entries), and it returns once everything is stored and committed, untracking
 the job; only then is its end recorded. However big its backlog, no transaction takes longer
 than a pass. Each job's ``Spools`` are touched only on the writer thread once tracked.
+
+Control records in ``log.spool`` (``jobjoker.controls``: progress, result) are read in the same
+passes and applied in the same transaction as the pass's entries: the last progress of a pass
+sets ``job.progress`` and ``job.progress_message`` (unannounced as a job change: a
+``{"type": "progress", "job", "progress", "message", "revision"}`` event goes out instead, which
+the hub coalesces), the last result replaces the job's result (``jobjoker.results``), sets
+``job.result_size`` and is announced as ``updated``; the log offset they were read up to is
+stored with them. Nothing in a record is trusted: one that is malformed, of an unknown kind or
+over the cap (``--max-result-bytes``) is skipped with a warning entry in the job's log, and
+strings in a result and a progress message are masked here too.
 """
 import asyncio
 import contextvars
@@ -30,7 +40,8 @@ import time
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from jobjoker import jobdir, jobstore, spool
+from jobjoker import controls, jobdir, jobstore, spool
+from jobjoker.ingest_controls import apply_controls
 from jobjoker.errors import DatabaseUnavailable, is_disk_full
 from jobjoker.inotify import Inotify
 from jobjoker.logthrottle import FailureLog
@@ -66,15 +77,20 @@ class Spools:
         self.punched = dict(offsets)  # Job offset field -> spool bytes given back to the disk
         self.read_size = READ_BYTES
         self.masker = Masker(secrets)
+        self.max_result_bytes = controls.DEFAULT_MAX_RESULT_BYTES  # set by Ingester.track
+        self.controls = []  # control records read by the last parse of the log spool
 
     def parsers(self):
         """(stream, spool file, Job offset field, parse(data, final, written) -> (consumed,
         block)); ``written``: when the spool was last written, the latest a raw line in it can
-        have come (what was written while no server read it keeps that time, not the read's)."""
+        have come (what was written while no server read it keeps that time, not the read's).
+        The log's parse leaves the control records it met in ``self.controls``."""
         masker = self.masker if self.masker else None
         return (("log", jobdir.LOG_SPOOL, "log_offset",
                  lambda data, final, written: spool.parse_log_spool(
-                     data, final, min(written, time.time()), masker=masker)),
+                     data, final, min(written, time.time()), masker=masker,
+                     controls=self.controls,
+                     control_limit=controls.record_limit(self.max_result_bytes))),
                 ("response", jobdir.RESPONSE_SPOOL, "response_offset", _parse_response_spool))
 
 
@@ -91,6 +107,7 @@ def store_spools(tx, logstore, spools, final=False, offsets=None):
         if not data:
             continue
         at_end = len(data) < spools.read_size
+        spools.controls = []
         consumed, block = parse(data, final and at_end, written)
         if not at_end:
             more = True
@@ -101,6 +118,10 @@ def store_spools(tx, logstore, spools, final=False, offsets=None):
             if block:
                 logstore.append_blocks(tx, spools.job_id, stream, [block],
                                        {field: offset + consumed})
+                stored = True
+            if spools.controls:
+                apply_controls(tx, logstore, spools, spools.controls, {field: offsets[field]})
+                spools.controls = []
                 stored = True
     if offsets != spools.offsets:
         tx.on_commit(lambda: _committed(spools, offsets))
@@ -144,9 +165,10 @@ class _Visit:
 class Ingester:
     """Stores the spooled entries of the tracked jobs, from the IOLoop's side."""
 
-    def __init__(self, storage, logstore):
+    def __init__(self, storage, logstore, max_result_bytes=controls.DEFAULT_MAX_RESULT_BYTES):
         self.storage = storage
         self.logstore = logstore
+        self.max_result_bytes = max_result_bytes  # --max-result-bytes: the cap of a result
         self.disk_full = None  # (since, what failed) while storing fails for want of space
         self._visits = {}  # job id -> _Visit
         self._watches = {}  # inotify watch descriptor -> job id
@@ -192,6 +214,7 @@ class Ingester:
     def track(self, spools):
         """Watch a job's folder (which must exist) and store what it spools; returns ``spools``,
         which belong to the writer thread from now on."""
+        spools.max_result_bytes = self.max_result_bytes
         visit = self._visits[spools.job_id] = _Visit(spools)
         if self._inotify is not None:
             visit.watch = self._inotify.add_watch(spools.job_dir)

@@ -19,7 +19,7 @@ the short id a job route may be given into the job's id.
 import asyncio
 import time
 
-from jobjoker import jobdir, jobspec, jobstore, logsearch
+from jobjoker import jobdir, jobspec, jobstore, logsearch, results
 from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
     Unavailable
@@ -51,6 +51,18 @@ class JobService:
 
     async def get_job(self, job_id):
         return job_to_dict(await self.storage.read(jobstore.get, job_id))
+
+    async def get_job_with_result(self, job_id):
+        """The job as ``GET /jobs/ID`` shows it: with its ``result`` (the value, or None)."""
+        job, result = await self.storage.read(results.job_with_result, job_id)
+        return dict(job_to_dict(job), result=result)
+
+    async def get_result(self, job_id):
+        """The job's result (``self.result()`` in its worker); ``NotFound`` when it has none."""
+        job, result = await self.storage.read(results.job_with_result, job_id)
+        if job.result_size is None:
+            raise NotFound("job %s has no result" % job_id)
+        return result
 
     async def list_jobs(self, status=None, worker=None, offset=None, limit=None):
         """A page of jobs newest first, optionally of one status and/or worker, and how many

@@ -372,6 +372,8 @@ ENVELOPES = {
     "StatusEnvelope": ("StatusItem", "A job's status.", "one"),
     "PidEnvelope": ("PidItem", "A job's pid.", "one"),
     "UsageEnvelope": ("Usage", "A job's resource use.", "one"),
+    "JobWithResultEnvelope": ("JobWithResult", "One job, with its result.", "one"),
+    "ResultEnvelope": ("ResultValue", "A job's result, alone.", "one"),
     "HealthEnvelope": ("HealthReply", "The server's readiness.", "one"),
     "SessionEnvelope": ("Session", "Who is signed in.", "one"),
     "StreamOriginEnvelope": ("StreamOrigin", "Whether an origin may open streams.", "one"),
@@ -384,8 +386,24 @@ ENVELOPES = {
 }
 
 
+RESULT_VALUE = {"description": "A job's structured result: any JSON value its worker gave "
+                               "`self.result()` (the last call), secrets masked in its strings."}
+
+
+def with_result(job):
+    """The Job schema of ``GET /jobs/{id}``: a job and its result (lists and events leave it
+    out: a result may be a megabyte)."""
+    return dict(job, description="A job with its structured result.",
+                required=job["required"] + ["result"],
+                properties=dict(job["properties"], result=dict(
+                    RESULT_VALUE, description="Its structured result (`self.result()`), or "
+                                              "null when it has none (see `result_size`).")))
+
+
 def schemas(config):
     result = item_schemas()
+    result["JobWithResult"] = with_result(result["Job"])
+    result["ResultValue"] = RESULT_VALUE
     for name, (item, description, count) in ENVELOPES.items():
         one = count == "one"
         result[name] = envelope(ref("schemas", item), description,

@@ -271,7 +271,8 @@ def _job_paths(config):
         "/jobs/{id}": {
             "parameters": job_id,
             "get": operation("getJob", "jobs", "Read a job",
-                             {"200": json_reply("The job.", "JobEnvelope")},
+                             {"200": json_reply("The job, with its `result` (null when it has "
+                                                "none).", "JobWithResultEnvelope")},
                              errors=["404"]),
             "delete": operation(
                 "deleteJob", "jobs", "Delete a job with its log and response",
@@ -329,6 +330,16 @@ def _job_paths(config):
                             "process group. The job's stream carries each sample live "
                             "(`usage` messages, docs/streams.md)."),
         },
+        "/jobs/{id}/result": {
+            "parameters": job_id,
+            "get": operation("getJobResult", "jobs", "Read a job's structured result",
+                             {"200": json_reply("`data` holds the result alone: the value its "
+                                                "worker gave `self.result()` last.",
+                                                "ResultEnvelope")},
+                             errors=["404"],
+                             description="404 (`job ID has no result`) when the job stored "
+                                         "none, as for an unknown job."),
+        },
         "/jobs/{id}/stream": {
             "parameters": job_id,
             "get": operation(
@@ -336,9 +347,10 @@ def _job_paths(config):
                 {"101": {"description": "Upgraded to a WebSocket. The server sends JSON text "
                                         "messages: `status` (now and on every change), `log` and "
                                         "`response` (`seq` and `entries`, backlog first, then "
-                                        "live, no gap, no duplicate), `usage` (its latest "
-                                        "CPU and memory sample, while it runs) and `end` once "
-                                        "the job is final and everything was sent; then it closes (1000). "
+                                        "live, no gap, no duplicate), `progress` (coalesced: at "
+                                        "most ~10 a second), `usage` (its latest CPU and "
+                                        "memory sample, while it runs) and `end` once the job is "
+                                        "final and everything was sent; then it closes (1000). "
                                         "A subscriber that stops reading is closed with 1013. "
                                         "See docs/streams.md."}},
                 errors=["400", "404"],
@@ -353,7 +365,11 @@ def _job_paths(config):
                                         "`{\"type\": \"job\", \"action\": \"created\"|"
                                         "\"status\"|\"updated\"|\"deleted\", \"job\": {...}}` "
                                         "or `{\"type\": \"worker\", \"action\": \"saved\"|"
-                                        "\"deleted\", \"name\": ...}`. See docs/streams.md."}},
+                                        "\"deleted\", \"name\": ...}` or `{\"type\": "
+                                        "\"progress\", \"job\": ID, \"progress\": 0-1, "
+                                        "\"message\": ..., \"revision\": R}` (at most ~10 a "
+                                        "second per job, the last never lost). See "
+                                        "docs/streams.md."}},
                 errors=["400"],
                 description="Credentials and the origin (403 from another site) are checked "
                             "before the upgrade."),

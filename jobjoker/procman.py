@@ -76,7 +76,7 @@ class ProcessManager(Adoption):
         self.owners = jobdir.owners_for(config.run_as)  # whose files a job folder may hold
         self.running = {}
         self._tasks = set()
-        self.ingester = Ingester(storage, logstore)
+        self.ingester = Ingester(storage, logstore, config.max_result_bytes)
         self.supervisors = Supervisors(config.run_dir, self._on_supervisor_event,
                                        self.adopt_jobs, self._on_supervisor_gone)
         self.usage = UsageMonitor(storage, config.usage_interval)  # jobjoker.usage
@@ -164,7 +164,8 @@ class ProcessManager(Adoption):
         specs = [{"job_id": job.id, "worker": job.worker, "worker_file": worker_files[job.id],
                   "params": dict(json.loads(job.parameters), **opened[job.id]),
                   "mask": running.spools.masker.values, "job_dir": running.job_dir,
-                  "run_as": self.config.run_as, "cwd": os.fspath(self.config.workers_dir)}
+                  "run_as": self.config.run_as, "cwd": os.fspath(self.config.workers_dir),
+                  "max_result_bytes": self.config.max_result_bytes}
                  for job, running in zip(forked, runs)]
         supervisor = self.supervisor
         for running in runs:

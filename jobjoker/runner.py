@@ -14,6 +14,7 @@ descriptors the supervisor handed it (``spec["fds"]``): it cannot reach its fold
 command, a C library) land in ``log.spool`` as well (the supervisor made it the job's stdout and
 stderr), and buffered entries are written before any child process starts, so the log keeps the
 true order.
+A worker's progress and result are control records in ``log.spool`` (``control_writer``).
 Imports only the standard library and our lean worker modules.
 """
 import errno
@@ -29,8 +30,9 @@ import traceback
 import types
 from time import time as _time
 
-from jobjoker import jobdir, spool
+from jobjoker import controls, jobdir, spool
 from jobjoker import worker as worker_api
+from jobjoker.control_writer import ControlWriter
 from jobjoker.outcome import EXIT_DONE, EXIT_ERROR, EXIT_STOPPED
 from jobjoker.parameters import Masker
 
@@ -115,6 +117,18 @@ class BlockWriter:
     def holding(self):
         """Whether entries wait for disk space (read without the lock: a hint)."""
         return self._refused
+
+    due = None  # a time.monotonic() at which the flusher must flush it even if not woken
+
+    def write_control(self, record):
+        """Append a framed control record (``spool.frame_control``) after the entries buffered
+        so far, so it keeps its place in the log; False when the disk refuses (the caller
+        keeps it and tries again)."""
+        with self._lock:
+            self._flush_locked()
+            if self._lines or self._owed or self._lost:
+                return False  # entries before it wait for room: so does it
+            return self._write_out(record, whole=True)
 
     def flush(self):
         """Append what is buffered to the spool file."""
@@ -283,11 +297,21 @@ class Flusher:
         for writer in self.writers:
             writer.flush()
 
+    def _timeout(self):
+        """How long the flusher may sleep: until a writer's ``due`` time (a progress record
+        held back), or ``RETRY_DELAY`` while one holds entries, else until woken."""
+        timeout = RETRY_DELAY if any(w.holding for w in self.writers) else None
+        dues = [w.due for w in self.writers if w.due is not None]
+        if dues:
+            wait = max(min(dues) - time.monotonic(), 0.0)
+            timeout = wait if timeout is None else min(timeout, wait)
+        return timeout
+
     def _loop(self):
         while True:
             # Entries held for want of disk space are retried now and then, even if the
             # worker logs nothing more.
-            self._event.wait(RETRY_DELAY if any(w.holding for w in self.writers) else None)
+            self._event.wait(self._timeout())
             time.sleep(FLUSH_DELAY)  # let a burst of entries gather into one block
             self._event.clear()
             try:
@@ -412,7 +436,10 @@ def run_job(spec):
     mask = Masker(spec.get("mask") or ())
     log = BlockWriter(_spool(spec, "log"), flusher, headed=True, mask=mask)
     response = BlockWriter(_spool(spec, "response"), flusher, headed=False, mask=mask)
-    flusher.writers.extend([log, response])
+    control = ControlWriter(log, flusher, mask,
+                            spec.get("max_result_bytes") or controls.DEFAULT_MAX_RESULT_BYTES,
+                            log.write)
+    flusher.writers.extend([log, response, control])
     flush_before_children(flusher)
     reserve = open_reserve(spec)
 
@@ -426,7 +453,7 @@ def run_job(spec):
     streams = sys.stdout, sys.stderr = LineStream(log, 1), LineStream(log, 2)
     worker_api._job_context = worker_api.JobContext(
         job_id=spec["job_id"], params=spec.get("params"), log_sink=log, response_sink=response,
-        is_active=lambda: not stop_requested.is_set())
+        is_active=lambda: not stop_requested.is_set(), control_sink=control)
     error = None
     try:
         cls = load_worker_class(spec["worker"], spec["worker_file"], spec.get("worker_source"))
@@ -451,6 +478,7 @@ def run_job(spec):
             stream.drain()
     except OSError:
         pass
+    control.close()  # the last progress, held back, is never lost
     for writer in (log, response):  # on a full disk: what was lost, said in the reserve's room
         writer.close(reserve)
     _release(reserve)  # the run-end record's room

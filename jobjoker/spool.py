@@ -14,6 +14,14 @@ the time they were read; a raw line ending in CRLF is stored without its ``\\r``
 stays: it is a progress rewrite, which the page shows as a terminal would), and a raw line still
 being rewritten with ``\\r`` is stored up to its last ``\\r`` at once, not when its newline comes.
 ``response.spool`` has only the entry writer and holds plain blocks.
+
+Control records travel in ``log.spool`` too, so they keep their order with the log, resume
+with its offsets after a restart and need no file of their own: ``CONTROL_MARK`` + the length +
+newline, then one JSON object (``frame_control``; what it may hold is ``jobjoker.controls``'s).
+``parse_log_spool`` hands each record's bytes to the caller (``controls``), unchecked: the job
+wrote them, so the server validates them. A record longer than ``control_limit`` is skipped
+unread, even when the job has not finished writing it (its length is known from the header),
+and noted as ``(length, None)``.
 ``MAX_ENTRY_BYTES`` bounds an entry, whatever wrote it: a longer one is stored as several.
 Imports nothing beyond the standard library (job processes load it).
 """
@@ -71,7 +79,9 @@ def complete_part(data):
 
 
 BLOCK_MARK = b"\x1e\x1fJJ"  # ASCII record/unit separators: never in text a program prints
-_BLOCK_HEADER = re.compile(rb"\x1e\x1fJJ(\d{1,9})\n")
+CONTROL_MARK = b"\x1e\x1fJC"  # a control record (progress, result) in a log spool
+_MARK = b"\x1e\x1fJ"  # what both marks begin with
+_HEADER = re.compile(rb"\x1e\x1fJ([JC])(\d{1,9})\n")
 
 
 def frame_block(block):
@@ -79,14 +89,23 @@ def frame_block(block):
     return BLOCK_MARK + b"%d\n" % len(block) + block
 
 
-def parse_log_spool(data, final=False, when=None, masker=None):
+def frame_control(record):
+    """``record`` (bytes: one JSON object) behind the header of a control record."""
+    return CONTROL_MARK + b"%d\n" % len(record) + record
+
+
+def parse_log_spool(data, final=False, when=None, masker=None, controls=None,
+                    control_limit=None):
     """Entries in the bytes of a log spool: ``(bytes consumed, block of entries)``.
 
     Stops before an incomplete headed block or raw line (more is on its way) unless ``final``
     (the job has ended: take everything). ``masker`` (a ``parameters.Masker``), when given,
     masks the entries made of raw output (the headed blocks come from the runner, which masked
     them already); a raw line cut before its newline is cut where no secret straddles the cut
-    (``Masker.safe_cut``), so each part masks whole.
+    (``Masker.safe_cut``), so each part masks whole. ``controls``, a list, gets each control
+    record as ``(length, bytes)`` (without ``controls`` they are dropped); one longer than
+    ``control_limit`` bytes as ``(length, None)``, skipped whole, so the bytes consumed may then
+    pass the end of ``data``.
     """
     masker = masker if masker else None
     mask_raw = masker.block if masker is not None else None
@@ -95,22 +114,28 @@ def parse_log_spool(data, final=False, when=None, masker=None):
     pieces, raw = [], []
     pos, end = 0, len(data)
     while pos < end:
-        if data.startswith(BLOCK_MARK, pos):
-            header = _BLOCK_HEADER.match(data, pos)
+        if data.startswith(_MARK, pos):
+            header = _HEADER.match(data, pos)
             if header is not None:
-                stop = header.end() + int(header.group(1))
-                if stop > end and not final:
+                length = int(header.group(2))
+                stop = header.end() + length
+                control = header.group(1) == b"C"
+                skipped = control and control_limit is not None and length > control_limit
+                if stop > end and not final and not skipped:
                     break  # the rest of this block is still being written
                 if raw:
                     pieces.append(_raw_entries(raw, when, mask_raw))
                     raw = []
-                pieces.append(data[header.end():stop])
-                pos = stop
+                if not control:
+                    pieces.append(data[header.end():stop])
+                elif controls is not None:
+                    controls.append((length, None if skipped else data[header.end():stop]))
+                pos = stop  # past the end: a record skipped unread (or torn, when final)
                 continue
             if end - pos < len(BLOCK_MARK) + 11 and not final:
                 break  # maybe a header cut short: wait for the rest
         newline = data.find(b"\n", pos)
-        mark = data.find(BLOCK_MARK, pos + 1, newline if newline >= 0 else end)
+        mark = data.find(_MARK, pos + 1, newline if newline >= 0 else end)
         if mark >= 0:  # a block was appended in the middle of a raw line: end the line there
             raw.append(data[pos:mark])
             pos = mark

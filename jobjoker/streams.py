@@ -2,13 +2,15 @@
 
 Contract: a ``JobFollower`` sends one subscriber, in order and exactly once, every log and
 response entry of a job from the requested offsets on, then each new one as it is appended, plus
-a ``status`` message at the start and on every change, and ``end`` once the job is final and all
-entries are out. Backlog comes from the log store in pages (read on the storage's reader
+a ``status`` message at the start and on every change, a ``progress`` message for each progress
+event (coalesced by the hub, never before the first ``status``), and ``end`` once the job is
+final and all entries are out. Backlog comes from the log store in pages (read on the storage's reader
 threads) and live entries from the event hub: the follower subscribes first and goes live only
 once a read of the store has reached the cursor *and* every entry announced meanwhile, so the
 boundary between the two has no gap and no duplicate. Copies of the job are ordered by their
-``revision``: an older one never follows a newer. An ``EventsFollower`` forwards every job and
-worker change. Both write through an ``Outbox``: a bounded queue drained by one task.
+``revision``: an older one never follows a newer (a ``progress`` message carries the revision
+of the change it tells, and counts as a copy). An ``EventsFollower`` forwards every job and
+worker change and every progress event. Both write through an ``Outbox``: a bounded queue drained by one task.
 A job follower that falls behind live entries stops queueing them and reads them from the store
 at its own pace instead; a subscriber that stops reading altogether (one write stalls for
 ``stall_timeout`` seconds) or overflows its outbox is closed with ``CLOSE_TOO_SLOW``. Either way
@@ -247,6 +249,7 @@ class JobFollower:
         self.outbox = outbox
         self.final_status = None
         self.revision = -1  # of the last copy of the job sent
+        self._early_progress = None  # a progress event that came before the first status
         self._wake = asyncio.Event()
         self._unsubscribe = None
         # The pump task: kept here because the loop holds only a weak reference to a task, and
@@ -279,6 +282,15 @@ class JobFollower:
         if self.final_status:
             self._wake.set()  # the pump sends "end" once caught up
 
+    def _send_progress(self, event):
+        if self.revision < 0:  # the first status is still being read: it goes first
+            self._early_progress = event
+            return
+        if event["revision"] <= self.revision:
+            return  # the copy sent already tells it, or something newer
+        self.revision = event["revision"]
+        self.outbox.put(json.dumps(event, ensure_ascii=False))
+
     def on_event(self, event):
         """Hub callback: queue live entries when caught up, else let the pump read them."""
         try:
@@ -286,6 +298,8 @@ class JobFollower:
                 self._on_entries(event)
             elif event["type"] == "usage":
                 self._on_usage(event["message"])
+            elif event["type"] == "progress":
+                self._send_progress(event)
             elif event["type"] == "job":
                 if event["action"] == "deleted":
                     self.outbox.shut(CLOSE_NORMAL, "job deleted")
@@ -366,6 +380,9 @@ class JobFollower:
         try:
             job = await self.storage.read(jobstore.get, self.job_id)
             self._send_status(job_to_dict(job))
+            if self._early_progress is not None:
+                self._send_progress(self._early_progress)
+                self._early_progress = None
             while not self.outbox.closed:
                 if self.outbox.size > self.outbox.limit // 4:
                     await self.outbox.drained(self.outbox.limit // 4)
@@ -406,9 +423,10 @@ class EventsFollower:
         self._unsubscribe = self.hub.subscribe(self.on_event, topic=CHANGES)
 
     def on_event(self, event):
+        if event["type"] == "entries":  # not a change (never on CHANGES); its cache is bytes
+            return
         try:
-            self.outbox.put(json.dumps({k: v for k, v in event.items() if k != "message"},
-                                       ensure_ascii=False))
+            self.outbox.put(json.dumps(event, ensure_ascii=False))
         except Closed:
             self.stop()
 

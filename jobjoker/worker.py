@@ -12,6 +12,10 @@ a worker) the same class runs with entries printed to stdout. Lean: standard lib
 import json
 import sys
 
+from jobjoker import controls
+
+_INF = float("inf")
+
 # Set by the runner, in the job process, before the worker class is instantiated.
 _job_context = None
 
@@ -20,12 +24,14 @@ class JobContext:
     """What a worker instance is bound to: its job and where its entries go."""
 
     def __init__(self, job_id=None, params=None, log_sink=None, response_sink=None,
-                 is_active=None):
+                 is_active=None, control_sink=None):
         self.job_id = job_id
         self.params = dict(params or {})
         self.log_sink = log_sink or _ConsoleSink("log")
         self.response_sink = response_sink or _ConsoleSink("response")
         self.is_active = is_active or (lambda: True)
+        # progress(fraction, message) and result(json_text): the runner's ControlWriter
+        self.control_sink = control_sink or _ConsoleControls()
 
 
 class _ConsoleSink:
@@ -36,6 +42,17 @@ class _ConsoleSink:
 
     def write(self, message):
         sys.__stdout__.write("[%s] %s\n" % (self.kind, message))
+
+
+class _ConsoleControls:
+    """Prints progress and results; what a worker reports to when run outside a job."""
+
+    def progress(self, fraction, message):
+        sys.__stdout__.write("[progress] %d%%%s\n" % (
+            round(fraction * 100), " " + message if message else ""))
+
+    def result(self, text):
+        sys.__stdout__.write("[result] %s\n" % text)
 
 
 def to_text(value):
@@ -71,6 +88,37 @@ class Worker:
     def response(self, message):
         """Append one entry to the job's response (any value; see ``to_text``)."""
         self._context.response_sink.write(to_text(message))
+
+    def progress(self, done, total=None, message=None):
+        """Tell how far the job is: ``done`` as a fraction from 0 to 1, or ``done`` of ``total``
+        when given; ``message`` (text, cut to 500 characters) says what it is doing. Cheap to
+        call often: the job writes at most about ten a second, and the last always. A value
+        out of range or not a number is ignored with a warning entry in the log."""
+        # The common case, checked in a few comparisons (a worker may call this per item): plain
+        # numbers in range (NaN fails every comparison, so it takes the careful way).
+        kind = type(done)
+        if (kind is float or kind is int) and (message is None or (
+                type(message) is str and len(message) <= controls.MAX_MESSAGE_CHARS)):
+            if total is None:
+                if 0 <= done <= 1:
+                    self._context.control_sink.progress(done, message)
+                    return
+            elif (type(total) is int or type(total) is float) and 0 <= done <= total < _INF \
+                    and total > 0:
+                self._context.control_sink.progress(done / total, message)
+                return
+        try:
+            fraction = controls.check_progress(done, total)
+        except ValueError as e:
+            self.log("WARNING: progress ignored: %s" % e)
+            return
+        self._context.control_sink.progress(fraction, controls.cut_message(message))
+
+    def result(self, value):
+        """Store ``value`` (any JSON value) as the job's result; the last call wins. Raises
+        ``TypeError`` when it is not JSON-serializable. One over the server's cap
+        (``--max-result-bytes``) is refused with an entry in the log, without raising."""
+        self._context.control_sink.result(controls.result_text(value))
 
     def is_active(self):
         """False once a stop was requested: long loops should check it and return."""

@@ -563,6 +563,7 @@ MATRIX = {
     ("/jobs/{id}/{stream}", "POST"): "operator",
     ("/jobs/{id}/{stream}/download", "GET"): "viewer",
     ("/jobs/{id}/pid", "GET"): "viewer",
+    ("/jobs/{id}/result", "GET"): "viewer",
     ("/jobs/{id}/pid", "PUT"): "operator",
     ("/jobs/{id}/usage", "GET"): "viewer",
     ("/jobs/{id}/stream", "GET"): "viewer",

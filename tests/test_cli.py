@@ -3,6 +3,7 @@ process: output as text and as JSON, exit codes, live following, and a password 
 from a flag."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -116,8 +117,8 @@ def test_run_without_follow_prints_the_id_and_jobs_commands_handle_it(jj, client
     job_id = result.stdout.strip()
     assert client.job(job_id)["status"] == "active"
     shown = jj("jobs", "show", job_id)
-    assert "status          active" in shown.stdout
-    assert 'parameters      {"count": 100, "sleep": 5}' in shown.stdout
+    assert re.search(r"^status +active$", shown.stdout, re.M)
+    assert re.search(r'^parameters +\{"count": 100, "sleep": 5\}$', shown.stdout, re.M)
     assert jj("jobs", "show", job_id, "--json").json["id"] == job_id
     listed = jj("jobs", "ls", "--worker", "TestWorker", "--status", "active")
     assert listed.stdout.split("\n")[0].split() == ["ID", "WORKER", "STATUS", "CREATED",

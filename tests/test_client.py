@@ -143,7 +143,7 @@ def test_invalid_worker_code_and_names_are_refused_with_the_servers_message(clie
 def test_jobs_create_list_start_read_append_and_delete(client):
     job = client.create_job("TestWorker", {"count": 2, "sleep": 0.05})
     assert job["status"] == "idle" and job["parameters"] == {"count": 2, "sleep": 0.05}
-    assert client.job(job["id"]) == job
+    assert client.job(job["id"]) == dict(job, result=None)  # GET /jobs/ID adds the result
     idle = client.jobs(status="idle", worker="TestWorker", limit=1000)
     assert job["id"] in [j["id"] for j in idle]
     started = client.start(job["id"])

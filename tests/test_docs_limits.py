@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from jobjoker import jobspec, logsearch
+from jobjoker import controls, jobspec, logsearch
 from jobjoker.accounts import MAX_PASSWORD, MAX_TOKEN_NAME, MIN_PASSWORD, USERNAME
 from jobjoker.config import Config
 from jobjoker.config_options import OPTIONS
@@ -136,6 +136,8 @@ def code_limits():
         "one log or response entry, as stored (UTF-8, newlines escaped, after its time stamp)":
             [MAX_ENTRY_BYTES],
         "a job's stored log (not its response)": [DEFAULTS.max_log_bytes],
+        "a job's result (`self.result()`), as compact UTF-8 JSON": [DEFAULTS.max_result_bytes],
+        "a job's `progress_message`": [controls.MAX_MESSAGE_CHARS],
         "a username": lengths(USERNAME.pattern),
         "a password": [MIN_PASSWORD, MAX_PASSWORD],
         "a token's `name`": [1, MAX_TOKEN_NAME],
@@ -159,7 +161,8 @@ def test_a_limit_set_by_an_option_shows_its_default():
                                               "max_body_memory", "max_page_bytes",
                                               "stream_memory", "max_connections",
                                               "max_connections_per_address",
-                                              "idle_connection_timeout", "search_seconds"}
+                                              "idle_connection_timeout", "search_seconds",
+                                              "max_result_bytes"}
     for name, row in limits_table().items():
         if set_by[name] is None:
             assert row["Set by"] == "fixed", name

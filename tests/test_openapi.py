@@ -26,6 +26,13 @@ OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "
 # The sizes the server of this module accepts, small so a test can exceed them cheaply.
 MAX_BODY, MAX_WORKER, MAX_PARAMETERS = 64 * 1024, 16 * 1024, 1024
 
+RESULTING_WORKER = b'''from jobjoker import Worker
+
+class Resulting(Worker):
+    def run(self):
+        self.progress(1, 2, "half")
+        self.result({"rows": [1, "two", None]})
+'''
 SCRATCH_WORKER = b'''from jobjoker import Worker
 
 
@@ -614,6 +621,14 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     pid = await expect(200, "GET", "/jobs/%s/pid" % job_id)
     assert isinstance(pid.data[0]["pid"], int)
     await expect(200, "GET", "/jobs/%s/usage" % job_id)
+    await expect(404, "GET", "/jobs/%s/result" % job_id)  # Foobar stores none
+    await expect(201, "PUT", "/workers/Resulting", RESULTING_WORKER, headers=python)
+    resulting = await expect(201, "POST", "/jobs", {"worker": "Resulting", "start": True})
+    await wait_for_status(resulting.data[0]["id"])
+    with_result = await expect(200, "GET", "/jobs/%s" % resulting.data[0]["id"])
+    assert with_result.data[0]["result"] == {"rows": [1, "two", None]}
+    alone = await expect(200, "GET", "/jobs/%s/result" % resulting.data[0]["id"])
+    assert alone.data == [{"rows": [1, "two", None]}]
     log = await expect(200, "GET", "/jobs/%s/log" % job_id)
     assert "foobar" in [entry["message"] for entry in log.data]
     assert int(log.headers["X-Total-Count"]) == len(log.data)

@@ -4,8 +4,12 @@
 // index.html. open(id) shows that job: it reads the job, then follows /jobs/ID/stream from near
 // the end of each stream (TAIL entries back; earlier ones load on demand), so opening a job with
 // a million log lines costs what opening one with a thousand does. update(job) applies a newer
-// copy of the job (from the live feed); deleted(id) says it is gone; tick() refreshes the
-// running duration; close() stops following.
+// copy of the job (from the live feed); progress(message) applies a live progress event (a
+// bar with the time left among the facts, progress.js); deleted(id) says it is gone; tick()
+// refreshes the running duration and the time left; close() stops following. The job's
+// structured result, when it has one, is shown pretty-printed (as text) in its Result section:
+// GET /jobs/ID carries it; a live copy does not, so it is read again (GET /jobs/ID/result)
+// when its size changes or the job ends.
 //
 // Start, Stop, Kill and Delete are enabled only when the job's status allows them (the table in
 // jobstates.js, a copy of the server's), following the status live; a line under them says what
@@ -22,6 +26,7 @@ import {allows, supersedes, whyNot} from "./jobstates.js";
 import {JobStream} from "./jobstream.js";
 import {attempt} from "./notices.js";
 import {UsageChart} from "./usagechart.js";
+import {progressView, refreshProgress, withProgress} from "./progress.js";
 
 export const TAIL = PAGE; // entries shown when a job is opened; "load earlier" fetches the rest
 
@@ -48,6 +53,9 @@ export class JobDetail {
     this.badge = $("#job-detail-status", root);
     this.streamState = $("#job-detail-stream", root);
     this.facts = $("#job-detail-facts", root);
+    this.resultBox = $("#job-detail-result", root);
+    this.resultText = $("#job-detail-result-text", root);
+    this.resultKey = null; // what the result shown was read for (see showResult)
     this.notice = $("#job-detail-notice", root);
     this.buttons = [...root.querySelectorAll("[data-command]")];
     for (const button of this.buttons) {
@@ -99,6 +107,7 @@ export class JobDetail {
     const reply = await attempt(() => request("GET", jobPath(id)));
     if (!reply || this.opening !== id) return; // failed, or another job was opened meanwhile
     this.job = stampReceived(reply.data[0]);
+    this.resultKey = null;
     this.gone = false;
     this.empty.hidden = true;
     this.body.hidden = false;
@@ -166,6 +175,37 @@ export class JobDetail {
     this.usage.jobChanged(this.job);
   }
 
+  progress(message) {
+    const job = withProgress(this.job, message);
+    if (!job) return;
+    this.job = job;
+    const view = this.facts.querySelector("[data-progress]");
+    if (view) refreshProgress(view, job);
+    else this.render();
+  }
+
+  /** The Result section: the value pretty-printed, read again when it may have changed. */
+  showResult(job) {
+    if (job.result_size === null || job.result_size === undefined) {
+      this.resultBox.hidden = true;
+      return;
+    }
+    this.resultBox.hidden = false;
+    const key = `${job.id} ${job.result_size} ${FINAL.includes(job.status)}`;
+    if ("result" in job) {
+      this.resultKey = key;
+      this.resultText.textContent = JSON.stringify(job.result, null, 2);
+      return;
+    }
+    if (this.resultKey === key) return;
+    this.resultKey = key;
+    attempt(() => request("GET", jobPath(job.id, "/result"))).then((reply) => {
+      if (reply && this.jobId === job.id && this.resultKey === key) {
+        this.resultText.textContent = JSON.stringify(reply.data[0], null, 2);
+      }
+    });
+  }
+
   deleted(id) {
     if (!this.job || this.job.id !== id) return;
     this.gone = true;
@@ -198,6 +238,8 @@ export class JobDetail {
     if (this.job && this.job.status === "active") {
       const cell = this.facts.querySelector("[data-fact=duration]");
       if (cell) cell.textContent = formatDuration(jobDuration(this.job));
+      const view = this.facts.querySelector("[data-progress]");
+      if (view) refreshProgress(view, this.job);
     }
   }
 
@@ -231,10 +273,13 @@ export class JobDetail {
     if (job.stop_requested !== null) rows.push(["Stop asked", time(job.stop_requested)]);
     if (job.exit_code !== null || job.exit_signal !== null) rows.push(["Exit", exitText(job)]);
     if (job.error) rows.push(["Error", el("span", {class: "fact-error", text: job.error})]);
+    const progress = progressView(job);
+    if (progress) rows.push(["Progress", progress]);
     rows.push(["Parameters", el("pre", {class: "params-full",
       text: JSON.stringify(job.parameters ?? {}, null, 2)})]);
     replaceContent(this.facts, rows.map(([term, ...value]) =>
       el("div", {class: "fact"}, el("dt", {text: term}), el("dd", {}, ...value))));
+    this.showResult(job);
   }
 
   /** A click on an action: Start goes at once; the others ask first, beside the buttons. */

@@ -10,7 +10,8 @@
 // X-Total-Count header (the envelope's `total` counts only the page); without the header it
 // shows the range alone. The count then follows created and deleted jobs from the feed; a
 // status change under a status filter moves it only for jobs on the page, and every load
-// reads it afresh.
+// reads it afresh. A job that reports progress shows a bar under its status, with the time
+// left (progress.js), moved live by the feed's progress events.
 //
 // Snapshot and feed race: a page requested before an event but answered after it would undo
 // that event, so events that arrive while a page loads are applied again on top of it.
@@ -21,6 +22,7 @@ import {compactJSON, formatCount, formatDuration, formatShortTime, formatTime, j
   machineTime, stampReceived} from "./format.js";
 import {supersedes} from "./jobstates.js";
 import {attempt} from "./notices.js";
+import {progressView, refreshProgress, withProgress} from "./progress.js";
 
 export const PAGE_SIZE = 20;
 const REPLAY_LIMIT = 500;
@@ -37,6 +39,7 @@ export class JobsList {
     this.recent = []; // the last events, to replay over a page that was loading meanwhile
     this.loadToken = 0;
     this.durationCells = new Map();
+    this.progressViews = new Map(); // job id -> its bar in the list, updated in place
     this.tbody = $("#jobs-rows");
     this.emptyNote = $("#jobs-empty");
     this.range = $("#jobs-range");
@@ -53,6 +56,10 @@ export class JobsList {
     $("#jobs-newer-button").addEventListener("click", () => this.goTo(0));
     workers.subscribe((list) => this.fillWorkerFilter(list));
     live.subscribe((message) => {
+      if (message.type === "progress") {
+        this.progress(message);
+        return;
+      }
       if (message.type !== "job") return;
       this.counter++;
       this.recent.push({counter: this.counter, message});
@@ -136,6 +143,19 @@ export class JobsList {
     }
   }
 
+  /** A live progress event: the row's bar (in place) and the opened job's. */
+  progress(message) {
+    this.detail.progress(message);
+    const index = this.rows.findIndex((row) => row.id === message.job);
+    if (index < 0) return;
+    const job = withProgress(this.rows[index], message);
+    if (!job) return; // older than the copy shown
+    this.rows[index] = job;
+    const view = this.progressViews.get(job.id);
+    if (view) refreshProgress(view, job);
+    else this.render();
+  }
+
   /** Follow the number of matching jobs through one change (see the contract). */
   count(action, job, shown) {
     if (this.total === null) return;
@@ -170,6 +190,7 @@ export class JobsList {
     const focused = document.activeElement && document.activeElement.closest("#jobs-rows tr");
     const focusedId = focused && focused.dataset.id;
     this.durationCells.clear();
+    this.progressViews.clear();
     replaceContent(this.tbody, this.rows.map((job) => this.row(job)));
     if (focusedId) {
       const button = this.tbody.querySelector(`tr[data-id="${CSS.escape(focusedId)}"] button`);
@@ -197,6 +218,8 @@ export class JobsList {
       text: formatDuration(jobDuration(job))});
     if (job.status === "active") this.durationCells.set(job.id, duration);
     const parameters = compactJSON(job.parameters);
+    const progress = progressView(job);
+    if (progress) this.progressViews.set(job.id, progress);
     return el("tr", {class: selected ? "selected" : "", dataset: {id: job.id},
       on: {click: (event) => {
         if (!event.target.closest("button")) this.open(job.id, {reveal: true});
@@ -209,7 +232,7 @@ export class JobsList {
           el("span", {class: "row-worker", text: job.worker}),
           el("span", {class: "row-id", text: job.id.slice(-6), attrs: {"aria-hidden": "true"}}))),
       el("td", {class: "cell-status", dataset: {label: "Status"}},
-        el("span", {class: `badge status-${job.status}`, text: job.status})),
+        el("span", {class: `badge status-${job.status}`, text: job.status}), progress),
       el("td", {class: "cell-time", dataset: {label: "Started"}}, time(job.starttime)),
       el("td", {class: "cell-time", dataset: {label: "Stopped"}}, time(job.stoptime)),
       duration,
@@ -221,6 +244,8 @@ export class JobsList {
     for (const job of this.rows) {
       const cell = this.durationCells.get(job.id);
       if (cell) cell.textContent = formatDuration(jobDuration(job));
+      const view = this.progressViews.get(job.id);
+      if (view) refreshProgress(view, job); // the time left moves on
     }
   }
 }
