@@ -1,4 +1,4 @@
-"""Case 10, the cost of sampling jobs' resource use (``--usage-interval``, jobjoker.usage).
+"""Case 11, the cost of sampling jobs' resource use (``--usage-interval``, jobjoker.usage).
 
 1. **The sampler's own CPU** with 200 sleeping jobs (quick: 40), as % of one core at one pass a
    second: the pass the server's sampler thread makes (``GroupSampler.sample``, its
