@@ -30,6 +30,8 @@ setup(
         "prometheus_client>=0.20,<1",
         # Names each job's process (`jobjoker job <id> <worker>`) and the supervisor's in ps.
         "setproctitle>=1.3.3,<2",
+        # Samples the CPU time and memory of each running job's process group (usage_sampler).
+        "psutil~=7.2",
     ],
     extras_require={
         "postgresql": ["psycopg2-binary>=2.9"],

@@ -5,6 +5,10 @@ with the N jobs running (utime + stime from /proc/PID/stat).
 
 Baselines in the same run: the USS of a bare ``python -c "import time; time.sleep(60)"``, and
 the server's RSS and idle CPU before any job was started.
+
+The server runs with ``--usage-interval 0``: the target is the cost of holding idle jobs, and
+watching them is a cost of its own, measured by the ``usage`` case (here reported too: the
+sampler's pass over these jobs' groups, as % of one core at one pass a second).
 """
 import asyncio
 import statistics
@@ -12,6 +16,7 @@ import subprocess
 import time
 
 from bench import workers
+from bench.case_usage import sampler_cost
 from bench.harness import (PYTHON, BenchServer, HTTPConnection, Scratch, cpu_seconds, rss_bytes,
                            uss_bytes, value_row)
 
@@ -70,7 +75,8 @@ def run(options):
     count = 50 if options.quick else 1000
     window = 3.0 if options.quick else 10.0
     with Scratch("memory") as tmp:
-        with BenchServer(tmp, {"Sleeper": workers.SLEEPER}) as server:
+        with BenchServer(tmp, {"Sleeper": workers.SLEEPER},
+                         args=["--usage-interval", "0"]) as server:
             server_pid = server.process.pid
             supervisor_pid = server.supervisor_pid
             time.sleep(1.0)
@@ -85,6 +91,7 @@ def run(options):
             jobs_cpu = cpu_percent(pids, 1.0)
             server_rss = rss_bytes(server_pid)
             supervisor_rss, supervisor_uss = rss_bytes(supervisor_pid), uss_bytes(supervisor_pid)
+            per_pass, _ = sampler_cost(pids, 5)
             status, body = server.get("/health")
             running = body["data"][0]["running_jobs"] if status == 200 else None
     bare_uss, bare_rss = bare_python_uss()
@@ -104,6 +111,8 @@ def run(options):
                   server_cpu, "% of a core"),
         value_row("server CPU over %.0f s idle, no job" % window, empty_cpu, "% of a core",
                   baseline=True),
+        value_row("sampler pass over the %d jobs' groups (usage case): %% of one core at 1 Hz"
+                  % count, round(per_pass * 100, 2), "%", info=True),
         value_row("supervisor RSS / USS with %d jobs" % count, round(supervisor_rss / MB, 1),
                   "MB", info=True, uss=round(supervisor_uss / MB, 1)),
         value_row("supervisor CPU (1 s) / all %d jobs' CPU (1 s)" % count, supervisor_cpu,

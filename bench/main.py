@@ -32,6 +32,7 @@ CASES = {
     "load": "bench.case_load",
     "abuse": "bench.case_abuse",
     "search": "bench.case_search",
+    "usage": "bench.case_usage",
     "progress": "bench.case_progress",
 }
 

@@ -87,6 +87,7 @@ class Adoption:
                 running.supervisor = supervisor
                 self._arm_escalation(running, job.stop_deadline)
                 log.info("job %s: adopted running pid %s", job.id, record["pid"])
+                self.usage.watch(job.id, record["pid"], resume=True)
                 if job.pid is None:  # started, but the server died before it stored the pid
                     unrecorded[job.id] = record
                 continue
@@ -200,6 +201,7 @@ class Adoption:
         IOLoop.current().add_handler(pidfd, lambda fd, events: self._orphan_exited(job.id),
                                      IOLoop.READ)
         self._arm_escalation(running, job.stop_deadline)
+        self.usage.watch(job.id, job.pid, resume=True)
         log.warning("job %s: adopted orphan pid %s without its supervisor", job.id, job.pid)
         return True
 

@@ -41,6 +41,7 @@ from jobjoker.handlers import pages as page_routes
 from jobjoker.handlers import session as session_routes
 from jobjoker.handlers import streams as stream_routes
 from jobjoker.handlers import tokens as token_routes
+from jobjoker.handlers import usage as usage_routes
 from jobjoker.handlers import users as user_routes
 from jobjoker.handlers import workers as workers_routes
 from jobjoker.events import EventHub
@@ -69,7 +70,7 @@ GIL_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 # and a line here.
 HANDLER_MODULES = [health_routes, page_routes, workers_routes, jobs_routes, stream_routes,
                    code_routes, session_routes, user_routes, token_routes, audit_routes,
-                   metrics_routes]
+                   metrics_routes, usage_routes]
 
 
 def routes():
@@ -217,7 +218,7 @@ class JobJokerServer:
                                  self.credential_watch),
             "credential_watch": self.credential_watch,
             "audit": audit, "logstore": logstore, "hub": hub, "storage": storage,
-            "metrics": self.metrics}, self.health)
+            "metrics": self.metrics, "usage": self.processes.usage}, self.health)
         self.metrics.watch(storage, jobstore.count_by_status, self.supervisors,
                            lambda: len(self.app.settings["open_streams"]))
         self.credential_watch.start()

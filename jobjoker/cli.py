@@ -105,6 +105,8 @@ HELP = {
                   "no request lines (default on)",
     "slow_callback_seconds": "log a warning with the code that holds the IOLoop this many "
                              "seconds or more (default 0.25; 0: never)",
+    "usage_interval": "seconds between samples of each running job's CPU time and memory "
+                      "(default 1; 0: not sampled)",
 }
 
 

@@ -11,6 +11,7 @@ import json
 import sys
 
 TIME_FIELDS = {"created", "starttime", "stoptime", "stop_requested", "modified"}
+SIZE_FIELDS = {"rss_bytes", "max_rss_bytes"}  # a job's memory, shown in MiB
 RESPONSE_HEADER = "--- response ---"  # after a followed job's log, before its response
 
 
@@ -56,6 +57,10 @@ def format_value(key, value):
         return "-"
     if key in TIME_FIELDS:
         return format_time(value)
+    if key == "cpu_seconds":
+        return "%.2f s" % value
+    if key in SIZE_FIELDS:
+        return "%.1f MiB" % (value / 1024 / 1024)
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False)
     return str(value)

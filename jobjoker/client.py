@@ -146,6 +146,11 @@ class Client(Transport):
         """One job, as the API describes it (``status``, ``exit_code``, ``error``, ...)."""
         return self._item("GET", "/jobs/" + quote(job_id))
 
+    def usage(self, job_id):
+        """The job's CPU time and memory: ``cpu_seconds``, ``rss_bytes``, ``max_rss_bytes``,
+        ``sampling``, ``step`` and ``points`` (``[t, cpu_seconds, rss_bytes]``, oldest first)."""
+        return self._item("GET", "/jobs/%s/usage" % quote(job_id))
+
     def jobs(self, status=None, worker=None, offset=0, limit=50):
         """A page of jobs, newest first, optionally of one status and/or worker."""
         return self._data("GET", "/jobs", status=status, worker=worker, offset=offset,

@@ -106,6 +106,7 @@ class Config:
     log_format: str = "text"  # LOG_FORMATS: "json" is one object per line
     access_log: bool = True  # a line per request (probes of /health and /metrics at DEBUG)
     slow_callback_seconds: float = 0.25  # log what holds the IOLoop this long (0: never)
+    usage_interval: float = 1.0  # seconds between samples of running jobs' resources (0: off)
     # The keys of the secret parameters (SECRET_KEY_VARIABLE), from the environment only: never
     # a flag (ps shows those) nor the config file. Empty: the data dir's key file.
     secret_keys: tuple = dataclasses.field(default=(), repr=False)

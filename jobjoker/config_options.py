@@ -138,6 +138,7 @@ OPTIONS = {
     "log_format": ("JOBJOKER_LOG_FORMAT", str),
     "access_log": ("JOBJOKER_ACCESS_LOG", _flag),
     "slow_callback_seconds": ("JOBJOKER_SLOW_CALLBACK_SECONDS", float),
+    "usage_interval": ("JOBJOKER_USAGE_INTERVAL", float),
 }
 
 

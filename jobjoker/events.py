@@ -7,6 +7,8 @@ and skipped, never allowed to break the publisher. Events are dicts with a ``typ
    shows it...}}   ("updated": a field other than the status changed, e.g. the pid)
   {"type": "entries", "job_id": J, "stream": "log"|"response", "seq": K, "block": bytes, "count": N}
   {"type": "worker", "action": "saved"|"deleted", "name": NAME}
+  {"type": "usage", "job_id": J, "message": TEXT}   (a running job's latest resource sample,
+   published by jobjoker.usage only while the job has followers; TEXT is its stream message)
   {"type": "progress", "job": J, "progress": P, "message": M, "revision": R}
 Progress events are coalesced per job: at most one every ``PROGRESS_INTERVAL`` seconds goes to
 the subscribers; one that comes sooner is held (a newer one replaces it) and sent when the
@@ -32,7 +34,7 @@ PROGRESS_INTERVAL = 0.1  # seconds between two progress events of a job (~10 a s
 
 def topics_of(event):
     """The topics an event is published to (besides ``ALL``)."""
-    if event["type"] == "entries":
+    if event["type"] in ("entries", "usage"):
         return (event["job_id"],)
     if event["type"] == "job":
         return (event["job"]["id"], CHANGES)

@@ -465,3 +465,19 @@ def set_log_cap(job_id, marker=None, log_bytes=None, dropped=None):
                                                ("log_dropped", dropped)) if value is not None}
     fields[Job.revision.name] = ONE_MORE
     Job.update(**fields).where(Job.id == job_id).execute()
+
+
+# --- resource use --------------------------------------------------------------------------------
+
+def record_usage(tx, job_id, cpu_seconds, rss_bytes, max_rss_bytes):
+    """Set a running (active or paused) job's resource figures, unannounced (its stream carries
+    them live: ``jobjoker.usage``); returns whether the job was running. One statement, no read:
+    the sampler's batches write many jobs at a time."""
+    values = {"cpu": cpu_seconds, "rss": rss_bytes, "max rss": max_rss_bytes, "job id": job_id,
+              **{"running %d" % i: status for i, status in enumerate(RUNNING)}}
+    return bool(execute("record_usage", lambda: Job.update({
+        Job.cpu_seconds: param("cpu"), Job.rss_bytes: param("rss"),
+        Job.max_rss_bytes: param("max rss"), Job.revision: ONE_MORE}).where(
+            Job.id == param("job id"),
+            Job.status.in_([param("running %d" % i) for i in range(len(RUNNING))])),
+        values).rowcount)

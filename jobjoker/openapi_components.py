@@ -15,6 +15,7 @@ from jobjoker.paging import DEFAULT_SIZES, MAX_OFFSET, largest
 from jobjoker.parameters import MASK
 from jobjoker.parameters import TYPES as PARAMETER_TYPES
 from jobjoker.states import COMMANDS, JobStatus
+from jobjoker.usage_series import DEFAULT_CAP
 from jobjoker.workers import NAME_PATTERN, NAME_RULE
 
 STATUSES = [status.value for status in JobStatus]
@@ -204,6 +205,7 @@ def item_schemas():
             "id": {"type": "string"},
             "pid": nullable({"type": "integer"}),
         }),
+        "Usage": usage_schema(),
         "Health": strict_object("The server is ready, as the signed-in see it.", {
             "status": {"type": "string", "enum": ["ok"]},
             "version": {"type": "string", "example": __version__},
@@ -327,6 +329,38 @@ def token_properties():
     }
 
 
+def usage_schema():
+    """``GET /jobs/{id}/usage``'s item (``jobjoker.usage``)."""
+    point = {"type": "array", "minItems": 3, "maxItems": 3, "items": {"type": "number"},
+             "description": "`[t, cpu_seconds, rss_bytes]`: when (epoch seconds), the group's "
+                            "CPU time so far (it only grows: the CPU use between two points is "
+                            "their difference over their times), and the highest summed RSS "
+                            "of the samples the point stands for.",
+             "example": [1796129303.5, 12.25, 209715200]}
+    return strict_object(
+        "A job's CPU time and memory, of its whole process group (null: never measured).", {
+            "id": {"type": "string"},
+            "cpu_seconds": nullable({"type": "number", "minimum": 0, "description":
+                                     "User + system CPU time so far (at the end: the higher "
+                                     "of the sampled figure and the exact one of its exit)."}),
+            "rss_bytes": nullable({"type": "integer", "minimum": 0, "description":
+                                   "Summed resident memory at the last sample."}),
+            "max_rss_bytes": nullable({"type": "integer", "minimum": 0, "description":
+                                       "The highest summed resident memory sampled (or its "
+                                       "exit's peak, if higher)."}),
+            "sampling": {"type": "boolean", "description":
+                         "Whether this server samples it now (it runs here, and "
+                         "--usage-interval is not 0); the figures are then the latest."},
+            "step": nullable({"type": "number", "minimum": 0, "description":
+                              "Seconds between points: the sampling interval for the first "
+                              "%d points, then doubled each time the series is full (null "
+                              "without points)." % DEFAULT_CAP}),
+            "points": {"type": "array", "maxItems": DEFAULT_CAP, "items": point,
+                       "description": "The series, oldest first; its first and last points "
+                                      "are the first and latest samples."},
+        })
+
+
 # envelope name -> (item, description, how many items: "one" or "many")
 ENVELOPES = {
     "JobEnvelope": ("Job", "One job.", "one"),
@@ -337,6 +371,7 @@ ENVELOPES = {
     "AppendedEntryEnvelope": ("AppendedEntry", "The entry appended.", "one"),
     "StatusEnvelope": ("StatusItem", "A job's status.", "one"),
     "PidEnvelope": ("PidItem", "A job's pid.", "one"),
+    "UsageEnvelope": ("Usage", "A job's resource use.", "one"),
     "JobWithResultEnvelope": ("JobWithResult", "One job, with its result.", "one"),
     "ResultEnvelope": ("ResultValue", "A job's result, alone.", "one"),
     "HealthEnvelope": ("HealthReply", "The server's readiness.", "one"),

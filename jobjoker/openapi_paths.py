@@ -324,6 +324,18 @@ def _job_paths(config):
                 {}, errors=["404", "405"],
                 description="Always 405 for an existing job: use PUT /jobs/{id}/status."),
         },
+        "/jobs/{id}/usage": {
+            "parameters": job_id,
+            "get": operation(
+                "getJobUsage", "jobs", "Read a job's CPU time and memory, with their series",
+                {"200": json_reply("Its figures and series: live while it runs here, as "
+                                   "stored otherwise (all null and no points for a job never "
+                                   "sampled).", "UsageEnvelope")},
+                errors=["404"],
+                description="Sampled every --usage-interval seconds over the job's whole "
+                            "process group. The job's stream carries each sample live "
+                            "(`usage` messages, docs/streams.md)."),
+        },
         "/jobs/{id}/result": {
             "parameters": job_id,
             "get": operation("getJobResult", "jobs", "Read a job's structured result",
@@ -342,7 +354,8 @@ def _job_paths(config):
                                         "messages: `status` (now and on every change), `log` and "
                                         "`response` (`seq` and `entries`, backlog first, then "
                                         "live, no gap, no duplicate), `progress` (coalesced: at "
-                                        "most ~10 a second) and `end` once the job is "
+                                        "most ~10 a second), `usage` (its latest CPU and "
+                                        "memory sample, while it runs) and `end` once the job is "
                                         "final and everything was sent; then it closes (1000). "
                                         "A subscriber that stops reading is closed with 1013. "
                                         "See docs/streams.md."}},

@@ -39,6 +39,7 @@ from jobjoker.secretbox import SecretsUnreadable
 from jobjoker.states import FINAL_STATES, JobStatus, describe
 from jobjoker.storage import detached
 from jobjoker.supervisors import Supervisors
+from jobjoker.usage import UsageMonitor
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class ProcessManager(Adoption):
         self.ingester = Ingester(storage, logstore, config.max_result_bytes)
         self.supervisors = Supervisors(config.run_dir, self._on_supervisor_event,
                                        self.adopt_jobs, self._on_supervisor_gone)
+        self.usage = UsageMonitor(storage, config.usage_interval)  # jobjoker.usage
 
     @property
     def supervisor(self):
@@ -105,6 +107,7 @@ class ProcessManager(Adoption):
         """Connect to (or start) the supervisor and re-adopt this node's active jobs."""
         jobdir.create(self.jobs_dir)
         self.ingester.start()
+        self.usage.start()
         await self.supervisors.connect()
         await self.adopt_jobs()
         await self.supervisors.drain_others()
@@ -118,6 +121,7 @@ class ProcessManager(Adoption):
         await self.supervisors.close(shutdown=kill_jobs, kill_jobs=kill_jobs)
         # Ends being recorded finish first: the storage closes after us.
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.usage.close()
         for running in self.running.values():
             self._forget_pidfd(running)
 
@@ -201,6 +205,8 @@ class ProcessManager(Adoption):
                 self.running.pop(running.job_id, None)
                 self.ingester.untrack(running.job_id)
             running.launched.set_result(running.job_id not in failed)
+            if running.job_id in started:
+                self.usage.watch(running.job_id, started[running.job_id]["pid"])
         return [(recorded[job.id], failed.get(job.id)) for job in jobs]
 
     def _record_starts(self, tx, started, failed, also):
@@ -348,12 +354,14 @@ class ProcessManager(Adoption):
             status, how = await self.storage.transaction(self._record_end, running, exit_record)
         except NotFound:
             self.running.pop(job_id, None)
+            self.usage.forget(job_id)
         except Exception as e:
             self.ingester.failed(job_id, e, "recording its end")
             IOLoop.current().call_later(RETRY_DELAY, lambda: self._in_background(
                 self._finish(running, exit_record)))
         else:
             self.running.pop(job_id, None)
+            self.usage.forget(job_id)
             self.ingester.recovered(job_id)
             log.info("job %s: %s (%s)", job_id, describe(status), how)
 
@@ -376,6 +384,7 @@ class ProcessManager(Adoption):
         # Stamped with the end itself, not with when it was recorded (a restart, maybe).
         self.logstore.append_message(tx, job_id, "log", ended_message(
             status, how, stoptime - (job.starttime or stoptime), evidence), stoptime)
+        self.usage.record_end(tx, job, exit_record)  # its resource figures, before the status
         try:
             jobstore.transition(tx, job_id, status, stoptime=stoptime,
                                 exit_code=exit_record.get("returncode"),

@@ -296,6 +296,8 @@ class JobFollower:
         try:
             if event["type"] == "entries":
                 self._on_entries(event)
+            elif event["type"] == "usage":
+                self._on_usage(event["message"])
             elif event["type"] == "progress":
                 self._send_progress(event)
             elif event["type"] == "job":
@@ -325,6 +327,13 @@ class JobFollower:
                 return
             self.outbox.put(message)
             self.cursor[stream] = seq + count
+
+    def _on_usage(self, message):
+        # A live figure, not an entry: after the first status, never after the end, and left
+        # out when the subscriber is busy (the next sample follows within seconds).
+        if self.revision >= 0 and not self.final_status and self.outbox.has_room(len(
+                message)) and self.outbox.size + len(message) <= self.outbox.limit // 2:
+            self.outbox.put(message)
 
     def _fall_behind(self, stream):
         self.behind[stream] = True

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from jobjoker import controls, jobspec, logsearch
+from jobjoker import controls, jobspec, logsearch, usage_series
 from jobjoker.accounts import MAX_PASSWORD, MAX_TOKEN_NAME, MIN_PASSWORD, USERNAME
 from jobjoker.config import Config
 from jobjoker.config_options import OPTIONS
@@ -138,6 +138,7 @@ def code_limits():
         "a job's stored log (not its response)": [DEFAULTS.max_log_bytes],
         "a job's result (`self.result()`), as compact UTF-8 JSON": [DEFAULTS.max_result_bytes],
         "a job's `progress_message`": [controls.MAX_MESSAGE_CHARS],
+        "a job's resource series (`GET /jobs/ID/usage`)": [usage_series.DEFAULT_CAP],
         "a username": lengths(USERNAME.pattern),
         "a password": [MIN_PASSWORD, MAX_PASSWORD],
         "a token's `name`": [1, MAX_TOKEN_NAME],

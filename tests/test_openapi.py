@@ -620,6 +620,7 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     assert status.data == [{"id": job_id, "status": "done"}]
     pid = await expect(200, "GET", "/jobs/%s/pid" % job_id)
     assert isinstance(pid.data[0]["pid"], int)
+    await expect(200, "GET", "/jobs/%s/usage" % job_id)
     await expect(404, "GET", "/jobs/%s/result" % job_id)  # Foobar stores none
     await expect(201, "PUT", "/workers/Resulting", RESULTING_WORKER, headers=python)
     resulting = await expect(201, "POST", "/jobs", {"worker": "Resulting", "start": True})
@@ -704,7 +705,7 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
         await expect(200, "DELETE", "/jobs/%s" % deleted_id)
     await expect(404, "GET", "/jobs/%s" % job_id)
     await expect(404, "DELETE", "/jobs/%s" % job_id)
-    for suffix in ("status", "pid", "log", "response"):
+    for suffix in ("status", "pid", "log", "response", "usage"):
         await expect(404, "GET", "/jobs/%s/%s" % (job_id, suffix))
     await expect(404, "PUT", "/jobs/%s/status" % job_id, "start")
     await expect(404, "PUT", "/jobs/%s/pid" % job_id, "1")

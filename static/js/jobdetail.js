@@ -28,6 +28,7 @@ import {allows, supersedes, whyNot} from "./jobstates.js";
 import {JobCodeView} from "./jobcode.js";
 import {JobStream} from "./jobstream.js";
 import {attempt} from "./notices.js";
+import {UsageChart} from "./usagechart.js";
 import {progressView, refreshProgress, withProgress} from "./progress.js";
 
 export const TAIL = PAGE; // entries shown when a job is opened; "load earlier" fetches the rest
@@ -98,6 +99,8 @@ export class JobDetail {
     this.response = new EntryView({id: "job-response", title: "Response",
       fetchPage: fetchPage("response"), onWantLatest: () => this.restartStream("response")});
     $("#job-detail-entries", root).append(this.log.element, this.response.element);
+    this.usage = new UsageChart(); // its CPU and memory charts, above the log
+    $("#job-detail-entries", root).before(this.usage.element);
   }
 
   get jobId() {
@@ -127,6 +130,7 @@ export class JobDetail {
     this.log.reset(from.log);
     this.response.reset(from.response);
     this.startStream(from);
+    this.usage.open(id);
     this.onOpened(this.job);
   }
 
@@ -138,6 +142,7 @@ export class JobDetail {
       onEntries: (stream, seq, entries) => this[stream].append(seq, entries),
       onDeleted: () => this.deleted(id),
       onState: (state) => { this.streamState.textContent = STREAM_STATES[state] ?? ""; },
+      onUsage: (message) => this.usage.sample(message),
     });
     this.stream.open();
   }
@@ -164,6 +169,7 @@ export class JobDetail {
     this.stopStream();
     this.opening = null;
     this.job = null;
+    this.usage.close();
     this.body.hidden = true;
     this.empty.hidden = false;
     this.onClosed();
@@ -173,6 +179,7 @@ export class JobDetail {
     if (!this.job || job.id !== this.job.id || !supersedes(job, this.job)) return;
     this.job = stampReceived({...job});
     this.render();
+    this.usage.jobChanged(this.job);
   }
 
   progress(message) {

@@ -9,6 +9,8 @@
 //   onDeleted()                        the job was deleted (or is gone when reconnecting)
 //   onState(state)                     "connecting", "live", "reconnecting", "closed", or
 //                                      "refused" (the server refuses this page's origin)
+//   onUsage(message)                   a `usage` message: the running job's latest CPU and
+//                                      memory sample (usagechart.js draws them)
 // next = {log, response} is the index of the next entry of each stream. After an unexpected
 // close (a server restart, the network, a 1013 "too slow") it reconnects with log_from and
 // response_from set to `next`, which the server's protocol guarantees continues with no gap and
@@ -22,10 +24,10 @@ const MAX_DELAY_MS = 8000;
 
 export class JobStream {
   constructor(jobId, {logFrom = 0, responseFrom = 0, onStatus = () => {}, onEntries = () => {},
-    onEnd = () => {}, onDeleted = () => {}, onState = () => {}} = {}) {
+    onEnd = () => {}, onDeleted = () => {}, onState = () => {}, onUsage = () => {}} = {}) {
     this.jobId = jobId;
     this.next = {log: logFrom, response: responseFrom};
-    Object.assign(this, {onStatus, onEntries, onEnd, onDeleted, onState});
+    Object.assign(this, {onStatus, onEntries, onEnd, onDeleted, onState, onUsage});
     this.closed = false;
     this.opened = false;
     this.ended = false;
@@ -76,6 +78,8 @@ export class JobStream {
       const seq = this.next[stream];
       this.next[stream] = seq + entries.length;
       this.onEntries(stream, seq, entries);
+    } else if (message.type === "usage") {
+      this.onUsage(message);
     } else if (message.type === "end") {
       this.ended = true;
       this.onEnd(message.status);
