@@ -66,7 +66,9 @@ CHECKS = {
     '"colour": "red"': ["pattern is required", "unknown parameter colour"],
     '"api_key": "k-7f3a9c2e"': ['"api_key": "********"', '"limit": 100'],
     "jobjoker run Checksums --follow": ["checked Foobar.py", "ENDED done"],
-    "from Checksums import Checksums": ['[response] {"Foobar.py": "'],
+    "from Checksums import Checksums": ['[progress] 100% all checked',
+                                        '[result] {"Foobar.py":"', "[response] 1 files checked"],
+    "jobjoker run Checksums -p pattern='F*.py' --wait": ['{"Foobar.py": "'],
     "-d start": ['"status": "active"'],
     "-OJ": [],  # the file it saves: below
     "Authorization: Bearer": ['"success": true'],
