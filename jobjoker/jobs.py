@@ -190,7 +190,7 @@ class JobService:
             try:
                 known = self.workers.known_declaration(check_name(name))
             except JobJokerError as e:
-                known = (None, e)
+                known = (None, e, None)
             if known is None:
                 unknown.append(name)
             else:
@@ -199,16 +199,18 @@ class JobService:
             declared.update(await asyncio.get_running_loop().run_in_executor(
                 None, self._declarations, unknown))
         return jobspec.prepare_rows(specs, actor, declared, self.config.max_parameters_size,
-                                    batch)
+                                    batch, self.config.default_timeout)
 
     def _declarations(self, names):
-        """Executor: for each worker name, what it declares, or the error to raise for it."""
+        """Executor: for each worker name, ``(declared parameters, None, declared time
+        limit)``, or ``(None, the error to raise for it, None)``."""
         found = {}
         for name in names:
             try:
-                found[name] = (self.workers.declared_parameters(name), None)
+                declared, timeout = self.workers.declaration(name)
+                found[name] = (declared, None, timeout)
             except JobJokerError as e:
-                found[name] = (None, e)
+                found[name] = (None, e, None)
         return found
 
     def _insert(self, tx, rows, actor, start):
@@ -219,9 +221,12 @@ class JobService:
         self.audit.record_many(tx, actor, "job.create",
                                [(job.id, "worker %s" % job.worker) for job in jobs])
         if start:
+            now = time.time()
             jobs = jobstore.transition_many(tx, [job.id for job in jobs], JobStatus.ACTIVE,
-                                            announced=False, only=ACTIONS["start"], starttime=time.time(),
+                                            announced=False, only=ACTIONS["start"], starttime=now,
                                             node=self.config.node)
+            jobs = [jobstore.update(tx, job.id, action=None, deadline=now + job.timeout)
+                    if job.timeout else job for job in jobs]  # its time limit runs from now
         return jobs
 
     async def _launch(self, jobs, actor):
@@ -276,7 +281,9 @@ class JobService:
         return {"seq": seq, "message": text, "time": round(when, 3)}
 
     async def command(self, job_id, command, actor=None):
-        """Apply ``start``, ``stop`` or ``kill`` to a job; returns the job."""
+        """Apply ``start``, ``stop``, ``kill``, ``pause`` or ``resume`` to a job; returns the
+        job (a pause or resume is requested: the status follows once the process stopped or
+        continued)."""
         if command not in COMMANDS:
             raise BadRequest(self._command_error(command))
         if command == "start":
@@ -285,10 +292,13 @@ class JobService:
             job = await self.storage.read(jobstore.get, job_id)
             if job.status == JobStatus.IDLE.value:
                 raise InvalidTransition("job %s is idle: it has not started, so there is "
-                                        "nothing to %s (delete it instead)" % (job_id, command))
+                                        "nothing to %s%s" % (job_id, command, (
+                                            " (delete it instead)" if command in ("stop", "kill")
+                                            else "")))
             if job.status in FINAL_STATES:
                 raise jobstore.already_ended(job)
-        act = self.processes.stop if command == "stop" else self.processes.kill
+        act = {"stop": self.processes.stop, "kill": self.processes.kill,
+               "pause": self.processes.pause, "resume": self.processes.resume}[command]
         return job_to_dict(await act(job_id, also=lambda tx, job: self.audit.record(
             tx, actor, "job.%s" % command, job_id)))
 
@@ -312,8 +322,10 @@ class JobService:
         if not self.workers.exists(job.worker):
             raise NotFound("job %s cannot start: its worker %r no longer exists"
                            % (job.id, job.worker))
+        now = time.time()
         return jobstore.transition(tx, job_id, JobStatus.ACTIVE, announced=False,
-                                   only=ACTIONS["start"], starttime=time.time(), node=self.config.node)
+                                   only=ACTIONS["start"], starttime=now, node=self.config.node,
+                                   deadline=now + job.timeout if job.timeout else None)
 
     @staticmethod
     def _command_error(command):

@@ -309,7 +309,8 @@ def item_schemas():
     }
 
 
-AUDIT_ACTIONS = ("A dotted word: job.create, job.start, job.stop, job.kill, job.delete, "
+AUDIT_ACTIONS = ("A dotted word: job.create, job.start, job.stop, job.kill, job.pause, "
+                 "job.resume, job.timeout (by the server: actor null), job.delete, "
                  "worker.save, worker.delete, login.ok, login.failed, logout, user.create, "
                  "user.update, user.delete, user.password, token.create, token.revoke.")
 
