@@ -15,7 +15,7 @@ import pytest
 from jobjoker import jobspec, outcome, workers
 from jobjoker.errors import BadRequest, ValidationError
 from tests.support import poll
-from tests.test_restart import cleanup, services, started_server  # noqa: F401
+from tests.test_restart import cleanup, services, started_server  # noqa: F401,F811
 
 SLEEPER = '''
 import time
