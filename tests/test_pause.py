@@ -11,6 +11,8 @@ import pytest
 
 from jobjoker import proc
 from tests.support import poll
+from tests.support import until
+from tests.test_cli import client, jj  # noqa: F401,F811
 from tests.test_restart import cleanup, services, started_server  # noqa: F401,F811
 
 COUNTER = '''
@@ -271,3 +273,41 @@ async def test_a_pause_requested_before_a_restart_is_applied_after_it(config, cl
     async def ended():
         return (await jobs.get_job(job["id"]))["status"] == "stop"
     await poll(ended, what="the job to be killed")
+
+
+# --- the command line and the client -------------------------------------------------------------
+
+def test_cli_pause_and_resume_and_run_with_a_timeout(jj, client):
+    job = client.create_job("TestWorker", {"count": 1000, "sleep": 0.05}, start=True)
+    paused = jj("pause", job["id"])
+    assert paused.returncode == 0 and paused.stdout == "job %s is pausing\n" % job["id"], paused
+    until(lambda: client.job(job["id"])["status"] == "paused", what="the job to be paused")
+    again = jj("jobs", "pause", job["id"])
+    assert again.returncode == 1 and "is paused; only an active job can pause" in again.stderr
+    resumed = jj("jobs", "resume", job["id"], "--json")
+    assert resumed.returncode == 0 and resumed.json["pause_requested"] is None, resumed
+    until(lambda: client.job(job["id"])["status"] == "active", what="the job to be active")
+    client.kill(job["id"])
+
+    limited = jj("run", "TestWorker", "-p", "count=1000", "-p", "sleep=0.05", "--timeout", "1",
+                 "--json")
+    assert limited.returncode == 0 and limited.json["timeout"] == 1, limited
+    # wait() goes through the pause to the end: the time limit ends the paused job.
+    client.pause(limited.json["id"])
+    final = client.wait(limited.json["id"])
+    assert (final["status"], final["error"]) == ("error", "timed out after 1 s"), final
+    for bad in ("0", "-2", "soon", "inf"):
+        refused = jj("run", "TestWorker", "--timeout", bad)
+        assert refused.returncode == 2 and "--timeout" in refused.stderr, refused
+
+
+def test_client_pause_and_resume(client):
+    job = client.run("TestWorker", {"count": 1000, "sleep": 0.05}, follow=False, timeout=600)
+    assert job["timeout"] == 600 and job["deadline"] is not None
+    assert client.pause(job["id"])["pause_requested"] is not None
+    until(lambda: client.job(job["id"])["status"] == "paused", what="the job to be paused")
+    assert client.resume(job["id"])["pause_requested"] is None
+    until(lambda: client.job(job["id"])["status"] == "active", what="the job to be active")
+    batch = client.create_jobs([("TestWorker", {"count": 1})], timeout=30)
+    assert batch[0]["timeout"] == 30
+    client.kill(job["id"])
