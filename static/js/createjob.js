@@ -28,6 +28,7 @@ export class CreateJobTab {
     this.workerProblem = $("#create-job-worker-problem");
     this.unchecked = $("#create-job-unchecked");
     this.startAtOnce = $("#create-job-start");
+    this.timeout = $("#create-job-timeout");
     this.submit = $("#create-job-submit");
     this.missing = $("#create-job-missing");
     this.slot = $("#create-job-params");
@@ -134,8 +135,11 @@ export class CreateJobTab {
     this.busy = true;
     this.updateSubmit();
     try {
-      const created = await attempt(() => request("POST", "/jobs",
-        {json: {worker: this.select.value, parameters: parameters.value}}));
+      const body = {worker: this.select.value, parameters: parameters.value};
+      const timeout = this.timeout.value.trim();
+      // A number as a number; anything else as typed, for the server to say what is wrong.
+      if (timeout !== "") body.timeout = Number.isFinite(Number(timeout)) ? Number(timeout) : timeout;
+      const created = await attempt(() => request("POST", "/jobs", {json: body}));
       if (!created) return;
       let job = created.data[0];
       if (this.startAtOnce.checked) {
