@@ -196,12 +196,12 @@ def _prepare_row(spec, actor, declarations, max_parameters_size, default_timeout
         if not isinstance(worker, str):
             raise BadRequest('"worker" must be a string naming a worker')
         declared, problem, worker_timeout = declarations[worker]
-    with about("timeout"):
-        timeout = check_timeout(spec.get("timeout"))
         if problem is not None and not isinstance(problem, ValidationError):
             raise problem
     with about("parameters"):
         parameters = _encoded_parameters(spec.get("parameters"), max_parameters_size)
+    with about("timeout"):
+        timeout = check_timeout(spec.get("timeout"))
     with about("worker"):
         if problem is not None:  # the worker's file does not pass the check
             raise problem
