@@ -91,9 +91,8 @@ class Adoption:
                 self._arm_escalation(running, job.stop_deadline)
                 self._arm_deadline(running, job.deadline)
                 # A supervisor before protocol 6 does not say whether it is stopped: /proc does.
-                states.append(self.adopt_run_state(job, running, record["pid"],
-                                                   record.get("stopped", None) is not None
-                                                   if "stopped" in record else None))
+                stopped = record["stopped"] is not None if "stopped" in record else None
+                states.append(self.adopt_run_state(job, running, record["pid"], stopped))
                 log.info("job %s: adopted running pid %s", job.id, record["pid"])
                 self.usage.watch(job.id, record["pid"], resume=True)
                 if job.pid is None:  # started, but the server died before it stored the pid

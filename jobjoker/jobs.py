@@ -1,8 +1,10 @@
 """The jobs domain: what the API can do with jobs, as plain methods.
 
 Contract: ``JobService`` validates input (raising domain errors with a message that says what to
-fix), creates, lists, reads and deletes jobs, and turns the commands ``start``, ``stop`` and
-``kill`` into state transitions and process actions. It never touches HTTP; job rows go through
+fix), creates, lists, reads and deletes jobs, and turns the commands ``start``, ``stop``,
+``kill``, ``pause`` and ``resume`` into state transitions and process actions (a pause or
+resume is a request: the status follows the process, ``jobjoker.jobcontrol``). A job's time
+limit is stored when it is created (``jobspec``) and its deadline when it starts. It never touches HTTP; job rows go through
 ``jobjoker.jobstore`` on the storage's threads (every method is a coroutine), processes through
 the ``ProcessManager``, and each change commits together with its audit entry. A job can be
 created and started in one call (``"start": true``), and many at once (``create_jobs``): every
