@@ -168,6 +168,28 @@ async def test_pause_and_resume_in_the_wrong_state_are_refused_saying_it(api, ru
 
 
 @pytest.mark.gen_test(timeout=120)
+async def test_pause_and_resume_need_an_operator(api, run_job, counters, make_user,
+                                                 wait_for_status):
+    job = await running(api, run_job)
+    viewer = make_user("watcher", "viewer")
+    operator = make_user("hands", "operator")
+    refused = await api("PUT", "/jobs/%s/status" % job["id"], "pause", auth=viewer)
+    assert refused.code == 403, refused
+    assert (await api("PUT", "/jobs/%s/status" % job["id"], "pause", auth=operator)).code == 202
+    await wait_for_status(job["id"], ("paused",))
+    refused = await api("PUT", "/jobs/%s/status" % job["id"], "resume", auth=viewer)
+    assert refused.code == 403, refused
+    assert (await api("PUT", "/jobs/%s/status" % job["id"], "resume", auth=operator)).code == 202
+    await wait_for_status(job["id"], ("active",))
+    audit = (await api("GET", "/audit?limit=100")).data
+    assert [(e["action"], e["actor"]) for e in audit if e["target"] == job["id"]
+            and e["action"] in ("job.pause", "job.resume")] == [("job.resume", "hands"),
+                                                                ("job.pause", "hands")]
+    await command(api, job["id"], "kill")
+    await wait_for_status(job["id"])
+
+
+@pytest.mark.gen_test(timeout=120)
 async def test_a_signal_from_outside_is_shown(api, run_job, counters, wait_for_status):
     job = await running(api, run_job)
     os.kill(job["pid"], signal.SIGSTOP)
