@@ -182,6 +182,9 @@ def item_schemas():
             "size": {"type": "integer", "minimum": 0, "description": "Bytes of code."},
             "modified": TIMESTAMP,
             "hash": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "timeout": nullable({"type": "number", "description":
+                                 "The time limit in seconds its class declares (`timeout = "
+                                 "3600`), for jobs that set none; null when it declares none."}),
         }),
         "Entry": strict_object("One entry of a job's log or response.", {
             "seq": {"type": "integer", "minimum": 0,

@@ -224,7 +224,8 @@ class WorkerRepository:
         return workers
 
     def get(self, name):
-        """A worker's summary: name, description, size, modified time, content hash."""
+        """A worker's summary: name, description, size, modified time, content hash, and its
+        declared time limit (``timeout``, seconds, or None)."""
         path = self.path(name)
         try:
             with open(path, "rb") as f:
@@ -233,7 +234,7 @@ class WorkerRepository:
         except (FileNotFoundError, IsADirectoryError):  # a folder named like it is not a worker
             raise NotFound("no worker named %r" % name)
         digest = "sha256:" + hashlib.sha256(code).hexdigest()
-        description, declared, error = self._inspect(name, digest, code)
+        description, declared, error, timeout = self._inspect(name, digest, code)
         return {
             "name": name,
             "description": description,
@@ -242,6 +243,7 @@ class WorkerRepository:
             "size": stat.st_size,
             "modified": stat.st_mtime,
             "hash": digest,
+            "timeout": timeout,
         }
 
     def declared_parameters(self, name):
@@ -289,17 +291,18 @@ class WorkerRepository:
         return cached[1], cached[2], cached[3]
 
     def _inspect(self, name, digest, code):
-        """(description, declared parameters, why the file is not a valid worker or None),
-        cached by content hash."""
+        """(description, declared parameters, why the file is not a valid worker or None,
+        declared time limit or None), cached by content hash."""
         # Keyed by content, not (mtime, size): a same-size rewrite within one timestamp tick, or
         # a copy that keeps its mtime (cp -p, rsync -t), would otherwise show the old docstring.
         cached = self._descriptions.get(name)
         if cached and cached[0] == digest:
             return cached[1]
         try:
-            inspected = (*inspect_code(name, code), None)
+            description, declared, timeout = inspect_worker(name, code)
+            inspected = (description, declared, None, timeout)
         except ValidationError as e:  # a file put there by hand may be broken
-            inspected = ("(invalid worker: %s)" % e.message, None, e.message)
+            inspected = ("(invalid worker: %s)" % e.message, None, e.message, None)
         self._descriptions[name] = (digest, inspected)
         return inspected
 

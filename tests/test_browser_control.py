@@ -7,6 +7,20 @@ from jobjoker import proc
 from tests.support import until
 from tests.test_browser import admin, browser, expect, server  # noqa: F401
 
+LIMITED = """import time
+
+from jobjoker import Worker
+
+
+class Limited(Worker):
+    \"\"\"Declares a time limit of its own.\"\"\"
+
+    timeout = 2 * 60 * 60
+
+    def run(self):
+        time.sleep(0.1)
+"""
+
 
 def test_pause_and_resume_buttons_follow_the_job(admin, server):
     job = server.create_job("TestWorker", {"count": 300, "sleep": 0.2})
@@ -44,6 +58,7 @@ def test_a_time_limit_set_in_the_form_is_shown_and_ends_the_job(admin, server):
     admin.goto("#create-job")
     page = admin.page
     page.select_option("#create-job-worker", "TestWorker")
+    expect(page.locator("#create-job-timeout")).to_have_attribute("placeholder", "")
     form = page.locator("#create-job-params .params-form")
     form.get_by_label("count", exact=True).fill("300")
     form.get_by_label("sleep", exact=True).fill("0.2")
@@ -59,6 +74,14 @@ def test_a_time_limit_set_in_the_form_is_shown_and_ends_the_job(admin, server):
     job_id = page.locator("#job-detail-facts .job-id").inner_text()
     job = server.job(job_id)
     assert (job["timeout"], job["error"]) == (1.5, "timed out after 1.5 s")
+
+
+def test_the_form_shows_the_workers_own_time_limit(admin, server):
+    server.api("PUT", "/workers/Limited", LIMITED)
+    admin.goto("#create-job")
+    admin.page.select_option("#create-job-worker", "Limited")
+    expect(admin.page.locator("#create-job-timeout")).to_have_attribute(
+        "placeholder", "Limited's own: 7200")
 
 
 def test_a_bad_time_limit_in_the_form_gets_the_servers_refusal(admin, server):

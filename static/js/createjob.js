@@ -84,6 +84,8 @@ export class CreateJobTab {
     this.workerProblem.textContent = problem ? `Its code is invalid: ${problem}` : "";
     this.unchecked.hidden = !worker || declaresParameters(worker);
     this.unchecked.textContent = !worker ? "" : uncheckedNote(worker);
+    // An empty time limit means the worker's own, when it declares one: say which.
+    this.timeout.placeholder = worker && worker.timeout ? `${worker.name}'s own: ${worker.timeout}` : "";
     // A worker that declares its parameters gets its own form; the others share one JSON
     // editor, kept across them so typed parameters survive a change of mind.
     const key = declaresParameters(worker) ? `form:${worker.name}:${worker.hash}` : "json";
