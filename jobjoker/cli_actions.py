@@ -124,7 +124,7 @@ def jobs_signal(client, args):
         job = client.wait(job["id"])
     if args.json:
         print_json(job)
-    elif job["status"] == "active":
+    elif job["status"] in ("active", "paused"):  # still running: its end comes later
         print("job %s is %s" % (job["id"], "stopping" if args.signal_command == "stop"
                                 else "being killed"))
     else:

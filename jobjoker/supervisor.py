@@ -10,7 +10,8 @@ Contract: started by the server (``python -m jobjoker.supervisor --socket PATH -
   <- {"id": N, "ok": true, "pid": PID, "start_time": TICKS}
   -> {"id": N, "op": "start_many", "specs": [spec, ...]}
   <- {"id": N, "ok": true, "started": [{"pid", "start_time"} or {"error"}, ... one per spec]}
-  -> {"id": N, "op": "signal", "job_id": J, "signal": 15}       (to the job's process group)
+  -> {"id": N, "op": "signal", "job_id": J, "signal": 15}       (to the job's process group;
+                                  SIGSTOP: to its leader, then to the group once it stopped)
   -> {"id": N, "op": "status"}
   <- {"id": N, "ok": true, "running": [{job_id, pid, start_time, log_spool, stopped}],
       "exited": [exit record]}          (log_spool: [st_dev, st_ino] of the spool it was given;
@@ -91,7 +92,7 @@ from jobjoker import codehash, jobdir, jobenv, jobprocess, proc
 # own data dir's spool, not a copy's: jobjoker.adoption), "reopen_log" and SIGHUP reopen its log.
 # 6: a job's main process stopped or continued by any signal is pushed ("stopped", "continued")
 # and "status" tells each running job's "stopped" signal (or null); exit records tell
-# "cpu_seconds" and "max_rss_bytes".
+# "cpu_seconds" and "max_rss_bytes"; a SIGSTOP stops the leader, then its group once it stopped.
 # The spec sent is the same in all six.
 PROTOCOL = 6
 IDLE_EXIT_SECONDS = 3.0
@@ -335,8 +336,18 @@ class Supervisor:
         if pid is None:
             raise LookupError("job %s is not running here" % request["job_id"])
         signum = int(request["signal"])
+        job = self.jobs.get(pid, {})
         try:
-            os.killpg(pid, signum)
+            if signum == signal.SIGSTOP and job.get("stopped") is None:
+                # The leader first, the rest of its group once it has stopped (_reap): a leader
+                # waiting for a child it vfork()ed (subprocess does) cannot stop before that
+                # child has exec'd, so stopping both at once would freeze the pair with the
+                # leader never stopped (and so never told).
+                job["stop_group"] = True
+                os.kill(pid, signum)
+            else:
+                job.pop("stop_group", None)
+                os.killpg(pid, signum)
             if signum == signal.SIGTERM:
                 os.killpg(pid, signal.SIGCONT)  # a stopped (^Z) job must wake to see SIGTERM
         except ProcessLookupError:
@@ -490,6 +501,11 @@ class Supervisor:
             self._broadcast({"event": "continued", "job_id": job["job_id"], "pid": pid})
         elif info.si_code in (os.CLD_STOPPED, os.CLD_TRAPPED):
             job["stopped"] = info.si_status
+            if job.pop("stop_group", False):  # a pause: now the rest of its group (op_signal)
+                try:
+                    os.killpg(pid, signal.SIGSTOP)
+                except ProcessLookupError:
+                    pass
             self._broadcast({"event": "stopped", "job_id": job["job_id"], "pid": pid,
                              "signal": info.si_status})
 

@@ -51,10 +51,27 @@ class Stubborn(Worker):
 '''
 
 
+SPAWNER = '''
+import subprocess
+
+from jobjoker import Worker
+
+
+class Spawner(Worker):
+    """Runs `true` over and over (subprocess forks with vfork)."""
+
+    def run(self):
+        self.response("running")
+        while self.is_active():
+            subprocess.run(["true"])
+'''
+
+
 @pytest.fixture
 def counters(write_worker):
     write_worker("Counter", COUNTER)
     write_worker("Stubborn", STUBBORN)
+    write_worker("Spawner", SPAWNER)
 
 
 async def command(api, job_id, word):
@@ -112,6 +129,33 @@ async def test_pause_stops_the_process_and_resume_lets_it_go_on(api, run_job, co
     assert (await wait_for_status(job["id"]))["status"] == "stop"
 
 
+@pytest.mark.gen_test(timeout=300)
+async def test_a_job_that_keeps_starting_commands_pauses_whole(api, run_job, counters,
+                                                               wait_for_status):
+    """SIGSTOP to the whole group at once can catch a child between vfork() and exec(): its
+    parent, the job, then waits for it uninterruptibly and never stops. The leader is stopped
+    first, then the rest: every pause takes, and stops everything."""
+    job = await running(api, run_job, "Spawner")
+    for _ in range(10):
+        await command(api, job["id"], "pause")
+        await wait_for_status(job["id"], ("paused",))
+        group = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                 if _group_of(pid) == job["pid"]]
+        assert all(proc.state(pid) in ("T", "Z", None) for pid in group), \
+            [(pid, proc.state(pid)) for pid in group]
+        await command(api, job["id"], "resume")
+        await wait_for_status(job["id"], ("active",))
+    await command(api, job["id"], "kill")
+    assert (await wait_for_status(job["id"]))["status"] == "stop"
+
+
+def _group_of(pid):
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
 @pytest.mark.gen_test(timeout=120)
 async def test_stop_of_a_paused_job(api, run_job, counters, wait_for_status):
     job = await running(api, run_job)
@@ -119,6 +163,7 @@ async def test_stop_of_a_paused_job(api, run_job, counters, wait_for_status):
     await wait_for_status(job["id"], ("paused",))
     stopping = await command(api, job["id"], "stop")
     assert stopping.code == 202, stopping
+    assert stopping.data[0]["stop_requested"] is not None
     ended = await wait_for_status(job["id"])
     # The SIGCONT after the SIGTERM woke it, and its worker saw the stop and returned.
     assert ended["status"] == "stop" and ended["exit_signal"] is None, ended
@@ -323,11 +368,16 @@ def test_cli_pause_and_resume_and_run_with_a_timeout(jj, client):
         assert refused.returncode == 2 and "--timeout" in refused.stderr, refused
 
 
-def test_client_pause_and_resume(client):
+def test_client_pause_and_resume(client, server_process):
     job = client.run("TestWorker", {"count": 1000, "sleep": 0.05}, follow=False, timeout=600)
     assert job["timeout"] == 600 and job["deadline"] is not None
     assert client.pause(job["id"])["pause_requested"] is not None
-    until(lambda: client.job(job["id"])["status"] == "paused", what="the job to be paused")
+    try:
+        until(lambda: client.job(job["id"])["status"] == "paused", what="the job to be paused")
+    except AssertionError:
+        raise AssertionError("not paused; state %s; server:\n%s\nsupervisor:\n%s" % (
+            proc.state(job["pid"]), server_process.stderr[-5000:],
+            (server_process.data_dir / "run" / "supervisor.log").read_text()[-3000:]))
     assert client.resume(job["id"])["pause_requested"] is None
     until(lambda: client.job(job["id"])["status"] == "active", what="the job to be active")
     batch = client.create_jobs([("TestWorker", {"count": 1})], timeout=30)

@@ -153,6 +153,8 @@ async def test_the_workers_declared_timeout_applies(api, sleepers, wait_for_stat
     assert job["timeout"] == 1
     ended = await wait_for_status(job["id"])
     assert (ended["status"], ended["error"]) == ("error", "timed out after 1 s")
+    assert (await api("GET", "/workers/Limited")).data[0]["timeout"] == 1
+    assert (await api("GET", "/workers/Sleeper")).data[0]["timeout"] is None
     # The job's own wins over its worker's.
     own = (await api("POST", "/jobs", {"worker": "Limited", "timeout": 7200})).data[0]
     assert own["timeout"] == 7200 and own["deadline"] is None  # not started: no deadline yet
