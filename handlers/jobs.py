@@ -76,7 +76,8 @@ class JobRerunHandler(JobPathMixin, APIHandler):
 
 
 class JobStatusHandler(JobPathMixin, APIHandler):
-    """A job's status; PUT ``start``, ``stop`` or ``kill`` to command it."""
+    """A job's status; PUT ``start``, ``stop``, ``kill``, ``pause`` or ``resume`` to command
+    it."""
 
     permissions = {"GET": "read", "PUT": "run"}
 
@@ -87,14 +88,17 @@ class JobStatusHandler(JobPathMixin, APIHandler):
 
     async def put(self, job_id):
         """Start (200, the job now active) or stop (SIGTERM, then SIGKILL after the grace
-        period) or kill (SIGKILL) it (202: it ends once its process is reaped)."""
+        period) or kill (SIGKILL) it (202: it ends once its process is reaped), or pause
+        (SIGSTOP) or resume (SIGCONT) it (202: paused or active once its process stopped or
+        continued)."""
         command = parse_command(self.body)
         job = await self.jobs.command(job_id, command, self.actor)
         if command == "start":
             self.send_data(job, 200, "job %s started" % job_id)
         else:  # signalled; the job becomes final once its process is reaped
-            self.send_data(job, 202, "job %s is %s" % (
-                job_id, "stopping" if command == "stop" else "being killed"))
+            self.send_data(job, 202, "job %s is %s" % (job_id, {
+                "stop": "stopping", "kill": "being killed", "pause": "pausing",
+                "resume": "resuming"}[command]))
 
 
 COMMAND_KEYS = ("status",)  # of a command sent as a JSON object
@@ -217,7 +221,7 @@ class JobPidHandler(JobPathMixin, APIHandler):
         await self.jobs.get_job(job_id)
         raise errors.MethodNotAllowed(
             "the pid is set by the server when it starts the job; "
-            "use PUT /jobs/%s/status with start, stop or kill" % job_id)
+            "use PUT /jobs/%s/status with start, stop, kill, pause or resume" % job_id)
 
 
 default_handlers = [

@@ -3,9 +3,12 @@ supervisor, or the end of an older supervisor.
 
 Contract: ``Adoption`` is mixed into ``jobjoker.procman.ProcessManager`` and uses its state
 (``running``, ``supervisors``, ``storage``, ``secrets``, ``owners``) and its ``_track``,
-``finish``, ``_arm_escalation``, ``_forget_pidfd`` and ``_in_background``. ``adopt_jobs()`` asks
-every connected supervisor what it runs and goes through this node's active jobs: running ones
-are watched again (through the supervisor that runs them, their stop deadline re-armed), jobs
+``finish``, ``_arm_escalation``, ``_forget_pidfd`` and ``_in_background``, and
+``jobjoker.jobcontrol``'s ``_arm_deadline`` and ``adopt_run_state``. ``adopt_jobs()`` asks
+every connected supervisor what it runs and goes through this node's running (active or paused)
+jobs: running ones are watched again (through the supervisor that runs them, their stop
+deadline and time limit re-armed, a limit already past firing at once, and their status set
+from whether their process is stopped: paused, or active), jobs
 that ended meanwhile are finished from their exit record (or the exit a supervisor could not
 write), orphans of a dead supervisor are watched through a pidfd once their start time proves
 them, vanished ones end ``error``. The pids a server did not live to store are stored then.
@@ -67,7 +70,7 @@ class Adoption:
     async def adopt_jobs(self):
         """Watch this node's running jobs again; finish those that ended meanwhile."""
         alive, exited = await self._statuses()
-        ended, unrecorded = [], {}
+        ended, unrecorded, states = [], {}, []
         for job in await self.storage.read(jobstore.active_on_node, self.config.node):
             running = self.running.get(job.id)
             if running is not None and (not running.launched.done() or running.pidfd is not None
@@ -86,6 +89,10 @@ class Adoption:
                     continue
                 running.supervisor = supervisor
                 self._arm_escalation(running, job.stop_deadline)
+                self._arm_deadline(running, job.deadline)
+                # A supervisor before protocol 6 does not say whether it is stopped: /proc does.
+                stopped = record["stopped"] is not None if "stopped" in record else None
+                states.append(self.adopt_run_state(job, running, record["pid"], stopped))
                 log.info("job %s: adopted running pid %s", job.id, record["pid"])
                 self.usage.watch(job.id, record["pid"], resume=True)
                 if job.pid is None:  # started, but the server died before it stored the pid
@@ -95,7 +102,9 @@ class Adoption:
                       or exited.get(job.id))
             if record is not None and job.pid is None and record.get("pid"):
                 unrecorded[job.id] = {"pid": record["pid"], "start_time": None}
-            if record is None and not self._adopt_orphan(job, running):
+            if record is None and self._adopt_orphan(job, running):
+                states.append(self.adopt_run_state(job, running, job.pid))
+            elif record is None:
                 record = running.disowned or {
                     "returncode": None, "signal": None,
                     "lost": "its process was lost while the server was away (pid %s is gone; "
@@ -104,8 +113,10 @@ class Adoption:
                 ended.append(self.finish(job.id, record))
         if unrecorded:
             await self._record_pids(unrecorded)
-        # The jobs that ended meanwhile are final before the server says it is ready.
+        # The jobs that ended meanwhile are final before the server says it is ready, and the
+        # paused ones are shown paused.
         await asyncio.gather(*ended)
+        await asyncio.gather(*states)
 
     def _secrets_of_adopted(self, job):
         """The secret values of a job found running, to mask its children's raw output; none
@@ -202,6 +213,7 @@ class Adoption:
                                      IOLoop.READ)
         self._arm_escalation(running, job.stop_deadline)
         self.usage.watch(job.id, job.pid, resume=True)
+        self._arm_deadline(running, job.deadline)
         log.warning("job %s: adopted orphan pid %s without its supervisor", job.id, job.pid)
         return True
 

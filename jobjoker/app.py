@@ -197,8 +197,8 @@ class JobJokerServer:
 
         logstore = LogStore(config.max_log_bytes)
         workers = WorkerRepository(config.workers_dir, config.max_worker_size)
-        self.processes = ProcessManager(config, storage, logstore, self.secret_box)
         audit = AuditLog(storage)
+        self.processes = ProcessManager(config, storage, logstore, self.secret_box, audit)
         jobs = JobService(config, storage, logstore, workers, self.processes, audit,
                           self.secret_box)
         authenticator = auth.Authenticator(storage, auth.Throttle(

@@ -37,6 +37,9 @@ HELP = {
     "workers_dir": "folder of worker files (default: workers/ in a checkout)",
     "database": "database URL: sqlite:///PATH, mysql://USER:PASS@HOST:PORT/DB, postgresql://...",
     "stop_grace": "seconds between SIGTERM and SIGKILL when stopping a job (default 10)",
+    "default_timeout": "time limit in seconds of a job that sets none and whose worker "
+                       "declares none; at the limit it is stopped and ends error (default: "
+                       "none; 0: none)",
     "max_body_size": "largest request body in bytes (default 10 MiB)",
     "max_public_body_size": "largest request body before sign-in (POST /session) "
                             "(default 16 KiB)",

@@ -124,11 +124,19 @@ def jobs_signal(client, args):
         job = client.wait(job["id"])
     if args.json:
         print_json(job)
-    elif job["status"] == "active":
+    elif job["status"] in ("active", "paused"):  # still running: its end comes later
         print("job %s is %s" % (job["id"], "stopping" if args.signal_command == "stop"
                                 else "being killed"))
     else:
         print("job %s %s" % (job["id"], describe(job["status"])))
+    return EXIT_OK
+
+
+def jobs_control(client, args):
+    """``pause`` or ``resume``: the status follows once the process stopped or continued."""
+    job = getattr(client, args.control_command)(args.job)
+    show(job, args, lambda job: print("job %s is %s" % (
+        job["id"], "pausing" if args.control_command == "pause" else "resuming")))
     return EXIT_OK
 
 
@@ -269,7 +277,7 @@ def run_command(client, args):
     if args.wait and args.follow:
         return fail("--wait prints only the result, --follow the log: choose one", EXIT_USAGE)
     parameters = {**(args.params_json or {}), **dict(args.param)}
-    job = client.create_job(args.worker, parameters or None)
+    job = client.create_job(args.worker, parameters or None, timeout=args.timeout)
     if parameters:
         warn_if_unchecked(client, args.worker)
     try:

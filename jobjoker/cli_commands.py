@@ -18,7 +18,7 @@ import sys
 
 from jobjoker.cli_actions import EXIT_AUTH, EXIT_BROKEN_PIPE, EXIT_CODES_HELP, EXIT_FAILED, \
     EXIT_INTERRUPTED, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE, audit_command, jobs_ls, \
-    jobs_rm, jobs_show, jobs_signal, jobs_start, logs_command, run_command, tokens_create, \
+    jobs_control, jobs_rm, jobs_show, jobs_signal, jobs_start, logs_command, run_command, tokens_create, \
     tokens_ls, tokens_revoke, users_able, users_add, users_ls, users_passwd, users_rm, \
     users_role, workers_ls, workers_pull, workers_push, workers_rm, workers_show
 from jobjoker.cli_code import code_command, rerun_command, workers_versions
@@ -89,7 +89,7 @@ def add_client_commands(parser, commands):
     versions.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     versions.add_argument("--offset", type=int, default=0, help="skip this many (default 0)")
 
-    jobs = command_group("jobs", "list, show, start, stop, kill and delete jobs")
+    jobs = command_group("jobs", "list, show, start, stop, kill, pause, resume and delete jobs")
     ls = command(jobs, "ls", jobs_ls, "list jobs, newest first")
     ls.add_argument("--status", choices=[status.value for status in JobStatus])
     ls.add_argument("--worker", metavar="NAME")
@@ -105,6 +105,14 @@ def add_client_commands(parser, commands):
         sub.add_argument("--wait", action="store_true", help="return once the job has ended")
     command(jobs, "rm", jobs_rm, "delete a job that is not running").add_argument(
         "job", metavar="ID")
+    # jobjoker pause ID and jobjoker jobs pause ID alike (and resume)
+    for group in (jobs, commands):
+        for name, verb in (("pause", "pause an active job (SIGSTOP to its process group); "
+                                     "its time limit runs on"),
+                           ("resume", "resume a paused job (SIGCONT to its process group)")):
+            sub = command(group, name, jobs_control, verb)
+            sub.set_defaults(control_command=name)
+            sub.add_argument("job", metavar="ID")
 
     users = command_group("users", "list, add, change and delete users (admins)")
     command(users, "ls", users_ls, "list the users")
@@ -164,6 +172,9 @@ def add_client_commands(parser, commands):
                           "and a string otherwise; repeat for more")
     run.add_argument("--params-json", metavar="JSON", type=parse_json_object,
                      help="parameters as a JSON object (-p values override its keys)")
+    run.add_argument("--timeout", metavar="SECONDS", type=positive_float,
+                     help="stop the job after this many seconds, ending it error (default: "
+                          "its worker's timeout, else the server's --default-timeout)")
     add_follow_options(run, "print the job's log as it comes until the job ends, then its "
                             "response after a '--- response ---' line, and exit 0 only if it "
                             "ends done (without it: print the job's id); its progress goes "
@@ -266,6 +277,16 @@ def finite_float(text):
     if not math.isfinite(value):  # 1e400: the server would refuse Infinity, so keep the text
         raise ValueError(text)
     return value
+
+
+def positive_float(text):
+    value = finite_float(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+positive_float.__name__ = "positive number of seconds"  # what argparse calls a bad value
 
 
 def refuse_non_finite(name):

@@ -91,23 +91,30 @@ class Client(Transport):
 
     # --- jobs --------------------------------------------------------------------------------
 
-    def create_job(self, worker, parameters=None, start=False):
+    def create_job(self, worker, parameters=None, start=False, timeout=None):
         """Create a job of ``worker`` with ``parameters`` (a dict): idle, or with ``start``
-        started in the same request; the job."""
+        started in the same request; with ``timeout`` (seconds) it is stopped at that limit
+        and ends ``error`` (else its worker's or the server's limit applies); the job."""
         job = {"worker": worker, "parameters": parameters}
         if start:
             job["start"] = True
+        if timeout is not None:
+            job["timeout"] = timeout
         return self._item("POST", "/jobs", json.dumps(job).encode("utf-8"), "application/json")
 
-    def create_jobs(self, jobs, start=False):
+    def create_jobs(self, jobs, start=False, timeout=None):
         """Create many jobs in one request, all or none (``BadRequestError`` naming each
         problem, ``jobs[3].worker: ...``, and nothing created); with ``start`` start them too.
-        ``jobs`` holds ``(worker, parameters)`` pairs or ``{"worker", "parameters"}`` dicts,
-        at most 1000; returns the jobs in the same order."""
+        ``jobs`` holds ``(worker, parameters)`` pairs or ``{"worker", "parameters",
+        "timeout"}`` dicts, at most 1000; ``timeout`` is the time limit of each job that sets
+        none; returns the jobs in the same order."""
         specs = [dict(job) if isinstance(job, dict) else
                  {"worker": job[0], "parameters": job[1] if len(job) > 1 else None}
                  for job in jobs]
-        body = json.dumps({"jobs": specs, "start": bool(start)}).encode("utf-8")
+        batch = {"jobs": specs, "start": bool(start)}
+        if timeout is not None:
+            batch["timeout"] = timeout
+        body = json.dumps(batch).encode("utf-8")
         return self._data("POST", "/jobs/batch", body, "application/json")
 
     def rerun(self, job_id, parameters=None, start=True, timeout=None, with_message=False):
@@ -168,6 +175,15 @@ class Client(Transport):
     def kill(self, job_id):
         """SIGKILL a running job's process group; the job, still active for a moment."""
         return self._command(job_id, "kill")
+
+    def pause(self, job_id):
+        """Pause an active job (SIGSTOP to its process group); the job, still ``active``
+        until its process has stopped, then ``paused`` (its time limit runs on)."""
+        return self._command(job_id, "pause")
+
+    def resume(self, job_id):
+        """Resume a paused job (SIGCONT); the job, ``active`` again once it continued."""
+        return self._command(job_id, "resume")
 
     def _command(self, job_id, command):
         return self._item("PUT", "/jobs/%s/status" % quote(job_id), command.encode(),
@@ -271,14 +287,15 @@ class Client(Transport):
         return self._data("GET", "/audit", offset=offset, limit=limit, actor=actor,
                           action=action)
 
-    def run(self, worker, parameters=None, follow=True):
-        """Create and start a job. With ``follow``, wait for its end and return the final job;
-        else return the job just started."""
-        job = self.create_job(worker, parameters, start=True)
+    def run(self, worker, parameters=None, follow=True, timeout=None):
+        """Create and start a job (``timeout``: its time limit in seconds). With ``follow``,
+        wait for its end and return the final job; else return the job just started."""
+        job = self.create_job(worker, parameters, start=True, timeout=timeout)
         return self.wait(job["id"]) if follow else job
 
     def wait(self, job_id):
-        """Block until the job is final and return it. This follows the job's stream (so there
+        """Block until the job is final (``stop``, ``error`` or ``done``: a ``paused`` job has
+        not ended, and is waited for through its resume) and return it. This follows the job's stream (so there
         is no polling, and a dropped connection is resumed) from past the end of its entries,
         so that none of them is transferred."""
         for _ in self.follow(job_id, PAST_ANY_END, PAST_ANY_END):

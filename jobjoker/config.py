@@ -63,6 +63,8 @@ class Config:
     workers_dir: pathlib.Path = None
     database: str = None  # a URL; None means the SQLite file in data_dir
     stop_grace: float = 10.0  # seconds between SIGTERM and SIGKILL on stop
+    # The time limit of a job that sets none and whose worker declares none (None or 0: none).
+    default_timeout: float = None
     max_body_size: int = 10 * 1024 * 1024
     # Before sign-in only POST /session takes a body, and a sign-in is tiny: nobody unknown may
     # make the server hold more than this per request.

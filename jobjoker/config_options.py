@@ -99,6 +99,7 @@ OPTIONS = {
     "workers_dir": ("JOBJOKER_WORKERS_DIR", pathlib.Path),
     "database": ("JOBJOKER_DATABASE_URL", str),
     "stop_grace": ("JOBJOKER_STOP_GRACE", float),
+    "default_timeout": ("JOBJOKER_DEFAULT_TIMEOUT", float),
     "max_body_size": ("JOBJOKER_MAX_BODY_SIZE", int),
     "max_public_body_size": ("JOBJOKER_MAX_PUBLIC_BODY_SIZE", _size),
     "max_body_memory": ("JOBJOKER_MAX_BODY_MEMORY", _size),

@@ -1,8 +1,10 @@
 """The jobs domain: what the API can do with jobs, as plain methods.
 
 Contract: ``JobService`` validates input (raising domain errors with a message that says what to
-fix), creates, lists, reads and deletes jobs, and turns the commands ``start``, ``stop`` and
-``kill`` into state transitions and process actions. It never touches HTTP; job rows go through
+fix), creates, lists, reads and deletes jobs, and turns the commands ``start``, ``stop``,
+``kill``, ``pause`` and ``resume`` into state transitions and process actions (a pause or
+resume is a request: the status follows the process, ``jobjoker.jobcontrol``). A job's time
+limit is stored when it is created (``jobspec``) and its deadline when it starts. It never touches HTTP; job rows go through
 ``jobjoker.jobstore`` on the storage's threads (every method is a coroutine), processes through
 the ``ProcessManager``, and each change commits together with its audit entry. A job can be
 created and started in one call (``"start": true``), and many at once (``create_jobs``): every
@@ -131,17 +133,16 @@ class JobService:
         [job] = await self.storage.transaction(self._insert, rows, actor, False)
         return job_to_dict(job)
 
-    async def submit_job(self, body, actor=None, rerun_of=None, timeout=None):
+    async def submit_job(self, body, actor=None, rerun_of=None):
         """Create a job from ``{"worker", "parameters", "start": bool}``: idle, or with
         ``"start": true`` started too; returns ``(job, message)``, the message saying when
         the worker checks none of the parameters given. A job that could not start stays,
         ended ``error``, and ``Unavailable`` says so. ``rerun_of`` (the old job's row) links a
-        job run again (``rerun_job``), which keeps the old job's ``timeout``."""
+        job run again (``rerun_job``)."""
         start = jobspec.check_job_body(body)
         rows, unchecked = await self._prepare_jobs([body], actor)
         if rerun_of is not None:
             rows[0]["rerun_of"] = rerun_of.id
-            rows[0].setdefault("timeout", timeout)  # TODO: the time limits' own check, merged
         sources = await self._read_sources(rows) if start else {}
         [job] = await self.storage.transaction(self._insert, rows, actor, start, sources)
         if start:
@@ -196,7 +197,7 @@ class JobService:
             try:
                 known = self.workers.known_declaration(check_name(name))
             except JobJokerError as e:
-                known = (None, e)
+                known = (None, e, None)
             if known is None:
                 unknown.append(name)
             else:
@@ -205,16 +206,18 @@ class JobService:
             declared.update(await asyncio.get_running_loop().run_in_executor(
                 None, self._declarations, unknown))
         return jobspec.prepare_rows(specs, actor, declared, self.config.max_parameters_size,
-                                    batch)
+                                    batch, self.config.default_timeout)
 
     def _declarations(self, names):
-        """Executor: for each worker name, what it declares, or the error to raise for it."""
+        """Executor: for each worker name, ``(declared parameters, None, declared time
+        limit)``, or ``(None, the error to raise for it, None)``."""
         found = {}
         for name in names:
             try:
-                found[name] = (self.workers.declared_parameters(name), None)
+                declared, timeout = self.workers.declaration(name)
+                found[name] = (declared, None, timeout)
             except JobJokerError as e:
-                found[name] = (None, e)
+                found[name] = (None, e, None)
         return found
 
     def _insert(self, tx, rows, actor, start, sources=None):
@@ -230,9 +233,12 @@ class JobService:
             job.worker, "; rerun of %s" % job.rerun_of if job.rerun_of else ""))
             for job in jobs])
         if start:
+            now = time.time()
             jobs = jobstore.transition_many(tx, [job.id for job in jobs], JobStatus.ACTIVE,
-                                            announced=False, only=ACTIONS["start"], starttime=time.time(),
+                                            announced=False, only=ACTIONS["start"], starttime=now,
                                             node=self.config.node)
+            jobs = [jobstore.update(tx, job.id, action=None, deadline=now + job.timeout)
+                    if job.timeout else job for job in jobs]  # its time limit runs from now
         return jobs
 
     async def _launch(self, jobs, actor, sources=None):
@@ -274,8 +280,8 @@ class JobService:
                            "to run it)" % (job_id, old.worker))
         except JobJokerError:
             declared = None  # the creation below says what is wrong with the worker
-        creation, timeout, not_copied = rerun.creation_body(old, body, declared)
-        job, message = await self.submit_job(creation, actor, rerun_of=old, timeout=timeout)
+        creation, not_copied = rerun.creation_body(old, body, declared)
+        job, message = await self.submit_job(creation, actor, rerun_of=old)
         return job, "%s (a rerun of job %s)%s" % (message, old.id,
                                                    rerun.not_copied_note(not_copied))
 
@@ -325,7 +331,9 @@ class JobService:
         return {"seq": seq, "message": text, "time": round(when, 3)}
 
     async def command(self, job_id, command, actor=None):
-        """Apply ``start``, ``stop`` or ``kill`` to a job; returns the job."""
+        """Apply ``start``, ``stop``, ``kill``, ``pause`` or ``resume`` to a job; returns the
+        job (a pause or resume is requested: the status follows once the process stopped or
+        continued)."""
         if command not in COMMANDS:
             raise BadRequest(self._command_error(command))
         if command == "start":
@@ -334,10 +342,13 @@ class JobService:
             job = await self.storage.read(jobstore.get, job_id)
             if job.status == JobStatus.IDLE.value:
                 raise InvalidTransition("job %s is idle: it has not started, so there is "
-                                        "nothing to %s (delete it instead)" % (job_id, command))
+                                        "nothing to %s%s" % (job_id, command, (
+                                            " (delete it instead)" if command in ("stop", "kill")
+                                            else "")))
             if job.status in FINAL_STATES:
                 raise jobstore.already_ended(job)
-        act = self.processes.stop if command == "stop" else self.processes.kill
+        act = {"stop": self.processes.stop, "kill": self.processes.kill,
+               "pause": self.processes.pause, "resume": self.processes.resume}[command]
         return job_to_dict(await act(job_id, also=lambda tx, job: self.audit.record(
             tx, actor, "job.%s" % command, job_id)))
 
@@ -364,8 +375,10 @@ class JobService:
             raise NotFound("job %s cannot start: its worker %r no longer exists"
                            % (job.id, job.worker))
         codestore.record_sources(tx, [s for s in sources.values() if s is not None])
+        now = time.time()
         return jobstore.transition(tx, job_id, JobStatus.ACTIVE, announced=False,
-                                   only=ACTIONS["start"], starttime=time.time(), node=self.config.node,
+                                   only=ACTIONS["start"], starttime=now, node=self.config.node,
+                                   deadline=now + job.timeout if job.timeout else None,
                                    code_hash=self._code_hash(sources, job.worker))
 
     @staticmethod

@@ -6,12 +6,16 @@ Contract: ``check_job_body`` and ``check_batch_body`` check the shape of a ``POS
 (``{name: (declaration or None, problem or None)}``, found by the caller off the loop), and
 raises every problem at once, each labelled by its field and, in a batch, its place
 (``jobs[3].worker: no worker named 'X'``). Secret values are split from the public parameters
-here and sealed by the caller as they are stored. The keys each body takes (``JOB_KEYS``,
+here and sealed by the caller as they are stored. A job's ``timeout`` (seconds, a positive
+number: ``check_timeout``) is its own, else the batch's, else its worker's declared one, else
+the server's ``--default-timeout``: the effective one is stored with the job (``timeout``), and
+its deadline is set when it starts. The keys each body takes (``JOB_KEYS``,
 ``BATCH_KEYS``, ``SPEC_KEYS``) live here; the handlers refuse any other (``jobjoker.bodies``).
 Pure: no storage, no processes, no I/O.
 """
 import contextlib
 import json
+import math
 import time
 
 from jobjoker import parameters as params
@@ -20,12 +24,14 @@ from jobjoker.errors import BadRequest, JobJokerError, TooLarge, ValidationError
 from jobjoker.jobstore import new_job_id
 from jobjoker.secretbox import MAX_SECRETS_BYTES
 from jobjoker.states import JobStatus
+from jobjoker.workers import MAX_TIMEOUT
 
 MAX_PARAMETERS_DEPTH = 32
 # What each body takes (the handlers refuse any other key, jobjoker.bodies).
-JOB_KEYS = ("worker", "parameters", "start")
-BATCH_KEYS = ("jobs", "start")
-SPEC_KEYS = ("worker", "parameters")
+JOB_KEYS = ("worker", "parameters", "start", "timeout")
+BATCH_KEYS = ("jobs", "start", "timeout")
+SPEC_KEYS = ("worker", "parameters", "timeout")
+
 MAX_PROBLEMS_SHOWN = 10  # of an invalid batch, in the one message
 
 
@@ -76,7 +82,34 @@ def check_batch_body(body, max_batch):
     if len(specs) > max_batch:
         raise BadRequest("the batch holds %d jobs; at most %d go in one request (split it)"
                          % (len(specs), max_batch))
+    timeout = batch_timeout(body)
+    if timeout is not None:  # the batch's, for each job that sets none of its own
+        specs = [dict(spec, timeout=timeout) if isinstance(spec, dict) and
+                 spec.get("timeout") is None else spec for spec in specs]
     return specs, start_flag(body)
+
+
+def check_timeout(value):
+    """A job's time limit as given (None: not given), or ``BadRequest`` naming the field: a
+    positive number of seconds (not true or false, NaN or Infinity), at most ``MAX_TIMEOUT``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT:
+        error = BadRequest('"timeout" must be a positive number of seconds, at most %d (or '
+                           'null for the worker\'s or the server\'s default), not %s'
+                           % (MAX_TIMEOUT, json.dumps(value)[:40] if isinstance(
+                               value, (int, float, str, bool)) else type(value).__name__
+                              .replace("dict", "object")))
+        error.field = "timeout"
+        raise error
+    return value
+
+
+def batch_timeout(body):
+    """The ``timeout`` given beside ``jobs`` in a batch (for every job without its own)."""
+    with about("timeout"):
+        return check_timeout(body.get("timeout"))
 
 
 def start_flag(body):
@@ -92,16 +125,20 @@ def worker_names(specs):
                    and isinstance(spec.get("worker"), str)})
 
 
-def prepare_rows(specs, actor, declared, max_parameters_size, batch=False):
+def prepare_rows(specs, actor, declared, max_parameters_size, batch=False,
+                 default_timeout=None):
     """The rows of new idle jobs, one per spec, checked, and the names of the workers that were
     given parameters they do not check (they declare none); raises the problems, each labelled
-    by its place in a batch (a single job's first problem as it is)."""
+    by its place in a batch (a single job's first problem as it is). ``declared`` maps a worker
+    name to ``(declared parameters, problem, declared time limit)``; ``default_timeout`` is the
+    server's (``--default-timeout``)."""
     rows, problems, unchecked = [], [], set()
     for index, spec in enumerate(specs):
         try:
             if batch:
                 _check_spec(spec)
-            rows.append(_prepare_row(spec, actor, declared, max_parameters_size))
+            rows.append(_prepare_row(spec, actor, declared, max_parameters_size,
+                                     default_timeout))
             if declared[spec["worker"]][0] is None and spec.get("parameters"):
                 unchecked.add(spec["worker"])
         except JobJokerError as e:
@@ -150,7 +187,7 @@ def _encoded_parameters(parameters, max_parameters_size):
     return parameters
 
 
-def _prepare_row(spec, actor, declarations, max_parameters_size):
+def _prepare_row(spec, actor, declarations, max_parameters_size, default_timeout=None):
     """The row of a new idle job from one spec, checked; raises (labelled by field)."""
     with about("worker"):
         worker = spec.get("worker")
@@ -158,11 +195,13 @@ def _prepare_row(spec, actor, declarations, max_parameters_size):
             raise BadRequest('"worker" is missing: name the worker to run')
         if not isinstance(worker, str):
             raise BadRequest('"worker" must be a string naming a worker')
-        declared, problem = declarations[worker]
+        declared, problem, worker_timeout = declarations[worker]
         if problem is not None and not isinstance(problem, ValidationError):
             raise problem
     with about("parameters"):
         parameters = _encoded_parameters(spec.get("parameters"), max_parameters_size)
+    with about("timeout"):
+        timeout = check_timeout(spec.get("timeout"))
     with about("worker"):
         if problem is not None:  # the worker's file does not pass the check
             raise problem
@@ -179,4 +218,15 @@ def _prepare_row(spec, actor, declarations, max_parameters_size):
     return {"id": new_job_id(), "worker": worker, "status": JobStatus.IDLE.value,
             "parameters": json.dumps(parameters, ensure_ascii=False),
             "secret_parameters": secrets or None,  # sealed as it is stored, off the loop
-            "created": time.time(), "created_by": actor.username if actor else None}
+            "created": time.time(), "created_by": actor.username if actor else None,
+            # Its own, else its worker's, else the server's: a later change of either does not
+            # change the limit of a job already made.
+            "timeout": effective_timeout(timeout, worker_timeout, default_timeout)}
+
+
+def effective_timeout(own, worker_timeout, default_timeout):
+    """The time limit a job gets: its own, else its worker's, else the server's (or None)."""
+    for timeout in (own, worker_timeout, default_timeout):
+        if timeout:
+            return float(timeout)
+    return None

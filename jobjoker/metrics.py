@@ -3,7 +3,7 @@
 Contract: a ``Metrics()`` holds a ``prometheus_client`` registry of its own (never the global
 one, so several servers in one process, as in the tests, do not collide) and costs nothing
 until asked. What happens is counted as it happens: ``count_event(event)``, subscribed to the
-event hub, counts job starts, job ends by outcome and entries stored (after their commit, from
+event hub, counts job starts (not a paused job's resume), job ends by outcome and entries stored (after their commit, from
 the events the job store publishes); ``observe_loop_lag(seconds)``, given to the
 ``LoopMonitor``, fills the loop-lag histogram; ``observe_database(pool, queued, ran)``, given to
 the storage by ``watch``, fills the database histograms on the storage's threads (how long work
@@ -95,7 +95,9 @@ class Metrics:
             self.entries.labels(stream=event["stream"]).inc(event.get("count", 0))
         elif kind == "job" and event.get("action") == "status":
             status = event["job"]["status"]
-            if status == JobStatus.ACTIVE:
+            # A resume makes a job active again (its event says the status it left): not a
+            # start.
+            if status == JobStatus.ACTIVE and event.get("previous") != JobStatus.PAUSED:
                 self.job_starts.inc()
             elif status in FINAL_STATES:
                 self.job_ends.labels(outcome=str(status)).inc()

@@ -16,7 +16,7 @@ from jobjoker.parameters import MASK
 from jobjoker.parameters import TYPES as PARAMETER_TYPES
 from jobjoker.states import COMMANDS, JobStatus
 from jobjoker.usage_series import DEFAULT_CAP
-from jobjoker.workers import NAME_PATTERN, NAME_RULE
+from jobjoker.workers import MAX_TIMEOUT, NAME_PATTERN, NAME_RULE
 
 STATUSES = [status.value for status in JobStatus]
 WORKER_NAME = {"type": "string", "pattern": "^%s$" % NAME_PATTERN.pattern,
@@ -182,6 +182,9 @@ def item_schemas():
             "size": {"type": "integer", "minimum": 0, "description": "Bytes of code."},
             "modified": TIMESTAMP,
             "hash": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "timeout": nullable({"type": "number", "description":
+                                 "The time limit in seconds its class declares (`timeout = "
+                                 "3600`), for jobs that set none; null when it declares none."}),
         }),
         "Entry": strict_object("One entry of a job's log or response.", {
             "seq": {"type": "integer", "minimum": 0,
@@ -309,7 +312,8 @@ def item_schemas():
     }
 
 
-AUDIT_ACTIONS = ("A dotted word: job.create, job.start, job.stop, job.kill, job.delete, "
+AUDIT_ACTIONS = ("A dotted word: job.create, job.start, job.stop, job.kill, job.pause, "
+                 "job.resume, job.timeout (by the server: actor null), job.delete, "
                  "worker.save, worker.delete, login.ok, login.failed, logout, user.create, "
                  "user.update, user.delete, user.password, token.create, token.revoke.")
 
@@ -413,6 +417,12 @@ def schemas(config):
         "fix, `data` is empty or holds one ErrorDetail.", success=False, max_items=1)
     job_parameters = nullable({"type": "object", "additionalProperties": True,
                                "description": "Handed to the worker; null means {}."})
+    job_timeout = nullable({
+        "type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": MAX_TIMEOUT, "example": 3600,
+        "description": "The job's time limit in seconds: at it the job is stopped as a stop "
+                       "request stops it and ends `error`, `timed out after N s`. Null or "
+                       "absent: its worker's declared `timeout`, else the server's "
+                       "`--default-timeout`, else none. Anything but a positive number: 400."})
     result["JobCreate"] = {
         "type": "object", "additionalProperties": False, "required": ["worker"],
         "properties": {
@@ -420,6 +430,7 @@ def schemas(config):
             "parameters": job_parameters,
             "start": {"type": "boolean", "default": False,
                       "description": "true: start the job at once, in this request."},
+            "timeout": job_timeout,
         },
         "example": {"worker": "TestWorker", "parameters": {"count": 3, "sleep": 1}},
     }
@@ -428,9 +439,12 @@ def schemas(config):
         "properties": {
             "jobs": {"type": "array", "minItems": 1, "maxItems": config.max_batch, "items": {
                 "type": "object", "required": ["worker"], "additionalProperties": False,
-                "properties": {"worker": WORKER_NAME, "parameters": job_parameters}}},
+                "properties": {"worker": WORKER_NAME, "parameters": job_parameters,
+                               "timeout": job_timeout}}},
             "start": {"type": "boolean", "default": False,
                       "description": "true: start every job at once, in this request."},
+            "timeout": dict(job_timeout, description="The time limit of each job of the batch "
+                            "that gives none of its own (see JobCreate's `timeout`)."),
         },
         "example": {"jobs": [{"worker": "Foobar"},
                              {"worker": "TestWorker", "parameters": {"count": 3}}],

@@ -291,11 +291,15 @@ def _job_paths(config):
                              {"200": json_reply("The status.", "StatusEnvelope")},
                              errors=["404"]),
             "put": operation(
-                "commandJob", "jobs", "Start, stop or kill a job",
+                "commandJob", "jobs", "Start, stop, kill, pause or resume a job",
                 {"200": json_reply("Started: the job is active, with its pid.", "JobEnvelope"),
                  "202": json_reply("Stopping (SIGTERM sent, SIGKILL follows after the grace "
                                    "period) or being killed (SIGKILL sent); the job becomes "
-                                   "`stop` once its process is reaped.", "JobEnvelope")},
+                                   "`stop` once its process is reaped. Or pausing (SIGSTOP "
+                                   "sent, `pause_requested` set) or resuming (SIGCONT sent, "
+                                   "`pause_requested` null): the job becomes `paused` or "
+                                   "`active` once its process has stopped or continued.",
+                                   "JobEnvelope")},
                 errors=["400", "404", "409", "413"],
                 body={"required": True, "description": "The command word, in any case.",
                       "content": {
@@ -307,8 +311,9 @@ def _job_paths(config):
                                "properties": {"status": ref("schemas", "Command")}}]}}}},
                 description="400 for another word (statuses such as `done` are the "
                             "server's to set); 404 for an unknown job, or a worker deleted "
-                            "since; 409 when the job's status forbids the command, or it runs "
-                            "on another server; 503 when the supervisor cannot be reached."),
+                            "since; 409 when the job's status forbids the command (`pause` "
+                            "needs an `active` job not being stopped, `resume` a `paused` one: "
+                            "the message says the job's state), or it runs on another server; 503 when the supervisor cannot be reached."),
         },
         "/jobs/{id}/log": entries_path("log"),
         "/jobs/{id}/response": entries_path("response"),

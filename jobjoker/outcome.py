@@ -5,8 +5,9 @@ exception), the code of a ``sys.exit(N)``, or ``EXIT_STOPPED`` (run() ended afte
 it to stop), and leaves its account in the job's folder (``jobdir.RUN_END``: ``outcome`` done,
 error or stopped, ``returncode``, ``error``, ``time``). The supervisor records the process's
 exit (``returncode`` or ``signal``, and its ``time``; or ``lost`` with why it is unknown).
-``final_outcome`` turns the three (with whether a stop was requested) into the job's final
-status, its error message and the words of its closing ``ENDED`` entry; ``end_time`` chooses
+``final_outcome`` turns the three (with whether a stop was requested, and why: a time limit's
+stop ends ``error``, ``timed out after N s``) into the job's final status, its error message
+and the words of its closing ``ENDED`` entry; ``end_time`` chooses
 when it ended from the best evidence there is. Imports nothing of ours but the states.
 """
 import signal
@@ -16,6 +17,18 @@ from jobjoker.states import JobStatus
 EXIT_DONE = 0
 EXIT_ERROR = 1
 EXIT_STOPPED = 128 + signal.SIGTERM  # the shell's convention for "ended by SIGTERM"
+TIMEOUT = "timeout"  # the stop_reason of a stop the job's time limit made
+
+
+def seconds_text(seconds):
+    """A number of seconds as a person writes it: ``3600``, ``1.5`` (no useless ``.0``)."""
+    seconds = float(seconds)
+    return "%d" % seconds if seconds.is_integer() else repr(seconds)
+
+
+def timed_out_message(timeout):
+    """The error of a job its time limit stopped."""
+    return "timed out after %s s" % seconds_text(timeout)
 
 
 def signal_name(signum):
@@ -25,14 +38,18 @@ def signal_name(signum):
         return "signal %d" % signum
 
 
-def final_outcome(stop_requested, exit_record, run_end):
+def final_outcome(stop_requested, exit_record, run_end, stop_reason=None, timeout=None):
     """``(status, error, how)``: the final status, its error message (None when there is none)
-    and how the process ended, in words (``exit code 0``, ``killed by SIGKILL``)."""
+    and how the process ended, in words (``exit code 0``, ``killed by SIGKILL``). A stop the
+    time limit made (``stop_reason`` ``TIMEOUT``) ends ``error``, ``timed out after N s``,
+    however the process took it."""
     code, signum = exit_record.get("returncode"), exit_record.get("signal")
     if run_end is not None and code is None and signum is None:
         code = run_end.get("returncode")  # no supervisor saw the exit; the runner said it
     how = "killed by %s" % signal_name(signum) if signum is not None else \
         "exit code %s" % code if code is not None else "exit status unknown"
+    if stop_requested and stop_reason == TIMEOUT:
+        return JobStatus.ERROR, timed_out_message(timeout), how
     return (*_status(stop_requested, code, signum, exit_record, run_end), how)
 
 

@@ -12,7 +12,8 @@ for long), then its closing entry and final status are stored in one small trans
 is retried until it succeeds. ``adopt_jobs()`` (``jobjoker.adoption``, mixed in) runs on start,
 after every reconnection to the supervisor and when an older supervisor has gone: running jobs
 are watched again, jobs that ended meanwhile are finished from their exit record, orphans of a
-dead supervisor are watched through a pidfd, vanished ones end ``error``.
+dead supervisor are watched through a pidfd, vanished ones end ``error``. Time limits and
+pause/resume (``pause(job_id)``, ``resume(job_id)``) are ``jobjoker.jobcontrol``'s, mixed in.
 
 New jobs go to the supervisor of this installation's code; one started from older code (before an
 upgrade) keeps its jobs, which are stopped, killed and finished through it, and exits after the
@@ -31,6 +32,7 @@ from tornado.ioloop import IOLoop
 
 from jobjoker import codestore, jobdir, jobstore
 from jobjoker.adoption import Adoption, has_exited
+from jobjoker.jobcontrol import JobControl
 from jobjoker.errors import InvalidTransition, NotFound, Unavailable
 from jobjoker.ingest import RETRY_DELAY, Ingester, spools_for, store_spools
 from jobjoker.outcome import end_time, ended_message, final_outcome
@@ -52,6 +54,7 @@ class RunningJob:
         self.job_dir = job_dir
         self.spools = spools  # the ingester's, touched only on the writer thread
         self.escalation = None
+        self.deadline_timer = None  # stops it at its time limit (jobjoker.jobcontrol)
         # Done once its start is recorded (True) or has failed (False): an exit that comes
         # first waits for it, so a job's end is never recorded before its start.
         self.launched = asyncio.get_running_loop().create_future()
@@ -64,11 +67,12 @@ class RunningJob:
         self.disowned = None
 
 
-class ProcessManager(Adoption):
+class ProcessManager(JobControl, Adoption):
     """Owns the processes of this node's active jobs."""
 
-    def __init__(self, config, storage, logstore, secrets):
+    def __init__(self, config, storage, logstore, secrets, audit=None):
         self.config = config
+        self.audit = audit  # the AuditLog: the server's own actions (a time limit's stop)
         self.storage = storage
         self.logstore = logstore
         self.secrets = secrets  # the SecretBox that opens the jobs' stored secret values
@@ -117,6 +121,7 @@ class ProcessManager(Adoption):
         for running in self.running.values():
             if running.escalation is not None:
                 IOLoop.current().remove_timeout(running.escalation)
+            self._forget_deadline(running)
         self.ingester.close()
         await self.supervisors.close(shutdown=kill_jobs, kill_jobs=kill_jobs)
         # Ends being recorded finish first: the storage closes after us.
@@ -207,6 +212,8 @@ class ProcessManager(Adoption):
             running.launched.set_result(running.job_id not in failed)
             if running.job_id in started:
                 self.usage.watch(running.job_id, started[running.job_id]["pid"])
+            if running.job_id not in failed and running.job_id in self.running:
+                self._arm_deadline(running, recorded[running.job_id].deadline)
         return [(recorded[job.id], failed.get(job.id)) for job in jobs]
 
     def _record_starts(self, tx, started, failed, also):
@@ -321,6 +328,8 @@ class ProcessManager(Adoption):
         running = self.running.get(event.get("job_id"))
         if event.get("event") == "exit" and running is not None and not running.disowned:
             self._in_background(self.finish(event["job_id"], event))
+        elif event.get("event") in ("stopped", "continued"):
+            self._on_run_state_event(event)
 
     def _in_background(self, coroutine):
         # The loop keeps only weak references to tasks: these keep them until they are done.
@@ -348,6 +357,7 @@ class ProcessManager(Adoption):
         if running.escalation is not None:
             IOLoop.current().remove_timeout(running.escalation)
             running.escalation = None
+        self._forget_deadline(running)
         self._forget_pidfd(running)
         await self.ingester.drain_ended(job_id)
         try:
@@ -375,7 +385,8 @@ class ProcessManager(Adoption):
             return JobStatus(job.status), "recorded by an earlier attempt"
         store_spools(tx, self.logstore, running.spools, final=True)
         run_end = jobdir.read_run_end(running.job_dir, self.owners)
-        status, error, how = final_outcome(job.stop_requested is not None, exit_record, run_end)
+        status, error, how = final_outcome(job.stop_requested is not None, exit_record, run_end,
+                                           job.stop_reason, job.timeout)
         if error is not None and running.spools.masker:
             # The run-end record is the job's own words (an old runner's, or written by the
             # worker itself): shown to every viewer and on /events, it is masked here too.

@@ -2,8 +2,8 @@
 
 Contract: ``RERUN_KEYS`` are the keys ``POST /jobs/ID/rerun`` takes (``parameters``, merged over
 the old job's; ``timeout``; ``start``, true unless given). ``creation_body(old, body, declared)``
-checks the body's shape (``BadRequest`` naming the field) and returns ``(creation body, timeout,
-secrets not copied)``: the body is an ordinary ``POST /jobs`` body, so the new job passes the
+checks the body's shape (``BadRequest`` naming the field) and returns ``(creation body, secrets
+not copied)``: the body is an ordinary ``POST /jobs`` body, so the new job passes the
 very checks (``jobjoker.jobspec``) every new job passes. Secret values are never copied: the old
 job keeps them sealed and shows them masked, so a secret parameter (one whose stored value is
 the mask, or one the worker declares secret today) must be given again; ``not_copied_note``
@@ -11,7 +11,6 @@ says so in the reply. The old job's ``timeout`` is kept unless the body gives on
 storage, no I/O.
 """
 import json
-import math
 
 from jobjoker import parameters as params
 from jobjoker.errors import BadRequest
@@ -27,19 +26,11 @@ def secret_names(public, declared):
             if value == params.MASK or name in now_secret}
 
 
-def check_timeout(value):
-    """A timeout given to a rerun: a positive number of seconds, or None for none."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value <= 0:
-        raise BadRequest('"timeout" must be a positive number of seconds (or null for none)')
-    return value
-
-
 def creation_body(old, body, declared):
-    """``(POST /jobs body, timeout, names of secrets not copied and not given)`` of a rerun
-    of the job row ``old``, given the worker's declaration today."""
+    """``(POST /jobs body, names of secrets not copied and not given)`` of a rerun of the job
+    row ``old``, given the worker's declaration today. The time limit is the body's (checked
+    with every new job's, ``jobspec.check_timeout``; null: the worker's or the server's
+    default), else the old job's."""
     if not isinstance(body, dict):  # JSON null too: an empty body is the way to change nothing
         raise BadRequest('the body must be a JSON object like {"parameters": {...}} (or empty)')
     given = body.get("parameters")
@@ -50,7 +41,7 @@ def creation_body(old, body, declared):
     start = body.get("start", True)
     if not isinstance(start, bool):
         raise BadRequest('"start" must be true or false')
-    timeout = check_timeout(body["timeout"]) if "timeout" in body else old.timeout
+    timeout = body["timeout"] if "timeout" in body else old.timeout
     public = json.loads(old.parameters)
     dropped = secret_names(public, declared)
     merged = {name: value for name, value in public.items() if name not in dropped}
@@ -58,7 +49,7 @@ def creation_body(old, body, declared):
     creation = {"worker": old.worker, "parameters": merged, "start": start}
     if timeout is not None:
         creation["timeout"] = timeout
-    return creation, timeout, sorted(dropped - set(given))
+    return creation, sorted(dropped - set(given))
 
 
 def not_copied_note(names):

@@ -10,14 +10,25 @@ Contract: started by the server (``python -m jobjoker.supervisor --socket PATH -
   <- {"id": N, "ok": true, "pid": PID, "start_time": TICKS}
   -> {"id": N, "op": "start_many", "specs": [spec, ...]}
   <- {"id": N, "ok": true, "started": [{"pid", "start_time"} or {"error"}, ... one per spec]}
-  -> {"id": N, "op": "signal", "job_id": J, "signal": 15}       (to the job's process group)
+  -> {"id": N, "op": "signal", "job_id": J, "signal": 15}       (to the job's process group;
+                                  SIGSTOP: to its leader, then to the group once it stopped)
   -> {"id": N, "op": "status"}
-  <- {"id": N, "ok": true, "running": [{job_id, pid, start_time, log_spool}],
-      "exited": [exit record]}          (log_spool: [st_dev, st_ino] of the spool it was given)
+  <- {"id": N, "ok": true, "running": [{job_id, pid, start_time, log_spool, stopped}],
+      "exited": [exit record]}          (log_spool: [st_dev, st_ino] of the spool it was given;
+                                         stopped: the signal that stopped it, or null)
   -> {"id": N, "op": "shutdown", "kill_jobs": bool}
   -> {"id": N, "op": "drain", "drain": bool}   (exit once the last job has ended; or not)
   -> {"id": N, "op": "reopen_log"}             (open FILE anew: logrotate renamed it; SIGHUP too)
-  <- {"event": "exit", "job_id": J, "pid": P, "returncode": C|null, "signal": S|null}   (pushed)
+  <- {"event": "exit", "job_id": J, "pid": P, "returncode": C|null, "signal": S|null,
+      "time": T, "cpu_seconds": F, "max_rss_bytes": B}                        (pushed)
+  <- {"event": "stopped", "job_id": J, "pid": P, "signal": S}    (pushed: SIGSTOP, ^Z, ...)
+  <- {"event": "continued", "job_id": J, "pid": P}               (pushed: SIGCONT)
+
+A job's main process is reaped with ``WUNTRACED | WCONTINUED`` (``waitid``'s ``WSTOPPED |
+WCONTINUED``): whoever stops or continues it (a pause, or ``kill -STOP`` from a shell), the
+connected servers are told, as the kernel told its parent; the last state is kept for
+``status``. Its exit is reaped with ``wait4``, so the record tells the CPU time (user and
+system) and the peak resident size of the process and the descendants it waited for.
 
 A start forks this small, preloaded process (about a fork's cost, not an interpreter's); the child
 becomes the job's process (``jobjoker.jobprocess``: a session and process group of its own,
@@ -79,8 +90,11 @@ from jobjoker import codehash, jobdir, jobenv, jobprocess, proc
 # (supervisor_client.socket_path_for), jobs start with jobjoker.jobenv's environment and a title;
 # 5: "status" tells each job's log spool by device and inode (so a server proves a job writes its
 # own data dir's spool, not a copy's: jobjoker.adoption), "reopen_log" and SIGHUP reopen its log.
-# The spec sent is the same in all five.
-PROTOCOL = 5
+# 6: a job's main process stopped or continued by any signal is pushed ("stopped", "continued")
+# and "status" tells each running job's "stopped" signal (or null); exit records tell
+# "cpu_seconds" and "max_rss_bytes"; a SIGSTOP stops the leader, then its group once it stopped.
+# The spec sent is the same in all six.
+PROTOCOL = 6
 IDLE_EXIT_SECONDS = 3.0
 MAX_UNSETTLED = 64  # new jobs whose setsid() a start has not yet seen, each holding a pipe
 PR_SET_CHILD_SUBREAPER = 36
@@ -102,7 +116,8 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.listener = None
         self.clients = {}  # socket -> bytearray of unparsed input
-        self.jobs = {}  # pid -> {"job_id", "pid", "start_time", "job_dir", "log_spool"}
+        # pid -> {"job_id", "pid", "start_time", "job_dir", "log_spool", "stopped"}
+        self.jobs = {}
         self.unsettled = []  # read ends of the pipes new children announce setsid() on
         self.pids = {}  # job_id -> pid
         self.wake_r = self.wake_w = None
@@ -310,7 +325,7 @@ class Supervisor:
     def op_status(self, request):
         return {"pid": os.getpid(), "running": [
             {"job_id": j["job_id"], "pid": pid, "start_time": j["start_time"],
-             "log_spool": j["log_spool"]}
+             "log_spool": j["log_spool"], "stopped": j.get("stopped")}
             for pid, j in self.jobs.items()], "exited": list(self.unwritten.values())}
 
     def op_reopen_log(self, request):
@@ -321,8 +336,18 @@ class Supervisor:
         if pid is None:
             raise LookupError("job %s is not running here" % request["job_id"])
         signum = int(request["signal"])
+        job = self.jobs.get(pid, {})
         try:
-            os.killpg(pid, signum)
+            if signum == signal.SIGSTOP and job.get("stopped") is None:
+                # The leader first, the rest of its group once it has stopped (_reap): a leader
+                # waiting for a child it vfork()ed (subprocess does) cannot stop before that
+                # child has exec'd, so stopping both at once would freeze the pair with the
+                # leader never stopped (and so never told).
+                job["stop_group"] = True
+                os.kill(pid, signum)
+            else:
+                job.pop("stop_group", None)
+                os.killpg(pid, signum)
             if signum == signal.SIGTERM:
                 os.killpg(pid, signal.SIGCONT)  # a stopped (^Z) job must wake to see SIGTERM
         except ProcessLookupError:
@@ -410,7 +435,7 @@ class Supervisor:
         start_time = proc.start_time(pid)
         self.jobs[pid] = {"job_id": spec["job_id"], "pid": pid, "start_time": start_time,
                           "job_dir": spec["job_dir"],
-                          "log_spool": [spool.st_dev, spool.st_ino]}
+                          "log_spool": [spool.st_dev, spool.st_ino], "stopped": None}
         self.pids[spec["job_id"]] = pid
         return {"pid": pid, "start_time": start_time}
 
@@ -440,28 +465,59 @@ class Supervisor:
             try:
                 # Peek without reaping, so the exited leader's pid still names its group while
                 # the rest of the group is killed: no chance of hitting a reused pid.
-                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WSTOPPED | os.WCONTINUED
+                                 | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
                 return
             if info is None:
                 return
             pid = info.si_pid
+            if info.si_code in (os.CLD_STOPPED, os.CLD_CONTINUED, os.CLD_TRAPPED):
+                self._stopped_or_continued(pid)
+                continue
             job = self.jobs.pop(pid, None)
             if job is not None:
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            _, status = os.waitpid(pid, 0)
+            _, status, usage = os.wait4(pid, 0)
             if job is not None:
-                self._record_exit(job, status)
+                self._record_exit(job, status, usage)
 
-    def _record_exit(self, job, status):
+    def _stopped_or_continued(self, pid):
+        """Take a child's stop or continuation (so the next peek sees past it) and tell the
+        servers of a job's main process: its state now, which is the last one if it changed
+        twice since (a stop and a continuation in between are one continuation)."""
+        try:
+            info = os.waitid(os.P_PID, pid, os.WSTOPPED | os.WCONTINUED | os.WNOHANG)
+        except ChildProcessError:
+            return
+        job = self.jobs.get(pid)
+        if info is None or job is None:
+            return  # it moved on meanwhile (the next peek tells), or not a job's main process
+        if info.si_code == os.CLD_CONTINUED:
+            job["stopped"] = None
+            self._broadcast({"event": "continued", "job_id": job["job_id"], "pid": pid})
+        elif info.si_code in (os.CLD_STOPPED, os.CLD_TRAPPED):
+            job["stopped"] = info.si_status
+            if job.pop("stop_group", False):  # a pause: now the rest of its group (op_signal)
+                try:
+                    os.killpg(pid, signal.SIGSTOP)
+                except ProcessLookupError:
+                    pass
+            self._broadcast({"event": "stopped", "job_id": job["job_id"], "pid": pid,
+                             "signal": info.si_status})
+
+    def _record_exit(self, job, status, usage=None):
         self.pids.pop(job["job_id"], None)
         record = {"event": "exit", "job_id": job["job_id"], "pid": job["pid"],
                   "returncode": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
                   "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
                   "time": time.time()}
+        if usage is not None:  # of the process and the descendants it waited for
+            record["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 6)
+            record["max_rss_bytes"] = int(usage.ru_maxrss) * 1024  # Linux counts KiB
         try:
             jobdir.write_record(job["job_dir"], jobdir.EXIT_RECORD, record)
         except OSError as e:  # the event below still tells a connected server; status too

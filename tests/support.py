@@ -460,7 +460,7 @@ def wait_for_end(client, job_id):
     """The job, read through a ``jobjoker.client.Client``, once it has ended."""
     def ended():
         job = client.job(job_id)
-        return job if job["status"] not in ("idle", "active") else None
+        return job if job["status"] in FINAL_STATUSES else None  # paused has not ended
     return until(ended, what="job %s to end" % job_id)
 
 

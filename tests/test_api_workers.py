@@ -110,7 +110,8 @@ def assert_error(reply, status, *words):
 def assert_summary(summary, name, code):
     """``summary`` describes worker ``name`` whose file holds ``code``."""
     code = code.encode() if isinstance(code, str) else code
-    assert set(summary) == {"name", "description", "error", "parameters", "size", "modified", "hash"}, summary
+    assert set(summary) == {"name", "description", "error", "parameters", "size", "modified", "hash",
+                            "timeout"}, summary
     assert summary["name"] == name
     assert summary["size"] == len(code)
     assert summary["hash"] == sha256(code)

@@ -24,10 +24,10 @@ REFUSALS = {
     "create a job": (
         "POST", "/jobs", {"worker": "Foobar", "params": {"count": 3}, "strat": True},
         ["unknown keys 'params' (did you mean 'parameters'?) and 'strat' (did you mean "
-         "'start'?)", "takes worker, parameters and start"]),
+         "'start'?)", "takes worker, parameters, start and timeout"]),
     "create a batch": (
         "POST", "/jobs/batch", {"jobs": [{"worker": "Foobar"}], "strat": True},
-        ["unknown key 'strat' (did you mean 'start'?)", "takes jobs and start"]),
+        ["unknown key 'strat' (did you mean 'start'?)", "takes jobs, start and timeout"]),
     "a job of a batch": (
         "POST", "/jobs/batch", {"jobs": [{"worker": "Foobar", "params": {}}]},
         ["jobs[0]: unknown key 'params' (did you mean 'parameters'?)"]),

@@ -57,7 +57,8 @@ def json_lines(text):
 @pytest.mark.parametrize("args", [
     [], ["workers"], ["workers", "ls"], ["workers", "show"], ["workers", "push"],
     ["workers", "pull"], ["workers", "rm"], ["jobs"], ["jobs", "ls"], ["jobs", "show"],
-    ["jobs", "start"], ["jobs", "stop"], ["jobs", "kill"], ["jobs", "rm"], ["logs"], ["run"],
+    ["jobs", "start"], ["jobs", "stop"], ["jobs", "kill"], ["jobs", "pause"], ["jobs", "resume"],
+    ["jobs", "rm"], ["logs"], ["run"], ["pause"], ["resume"],
     ["users"], ["users", "ls"], ["users", "add"], ["users", "role"], ["users", "disable"],
     ["users", "enable"], ["users", "rm"], ["users", "passwd"], ["tokens"], ["tokens", "ls"],
     ["tokens", "create"], ["tokens", "revoke"], ["audit"]])
@@ -66,7 +67,7 @@ def test_every_command_has_help(args):
                             timeout=30, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: jobjoker")
-    if len(args) == 2 or args in (["logs"], ["run"], ["audit"]):  # one that talks to a server
+    if len(args) == 2 or args in (["logs"], ["run"], ["audit"], ["pause"], ["resume"]):
         assert "JOBJOKER_PASSWORD" in result.stdout and "exit codes:" in result.stdout
 
 

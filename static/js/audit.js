@@ -12,7 +12,8 @@ import {timeCell} from "./timecell.js";
 
 export const AUDIT_PAGE = 50;
 // The actions jobjoker/audit.py records, for the filter.
-const ACTIONS = ["job.create", "job.start", "job.stop", "job.kill", "job.delete",
+const ACTIONS = ["job.create", "job.start", "job.stop", "job.kill", "job.pause", "job.resume",
+  "job.timeout", "job.delete",
   "worker.save", "worker.delete", "login.ok", "login.failed", "logout", "user.create",
   "user.update", "user.delete", "user.password", "token.create", "token.revoke"];
 

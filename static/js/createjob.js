@@ -36,6 +36,7 @@ export class CreateJobTab {
     this.workerProblem = $("#create-job-worker-problem");
     this.unchecked = $("#create-job-unchecked");
     this.startAtOnce = $("#create-job-start");
+    this.timeout = $("#create-job-timeout");
     this.submit = $("#create-job-submit");
     this.missing = $("#create-job-missing");
     this.slot = $("#create-job-params");
@@ -125,6 +126,8 @@ export class CreateJobTab {
     this.workerProblem.textContent = problem ? `Its code is invalid: ${problem}` : "";
     this.unchecked.hidden = !worker || declaresParameters(worker);
     this.unchecked.textContent = !worker ? "" : uncheckedNote(worker);
+    // An empty time limit means the worker's own, when it declares one: say which.
+    this.timeout.placeholder = worker && worker.timeout ? `${worker.name}'s own: ${worker.timeout}` : "";
     // A worker that declares its parameters gets its own form; the others share one JSON
     // editor, kept across them so typed parameters survive a change of mind.
     const rerun = this.rerunOf;
@@ -202,8 +205,11 @@ export class CreateJobTab {
       return;
     }
     try {
-      const created = await attempt(() => request("POST", "/jobs",
-        {json: {worker: this.select.value, parameters: parameters.value}}));
+      const body = {worker: this.select.value, parameters: parameters.value};
+      const timeout = this.timeout.value.trim();
+      // A number as a number; anything else as typed, for the server to say what is wrong.
+      if (timeout !== "") body.timeout = Number.isFinite(Number(timeout)) ? Number(timeout) : timeout;
+      const created = await attempt(() => request("POST", "/jobs", {json: body}));
       if (!created) return;
       let job = created.data[0];
       if (this.startAtOnce.checked) {

@@ -64,7 +64,7 @@ export function formatDuration(seconds) {
  */
 export function jobDuration(job, nowMs = Date.now()) {
   if (job.duration === null || job.duration === undefined) return null;
-  if (job.status !== "active" || !job.receivedAt) return job.duration;
+  if ((job.status !== "active" && job.status !== "paused") || !job.receivedAt) return job.duration;
   return job.duration + (nowMs - job.receivedAt) / 1000;
 }
 

@@ -11,10 +11,10 @@
 // GET /jobs/ID carries it; a live copy does not, so it is read again (GET /jobs/ID/result)
 // when its size changes or the job ends.
 //
-// Start, Stop, Kill and Delete are enabled only when the job's status allows them (the table in
+// Start, Pause, Resume, Stop, Kill and Delete are enabled only when the job's status allows them (the table in
 // jobstates.js, a copy of the server's), following the status live; a line under them says what
 // the status allows and a disabled button's title says why it is not offered. Stop, Kill and
-// Delete ask first, in the page beside the buttons (never window.confirm, which blocks the page
+// Delete ask first (Start, Pause and Resume go at once), in the page beside the buttons (never window.confirm, which blocks the page
 // and its live updates). The server still decides: a job may change between the click and the
 // request, and its refusal is shown beside the buttons, not over the log. Run again hands the job
 // to onRerun(job) (the page fills the creation form with it); a job run again links to the one it
@@ -243,7 +243,7 @@ export class JobDetail {
   }
 
   tick() {
-    if (this.job && this.job.status === "active") {
+    if (this.job && (this.job.status === "active" || this.job.status === "paused")) {
       const cell = this.facts.querySelector("[data-fact=duration]");
       if (cell) cell.textContent = formatDuration(jobDuration(this.job));
       const view = this.facts.querySelector("[data-progress]");
@@ -257,7 +257,7 @@ export class JobDetail {
     this.badge.textContent = job.status;
     this.badge.className = `badge status-${job.status}`;
     // Emphasise the command that fits the status.
-    const suggested = {idle: "start", active: "stop"}[job.status];
+    const suggested = {idle: "start", active: "stop", paused: "resume"}[job.status];
     for (const button of this.buttons) {
       button.classList.toggle("primary", button.dataset.command === suggested);
     }
@@ -278,7 +278,16 @@ export class JobDetail {
     if (job.pid !== null) {
       rows.push(["Process", `pid ${job.pid}${job.node ? ` on ${job.node}` : ""}`]);
     }
-    if (job.stop_requested !== null) rows.push(["Stop asked", time(job.stop_requested)]);
+    if (job.timeout !== null && job.timeout !== undefined) {
+      rows.push(["Time limit", el("span", {dataset: {fact: "timeout"},
+        text: `${job.timeout} s`}), job.deadline !== null ? " (until " : "",
+      job.deadline !== null ? time(job.deadline) : "", job.deadline !== null ? ")" : ""]);
+    }
+    if (job.pause_requested) rows.push(["Pause asked", time(job.pause_requested)]);
+    if (job.stop_requested !== null) {
+      rows.push(["Stop asked", time(job.stop_requested),
+        job.stop_reason === "timeout" ? " (its time limit)" : ""]);
+    }
     if (job.exit_code !== null || job.exit_signal !== null) rows.push(["Exit", exitText(job)]);
     if (job.error) rows.push(["Error", el("span", {class: "fact-error", text: job.error})]);
     const progress = progressView(job);
@@ -300,7 +309,7 @@ export class JobDetail {
     const job = this.job;
     if (!job || this.gone || !allows(command, job.status)) return;
     this.clearOutcome();
-    if (command === "start") {
+    if (command === "start" || command === "pause" || command === "resume") {
       this.send(command);
       return;
     }
@@ -370,8 +379,12 @@ function actionsHint(job) {
   if (job.status === "active") {
     return job.stop_requested !== null
       ? "Stopping: kill it to end it at once. It can be deleted once it has ended."
-      : "Running: stop it (SIGTERM, then SIGKILL after the grace period) or kill it " +
-        "(SIGKILL at once). It can be deleted once it has ended.";
+      : "Running: pause it (SIGSTOP), stop it (SIGTERM, then SIGKILL after the grace period) " +
+        "or kill it (SIGKILL at once). It can be deleted once it has ended.";
+  }
+  if (job.status === "paused") {
+    return "Paused (its processes are stopped; a time limit runs on): resume it, stop it or " +
+      "kill it. It can be deleted once it has ended.";
   }
   if (FINAL.includes(job.status)) {
     return `Ended (${job.status}): a job runs once, so it can only be deleted; run it again ` +

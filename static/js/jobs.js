@@ -216,7 +216,7 @@ export class JobsList {
         attrs: {datetime: machineTime(seconds)}});
     const duration = el("td", {class: "cell-duration", dataset: {label: "Duration"},
       text: formatDuration(jobDuration(job))});
-    if (job.status === "active") this.durationCells.set(job.id, duration);
+    if (job.status === "active" || job.status === "paused") this.durationCells.set(job.id, duration);
     const parameters = compactJSON(job.parameters);
     const progress = progressView(job);
     if (progress) this.progressViews.set(job.id, progress);

@@ -48,5 +48,11 @@ export function whyNot(action, job) {
       `${action}. Delete it instead.` : `This job has already ended (${job.status}).`;
   }
   if (action === "delete") return `This job is ${job.status}: stop or kill it before deleting it.`;
+  if (action === "pause" || action === "resume") {
+    if (job.status === "idle") return `This job has not started: there is nothing to ${action}.`;
+    if (ENDED.includes(job.status)) return `This job has already ended (${job.status}).`;
+    return action === "pause" ? "This job is paused already: resume it to let it go on."
+      : "This job is not paused: only a paused job can resume.";
+  }
   return `This job is ${job.status}.`;
 }
