@@ -588,3 +588,40 @@ MATRIX = {
     ("/tokens/{id}", "DELETE"): SELF,
     ("/audit", "GET"): "admin",
 }
+
+
+# Workers that several test files run.
+
+# Runs until stopped: logs and responds once, then idles while the job is active.
+SLEEPER = '''
+import time
+
+from jobjoker import Worker
+
+
+class Sleeper(Worker):
+    """Responds "running", then waits until asked to stop."""
+
+    def run(self):
+        self.response("running")
+        while self.is_active():
+            time.sleep(0.02)
+'''
+
+# Ignores SIGTERM, so only the SIGKILL after the grace period ends it.
+STUBBORN = '''
+import signal
+import time
+
+from jobjoker import Worker
+
+
+class Stubborn(Worker):
+    """Ignores SIGTERM and runs until killed."""
+
+    def run(self):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.response("ignoring SIGTERM")
+        while True:
+            time.sleep(0.02)
+'''

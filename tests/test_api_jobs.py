@@ -32,7 +32,7 @@ import tornado.httpclient
 
 from jobjoker import jobstore, models, spool
 from jobjoker.procman import RunningJob
-from tests.support import OPEN_WORKER, fetch, poll
+from tests.support import OPEN_WORKER, SLEEPER, STUBBORN, fetch, poll
 
 ENVELOPE_KEYS = {"success", "message", "total", "data"}
 JOB_KEYS = {"id", "worker", "status", "parameters", "pid", "created", "starttime", "stoptime",
@@ -41,39 +41,6 @@ COMMANDS = ("start", "stop", "kill")
 STARTED = re.compile(r"^STARTED job (?P<id>\S+): worker (?P<worker>\w+), pid (?P<pid>\d+)$")
 ENDED = re.compile(r"^ENDED (?P<status>\w+) \((?P<how>[^)]*)\) after (?P<seconds>[0-9.]+) s$")
 
-# Runs until stopped: logs and responds once, then idles while the job is active.
-SLEEPER = '''
-import time
-
-from jobjoker import Worker
-
-
-class Sleeper(Worker):
-    """Responds "running", then waits until asked to stop."""
-
-    def run(self):
-        self.response("running")
-        while self.is_active():
-            time.sleep(0.02)
-'''
-
-# Ignores SIGTERM, so only the SIGKILL after the grace period ends it.
-STUBBORN = '''
-import signal
-import time
-
-from jobjoker import Worker
-
-
-class Stubborn(Worker):
-    """Ignores SIGTERM and runs until killed."""
-
-    def run(self):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        self.response("ignoring SIGTERM")
-        while True:
-            time.sleep(0.02)
-'''
 
 FAILING = '''
 from jobjoker import Worker

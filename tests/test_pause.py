@@ -10,8 +10,7 @@ import signal
 import pytest
 
 from jobjoker import proc
-from tests.support import poll
-from tests.support import until
+from tests.support import STUBBORN, poll, until
 from tests.test_cli import client, jj  # noqa: F401,F811
 from tests.test_restart import cleanup, services, started_server  # noqa: F401,F811
 
@@ -30,23 +29,6 @@ class Counter(Worker):
         while self.is_active():
             ticks += 1
             self.log("tick %d" % ticks)
-            time.sleep(0.02)
-'''
-
-STUBBORN = '''
-import signal
-import time
-
-from jobjoker import Worker
-
-
-class Stubborn(Worker):
-    """Ignores SIGTERM: only SIGKILL ends it."""
-
-    def run(self):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        self.response("ignoring SIGTERM")
-        while True:
             time.sleep(0.02)
 '''
 

@@ -14,40 +14,9 @@ import pytest
 
 from jobjoker import jobspec, outcome, workers
 from jobjoker.errors import BadRequest, ValidationError
-from tests.support import poll
+from tests.support import SLEEPER, STUBBORN, poll
 from tests.test_restart import cleanup, services, started_server  # noqa: F401,F811
 
-SLEEPER = '''
-import time
-
-from jobjoker import Worker
-
-
-class Sleeper(Worker):
-    """Runs until stopped."""
-
-    def run(self):
-        self.response("running")
-        while self.is_active():
-            time.sleep(0.02)
-'''
-
-STUBBORN = '''
-import signal
-import time
-
-from jobjoker import Worker
-
-
-class Stubborn(Worker):
-    """Ignores SIGTERM: only SIGKILL ends it."""
-
-    def run(self):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        self.response("ignoring SIGTERM")
-        while True:
-            time.sleep(0.02)
-'''
 
 LIMITED = '''
 import time
