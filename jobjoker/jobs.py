@@ -224,21 +224,22 @@ class JobService:
         """Writer thread: new idle jobs with their audit entries; with ``start`` they become
         active at once (nobody else has seen them yet), announced once their pid is known, each
         with the code it runs (``sources``: ``codestore``) recorded."""
+        now = time.time()
         if start and sources:
             codestore.record_sources(tx, [s for s in sources.values() if s is not None])
             rows = [dict(row, code_hash=self._code_hash(sources, row["worker"])) for row in rows]
+        if start:  # its time limit runs from its start, which commits with its creation
+            rows = [dict(row, deadline=now + row["timeout"]) if row.get("timeout") else row
+                    for row in rows]
         jobs = jobstore.insert(tx, [dict(row, secret_parameters=self.secrets.seal(
             row["secret_parameters"])) for row in rows])
         self.audit.record_many(tx, actor, "job.create", [(job.id, "worker %s%s" % (
             job.worker, "; rerun of %s" % job.rerun_of if job.rerun_of else ""))
             for job in jobs])
         if start:
-            now = time.time()
             jobs = jobstore.transition_many(tx, [job.id for job in jobs], JobStatus.ACTIVE,
                                             announced=False, only=ACTIONS["start"], starttime=now,
                                             node=self.config.node)
-            jobs = [jobstore.update(tx, job.id, action=None, deadline=now + job.timeout)
-                    if job.timeout else job for job in jobs]  # its time limit runs from now
         return jobs
 
     async def _launch(self, jobs, actor, sources=None):
