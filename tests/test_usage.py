@@ -201,6 +201,10 @@ class TestSamplingOff:
         after = await usage(api, job["id"])
         assert after["points"] == [] and after["sampling"] is False
         assert ended["rss_bytes"] is None  # only a sample says what a job holds now
+        # ... but its totals are the supervisor's exact ones, from the exit record (wait4):
+        # the CPU it burned and the peak of the 20 MB it touched.
+        assert ended["cpu_seconds"] >= 0.25
+        assert ended["max_rss_bytes"] >= 20 * 1024 * 1024
 
 
 # --- the series ----------------------------------------------------------------------------
