@@ -263,3 +263,24 @@ def test_run_wait_prints_only_the_result_and_exits_with_the_outcome(cli_server):
     silent = client.run("Silent")
     with pytest.raises(NotFoundError, match="has no result"):
         client.result(silent["id"])
+
+
+LEAKY = '''from jobjoker import Worker
+
+class Leaky(Worker):
+    parameters = {"key": {"type": "string", "secret": True}}
+
+    def run(self):
+        raise ValueError("the server refused key %s" % self.params["key"])
+'''
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_the_error_is_masked_like_the_log_and_the_result(api, run_job, write_worker):
+    write_worker("Leaky", LEAKY)
+    job = await run_job("Leaky", {"key": "s3cret-value-9"}, wait=True)
+    assert job["status"] == "error"
+    assert job["error"].startswith("ValueError: the server refused key ********")
+    shown = await api("GET", "/jobs/%s" % job["id"])
+    assert "s3cret-value-9" not in str(shown.data)
+    assert not any("s3cret-value-9" in line for line in await log_of(api, job["id"]))
