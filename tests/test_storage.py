@@ -9,7 +9,7 @@ import pytest
 from jobjoker import jobstore, models
 from jobjoker.errors import InvalidTransition
 from jobjoker.events import EventHub
-from jobjoker.states import JobStatus
+from jobjoker.states import ACTIONS, JobStatus
 from jobjoker.storage import Storage
 
 
@@ -114,7 +114,8 @@ async def test_moving_many_jobs_is_all_or_none(storage):
     storage.published.clear()
     with pytest.raises(InvalidTransition, match="job b is active; only a job that is idle "
                                                  "can start"):
-        await storage.transaction(jobstore.transition_many, ["a", "b"], JobStatus.ACTIVE)
+        await storage.transaction(jobstore.transition_many, ["a", "b"], JobStatus.ACTIVE,
+                                  only=ACTIONS["start"])
     assert (await storage.read(jobstore.get, "a")).status == "idle"  # rolled back
     assert storage.published == []
 
