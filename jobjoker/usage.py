@@ -36,7 +36,7 @@ from jobjoker.usage_series import DEFAULT_CAP, UsageSeries
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 10.0  # between the batches that store the figures
-SERIES_SECONDS_PER_POINT = 0.1  # a series of N points is stored at most every N/10 s...
+SERIES_SECONDS_PER_POINT = 0.5  # a series of N points is stored at most every N/2 s...
 MAX_SERIES_SECONDS = 120.0  # ...and at least every two minutes
 
 
