@@ -1,6 +1,7 @@
 """The supervisor on its own, spoken to over its socket: no I/O error stops it. A full disk (where
 its log is too) refuses a job's exit record; it goes on serving, tells the exit in its event and
 in ``status``, and writes the record once there is room."""
+import contextlib
 import json
 import os
 import socket
@@ -84,23 +85,33 @@ class Connection:
             self.read()
 
 
+@contextlib.contextmanager
+def running_supervisor(log_path, socket_path):
+    """A supervisor on ``socket_path`` whose stdout and stderr append to ``log_path``:
+    ``(process, connection)``; shut down, with its jobs, however the test ended."""
+    log = open(log_path, "ab")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen([sys.executable, "-m", "jobjoker.supervisor", "--socket",
+                                str(socket_path)], stdout=log, stderr=log, env=env)
+    log.close()
+    connection = Connection(socket_path)
+    try:
+        yield process, connection
+    finally:
+        try:
+            connection.request("shutdown", kill_jobs=True)
+        except (OSError, AssertionError):
+            pass
+        process.kill()
+        process.wait()
+        kill_leftovers(str(socket_path))  # its jobs too
+
+
 @pytest.fixture
 def supervisor(tiny_disk, tmp_path):
     """A supervisor whose log (stdout and stderr) is on the tiny disk; its connection."""
-    log = open(tiny_disk / "supervisor.log", "ab")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen([sys.executable, "-m", "jobjoker.supervisor", "--socket",
-                                str(tmp_path / "sock")], stdout=log, stderr=log, env=env)
-    log.close()
-    connection = Connection(tmp_path / "sock")
-    yield process, connection
-    try:
-        connection.request("shutdown", kill_jobs=True)
-    except (OSError, AssertionError):
-        pass
-    process.kill()
-    process.wait()
-    kill_leftovers(str(tmp_path / "sock"))  # its jobs too, however the test ended
+    with running_supervisor(tiny_disk / "supervisor.log", tmp_path / "sock") as running:
+        yield running
 
 
 def test_a_full_disk_does_not_stop_the_supervisor_and_no_exit_is_lost(supervisor, tiny_disk,

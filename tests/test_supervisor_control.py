@@ -4,15 +4,13 @@ process stopped or continued by any signal is pushed as ``stopped`` / ``continue
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from jobjoker import proc
 from jobjoker.supervisor import PROTOCOL
-from tests.support import ROOT, kill_leftovers, until
-from tests.test_supervisor import Connection
+from tests.support import until
+from tests.test_supervisor import running_supervisor
 
 # Holds 64 MiB and burns some CPU, then waits for its gate.
 BUSY = '''import os, time
@@ -34,20 +32,8 @@ class Busy(Worker):
 
 @pytest.fixture
 def supervisor(tmp_path):
-    log = open(tmp_path / "supervisor.log", "ab")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    process = subprocess.Popen([sys.executable, "-m", "jobjoker.supervisor", "--socket",
-                                str(tmp_path / "sock")], stdout=log, stderr=log, env=env)
-    log.close()
-    connection = Connection(tmp_path / "sock")
-    yield connection
-    try:
-        connection.request("shutdown", kill_jobs=True)
-    except (OSError, AssertionError):
-        pass
-    process.kill()
-    process.wait()
-    kill_leftovers(str(tmp_path / "sock"))
+    with running_supervisor(tmp_path / "supervisor.log", tmp_path / "sock") as (_, connection):
+        yield connection
 
 
 def event_of(connection, kind, job_id):

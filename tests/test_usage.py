@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from jobjoker import models
 from jobjoker.app import JobJokerServer
 from jobjoker.cli_output import format_value
 from jobjoker.client import Client
 from jobjoker.usage_series import UsageSeries
-from tests.support import PASSWORD, ROOT, kill_leftovers, poll, until, wait_for_end
+from tests.support import PASSWORD, ROOT, poll, until, wait_for_end
+from tests.test_restart import cleanup  # noqa: F401,F811 -- a fixture
 
 MB = 1024 * 1024
 
@@ -253,15 +253,6 @@ def test_the_job_display_prints_cpu_and_memory_readably():
 
 
 # --- across a restart ----------------------------------------------------------------------
-
-@pytest.fixture
-def cleanup(config):
-    servers = []
-    yield servers
-    for server in servers:
-        kill_leftovers(server.processes.supervisor.socket_path)
-    models.database.initialize(None)
-
 
 @pytest.mark.gen_test(timeout=120)
 async def test_the_series_and_totals_survive_a_restart(config, cleanup, write_worker,
