@@ -4,12 +4,13 @@ Contract: ``JobService`` validates input (raising domain errors with a message t
 fix), creates, lists, reads and deletes jobs, and turns the commands ``start``, ``stop``,
 ``kill``, ``pause`` and ``resume`` into state transitions and process actions (a pause or
 resume is a request: the status follows the process, ``jobjoker.jobcontrol``). A job's time
-limit is stored when it is created (``jobspec``) and its deadline when it starts. It never touches HTTP; job rows go through
-``jobjoker.jobstore`` on the storage's threads (every method is a coroutine), processes through
-the ``ProcessManager``, and each change commits together with its audit entry. A job can be
-created and started in one call (``"start": true``), and many at once (``create_jobs``): every
-spec of a batch is checked (``jobjoker.jobspec``) before anything is created, the rows go in one transaction, and the
-processes are forked with one request to the supervisor. A job that was created but could not
+limit is stored when it is created (``jobspec``) and its deadline when it starts. It never
+touches HTTP; job rows go through ``jobjoker.jobstore`` on the storage's threads (every method
+is a coroutine), processes through the ``ProcessManager``, and each change commits together
+with its audit entry. A job can be created and started in one call (``"start": true``), and
+many at once (``create_jobs``): every spec of a batch is checked (``jobjoker.jobspec``) before
+anything is created, the rows go in one transaction, and the processes are forked with one
+request to the supervisor. A job that was created but could not
 start stays, ended ``error``, and the error says so. A deleted job's entries go in batches, each
 its own transaction, before the reply. Secret parameter values are sealed (``secretbox``) on
 the writer thread as they are stored; an entry appended to a job is masked with them, and
@@ -143,7 +144,7 @@ class JobService:
         rows, unchecked = await self._prepare_jobs([body], actor)
         if rerun_of is not None:
             rows[0]["rerun_of"] = rerun_of.id
-        sources = await self._read_sources(rows) if start else {}
+        sources = await self._read_sources(row["worker"] for row in rows) if start else {}
         [job] = await self.storage.transaction(self._insert, rows, actor, start, sources)
         if start:
             [(job, problem)] = await self._launch([job], actor, sources)
@@ -166,7 +167,7 @@ class JobService:
         """
         specs, start = jobspec.check_batch_body(body, self.config.max_batch)
         rows, unchecked = await self._prepare_jobs(specs, actor, batch=True)
-        sources = await self._read_sources(rows) if start else {}
+        sources = await self._read_sources(row["worker"] for row in rows) if start else {}
         jobs = await self.storage.transaction(self._insert, rows, actor, start, sources)
         if not start:
             return [job_to_dict(job) for job in jobs], "%d jobs created%s" % (
@@ -254,11 +255,10 @@ class JobService:
                             if (sources or {}).get(job.worker) is not None
                             and sources[job.worker].exact})
 
-    async def _read_sources(self, rows):
+    async def _read_sources(self, workers):
         """Each worker's ``codestore.Source`` (None when its file is gone), read once per
-        distinct worker of ``rows`` (jobs or row dicts) in an executor."""
-        names = sorted({row["worker"] if isinstance(row, dict) else row.worker for row in rows})
-        paths = [(name, self.workers.path(name)) for name in names]
+        distinct name of ``workers`` in an executor."""
+        paths = [(name, self.workers.path(name)) for name in sorted(set(workers))]
         return await asyncio.get_running_loop().run_in_executor(
             None, lambda: {name: codestore.read_worker(name, path) for name, path in paths})
 
@@ -354,7 +354,8 @@ class JobService:
             tx, actor, "job.%s" % command, job_id)))
 
     async def _start(self, job_id, actor):
-        sources = await self._read_sources([await self.storage.read(jobstore.get, job_id)])
+        idle = await self.storage.read(jobstore.get, job_id)
+        sources = await self._read_sources([idle.worker])
         job = await self.storage.transaction(self._begin_start, job_id, sources)
         # A job that fails at once may already be final here: that is its end, not a failure
         # to start (launch raises Unavailable when the supervisor could not fork it).

@@ -172,11 +172,10 @@ class ProcessManager(JobControl, Adoption):
                   "params": dict(json.loads(job.parameters), **opened[job.id]),
                   "mask": running.spools.masker.values, "job_dir": running.job_dir,
                   "run_as": self.config.run_as, "cwd": os.fspath(self.config.workers_dir),
-                  "max_result_bytes": self.config.max_result_bytes}
+                  "max_result_bytes": self.config.max_result_bytes,
+                  # the code recorded as the job's (job.code_hash), not the file's now
+                  "worker_source": (worker_sources or {}).get(job.id)}
                  for job, running in zip(forked, runs)]
-        for spec in specs:  # the code recorded as the job's (job.code_hash), not the file's now
-            if (worker_sources or {}).get(spec["job_id"]) is not None:
-                spec["worker_source"] = worker_sources[spec["job_id"]]
         supervisor = self.supervisor
         for running in runs:
             running.supervisor = supervisor
