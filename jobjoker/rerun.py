@@ -38,9 +38,7 @@ def creation_body(old, body, declared):
         given = {}
     if not isinstance(given, dict):
         raise BadRequest('"parameters" must be a JSON object of the parameters to change')
-    start = body.get("start", True)
-    if not isinstance(start, bool):
-        raise BadRequest('"start" must be true or false')
+    start = body.get("start", True)  # checked with every new job's body (jobspec.start_flag)
     timeout = body["timeout"] if "timeout" in body else old.timeout
     public = json.loads(old.parameters)
     dropped = secret_names(public, declared)
