@@ -57,6 +57,8 @@ import logging
 import threading
 import time
 
+import peewee
+
 from jobjoker.dbthreads import ConnectionThreads
 from jobjoker.errors import Unavailable
 from jobjoker.outage import Outage
@@ -117,6 +119,7 @@ class Storage:
     def __init__(self, database, hub, readers=READERS):
         self.database = database
         self.hub = hub
+        self._write_lock = ("IMMEDIATE",) if isinstance(database, peewee.SqliteDatabase) else ()
         self._loop = None
         self.outage = Outage(on_end=self._outage_ended)
         self._on_recovery = []
@@ -262,7 +265,10 @@ class Storage:
         def work():
             del stage[:]
             tx = Transaction(self.database)
-            with self.database.atomic():
+            # On SQLite, BEGIN IMMEDIATE: a deferred transaction that reads first and then
+            # writes fails at once ("database is locked", no busy wait) when another server on
+            # the same file committed in between; an immediate one waits its turn.
+            with self.database.atomic(*self._write_lock):
                 stage.append("begun")
                 value = fn(tx, *args, **kwargs)
                 stage.append("committing")
