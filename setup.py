@@ -32,6 +32,10 @@ setup(
         "setproctitle>=1.3.3,<2",
         # Samples the CPU time and memory of each running job's process group (usage_sampler).
         "psutil~=7.2",
+        # Schedules: cron expressions and their next times (jobjoker/cronspec.py), and the IANA
+        # time zones zoneinfo reads (tzdata: the same database on every machine and container).
+        "croniter>=6,<8",
+        "tzdata>=2024.1",
     ],
     extras_require={
         "postgresql": ["psycopg2-binary>=2.9"],

@@ -198,7 +198,7 @@ class JobService:
             try:
                 known = self.workers.known_declaration(check_name(name))
             except JobJokerError as e:
-                known = (None, e, None)
+                known = (None, e, {})
             if known is None:
                 unknown.append(name)
             else:
@@ -210,15 +210,15 @@ class JobService:
                                     batch, self.config.default_timeout)
 
     def _declarations(self, names):
-        """Executor: for each worker name, ``(declared parameters, None, declared time
-        limit)``, or ``(None, the error to raise for it, None)``."""
+        """Executor: for each worker name, ``(declared parameters, None, declared settings)``,
+        or ``(None, the error to raise for it, {})``."""
         found = {}
         for name in names:
             try:
-                declared, timeout = self.workers.declaration(name)
-                found[name] = (declared, None, timeout)
+                declared, settings = self.workers.declaration(name)
+                found[name] = (declared, None, settings)
             except JobJokerError as e:
-                found[name] = (None, e, None)
+                found[name] = (None, e, {})
         return found
 
     def _insert(self, tx, rows, actor, start, sources=None):

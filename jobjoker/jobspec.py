@@ -24,7 +24,7 @@ from jobjoker.errors import BadRequest, JobJokerError, TooLarge, ValidationError
 from jobjoker.jobstore import new_job_id
 from jobjoker.secretbox import MAX_SECRETS_BYTES
 from jobjoker.states import JobStatus
-from jobjoker.workers import MAX_TIMEOUT
+from jobjoker.worker_settings import MAX_TIMEOUT
 
 MAX_PARAMETERS_DEPTH = 32
 # What each body takes (the handlers refuse any other key, jobjoker.bodies).
@@ -130,8 +130,8 @@ def prepare_rows(specs, actor, declared, max_parameters_size, batch=False,
     """The rows of new idle jobs, one per spec, checked, and the names of the workers that were
     given parameters they do not check (they declare none); raises the problems, each labelled
     by its place in a batch (a single job's first problem as it is). ``declared`` maps a worker
-    name to ``(declared parameters, problem, declared time limit)``; ``default_timeout`` is the
-    server's (``--default-timeout``)."""
+    name to ``(declared parameters, problem, declared settings)`` (``worker_settings``);
+    ``default_timeout`` is the server's (``--default-timeout``)."""
     rows, problems, unchecked = [], [], set()
     for index, spec in enumerate(specs):
         try:
@@ -195,7 +195,7 @@ def _prepare_row(spec, actor, declarations, max_parameters_size, default_timeout
             raise BadRequest('"worker" is missing: name the worker to run')
         if not isinstance(worker, str):
             raise BadRequest('"worker" must be a string naming a worker')
-        declared, problem, worker_timeout = declarations[worker]
+        declared, problem, worker_settings = declarations[worker]
         if problem is not None and not isinstance(problem, ValidationError):
             raise problem
     with about("parameters"):
@@ -221,7 +221,8 @@ def _prepare_row(spec, actor, declarations, max_parameters_size, default_timeout
             "created": time.time(), "created_by": actor.username if actor else None,
             # Its own, else its worker's, else the server's: a later change of either does not
             # change the limit of a job already made.
-            "timeout": effective_timeout(timeout, worker_timeout, default_timeout)}
+            "timeout": effective_timeout(timeout, worker_settings.get("timeout"),
+                                         default_timeout)}
 
 
 def effective_timeout(own, worker_timeout, default_timeout):

@@ -8,7 +8,9 @@ safe to hand to the IOLoop. Every write of a job row adds one to its ``revision`
 copy of a job carries (``job_to_dict``), so a client holding two copies keeps the one with the
 higher revision. ``transition(tx, job_id, new_status, **fields)`` is the only code that writes
 ``status``: one conditional UPDATE (``... WHERE id = ? AND status IN (allowed sources)``) whose
-row count decides, so two racing starts cannot both win and nothing reads then writes.
+row count decides, so two racing starts cannot both win and nothing reads then writes. A job
+that reaches a final status is handed to ``tx.job_ended`` (the storage's end hooks: retries,
+webhooks) in the same transaction.
 
 A job may be named by its id or by the id's last ``SHORT_ID_LENGTH`` characters, as the admin
 page shows it: ``resolve(reference)`` turns either into the id (one indexed lookup of the
@@ -116,6 +118,12 @@ def job_to_dict(job):
         "cpu_seconds": job.cpu_seconds,
         "rss_bytes": job.rss_bytes,
         "max_rss_bytes": job.max_rss_bytes,
+        "start_at": job.start_at,
+        "queued": job.queued,
+        "reason": job.reason,
+        "schedule_id": job.schedule_id,
+        "retry_of": job.retry_of,
+        "attempt": job.attempt,
     }
 
 
@@ -311,6 +319,8 @@ def transition(tx, job_id, new_status, announced=True, only=None, **fields):
     job = get(job_id)
     if not changed:
         raise _refusal(job, new_status, sources)
+    if new_status in FINAL_STATES:
+        tx.job_ended(job)
     if announced:
         announce(tx, "status", job)
     return job
@@ -343,6 +353,9 @@ def transition_many(tx, job_ids, new_status, announced=True, only=None, **fields
         raise InvalidTransition("another change of these jobs came first; none could %s"
                                 % MOVES[new_status])
     jobs = get_many(job_ids)
+    if new_status in FINAL_STATES:
+        for job in jobs:
+            tx.job_ended(job)
     if announced:
         for job in jobs:
             announce(tx, "status", job)

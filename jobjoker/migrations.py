@@ -422,6 +422,162 @@ def _add_job_control(db, migrator):
             run(*pending)
 
 
+# --- version 9 -----------------------------------------------------------------------------------
+
+# The columns v9 adds to ``job``, as released: (name, field).
+JOB_COLUMNS_V9 = (
+    ("start_at", peewee.DoubleField(null=True)),
+    ("queued", peewee.DoubleField(null=True)),
+    ("reason", peewee.CharField(max_length=16, null=True)),
+    ("schedule_id", peewee.CharField(max_length=32, null=True)),
+    ("retry_of", peewee.CharField(max_length=32, null=True)),
+    ("attempt", peewee.IntegerField(null=True)),
+    ("retries", peewee.IntegerField(null=True)),
+    ("retry_delay", peewee.DoubleField(null=True)),
+    ("retry_backoff", peewee.DoubleField(null=True)),
+    ("retry_on_timeout", peewee.BooleanField(null=True)),
+)
+# Identifiers v9 adds, compared exactly on MySQL/MariaDB: (table, column, length, may be null).
+IDENTIFIERS_V9 = (
+    ("job", "schedule_id", 32, True), ("job", "retry_of", 32, True),
+    ("setting", "name", 64, False),
+    ("schedule", "id", 32, False), ("schedule", "worker", 64, False),
+    ("schedule", "owner", 64, False),
+    ("schedule_run", "schedule", 32, False), ("schedule_run", "job", 32, True),
+    ("webhook", "id", 16, False), ("webhook", "scope_value", 64, True),
+    ("webhook_delivery", "hook", 16, False), ("webhook_delivery", "job", 32, False),
+)
+
+
+class SettingV9(FrozenModel):
+    name = peewee.CharField(primary_key=True, max_length=64)
+    value = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "setting"
+
+
+class ScheduleV9(FrozenModel):
+    id = peewee.CharField(primary_key=True, max_length=32)
+    name = peewee.CharField(max_length=100, null=True)
+    worker = peewee.CharField(max_length=64, index=True)
+    parameters = peewee.TextField(default="{}")
+    secret_parameters = peewee.TextField(null=True)
+    timeout = peewee.DoubleField(null=True)
+    cron = peewee.CharField(max_length=255)
+    timezone = peewee.CharField(max_length=64)
+    missed = peewee.CharField(max_length=16)
+    overlap = peewee.CharField(max_length=16)
+    owner = peewee.CharField(max_length=64)
+    paused = peewee.DoubleField(null=True)
+    paused_reason = peewee.TextField(null=True)
+    next_run = peewee.DoubleField(null=True, index=True)
+    last_run = peewee.DoubleField(null=True)
+    created = peewee.DoubleField()
+    revision = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "schedule"
+
+
+class ScheduleRunV9(FrozenModel):
+    id = peewee.AutoField()
+    schedule = peewee.CharField(max_length=32)
+    scheduled_for = peewee.DoubleField()
+    fired = peewee.DoubleField()
+    job = peewee.CharField(max_length=32, null=True)
+    outcome = peewee.CharField(max_length=16)
+    detail = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "schedule_run"
+        indexes = ((("schedule", "scheduled_for"), True),)
+
+
+class WebhookV9(FrozenModel):
+    id = peewee.CharField(primary_key=True, max_length=16)
+    url = peewee.TextField()
+    scope = peewee.CharField(max_length=16)
+    scope_value = peewee.CharField(max_length=64, null=True)
+    statuses = peewee.CharField(max_length=64)
+    secret = peewee.TextField()
+    description = peewee.CharField(max_length=200, null=True)
+    created = peewee.DoubleField()
+    created_by = peewee.CharField(max_length=64, null=True)
+    disabled = peewee.DoubleField(null=True)
+
+    class Meta:
+        table_name = "webhook"
+
+
+class WebhookDeliveryV9(FrozenModel):
+    id = peewee.AutoField()
+    hook = peewee.CharField(max_length=16)
+    job = peewee.CharField(max_length=32)
+    body = peewee.TextField()
+    state = peewee.CharField(max_length=16)
+    attempts = peewee.IntegerField(default=0)
+    next_attempt = peewee.DoubleField(null=True)
+    claimed_until = peewee.DoubleField(null=True)
+    last_code = peewee.IntegerField(null=True)
+    last_error = peewee.TextField(null=True)
+    created = peewee.DoubleField()
+    finished = peewee.DoubleField(null=True)
+
+    class Meta:
+        table_name = "webhook_delivery"
+        indexes = ((("hook", "id"), False), (("state", "next_attempt"), False),
+                   (("created",), False))
+
+
+TABLES_V9 = [SettingV9, ScheduleV9, ScheduleRunV9, WebhookV9, WebhookDeliveryV9]
+# Indexes v9 adds to ``job``: (columns, unique).
+JOB_INDEXES_V9 = ((("status", "queued"), False), (("status", "start_at"), False),
+                  (("schedule_id", "id"), False), (("retry_of",), False))
+
+
+def _add_scheduling(db, migrator):
+    """Schema 9: what scheduling and flow need (delayed starts, schedules, concurrency caps with
+    a queue, retries, webhooks on job ends).
+
+    - On ``job``: ``start_at`` (when a ``scheduled`` job starts), ``queued`` (when it joined the
+      queue: the queue's order, with the id), ``reason`` (why it ended, for machines),
+      ``schedule_id`` (the schedule that made it), ``retry_of`` and ``attempt`` (a retry chain:
+      the job it retries, and 1 for a first run), ``retries``, ``retry_delay``,
+      ``retry_backoff`` and ``retry_on_timeout`` (its retry policy, fixed at its creation); all
+      NULL for older rows. Indexes for the queue, the clock, a schedule's runs and a chain.
+    - ``setting``: values shared by every server of the database (``max_active_jobs``).
+    - ``schedule`` and ``schedule_run`` (each firing or failure to fire, once per scheduled
+      time: a unique key, so a time never fires twice, whatever the servers and restarts).
+    - ``webhook`` and ``webhook_delivery`` (an outbox: written with the job's end, sent after).
+    - Identifiers among them compare exactly on MySQL/MariaDB (binary collation, as in v6).
+
+    Each step is skipped when done, so a run that failed halfway on MySQL is finished by the
+    next.
+    """
+    present = {column.name for column in db.get_columns("job")}
+    adding = [migrator.add_column("job", name, field) for name, field in JOB_COLUMNS_V9
+              if name not in present]
+    if adding:
+        run(*adding)
+    with db.bind_ctx(TABLES_V9):
+        db.create_tables(TABLES_V9, safe=True)
+    indexed = [index.columns for index in db.get_indexes("job")]
+    pending = [migrator.add_index("job", columns, unique)
+               for columns, unique in JOB_INDEXES_V9 if list(columns) not in indexed]
+    if pending:
+        run(*pending)
+    if isinstance(migrator, MySQLMigrator):
+        collation = exact_collation(db)
+        current = _column_collations(db)
+        pending = [migrator.alter_column_type(table, column, peewee.CharField(
+            max_length=length, null=null, collation=collation))
+            for table, column, length, null in IDENTIFIERS_V9
+            if current.get((table, column)) != collation]
+        if pending:
+            run(*pending)
+
+
 # --- the runner ----------------------------------------------------------------------------------
 
 # version -> function(database, migrator). Append, never edit, once released.
@@ -433,9 +589,10 @@ MIGRATIONS = {
     6: _exact_identifiers,
     7: _add_short_ids,
     8: _add_job_control,
+    9: _add_scheduling,
 }
 # Run again after creating the tables of a new database: what models cannot say portably.
-ON_CREATE = (_exact_identifiers, _add_short_ids, _add_job_control)
+ON_CREATE = (_exact_identifiers, _add_short_ids, _add_job_control, _add_scheduling)
 
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -84,6 +84,20 @@ class Job(BaseModel):
     cpu_seconds = peewee.DoubleField(null=True)
     rss_bytes = peewee.BigIntegerField(null=True)
     max_rss_bytes = peewee.BigIntegerField(null=True)
+    # Flow: when a ``scheduled`` job starts; when it joined the queue (the queue's order, with
+    # its id); why it ended, for machines (``reason``); the schedule that made it; a retry
+    # chain (the job it retries, and its attempt: 1 for a first run) and its retry policy,
+    # fixed at its creation (from the job, else its worker).
+    start_at = peewee.DoubleField(null=True)
+    queued = peewee.DoubleField(null=True)
+    reason = peewee.CharField(max_length=16, null=True)
+    schedule_id = peewee.CharField(max_length=32, null=True)
+    retry_of = peewee.CharField(max_length=32, null=True)
+    attempt = peewee.IntegerField(null=True)
+    retries = peewee.IntegerField(null=True)
+    retry_delay = peewee.DoubleField(null=True)
+    retry_backoff = peewee.DoubleField(null=True)
+    retry_on_timeout = peewee.BooleanField(null=True)
 
     class Meta:
         indexes = (
@@ -91,6 +105,10 @@ class Job(BaseModel):
             (("worker", "id"), False),
             (("node", "status"), False),
             (("worker", "code_hash"), False),
+            (("status", "queued"), False),
+            (("status", "start_at"), False),
+            (("schedule_id", "id"), False),
+            (("retry_of",), False),
         )
 
 
@@ -118,6 +136,97 @@ class WorkerVersion(BaseModel):
     class Meta:
         primary_key = peewee.CompositeKey("worker", "hash")
         indexes = ((("worker", "saved"), False),)
+
+
+class Setting(BaseModel):
+    """A value every server of this database shares (``max_active_jobs``), by name."""
+
+    name = peewee.CharField(primary_key=True, max_length=64)
+    value = peewee.TextField(null=True)
+
+
+class Schedule(BaseModel):
+    """A worker run with parameters at the times of a cron expression in a time zone.
+
+    ``owner`` is who its jobs are created by (not a key to ``user``: a deleted owner pauses
+    the schedule, it does not vanish). ``missed``: ``skip`` or ``run_once`` (times passed
+    while no server ran); ``overlap``: ``skip``, ``queue`` or ``allow`` (a previous job still
+    running). ``paused`` is when it was paused (by a user, or by itself: ``paused_reason``);
+    ``next_run`` the next time it fires (None while paused)."""
+
+    id = peewee.CharField(primary_key=True, max_length=32)
+    name = peewee.CharField(max_length=100, null=True)
+    worker = peewee.CharField(max_length=64, index=True)
+    parameters = peewee.TextField(default="{}")  # a JSON object, secret values masked
+    secret_parameters = peewee.TextField(null=True)  # sealed, like a job's
+    timeout = peewee.DoubleField(null=True)
+    cron = peewee.CharField(max_length=255)
+    timezone = peewee.CharField(max_length=64)
+    missed = peewee.CharField(max_length=16)
+    overlap = peewee.CharField(max_length=16)
+    owner = peewee.CharField(max_length=64)
+    paused = peewee.DoubleField(null=True)
+    paused_reason = peewee.TextField(null=True)
+    next_run = peewee.DoubleField(null=True, index=True)
+    last_run = peewee.DoubleField(null=True)
+    created = peewee.DoubleField()
+    revision = peewee.BigIntegerField(default=0)
+
+
+class ScheduleRun(BaseModel):
+    """One scheduled time of a schedule, fired or not: the job it made, or why none
+    (``outcome``: ``started``, ``queued``, ``skipped``, ``failed``). Unique per time: a time
+    never fires twice."""
+
+    id = peewee.AutoField()
+    schedule = peewee.CharField(max_length=32)
+    scheduled_for = peewee.DoubleField()
+    fired = peewee.DoubleField()
+    job = peewee.CharField(max_length=32, null=True)
+    outcome = peewee.CharField(max_length=16)
+    detail = peewee.TextField(null=True)
+
+    class Meta:
+        indexes = ((("schedule", "scheduled_for"), True),)
+
+
+class Webhook(BaseModel):
+    """A URL told of job ends: server-wide, for a worker, or for a schedule (``scope`` and
+    ``scope_value``), for the final statuses listed (comma-separated). ``secret`` (sealed)
+    signs each delivery."""
+
+    id = peewee.CharField(primary_key=True, max_length=16)
+    url = peewee.TextField()
+    scope = peewee.CharField(max_length=16)
+    scope_value = peewee.CharField(max_length=64, null=True)
+    statuses = peewee.CharField(max_length=64)
+    secret = peewee.TextField()
+    description = peewee.CharField(max_length=200, null=True)
+    created = peewee.DoubleField()
+    created_by = peewee.CharField(max_length=64, null=True)
+    disabled = peewee.DoubleField(null=True)
+
+
+class WebhookDelivery(BaseModel):
+    """One job end to tell one webhook (an outbox row, written with the end): its body, and
+    its attempts (``state``: ``pending``, ``delivered``, ``failed``)."""
+
+    id = peewee.AutoField()
+    hook = peewee.CharField(max_length=16)
+    job = peewee.CharField(max_length=32)
+    body = peewee.TextField()
+    state = peewee.CharField(max_length=16)
+    attempts = peewee.IntegerField(default=0)
+    next_attempt = peewee.DoubleField(null=True)
+    claimed_until = peewee.DoubleField(null=True)  # a server is sending it until then
+    last_code = peewee.IntegerField(null=True)
+    last_error = peewee.TextField(null=True)
+    created = peewee.DoubleField()
+    finished = peewee.DoubleField(null=True)
+
+    class Meta:
+        indexes = ((("hook", "id"), False), (("state", "next_attempt"), False),
+                   (("created",), False))
 
 
 class Chunk(BaseModel):
@@ -218,7 +327,7 @@ class SchemaVersion(BaseModel):
 
 
 MODELS = [Job, Chunk, JobData, WorkerVersion, User, Token, Session, AuditEntry, Node,
-          SchemaVersion]
+          Setting, Schedule, ScheduleRun, Webhook, WebhookDelivery, SchemaVersion]
 
 
 class MySQLDatabase(peewee.MySQLDatabase):

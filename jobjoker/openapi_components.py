@@ -14,9 +14,10 @@ from jobjoker.roles import ROLES
 from jobjoker.paging import DEFAULT_SIZES, MAX_OFFSET, largest
 from jobjoker.parameters import MASK
 from jobjoker.parameters import TYPES as PARAMETER_TYPES
-from jobjoker.states import COMMANDS, JobStatus
+from jobjoker.states import COMMANDS, REASONS, JobStatus
 from jobjoker.usage_series import DEFAULT_CAP
-from jobjoker.workers import MAX_TIMEOUT, NAME_PATTERN, NAME_RULE
+from jobjoker.worker_settings import MAX_TIMEOUT
+from jobjoker.workers import NAME_PATTERN, NAME_RULE
 
 STATUSES = [status.value for status in JobStatus]
 WORKER_NAME = {"type": "string", "pattern": "^%s$" % NAME_PATTERN.pattern,
@@ -167,6 +168,22 @@ def item_schemas():
                                    "Resident memory of its process group at the last sample."}),
             "max_rss_bytes": nullable({"type": "integer", "minimum": 0, "description":
                                        "The peak of its resident memory."}),
+            "start_at": nullable({"type": "number", "description":
+                                  "When a `scheduled` job starts (epoch seconds): its "
+                                  "`start_at`, or a retry's delay."}),
+            "queued": nullable({"type": "number", "description":
+                                "When it joined the queue of a concurrency cap (epoch "
+                                "seconds): the queue is first in, first out."}),
+            "reason": nullable({"type": "string", "enum": list(REASONS), "description":
+                                "Why it ended, for machines (null until it ends): "
+                                + "; ".join("`%s`: %s" % item for item in REASONS.items())
+                                + "."}),
+            "schedule_id": nullable({"type": "string", "description":
+                                     "The schedule whose firing made it."}),
+            "retry_of": nullable({"type": "string", "description":
+                                  "The job this one retries (a retry chain)."}),
+            "attempt": nullable({"type": "integer", "minimum": 1, "description":
+                                 "Its attempt in a retry chain: 1 for a first run."}),
         }),
         "Worker": strict_object("A worker: a Python class in the workers folder.", {
             "name": WORKER_NAME,
@@ -185,6 +202,19 @@ def item_schemas():
             "timeout": nullable({"type": "number", "description":
                                  "The time limit in seconds its class declares (`timeout = "
                                  "3600`), for jobs that set none; null when it declares none."}),
+            "max_active": nullable({"type": "integer", "minimum": 1, "description":
+                                    "How many of its jobs may be active at once (`max_active "
+                                    "= 2`); more wait `queued`. Null: no cap of its own."}),
+            "retries": nullable({"type": "integer", "minimum": 0, "description":
+                                 "How often a job of it that ends `error` is retried "
+                                 "(`retries = 3`), for jobs that set none."}),
+            "retry_delay": nullable({"type": "number", "minimum": 0, "description":
+                                     "Seconds before the first retry (`retry_delay = 10`)."}),
+            "retry_backoff": nullable({"type": "number", "minimum": 1, "description":
+                                       "The factor each further retry's delay grows by."}),
+            "retry_on_timeout": nullable({"type": "boolean", "description":
+                                          "Whether a job its time limit ended is retried "
+                                          "(off unless declared)."}),
         }),
         "Entry": strict_object("One entry of a job's log or response.", {
             "seq": {"type": "integer", "minimum": 0,

@@ -88,13 +88,23 @@ def detached(function, *args):
 class Transaction:
     """What a write function may do besides its statements: announce changes (published on the
     loop once the transaction has committed), run code on the writer thread right after the
-    commit (``on_commit``: to move state that must not move unless the data did), and try a
-    part in a savepoint whose failure undoes that part alone, its events and hooks included."""
+    commit (``on_commit``: to move state that must not move unless the data did), try a part
+    in a savepoint whose failure undoes that part alone, its events and hooks included, and
+    tell the storage's end hooks of a job that reached a final status (``job_ended``, called by
+    ``jobstore``'s transitions only: they write, in this same transaction, what follows an
+    end, such as a retry or a webhook's delivery, so it happens exactly once with it)."""
 
-    def __init__(self, database):
+    def __init__(self, database, end_hooks=()):
         self.database = database
         self.events = []
         self.committed = []  # callbacks for after the commit
+        self.end_hooks = end_hooks
+
+    def job_ended(self, job):
+        """``job`` (its row, just moved to a final status) to each end hook: ``hook(tx, job)``
+        on the writer thread, inside this transaction."""
+        for hook in self.end_hooks:
+            hook(self, job)
 
     def publish(self, event):
         self.events.append(event)
@@ -136,6 +146,8 @@ class Storage:
         self._tickets = itertools.count()
         self._ping = None  # (future, time.monotonic() when sent) of the ping in flight
         self._observe = None  # time_work's callback
+        # hook(tx, job) for each job that reaches a final status (Transaction.job_ended)
+        self.end_hooks = []
 
     def time_work(self, observe):
         """Call ``observe(pool, queued, ran)`` on the storage's threads after each piece of
@@ -264,7 +276,7 @@ class Storage:
 
         def work():
             del stage[:]
-            tx = Transaction(self.database)
+            tx = Transaction(self.database, tuple(self.end_hooks))
             # On SQLite, BEGIN IMMEDIATE: a deferred transaction that reads first and then
             # writes fails at once ("database is locked", no busy wait) when another server on
             # the same file committed in between; an immediate one waits its turn.

@@ -5,20 +5,18 @@ a ``run`` method. Names must match ``NAME_PATTERN`` (checked on the decoded name
 leave the folder). ``save(name, code)`` parses the code with ``ast`` (never executing it in the
 server), refuses code that does not parse (``ValidationError`` with the line) or lacks the class,
 and writes atomically (temp file + rename), so a job never loads half a file. Descriptions come
-from the class docstring and are cached by content hash. A worker may declare a default time
-limit for its jobs, ``timeout = 3600`` (seconds, a positive number: a literal, or arithmetic of
-literals like ``2 * 60 * 60``), read statically like ``parameters``: anything else is an error
-of the worker's code, shown and refused like a bad ``parameters``.
+from the class docstring and are cached by content hash. A worker may declare settings for its
+jobs (``timeout = 3600``, ``max_active = 2``, ``retries = 3``...: ``jobjoker.worker_settings``),
+read statically like ``parameters``: a bad one is an error of the worker's code, shown and
+refused like a bad ``parameters``.
 """
 import ast
 import hashlib
-import math
-import operator
 import os
 import re
 import tempfile
 
-from jobjoker import parameters
+from jobjoker import parameters, worker_settings
 from jobjoker.errors import BadRequest, Conflict, NotFound, TooLarge, ValidationError
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -78,46 +76,6 @@ def _declared_parameters(class_node):
     return None
 
 
-MAX_TIMEOUT = 1e9  # seconds (about 31 years): a limit past it is surely a mistake
-TIMEOUT_RULE = ("a positive number of seconds, at most %d (a literal like 3600, or arithmetic "
-                "of literals like 2 * 60 * 60)" % MAX_TIMEOUT)
-_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-               ast.Div: operator.truediv}
-
-
-def _number(node):
-    """The value of a literal number or of arithmetic on literal numbers; ``ValueError`` for
-    anything else (a name, a call, a string): nothing of the worker's is run."""
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        value = _number(node.operand)
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
-        return _ARITHMETIC[type(node.op)](_number(node.left), _number(node.right))
-    raise ValueError("not a number")
-
-
-def _declared_timeout(class_node):
-    """The class's ``timeout = N`` (seconds), checked; None when it declares none (or None)."""
-    for item in class_node.body:
-        targets = item.targets if isinstance(item, ast.Assign) else \
-            [item.target] if isinstance(item, ast.AnnAssign) and item.value is not None else []
-        if any(isinstance(t, ast.Name) and t.id == "timeout" for t in targets):
-            if isinstance(item.value, ast.Constant) and item.value.value is None:
-                return None
-            try:
-                value = float(_number(item.value))
-            except (ValueError, ZeroDivisionError, OverflowError):
-                value = None
-            if value is None or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT:
-                raise ValidationError("line %d: timeout must be %s" % (item.lineno,
-                                                                      TIMEOUT_RULE),
-                                      line=item.lineno)
-            return value
-    return None
-
-
 def inspect_code(name, code):
     """Check worker source statically; return (docstring, declared parameters or None).
 
@@ -128,7 +86,7 @@ def inspect_code(name, code):
 
 def inspect_worker(name, code):
     """Check worker source statically; return (docstring, declared parameters or None, declared
-    time limit in seconds or None).
+    settings: ``worker_settings.declared``, a dict of those it sets).
 
     Raises ``ValidationError``, also for code nested too deeply for Python's parser to read
     (which would raise ``RecursionError`` or ``MemoryError`` out of ``ast``).
@@ -167,7 +125,7 @@ def _inspect_code(name, code):
                     "line %d: class %s must define a run(self) method" % (node.lineno, name),
                     line=node.lineno)
             return (ast.get_docstring(node) or "", _declared_parameters(node),
-                    _declared_timeout(node))
+                    worker_settings.declared(node))
     raise ValidationError("the code must define class %s(jobjoker.Worker) at top level "
                           "(the class is named like the worker)" % name)
 
@@ -224,8 +182,9 @@ class WorkerRepository:
         return workers
 
     def get(self, name):
-        """A worker's summary: name, description, size, modified time, content hash, and its
-        declared time limit (``timeout``, seconds, or None)."""
+        """A worker's summary: name, description, size, modified time, content hash, and each
+        of its settings (``worker_settings.SETTINGS``: ``timeout``, ``max_active``... None when
+        it declares none)."""
         path = self.path(name)
         try:
             with open(path, "rb") as f:
@@ -234,8 +193,8 @@ class WorkerRepository:
         except (FileNotFoundError, IsADirectoryError):  # a folder named like it is not a worker
             raise NotFound("no worker named %r" % name)
         digest = "sha256:" + hashlib.sha256(code).hexdigest()
-        description, declared, error, timeout = self._inspect(name, digest, code)
-        return {
+        description, declared, error, settings = self._inspect(name, digest, code)
+        return dict({
             "name": name,
             "description": description,
             "error": error,
@@ -243,8 +202,7 @@ class WorkerRepository:
             "size": stat.st_size,
             "modified": stat.st_mtime,
             "hash": digest,
-            "timeout": timeout,
-        }
+        }, **{setting: settings.get(setting) for setting in worker_settings.SETTINGS})
 
     def declared_parameters(self, name):
         """What the worker declares about its parameters (None when it declares nothing).
@@ -256,8 +214,8 @@ class WorkerRepository:
         return self.declaration(name)[0]
 
     def declaration(self, name):
-        """``(declared parameters, declared time limit)`` of the worker (each None when it
-        declares none); raises as ``declared_parameters``."""
+        """``(declared parameters, declared settings)`` of the worker (None, and a dict of the
+        settings it sets); raises as ``declared_parameters``."""
         path = self.path(name)
         try:
             with open(path, "rb") as f:
@@ -266,25 +224,25 @@ class WorkerRepository:
         except (FileNotFoundError, IsADirectoryError):
             raise NotFound("no worker named %r" % name)
         try:
-            _, declared, timeout = inspect_worker(name, code)
+            _, declared, settings = inspect_worker(name, code)
             problem = None
         except ValidationError as e:
-            declared, timeout, problem = None, None, ValidationError(
+            declared, settings, problem = None, {}, ValidationError(
                 "worker %s cannot run jobs until its code is fixed: %s" % (name, e.message),
                 line=e.line)
-        self._declarations[name] = (_signature(stat), declared, problem, timeout)
+        self._declarations[name] = (_signature(stat), declared, problem, settings)
         if problem is not None:
             raise problem
-        return declared, timeout
+        return declared, settings
 
     def known_declaration(self, name):
-        """``(declared, problem, timeout)`` as ``declaration`` last found them, if the file has
+        """``(declared, problem, settings)`` as ``declaration`` last found them, if the file has
         not changed since (one ``stat``, no read); None otherwise. ``problem`` is the error a
         job of it gets (``NotFound`` when the file is gone)."""
         try:
             signature = _signature(os.stat(self.path(name)))
         except (FileNotFoundError, NotADirectoryError):
-            return None, NotFound("no worker named %r" % name), None
+            return None, NotFound("no worker named %r" % name), {}
         cached = self._declarations.get(name)
         if cached is None or cached[0] != signature:
             return None
@@ -292,17 +250,17 @@ class WorkerRepository:
 
     def _inspect(self, name, digest, code):
         """(description, declared parameters, why the file is not a valid worker or None,
-        declared time limit or None), cached by content hash."""
+        declared settings), cached by content hash."""
         # Keyed by content, not (mtime, size): a same-size rewrite within one timestamp tick, or
         # a copy that keeps its mtime (cp -p, rsync -t), would otherwise show the old docstring.
         cached = self._descriptions.get(name)
         if cached and cached[0] == digest:
             return cached[1]
         try:
-            description, declared, timeout = inspect_worker(name, code)
-            inspected = (description, declared, None, timeout)
+            description, declared, settings = inspect_worker(name, code)
+            inspected = (description, declared, None, settings)
         except ValidationError as e:  # a file put there by hand may be broken
-            inspected = ("(invalid worker: %s)" % e.message, None, e.message, None)
+            inspected = ("(invalid worker: %s)" % e.message, None, e.message, {})
         self._descriptions[name] = (digest, inspected)
         return inspected
 

@@ -24,6 +24,7 @@ import textwrap
 import pytest
 
 from conftest import PASSWORD
+from jobjoker import worker_settings
 
 # The worker limit is larger than the generic body limit, so a save that passes between the two
 # proves PUT /workers/Name applies max_worker_size rather than max_body_size.
@@ -111,7 +112,7 @@ def assert_summary(summary, name, code):
     """``summary`` describes worker ``name`` whose file holds ``code``."""
     code = code.encode() if isinstance(code, str) else code
     assert set(summary) == {"name", "description", "error", "parameters", "size", "modified", "hash",
-                            "timeout"}, summary
+                            *worker_settings.SETTINGS}, summary
     assert summary["name"] == name
     assert summary["size"] == len(code)
     assert summary["hash"] == sha256(code)

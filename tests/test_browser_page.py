@@ -48,10 +48,12 @@ def test_the_pages_table_of_actions_is_the_servers():
     server_table = {action: {status.value for status in sources}
                     for action, sources in states.ACTIONS.items()}
     assert page == server_table
-    # ... and the server's table is its state machine's: a start (of an idle job) and a resume
-    # (of a paused one) make a job active, stop and kill make it stop, pause makes it paused,
+    # ... and the server's table is its state machine's: a start (of an idle or scheduled job),
+    # a resume (of a paused one) and the server's own hand-over from the queue make a job
+    # active, stop and kill make it stop (a waiting one too: cancelled), pause makes it paused,
     # and a running job (active or paused) is never deleted.
-    assert states.ACTIONS["start"] | states.ACTIONS["resume"] == states.allowed_sources("active")
+    assert states.ACTIONS["start"] | states.ACTIONS["resume"] | {states.JobStatus.QUEUED} == \
+        states.allowed_sources("active")
     assert states.ACTIONS["stop"] == states.ACTIONS["kill"] == states.allowed_sources("stop")
     assert states.ACTIONS["pause"] == states.allowed_sources("paused")
     assert not states.RUNNING_STATES & states.ACTIONS["delete"]

@@ -546,3 +546,34 @@ def test_a_half_applied_version_8_is_finished(url, connect, new_schema):
     models.migrate(db)
     assert versions_of(db) == list(range(4, migrations.SCHEMA_VERSION + 1))
     assert schema_of(db) == new_schema
+
+
+def test_version_9_keeps_every_job_and_gives_it_no_flow_yet(url, connect, new_schema):
+    """Jobs of before v9 read as jobs never scheduled, queued or retried, with no reason; the
+    new tables are there, empty."""
+    build_released(connect(), 4)
+    db = connect(current=True)
+    assert schema_of(db) == new_schema
+    job = models.Job.get_by_id("j1")
+    assert (job.start_at, job.queued, job.reason, job.schedule_id, job.retry_of, job.attempt,
+            job.retries) == (None,) * 7
+    assert job.status == "done" and job.log_count == 3
+    for model in (models.Setting, models.Schedule, models.ScheduleRun, models.Webhook,
+                  models.WebhookDelivery):
+        assert model.select().count() == 0
+
+
+def test_a_half_applied_version_9_is_finished(url, connect, new_schema):
+    """Some of v9's columns, tables and indexes there, others not (MySQL commits each DDL
+    statement by itself): running version 9 again does the rest."""
+    build_released(connect(), 4)
+    db = connect(current=True)
+    migrator = SchemaMigrator.from_database(db)
+    run_operations(migrator.drop_index("job", "job_status_queued"),
+                   migrator.drop_column("job", "retry_on_timeout"))
+    db.execute_sql("DROP TABLE webhook_delivery")
+    db.execute_sql("DELETE FROM schema_version WHERE version >= 9")
+
+    models.migrate(db)
+    assert versions_of(db) == list(range(4, migrations.SCHEMA_VERSION + 1))
+    assert schema_of(db) == new_schema

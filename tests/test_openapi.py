@@ -325,19 +325,22 @@ def a_job():
             "response_count": 0, "revision": 0, "timeout": None, "deadline": None,
             "stop_reason": None, "pause_requested": None, "progress": None,
             "progress_message": None, "result_size": None, "rerun_of": None, "code_hash": None,
-            "cpu_seconds": None, "rss_bytes": None, "max_rss_bytes": None}
+            "cpu_seconds": None, "rss_bytes": None, "max_rss_bytes": None, "start_at": None,
+            "queued": None, "reason": None, "schedule_id": None, "retry_of": None,
+            "attempt": None}
 
 
 def test_job_schema_catches_drift(document):
     job = validator(document, "Job")
     job.validate(a_job())
     job.validate(dict(a_job(), status="done", pid=7, node="n", starttime=2.0, stoptime=3.0,
-                      duration=1.0, exit_code=0))
+                      duration=1.0, exit_code=0, reason="completed", attempt=1))
     for drifted in (dict(a_job(), surprise=1),            # a field the document lacks
                     {k: v for k, v in a_job().items() if k != "pid"},  # a field gone
                     dict(a_job(), status="running"),      # a status that does not exist
                     dict(a_job(), status=None),           # null where null is not allowed
-                    dict(a_job(), pid="7")):              # the wrong type
+                    dict(a_job(), pid="7"),               # the wrong type
+                    dict(a_job(), reason="gremlins")):    # a reason that does not exist
         assert not job.is_valid(drifted), drifted
     envelope = validator(document, "JobEnvelope")
     envelope.validate({"success": True, "message": "", "total": 1, "data": [a_job()]})

@@ -113,7 +113,7 @@ async def test_moving_many_jobs_is_all_or_none(storage):
     await storage.transaction(jobstore.transition, "b", JobStatus.ACTIVE)
     storage.published.clear()
     with pytest.raises(InvalidTransition, match="job b is active; only a job that is idle "
-                                                 "can start"):
+                                                 "or scheduled can start"):
         await storage.transaction(jobstore.transition_many, ["a", "b"], JobStatus.ACTIVE,
                                   only=ACTIONS["start"])
     assert (await storage.read(jobstore.get, "a")).status == "idle"  # rolled back
@@ -132,3 +132,31 @@ async def test_every_write_of_a_job_counts_a_revision(storage):
     # The unannounced start is not published; each announced copy carries its revision.
     assert [(e["action"], e["job"]["revision"]) for e in storage.published] == [
         ("created", 0), ("updated", 2), ("status", 3)]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_end_hooks_see_every_final_move_inside_its_transaction(storage):
+    # What follows a job's end (a retry, a webhook's delivery) is written by an end hook in the
+    # transaction that ends it: it commits with the end, or not at all.
+    seen = []
+
+    def remember(tx, job):
+        seen.append((job.id, job.status))
+        models.User.create(username="after-" + job.id, password_hash="x")
+    storage.end_hooks.append(remember)
+    for job_id in "abc":
+        await storage.transaction(an_idle_job, job_id)
+    await storage.transaction(jobstore.transition_many, ["a", "b", "c"], JobStatus.ACTIVE)
+    assert seen == []  # not an end
+
+    await storage.transaction(jobstore.transition, "a", JobStatus.DONE)
+    await storage.transaction(jobstore.transition_many, ["b"], JobStatus.ERROR)
+
+    def end_then_fail(tx):
+        jobstore.transition(tx, "c", JobStatus.STOP)
+        raise ValueError("rolled back")
+    with pytest.raises(ValueError):
+        await storage.transaction(end_then_fail)
+    assert seen == [("a", "done"), ("b", "error"), ("c", "stop")]
+    assert await storage.read(user_names) == ["after-a", "after-b"]  # c's went with its end
+    assert (await storage.read(jobstore.get, "c")).status == "active"

@@ -79,9 +79,9 @@ def test_a_timeout_must_be_a_positive_number():
 
 def test_a_worker_declares_its_timeout_statically():
     code = "from jobjoker import Worker\nclass W(Worker):\n    timeout = %s\n    def run(self): pass\n"
-    assert workers.inspect_worker("W", code % "3600")[2] == 3600
-    assert workers.inspect_worker("W", code % "2 * 60 * 60")[2] == 7200
-    assert workers.inspect_worker("W", code % "None")[2] is None
+    assert workers.inspect_worker("W", code % "3600")[2] == {"timeout": 3600}
+    assert workers.inspect_worker("W", code % "2 * 60 * 60")[2] == {"timeout": 7200}
+    assert workers.inspect_worker("W", code % "None")[2] == {}
     for bad in ("0", "-5", "'long'", "LIMIT", "int('5')", "True", "1 / 0"):
         with pytest.raises(ValidationError, match="line 3: timeout must be a positive number"):
             workers.inspect_worker("W", code % bad)

@@ -15,12 +15,12 @@
 // and a job may change between the click and the request, so its refusal is still shown.
 
 export const ACTIONS = {
-  start: ["idle"],
-  stop: ["active", "paused"],
-  kill: ["active", "paused"],
+  start: ["idle", "scheduled"],
+  stop: ["scheduled", "queued", "active", "paused"],
+  kill: ["scheduled", "queued", "active", "paused"],
   pause: ["active"],
   resume: ["paused"],
-  delete: ["idle", "stop", "error", "done"],
+  delete: ["idle", "scheduled", "queued", "stop", "error", "done"],
 };
 
 export function supersedes(candidate, current) {
