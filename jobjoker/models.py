@@ -173,6 +173,11 @@ class Schedule(BaseModel):
     revision = peewee.BigIntegerField(default=0)
 
 
+# A schedule shows its last runs with their outcome: retention keeps the jobs of that many of
+# each schedule's newest runs, whatever their age.
+RUNS_SHOWN = 10
+
+
 class ScheduleRun(BaseModel):
     """One scheduled time of a schedule, fired or not: the job it made, or why none
     (``outcome``: ``started``, ``queued``, ``skipped``, ``failed``). Unique per time: a time
