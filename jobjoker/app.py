@@ -44,6 +44,7 @@ from jobjoker.handlers import tokens as token_routes
 from jobjoker.handlers import usage as usage_routes
 from jobjoker.handlers import users as user_routes
 from jobjoker.handlers import workers as workers_routes
+from jobjoker.handlers import retries as retry_routes
 from jobjoker.events import EventHub
 from jobjoker.jobcode import CodeService
 from jobjoker.jobs import JobService
@@ -56,6 +57,7 @@ from jobjoker.openapi import openapi_document
 from jobjoker.procman import ProcessManager
 from jobjoker.secretkeeper import SecretKeeper
 from jobjoker.storage import Storage
+from jobjoker.retries import RetryHook
 from jobjoker.worker_service import WorkerService
 from jobjoker.workers import WorkerRepository, create_folder
 
@@ -71,6 +73,7 @@ GIL_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 HANDLER_MODULES = [health_routes, page_routes, workers_routes, jobs_routes, stream_routes,
                    code_routes, session_routes, user_routes, token_routes, audit_routes,
                    metrics_routes, usage_routes]
+HANDLER_MODULES.append(retry_routes)
 
 
 def routes():
@@ -198,6 +201,8 @@ class JobJokerServer:
         logstore = LogStore(config.max_log_bytes)
         workers = WorkerRepository(config.workers_dir, config.max_worker_size)
         audit = AuditLog(storage)
+        # Before adoption, which may end jobs: a failed one's retry is made with its end.
+        storage.end_hooks.append(RetryHook(self.secret_box, audit))
         self.processes = ProcessManager(config, storage, logstore, self.secret_box, audit)
         jobs = JobService(config, storage, logstore, workers, self.processes, audit,
                           self.secret_box)

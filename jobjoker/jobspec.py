@@ -9,7 +9,7 @@ raises every problem at once, each labelled by its field and, in a batch, its pl
 here and sealed by the caller as they are stored. A job's ``timeout`` (seconds, a positive
 number: ``check_timeout``) is its own, else the batch's, else its worker's declared one, else
 the server's ``--default-timeout``: the effective one is stored with the job (``timeout``), and
-its deadline is set when it starts. The keys each body takes (``JOB_KEYS``,
+its deadline is set when it starts. Its retry policy goes the same way (``retry_columns``). The keys each body takes (``JOB_KEYS``,
 ``BATCH_KEYS``, ``SPEC_KEYS``) live here; the handlers refuse any other (``jobjoker.bodies``).
 Pure: no storage, no processes, no I/O.
 """
@@ -19,6 +19,7 @@ import math
 import time
 
 from jobjoker import parameters as params
+from jobjoker import retries
 from jobjoker.bodies import check_keys
 from jobjoker.errors import BadRequest, JobJokerError, TooLarge, ValidationError
 from jobjoker.jobstore import new_job_id
@@ -28,9 +29,9 @@ from jobjoker.worker_settings import MAX_TIMEOUT
 
 MAX_PARAMETERS_DEPTH = 32
 # What each body takes (the handlers refuse any other key, jobjoker.bodies).
-JOB_KEYS = ("worker", "parameters", "start", "timeout")
-BATCH_KEYS = ("jobs", "start", "timeout")
-SPEC_KEYS = ("worker", "parameters", "timeout")
+JOB_KEYS = ("worker", "parameters", "start", "timeout", *retries.KEYS)
+BATCH_KEYS = ("jobs", "start", "timeout", *retries.KEYS)
+SPEC_KEYS = ("worker", "parameters", "timeout", *retries.KEYS)
 
 MAX_PROBLEMS_SHOWN = 10  # of an invalid batch, in the one message
 
@@ -86,7 +87,13 @@ def check_batch_body(body, max_batch):
     if timeout is not None:  # the batch's, for each job that sets none of its own
         specs = [dict(spec, timeout=timeout) if isinstance(spec, dict) and
                  spec.get("timeout") is None else spec for spec in specs]
-    return specs, start_flag(body)
+    return retry_policies(specs, body), start_flag(body)
+
+
+def retry_policies(specs, body):
+    """The specs with the batch's retry settings (``jobjoker.retries``) for each job that sets
+    none of its own; ``BadRequest`` naming the batch's field that is wrong."""
+    return retries.with_batch_policy(specs, body)
 
 
 def check_timeout(value):
@@ -202,6 +209,7 @@ def _prepare_row(spec, actor, declarations, max_parameters_size, default_timeout
         parameters = _encoded_parameters(spec.get("parameters"), max_parameters_size)
     with about("timeout"):
         timeout = check_timeout(spec.get("timeout"))
+    retry = retry_columns(spec, worker_settings)
     with about("worker"):
         if problem is not None:  # the worker's file does not pass the check
             raise problem
@@ -222,7 +230,13 @@ def _prepare_row(spec, actor, declarations, max_parameters_size, default_timeout
             # Its own, else its worker's, else the server's: a later change of either does not
             # change the limit of a job already made.
             "timeout": effective_timeout(timeout, worker_settings.get("timeout"),
-                                         default_timeout)}
+                                         default_timeout), **retry}
+
+
+def retry_columns(spec, worker_settings):
+    """The retry policy stored with a new job: its own, else its worker's, else none
+    (``jobjoker.retries.policy``; ``BadRequest`` naming the field)."""
+    return retries.policy(spec, worker_settings)
 
 
 def effective_timeout(own, worker_timeout, default_timeout):

@@ -8,9 +8,11 @@ safe to hand to the IOLoop. Every write of a job row adds one to its ``revision`
 copy of a job carries (``job_to_dict``), so a client holding two copies keeps the one with the
 higher revision. ``transition(tx, job_id, new_status, **fields)`` is the only code that writes
 ``status``: one conditional UPDATE (``... WHERE id = ? AND status IN (allowed sources)``) whose
-row count decides, so two racing starts cannot both win and nothing reads then writes. A job
-that reaches a final status is handed to ``tx.job_ended`` (the storage's end hooks: retries,
-webhooks) in the same transaction.
+row count decides, so two racing starts cannot both win and nothing reads then writes. A move
+to a final status must say why (``reason``, one of ``states.REASONS``): one without is refused
+with ``ValueError``, a programming error, so no path can forget it. A job that reaches a final
+status is handed to ``tx.job_ended`` (the storage's end hooks: retries, webhooks) in the same
+transaction.
 
 A job may be named by its id or by the id's last ``SHORT_ID_LENGTH`` characters, as the admin
 page shows it: ``resolve(reference)`` turns either into the id (one indexed lookup of the
@@ -27,8 +29,8 @@ import peewee
 from jobjoker import models
 from jobjoker.errors import Conflict, InvalidTransition, NotFound
 from jobjoker.parameters import had_secrets
-from jobjoker.states import (ACTIONS, FINAL_STATES, MOVES, RUNNING_STATES, JobStatus,
-                             allowed_sources, describe)
+from jobjoker.states import (ACTIONS, FINAL_STATES, MOVES, REASONS, RUNNING_STATES,
+                             JobStatus, allowed_sources, describe)
 from jobjoker.statements import execute, param
 
 Job = models.Job
@@ -124,6 +126,11 @@ def job_to_dict(job):
         "schedule_id": job.schedule_id,
         "retry_of": job.retry_of,
         "attempt": job.attempt,
+        # its retry policy (jobjoker.retries): attempt N of retries + 1
+        "retries": job.retries,
+        "retry_delay": job.retry_delay,
+        "retry_backoff": job.retry_backoff,
+        "retry_on_timeout": job.retry_on_timeout,
     }
 
 
@@ -243,6 +250,13 @@ def an_active_job_of(worker):
     return Job.select(Job.id).where(Job.worker == worker, Job.status.in_(RUNNING)).scalar()
 
 
+def next_attempt(job_id):
+    """The row of the job that retries ``job_id`` (its ``retry_of``), or None."""
+    query = Job.select().where(Job.retry_of == job_id).order_by(Job.id).limit(1)
+    found = query.tuples().first()
+    return None if found is None else _row(found)
+
+
 def exists(job_id):
     return Job.select(Job.id).where(Job.id == job_id).exists()
 
@@ -293,6 +307,16 @@ def _refusal(job, new_status, sources):
         job.id, describe(job.status), " or ".join(sources), MOVES[new_status]))
 
 
+def _check_reason(new_status, fields):
+    """A move to a final status carries its ``reason`` (``states.REASONS``); any other move
+    carries none. A ``ValueError`` here is a bug of the caller, never the user's."""
+    if new_status in FINAL_STATES and fields.get("reason") not in REASONS:
+        raise ValueError("a move to %s needs reason= one of %s, not %r"
+                         % (new_status.value, ", ".join(REASONS), fields.get("reason")))
+    if new_status not in FINAL_STATES and fields.get("reason") is not None:
+        raise ValueError("only a move to a final status has a reason")
+
+
 def _sources(new_status, only):
     """The statuses a move to ``new_status`` may come from, narrowed to ``only`` (a command's
     own: a start comes from idle, a resume from paused), as sorted values."""
@@ -308,6 +332,7 @@ def transition(tx, job_id, new_status, announced=True, only=None, **fields):
     later write of the same change (a start is announced once its pid is known); ``only``
     narrows the statuses it may come from (``states.ACTIONS[command]``)."""
     new_status = JobStatus(new_status)
+    _check_reason(new_status, fields)
     sources = _sources(new_status, only)
     values = dict(_db_values(fields), status=new_status.value, **{"job id": job_id},
                   **{"source %d" % i: source for i, source in enumerate(sources)})
@@ -331,6 +356,7 @@ def transition_many(tx, job_ids, new_status, announced=True, only=None, **fields
     the first that cannot move; raising rolls the whole transaction back, so it is all or
     none. Returns the jobs, in order (``announced`` and ``only`` as for ``transition``)."""
     new_status = JobStatus(new_status)
+    _check_reason(new_status, fields)
     sources = _sources(new_status, only)
     job_ids = list(dict.fromkeys(job_ids))
     before = {job.id: job for job in get_many(job_ids)}

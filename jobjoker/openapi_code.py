@@ -7,7 +7,7 @@ diff, their envelopes and the body of ``POST /jobs/{id}/rerun``; ``code_paths()`
 and ``openapi_paths`` add them to theirs.
 """
 from jobjoker.codestore import KEEP_NEWEST
-from jobjoker.openapi_components import (TIMESTAMP, WORKER_NAME, envelope, header, nullable,
+from jobjoker.openapi_components import (TIMESTAMP, retry_body, WORKER_NAME, envelope, header, nullable,
                                          ref, strict_object)
 
 HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$",
@@ -66,6 +66,7 @@ def code_schemas():
                                                     "job's unless given."}),
                 "start": {"type": "boolean", "default": True,
                           "description": "false: create the job idle."},
+                **retry_body(),  # the old job's policy unless given
             },
             "example": {"parameters": {"count": 5}},
         },

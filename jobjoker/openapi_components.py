@@ -109,6 +109,18 @@ def header(description, schema=None, required=True):
             "schema": schema or {"type": "string"}}
 
 
+def retry_fields():
+    """The Job's retry policy (``jobjoker.retries``), from ``openapi_retries``."""
+    from jobjoker.openapi_retries import retry_policy_fields  # it builds on this module
+    return retry_policy_fields()
+
+
+def retry_body(whole_batch=False):
+    """The retry settings the bodies that create jobs take, from ``openapi_retries``."""
+    from jobjoker.openapi_retries import retry_body_fields
+    return retry_body_fields(whole_batch)
+
+
 def item_schemas():
     """The items that envelopes carry."""
     return {
@@ -184,6 +196,7 @@ def item_schemas():
                                   "The job this one retries (a retry chain)."}),
             "attempt": nullable({"type": "integer", "minimum": 1, "description":
                                  "Its attempt in a retry chain: 1 for a first run."}),
+            **retry_fields(),
         }),
         "Worker": strict_object("A worker: a Python class in the workers folder.", {
             "name": WORKER_NAME,
@@ -461,6 +474,7 @@ def schemas(config):
             "start": {"type": "boolean", "default": False,
                       "description": "true: start the job at once, in this request."},
             "timeout": job_timeout,
+            **retry_body(),
         },
         "example": {"worker": "TestWorker", "parameters": {"count": 3, "sleep": 1}},
     }
@@ -470,11 +484,12 @@ def schemas(config):
             "jobs": {"type": "array", "minItems": 1, "maxItems": config.max_batch, "items": {
                 "type": "object", "required": ["worker"], "additionalProperties": False,
                 "properties": {"worker": WORKER_NAME, "parameters": job_parameters,
-                               "timeout": job_timeout}}},
+                               "timeout": job_timeout, **retry_body()}}},
             "start": {"type": "boolean", "default": False,
                       "description": "true: start every job at once, in this request."},
             "timeout": dict(job_timeout, description="The time limit of each job of the batch "
                             "that gives none of its own (see JobCreate's `timeout`)."),
+            **retry_body(whole_batch=True),
         },
         "example": {"jobs": [{"worker": "Foobar"},
                              {"worker": "TestWorker", "parameters": {"count": 3}}],
@@ -522,6 +537,8 @@ def schemas(config):
     }
     from jobjoker.openapi_code import code_schemas  # it builds on this module's helpers
     result.update(code_schemas())
+    from jobjoker.openapi_retries import retry_schemas
+    result.update(retry_schemas())
     return result
 
 

@@ -6,9 +6,13 @@ it to stop), and leaves its account in the job's folder (``jobdir.RUN_END``: ``o
 error or stopped, ``returncode``, ``error``, ``time``). The supervisor records the process's
 exit (``returncode`` or ``signal``, and its ``time``; or ``lost`` with why it is unknown).
 ``final_outcome`` turns the three (with whether a stop was requested, and why: a time limit's
-stop ends ``error``, ``timed out after N s``) into the job's final status, its error message
-and the words of its closing ``ENDED`` entry; ``end_time`` chooses
-when it ended from the best evidence there is. Imports nothing of ours but the states.
+stop ends ``error``, ``timed out after N s``) into the job's final status, its ``reason`` (one of
+``states.REASONS``), its error message and the words of its closing ``ENDED`` entry;
+``end_time`` chooses when it ended from the best evidence there is. A SIGTERM from outside
+JobJoker that the worker honoured (its runner reports ``stopped``: someone on the machine ran
+``kill PID``, a shutdown) ends ``stop`` with reason ``signal``: a deliberate stop, so it is not
+retried; a signal that killed the process (the OOM killer's SIGKILL) ends ``error`` with reason
+``signal``, and is. Imports nothing of ours but the states.
 """
 import signal
 
@@ -39,35 +43,36 @@ def signal_name(signum):
 
 
 def final_outcome(stop_requested, exit_record, run_end, stop_reason=None, timeout=None):
-    """``(status, error, how)``: the final status, its error message (None when there is none)
-    and how the process ended, in words (``exit code 0``, ``killed by SIGKILL``). A stop the
-    time limit made (``stop_reason`` ``TIMEOUT``) ends ``error``, ``timed out after N s``,
-    however the process took it."""
+    """``(status, reason, error, how)``: the final status, why it ended (``states.REASONS``),
+    its error message (None when there is none) and how the process ended, in words (``exit
+    code 0``, ``killed by SIGKILL``). A stop the time limit made (``stop_reason`` ``TIMEOUT``)
+    ends ``error``, reason ``timeout``, ``timed out after N s``, however the process took
+    it."""
     code, signum = exit_record.get("returncode"), exit_record.get("signal")
     if run_end is not None and code is None and signum is None:
         code = run_end.get("returncode")  # no supervisor saw the exit; the runner said it
     how = "killed by %s" % signal_name(signum) if signum is not None else \
         "exit code %s" % code if code is not None else "exit status unknown"
     if stop_requested and stop_reason == TIMEOUT:
-        return JobStatus.ERROR, timed_out_message(timeout), how
+        return JobStatus.ERROR, TIMEOUT, timed_out_message(timeout), how
     return (*_status(stop_requested, code, signum, exit_record, run_end), how)
 
 
 def _status(stop_requested, code, signum, exit_record, run_end):
     if stop_requested:
-        return JobStatus.STOP, None
+        return JobStatus.STOP, "stopped", None
     if signum is not None:
-        return JobStatus.ERROR, "killed by %s" % signal_name(signum)
+        return JobStatus.ERROR, "signal", "killed by %s" % signal_name(signum)
     if code is None:
-        return JobStatus.ERROR, exit_record.get("lost") or "its exit status is unknown"
+        return JobStatus.ERROR, "lost", exit_record.get("lost") or "its exit status is unknown"
     told = run_end if run_end is not None and run_end.get("returncode") == code else {}
     if code == EXIT_DONE:
-        return JobStatus.DONE, None
+        return JobStatus.DONE, "completed", None
     if told.get("outcome") == "stopped":
-        return JobStatus.STOP, "stopped by a SIGTERM from outside JobJoker"
+        return JobStatus.STOP, "signal", "stopped by a SIGTERM from outside JobJoker"
     if told.get("error"):
-        return JobStatus.ERROR, "%s (the log has the details)" % told["error"]
-    return JobStatus.ERROR, "exit code %s" % code
+        return JobStatus.ERROR, "exception", "%s (the log has the details)" % told["error"]
+    return JobStatus.ERROR, "exit", "exit code %s" % code
 
 
 def end_time(exit_record, run_end, last_output, now):

@@ -224,7 +224,8 @@ class ProcessManager(JobControl, Adoption):
         for job_id, problem in failed.items():
             self.logstore.append_message(tx, job_id, "log", "FAILED to start: %s" % problem)
             jobs[job_id] = jobstore.transition(tx, job_id, JobStatus.ERROR, stoptime=time.time(),
-                                               error="could not start: %s" % problem)
+                                               error="could not start: %s" % problem,
+                                               reason="start_failed")
             folder = jobdir.path_of(self.jobs_dir, job_id)
             tx.on_commit(lambda folder=folder: jobdir.remove(folder))
         return jobs
@@ -384,8 +385,8 @@ class ProcessManager(JobControl, Adoption):
             return JobStatus(job.status), "recorded by an earlier attempt"
         store_spools(tx, self.logstore, running.spools, final=True)
         run_end = jobdir.read_run_end(running.job_dir, self.owners)
-        status, error, how = final_outcome(job.stop_requested is not None, exit_record, run_end,
-                                           job.stop_reason, job.timeout)
+        status, reason, error, how = final_outcome(job.stop_requested is not None, exit_record,
+                                                   run_end, job.stop_reason, job.timeout)
         if error is not None and running.spools.masker:
             # The run-end record is the job's own words (an old runner's, or written by the
             # worker itself): shown to every viewer and on /events, it is masked here too.
@@ -399,7 +400,7 @@ class ProcessManager(JobControl, Adoption):
             jobstore.transition(tx, job_id, status, stoptime=stoptime,
                                 exit_code=exit_record.get("returncode"),
                                 exit_signal=exit_record.get("signal"), error=error,
-                                stop_deadline=None)
+                                reason=reason, stop_deadline=None)
         except InvalidTransition:
             log.exception("job %s: could not record its end", job_id)
         tx.on_commit(lambda: jobdir.remove(running.job_dir))

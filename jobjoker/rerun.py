@@ -7,15 +7,17 @@ not copied)``: the body is an ordinary ``POST /jobs`` body, so the new job passe
 very checks (``jobjoker.jobspec``) every new job passes. Secret values are never copied: the old
 job keeps them sealed and shows them masked, so a secret parameter (one whose stored value is
 the mask, or one the worker declares secret today) must be given again; ``not_copied_note``
-says so in the reply. The old job's ``timeout`` is kept unless the body gives one. Pure: no
+says so in the reply. The old job's ``timeout`` and retry policy are kept unless the body gives
+them (a rerun starts a chain of its own: attempt 1). Pure: no
 storage, no I/O.
 """
 import json
 
 from jobjoker import parameters as params
+from jobjoker import retries
 from jobjoker.errors import BadRequest
 
-RERUN_KEYS = ("parameters", "timeout", "start")
+RERUN_KEYS = ("parameters", "timeout", "start", *retries.KEYS)
 
 
 def secret_names(public, declared):
@@ -47,6 +49,10 @@ def creation_body(old, body, declared):
     creation = {"worker": old.worker, "parameters": merged, "start": start}
     if timeout is not None:
         creation["timeout"] = timeout
+    for name in retries.KEYS:  # the old job's policy unless given; a rerun is a first attempt
+        value = body[name] if name in body else getattr(old, name)
+        if value is not None:
+            creation[name] = value
     return creation, sorted(dropped - set(given))
 
 

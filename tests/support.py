@@ -570,6 +570,7 @@ MATRIX = {
     ("/jobs/{id}/rerun", "POST"): "operator",
     ("/jobs/{id}/code", "GET"): "viewer",
     ("/jobs/{id}/code/diff", "GET"): "viewer",
+    ("/jobs/{id}/attempts", "GET"): "viewer",
     ("/jobs/{id}/usage", "GET"): "viewer",
     ("/jobs/{id}/stream", "GET"): "viewer",
     ("/events", "GET"): "viewer",

@@ -327,7 +327,8 @@ def a_job():
             "progress_message": None, "result_size": None, "rerun_of": None, "code_hash": None,
             "cpu_seconds": None, "rss_bytes": None, "max_rss_bytes": None, "start_at": None,
             "queued": None, "reason": None, "schedule_id": None, "retry_of": None,
-            "attempt": None}
+            "attempt": None,
+            "retries": None, "retry_delay": None, "retry_backoff": None, "retry_on_timeout": None}
 
 
 def test_job_schema_catches_drift(document):
@@ -656,6 +657,7 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     refused = await expect(405, "PUT", "/jobs/%s/pid" % job_id, "1234")
     code = await expect(200, "GET", "/jobs/%s/code" % job_id)
     await expect(200, "GET", "/jobs/%s/code/diff" % job_id)
+    await expect(200, "GET", "/jobs/%s/attempts" % job_id)
     await expect(200, "GET", "/workers/Foobar/versions")
     await expect(200, "GET", "/workers/Foobar/versions/%s" % code.data[0]["hash"])
     await expect(404, "GET", "/workers/Foobar/versions/%s" % ("0" * 64))

@@ -127,7 +127,8 @@ async def test_every_write_of_a_job_counts_a_revision(storage):
     started = await storage.transaction(jobstore.transition, "a", JobStatus.ACTIVE, False,
                                         starttime=2.0)
     updated = await storage.transaction(jobstore.update, "a", pid=42)
-    ended = await storage.transaction(jobstore.transition, "a", JobStatus.DONE, stoptime=3.0)
+    ended = await storage.transaction(jobstore.transition, "a", JobStatus.DONE, stoptime=3.0,
+                                     reason="completed")
     assert [started.revision, updated.revision, ended.revision] == [1, 2, 3]
     # The unannounced start is not published; each announced copy carries its revision.
     assert [(e["action"], e["job"]["revision"]) for e in storage.published] == [
@@ -149,11 +150,11 @@ async def test_end_hooks_see_every_final_move_inside_its_transaction(storage):
     await storage.transaction(jobstore.transition_many, ["a", "b", "c"], JobStatus.ACTIVE)
     assert seen == []  # not an end
 
-    await storage.transaction(jobstore.transition, "a", JobStatus.DONE)
-    await storage.transaction(jobstore.transition_many, ["b"], JobStatus.ERROR)
+    await storage.transaction(jobstore.transition, "a", JobStatus.DONE, reason="completed")
+    await storage.transaction(jobstore.transition_many, ["b"], JobStatus.ERROR, reason="exit")
 
     def end_then_fail(tx):
-        jobstore.transition(tx, "c", JobStatus.STOP)
+        jobstore.transition(tx, "c", JobStatus.STOP, reason="stopped")
         raise ValueError("rolled back")
     with pytest.raises(ValueError):
         await storage.transaction(end_then_fail)
