@@ -22,6 +22,7 @@ EXIT_DONE = 0
 EXIT_ERROR = 1
 EXIT_STOPPED = 128 + signal.SIGTERM  # the shell's convention for "ended by SIGTERM"
 TIMEOUT = "timeout"  # the stop_reason of a stop the job's time limit made
+SYS_EXIT = "sys.exit("  # how the runner's error of a worker's sys.exit(N) begins: no exception
 
 
 def seconds_text(seconds):
@@ -71,7 +72,8 @@ def _status(stop_requested, code, signum, exit_record, run_end):
     if told.get("outcome") == "stopped":
         return JobStatus.STOP, "signal", "stopped by a SIGTERM from outside JobJoker"
     if told.get("error"):
-        return JobStatus.ERROR, "exception", "%s (the log has the details)" % told["error"]
+        reason = "exit" if told["error"].startswith(SYS_EXIT) else "exception"
+        return JobStatus.ERROR, reason, "%s (the log has the details)" % told["error"]
     return JobStatus.ERROR, "exit", "exit code %s" % code
 
 

@@ -33,7 +33,7 @@ from time import time as _time
 from jobjoker import controls, jobdir, spool
 from jobjoker import worker as worker_api
 from jobjoker.control_writer import ControlWriter
-from jobjoker.outcome import EXIT_DONE, EXIT_ERROR, EXIT_STOPPED
+from jobjoker.outcome import EXIT_DONE, EXIT_ERROR, EXIT_STOPPED, SYS_EXIT
 from jobjoker.parameters import Masker
 
 FLUSH_BYTES = 64 * 1024  # write a block as soon as about this much is buffered (characters)
@@ -505,6 +505,6 @@ def _system_exit(exc, log, mask):
     if exc.code is None or exc.code == 0:
         return EXIT_DONE, None
     if isinstance(exc.code, int):
-        return (exc.code & 0xFF or EXIT_ERROR), "sys.exit(%d)" % exc.code
+        return (exc.code & 0xFF or EXIT_ERROR), "%s%d)" % (SYS_EXIT, exc.code)
     log.write(str(exc.code))
-    return EXIT_ERROR, "sys.exit(%r)" % mask.text(str(exc.code))
+    return EXIT_ERROR, "%s%r)" % (SYS_EXIT, mask.text(str(exc.code)))
