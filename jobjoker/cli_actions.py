@@ -17,6 +17,7 @@ import os
 import pathlib
 import sys
 
+from jobjoker.cli_output import attempt_text
 from jobjoker.cli_output import RESPONSE_HEADER, fail, first_line, format_time, print_entry, \
     print_fields, print_json, print_table, show, warn
 from jobjoker.cli_progress import ProgressDisplay, print_result
@@ -100,14 +101,16 @@ def workers_rm(client, args):
 def jobs_ls(client, args):
     show(client.jobs(args.status, args.worker, args.offset, args.limit), args,
          lambda jobs: print_table(
-             ["ID", "WORKER", "STATUS", "CREATED", "DURATION"],
+             ["ID", "WORKER", "STATUS", "CREATED", "DURATION", "REASON", "ATTEMPT"],
              [[j["id"], j["worker"], j["status"], format_time(j["created"]),
-               "-" if j["duration"] is None else "%.1f s" % j["duration"]] for j in jobs]))
+               "-" if j["duration"] is None else "%.1f s" % j["duration"], j["reason"] or "-",
+               attempt_text(j).replace("attempt ", "") or "-"] for j in jobs]))
     return EXIT_OK
 
 
 def jobs_show(client, args):
-    show(client.job(args.job), args, print_fields)
+    show(client.job(args.job), args, lambda job: print_fields(
+        dict(job, attempt=attempt_text(job) or job["attempt"])))
     return EXIT_OK
 
 
@@ -277,7 +280,9 @@ def run_command(client, args):
     if args.wait and args.follow:
         return fail("--wait prints only the result, --follow the log: choose one", EXIT_USAGE)
     parameters = {**(args.params_json or {}), **dict(args.param)}
-    job = client.create_job(args.worker, parameters or None, timeout=args.timeout)
+    from jobjoker.cli_retries import retry_settings  # it builds on this module
+    job = client.create_job(args.worker, parameters or None, timeout=args.timeout,
+                            retry=retry_settings(args))
     if parameters:
         warn_if_unchecked(client, args.worker)
     try:

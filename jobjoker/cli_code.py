@@ -10,12 +10,14 @@ workers versions NAME``) lists a worker's kept versions. Each returns an exit co
 """
 from jobjoker.cli_actions import EXIT_OK, follow_job, print_outcome
 from jobjoker.cli_output import format_time, print_table, show, warn
+from jobjoker.cli_retries import retry_settings
 
 
 def rerun_command(client, args):
     parameters = {**(args.params_json or {}), **dict(args.param)}
     job, message = client.rerun(args.job, parameters or None, start=not args.no_start,
-                                timeout=args.timeout, with_message=True)
+                                timeout=args.timeout, with_message=True,
+                                retry=retry_settings(args))
     if "not copied" in message:
         warn(message.partition("; ")[2] or message)
     if args.follow and not args.no_start:

@@ -22,6 +22,7 @@ from jobjoker.cli_actions import EXIT_AUTH, EXIT_BROKEN_PIPE, EXIT_CODES_HELP, E
     tokens_ls, tokens_revoke, users_able, users_add, users_ls, users_passwd, users_rm, \
     users_role, workers_ls, workers_pull, workers_push, workers_rm, workers_show
 from jobjoker.cli_code import code_command, rerun_command, workers_versions
+from jobjoker.cli_retries import add_retry_commands, add_retry_options
 from jobjoker.cli_output import fail
 from jobjoker.client import Client
 from jobjoker.client_transport import CA_BUNDLE_VARIABLE, AuthError, ClientError, \
@@ -175,6 +176,7 @@ def add_client_commands(parser, commands):
     run.add_argument("--timeout", metavar="SECONDS", type=positive_float,
                      help="stop the job after this many seconds, ending it error (default: "
                           "its worker's timeout, else the server's --default-timeout)")
+    add_retry_options(run)
     add_follow_options(run, "print the job's log as it comes until the job ends, then its "
                             "response after a '--- response ---' line, and exit 0 only if it "
                             "ends done (without it: print the job's id); its progress goes "
@@ -184,6 +186,7 @@ def add_client_commands(parser, commands):
                           "result (self.result()) as JSON on stdout (nothing when it has none) "
                           "and exit 0 only if it ends done: run W --wait | jq")
     add_code_commands(commands, command)
+    add_retry_commands(commands, command)
 
 
 def add_code_commands(commands, command):
@@ -195,6 +198,7 @@ def add_code_commands(commands, command):
     rerun.add_argument("--no-start", action="store_true", help="create the job idle")
     rerun.add_argument("--timeout", type=finite_float, metavar="SECONDS",
                        help="its time limit (default: the old job's)")
+    add_retry_options(rerun)  # (default: the old job's)
     add_follow_options(rerun, "print the new job's log as it comes until it ends, like run "
                               "--follow")
     code = command(commands, "code", code_command, "print the worker code a job ran")

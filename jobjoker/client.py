@@ -91,40 +91,44 @@ class Client(Transport):
 
     # --- jobs --------------------------------------------------------------------------------
 
-    def create_job(self, worker, parameters=None, start=False, timeout=None):
+    def create_job(self, worker, parameters=None, start=False, timeout=None, retry=None):
         """Create a job of ``worker`` with ``parameters`` (a dict): idle, or with ``start``
         started in the same request; with ``timeout`` (seconds) it is stopped at that limit
-        and ends ``error`` (else its worker's or the server's limit applies); the job."""
-        job = {"worker": worker, "parameters": parameters}
+        and ends ``error`` (else its worker's or the server's limit applies); ``retry``: its
+        own retry settings (``{"retries": 3, "retry_delay": 10, "retry_backoff": 2,
+        "retry_on_timeout": False}``, any of them; else its worker's); the job."""
+        job = {"worker": worker, "parameters": parameters, **(retry or {})}
         if start:
             job["start"] = True
         if timeout is not None:
             job["timeout"] = timeout
         return self._item("POST", "/jobs", json.dumps(job).encode("utf-8"), "application/json")
 
-    def create_jobs(self, jobs, start=False, timeout=None):
+    def create_jobs(self, jobs, start=False, timeout=None, retry=None):
         """Create many jobs in one request, all or none (``BadRequestError`` naming each
         problem, ``jobs[3].worker: ...``, and nothing created); with ``start`` start them too.
         ``jobs`` holds ``(worker, parameters)`` pairs or ``{"worker", "parameters",
-        "timeout"}`` dicts, at most 1000; ``timeout`` is the time limit of each job that sets
-        none; returns the jobs in the same order."""
+        "timeout"}`` dicts (retry settings too), at most 1000; ``timeout`` is the time limit
+        and ``retry`` the retry settings of each job that sets none; returns the jobs in the
+        same order."""
         specs = [dict(job) if isinstance(job, dict) else
                  {"worker": job[0], "parameters": job[1] if len(job) > 1 else None}
                  for job in jobs]
-        batch = {"jobs": specs, "start": bool(start)}
+        batch = {"jobs": specs, "start": bool(start), **(retry or {})}
         if timeout is not None:
             batch["timeout"] = timeout
         body = json.dumps(batch).encode("utf-8")
         return self._data("POST", "/jobs/batch", body, "application/json")
 
-    def rerun(self, job_id, parameters=None, start=True, timeout=None, with_message=False):
+    def rerun(self, job_id, parameters=None, start=True, timeout=None, with_message=False,
+              retry=None):
         """Run a job again: a new job of its worker (``rerun_of`` = ``job_id``) with the old
         parameters and ``parameters`` merged over them, started unless ``start`` is false, with
         the old time limit unless ``timeout`` is given. Secret parameters are not copied: give
         them again in ``parameters`` (the reply's message names them). Returns the new job, or
         with ``with_message`` ``(job, message)``; ``NotFoundError`` when the worker was
-        deleted."""
-        body = {"start": bool(start)}
+        deleted. ``retry``: retry settings to change (else the old job's)."""
+        body = {"start": bool(start), **(retry or {})}
         if parameters:
             body["parameters"] = parameters
         if timeout is not None:
@@ -132,6 +136,11 @@ class Client(Transport):
         reply = json.loads(self._send("POST", "/jobs/%s/rerun" % quote(job_id),
                                       json.dumps(body).encode("utf-8"), "application/json"))
         return (reply["data"][0], reply["message"]) if with_message else reply["data"][0]
+
+    def attempts(self, job_id):
+        """Every attempt of the retry chain of ``job_id``, first first (``attempt`` 1, 2, ...;
+        each links to the one it retries by ``retry_of``)."""
+        return self._data("GET", "/jobs/%s/attempts" % quote(job_id))
 
     def job_code(self, job_id, diff=False):
         """The code a job ran: ``{"worker", "hash", "source", "saved", "saved_by", "current"}``
@@ -287,10 +296,12 @@ class Client(Transport):
         return self._data("GET", "/audit", offset=offset, limit=limit, actor=actor,
                           action=action)
 
-    def run(self, worker, parameters=None, follow=True, timeout=None):
-        """Create and start a job (``timeout``: its time limit in seconds). With ``follow``,
-        wait for its end and return the final job; else return the job just started."""
-        job = self.create_job(worker, parameters, start=True, timeout=timeout)
+    def run(self, worker, parameters=None, follow=True, timeout=None, retry=None):
+        """Create and start a job (``timeout``: its time limit in seconds; ``retry``: its
+        retry settings, as ``create_job`` takes them). With ``follow``, wait for its end and
+        return the final job (one attempt: a retry is a job of its own, ``attempts``); else
+        return the job just started."""
+        job = self.create_job(worker, parameters, start=True, timeout=timeout, retry=retry)
         return self.wait(job["id"]) if follow else job
 
     def wait(self, job_id):
