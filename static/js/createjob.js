@@ -25,6 +25,7 @@ import {$, el, replaceContent} from "./dom.js";
 import {declaresParameters, parametersEditorFor} from "./params.js";
 import {attempt, showError, showInfo} from "./notices.js";
 import {workerProblem} from "./workerstore.js";
+import {withRetrySettings} from "./attempts.js";
 
 export class CreateJobTab {
   constructor({workers, onCreated}) {
@@ -170,7 +171,7 @@ export class CreateJobTab {
     const old = this.rerunOf;
     try {
       const reply = await attempt(() => request("POST", jobPath(old.id, "/rerun"),
-        {json: {parameters, start: this.startAtOnce.checked}}));
+        {json: withRetrySettings({parameters, start: this.startAtOnce.checked})}));
       if (!reply) return;
       showInfo(reply.message || `Job ${reply.data[0].id} created.`);
       this.leaveRerun();
@@ -209,6 +210,7 @@ export class CreateJobTab {
       const timeout = this.timeout.value.trim();
       // A number as a number; anything else as typed, for the server to say what is wrong.
       if (timeout !== "") body.timeout = Number.isFinite(Number(timeout)) ? Number(timeout) : timeout;
+      withRetrySettings(body);
       const created = await attempt(() => request("POST", "/jobs", {json: body}));
       if (!created) return;
       let job = created.data[0];

@@ -28,6 +28,7 @@ import {allows, supersedes, whyNot} from "./jobstates.js";
 import {JobCodeView} from "./jobcode.js";
 import {JobStream} from "./jobstream.js";
 import {attempt} from "./notices.js";
+import {AttemptsView} from "./attempts.js";
 import {UsageChart} from "./usagechart.js";
 import {progressView, refreshProgress, withProgress} from "./progress.js";
 
@@ -60,6 +61,8 @@ export class JobDetail {
     this.badge = $("#job-detail-status", root);
     this.streamState = $("#job-detail-stream", root);
     this.facts = $("#job-detail-facts", root);
+    this.attempts = new AttemptsView(); // its reason and retry chain (attempts.js)
+    this.facts.after(this.attempts.element);
     this.resultBox = $("#job-detail-result", root);
     this.resultText = $("#job-detail-result-text", root);
     this.resultKey = null; // what the result shown was read for (see showResult)
@@ -301,6 +304,7 @@ export class JobDetail {
     replaceContent(this.facts, rows.map(([term, ...value]) =>
       el("div", {class: "fact"}, el("dt", {text: term}), el("dd", {}, ...value))));
     this.showResult(job);
+    this.attempts.show(job);
     this.code.show(job);
   }
 

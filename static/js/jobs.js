@@ -22,6 +22,7 @@ import {compactJSON, formatCount, formatDuration, formatShortTime, formatTime, j
   machineTime, stampReceived} from "./format.js";
 import {supersedes} from "./jobstates.js";
 import {attempt} from "./notices.js";
+import {attemptBadge} from "./attempts.js";
 import {progressView, refreshProgress, withProgress} from "./progress.js";
 
 export const PAGE_SIZE = 20;
@@ -232,7 +233,8 @@ export class JobsList {
           el("span", {class: "row-worker", text: job.worker}),
           el("span", {class: "row-id", text: job.id.slice(-6), attrs: {"aria-hidden": "true"}}))),
       el("td", {class: "cell-status", dataset: {label: "Status"}},
-        el("span", {class: `badge status-${job.status}`, text: job.status}), progress),
+        el("span", {class: `badge status-${job.status}`, text: job.status}), attemptBadge(job),
+        progress),
       el("td", {class: "cell-time", dataset: {label: "Started"}}, time(job.starttime)),
       el("td", {class: "cell-time", dataset: {label: "Stopped"}}, time(job.stoptime)),
       duration,
