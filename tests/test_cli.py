@@ -123,7 +123,8 @@ def test_run_without_follow_prints_the_id_and_jobs_commands_handle_it(jj, client
     assert jj("jobs", "show", job_id, "--json").json["id"] == job_id
     listed = jj("jobs", "ls", "--worker", "TestWorker", "--status", "active")
     assert listed.stdout.split("\n")[0].split() == ["ID", "WORKER", "STATUS", "CREATED",
-                                                    "DURATION"]
+                                                    "DURATION", "REASON", "ATTEMPT"]
+    assert re.search(r"^attempt +attempt 1 of 1$", shown.stdout, re.M)
     assert any(line.startswith(job_id + "  TestWorker  active  ")
                for line in listed.stdout.splitlines())
     as_json = jj("jobs", "ls", "--status", "active", "--limit", "1000", "--json").json
