@@ -17,7 +17,8 @@ import pytest
 from jobjoker import jobstore, retries
 from jobjoker.states import JobStatus
 from jobjoker.worker_settings import MAX_RETRIES
-from tests.support import SLEEPER, STUBBORN, poll
+from tests.support import SLEEPER, STUBBORN, poll, until
+from tests.test_cli import client, jj  # noqa: F401  (fixtures)
 from tests.test_restart import cleanup, services, started_server  # noqa: F401,F811
 
 # Fails until it has run ``succeed_at`` times (counted in a file), then succeeds.
@@ -312,3 +313,25 @@ async def test_a_scheduled_retry_still_starts_after_a_restart(config, cleanup, w
     final = await poll(done, what="the retry to run after the restart")
     assert (final["status"], final["attempt"], final["retry_of"]) == ("done", 2, job["id"])
     await second.stop(kill_jobs=True)
+
+
+# --- the command line and the client -------------------------------------------------------------
+
+def test_the_command_line_sets_retries_and_shows_the_chain(jj, client):  # noqa: F811
+    started = jj("run", "Failing", "--retries", "2", "--retry-delay", str(SLOW),
+                 "--retry-backoff", "2")
+    assert started.returncode == 0, started.stderr
+    job_id = started.stdout.strip()
+    assert client.wait(job_id)["reason"] == "exception"
+    chain = until(lambda: len(client.attempts(job_id)) == 2 and client.attempts(job_id),
+                  60, "the retry of job %s" % job_id)
+    assert [(job["attempt"], job["retries"], job["retry_backoff"]) for job in chain] == [
+        (1, 2, 2), (2, 2, 2)]
+    shown = jj("attempts", job_id)
+    assert "attempt 1 of 3" in shown.stdout and "attempt 2 of 3" in shown.stdout, shown.stdout
+    assert "exception" in shown.stdout and "scheduled" in shown.stdout
+    assert "attempt 2 of 3" in jj("jobs", "show", chain[1]["id"]).stdout
+    refused = jj("run", "Failing", "--retries", str(MAX_RETRIES + 1))
+    assert refused.returncode == 1 and '"retries"' in refused.stderr, refused.stderr
+    again = client.rerun(job_id, start=False, retry={"retries": 0})
+    assert (again["retries"], again["retry_delay"], again["attempt"]) == (0, SLOW, 1)
