@@ -12,9 +12,7 @@ class JobAttemptsHandler(JobPathMixin, APIHandler):
         """Every attempt of the chain, first first (``attempt`` 1, 2, ...), each as ``GET
         /jobs/ID`` shows a job (without its result)."""
         attempts = await retries.attempts(self.settings["storage"], job_id)
-        self.send_data(attempts, message="attempt %d of %d" % (
-            next(job["attempt"] or 1 for job in attempts if job["id"] == job_id),
-            retries.planned(attempts)))
+        self.send_data(attempts, message=retries.attempt_message(attempts, job_id))
 
 
 default_handlers = [

@@ -159,3 +159,9 @@ def planned(attempts):
     """How many attempts the chain (job dicts, first first) may take: its first's
     ``retries + 1`` (the policy is copied down the chain)."""
     return (attempts[0].get("retries") or 0) + 1
+
+
+def attempt_message(attempts, job_id):
+    """``attempt 2 of 4``: where job ``job_id`` stands in its chain (job dicts, first first)."""
+    mine = next((job for job in attempts if job["id"] == job_id), attempts[-1])
+    return "attempt %d of %d" % (mine.get("attempt") or 1, planned(attempts))

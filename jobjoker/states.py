@@ -78,7 +78,8 @@ REASONS = {
     "completed": "run() returned (status done)",
     "exit": "its process exited with a nonzero code, without an exception",
     "exception": "run() raised an exception",
-    "signal": "a signal from outside JobJoker ended it (the OOM killer's SIGKILL, a kill)",
+    "signal": "a signal from outside JobJoker ended it: status error when it killed the process "
+              "(the OOM killer's SIGKILL), stop when the worker honoured a SIGTERM (kill PID)",
     "timeout": "its time limit ran out",
     "stopped": "stopped or killed through JobJoker",
     "cancelled": "stopped or deleted while it waited (scheduled or queued)",

@@ -94,6 +94,7 @@ def test_every_outcome_has_a_documented_reason():
         assert reason in REASONS
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_a_final_move_without_a_reason_is_refused(storage):
     def idle_then_active(tx):

@@ -150,6 +150,7 @@ async def test_bad_overrides_are_refused_naming_the_field_and_nothing_is_stored(
 
 # --- the retry row -------------------------------------------------------------------------------
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=90)
 async def test_a_failed_job_is_retried_by_a_scheduled_job_like_it(api, app, workers, counter,
                                                                   wait_for_status):
@@ -178,6 +179,7 @@ async def test_a_failed_job_is_retried_by_a_scheduled_job_like_it(api, app, work
     assert reply.json["message"] == "attempt 1 of 3"
 
 
+@pytest.mark.both_databases
 @pytest.mark.gen_test(timeout=60)
 async def test_each_retrys_delay_grows_by_the_backoff(storage):
     """Attempt 3 of a chain with delay 10 and backoff 2 starts 40 s after its end."""
