@@ -104,7 +104,7 @@ def jobs_ls(client, args):
              ["ID", "WORKER", "STATUS", "CREATED", "DURATION", "REASON", "ATTEMPT"],
              [[j["id"], j["worker"], j["status"], format_time(j["created"]),
                "-" if j["duration"] is None else "%.1f s" % j["duration"], j["reason"] or "-",
-               attempt_text(j).replace("attempt ", "") or "-"] for j in jobs]))
+               attempt_text(j, short=True) or "-"] for j in jobs]))
     return EXIT_OK
 
 

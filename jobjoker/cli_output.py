@@ -66,12 +66,12 @@ def format_value(key, value):
     return str(value)
 
 
-def attempt_text(job):
-    """``attempt 2 of 4`` of a job in a retry chain (``jobjoker.retries``); "" for a job made
-    before retries."""
+def attempt_text(job, short=False):
+    """``attempt 2 of 4`` (``short``: ``2/4``) of a job in a retry chain
+    (``jobjoker.retries``); "" for a job made before retries."""
     if job.get("attempt") is None or job.get("retries") is None:
         return ""
-    return "attempt %d of %d" % (job["attempt"], job["retries"] + 1)
+    return ("%d/%d" if short else "attempt %d of %d") % (job["attempt"], job["retries"] + 1)
 
 
 def format_time(timestamp, precise=False):
