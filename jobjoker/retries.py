@@ -101,7 +101,7 @@ class RetryHook:
     def __call__(self, tx, job):
         if not retried(job):
             return
-        start_at = (job.stoptime or 0) + delay_of(job)
+        start_at = (job.stoptime or time.time()) + delay_of(job)
         [new] = jobstore.insert(tx, [{
             "id": jobstore.new_job_id(), "worker": job.worker, "status": JobStatus.IDLE.value,
             "parameters": job.parameters, "secret_parameters": self._resealed(job),
