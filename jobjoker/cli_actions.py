@@ -17,6 +17,7 @@ import os
 import pathlib
 import sys
 
+from jobjoker import worker_settings
 from jobjoker.cli_output import RESPONSE_HEADER, fail, first_line, format_time, print_entry, \
     print_fields, print_json, print_table, show, warn
 from jobjoker.cli_progress import ProgressDisplay, print_result
@@ -61,7 +62,10 @@ def workers_ls(client, args):
 
 
 def workers_show(client, args):
-    show(client.worker(args.name), args, print_fields)
+    # A setting the worker does not declare is left out of the text: only what it sets shows.
+    show(client.worker(args.name), args, lambda worker: print_fields(
+        {key: value for key, value in worker.items()
+         if value is not None or key not in worker_settings.SETTINGS}))
     return EXIT_OK
 
 
