@@ -22,16 +22,18 @@ the short id a job route may be given into the job's id.
 import asyncio
 import time
 
-from jobjoker import codestore, jobdir, jobspec, jobstore, logsearch, rerun, results
+from jobjoker import codestore, jobdir, jobspec, jobstore, logsearch, rerun
+from jobjoker import results
 from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
     Unavailable
+from jobjoker.job_starts import JobStarts
 from jobjoker.jobstore import job_to_dict
 from jobjoker.paging import page_bytes, parse_page
-from jobjoker.states import ACTIONS, COMMANDS, FINAL_STATES, JobStatus, describe
+from jobjoker.states import ACTIONS, COMMANDS, FINAL_STATES, WAITING_STATES, JobStatus, describe
 from jobjoker.workers import check_name
 
-class JobService:
+class JobService(JobStarts):
     """Jobs as the API sees them."""
 
     def __init__(self, config, storage, logstore, workers, processes, audit, secrets):
@@ -53,12 +55,14 @@ class JobService:
         return await self.storage.read(jobstore.resolve, reference)
 
     async def get_job(self, job_id):
-        return job_to_dict(await self.storage.read(jobstore.get, job_id))
+        [job] = await self._with_positions([await self.storage.read(jobstore.get, job_id)])
+        return job
 
     async def get_job_with_result(self, job_id):
         """The job as ``GET /jobs/ID`` shows it: with its ``result`` (the value, or None)."""
         job, result = await self.storage.read(results.job_with_result, job_id)
-        return dict(job_to_dict(job), result=result)
+        [shown] = await self._with_positions([job])
+        return dict(shown, result=result)
 
     async def get_result(self, job_id):
         """The job's result (``self.result()`` in its worker); ``NotFound`` when it has none."""
@@ -79,7 +83,7 @@ class JobService:
         jobs, total = await self.storage.read(lambda: (
             jobstore.page(status or None, worker or None, offset, limit),
             jobstore.count(status or None, worker or None)))
-        return [job_to_dict(job) for job in jobs], total
+        return await self._with_positions(jobs), total
 
     async def read_entries(self, job_id, stream, offset=None, limit=None, ignore_case=None):
         """A page of a job's log or response, the stream's total entry count, and the offset
@@ -151,8 +155,9 @@ class JobService:
             if problem is not None:
                 raise Unavailable("job %s was created but could not start: %s; it is now "
                                   "error (create a new job to try again)" % (job.id, problem))
-        return job_to_dict(job), "job %s created%s%s" % (
-            job.id, " and started" if start else "", self._note(unchecked))
+        [shown] = await self._with_positions([job])
+        return shown, "job %s created%s%s" % (job.id, self._how_started(job) if start else "",
+                                              self._note(unchecked))
 
     @staticmethod
     def _note(unchecked):
@@ -179,10 +184,16 @@ class JobService:
                               "error (create new jobs to try again)"
                               % (len(jobs), self._id_range(jobs), failed[0][1]))
         message = "%d jobs created and started" % len(jobs)
+        waiting = {status: sum(1 for job, _ in outcomes if job.status == status.value)
+                   for status in (JobStatus.SCHEDULED, JobStatus.QUEUED)}
+        if any(waiting.values()):
+            message = "%d jobs created: %d started, %d scheduled, %d queued (a cap is full)" % (
+                len(jobs), len(jobs) - sum(waiting.values()) - len(failed),
+                waiting[JobStatus.SCHEDULED], waiting[JobStatus.QUEUED])
         if failed:
-            message = ("%d jobs created; %d started, %d could not start and are now error: %s"
-                       % (len(jobs), len(jobs) - len(failed), len(failed), failed[0][1]))
-        return [job_to_dict(job) for job, _ in outcomes], message + self._note(unchecked)
+            message += "; %d could not start and are now error: %s" % (len(failed), failed[0][1])
+        shown = await self._with_positions([job for job, _ in outcomes])
+        return shown, message + self._note(unchecked)
 
     @staticmethod
     def _id_range(jobs):
@@ -222,31 +233,34 @@ class JobService:
         return found
 
     def _insert(self, tx, rows, actor, start, sources=None):
-        """Writer thread: new idle jobs with their audit entries; with ``start`` they become
-        active at once (nobody else has seen them yet), announced once their pid is known, each
-        with the code it runs (``sources``: ``codestore``) recorded."""
+        """Writer thread: new idle jobs with their audit entries; with ``start`` those with a
+        ``start_at`` still to come become ``scheduled`` and the others go through admission:
+        ``active`` (announced once their pid is known, each with the code it runs, ``sources``:
+        ``codestore``, recorded) or ``queued`` behind a cap. Returns the rows, in order."""
         now = time.time()
-        if start and sources:
-            codestore.record_sources(tx, [s for s in sources.values() if s is not None])
-            rows = [dict(row, code_hash=self._code_hash(sources, row["worker"])) for row in rows]
-        if start:  # its time limit runs from its start, which commits with its creation
-            rows = [dict(row, deadline=now + row["timeout"]) if row.get("timeout") else row
-                    for row in rows]
         jobs = jobstore.insert(tx, [dict(row, secret_parameters=self.secrets.seal(
             row["secret_parameters"])) for row in rows])
         self.audit.record_many(tx, actor, "job.create", [(job.id, "worker %s%s" % (
             job.worker, "; rerun of %s" % job.rerun_of if job.rerun_of else ""))
             for job in jobs])
-        if start:
-            jobs = jobstore.transition_many(tx, [job.id for job in jobs], JobStatus.ACTIVE,
-                                            announced=False, only=ACTIONS["start"], starttime=now,
-                                            node=self.config.node)
-        return jobs
+        if not start:
+            return jobs
+        later = {job.id for job in jobs if job.start_at is not None and job.start_at > now}
+        if later:  # the clock hears of them (the hub's event) and wakes at the earliest
+            jobstore.transition_many(tx, sorted(later), JobStatus.SCHEDULED)
+        self._admit_and_activate(tx, [job for job in jobs if job.id not in later], sources)
+        return jobstore.get_many([job.id for job in jobs])
 
     async def _launch(self, jobs, actor, sources=None):
         """Fork the processes of active jobs, each running the code read for it (``sources``
         by worker, recorded as its ``code_hash``); ``[(job, problem)]`` as
-        ``ProcessManager.launch_many`` returns, each start audited with its pid."""
+        ``ProcessManager.launch_many`` returns, each start audited with its pid. Jobs that are
+        not active (scheduled, queued) are left alone: ``(job, None)``."""
+        ready = [job for job in jobs if job.status == JobStatus.ACTIVE.value and job.pid is None]
+        if len(ready) < len(jobs):
+            launched = dict((job.id, outcome) for job, outcome in zip(
+                ready, await self._launch(ready, actor, sources))) if ready else {}
+            return [launched.get(job.id, (job, None)) for job in jobs]
         return await self.processes.launch_many(
             jobs, {job.id: self.workers.path(job.worker) for job in jobs},
             also=lambda tx, started: self.audit.record_many(
@@ -291,6 +305,8 @@ class JobService:
     async def delete_job(self, job_id, actor=None):
         """Remove a job that is not active, with its log and response."""
         def delete(tx):
+            if jobstore.get(job_id).status in WAITING_STATES:  # it ends (cancelled) first
+                self._cancel(tx, job_id, "delete", actor)
             job = jobstore.delete(tx, job_id)
             self.audit.record(tx, actor, "job.delete", job_id, "worker %s; it %s" % (
                 job.worker, describe(job.status)))
@@ -338,9 +354,16 @@ class JobService:
         if command not in COMMANDS:
             raise BadRequest(self._command_error(command))
         if command == "start":
-            return job_to_dict(await self._start(job_id, actor))
+            [job] = await self._with_positions([await self._start(job_id, actor)])
+            return job
         if job_id not in self.processes.running:  # say why not: idle, ended, or gone
             job = await self.storage.read(jobstore.get, job_id)
+            if job.status in WAITING_STATES and command in ("stop", "kill"):
+                try:
+                    return job_to_dict(await self.storage.transaction(
+                        self._cancel, job_id, command, actor))
+                except InvalidTransition:  # it started meanwhile: stop its process
+                    job = await self.storage.read(jobstore.get, job_id)
             if job.status == JobStatus.IDLE.value:
                 raise InvalidTransition("job %s is idle: it has not started, so there is "
                                         "nothing to %s%s" % (job_id, command, (
@@ -357,6 +380,8 @@ class JobService:
         idle = await self.storage.read(jobstore.get, job_id)
         sources = await self._read_sources([idle.worker])
         job = await self.storage.transaction(self._begin_start, job_id, sources)
+        if job.status != JobStatus.ACTIVE.value:
+            return job  # queued behind a cap
         # A job that fails at once may already be final here: that is its end, not a failure
         # to start (launch raises Unavailable when the supervisor could not fork it).
         [(job, problem)] = await self._launch([job], actor, sources)
@@ -365,23 +390,23 @@ class JobService:
         return job
 
     def _begin_start(self, tx, job_id, sources):
-        """Writer thread: an idle job of an existing worker becomes active, unannounced (its
-        start is announced with its pid), with the code it runs (``sources``) recorded; the
-        statuses of two racing starts are read in turn."""
+        """Writer thread: an idle or scheduled job of an existing worker goes through
+        admission: active, unannounced (its start is announced with its pid), with the code it
+        runs (``sources``) recorded, or queued; the statuses of two racing starts are read in
+        turn."""
         job = jobstore.get(job_id)
-        if job.status != JobStatus.IDLE.value:
+        if job.status == JobStatus.QUEUED.value:
+            raise InvalidTransition("job %s is queued: it starts when a slot frees under its "
+                                    "concurrency cap (stop it to cancel)" % job.id)
+        if job.status not in ACTIONS["start"]:
             raise InvalidTransition(
-                "job %s %s; only an idle job can start (create a new job to run %s again)"
-                % (job.id, describe(job.status), job.worker))
+                "job %s %s; only an idle or scheduled job can start (create a new job to run %s "
+                "again)" % (job.id, describe(job.status), job.worker))
         if not self.workers.exists(job.worker):
             raise NotFound("job %s cannot start: its worker %r no longer exists"
                            % (job.id, job.worker))
-        codestore.record_sources(tx, [s for s in sources.values() if s is not None])
-        now = time.time()
-        return jobstore.transition(tx, job_id, JobStatus.ACTIVE, announced=False,
-                                   only=ACTIONS["start"], starttime=now, node=self.config.node,
-                                   deadline=now + job.timeout if job.timeout else None,
-                                   code_hash=self._code_hash(sources, job.worker))
+        self._admit_and_activate(tx, [job], sources)
+        return jobstore.get(job_id)
 
     @staticmethod
     def _command_error(command):
