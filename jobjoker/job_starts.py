@@ -97,7 +97,16 @@ class JobStarts:
         return job
 
     async def _with_positions(self, jobs):
-        """The job dicts of rows ``jobs``, each with its ``queue_position``."""
-        positions = await self.storage.read(lambda: [admission.position(job) for job in jobs])
+        """The job dicts of rows ``jobs``, each with its ``queue_position`` (read only when one
+        of them is queued)."""
+        positions = [None] * len(jobs)
+        if any(job.status == JobStatus.QUEUED.value for job in jobs):
+            positions = await self.storage.read(lambda: [admission.position(job)
+                                                         for job in jobs])
         return [dict(job_to_dict(job), queue_position=place)
                 for job, place in zip(jobs, positions)]
+
+    async def _shown(self, job):
+        """The job dict of row ``job`` with its ``queue_position``."""
+        [shown] = await self._with_positions([job])
+        return shown

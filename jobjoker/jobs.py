@@ -28,7 +28,6 @@ from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
     Unavailable
 from jobjoker.job_starts import JobStarts
-from jobjoker.jobstore import job_to_dict
 from jobjoker.paging import page_bytes, parse_page
 from jobjoker.states import ACTIONS, COMMANDS, FINAL_STATES, WAITING_STATES, JobStatus, describe
 from jobjoker.workers import check_name
@@ -55,14 +54,12 @@ class JobService(JobStarts):
         return await self.storage.read(jobstore.resolve, reference)
 
     async def get_job(self, job_id):
-        [job] = await self._with_positions([await self.storage.read(jobstore.get, job_id)])
-        return job
+        return await self._shown(await self.storage.read(jobstore.get, job_id))
 
     async def get_job_with_result(self, job_id):
         """The job as ``GET /jobs/ID`` shows it: with its ``result`` (the value, or None)."""
         job, result = await self.storage.read(results.job_with_result, job_id)
-        [shown] = await self._with_positions([job])
-        return dict(shown, result=result)
+        return dict(await self._shown(job), result=result)
 
     async def get_result(self, job_id):
         """The job's result (``self.result()`` in its worker); ``NotFound`` when it has none."""
@@ -136,7 +133,7 @@ class JobService(JobStarts):
         jobspec.check_job_body(body)
         rows, _ = await self._prepare_jobs([body], actor)
         [job] = await self.storage.transaction(self._insert, rows, actor, False)
-        return job_to_dict(job)
+        return await self._shown(job)
 
     async def submit_job(self, body, actor=None, rerun_of=None):
         """Create a job from ``{"worker", "parameters", "start": bool}``: idle, or with
@@ -155,9 +152,8 @@ class JobService(JobStarts):
             if problem is not None:
                 raise Unavailable("job %s was created but could not start: %s; it is now "
                                   "error (create a new job to try again)" % (job.id, problem))
-        [shown] = await self._with_positions([job])
-        return shown, "job %s created%s%s" % (job.id, self._how_started(job) if start else "",
-                                              self._note(unchecked))
+        return await self._shown(job), "job %s created%s%s" % (
+            job.id, self._how_started(job) if start else "", self._note(unchecked))
 
     @staticmethod
     def _note(unchecked):
@@ -175,7 +171,7 @@ class JobService(JobStarts):
         sources = await self._read_sources(row["worker"] for row in rows) if start else {}
         jobs = await self.storage.transaction(self._insert, rows, actor, start, sources)
         if not start:
-            return [job_to_dict(job) for job in jobs], "%d jobs created%s" % (
+            return await self._with_positions(jobs), "%d jobs created%s" % (
                 len(jobs), self._note(unchecked))
         outcomes = await self._launch(jobs, actor, sources)
         failed = [(job, problem) for job, problem in outcomes if problem is not None]
@@ -313,14 +309,14 @@ class JobService(JobStarts):
             if job.code_hash is not None:  # its code may be kept for no job now
                 codestore.prune(tx, job.worker)
             return job
-        job = await self.storage.transaction(delete)
+        job = await self._shown(await self.storage.transaction(delete))
         # Its entries go in batches, each its own transaction: a big log never holds the writer
         # (a crash in between leaves chunks without a job, which the next start removes).
         while await self.storage.transaction(self.logstore.delete_some, job_id):
             pass
         await asyncio.get_running_loop().run_in_executor(
             None, jobdir.remove, jobdir.path_of(self.config.jobs_dir, job_id))
-        return job_to_dict(job)
+        return job
 
     async def append_entry(self, job_id, stream, body):
         """Append the plain-text ``body`` as one entry of the job's log or response."""
@@ -354,13 +350,12 @@ class JobService(JobStarts):
         if command not in COMMANDS:
             raise BadRequest(self._command_error(command))
         if command == "start":
-            [job] = await self._with_positions([await self._start(job_id, actor)])
-            return job
+            return await self._shown(await self._start(job_id, actor))
         if job_id not in self.processes.running:  # say why not: idle, ended, or gone
             job = await self.storage.read(jobstore.get, job_id)
             if job.status in WAITING_STATES and command in ("stop", "kill"):
                 try:
-                    return job_to_dict(await self.storage.transaction(
+                    return await self._shown(await self.storage.transaction(
                         self._cancel, job_id, command, actor))
                 except InvalidTransition:  # it started meanwhile: stop its process
                     job = await self.storage.read(jobstore.get, job_id)
@@ -373,7 +368,7 @@ class JobService(JobStarts):
                 raise jobstore.already_ended(job)
         act = {"stop": self.processes.stop, "kill": self.processes.kill,
                "pause": self.processes.pause, "resume": self.processes.resume}[command]
-        return job_to_dict(await act(job_id, also=lambda tx, job: self.audit.record(
+        return await self._shown(await act(job_id, also=lambda tx, job: self.audit.record(
             tx, actor, "job.%s" % command, job_id)))
 
     async def _start(self, job_id, actor):
