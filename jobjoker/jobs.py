@@ -180,14 +180,16 @@ class JobService(JobStarts):
                               "error (create new jobs to try again)"
                               % (len(jobs), self._id_range(jobs), failed[0][1]))
         message = "%d jobs created and started" % len(jobs)
-        waiting = {status: sum(1 for job, _ in outcomes if job.status == status.value)
-                   for status in (JobStatus.SCHEDULED, JobStatus.QUEUED)}
-        if any(waiting.values()):
-            message = "%d jobs created: %d started, %d scheduled, %d queued (a cap is full)" % (
-                len(jobs), len(jobs) - sum(waiting.values()) - len(failed),
-                waiting[JobStatus.SCHEDULED], waiting[JobStatus.QUEUED])
+        waiting = [sum(1 for job, _ in outcomes if job.status == status.value)
+                   for status in (JobStatus.SCHEDULED, JobStatus.QUEUED)]
         if failed:
-            message += "; %d could not start and are now error: %s" % (len(failed), failed[0][1])
+            message = ("%d jobs created; %d started, %d could not start and are now error: %s"
+                       % (len(jobs), len(jobs) - len(failed) - sum(waiting), len(failed),
+                          failed[0][1]))
+        elif any(waiting):
+            message = "%d jobs created; %d started" % (len(jobs), len(jobs) - sum(waiting))
+        if any(waiting):
+            message += "; %d scheduled, %d queued (a concurrency cap is full)" % tuple(waiting)
         shown = await self._with_positions([job for job, _ in outcomes])
         return shown, message + self._note(unchecked)
 
@@ -395,8 +397,8 @@ class JobService(JobStarts):
                                     "concurrency cap (stop it to cancel)" % job.id)
         if job.status not in ACTIONS["start"]:
             raise InvalidTransition(
-                "job %s %s; only an idle or scheduled job can start (create a new job to run %s "
-                "again)" % (job.id, describe(job.status), job.worker))
+                "job %s %s; only an idle job can start (create a new job to run %s again)"
+                % (job.id, describe(job.status), job.worker))
         if not self.workers.exists(job.worker):
             raise NotFound("job %s cannot start: its worker %r no longer exists"
                            % (job.id, job.worker))
