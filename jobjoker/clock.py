@@ -9,9 +9,9 @@ no server ran included) go through admission (``jobjoker.admission``: active, or
 cap) and the queued jobs a slot is free for move to ``active``, each move a conditional
 transition, so across servers only one wins each job; then this server forks what it moved. A
 pass runs when woken (``wake``: a job ended — an end hook wakes it after the commit —, a job
-became scheduled or queued on this server — the hub's job events —, a start owed a queued job a
-slot), at the earliest ``start_at`` of the database's scheduled jobs, and every
-``RECHECK_SECONDS`` (what another server of the database changed). A job whose worker is gone
+became scheduled — the hub's job events —, a start owed a queued job a slot), at the earliest
+``start_at`` of the database's scheduled jobs, and every ``RECHECK_SECONDS`` (what another
+server of the database changed). A job whose worker is gone
 at its time ends ``error`` (reason ``start_failed``).
 """
 import asyncio
@@ -132,8 +132,6 @@ class Clock:
         if job["status"] == JobStatus.SCHEDULED.value and job["start_at"] is not None and (
                 self._next is None or job["start_at"] < self._next):
             self.wake()  # an earlier time to wait for
-        elif job["status"] == JobStatus.QUEUED.value and event.get("action") == "status":
-            self.wake()  # a slot may have freed between its admission and now elsewhere
 
     async def _run(self):
         while True:

@@ -361,6 +361,10 @@ class JobService(JobStarts):
                         self._cancel, job_id, command, actor))
                 except InvalidTransition:  # it started meanwhile: stop its process
                     job = await self.storage.read(jobstore.get, job_id)
+            if job.status in WAITING_STATES and command in ("pause", "resume"):
+                raise InvalidTransition("job %s %s: it has not started, so there is nothing to "
+                                        "%s (stop it to cancel it)" % (
+                                            job_id, describe(job.status), command))
             if job.status == JobStatus.IDLE.value:
                 raise InvalidTransition("job %s is idle: it has not started, so there is "
                                         "nothing to %s%s" % (job_id, command, (

@@ -122,6 +122,8 @@ async def test_a_start_beyond_a_cap_queues_and_the_queue_hands_over(api, write_w
     await api("PUT", "/jobs/%s/status" % first.data[0]["id"], "stop")
     assert (await wait_for_status(job["id"], ("active",)))["queue_position"] is None
     assert (await api("GET", "/jobs/%s" % third.data[0]["id"])).data[0]["queue_position"] == 1
+    paused = await api("PUT", "/jobs/%s/status" % third.data[0]["id"], "pause")
+    assert paused.code == 409 and "has not started" in paused.json["message"], paused
     # cancel the queued one
     cancelled = await api("PUT", "/jobs/%s/status" % third.data[0]["id"], "stop")
     assert cancelled.code == 200, cancelled
