@@ -97,9 +97,12 @@ def add_client_commands(parser, commands):
     ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ls.add_argument("--offset", type=int, default=0, help="skip this many (default 0)")
     command(jobs, "show", jobs_show, "show a job").add_argument("job", metavar="ID")
-    command(jobs, "start", jobs_start, "start an idle job").add_argument("job", metavar="ID")
-    for name, verb in (("stop", "stop a running job (SIGTERM, SIGKILL after the grace period)"),
-                       ("kill", "kill a running job (SIGKILL) at once")):
+    command(jobs, "start", jobs_start, "start an idle job, or a scheduled one now (beyond a "
+                                       "concurrency cap it waits queued)").add_argument(
+        "job", metavar="ID")
+    for name, verb in (("stop", "stop a running job (SIGTERM, SIGKILL after the grace period), "
+                                "or cancel a scheduled or queued one"),
+                       ("kill", "kill a running job (SIGKILL) at once, or cancel a waiting one")):
         sub = command(jobs, name, jobs_signal, verb)
         sub.set_defaults(signal_command=name)
         sub.add_argument("job", metavar="ID")
