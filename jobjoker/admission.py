@@ -14,6 +14,8 @@ queued job held back by its worker's (or schedule's) cap takes nothing, so it ho
 of another worker. New candidates come after every queued job: one never overtakes a queued job
 that a free slot is owed to. On MySQL and PostgreSQL the setting row is locked first (``SELECT
 ... FOR UPDATE``), so the admissions of several servers take turns; SQLite has one writer.
+A transaction that reads jobs before it admits calls ``lock()`` first: on MySQL (REPEATABLE
+READ) its first plain read fixes the snapshot its counts see, which must come after the lock.
 Queued jobs are moved to ``active`` by the clock's dispatcher alone (``admit_queued``); a start
 (``admit_new``) only ever activates its own candidates, and queues those that do not fit.
 """
@@ -51,6 +53,11 @@ def server_cap():
         query = query.for_update()
     row = query.tuples().first()
     return int(row[0]) if row and row[0] else None
+
+
+def lock():
+    """Writer thread: take the admission lock now (see the contract), before any read."""
+    server_cap()
 
 
 class Slots:

@@ -165,6 +165,7 @@ class Clock:
     def _start_waiting(self, tx, now, sources):
         """Writer thread: due scheduled jobs through admission, then the queued jobs owed a
         slot, each to active; returns the jobs to fork."""
+        admission.lock()  # before the reads (see jobjoker.admission)
         started = self.jobs._admit_and_activate(tx, due_jobs(now), sources)
         owed = admission.admit_queued(self.jobs._worker_cap)
         return started + self.jobs._activate(tx, owed, sources, JobStatus.QUEUED)

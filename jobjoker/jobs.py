@@ -22,7 +22,7 @@ the short id a job route may be given into the job's id.
 import asyncio
 import time
 
-from jobjoker import codestore, jobdir, jobspec, jobstore, logsearch, rerun
+from jobjoker import admission, codestore, jobdir, jobspec, jobstore, logsearch, rerun
 from jobjoker import results
 from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
@@ -236,6 +236,8 @@ class JobService(JobStarts):
         ``active`` (announced once their pid is known, each with the code it runs, ``sources``:
         ``codestore``, recorded) or ``queued`` behind a cap. Returns the rows, in order."""
         now = time.time()
+        if start:
+            admission.lock()  # before any read of this transaction (see jobjoker.admission)
         jobs = jobstore.insert(tx, [dict(row, secret_parameters=self.secrets.seal(
             row["secret_parameters"])) for row in rows])
         self.audit.record_many(tx, actor, "job.create", [(job.id, "worker %s%s" % (
@@ -395,6 +397,7 @@ class JobService(JobStarts):
         admission: active, unannounced (its start is announced with its pid), with the code it
         runs (``sources``) recorded, or queued; the statuses of two racing starts are read in
         turn."""
+        admission.lock()  # before the read below (see jobjoker.admission)
         job = jobstore.get(job_id)
         if job.status == JobStatus.QUEUED.value:
             raise InvalidTransition("job %s is queued: it starts when a slot frees under its "

@@ -117,8 +117,8 @@ def item_schemas():
                    "example": "01m8rtezv60hs6kq8t9t"},
             "worker": WORKER_NAME,
             "status": {"type": "string", "enum": STATUSES,
-                       "description": "idle -> active (<-> paused) -> one of stop, error, "
-                                      "done."},
+                       "description": "idle [-> scheduled] [-> queued] -> active (<-> "
+                                      "paused) -> one of stop, error, done."},
             "parameters": {"type": "object", "additionalProperties": True,
                            "description": "The parameters the job was created with, defaults "
                                           "filled in; secret ones show as `%s`." % MASK},
