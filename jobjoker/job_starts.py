@@ -6,7 +6,8 @@ scheduled) through admission (``jobjoker.admission``): those that fit move to ``
 the commit when queued jobs are owed a slot. ``_activate`` is the one move of waiting or idle
 jobs to ``active``: each gets its start time, node, deadline (its ``timeout`` from now) and the
 code it runs (``sources``: ``codestore``) recorded; one whose worker file is gone ends ``error``
-(reason ``start_failed``). ``_cancel`` ends a scheduled or queued job ``stop`` (reason
+(reason ``start_failed``). ``_start`` is the start command: an idle job, or a scheduled one
+now, through admission, forked when it became active. ``_cancel`` ends a scheduled or queued job ``stop`` (reason
 ``cancelled``), audited. ``_with_positions`` adds each queued job's ``queue_position`` (1: next)
 to the job dicts a reply shows (events carry none: a place changes with every other job).
 """
@@ -14,9 +15,9 @@ import collections
 import time
 
 from jobjoker import admission, clock, codestore, jobstore
-from jobjoker.errors import JobJokerError
+from jobjoker.errors import InvalidTransition, JobJokerError, NotFound, Unavailable
 from jobjoker.jobstore import job_to_dict
-from jobjoker.states import WAITING_STATES, JobStatus
+from jobjoker.states import ACTIONS, WAITING_STATES, JobStatus, describe
 
 # what may move to active through admission (a paused job resumes elsewhere: jobcontrol)
 STARTABLE = (JobStatus.IDLE, JobStatus.SCHEDULED, JobStatus.QUEUED)
@@ -87,6 +88,39 @@ class JobStarts:
             return (" and queued: a concurrency cap is full; it starts when a slot frees "
                     "(its place in the queue: queue_position)")
         return " and started"
+
+    async def _start(self, job_id, actor):
+        idle = await self.storage.read(jobstore.get, job_id)
+        sources = await self._read_sources([idle.worker])
+        job = await self.storage.transaction(self._begin_start, job_id, sources)
+        if job.status != JobStatus.ACTIVE.value:
+            return job  # queued behind a cap
+        # A job that fails at once may already be final here: that is its end, not a failure
+        # to start (launch raises Unavailable when the supervisor could not fork it).
+        [(job, problem)] = await self._launch([job], actor, sources)
+        if problem is not None:
+            raise Unavailable("job %s could not start: %s" % (job.id, problem))
+        return job
+
+    def _begin_start(self, tx, job_id, sources):
+        """Writer thread: an idle or scheduled job of an existing worker goes through
+        admission: active, unannounced (its start is announced with its pid), with the code it
+        runs (``sources``) recorded, or queued; the statuses of two racing starts are read in
+        turn."""
+        admission.lock()  # before the read below (see jobjoker.admission)
+        job = jobstore.get(job_id)
+        if job.status == JobStatus.QUEUED.value:
+            raise InvalidTransition("job %s is queued: it starts when a slot frees under its "
+                                    "concurrency cap (stop it to cancel)" % job.id)
+        if job.status not in ACTIONS["start"]:
+            raise InvalidTransition(
+                "job %s %s; only an idle job can start (create a new job to run %s again)"
+                % (job.id, describe(job.status), job.worker))
+        if not self.workers.exists(job.worker):
+            raise NotFound("job %s cannot start: its worker %r no longer exists"
+                           % (job.id, job.worker))
+        self._admit_and_activate(tx, [job], sources)
+        return jobstore.get(job_id)
 
     def _cancel(self, tx, job_id, command, actor):
         """Writer thread: a scheduled or queued job ends ``stop`` (reason ``cancelled``);

@@ -17,7 +17,11 @@ the writer thread as they are stored; an entry appended to a job is masked with 
 refused (``Conflict``) once the job ended more than ``--secret-retention`` seconds ago
 (``jobstore.appends_open``), since they are then erased. A reply that created jobs of a worker
 declaring no parameters, with parameters, says that nothing checked them. ``resolve_id`` turns
-the short id a job route may be given into the job's id.
+the short id a job route may be given into the job's id. A start goes through admission
+(``jobjoker.job_starts``, mixed in, and ``jobjoker.admission``): ``active``, or ``queued`` beyond
+a concurrency cap; a job with a ``start_at`` to come is ``scheduled``, and ``jobjoker.clock``
+starts it at its time. Stop, kill or delete cancel a waiting job. Replies carry each job's
+``queue_position``.
 """
 import asyncio
 import time
@@ -29,7 +33,7 @@ from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerErr
     Unavailable
 from jobjoker.job_starts import JobStarts
 from jobjoker.paging import page_bytes, parse_page
-from jobjoker.states import ACTIONS, COMMANDS, FINAL_STATES, WAITING_STATES, JobStatus, describe
+from jobjoker.states import COMMANDS, FINAL_STATES, WAITING_STATES, JobStatus, describe
 from jobjoker.workers import check_name
 
 class JobService(JobStarts):
@@ -378,39 +382,6 @@ class JobService(JobStarts):
                "pause": self.processes.pause, "resume": self.processes.resume}[command]
         return await self._shown(await act(job_id, also=lambda tx, job: self.audit.record(
             tx, actor, "job.%s" % command, job_id)))
-
-    async def _start(self, job_id, actor):
-        idle = await self.storage.read(jobstore.get, job_id)
-        sources = await self._read_sources([idle.worker])
-        job = await self.storage.transaction(self._begin_start, job_id, sources)
-        if job.status != JobStatus.ACTIVE.value:
-            return job  # queued behind a cap
-        # A job that fails at once may already be final here: that is its end, not a failure
-        # to start (launch raises Unavailable when the supervisor could not fork it).
-        [(job, problem)] = await self._launch([job], actor, sources)
-        if problem is not None:
-            raise Unavailable("job %s could not start: %s" % (job.id, problem))
-        return job
-
-    def _begin_start(self, tx, job_id, sources):
-        """Writer thread: an idle or scheduled job of an existing worker goes through
-        admission: active, unannounced (its start is announced with its pid), with the code it
-        runs (``sources``) recorded, or queued; the statuses of two racing starts are read in
-        turn."""
-        admission.lock()  # before the read below (see jobjoker.admission)
-        job = jobstore.get(job_id)
-        if job.status == JobStatus.QUEUED.value:
-            raise InvalidTransition("job %s is queued: it starts when a slot frees under its "
-                                    "concurrency cap (stop it to cancel)" % job.id)
-        if job.status not in ACTIONS["start"]:
-            raise InvalidTransition(
-                "job %s %s; only an idle job can start (create a new job to run %s again)"
-                % (job.id, describe(job.status), job.worker))
-        if not self.workers.exists(job.worker):
-            raise NotFound("job %s cannot start: its worker %r no longer exists"
-                           % (job.id, job.worker))
-        self._admit_and_activate(tx, [job], sources)
-        return jobstore.get(job_id)
 
     @staticmethod
     def _command_error(command):
