@@ -98,6 +98,7 @@ class Clock:
         self._task = None
         self._unsubscribe = None
         self._next = None  # the earliest start_at known
+        self._closed = False
 
     def start(self):
         self.storage.end_hooks.append(self._on_end)
@@ -106,6 +107,8 @@ class Clock:
         return self
 
     async def close(self):
+        self._closed = True  # a cancellation that a wait swallows still ends the loop
+        self._wake.set()
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self._on_end in self.storage.end_hooks:
@@ -134,7 +137,7 @@ class Clock:
             self.wake()  # an earlier time to wait for
 
     async def _run(self):
-        while True:
+        while not self._closed:
             self._wake.clear()
             try:
                 self._next = await self.run_once()
@@ -145,10 +148,11 @@ class Clock:
                 self._next = None
             wait = self.recheck if self._next is None else \
                 min(self.recheck, max(0.0, self._next - time.time()))
+            timer = self._loop.call_later(wait, self._wake.set)
             try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
+                await self._wake.wait()
+            finally:
+                timer.cancel()
 
     async def run_once(self):
         """One pass: start what is due and what a slot is free for; returns the earliest
