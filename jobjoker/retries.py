@@ -24,7 +24,7 @@ import json
 import logging
 import time
 
-from jobjoker import jobstore, worker_settings
+from jobjoker import admission, jobstore, worker_settings
 from jobjoker.errors import BadRequest, NotFound
 from jobjoker.secretbox import SecretsUnreadable
 from jobjoker.states import JobStatus
@@ -151,8 +151,11 @@ def chain(job_id):
 
 
 async def attempts(storage, job_id):
-    """The chain of ``job_id`` as the API shows jobs (``chain``, read on the storage)."""
-    return [jobstore.job_to_dict(job) for job in await storage.read(chain, job_id)]
+    """The chain of ``job_id`` as the API shows jobs (``chain``, read on the storage), each
+    with its ``queue_position`` (``admission.position``)."""
+    return await storage.read(lambda: [
+        dict(jobstore.job_to_dict(job), queue_position=admission.position(job))
+        for job in chain(job_id)])
 
 
 def planned(attempts):

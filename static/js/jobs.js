@@ -24,6 +24,7 @@ import {supersedes} from "./jobstates.js";
 import {attempt} from "./notices.js";
 import {attemptBadge} from "./attempts.js";
 import {progressView, refreshProgress, withProgress} from "./progress.js";
+import {statusText, touchesQueue} from "./waiting.js";
 
 export const PAGE_SIZE = 20;
 const REPLAY_LIMIT = 500;
@@ -62,6 +63,9 @@ export class JobsList {
         return;
       }
       if (message.type !== "job") return;
+      // the places in the queue move: read them again (the feed's copies carry none)
+      const shown = this.rows.find((row) => row.id === message.job.id);
+      if (touchesQueue(message.job, shown)) this.reloadSoon();
       this.counter++;
       this.recent.push({counter: this.counter, message});
       if (this.recent.length > REPLAY_LIMIT) this.recent.shift();
@@ -69,6 +73,11 @@ export class JobsList {
       this.render();
     });
     live.onResync(() => this.load());
+  }
+
+  reloadSoon() {
+    clearTimeout(this.reloading);
+    this.reloading = setTimeout(() => this.load(), 150);
   }
 
   get filters() {
@@ -233,9 +242,10 @@ export class JobsList {
           el("span", {class: "row-worker", text: job.worker}),
           el("span", {class: "row-id", text: job.id.slice(-6), attrs: {"aria-hidden": "true"}}))),
       el("td", {class: "cell-status", dataset: {label: "Status"}},
-        el("span", {class: `badge status-${job.status}`, text: job.status}), attemptBadge(job),
+        el("span", {class: `badge status-${job.status}`, text: statusText(job)}), attemptBadge(job),
         progress),
-      el("td", {class: "cell-time", dataset: {label: "Started"}}, time(job.starttime)),
+      el("td", {class: "cell-time", dataset: {label: "Started"}},
+        job.status === "scheduled" ? "at " : "", time(job.starttime ?? job.start_at ?? null)),
       el("td", {class: "cell-time", dataset: {label: "Stopped"}}, time(job.stoptime)),
       duration,
       el("td", {class: "cell-params", dataset: {label: "Parameters"}},
