@@ -337,3 +337,17 @@ def test_the_command_line_sets_retries_and_shows_the_chain(jj, client):  # noqa:
     assert refused.returncode == 1 and '"retries"' in refused.stderr, refused.stderr
     again = client.rerun(job_id, start=False, retry={"retries": 0})
     assert (again["retries"], again["retry_delay"], again["attempt"]) == (0, SLOW, 1)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_cancelling_a_scheduled_retry_ends_the_chain(api, workers, counter,
+                                                           wait_for_status):
+    first = await create(api, {"worker": "Flaky", "parameters": {"counter": counter},
+                               "retries": 3, "retry_delay": SLOW, "start": True})
+    await wait_for_status(first["id"])
+    retry = await retry_of(api, first["id"])
+    cancelled = await api("PUT", "/jobs/%s/status" % retry["id"], "stop")
+    assert cancelled.code == 200, cancelled
+    assert (cancelled.data[0]["status"], cancelled.data[0]["reason"]) == ("stop", "cancelled")
+    assert [job["id"] for job in await attempts_of(api, first["id"])] == [first["id"],
+                                                                          retry["id"]]
