@@ -110,6 +110,12 @@ HELP = {
                              "seconds or more (default 0.25; 0: never)",
     "usage_interval": "seconds between samples of each running job's CPU time and memory "
                       "(default 1; 0: not sampled)",
+    "webhook_retries": "times a webhook delivery that failed is tried again before it is "
+                       "recorded failed (default 5)",
+    "webhook_retry_delay": "seconds before a failed webhook delivery's first retry, doubled "
+                           "for each next one, at most an hour (default 10)",
+    "webhook_timeout": "seconds a webhook receiver has to accept the connection, and again "
+                       "to answer (default 10)",
 }
 
 

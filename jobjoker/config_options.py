@@ -140,6 +140,9 @@ OPTIONS = {
     "access_log": ("JOBJOKER_ACCESS_LOG", _flag),
     "slow_callback_seconds": ("JOBJOKER_SLOW_CALLBACK_SECONDS", float),
     "usage_interval": ("JOBJOKER_USAGE_INTERVAL", float),
+    "webhook_retries": ("JOBJOKER_WEBHOOK_RETRIES", int),
+    "webhook_retry_delay": ("JOBJOKER_WEBHOOK_RETRY_DELAY", float),
+    "webhook_timeout": ("JOBJOKER_WEBHOOK_TIMEOUT", float),
 }
 
 

@@ -522,6 +522,8 @@ def schemas(config):
     }
     from jobjoker.openapi_code import code_schemas  # it builds on this module's helpers
     result.update(code_schemas())
+    from jobjoker.openapi_webhooks import webhook_schemas
+    result.update(webhook_schemas())
     return result
 
 
