@@ -81,10 +81,12 @@ def _claimable(now):
         Delivery.claimed_until.is_null() | (Delivery.claimed_until < now))
 
 
-def next_due():
-    """Reader thread: when the earliest pending delivery is due (None: none is pending)."""
-    return Delivery.select(Delivery.next_attempt).where(
-        Delivery.state == "pending").order_by(Delivery.next_attempt).limit(1).scalar()
+def next_due(now):
+    """Reader thread: when the earliest pending delivery that nobody holds is due (None: there
+    is none). Those being sent are left out, or a receiver that hangs would have this asked
+    again and again until it answers."""
+    return Delivery.select(Delivery.next_attempt).where(_claimable(now)).order_by(
+        Delivery.next_attempt).limit(1).scalar()
 
 
 def claim_due(tx, now, limit, lease, box):
@@ -186,6 +188,9 @@ class WebhookSender:
             self._wakeup.clear()
             try:
                 wait = await self._send_due()
+            except (JobJokerError, peewee.PeeweeException) as e:  # the database is away
+                log.warning("webhook deliveries wait for the database: %s", e)
+                wait = POLL_SECONDS
             except Exception:
                 log.exception("sending webhook deliveries failed; trying again in %g s",
                               POLL_SECONDS)
@@ -196,8 +201,8 @@ class WebhookSender:
     async def _send_due(self):
         """Claim and start sending what is due; the seconds until it should look again."""
         free = MAX_IN_FLIGHT - len(self._sending)
-        due = await self.storage.read(next_due)
         now = time.time()
+        due = await self.storage.read(next_due, now)
         if free <= 0 or due is None or due > now:
             return POLL_SECONDS if due is None else min(max(due - now, 0.01), POLL_SECONDS)
         for outgoing in await self.storage.transaction(claim_due, now, free, self.lease,

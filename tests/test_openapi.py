@@ -20,7 +20,7 @@ from jobjoker.app import routes
 from jobjoker.config import Config
 from jobjoker.openapi import openapi_document
 from tests.support import MATRIX, PASSWORD, bearer, cookies_of
-from tests.webhook_calls import exercise_webhooks
+from tests.webhook_support import exercise_webhooks
 
 HANDLER_METHODS = ("get", "head", "post", "put", "delete", "patch")
 OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
