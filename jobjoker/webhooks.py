@@ -31,6 +31,10 @@ STATUSES = tuple(sorted(status.value for status in FINAL_STATES))  # done, error
 DELIVERY_STATES = ("pending", "delivered", "failed")
 FIELDS = ("url", "scope", "scope_value", "statuses", "description", "enabled")
 MAX_URL = 2000
+# A delivery's body is stored in a TEXT column (65,535 bytes on MySQL) and sent to receivers
+# that may have limits of their own: a big result or big parameters are left out past this.
+MAX_BODY_BYTES = 60 * 1024
+ERROR_KEPT = 2000  # characters of a job's error kept in a body that is still too big
 SECRET_PREFIX = "whsec_"
 JOB_EVENT, TEST_EVENT = "job.ended", "webhook.test"
 # What a delivery body tells of the job: what a receiver acts on, not the whole job.
@@ -129,15 +133,29 @@ def delivery_to_dict(delivery):
 
 def job_event(job, result):
     """The body owed for ``job`` (a row, ended) with its structured ``result`` (parsed, or
-    None), as compact JSON text: signed and sent byte for byte as stored."""
+    None), as compact JSON text: signed and sent byte for byte as stored. At most
+    ``MAX_BODY_BYTES``: past it the result, then the parameters, are left out (null, and named
+    in ``omitted``), and the error is cut short."""
     duration = round(job.stoptime - job.starttime, 3) if job.starttime and job.stoptime else None
     shown = {key: getattr(job, key, None) for key in JOB_KEYS}
     shown.update(duration=duration, parameters=json.loads(job.parameters))
     message = "job %s of %s %s%s" % (job.id, job.worker, describe(job.status),
                                      " (%s)" % job.reason if job.reason else "")
-    return json.dumps({"event": JOB_EVENT, "job": shown, "result": result,
-                       "message": message + (": %s" % job.error if job.error else "")},
-                      separators=(",", ":"))
+    event = {"event": JOB_EVENT, "job": shown, "result": result, "omitted": [],
+             "message": message + (": %s" % job.error if job.error else "")}
+    for cut in ("result", "parameters", "error"):
+        text = json.dumps(event, separators=(",", ":"))
+        if len(text.encode("utf-8")) <= MAX_BODY_BYTES:
+            return text
+        event["omitted"].append(cut)
+        if cut == "result":
+            event["result"] = None
+        elif cut == "parameters":
+            shown["parameters"] = None
+        else:
+            shown["error"] = job.error[:ERROR_KEPT] if job.error else None
+            event["message"] = message + (": %s" % shown["error"] if job.error else "")
+    return json.dumps(event, separators=(",", ":"))
 
 
 # --- rows (storage threads) ---------------------------------------------------------------------

@@ -19,12 +19,14 @@ class Reporter(Worker):
     parameters = {
         "token": {"type": "string", "secret": True, "default": "hunter2"},
         "fail": {"type": "boolean", "default": False},
+        "big": {"type": "integer", "default": 0},
     }
 
     def run(self):
         if self.params["fail"]:
             raise ValueError("asked to fail")
-        self.result({"rows": 3})
+        self.result({"rows": 3, "blob": "x" * self.params["big"]} if self.params["big"]
+                    else {"rows": 3})
 '''
 
 
@@ -91,7 +93,7 @@ async def test_a_job_end_is_delivered_signed_with_the_secret_shown_once(
     assert signature_of("whsec_another", headers, body) != headers["X-JobJoker-Signature"]
     event = json.loads(body)
     assert event["event"] == "job.ended"
-    assert event["result"] == {"rows": 3}
+    assert event["result"] == {"rows": 3} and event["omitted"] == []
     assert {key: event["job"][key] for key in ("id", "worker", "status", "reason", "attempt")} \
         == {"id": job["id"], "worker": "Reporter", "status": "done", "reason": job["reason"],
             "attempt": job["attempt"]}
@@ -108,6 +110,23 @@ async def test_a_job_end_is_delivered_signed_with_the_secret_shown_once(
         assert "secret" not in reply.data[0] and secret not in reply.text
     stored = models.Webhook.get_by_id(hook["id"]).secret
     assert stored.startswith("v1:") and secret not in stored
+
+
+@pytest.mark.both_databases
+@pytest.mark.gen_test(timeout=120)
+async def test_a_big_result_is_left_out_of_the_body_and_the_job_still_ends(
+        api, run_job, receiver, reporter):
+    """A delivery's body is bounded (MySQL's TEXT holds 65,535 bytes): a big result is left
+    out, named in ``omitted``, and the end it belongs to commits all the same."""
+    hook = await add_hook(api, receiver.url("/big"))
+    job = await run_job("Reporter", {"big": 200 * 1024}, wait=True)
+    assert job["status"] == "done" and job["result_size"] > 200 * 1024
+    [received] = await poll(lambda: receiver.received("/big"), what="the delivery")
+    event = json.loads(received.body)
+    assert (event["result"], event["omitted"]) == (None, ["result"])
+    assert event["job"]["id"] == job["id"] and len(received.body) < 64 * 1024
+    [delivery] = await settled(api, hook["id"])
+    assert delivery["state"] == "delivered"
 
 
 @pytest.mark.gen_test(timeout=120)
