@@ -24,6 +24,7 @@ from jobjoker import models, results
 from jobjoker.errors import BadRequest, NotFound
 from jobjoker.states import FINAL_STATES, describe
 from jobjoker.statements import execute, param
+from jobjoker.workers import NAME_PATTERN, NAME_RULE
 
 Webhook, Delivery = models.Webhook, models.WebhookDelivery
 SCOPES = ("server", "worker", "schedule")
@@ -97,6 +98,8 @@ def check_fields(body, current=None):
         raise BadRequest("scope_value must name the %s (a string of 1 to %d characters) for "
                          "scope %s" % ("worker" if scope == "worker" else "schedule's id",
                                        limit, scope))
+    if scope == "worker" and not NAME_PATTERN.fullmatch(value):
+        raise BadRequest("scope_value %r is not a worker name: %s" % (value, NAME_RULE))
     description = merged.get("description")
     if description is not None and not (
             isinstance(description, str) and len(description) <= Webhook.description.max_length):

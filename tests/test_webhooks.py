@@ -272,6 +272,8 @@ BAD_BODIES = [
     ({"url": "http://example.com:port/"}, "url"),
     ({"url": "https://example.com/", "scope": "cluster"}, "scope"),
     ({"url": "https://example.com/", "scope": "worker"}, "scope_value"),
+    ({"url": "https://example.com/", "scope": "worker", "scope_value": "../x"}, "scope_value"),
+    ([{"url": "https://example.com/"}], "object"),
     ({"url": "https://example.com/", "scope_value": "Foobar"}, "scope_value"),
     ({"url": "https://example.com/", "statuses": ["running"]}, "statuses"),
     ({"url": "https://example.com/", "statuses": []}, "statuses"),
