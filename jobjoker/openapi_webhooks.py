@@ -12,6 +12,7 @@ from jobjoker.webhooks import DELIVERY_STATES, MAX_URL, SCOPES, STATUSES, TEST_E
 from jobjoker.webhooks_sender import SIGNATURE_HEADER
 
 URL = {"type": "string", "maxLength": MAX_URL, "format": "uri",
+       "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s]",
        "description": "Where each delivery is POSTed: http:// or https:// with a host. "
                       "Redirects are not followed.",
        "example": "https://hooks.example.com/jobjoker"}
@@ -19,8 +20,9 @@ SCOPE = {"type": "string", "enum": list(SCOPES),
          "description": "Which jobs it hears of: every job (`server`), a worker's "
                         "(`worker`), or a schedule's (`schedule`)."}
 SCOPE_VALUE = nullable({"type": "string", "minLength": 1, "maxLength": 64,
-                        "description": "The worker's name or the schedule's id; null for "
-                                       "`server`."})
+                        "description": "The worker's name (for `worker`) or the schedule's id "
+                                       "(for `schedule`); null or left out for `server`. A "
+                                       "value that does not agree with the scope: 400."})
 HOOK_STATUSES = {"type": "array", "minItems": 1, "uniqueItems": True,
                  "items": {"type": "string", "enum": list(STATUSES)},
                  "description": "The final statuses it hears of (default: all)."}
