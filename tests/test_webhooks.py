@@ -5,8 +5,13 @@ import json
 import time
 
 import pytest
+from cryptography.fernet import Fernet
 
 from jobjoker import jobstore, models
+from jobjoker.config import load_config
+from jobjoker.errors import StartupError
+from jobjoker.secretbox import SecretBox
+from jobjoker.webhooks_sender import claim_due, record
 from tests.support import ServerProcess, free_port, poll, until, workers_folder
 from tests.webhook_support import Receiver, signature_of
 
@@ -334,7 +339,30 @@ def test_pending_deliveries_are_sent_after_a_restart(tmp_path):
 
 
 def test_a_bad_webhook_option_stops_the_server_saying_why(tmp_path):
-    from jobjoker.config import load_config
-    from jobjoker.errors import StartupError
     with pytest.raises(StartupError, match="webhook_timeout"):
         load_config({"data_dir": tmp_path, "webhook_timeout": 0}, environ={})
+
+
+@pytest.mark.both_databases
+@pytest.mark.gen_test(timeout=60)
+async def test_a_delivery_is_claimed_by_one_sender_until_its_claim_lapses(storage):
+    """What keeps two servers of one database from sending a delivery at the same time: the
+    conditional UPDATE of its claim, whose row count decides."""
+    box = SecretBox([Fernet(Fernet.generate_key())], "a test key")
+    now = time.time()
+
+    def owe(tx):
+        models.Webhook.create(id="a" * 16, url="http://127.0.0.1:9/", scope="server",
+                              statuses="done", secret=box.seal({"secret": "whsec_x"}),
+                              created=now)
+        models.WebhookDelivery.create(hook="a" * 16, job="j" * 20, body="{}", state="pending",
+                                      next_attempt=now, created=now)
+    await storage.transaction(owe)
+    [first] = await storage.transaction(claim_due, now, 8, 60.0, box)
+    assert (first.secret, first.problem, first.attempts) == ("whsec_x", None, 0)
+    assert await storage.transaction(claim_due, now + 1, 8, 60.0, box) == []  # held
+    [lapsed] = await storage.transaction(claim_due, now + 61, 8, 60.0, box)  # its server died
+    assert lapsed.id == first.id
+    assert await storage.transaction(record, first.id, 1, 200, None, True, False, 1.0,
+                                     now + 62) == "delivered"
+    assert await storage.transaction(claim_due, now + 200, 8, 60.0, box) == []
