@@ -188,7 +188,7 @@ async def test_a_failing_receiver_is_retried_until_it_answers_then_given_up(
 
 
 @pytest.mark.gen_test(timeout=120)
-@pytest.mark.parametrize("config_overrides", [{"webhook_retries": 0, "webhook_timeout": 1.0}])
+@pytest.mark.parametrize("config_overrides", [{"webhook_retries": 0, "webhook_timeout": 3.0}])
 async def test_a_hanging_receiver_times_out_and_the_server_stays_responsive(
         api, run_job, receiver):
     receiver.plan = ["hang"]
