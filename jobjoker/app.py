@@ -54,6 +54,8 @@ from jobjoker.metrics import Metrics
 from jobjoker.nodes import NodeLease
 from jobjoker.openapi import openapi_document
 from jobjoker.procman import ProcessManager
+from jobjoker.pruner import Pruner
+from jobjoker.retention import Policy
 from jobjoker.secretkeeper import SecretKeeper
 from jobjoker.storage import Storage
 from jobjoker.worker_service import WorkerService
@@ -164,6 +166,7 @@ class JobJokerServer:
         self.loop_monitor = None
         self.credential_watch = None
         self.metrics = Metrics()
+        self.pruner = None  # retention's periodic prune (jobjoker.pruner)
 
     async def start(self, listen=True):
         """Open everything, re-adopt running jobs and (with ``listen``) accept requests."""
@@ -210,6 +213,8 @@ class JobJokerServer:
                                           config.secret_retention)
         await self.secret_keeper.start()
         self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
+        self.pruner = Pruner(storage, logstore, config.jobs_dir, Policy.of(config),
+                             config.prune_interval, audit, self.metrics).start()
         self.app = make_app(config, {
             "jobs": jobs, "workers": WorkerService(storage, workers, audit),
             "code": CodeService(config, storage, workers),
@@ -366,6 +371,8 @@ class JobJokerServer:
             await self.processes.close(kill_jobs=kill_jobs)
         if self.secret_keeper is not None:
             await self.secret_keeper.stop()
+        if self.pruner is not None:
+            await self.pruner.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

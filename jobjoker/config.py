@@ -109,6 +109,11 @@ class Config:
     access_log: bool = True  # a line per request (probes of /health and /metrics at DEBUG)
     slow_callback_seconds: float = 0.25  # log what holds the IOLoop this long (0: never)
     usage_interval: float = 1.0  # seconds between samples of running jobs' resources (0: off)
+    # Retention (jobjoker.retention): None keeps every finished job and audit entry.
+    keep_days: int = None  # finished jobs that ended more than this many days ago are deleted
+    keep_per_worker: int = None  # finished jobs beyond the newest this many of a worker go
+    keep_audit_days: int = None  # audit entries older than this many days go
+    prune_interval: float = 3600.0  # seconds between the server's prunes (0: never)
     # The keys of the secret parameters (SECRET_KEY_VARIABLE), from the environment only: never
     # a flag (ps shows those) nor the config file. Empty: the data dir's key file.
     secret_keys: tuple = dataclasses.field(default=(), repr=False)

@@ -22,7 +22,7 @@ the short id a job route may be given into the job's id.
 import asyncio
 import time
 
-from jobjoker import codestore, jobdir, jobspec, jobstore, logsearch, rerun, results
+from jobjoker import codestore, jobremoval, jobspec, jobstore, logsearch, rerun, results
 from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
     Unavailable
@@ -300,10 +300,8 @@ class JobService:
         job = await self.storage.transaction(delete)
         # Its entries go in batches, each its own transaction: a big log never holds the writer
         # (a crash in between leaves chunks without a job, which the next start removes).
-        while await self.storage.transaction(self.logstore.delete_some, job_id):
-            pass
-        await asyncio.get_running_loop().run_in_executor(
-            None, jobdir.remove, jobdir.path_of(self.config.jobs_dir, job_id))
+        await jobremoval.remove_leftovers(self.storage, self.logstore, self.config.jobs_dir,
+                                          [job_id])
         return job_to_dict(job)
 
     async def append_entry(self, job_id, stream, body):
