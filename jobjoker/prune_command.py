@@ -50,7 +50,8 @@ async def _run(config, dry_run, shown):
         if dry_run:
             return await pruner.plan(storage, policy, shown=shown)
         return await pruner.prune(storage, LogStore(config.max_log_bytes), config.jobs_dir,
-                                  policy, audit=AuditLog(storage), shown=shown)
+                                  policy, audit=AuditLog(storage), shown=shown,
+                                  by="jobjoker prune on the server's machine")
     finally:
         await storage.close()
         models.database.initialize(None)

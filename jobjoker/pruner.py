@@ -90,10 +90,10 @@ async def plan(storage, policy, now=None, shown=SHOWN):
     return report
 
 
-async def prune(storage, logstore, jobs_dir, policy, now=None, audit=None, actor=None,
+async def prune(storage, logstore, jobs_dir, policy, now=None, audit=None, by=None,
                 shown=SHOWN, pause=PAUSE):
     """Delete what is due at ``now`` under ``policy``, in short transactions; returns the
-    ``Report``."""
+    ``Report``. The audit entry (actor null: the server's own) says ``by`` whom, if given."""
     now = time.time() if now is None else now
     report = Report(shown=shown)
     await _prune_jobs(storage, logstore, jobs_dir, policy, now, report, pause)
@@ -108,8 +108,9 @@ async def prune(storage, logstore, jobs_dir, policy, now=None, audit=None, actor
             await asyncio.sleep(pause)
     report.counts["code_versions"] = await storage.transaction(retention.prune_code_versions)
     if report.total and audit is not None:
+        detail = report.summary() + ("; by %s" % by if by else "")
         await storage.transaction(lambda tx: audit.record(
-            tx, actor, "retention.prune", None, report.summary()))
+            tx, None, "retention.prune", None, detail))
     return report
 
 
