@@ -2,8 +2,9 @@
 
 Contract: ``await remove_leftovers(storage, logstore, jobs_dir, job_ids)`` deletes the log and
 response chunks of jobs whose rows were deleted (``jobstore.delete``), in transactions of at
-most ``logstore.DELETE_BATCH`` chunks and ``JOBS_PER_TRANSACTION`` jobs each, so that neither a
-10-million-entry log nor 100,000 small ones ever holds the writer for long; then it removes
+most about ``logstore.DELETE_BATCH`` chunks and ``JOBS_PER_TRANSACTION`` jobs each (the whole
+logs that fit go in one statement), so that neither a 10-million-entry log nor 100,000 small
+ones ever holds the writer for long; then it removes
 their job folders (``jobdir.remove``) in an executor, never on the loop. Both a user's
 ``DELETE /jobs/ID`` (``JobService.delete_job``) and retention (``jobjoker.pruner``) use it. A
 crash in between leaves chunks without a job, which the next server start removes
@@ -12,10 +13,9 @@ crash in between leaves chunks without a job, which the next server start remove
 import asyncio
 
 from jobjoker import jobdir
-from jobjoker.logstore import DELETE_BATCH
 
-# Jobs whose chunks one transaction may go through: each costs a few statements even when it
-# has no chunk, so a batch of many tiny jobs is bounded by this rather than by the chunk count.
+# Jobs whose chunks one transaction may go through (at most jobstore.MAX_IDS_PER_STATEMENT): the
+# statements list their ids.
 JOBS_PER_TRANSACTION = 100
 
 
@@ -33,17 +33,10 @@ async def remove_leftovers(storage, logstore, jobs_dir, job_ids, pause=0.0):
 
 def delete_chunks(tx, logstore, job_ids):
     """Writer thread: delete up to about ``DELETE_BATCH`` chunks of the first jobs of
-    ``job_ids``; returns the ids whose chunks may not all be gone yet, in order."""
-    budget = DELETE_BATCH
-    for index, job_id in enumerate(job_ids[:JOBS_PER_TRANSACTION]):
-        asked = max(1, budget)
-        deleted = logstore.delete_some(tx, job_id, asked)
-        budget -= deleted
-        if deleted >= asked:  # there may be more of this one: it comes first next time
-            return job_ids[index:]
-        if budget <= 0:
-            return job_ids[index + 1:]
-    return job_ids[JOBS_PER_TRANSACTION:]
+    ``job_ids`` (``LogStore.delete_of_jobs``); returns the ids whose chunks may not all be
+    gone yet, in order."""
+    first = job_ids[:JOBS_PER_TRANSACTION]
+    return logstore.delete_of_jobs(tx, first) + list(job_ids[len(first):])
 
 
 def _remove_folders(folders):

@@ -29,15 +29,14 @@ What is due:
 - **code versions** no job refers to any more, beyond each worker's newest ones: exactly what
   ``codestore.prune`` deletes, run for every worker after the jobs went.
 
-A job is deleted through ``jobstore.delete`` (its status is final, and a final status never
-changes, so a job read as due is still due when its batch is written).
+Jobs are deleted through ``jobstore.delete_finished``, which checks again that each is finished
+(a final status never changes, so a job read as due is still due when its batch is written).
 """
 import dataclasses
 
 import peewee
 
 from jobjoker import codestore, jobstore, models
-from jobjoker.errors import NotFound
 from jobjoker.states import FINAL_STATES
 
 DAY = 86400.0
@@ -180,20 +179,10 @@ def count_rows_due(kind, policy, now):
 # --- writer thread: one batch ------------------------------------------------------------------
 
 def delete_jobs(tx, job_ids):
-    """Writer: delete the finished jobs ``job_ids`` with their ``job_data`` (``jobstore.delete``;
-    their entries and folders are ``jobremoval``'s); returns the ids that went (one deleted
-    meanwhile, by a user or another server, is skipped)."""
-    gone = []
-    for job_id in job_ids:
-        try:
-            job = jobstore.get(job_id)
-        except NotFound:
-            continue
-        if job.status not in _FINAL:  # never reached (a final status is final): a last guard
-            continue
-        jobstore.delete(tx, job_id)
-        gone.append(job_id)
-    return gone
+    """Writer: delete the finished jobs ``job_ids`` with their ``job_data``
+    (``jobstore.delete_finished``; their entries and folders are ``jobremoval``'s); returns the
+    ids that went (one deleted meanwhile, by a user or another server, is skipped)."""
+    return [job.id for job in jobstore.delete_finished(tx, job_ids)]
 
 
 def delete_rows(tx, kind, keys):

@@ -114,26 +114,30 @@ async def test_a_schedules_last_runs_are_spared(storage, tmp_path):
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_job_goes_with_its_data_chunks_and_folder(storage, tmp_path):
-    """Its job_data (result, usage series), all its chunks (more than one transaction's
-    worth) and its folder go; another job's stay."""
-    gone, kept = await insert_jobs(storage, [job_row(), job_row(ended=NOW)])
+    """Its job_data (result, usage series), all its chunks (a big log: more than one
+    transaction's worth, between small ones) and its folder go; another job's stay."""
+    small, big, other, kept = await insert_jobs(
+        storage, [job_row(), job_row(), job_row(), job_row(ended=NOW)])
+    chunks = {small: 3, big: DELETE_BATCH + 7, other: 1, kept: 2}
 
     def fill(tx):
-        for job_id in (gone, kept):
+        for job_id in (small, big, kept):
             for kind in ("result", "usage"):
                 models.JobData.create(job=job_id, kind=kind, value="{}")
-        rows = [{"job": gone, "stream": stream, "first_seq": seq, "count": 1, "data": b"x"}
-                for stream in (0, 1) for seq in range(DELETE_BATCH + 7)]
-        rows.append({"job": kept, "stream": 0, "first_seq": 0, "count": 1, "data": b"y"})
+        rows = [{"job": job_id, "stream": stream, "first_seq": seq, "count": 1, "data": b"x"}
+                for job_id, count in chunks.items() for stream in (0, 1)
+                for seq in range(count)]
         models.Chunk.insert_many(rows).execute()
     await storage.transaction(fill)
-    folder = tmp_path / "jobs" / gone
+    folder = tmp_path / "jobs" / big
     folder.mkdir(parents=True)
     (folder / "left-behind.txt").write_text("x")
-    await prune(storage, tmp_path, Policy(keep_days=1))
+    report = await prune(storage, tmp_path, Policy(keep_days=1))
+    assert report.counts["jobs"] == 3
     assert remaining_ids() == {kept}
     assert {row.job for row in models.JobData.select()} == {kept}
-    assert {row.job for row in models.Chunk.select()} == {kept}
+    assert models.Chunk.select().where(models.Chunk.job != kept).count() == 0
+    assert models.Chunk.select().where(models.Chunk.job == kept).count() == 4
     assert not folder.exists()
 
 
