@@ -23,8 +23,8 @@ from bench.harness import BenchServer, HTTPConnection, Scratch, latency_row, val
 
 TITLE = "retention prune"
 TARGET = "/health p99 during a prune <= 2x its idle p99"
-INTERVAL = 25  # seconds from the server's start to its first prune
-IDLE_SECONDS = 8.0
+INTERVAL = 25  # seconds from the server's start to its first prune (10 with --quick)
+IDLE_SECONDS = 8.0  # (3 with --quick)
 GAP = 0.01  # seconds between two /health requests
 DONE = re.compile(r"retention: removed (.*) in ([0-9.]+) s")
 DAY = 86400.0
@@ -83,10 +83,11 @@ async def sample_health(server, watch, timeout):
     return samples
 
 
-def phase(tmp, count_sql, timeout):
+def phase(tmp, count_sql, timeout, quick):
     """(idle ms samples, during-prune ms samples, the server's summary, its seconds)."""
     path = tmp / "data" / "jobjoker.sqlite3"
-    with BenchServer(tmp, {}, args=["--keep-days", "1", "--prune-interval", str(INTERVAL)]) \
+    interval, idle_seconds = (10, 3.0) if quick else (INTERVAL, IDLE_SECONDS)
+    with BenchServer(tmp, {}, args=["--keep-days", "1", "--prune-interval", str(interval)]) \
             as server:
         ready = time.perf_counter()
         watch = Watch(path, count_sql, server)
@@ -99,9 +100,9 @@ def phase(tmp, count_sql, timeout):
         if watch.ended is None or watch.began is None:
             raise RuntimeError("the prune did not run within %.0f s: %s"
                                % (timeout, server.stderr_tail()))
-        idle = [ms for sent, ms in samples if sent < ready + IDLE_SECONDS]
+        idle = [ms for sent, ms in samples if sent < ready + idle_seconds]
         during = [ms for sent, ms in samples if watch.began <= sent <= watch.ended]
-        if watch.began < ready + IDLE_SECONDS:
+        if watch.began < ready + idle_seconds:
             raise RuntimeError("the prune began %.1f s after the server answered: within the "
                                "idle window" % (watch.began - ready))
         return idle, during, watch.summary[0], watch.summary[1]
@@ -116,7 +117,8 @@ def run(options):
         notes.append("filling the database took %.1f s" % fill_seconds)
         database = tmp / "data" / "jobjoker.sqlite3"
         age(database, "WHERE id != ?", (big_id,))
-        idle, during, summary, seconds = phase(tmp, "SELECT COUNT(*) FROM job", 1800)
+        idle, during, summary, seconds = phase(tmp, "SELECT COUNT(*) FROM job", 1800,
+                                                options.quick)
         rows.append(latency_row("JobJoker: /health during a prune of %s finished jobs"
                                 % size(jobs), during))
         rows.append(latency_row("/health idle, same server before it", idle, baseline=True))
@@ -124,7 +126,7 @@ def run(options):
                               jobs_per_second=round(jobs / seconds) if seconds else 0))
         age(database, "WHERE id = ?", (big_id,))
         idle2, during2, summary2, seconds2 = phase(
-            tmp, "SELECT COUNT(*) FROM chunk", 1800)
+            tmp, "SELECT COUNT(*) FROM chunk", 1800, options.quick)
         rows.append(latency_row("JobJoker: /health during the prune of a %s-entry log"
                                 % size(entries), during2))
         rows.append(latency_row("/health idle, same server before it", idle2, baseline=True))

@@ -11,6 +11,7 @@ crash in between leaves chunks without a job, which the next server start remove
 (``LogStore.jobs_with_orphaned_entries``); a folder left behind holds nothing a job needs.
 """
 import asyncio
+import os
 
 from jobjoker import jobdir
 
@@ -41,4 +42,7 @@ def delete_chunks(tx, logstore, job_ids):
 
 def _remove_folders(folders):
     for folder in folders:
-        jobdir.remove(folder)
+        # A finished job's folder is usually gone already (removed at its end): one lstat
+        # then, rather than an unlink attempt per file a folder may hold.
+        if os.path.lexists(folder):
+            jobdir.remove(folder)
