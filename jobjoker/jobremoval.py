@@ -12,6 +12,7 @@ crash in between leaves chunks without a job, which the next server start remove
 """
 import asyncio
 import os
+import time
 
 from jobjoker import jobdir
 
@@ -20,14 +21,16 @@ from jobjoker import jobdir
 JOBS_PER_TRANSACTION = 100
 
 
-async def remove_leftovers(storage, logstore, jobs_dir, job_ids, pause=0.0):
+async def remove_leftovers(storage, logstore, jobs_dir, job_ids, pace=None):
     """Delete the chunks, then the folders, of the jobs ``job_ids`` (their rows are gone);
-    ``pause``: seconds to wait between two transactions, leaving the writer to others."""
+    ``pace``, if given, is awaited between two transactions with the seconds the last one took
+    (the pruner's way of leaving the writer and the loop to others)."""
     pending = list(job_ids)
     while pending:
+        began = time.monotonic()
         pending = await storage.transaction(delete_chunks, logstore, pending)
-        if pending and pause:
-            await asyncio.sleep(pause)
+        if pending and pace is not None:
+            await pace(time.monotonic() - began)
     folders = [jobdir.path_of(jobs_dir, job_id) for job_id in job_ids]
     await asyncio.get_running_loop().run_in_executor(None, _remove_folders, folders)
 

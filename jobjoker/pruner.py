@@ -4,9 +4,9 @@ Contract: ``await prune(storage, logstore, jobs_dir, policy, ...)`` deletes what
 ``jobjoker.retention`` says is due at one moment (``now``, fixed for the whole run): jobs in
 transactions of ``JOB_BATCH`` (then their entries and folders through ``jobremoval``), the other
 kinds ``ROW_BATCH`` rows at a time, then the code versions no job refers to any more. Every
-transaction is short, and the loop sleeps ``PAUSE`` seconds between two of them, so requests
-and job output are written in between (a 10-million-entry log goes ``logstore.DELETE_BATCH``
-chunks at a time). It returns a ``Report`` (counts per kind, the first ``shown`` job ids) and,
+transaction is short, and the prune waits between two of them as long as the last one took
+(``YIELD_SHARE``; ``PAUSE`` at least), so requests and job output are written in between (a
+10-million-entry log goes ``logstore.DELETE_BATCH`` chunks at a time). It returns a ``Report`` (counts per kind, the first ``shown`` job ids) and,
 when something went, records one ``retention.prune`` audit entry saying how much. ``await
 plan(storage, policy, ...)`` is the same ``Report`` for what would go, changing nothing (the
 code versions are counted by running ``codestore.prune`` in a transaction rolled back: as of
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 JOB_BATCH = 100  # jobs deleted per transaction
 JOB_PASS = 5000  # due jobs read at once; a run reads again until none is left
 ROW_BATCH = 1000  # rows of the other kinds deleted per transaction
-PAUSE = 0.002  # seconds the loop gives to others between two transactions
+PAUSE = 0.002  # seconds the loop gives to others between two transactions, at least ...
+YIELD_SHARE = 1.0  # ... and this share of the time the last one took: at most half the writer's
 FIRST_DELAY = 60.0  # seconds after start before the first run: the start has work of its own
 SHOWN = 50  # job ids a report lists
 
@@ -90,22 +91,31 @@ async def plan(storage, policy, now=None, shown=SHOWN):
     return report
 
 
+def pacer(pause):
+    """The wait between two of a prune's transactions, given how long the last one took."""
+    async def pace(took):
+        await asyncio.sleep(max(pause, took * YIELD_SHARE))
+    return pace
+
+
 async def prune(storage, logstore, jobs_dir, policy, now=None, audit=None, by=None,
                 shown=SHOWN, pause=PAUSE):
     """Delete what is due at ``now`` under ``policy``, in short transactions; returns the
     ``Report``. The audit entry (actor null: the server's own) says ``by`` whom, if given."""
     now = time.time() if now is None else now
     report = Report(shown=shown)
-    await _prune_jobs(storage, logstore, jobs_dir, policy, now, report, pause)
+    pace = pacer(pause)
+    await _prune_jobs(storage, logstore, jobs_dir, policy, now, report, pace)
     for kind in retention.ROW_KINDS:
         while True:
             keys = await storage.read(retention.rows_due, kind, policy, now, ROW_BATCH)
             if not keys:
                 break
+            began = time.monotonic()
             report.counts[kind] += await storage.transaction(retention.delete_rows, kind, keys)
             if len(keys) < ROW_BATCH:
                 break
-            await asyncio.sleep(pause)
+            await pace(time.monotonic() - began)
     report.counts["code_versions"] = await storage.transaction(retention.prune_code_versions)
     if report.total and audit is not None:
         detail = report.summary() + ("; by %s" % by if by else "")
@@ -114,16 +124,17 @@ async def prune(storage, logstore, jobs_dir, policy, now=None, audit=None, by=No
     return report
 
 
-async def _prune_jobs(storage, logstore, jobs_dir, policy, now, report, pause):
+async def _prune_jobs(storage, logstore, jobs_dir, policy, now, report, pace):
     while True:
         due = await storage.read(retention.jobs_due, policy, now, JOB_PASS)
         went = 0
         for start in range(0, len(due), JOB_BATCH):
+            began = time.monotonic()
             gone = await storage.transaction(retention.delete_jobs, due[start:start + JOB_BATCH])
             report.add_jobs(gone)
             went += len(gone)
-            await jobremoval.remove_leftovers(storage, logstore, jobs_dir, gone, pause=pause)
-            await asyncio.sleep(pause)
+            await pace(time.monotonic() - began)
+            await jobremoval.remove_leftovers(storage, logstore, jobs_dir, gone, pace=pace)
         # A short pass was the last; a pass of which nothing went (another server deleted it
         # all meanwhile) ends the run rather than read the same ids again.
         if len(due) < JOB_PASS or not went:
