@@ -12,6 +12,7 @@ import pytest
 from jobjoker import jobstore, models, pruner, retention
 from jobjoker.logstore import DELETE_BATCH, LogStore
 from jobjoker.retention import DAY, Policy
+from tests.support import poll
 
 pytestmark = pytest.mark.both_databases
 
@@ -236,6 +237,23 @@ async def test_many_jobs_go_in_many_short_transactions(storage, tmp_path, monkey
     report = await prune(storage, tmp_path, Policy(keep_days=1), shown=10)
     assert remaining_ids() == set(idle)
     assert report.counts["jobs"] == 25 and report.job_ids == ids[:10]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_server_prunes_every_interval(storage, tmp_path):
+    """The Pruner runs by itself, again after each interval, and stops."""
+    keeper = pruner.Pruner(storage, LogStore(), tmp_path / "jobs", Policy(keep_days=1), 0.2,
+                           audit=None).start()
+    try:
+        for _ in range(2):  # a job that ended long ago goes, then another one
+            [job_id] = await insert_jobs(storage, [job_row(ended=1_000_000.0)])
+
+            async def gone():
+                return job_id not in await storage.read(remaining_ids)
+            await poll(gone, 30, "the pruner to delete job %s" % job_id)
+    finally:
+        await keeper.stop()
+    assert keeper._task is None
 
 
 # --- a real server ------------------------------------------------------------------------
