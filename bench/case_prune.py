@@ -100,11 +100,14 @@ def phase(tmp, count_sql, timeout, quick):
         if watch.ended is None or watch.began is None:
             raise RuntimeError("the prune did not run within %.0f s: %s"
                                % (timeout, server.stderr_tail()))
-        idle = [ms for sent, ms in samples if sent < ready + idle_seconds]
+        # A slow start leaves less idle time before the prune: the idle window ends a second
+        # before the prune was seen to begin (its first read is not seen).
+        idle_end = min(ready + idle_seconds, watch.began - 1.0)
+        idle = [ms for sent, ms in samples if sent < idle_end]
         during = [ms for sent, ms in samples if watch.began <= sent <= watch.ended]
-        if watch.began < ready + idle_seconds:
-            raise RuntimeError("the prune began %.1f s after the server answered: within the "
-                               "idle window" % (watch.began - ready))
+        if len(idle) < 50:
+            raise RuntimeError("the prune began %.1f s after the server answered: too soon to "
+                               "measure it idle" % (watch.began - ready))
         return idle, during, watch.summary[0], watch.summary[1]
 
 
