@@ -57,6 +57,8 @@ from jobjoker.metrics import Metrics
 from jobjoker.nodes import NodeLease
 from jobjoker.openapi import openapi_document
 from jobjoker.procman import ProcessManager
+from jobjoker.pruner import Pruner
+from jobjoker.retention import Policy
 from jobjoker.secretkeeper import SecretKeeper
 from jobjoker.storage import Storage
 from jobjoker.webhooks import WebhookService
@@ -171,6 +173,7 @@ class JobJokerServer:
         self.credential_watch = None
         self.metrics = Metrics()
         self.webhook_sender = None
+        self.pruner = None  # retention's periodic prune (jobjoker.pruner)
 
     async def start(self, listen=True):
         """Open everything, re-adopt running jobs and (with ``listen``) accept requests."""
@@ -224,6 +227,8 @@ class JobJokerServer:
         await storage.transaction(lambda tx: admission.store_cap(config.max_active_jobs))
         jobs.clock = self.clock = Clock(jobs, storage, hub).start()
         self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
+        self.pruner = Pruner(storage, logstore, config.jobs_dir, Policy.of(config),
+                             config.prune_interval, audit, self.metrics).start()
         self.app = make_app(config, {
             "jobs": jobs, "workers": WorkerService(storage, workers, audit),
             "code": CodeService(config, storage, workers),
@@ -385,6 +390,8 @@ class JobJokerServer:
             await self.secret_keeper.stop()
         if self.webhook_sender is not None:
             await self.webhook_sender.stop()
+        if self.pruner is not None:
+            await self.pruner.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
