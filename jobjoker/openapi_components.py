@@ -554,6 +554,8 @@ def schemas(config):
     }
     from jobjoker.openapi_code import code_schemas  # it builds on this module's helpers
     result.update(code_schemas())
+    from jobjoker.openapi_webhooks import webhook_schemas
+    result.update(webhook_schemas())
     from jobjoker.openapi_retries import retry_schemas
     result.update(retry_schemas())
     return result

@@ -588,6 +588,14 @@ MATRIX = {
     ("/tokens", "POST"): SELF,
     ("/tokens/{id}", "DELETE"): SELF,
     ("/audit", "GET"): "admin",
+    ("/webhooks", "GET"): "admin",
+    ("/webhooks", "POST"): "admin",
+    ("/webhooks/{name}", "GET"): "admin",
+    ("/webhooks/{name}", "PATCH"): "admin",
+    ("/webhooks/{name}", "DELETE"): "admin",
+    ("/webhooks/{name}/secret", "POST"): "admin",
+    ("/webhooks/{name}/test", "POST"): "admin",
+    ("/webhooks/{name}/deliveries", "GET"): "admin",
 }
 
 

@@ -4,7 +4,8 @@
 // other modules only define things; this one creates the tabs, the live feed, the worker
 // store and the tabs' controllers, asks GET /session who is signed in (the role decides which
 // tabs and buttons show: roles.js), then routes the address's hash (#jobs, #jobs/ID,
-// #create-job, #create-job/WORKER, #workers, #create-worker, #account, #users, #audit) to a
+// #create-job, #create-job/WORKER, #workers, #create-worker, #account, #users, #audit,
+// #webhooks) to a
 // tab, and starts the clock that keeps running durations current.
 
 import {AccountTab} from "./account.js";
@@ -19,6 +20,7 @@ import {JobsList} from "./jobs.js";
 import {allows, setRole} from "./roles.js";
 import {Tabs} from "./tabs.js";
 import {UsersTab} from "./users.js";
+import {WebhooksTab} from "./webhooks.js";
 import {WorkerStore} from "./workerstore.js";
 import {WorkersTab} from "./workers.js";
 
@@ -81,6 +83,7 @@ function main() {
   const account = new AccountTab();
   const users = new UsersTab();
   const audit = new AuditTab();
+  const webhooks = new WebhooksTab();
 
   const shown = {
     jobs: () => {
@@ -94,6 +97,7 @@ function main() {
     account: () => { account.shown(); setHash("account"); },
     users: () => { users.shown(); setHash("users"); },
     audit: () => { audit.shown(); setHash("audit"); },
+    webhooks: () => { webhooks.shown(); setHash("webhooks"); },
   };
   tabs = new Tabs($("#tablist"), {onShow: (name) => shown[name](),
     isAvailable: (tab) => allows(tab.dataset.needs)});
