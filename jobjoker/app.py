@@ -44,6 +44,7 @@ from jobjoker.handlers import tokens as token_routes
 from jobjoker.handlers import usage as usage_routes
 from jobjoker.handlers import users as user_routes
 from jobjoker.handlers import workers as workers_routes
+from jobjoker.handlers import schedules as schedule_routes
 from jobjoker.events import EventHub
 from jobjoker.jobcode import CodeService
 from jobjoker.jobs import JobService
@@ -54,6 +55,9 @@ from jobjoker.metrics import Metrics
 from jobjoker.nodes import NodeLease
 from jobjoker.openapi import openapi_document
 from jobjoker.procman import ProcessManager
+from jobjoker.schedulefire import ScheduleFirer
+from jobjoker.scheduler import Scheduler
+from jobjoker.schedules import ScheduleService
 from jobjoker.secretkeeper import SecretKeeper
 from jobjoker.storage import Storage
 from jobjoker.worker_service import WorkerService
@@ -70,7 +74,7 @@ GIL_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 # and a line here.
 HANDLER_MODULES = [health_routes, page_routes, workers_routes, jobs_routes, stream_routes,
                    code_routes, session_routes, user_routes, token_routes, audit_routes,
-                   metrics_routes, usage_routes]
+                   metrics_routes, usage_routes, schedule_routes]
 
 
 def routes():
@@ -164,6 +168,7 @@ class JobJokerServer:
         self.loop_monitor = None
         self.credential_watch = None
         self.metrics = Metrics()
+        self.scheduler = None
 
     async def start(self, listen=True):
         """Open everything, re-adopt running jobs and (with ``listen``) accept requests."""
@@ -210,6 +215,10 @@ class JobJokerServer:
                                           config.secret_retention)
         await self.secret_keeper.start()
         self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
+        firer = ScheduleFirer(storage, jobs, audit, self.secret_box)
+        schedules = ScheduleService(config, storage, jobs, audit, self.secret_box, firer)
+        self.scheduler = Scheduler(storage, firer).start()
+        schedules.on_change = self.scheduler.wake
         self.app = make_app(config, {
             "jobs": jobs, "workers": WorkerService(storage, workers, audit),
             "code": CodeService(config, storage, workers),
@@ -218,7 +227,8 @@ class JobJokerServer:
                                  self.credential_watch),
             "credential_watch": self.credential_watch,
             "audit": audit, "logstore": logstore, "hub": hub, "storage": storage,
-            "metrics": self.metrics, "usage": self.processes.usage}, self.health)
+            "metrics": self.metrics, "usage": self.processes.usage,
+            "schedules": schedules}, self.health)
         self.metrics.watch(storage, jobstore.count_by_status, self.supervisors,
                            lambda: len(self.app.settings["open_streams"]))
         self.credential_watch.start()
@@ -362,6 +372,8 @@ class JobJokerServer:
                 stream.close(1001, "server stopping: reconnect with your offsets")
             await self.app.settings["credential_watch"].stop()
             await self.app.settings["audit"].flush()  # repeated failures counted so far
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.processes is not None:
             await self.processes.close(kill_jobs=kill_jobs)
         if self.secret_keeper is not None:
