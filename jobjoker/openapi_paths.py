@@ -10,6 +10,7 @@ from jobjoker.auth import SESSION_COOKIE
 from jobjoker.handlers.streams import ORIGIN_PATTERN
 from jobjoker.openapi_code import code_paths
 from jobjoker.openapi_components import ERROR_RESPONSES, header, ref
+from jobjoker.openapi_schedules import schedule_paths
 
 
 def paths(config):
@@ -17,7 +18,8 @@ def paths(config):
     lifetimes as ``config`` sets them."""
     return {**server_paths(), **worker_paths(), **job_paths(config), **session_paths(config),
             **user_paths(), **token_paths(), **audit_paths(),
-            **job_ids_conflict(code_paths(operation, json_reply))}
+            **job_ids_conflict(code_paths(operation, json_reply)),
+            **schedule_paths(operation, json_reply)}
 
 
 def operation(operation_id, tag, summary, replies, errors=(), parameters=None, body=None,

@@ -587,6 +587,14 @@ MATRIX = {
     ("/tokens", "POST"): SELF,
     ("/tokens/{id}", "DELETE"): SELF,
     ("/audit", "GET"): "admin",
+    ("/schedules", "GET"): "viewer",
+    ("/schedules", "POST"): "operator",
+    ("/schedules/{id}", "GET"): "viewer",
+    ("/schedules/{id}", "PATCH"): "operator",
+    ("/schedules/{id}", "DELETE"): "operator",
+    ("/schedules/{id}/pause", "POST"): "operator",
+    ("/schedules/{id}/resume", "POST"): "operator",
+    ("/schedules/{id}/run", "POST"): "operator",
 }
 
 
