@@ -326,7 +326,7 @@ def test_the_tabs_work_with_the_keyboard(admin):
     expect(page.locator("#tab-jobs")).to_have_attribute("aria-selected", "true")
     # Only the selected tab is in the Tab order: Tab goes on into the panel.
     assert page.evaluate("[...document.querySelectorAll('[role=tab]')].map(t => t.tabIndex)") \
-        == [0, -1, -1, -1, -1, -1, -1]
+        == [0, -1, -1, -1, -1, -1, -1, -1]
     page.keyboard.press("Tab")
     expect(page.locator("#tablist [role=tab]:focus")).to_have_count(0)
 
@@ -727,6 +727,8 @@ def test_a_viewer_sees_no_admin_tabs_nor_run_buttons_and_a_forced_command_is_ref
         page.focus("#tab-jobs")
         page.keyboard.press("End")
         expect(page.locator("#tab-account")).to_be_focused()
+        page.keyboard.press("ArrowLeft")
+        expect(page.locator("#tab-schedules")).to_have_attribute("aria-selected", "true")
         page.keyboard.press("ArrowLeft")
         expect(page.locator("#tab-workers")).to_have_attribute("aria-selected", "true")
         expect(page.get_by_role("button", name="Code of Echo")).to_be_visible()

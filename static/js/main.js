@@ -4,7 +4,8 @@
 // other modules only define things; this one creates the tabs, the live feed, the worker
 // store and the tabs' controllers, asks GET /session who is signed in (the role decides which
 // tabs and buttons show: roles.js), then routes the address's hash (#jobs, #jobs/ID,
-// #create-job, #create-job/WORKER, #workers, #create-worker, #account, #users, #audit) to a
+// #create-job, #create-job/WORKER, #workers, #create-worker, #account, #users, #audit,
+// #schedules) to a
 // tab, and starts the clock that keeps running durations current.
 
 import {AccountTab} from "./account.js";
@@ -17,6 +18,7 @@ import {LiveEvents} from "./events.js";
 import {JobDetail} from "./jobdetail.js";
 import {JobsList} from "./jobs.js";
 import {allows, setRole} from "./roles.js";
+import {SchedulesTab} from "./schedules.js";
 import {Tabs} from "./tabs.js";
 import {UsersTab} from "./users.js";
 import {WorkerStore} from "./workerstore.js";
@@ -81,6 +83,7 @@ function main() {
   const account = new AccountTab();
   const users = new UsersTab();
   const audit = new AuditTab();
+  const schedules = new SchedulesTab({workers});
 
   const shown = {
     jobs: () => {
@@ -94,6 +97,7 @@ function main() {
     account: () => { account.shown(); setHash("account"); },
     users: () => { users.shown(); setHash("users"); },
     audit: () => { audit.shown(); setHash("audit"); },
+    schedules: () => { schedules.shown(); setHash("schedules"); },
   };
   tabs = new Tabs($("#tablist"), {onShow: (name) => shown[name](),
     isAvailable: (tab) => allows(tab.dataset.needs)});
