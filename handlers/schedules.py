@@ -2,7 +2,7 @@
 
 Viewers read them; operators create, change, delete, pause, resume and run them now."""
 from jobjoker.handlers.base import APIHandler
-from jobjoker.schedulespec import SCHEDULE_KEYS
+from jobjoker.schedulespec import SCHEDULE_KEYS, iso_time
 
 
 class SchedulesBase(APIHandler):
@@ -33,7 +33,7 @@ class SchedulesHandler(SchedulesBase):
         self.set_header("Location", "%s/schedules/%s" % (self.config.base_path,
                                                           schedule["id"]))
         self.send_data(schedule, 201, "schedule %s created; next run %s" % (
-            schedule["id"], schedule["next_runs"][0] if schedule["next_runs"] else "none"))
+            schedule["id"], iso_time(schedule["next_run"])))
 
 
 class ScheduleHandler(SchedulesBase):

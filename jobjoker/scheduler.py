@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 CHECK_SECONDS = 5.0  # the longest the loop sleeps: other servers' changes are seen this soon
 MISSED_GRACE = 30.0  # seconds: a time later than this when found was missed
 MAX_MISSED_COUNTED = 1000  # missed times counted for the run's detail ("1000 or more")
+RETRY_SECONDS = 1.0  # after a firing failed (the database away, say): not a busy loop
 
 
 class Scheduler:
@@ -69,14 +70,15 @@ class Scheduler:
     async def _fire_due(self):
         """Fire every due schedule; the seconds until the next check."""
         due = await self.storage.read(schedulestore.due, time.time())
-        if due:
-            await asyncio.gather(*(self._fire_one(row) for row in due))
+        fired = await asyncio.gather(*(self._fire_one(row) for row in due))
         earliest = await self.storage.read(schedulestore.earliest_next_run)
         if earliest is None:
             return self.check_seconds
-        return min(max(earliest - time.time(), 0.0), self.check_seconds)
+        delay = min(max(earliest - time.time(), 0.0), self.check_seconds)
+        return delay if all(fired) else max(delay, RETRY_SECONDS)
 
     async def _fire_one(self, schedule):
+        """Fire one due schedule; False when that failed (it was logged)."""
         scheduled_for = schedule.next_run
         try:
             late = time.time() - scheduled_for
@@ -84,7 +86,7 @@ class Scheduler:
                 next_time = schedulespec.next_run(schedule.cron, schedule.timezone,
                                                   scheduled_for)
                 await self.firer.fire(schedule, scheduled_for, next_time)
-                return
+                return True
             count, next_time = await asyncio.get_running_loop().run_in_executor(
                 None, missed_times, schedule.cron, schedule.timezone, scheduled_for,
                 time.time())
@@ -100,6 +102,8 @@ class Scheduler:
         except Exception:
             log.exception("schedule %s: firing its time %s failed", schedule.id,
                           iso_time(scheduled_for))
+            return False
+        return True
 
 
 def missed_times(cron, timezone, first, now):

@@ -55,7 +55,7 @@ class ScheduleService:
     async def create_schedule(self, body, actor):
         """A new schedule from the fields of ``body``, owned by ``actor``; returns it."""
         fields = schedulespec.check_fields(body)
-        public, secrets = await self._checked_parameters(fields, {}, actor)
+        public, secrets = await self._checked_parameters(fields, actor)
         now = time.time()
         values = dict(fields, id=new_job_id(), parameters=public, owner=actor.username,
                       created=now, next_run=schedulespec.next_run(
@@ -85,8 +85,7 @@ class ScheduleService:
         else:  # a secret sent back masked, as replies show it, keeps its stored value
             given = {key: stored_secrets.get(key, value) if value == params.MASK else value
                      for key, value in (given or {}).items()}
-        public, secrets = await self._checked_parameters(
-            dict(merged, parameters=given), stored_secrets, actor)
+        public, secrets = await self._checked_parameters(dict(merged, parameters=given), actor)
         changes = {key: value for key, value in fields.items() if key != "parameters"}
         changes.update(parameters=public)
         if ("cron" in fields or "timezone" in fields) and row.paused is None:
@@ -160,7 +159,7 @@ class ScheduleService:
             return row, self.secrets.open(row.secret_parameters)
         return await self.storage.read(read)
 
-    async def _checked_parameters(self, fields, stored_secrets, actor):
+    async def _checked_parameters(self, fields, actor):
         """``(public parameters as JSON, secret values)`` once the worker and parameters pass
         the checks a job's pass; ``BadRequest`` naming the field otherwise."""
         spec = {"worker": fields["worker"], "parameters": fields.get("parameters"),

@@ -15,7 +15,9 @@ export const AUDIT_PAGE = 50;
 const ACTIONS = ["job.create", "job.start", "job.stop", "job.kill", "job.pause", "job.resume",
   "job.timeout", "job.delete",
   "worker.save", "worker.delete", "login.ok", "login.failed", "logout", "user.create",
-  "user.update", "user.delete", "user.password", "token.create", "token.revoke"];
+  "user.update", "user.delete", "user.password", "token.create", "token.revoke",
+  "schedule.create", "schedule.update", "schedule.delete", "schedule.pause", "schedule.resume",
+  "schedule.run", "schedule.fire"];
 
 export class AuditTab {
   constructor() {
