@@ -9,7 +9,7 @@ fires a time, however many run. A time more than ``MISSED_GRACE`` seconds past w
 found was missed (no server ran then): under missed ``skip`` one ``skipped`` run records the
 missed times and the schedule moves to its next time after now; under ``run_once`` one job is
 made for all of them (its run is recorded for the first missed time and says how many).
-``stop()`` ends the loop. Every statement goes through the storage's threads; counting missed
+``stop()`` ends the loop once the firings under way are done. Every statement goes through the storage's threads; counting missed
 times runs in an executor.
 """
 import asyncio
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 CHECK_SECONDS = 5.0  # the longest the loop sleeps: other servers' changes are seen this soon
 MISSED_GRACE = 30.0  # seconds: a time later than this when found was missed
 MAX_MISSED_COUNTED = 1000  # missed times counted for the run's detail ("1000 or more")
+STOP_SECONDS = 10.0  # the most a stop waits for the firings under way
 RETRY_SECONDS = 1.0  # after a firing failed (the database away, say): not a busy loop
 
 
@@ -36,6 +37,7 @@ class Scheduler:
         self.check_seconds = check_seconds
         self._wake = asyncio.Event()
         self._task = None
+        self._stopping = False
 
     def start(self):
         self._task = asyncio.ensure_future(self._run())
@@ -46,13 +48,19 @@ class Scheduler:
         self._wake.set()
 
     async def stop(self):
+        """End the loop once the firings under way are done: one cut short between its
+        commit and its launch would leave a job active that never started."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            self._stopping = True
+            self._wake.set()
+            done, _ = await asyncio.wait([self._task], timeout=STOP_SECONDS)
+            if not done:  # the database does not answer: nothing can commit anyway
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
     async def _run(self):
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 delay = await self._fire_due()
@@ -62,6 +70,8 @@ class Scheduler:
                 log.exception("schedules: checking for due schedules failed; trying again in "
                               "%g s", self.check_seconds)
                 delay = self.check_seconds
+            if self._stopping:
+                return
             try:
                 await asyncio.wait_for(self._wake.wait(), delay)
             except asyncio.TimeoutError:
