@@ -42,6 +42,7 @@ def test_create_run_now_pause_resume_edit_and_delete_a_schedule(admin, server): 
     link = row.locator(".last-runs a")
     expect(link).to_have_text(re.compile(r"^job \S{6}$"))
     expect(row.locator(".last-runs li")).to_contain_text(re.compile(r"\((active|done)\)"))
+    admin.screenshot("laptop-schedules", full_page=True)
 
     row.get_by_role("button", name="Pause").click()
     expect(row.locator(".schedule-state")).to_have_text("paused: paused by admin")
