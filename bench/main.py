@@ -34,6 +34,7 @@ CASES = {
     "search": "bench.case_search",
     "usage": "bench.case_usage",
     "progress": "bench.case_progress",
+    "queue": "bench.case_queue",
     "schedule": "bench.case_schedule",
 }
 

@@ -28,7 +28,8 @@ class JobsHandler(APIHandler):
 
     async def post(self):
         """Create a job from ``{"worker", "parameters"}``: idle, or started too with
-        ``"start": true`` (then 201 with the job active and its pid)."""
+        ``"start": true`` (then 201 with the job active and its pid, or ``queued`` behind a
+        cap), or ``scheduled`` with a ``start_at`` still to come."""
         job, message = await self.jobs.submit_job(self.json_body(JOB_KEYS), self.actor)
         self.set_header("Location", "%s/jobs/%s" % (self.config.base_path, job["id"]))
         self.send_data(job, 201, message)
@@ -87,14 +88,21 @@ class JobStatusHandler(JobPathMixin, APIHandler):
         self.send_data({"id": job["id"], "status": job["status"]})
 
     async def put(self, job_id):
-        """Start (200, the job now active) or stop (SIGTERM, then SIGKILL after the grace
+        """Start (200, the job now active; 202 with it ``queued`` when a concurrency cap is
+        full; a scheduled job starts now), cancel a scheduled or queued one (stop or kill: 200,
+        the job ``stop``, reason ``cancelled``), or stop (SIGTERM, then SIGKILL after the grace
         period) or kill (SIGKILL) it (202: it ends once its process is reaped), or pause
         (SIGSTOP) or resume (SIGCONT) it (202: paused or active once its process stopped or
         continued)."""
         command = parse_command(self.body)
         job = await self.jobs.command(job_id, command, self.actor)
-        if command == "start":
+        if command == "start" and job["status"] == "queued":  # beyond a cap: it waits
+            self.send_data(job, 202, "job %s is queued (place %s): a concurrency cap is full; "
+                           "it starts when a slot frees" % (job_id, job["queue_position"]))
+        elif command == "start":
             self.send_data(job, 200, "job %s started" % job_id)
+        elif job["status"] == "stop" and job.get("reason") == "cancelled":
+            self.send_data(job, 200, "job %s was cancelled before it started" % job_id)
         else:  # signalled; the job becomes final once its process is reaped
             self.send_data(job, 202, "job %s is %s" % (job_id, {
                 "stop": "stopping", "kill": "being killed", "pause": "pausing",

@@ -23,10 +23,12 @@ import peewee
 import tornado.web
 
 from jobjoker import __version__, auth, forwarded, jobstore, logsetup, models, secretbox
+from jobjoker import admission
 from jobjoker import storage as storage_module
 from jobjoker.accounts import Accounts
 from jobjoker.audit import AuditLog
 from jobjoker.budget import MemoryBudget
+from jobjoker.clock import Clock
 from jobjoker.connections import GuardedHTTPServer, connection_cap, raise_fd_limit
 from jobjoker.credential_watch import CredentialWatch
 from jobjoker.database_url import redact_url
@@ -214,6 +216,9 @@ class JobJokerServer:
         self.secret_keeper = SecretKeeper(self.secret_box, storage, hub,
                                           config.secret_retention)
         await self.secret_keeper.start()
+        # scheduled and queued jobs (jobjoker.clock), under the cap stored for every server
+        await storage.transaction(lambda tx: admission.store_cap(config.max_active_jobs))
+        jobs.clock = self.clock = Clock(jobs, storage, hub).start()
         self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
         firer = ScheduleFirer(storage, jobs, audit, self.secret_box)
         schedules = ScheduleService(config, storage, jobs, audit, self.secret_box, firer)
@@ -374,6 +379,8 @@ class JobJokerServer:
             await self.app.settings["audit"].flush()  # repeated failures counted so far
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if getattr(self, "clock", None) is not None:
+            await self.clock.close()
         if self.processes is not None:
             await self.processes.close(kill_jobs=kill_jobs)
         if self.secret_keeper is not None:

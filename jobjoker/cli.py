@@ -110,6 +110,9 @@ HELP = {
                              "seconds or more (default 0.25; 0: never)",
     "usage_interval": "seconds between samples of each running job's CPU time and memory "
                       "(default 1; 0: not sampled)",
+    "max_active_jobs": "cap on running (active or paused) jobs, kept in the database for every "
+                       "server of it; more starts wait queued (given: stored at start; 0: the "
+                       "cap removed; not given: the stored one stays; default: none)",
 }
 
 

@@ -17,11 +17,13 @@ import os
 import pathlib
 import sys
 
+from jobjoker import worker_settings
 from jobjoker.cli_output import RESPONSE_HEADER, fail, first_line, format_time, print_entry, \
     print_fields, print_json, print_table, show, warn
 from jobjoker.cli_progress import ProgressDisplay, print_result
 from jobjoker.client_follow import Event
 from jobjoker.client_transport import ClientError
+from jobjoker.cli_waiting import WaitNotes, status_cell, waiting_note
 from jobjoker.parameters import unchecked_note
 from jobjoker.states import describe
 
@@ -61,7 +63,10 @@ def workers_ls(client, args):
 
 
 def workers_show(client, args):
-    show(client.worker(args.name), args, print_fields)
+    # A setting the worker does not declare is left out of the text: only what it sets shows.
+    show(client.worker(args.name), args, lambda worker: print_fields(
+        {key: value for key, value in worker.items()
+         if value is not None or key not in worker_settings.SETTINGS}))
     return EXIT_OK
 
 
@@ -101,7 +106,7 @@ def jobs_ls(client, args):
     show(client.jobs(args.status, args.worker, args.offset, args.limit), args,
          lambda jobs: print_table(
              ["ID", "WORKER", "STATUS", "CREATED", "DURATION"],
-             [[j["id"], j["worker"], j["status"], format_time(j["created"]),
+             [[j["id"], j["worker"], status_cell(j), format_time(j["created"]),
                "-" if j["duration"] is None else "%.1f s" % j["duration"]] for j in jobs]))
     return EXIT_OK
 
@@ -113,7 +118,8 @@ def jobs_show(client, args):
 
 def jobs_start(client, args):
     show(client.start(args.job), args,
-         lambda job: print("job %s started (pid %s)" % (job["id"], job["pid"])))
+         lambda job: print(waiting_note(job) or "job %s started (pid %s)" % (job["id"],
+                                                                             job["pid"])))
     return EXIT_OK
 
 
@@ -277,14 +283,17 @@ def run_command(client, args):
     if args.wait and args.follow:
         return fail("--wait prints only the result, --follow the log: choose one", EXIT_USAGE)
     parameters = {**(args.params_json or {}), **dict(args.param)}
-    job = client.create_job(args.worker, parameters or None, timeout=args.timeout)
+    job = client.create_job(args.worker, parameters or None, timeout=args.timeout,
+                            start_at=args.at)  # --at: created scheduled, no start to send
     if parameters:
         warn_if_unchecked(client, args.worker)
     try:
-        job = client.start(job["id"])
+        job = job if args.at is not None else client.start(job["id"])
     except ClientError as e:
         e.message = "job %s was created but did not start: %s" % (job["id"], e.message)
         raise
+    if waiting_note(job) and not args.json:
+        print(waiting_note(job), file=sys.stderr)
     if args.wait:
         return wait_for_result(client, job["id"])
     if args.follow:
@@ -342,6 +351,7 @@ def follow_job(client, job_id, args, streams, then=None):
     done."""
     status = None
     display = ProgressDisplay(sys.stderr)
+    waits = WaitNotes()
     try:
         for event in client.follow(job_id, progress=True):
             if event.kind in streams:
@@ -354,6 +364,10 @@ def follow_job(client, job_id, args, streams, then=None):
                 sys.stdout.flush()
             elif event.kind == "status":
                 display.status(event.job)
+                note = waits.see(event.job)  # a waiting job: when it waits, when it starts
+                if note and not args.json:
+                    display.clear()
+                    print(note, file=sys.stderr)
             elif event.kind == "progress":
                 display.show(event.progress, event.message)
             if event.kind == "end":

@@ -24,6 +24,7 @@ from jobjoker.cli_actions import EXIT_AUTH, EXIT_BROKEN_PIPE, EXIT_CODES_HELP, E
 from jobjoker.cli_code import code_command, rerun_command, workers_versions
 from jobjoker.cli_schedules import add_schedule_commands
 from jobjoker.cli_output import fail
+from jobjoker.cli_waiting import parse_at
 from jobjoker.client import Client
 from jobjoker.client_transport import CA_BUNDLE_VARIABLE, AuthError, ClientError, \
     ConnectionFailed, NotFoundError, ServerError
@@ -97,9 +98,12 @@ def add_client_commands(parser, commands):
     ls.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     ls.add_argument("--offset", type=int, default=0, help="skip this many (default 0)")
     command(jobs, "show", jobs_show, "show a job").add_argument("job", metavar="ID")
-    command(jobs, "start", jobs_start, "start an idle job").add_argument("job", metavar="ID")
-    for name, verb in (("stop", "stop a running job (SIGTERM, SIGKILL after the grace period)"),
-                       ("kill", "kill a running job (SIGKILL) at once")):
+    command(jobs, "start", jobs_start, "start an idle job, or a scheduled one now (beyond a "
+                                       "concurrency cap it waits queued)").add_argument(
+        "job", metavar="ID")
+    for name, verb in (("stop", "stop a running job (SIGTERM, SIGKILL after the grace period), "
+                                "or cancel a scheduled or queued one"),
+                       ("kill", "kill a running job (SIGKILL) at once, or cancel a waiting one")):
         sub = command(jobs, name, jobs_signal, verb)
         sub.set_defaults(signal_command=name)
         sub.add_argument("job", metavar="ID")
@@ -176,6 +180,9 @@ def add_client_commands(parser, commands):
     run.add_argument("--timeout", metavar="SECONDS", type=positive_float,
                      help="stop the job after this many seconds, ending it error (default: "
                           "its worker's timeout, else the server's --default-timeout)")
+    run.add_argument("--at", metavar="TIME", type=parse_at,
+                     help="start it then, waiting scheduled: +SECONDS (+90, +5m, +2h), epoch "
+                          "seconds or RFC 3339 (2026-12-24T18:00:00Z)")
     add_follow_options(run, "print the job's log as it comes until the job ends, then its "
                             "response after a '--- response ---' line, and exit 0 only if it "
                             "ends done (without it: print the job's id); its progress goes "

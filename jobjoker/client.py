@@ -91,29 +91,36 @@ class Client(Transport):
 
     # --- jobs --------------------------------------------------------------------------------
 
-    def create_job(self, worker, parameters=None, start=False, timeout=None):
+    def create_job(self, worker, parameters=None, start=False, timeout=None, start_at=None):
         """Create a job of ``worker`` with ``parameters`` (a dict): idle, or with ``start``
-        started in the same request; with ``timeout`` (seconds) it is stopped at that limit
-        and ends ``error`` (else its worker's or the server's limit applies); the job."""
+        started in the same request (``queued`` when a concurrency cap is full); with
+        ``timeout`` (seconds) it is stopped at that limit and ends ``error`` (else its worker's
+        or the server's limit applies); with ``start_at`` (an aware ``datetime``, an RFC 3339
+        string or epoch seconds) it waits ``scheduled`` until then; the job."""
         job = {"worker": worker, "parameters": parameters}
         if start:
             job["start"] = True
         if timeout is not None:
             job["timeout"] = timeout
+        if start_at is not None:
+            job["start_at"] = _start_at(start_at)
         return self._item("POST", "/jobs", json.dumps(job).encode("utf-8"), "application/json")
 
-    def create_jobs(self, jobs, start=False, timeout=None):
+    def create_jobs(self, jobs, start=False, timeout=None, start_at=None):
         """Create many jobs in one request, all or none (``BadRequestError`` naming each
         problem, ``jobs[3].worker: ...``, and nothing created); with ``start`` start them too.
         ``jobs`` holds ``(worker, parameters)`` pairs or ``{"worker", "parameters",
         "timeout"}`` dicts, at most 1000; ``timeout`` is the time limit of each job that sets
-        none; returns the jobs in the same order."""
+        none, ``start_at`` the start time of each that gives none (it implies ``start``);
+        returns the jobs in the same order."""
         specs = [dict(job) if isinstance(job, dict) else
                  {"worker": job[0], "parameters": job[1] if len(job) > 1 else None}
                  for job in jobs]
-        batch = {"jobs": specs, "start": bool(start)}
+        batch = {"jobs": specs, "start": bool(start or start_at is not None)}
         if timeout is not None:
             batch["timeout"] = timeout
+        if start_at is not None:
+            batch["start_at"] = _start_at(start_at)
         body = json.dumps(batch).encode("utf-8")
         return self._data("POST", "/jobs/batch", body, "application/json")
 
@@ -164,12 +171,15 @@ class Client(Transport):
                           limit=limit)
 
     def start(self, job_id):
-        """Start an idle job; the job, now active."""
+        """Start an idle job, or a scheduled one now; the job, now ``active``, or ``queued``
+        (with its ``queue_position``) when a concurrency cap is full: it starts when a slot
+        frees (``wait`` waits through that)."""
         return self._command(job_id, "start")
 
     def stop(self, job_id):
         """Ask a running job to stop (SIGTERM, SIGKILL after the grace period); the job,
-        still active until its process is gone."""
+        still active until its process is gone. A scheduled or queued job is cancelled: the
+        job, ``stop`` (reason ``cancelled``)."""
         return self._command(job_id, "stop")
 
     def kill(self, job_id):
@@ -327,15 +337,19 @@ class Client(Transport):
         """Fire a schedule once now; the schedule, its newest run (``runs[0]``) this one."""
         return self._item("POST", "/schedules/%s/run" % quote(schedule_id))
 
-    def run(self, worker, parameters=None, follow=True, timeout=None):
-        """Create and start a job (``timeout``: its time limit in seconds). With ``follow``,
-        wait for its end and return the final job; else return the job just started."""
-        job = self.create_job(worker, parameters, start=True, timeout=timeout)
+    def run(self, worker, parameters=None, follow=True, timeout=None, start_at=None):
+        """Create and start a job (``timeout``: its time limit in seconds; ``start_at``: when,
+        see ``create_job``). With ``follow``, wait for its end (through ``scheduled`` and
+        ``queued``) and return the final job; else return the job just started, scheduled or
+        queued."""
+        job = self.create_job(worker, parameters, start=True, timeout=timeout,
+                              start_at=start_at)
         return self.wait(job["id"]) if follow else job
 
     def wait(self, job_id):
         """Block until the job is final (``stop``, ``error`` or ``done``: a ``paused`` job has
-        not ended, and is waited for through its resume) and return it. This follows the job's stream (so there
+        not ended, and is waited for through its resume; a ``scheduled`` or ``queued`` one
+        through its start) and return it. This follows the job's stream (so there
         is no polling, and a dropped connection is resumed) from past the end of its entries,
         so that none of them is transferred."""
         for _ in self.follow(job_id, PAST_ANY_END, PAST_ANY_END):
@@ -353,3 +367,9 @@ class Client(Transport):
         """The job's structured result (the value its worker gave ``self.result()`` last);
         ``NotFoundError`` when it has none. ``job(job_id)["result"]`` holds it too."""
         return self._data("GET", "/jobs/%s/result" % quote(job_id))[0]
+
+
+def _start_at(value):
+    """A ``start_at`` as the API takes it: an aware ``datetime`` as RFC 3339; a string or a
+    number as given (the server checks it)."""
+    return value.isoformat() if hasattr(value, "isoformat") else value

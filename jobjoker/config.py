@@ -65,6 +65,9 @@ class Config:
     stop_grace: float = 10.0  # seconds between SIGTERM and SIGKILL on stop
     # The time limit of a job that sets none and whose worker declares none (None or 0: none).
     default_timeout: float = None
+    # The server cap on running jobs, stored in the database at start (0: removed; None: the
+    # stored one stays): jobjoker.admission.
+    max_active_jobs: int = None
     max_body_size: int = 10 * 1024 * 1024
     # Before sign-in only POST /session takes a body, and a sign-in is tiny: nobody unknown may
     # make the server hold more than this per request.

@@ -140,6 +140,7 @@ OPTIONS = {
     "access_log": ("JOBJOKER_ACCESS_LOG", _flag),
     "slow_callback_seconds": ("JOBJOKER_SLOW_CALLBACK_SECONDS", float),
     "usage_interval": ("JOBJOKER_USAGE_INTERVAL", float),
+    "max_active_jobs": ("JOBJOKER_MAX_ACTIVE_JOBS", int),
 }
 
 

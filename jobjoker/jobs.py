@@ -17,21 +17,26 @@ the writer thread as they are stored; an entry appended to a job is masked with 
 refused (``Conflict``) once the job ended more than ``--secret-retention`` seconds ago
 (``jobstore.appends_open``), since they are then erased. A reply that created jobs of a worker
 declaring no parameters, with parameters, says that nothing checked them. ``resolve_id`` turns
-the short id a job route may be given into the job's id.
+the short id a job route may be given into the job's id. A start goes through admission
+(``jobjoker.job_starts``, mixed in, and ``jobjoker.admission``): ``active``, or ``queued`` beyond
+a concurrency cap; a job with a ``start_at`` to come is ``scheduled``, and ``jobjoker.clock``
+starts it at its time. Stop, kill or delete cancel a waiting job. Replies carry each job's
+``queue_position``.
 """
 import asyncio
 import time
 
-from jobjoker import codestore, jobdir, jobspec, jobstore, logsearch, rerun, results
+from jobjoker import admission, codestore, jobdir, jobspec, jobstore, logsearch, rerun
+from jobjoker import results
 from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
     Unavailable
-from jobjoker.jobstore import job_to_dict
+from jobjoker.job_starts import JobStarts
 from jobjoker.paging import page_bytes, parse_page
-from jobjoker.states import ACTIONS, COMMANDS, FINAL_STATES, JobStatus, describe
+from jobjoker.states import COMMANDS, FINAL_STATES, WAITING_STATES, JobStatus, describe
 from jobjoker.workers import check_name
 
-class JobService:
+class JobService(JobStarts):
     """Jobs as the API sees them."""
 
     def __init__(self, config, storage, logstore, workers, processes, audit, secrets):
@@ -53,12 +58,12 @@ class JobService:
         return await self.storage.read(jobstore.resolve, reference)
 
     async def get_job(self, job_id):
-        return job_to_dict(await self.storage.read(jobstore.get, job_id))
+        return await self._shown(await self.storage.read(jobstore.get, job_id))
 
     async def get_job_with_result(self, job_id):
         """The job as ``GET /jobs/ID`` shows it: with its ``result`` (the value, or None)."""
         job, result = await self.storage.read(results.job_with_result, job_id)
-        return dict(job_to_dict(job), result=result)
+        return dict(await self._shown(job), result=result)
 
     async def get_result(self, job_id):
         """The job's result (``self.result()`` in its worker); ``NotFound`` when it has none."""
@@ -79,7 +84,7 @@ class JobService:
         jobs, total = await self.storage.read(lambda: (
             jobstore.page(status or None, worker or None, offset, limit),
             jobstore.count(status or None, worker or None)))
-        return [job_to_dict(job) for job in jobs], total
+        return await self._with_positions(jobs), total
 
     async def read_entries(self, job_id, stream, offset=None, limit=None, ignore_case=None):
         """A page of a job's log or response, the stream's total entry count, and the offset
@@ -132,7 +137,7 @@ class JobService:
         jobspec.check_job_body(body)
         rows, _ = await self._prepare_jobs([body], actor)
         [job] = await self.storage.transaction(self._insert, rows, actor, False)
-        return job_to_dict(job)
+        return await self._shown(job)
 
     async def submit_job(self, body, actor=None, rerun_of=None):
         """Create a job from ``{"worker", "parameters", "start": bool}``: idle, or with
@@ -151,8 +156,8 @@ class JobService:
             if problem is not None:
                 raise Unavailable("job %s was created but could not start: %s; it is now "
                                   "error (create a new job to try again)" % (job.id, problem))
-        return job_to_dict(job), "job %s created%s%s" % (
-            job.id, " and started" if start else "", self._note(unchecked))
+        return await self._shown(job), "job %s created%s%s" % (
+            job.id, self._how_started(job) if start else "", self._note(unchecked))
 
     @staticmethod
     def _note(unchecked):
@@ -170,7 +175,7 @@ class JobService:
         sources = await self._read_sources(row["worker"] for row in rows) if start else {}
         jobs = await self.storage.transaction(self._insert, rows, actor, start, sources)
         if not start:
-            return [job_to_dict(job) for job in jobs], "%d jobs created%s" % (
+            return await self._with_positions(jobs), "%d jobs created%s" % (
                 len(jobs), self._note(unchecked))
         outcomes = await self._launch(jobs, actor, sources)
         failed = [(job, problem) for job, problem in outcomes if problem is not None]
@@ -179,10 +184,18 @@ class JobService:
                               "error (create new jobs to try again)"
                               % (len(jobs), self._id_range(jobs), failed[0][1]))
         message = "%d jobs created and started" % len(jobs)
+        waiting = [sum(1 for job, _ in outcomes if job.status == status.value)
+                   for status in (JobStatus.SCHEDULED, JobStatus.QUEUED)]
         if failed:
             message = ("%d jobs created; %d started, %d could not start and are now error: %s"
-                       % (len(jobs), len(jobs) - len(failed), len(failed), failed[0][1]))
-        return [job_to_dict(job) for job, _ in outcomes], message + self._note(unchecked)
+                       % (len(jobs), len(jobs) - len(failed) - sum(waiting), len(failed),
+                          failed[0][1]))
+        elif any(waiting):
+            message = "%d jobs created; %d started" % (len(jobs), len(jobs) - sum(waiting))
+        if any(waiting):
+            message += "; %d scheduled, %d queued (a concurrency cap is full)" % tuple(waiting)
+        shown = await self._with_positions([job for job, _ in outcomes])
+        return shown, message + self._note(unchecked)
 
     @staticmethod
     def _id_range(jobs):
@@ -222,31 +235,36 @@ class JobService:
         return found
 
     def _insert(self, tx, rows, actor, start, sources=None):
-        """Writer thread: new idle jobs with their audit entries; with ``start`` they become
-        active at once (nobody else has seen them yet), announced once their pid is known, each
-        with the code it runs (``sources``: ``codestore``) recorded."""
+        """Writer thread: new idle jobs with their audit entries; with ``start`` those with a
+        ``start_at`` still to come become ``scheduled`` and the others go through admission:
+        ``active`` (announced once their pid is known, each with the code it runs, ``sources``:
+        ``codestore``, recorded) or ``queued`` behind a cap. Returns the rows, in order."""
         now = time.time()
-        if start and sources:
-            codestore.record_sources(tx, [s for s in sources.values() if s is not None])
-            rows = [dict(row, code_hash=self._code_hash(sources, row["worker"])) for row in rows]
-        if start:  # its time limit runs from its start, which commits with its creation
-            rows = [dict(row, deadline=now + row["timeout"]) if row.get("timeout") else row
-                    for row in rows]
+        if start:
+            admission.lock()  # before any read of this transaction (see jobjoker.admission)
         jobs = jobstore.insert(tx, [dict(row, secret_parameters=self.secrets.seal(
             row["secret_parameters"])) for row in rows])
         self.audit.record_many(tx, actor, "job.create", [(job.id, "worker %s%s" % (
             job.worker, "; rerun of %s" % job.rerun_of if job.rerun_of else ""))
             for job in jobs])
-        if start:
-            jobs = jobstore.transition_many(tx, [job.id for job in jobs], JobStatus.ACTIVE,
-                                            announced=False, only=ACTIONS["start"], starttime=now,
-                                            node=self.config.node)
-        return jobs
+        if not start:
+            return jobs
+        later = {job.id for job in jobs if job.start_at is not None and job.start_at > now}
+        if later:  # the clock hears of them (the hub's event) and wakes at the earliest
+            jobstore.transition_many(tx, sorted(later), JobStatus.SCHEDULED)
+        self._admit_and_activate(tx, [job for job in jobs if job.id not in later], sources)
+        return jobstore.get_many([job.id for job in jobs])
 
     async def _launch(self, jobs, actor, sources=None):
         """Fork the processes of active jobs, each running the code read for it (``sources``
         by worker, recorded as its ``code_hash``); ``[(job, problem)]`` as
-        ``ProcessManager.launch_many`` returns, each start audited with its pid."""
+        ``ProcessManager.launch_many`` returns, each start audited with its pid. Jobs that are
+        not active (scheduled, queued) are left alone: ``(job, None)``."""
+        ready = [job for job in jobs if job.status == JobStatus.ACTIVE.value and job.pid is None]
+        if len(ready) < len(jobs):
+            launched = dict((job.id, outcome) for job, outcome in zip(
+                ready, await self._launch(ready, actor, sources))) if ready else {}
+            return [launched.get(job.id, (job, None)) for job in jobs]
         return await self.processes.launch_many(
             jobs, {job.id: self.workers.path(job.worker) for job in jobs},
             also=lambda tx, started: self.audit.record_many(
@@ -291,20 +309,22 @@ class JobService:
     async def delete_job(self, job_id, actor=None):
         """Remove a job that is not active, with its log and response."""
         def delete(tx):
+            if jobstore.get(job_id).status in WAITING_STATES:  # it ends (cancelled) first
+                self._cancel(tx, job_id, "delete", actor)
             job = jobstore.delete(tx, job_id)
             self.audit.record(tx, actor, "job.delete", job_id, "worker %s; it %s" % (
                 job.worker, describe(job.status)))
             if job.code_hash is not None:  # its code may be kept for no job now
                 codestore.prune(tx, job.worker)
             return job
-        job = await self.storage.transaction(delete)
+        job = await self._shown(await self.storage.transaction(delete))
         # Its entries go in batches, each its own transaction: a big log never holds the writer
         # (a crash in between leaves chunks without a job, which the next start removes).
         while await self.storage.transaction(self.logstore.delete_some, job_id):
             pass
         await asyncio.get_running_loop().run_in_executor(
             None, jobdir.remove, jobdir.path_of(self.config.jobs_dir, job_id))
-        return job_to_dict(job)
+        return job
 
     async def append_entry(self, job_id, stream, body):
         """Append the plain-text ``body`` as one entry of the job's log or response."""
@@ -338,9 +358,19 @@ class JobService:
         if command not in COMMANDS:
             raise BadRequest(self._command_error(command))
         if command == "start":
-            return job_to_dict(await self._start(job_id, actor))
+            return await self._shown(await self._start(job_id, actor))
         if job_id not in self.processes.running:  # say why not: idle, ended, or gone
             job = await self.storage.read(jobstore.get, job_id)
+            if job.status in WAITING_STATES and command in ("stop", "kill"):
+                try:
+                    return await self._shown(await self.storage.transaction(
+                        self._cancel, job_id, command, actor))
+                except InvalidTransition:  # it started meanwhile: stop its process
+                    job = await self.storage.read(jobstore.get, job_id)
+            if job.status in WAITING_STATES and command in ("pause", "resume"):
+                raise InvalidTransition("job %s %s: it has not started, so there is nothing to "
+                                        "%s (stop it to cancel it)" % (
+                                            job_id, describe(job.status), command))
             if job.status == JobStatus.IDLE.value:
                 raise InvalidTransition("job %s is idle: it has not started, so there is "
                                         "nothing to %s%s" % (job_id, command, (
@@ -350,38 +380,8 @@ class JobService:
                 raise jobstore.already_ended(job)
         act = {"stop": self.processes.stop, "kill": self.processes.kill,
                "pause": self.processes.pause, "resume": self.processes.resume}[command]
-        return job_to_dict(await act(job_id, also=lambda tx, job: self.audit.record(
+        return await self._shown(await act(job_id, also=lambda tx, job: self.audit.record(
             tx, actor, "job.%s" % command, job_id)))
-
-    async def _start(self, job_id, actor):
-        idle = await self.storage.read(jobstore.get, job_id)
-        sources = await self._read_sources([idle.worker])
-        job = await self.storage.transaction(self._begin_start, job_id, sources)
-        # A job that fails at once may already be final here: that is its end, not a failure
-        # to start (launch raises Unavailable when the supervisor could not fork it).
-        [(job, problem)] = await self._launch([job], actor, sources)
-        if problem is not None:
-            raise Unavailable("job %s could not start: %s" % (job.id, problem))
-        return job
-
-    def _begin_start(self, tx, job_id, sources):
-        """Writer thread: an idle job of an existing worker becomes active, unannounced (its
-        start is announced with its pid), with the code it runs (``sources``) recorded; the
-        statuses of two racing starts are read in turn."""
-        job = jobstore.get(job_id)
-        if job.status != JobStatus.IDLE.value:
-            raise InvalidTransition(
-                "job %s %s; only an idle job can start (create a new job to run %s again)"
-                % (job.id, describe(job.status), job.worker))
-        if not self.workers.exists(job.worker):
-            raise NotFound("job %s cannot start: its worker %r no longer exists"
-                           % (job.id, job.worker))
-        codestore.record_sources(tx, [s for s in sources.values() if s is not None])
-        now = time.time()
-        return jobstore.transition(tx, job_id, JobStatus.ACTIVE, announced=False,
-                                   only=ACTIONS["start"], starttime=now, node=self.config.node,
-                                   deadline=now + job.timeout if job.timeout else None,
-                                   code_hash=self._code_hash(sources, job.worker))
 
     @staticmethod
     def _command_error(command):

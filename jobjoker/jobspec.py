@@ -9,7 +9,9 @@ raises every problem at once, each labelled by its field and, in a batch, its pl
 here and sealed by the caller as they are stored. A job's ``timeout`` (seconds, a positive
 number: ``check_timeout``) is its own, else the batch's, else its worker's declared one, else
 the server's ``--default-timeout``: the effective one is stored with the job (``timeout``), and
-its deadline is set when it starts. The keys each body takes (``JOB_KEYS``,
+its deadline is set when it starts. A ``start_at`` (``clock.parse_start_at``: its own, else the
+batch's) schedules the start: it implies ``"start": true``, and ``"start": false`` beside one is
+refused. The keys each body takes (``JOB_KEYS``,
 ``BATCH_KEYS``, ``SPEC_KEYS``) live here; the handlers refuse any other (``jobjoker.bodies``).
 Pure: no storage, no processes, no I/O.
 """
@@ -19,6 +21,7 @@ import math
 import time
 
 from jobjoker import parameters as params
+from jobjoker.clock import parse_start_at
 from jobjoker.bodies import check_keys
 from jobjoker.errors import BadRequest, JobJokerError, TooLarge, ValidationError
 from jobjoker.jobstore import new_job_id
@@ -28,9 +31,9 @@ from jobjoker.worker_settings import MAX_TIMEOUT
 
 MAX_PARAMETERS_DEPTH = 32
 # What each body takes (the handlers refuse any other key, jobjoker.bodies).
-JOB_KEYS = ("worker", "parameters", "start", "timeout")
-BATCH_KEYS = ("jobs", "start", "timeout")
-SPEC_KEYS = ("worker", "parameters", "timeout")
+JOB_KEYS = ("worker", "parameters", "start", "timeout", "start_at")
+BATCH_KEYS = ("jobs", "start", "timeout", "start_at")
+SPEC_KEYS = ("worker", "parameters", "timeout", "start_at")
 
 MAX_PROBLEMS_SHOWN = 10  # of an invalid batch, in the one message
 
@@ -64,7 +67,7 @@ def check_job_body(body):
     if not isinstance(body, dict):
         raise BadRequest('the body must be a JSON object like '
                          '{"worker": "Name", "parameters": {...}}')
-    return start_flag(body)
+    return start_flag(body, body.get("start_at") is not None)
 
 
 def check_batch_body(body, max_batch):
@@ -83,10 +86,14 @@ def check_batch_body(body, max_batch):
         raise BadRequest("the batch holds %d jobs; at most %d go in one request (split it)"
                          % (len(specs), max_batch))
     timeout = batch_timeout(body)
-    if timeout is not None:  # the batch's, for each job that sets none of its own
-        specs = [dict(spec, timeout=timeout) if isinstance(spec, dict) and
-                 spec.get("timeout") is None else spec for spec in specs]
-    return specs, start_flag(body)
+    with about("start_at"):
+        start_at = parse_start_at(body.get("start_at"))
+    for name, value in (("timeout", timeout), ("start_at", start_at)):
+        if value is not None:  # the batch's, for each job that sets none of its own
+            specs = [dict(spec, **{name: value}) if isinstance(spec, dict) and
+                     spec.get(name) is None else spec for spec in specs]
+    return specs, start_flag(body, any(isinstance(spec, dict) and spec.get("start_at")
+                                       is not None for spec in specs))
 
 
 def check_timeout(value):
@@ -112,10 +119,17 @@ def batch_timeout(body):
         return check_timeout(body.get("timeout"))
 
 
-def start_flag(body):
-    start = body.get("start", False)
+def start_flag(body, start_at=False):
+    """The body's ``start`` (default: whether a ``start_at`` is given, which implies it)."""
+    start = body.get("start", start_at)
     if not isinstance(start, bool):
         raise BadRequest('"start" must be true or false')
+    if start_at and not start:
+        error = BadRequest('"start_at" schedules a start: leave out "start" or send true '
+                           '(to create a job that waits for a start command, leave out '
+                           '"start_at")')
+        error.field = "start_at"
+        raise error
     return start
 
 
@@ -202,6 +216,8 @@ def _prepare_row(spec, actor, declarations, max_parameters_size, default_timeout
         parameters = _encoded_parameters(spec.get("parameters"), max_parameters_size)
     with about("timeout"):
         timeout = check_timeout(spec.get("timeout"))
+    with about("start_at"):
+        start_at = parse_start_at(spec.get("start_at"))
     with about("worker"):
         if problem is not None:  # the worker's file does not pass the check
             raise problem
@@ -219,6 +235,7 @@ def _prepare_row(spec, actor, declarations, max_parameters_size, default_timeout
             "parameters": json.dumps(parameters, ensure_ascii=False),
             "secret_parameters": secrets or None,  # sealed as it is stored, off the loop
             "created": time.time(), "created_by": actor.username if actor else None,
+            "start_at": start_at,
             # Its own, else its worker's, else the server's: a later change of either does not
             # change the limit of a job already made.
             "timeout": effective_timeout(timeout, worker_settings.get("timeout"),

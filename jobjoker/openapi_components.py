@@ -117,8 +117,8 @@ def item_schemas():
                    "example": "01m8rtezv60hs6kq8t9t"},
             "worker": WORKER_NAME,
             "status": {"type": "string", "enum": STATUSES,
-                       "description": "idle -> active (<-> paused) -> one of stop, error, "
-                                      "done."},
+                       "description": "idle [-> scheduled] [-> queued] -> active (<-> "
+                                      "paused) -> one of stop, error, done."},
             "parameters": {"type": "object", "additionalProperties": True,
                            "description": "The parameters the job was created with, defaults "
                                           "filled in; secret ones show as `%s`." % MASK},
@@ -184,6 +184,10 @@ def item_schemas():
                                   "The job this one retries (a retry chain)."}),
             "attempt": nullable({"type": "integer", "minimum": 1, "description":
                                  "Its attempt in a retry chain: 1 for a first run."}),
+            "queue_position": nullable({"type": "integer", "minimum": 1, "description":
+                                        "A `queued` job's place in the queue, 1 next, in the "
+                                        "order (`queued`, `id`); null otherwise. Computed "
+                                        "when read: events carry none."}),
         }),
         "Worker": strict_object("A worker: a Python class in the workers folder.", {
             "name": WORKER_NAME,
@@ -427,6 +431,15 @@ RESULT_VALUE = {"description": "A job's structured result: any JSON value its wo
                                "`self.result()` (the last call), secrets masked in its strings."}
 
 
+START_AT = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+            "nullable": True, "example": "2026-12-24T18:00:00Z",
+            "description": "When the job starts: an RFC 3339 time with its offset, or seconds "
+                           "since the epoch. The job waits `scheduled` until then (a time "
+                           "passed starts it at once); it implies `\"start\": true`, and "
+                           "`\"start\": false` beside it is 400. Anything but a time: 400 "
+                           "naming `start_at`."}
+
+
 def with_result(job):
     """The Job schema of ``GET /jobs/{id}``: a job and its result (lists and events leave it
     out: a result may be a megabyte)."""
@@ -464,6 +477,7 @@ def schemas(config):
             "start": {"type": "boolean", "default": False,
                       "description": "true: start the job at once, in this request."},
             "timeout": job_timeout,
+            "start_at": START_AT,
         },
         "example": {"worker": "TestWorker", "parameters": {"count": 3, "sleep": 1}},
     }
@@ -473,11 +487,13 @@ def schemas(config):
             "jobs": {"type": "array", "minItems": 1, "maxItems": config.max_batch, "items": {
                 "type": "object", "required": ["worker"], "additionalProperties": False,
                 "properties": {"worker": WORKER_NAME, "parameters": job_parameters,
-                               "timeout": job_timeout}}},
+                               "timeout": job_timeout, "start_at": START_AT}}},
             "start": {"type": "boolean", "default": False,
                       "description": "true: start every job at once, in this request."},
             "timeout": dict(job_timeout, description="The time limit of each job of the batch "
                             "that gives none of its own (see JobCreate's `timeout`)."),
+            "start_at": dict(START_AT, description="The start time of each job of the batch "
+                             "that gives none of its own (see JobCreate's `start_at`)."),
         },
         "example": {"jobs": [{"worker": "Foobar"},
                              {"worker": "TestWorker", "parameters": {"count": 3}}],

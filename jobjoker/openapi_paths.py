@@ -245,7 +245,8 @@ def _job_paths(config):
                 "createJob", "jobs", "Create a job, idle or started",
                 {"201": json_reply("Created: idle (start it with PUT /jobs/{id}/status), or "
                                    "with `\"start\": true` started too (active, with its pid, "
-                                   "or already ended if it ran that fast).",
+                                   "or already ended if it ran that fast; `queued` beyond a "
+                                   "concurrency cap), or `scheduled` with a `start_at` to come.",
                                    "JobEnvelope", headers={"Location": header(
                                        "The new job's path, /jobs/{id}.")})},
                 errors=["400", "404", "413", "422"],
@@ -294,8 +295,13 @@ def _job_paths(config):
                              errors=["404"]),
             "put": operation(
                 "commandJob", "jobs", "Start, stop, kill, pause or resume a job",
-                {"200": json_reply("Started: the job is active, with its pid.", "JobEnvelope"),
-                 "202": json_reply("Stopping (SIGTERM sent, SIGKILL follows after the grace "
+                {"200": json_reply("Started: the job is active, with its pid (a `scheduled` "
+                                   "one starts now). Or cancelled: a `scheduled` or `queued` "
+                                   "job stopped or killed is `stop`, reason `cancelled`.",
+                                   "JobEnvelope"),
+                 "202": json_reply("Queued (a start beyond a concurrency cap: the job is "
+                                   "`queued`, with its `queue_position`, and starts when a "
+                                   "slot frees). Or stopping (SIGTERM sent, SIGKILL follows after the grace "
                                    "period) or being killed (SIGKILL sent); the job becomes "
                                    "`stop` once its process is reaped. Or pausing (SIGSTOP "
                                    "sent, `pause_requested` set) or resuming (SIGCONT sent, "

@@ -20,7 +20,7 @@ firing took the time first.
 import json
 import logging
 
-from jobjoker import models, roles, schedulestore
+from jobjoker import admission, models, roles, schedulestore
 from jobjoker.schedulespec import iso_time
 from jobjoker.audit import SERVER, Actor
 from jobjoker.errors import Conflict, JobJokerError
@@ -91,6 +91,8 @@ class ScheduleFirer:
     def _claim_and_create(self, tx, schedule, scheduled_for, next_time, rows, sources,
                           failure, actor, note):
         """Writer thread: claim the time, then record its run and make its job (or not)."""
+        if failure is None:
+            admission.lock()  # before this transaction's first read of jobs (admission's rule)
         if next_time is not None and not schedulestore.claim(tx, schedule, scheduled_for,
                                                              next_time):
             return None

@@ -297,7 +297,7 @@ async def test_the_shape_of_a_batch_is_checked(api):
             ({"jobs": []}, ['"jobs" is empty']),
             ({"jobs": [{"worker": "Foobar"}], "start": "yes"}, ['"start" must be true or false']),
             ({"jobs": [{"worker": "Foobar"}], "jobz": 1}, ["unknown key 'jobz'",
-                                                          "the body takes jobs, start and timeout"])]:
+                                                          "the body takes jobs, start, timeout"])]:
         assert_refused(await api("POST", "/jobs/batch", body), 400, *words)
     assert_refused(await api("POST", "/jobs/batch", "not json"), 400, "not valid JSON")
     assert job_count() == before

@@ -327,7 +327,7 @@ def a_job():
             "progress_message": None, "result_size": None, "rerun_of": None, "code_hash": None,
             "cpu_seconds": None, "rss_bytes": None, "max_rss_bytes": None, "start_at": None,
             "queued": None, "reason": None, "schedule_id": None, "retry_of": None,
-            "attempt": None}
+            "attempt": None, "queue_position": None}
 
 
 def test_job_schema_catches_drift(document):

@@ -114,8 +114,6 @@ async def test_overlap_queue_makes_jobs_of_the_schedule(api, write_worker):
         await api("PUT", "/jobs/%s/status" % job.id, "kill")
 
 
-@pytest.mark.skip(reason="enable once h16-queue lands: _insert(start=True) honours "
-                         "overlap == queue")
 @pytest.mark.gen_test(timeout=120)
 async def test_overlap_queue_never_runs_two_jobs_of_the_schedule_at_once(api, write_worker):
     write_worker("Sleeper", SLEEPER)

@@ -37,6 +37,7 @@ export class CreateJobTab {
     this.unchecked = $("#create-job-unchecked");
     this.startAtOnce = $("#create-job-start");
     this.timeout = $("#create-job-timeout");
+    this.startAt = $("#create-job-start-at"); // a local time: sent as start_at, it schedules
     this.submit = $("#create-job-submit");
     this.missing = $("#create-job-missing");
     this.slot = $("#create-job-params");
@@ -209,13 +210,16 @@ export class CreateJobTab {
       const timeout = this.timeout.value.trim();
       // A number as a number; anything else as typed, for the server to say what is wrong.
       if (timeout !== "") body.timeout = Number.isFinite(Number(timeout)) ? Number(timeout) : timeout;
+      const at = this.startAt.value ? new Date(this.startAt.value) : null;
+      if (at) body.start_at = Number.isNaN(at.getTime()) ? this.startAt.value : at.toISOString();
       const created = await attempt(() => request("POST", "/jobs", {json: body}));
       if (!created) return;
       let job = created.data[0];
-      if (this.startAtOnce.checked) {
+      if (this.startAtOnce.checked && !at) {
         try {
-          job = (await request("PUT", jobPath(job.id, "/status"), {text: "start"})).data[0];
-          showInfo(`Job ${job.id} created and started.`);
+          const reply = await request("PUT", jobPath(job.id, "/status"), {text: "start"});
+          job = reply.data[0];
+          showInfo(job.status === "queued" ? reply.message : `Job ${job.id} created and started.`);
         } catch (error) {
           showError(`Job ${job.id} was created but did not start: ${error.message}`);
         }

@@ -30,6 +30,8 @@ import {JobStream} from "./jobstream.js";
 import {attempt} from "./notices.js";
 import {UsageChart} from "./usagechart.js";
 import {progressView, refreshProgress, withProgress} from "./progress.js";
+import {WAITING, cancelQuestion, commandLabel, placeKept, statusText, waitingFacts,
+  waitingHint} from "./waiting.js";
 
 export const TAIL = PAGE; // entries shown when a job is opened; "load earlier" fetches the rest
 
@@ -177,7 +179,7 @@ export class JobDetail {
 
   update(job) {
     if (!this.job || job.id !== this.job.id || !supersedes(job, this.job)) return;
-    this.job = stampReceived({...job});
+    this.job = stampReceived({...job, ...placeKept(job, this.job)});
     this.render();
     this.usage.jobChanged(this.job);
   }
@@ -254,12 +256,13 @@ export class JobDetail {
   render() {
     const job = this.job;
     this.title.textContent = job.worker;
-    this.badge.textContent = job.status;
+    this.badge.textContent = statusText(job);
     this.badge.className = `badge status-${job.status}`;
     // Emphasise the command that fits the status.
     const suggested = {idle: "start", active: "stop", paused: "resume"}[job.status];
     for (const button of this.buttons) {
       button.classList.toggle("primary", button.dataset.command === suggested);
+      button.textContent = commandLabel(button.dataset.command, job);
     }
     this.updateButtons();
     // A job that ended without a response has none to wait for.
@@ -274,6 +277,7 @@ export class JobDetail {
       ["Stopped", time(job.stoptime)],
       ["Duration", el("span", {dataset: {fact: "duration"},
         text: formatDuration(jobDuration(job))})],
+      ...waitingFacts(job, time),
     ];
     if (job.pid !== null) {
       rows.push(["Process", `pid ${job.pid}${job.node ? ` on ${job.node}` : ""}`]);
@@ -320,7 +324,8 @@ export class JobDetail {
       delete: [`Delete ${who} with its whole log and response? This cannot be undone.`,
         "Delete it"],
     };
-    const [question, yes] = questions[command];
+    const [question, yes] = WAITING.includes(job.status) && command !== "delete"
+      ? cancelQuestion(job) : questions[command];
     this.asking = command;
     this.confirmText.textContent = question;
     this.confirmYes.textContent = yes;
@@ -375,6 +380,7 @@ export class JobDetail {
 
 /** What the job's status allows, in a line under the buttons. */
 function actionsHint(job) {
+  if (waitingHint(job)) return waitingHint(job);
   if (job.status === "idle") return "Not started yet: start it, or delete it.";
   if (job.status === "active") {
     return job.stop_requested !== null

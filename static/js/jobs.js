@@ -23,6 +23,7 @@ import {compactJSON, formatCount, formatDuration, formatShortTime, formatTime, j
 import {supersedes} from "./jobstates.js";
 import {attempt} from "./notices.js";
 import {progressView, refreshProgress, withProgress} from "./progress.js";
+import {statusText, touchesQueue} from "./waiting.js";
 
 export const PAGE_SIZE = 20;
 const REPLAY_LIMIT = 500;
@@ -61,6 +62,9 @@ export class JobsList {
         return;
       }
       if (message.type !== "job") return;
+      // the places in the queue move: read them again (the feed's copies carry none)
+      const shown = this.rows.find((row) => row.id === message.job.id);
+      if (touchesQueue(message.job, shown)) this.reloadSoon();
       this.counter++;
       this.recent.push({counter: this.counter, message});
       if (this.recent.length > REPLAY_LIMIT) this.recent.shift();
@@ -68,6 +72,11 @@ export class JobsList {
       this.render();
     });
     live.onResync(() => this.load());
+  }
+
+  reloadSoon() {
+    clearTimeout(this.reloading);
+    this.reloading = setTimeout(() => this.load(), 150);
   }
 
   get filters() {
@@ -232,8 +241,9 @@ export class JobsList {
           el("span", {class: "row-worker", text: job.worker}),
           el("span", {class: "row-id", text: job.id.slice(-6), attrs: {"aria-hidden": "true"}}))),
       el("td", {class: "cell-status", dataset: {label: "Status"}},
-        el("span", {class: `badge status-${job.status}`, text: job.status}), progress),
-      el("td", {class: "cell-time", dataset: {label: "Started"}}, time(job.starttime)),
+        el("span", {class: `badge status-${job.status}`, text: statusText(job)}), progress),
+      el("td", {class: "cell-time", dataset: {label: "Started"}},
+        job.status === "scheduled" ? "at " : "", time(job.starttime ?? job.start_at ?? null)),
       el("td", {class: "cell-time", dataset: {label: "Stopped"}}, time(job.stoptime)),
       duration,
       el("td", {class: "cell-params", dataset: {label: "Parameters"}},
