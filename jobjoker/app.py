@@ -45,6 +45,7 @@ from jobjoker.handlers import streams as stream_routes
 from jobjoker.handlers import tokens as token_routes
 from jobjoker.handlers import usage as usage_routes
 from jobjoker.handlers import users as user_routes
+from jobjoker.handlers import webhooks as webhook_routes
 from jobjoker.handlers import workers as workers_routes
 from jobjoker.handlers import schedules as schedule_routes
 from jobjoker.events import EventHub
@@ -62,6 +63,8 @@ from jobjoker.scheduler import Scheduler
 from jobjoker.schedules import ScheduleService
 from jobjoker.secretkeeper import SecretKeeper
 from jobjoker.storage import Storage
+from jobjoker.webhooks import WebhookService
+from jobjoker.webhooks_sender import WebhookSender
 from jobjoker.worker_service import WorkerService
 from jobjoker.workers import WorkerRepository, create_folder
 
@@ -77,6 +80,7 @@ GIL_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 HANDLER_MODULES = [health_routes, page_routes, workers_routes, jobs_routes, stream_routes,
                    code_routes, session_routes, user_routes, token_routes, audit_routes,
                    metrics_routes, usage_routes, schedule_routes]
+HANDLER_MODULES += [webhook_routes]
 
 
 def routes():
@@ -171,6 +175,7 @@ class JobJokerServer:
         self.credential_watch = None
         self.metrics = Metrics()
         self.scheduler = None
+        self.webhook_sender = None
 
     async def start(self, listen=True):
         """Open everything, re-adopt running jobs and (with ``listen``) accept requests."""
@@ -212,6 +217,10 @@ class JobJokerServer:
             config.login_failures, config.login_failures_per_address, config.login_window))
         self.hub = hub
         self.credential_watch = CredentialWatch(storage)
+        # Before any job can end (adoption ends the lost ones): each end owes its deliveries.
+        self.webhook_sender = WebhookSender(storage, self.secret_box, config).start()
+        webhooks = WebhookService(storage, self.secret_box, audit, self.webhook_sender.wake)
+        storage.end_hooks.append(webhooks.job_ended)
         await self.processes.start()
         self.secret_keeper = SecretKeeper(self.secret_box, storage, hub,
                                           config.secret_retention)
@@ -232,6 +241,7 @@ class JobJokerServer:
                                  self.credential_watch),
             "credential_watch": self.credential_watch,
             "audit": audit, "logstore": logstore, "hub": hub, "storage": storage,
+            "webhooks": webhooks,
             "metrics": self.metrics, "usage": self.processes.usage,
             "schedules": schedules}, self.health)
         self.metrics.watch(storage, jobstore.count_by_status, self.supervisors,
@@ -385,6 +395,8 @@ class JobJokerServer:
             await self.processes.close(kill_jobs=kill_jobs)
         if self.secret_keeper is not None:
             await self.secret_keeper.stop()
+        if self.webhook_sender is not None:
+            await self.webhook_sender.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

@@ -113,6 +113,12 @@ HELP = {
     "max_active_jobs": "cap on running (active or paused) jobs, kept in the database for every "
                        "server of it; more starts wait queued (given: stored at start; 0: the "
                        "cap removed; not given: the stored one stays; default: none)",
+    "webhook_retries": "times a webhook delivery that failed is tried again before it is "
+                       "recorded failed (default 5)",
+    "webhook_retry_delay": "seconds before a failed webhook delivery's first retry, doubled "
+                           "for each next one, at most an hour (default 10)",
+    "webhook_timeout": "seconds a webhook receiver has to accept the connection, and again "
+                       "to answer (default 10)",
 }
 
 

@@ -25,6 +25,7 @@ from jobjoker.cli_code import code_command, rerun_command, workers_versions
 from jobjoker.cli_schedules import add_schedule_commands
 from jobjoker.cli_output import fail
 from jobjoker.cli_waiting import parse_at
+from jobjoker.cli_webhooks import add_webhook_commands
 from jobjoker.client import Client
 from jobjoker.client_transport import CA_BUNDLE_VARIABLE, AuthError, ClientError, \
     ConnectionFailed, NotFoundError, ServerError
@@ -193,6 +194,7 @@ def add_client_commands(parser, commands):
                           "and exit 0 only if it ends done: run W --wait | jq")
     add_code_commands(commands, command)
     add_schedule_commands(command_group, command, add_parameter_options, finite_float)
+    add_webhook_commands(commands, command)
 
 
 def add_code_commands(commands, command):

@@ -43,13 +43,14 @@ from jobjoker.client_follow import PAST_ANY_END, Event
 from jobjoker.client_transport import CA_BUNDLE_VARIABLE, DEFAULT_URL, DEFAULT_USER, \
     AuthError, BadRequestError, ClientError, ConflictError, ConnectionFailed, NotFoundError, \
     ServerError, Transport, UntrustedCertificate, quote
+from jobjoker.client_webhooks import WebhooksClient
 
 __all__ = ["Client", "Event", "ClientError", "ConnectionFailed", "UntrustedCertificate",
            "BadRequestError", "AuthError", "NotFoundError", "ConflictError", "ServerError",
            "CA_BUNDLE_VARIABLE", "DEFAULT_URL", "DEFAULT_USER"]
 
 
-class Client(Transport):
+class Client(WebhooksClient, Transport):
     """One JobJoker server, seen from a script."""
 
     def _send(self, method, path, body=None, content_type=None, **query):

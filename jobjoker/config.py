@@ -112,6 +112,9 @@ class Config:
     access_log: bool = True  # a line per request (probes of /health and /metrics at DEBUG)
     slow_callback_seconds: float = 0.25  # log what holds the IOLoop this long (0: never)
     usage_interval: float = 1.0  # seconds between samples of running jobs' resources (0: off)
+    webhook_retries: int = 5  # a webhook delivery is tried again this many times, then failed
+    webhook_retry_delay: float = 10.0  # seconds before its first retry, doubled at each next
+    webhook_timeout: float = 10.0  # seconds to connect to a receiver, and for its whole reply
     # The keys of the secret parameters (SECRET_KEY_VARIABLE), from the environment only: never
     # a flag (ps shows those) nor the config file. Empty: the data dir's key file.
     secret_keys: tuple = dataclasses.field(default=(), repr=False)
@@ -185,6 +188,9 @@ def load_config(flags=None, environ=None, config_file=None):
                  "max_connections_per_address", "idle_connection_timeout", "max_result_bytes"):
         if name in values and values[name] <= 0:
             raise StartupError("%s must be more than 0 (got %r)" % (name, values[name]))
+    if values.get("webhook_timeout", 1) <= 0:  # a receiver given no time could never answer
+        raise StartupError("webhook_timeout must be more than 0 (got %r)"
+                           % values["webhook_timeout"])
     heartbeat = values.get("node_heartbeat", Config.node_heartbeat)
     lease_ttl = values.get("node_lease_ttl", Config.node_lease_ttl)
     if heartbeat <= 0 or lease_ttl < 2 * heartbeat:

@@ -141,6 +141,9 @@ OPTIONS = {
     "slow_callback_seconds": ("JOBJOKER_SLOW_CALLBACK_SECONDS", float),
     "usage_interval": ("JOBJOKER_USAGE_INTERVAL", float),
     "max_active_jobs": ("JOBJOKER_MAX_ACTIVE_JOBS", int),
+    "webhook_retries": ("JOBJOKER_WEBHOOK_RETRIES", int),
+    "webhook_retry_delay": ("JOBJOKER_WEBHOOK_RETRY_DELAY", float),
+    "webhook_timeout": ("JOBJOKER_WEBHOOK_TIMEOUT", float),
 }
 
 

@@ -543,6 +543,8 @@ def schemas(config):
     result.update(code_schemas())
     from jobjoker.openapi_schedules import schedule_schemas  # as code_schemas
     result.update(schedule_schemas())
+    from jobjoker.openapi_webhooks import webhook_schemas
+    result.update(webhook_schemas())
     return result
 
 

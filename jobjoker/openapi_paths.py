@@ -11,6 +11,7 @@ from jobjoker.handlers.streams import ORIGIN_PATTERN
 from jobjoker.openapi_code import code_paths
 from jobjoker.openapi_components import ERROR_RESPONSES, header, ref
 from jobjoker.openapi_schedules import schedule_paths
+from jobjoker.openapi_webhooks import webhook_paths
 
 
 def paths(config):
@@ -19,7 +20,8 @@ def paths(config):
     return {**server_paths(), **worker_paths(), **job_paths(config), **session_paths(config),
             **user_paths(), **token_paths(), **audit_paths(),
             **job_ids_conflict(code_paths(operation, json_reply)),
-            **schedule_paths(operation, json_reply)}
+            **schedule_paths(operation, json_reply),
+            **webhook_paths(operation, json_reply)}
 
 
 def operation(operation_id, tag, summary, replies, errors=(), parameters=None, body=None,

@@ -595,6 +595,14 @@ MATRIX = {
     ("/schedules/{id}/pause", "POST"): "operator",
     ("/schedules/{id}/resume", "POST"): "operator",
     ("/schedules/{id}/run", "POST"): "operator",
+    ("/webhooks", "GET"): "admin",
+    ("/webhooks", "POST"): "admin",
+    ("/webhooks/{name}", "GET"): "admin",
+    ("/webhooks/{name}", "PATCH"): "admin",
+    ("/webhooks/{name}", "DELETE"): "admin",
+    ("/webhooks/{name}/secret", "POST"): "admin",
+    ("/webhooks/{name}/test", "POST"): "admin",
+    ("/webhooks/{name}/deliveries", "GET"): "admin",
 }
 
 

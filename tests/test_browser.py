@@ -326,7 +326,7 @@ def test_the_tabs_work_with_the_keyboard(admin):
     expect(page.locator("#tab-jobs")).to_have_attribute("aria-selected", "true")
     # Only the selected tab is in the Tab order: Tab goes on into the panel.
     assert page.evaluate("[...document.querySelectorAll('[role=tab]')].map(t => t.tabIndex)") \
-        == [0, -1, -1, -1, -1, -1, -1, -1]
+        == [0] + [-1] * (page.locator("[role=tab]").count() - 1)  # whatever tabs there are
     page.keyboard.press("Tab")
     expect(page.locator("#tablist [role=tab]:focus")).to_have_count(0)
 

@@ -20,6 +20,7 @@ from jobjoker.app import routes
 from jobjoker.config import Config
 from jobjoker.openapi import openapi_document
 from tests.support import MATRIX, PASSWORD, bearer, cookies_of
+from tests.webhook_support import exercise_webhooks
 
 HANDLER_METHODS = ("get", "head", "post", "put", "delete", "patch")
 OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -745,6 +746,7 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     await exercise_tokens(expect, operator)
     await exercise_audit(expect, operator)
     await exercise_schedules(expect, wait_for_status)
+    await exercise_webhooks(expect)
     await expect(200, "DELETE", "/users/ann")
     await expect(404, "DELETE", "/users/ann")
     await expect(401, "GET", "/jobs", auth=operator)

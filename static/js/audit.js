@@ -17,7 +17,8 @@ const ACTIONS = ["job.create", "job.start", "job.stop", "job.kill", "job.pause",
   "worker.save", "worker.delete", "login.ok", "login.failed", "logout", "user.create",
   "user.update", "user.delete", "user.password", "token.create", "token.revoke",
   "schedule.create", "schedule.update", "schedule.delete", "schedule.pause", "schedule.resume",
-  "schedule.run", "schedule.fire"];
+  "schedule.run", "schedule.fire",
+  "webhook.create", "webhook.update", "webhook.rotate", "webhook.delete"];
 
 export class AuditTab {
   constructor() {

@@ -5,7 +5,7 @@
 // store and the tabs' controllers, asks GET /session who is signed in (the role decides which
 // tabs and buttons show: roles.js), then routes the address's hash (#jobs, #jobs/ID,
 // #create-job, #create-job/WORKER, #workers, #create-worker, #account, #users, #audit,
-// #schedules) to a
+// #schedules, #webhooks) to a
 // tab, and starts the clock that keeps running durations current.
 
 import {AccountTab} from "./account.js";
@@ -21,6 +21,7 @@ import {allows, setRole} from "./roles.js";
 import {SchedulesTab} from "./schedules.js";
 import {Tabs} from "./tabs.js";
 import {UsersTab} from "./users.js";
+import {WebhooksTab} from "./webhooks.js";
 import {WorkerStore} from "./workerstore.js";
 import {WorkersTab} from "./workers.js";
 
@@ -84,6 +85,7 @@ function main() {
   const users = new UsersTab();
   const audit = new AuditTab();
   const schedules = new SchedulesTab({workers});
+  const webhooks = new WebhooksTab();
 
   const shown = {
     jobs: () => {
@@ -98,6 +100,7 @@ function main() {
     users: () => { users.shown(); setHash("users"); },
     audit: () => { audit.shown(); setHash("audit"); },
     schedules: () => { schedules.shown(); setHash("schedules"); },
+    webhooks: () => { webhooks.shown(); setHash("webhooks"); },
   };
   tabs = new Tabs($("#tablist"), {onShow: (name) => shown[name](),
     isAvailable: (tab) => allows(tab.dataset.needs)});
