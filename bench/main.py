@@ -35,6 +35,7 @@ CASES = {
     "usage": "bench.case_usage",
     "progress": "bench.case_progress",
     "queue": "bench.case_queue",
+    "prune": "bench.case_prune",
     "schedule": "bench.case_schedule",
 }
 

@@ -61,6 +61,8 @@ from jobjoker.procman import ProcessManager
 from jobjoker.schedulefire import ScheduleFirer
 from jobjoker.scheduler import Scheduler
 from jobjoker.schedules import ScheduleService
+from jobjoker.pruner import Pruner
+from jobjoker.retention import Policy
 from jobjoker.secretkeeper import SecretKeeper
 from jobjoker.storage import Storage
 from jobjoker.webhooks import WebhookService
@@ -176,6 +178,7 @@ class JobJokerServer:
         self.metrics = Metrics()
         self.scheduler = None
         self.webhook_sender = None
+        self.pruner = None  # retention's periodic prune (jobjoker.pruner)
 
     async def start(self, listen=True):
         """Open everything, re-adopt running jobs and (with ``listen``) accept requests."""
@@ -233,6 +236,8 @@ class JobJokerServer:
         schedules = ScheduleService(config, storage, jobs, audit, self.secret_box, firer)
         self.scheduler = Scheduler(storage, firer).start()
         schedules.on_change = self.scheduler.wake
+        self.pruner = Pruner(storage, logstore, config.jobs_dir, Policy.of(config),
+                             config.prune_interval, audit, self.metrics).start()
         self.app = make_app(config, {
             "jobs": jobs, "workers": WorkerService(storage, workers, audit),
             "code": CodeService(config, storage, workers),
@@ -397,6 +402,8 @@ class JobJokerServer:
             await self.secret_keeper.stop()
         if self.webhook_sender is not None:
             await self.webhook_sender.stop()
+        if self.pruner is not None:
+            await self.pruner.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

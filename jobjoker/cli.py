@@ -119,6 +119,13 @@ HELP = {
                            "for each next one, at most an hour (default 10)",
     "webhook_timeout": "seconds a webhook receiver has to accept the connection, and again "
                        "to answer (default 10)",
+    "keep_days": "delete finished jobs (with their logs, results and files) that ended more "
+                 "than this many days ago (default: kept); see docs/deploy.md, Retention",
+    "keep_per_worker": "delete finished jobs beyond the newest this many of each worker "
+                       "(default: kept)",
+    "keep_audit_days": "delete audit entries older than this many days (default: kept)",
+    "prune_interval": "seconds between the server's retention prunes (default 3600; 0: only "
+                      "`jobjoker prune`)",
 }
 
 
@@ -168,6 +175,21 @@ def build_parser():
                     "its sessions. It opens the server's database itself: give the server's "
                     "options (or --config). The server may be running.")
     reset.add_argument("username", nargs="?", default="admin")
+    prune = server_command(
+        commands, "prune", prune_command,
+        help="delete the finished jobs, audit entries and the like that retention lets go",
+        description="Delete now what the server's retention deletes every --prune-interval: "
+                    "finished jobs beyond --keep-days or --keep-per-worker, audit entries "
+                    "beyond --keep-audit-days, spent sessions and tokens, old webhook "
+                    "deliveries and schedule runs, unused code versions (docs/deploy.md, "
+                    "Retention). It opens the server's database itself: give the server's "
+                    "options (or --config). The server may be running.")
+    prune.add_argument("--dry-run", action="store_true",
+                       help="list what would go (counts per kind, the first job ids); "
+                            "change nothing")
+    prune.add_argument("--show", type=int, default=50, metavar="N",
+                       help="list at most N job ids (default 50)")
+    prune.add_argument("--json", action="store_true", help="print the report as JSON")
     add_client_commands(parser, commands)
     return parser
 
@@ -236,6 +258,27 @@ def reset_admin_command(args):
     except StartupError as e:
         print("jobjoker: reset-admin failed: %s" % e.message, file=sys.stderr)
         return 1
+    return 0
+
+
+def prune_command(args):
+    import json
+
+    from jobjoker.prune_command import describe, run_prune
+    from jobjoker.retention import Policy
+
+    try:
+        config = server_config(args)
+    except StartupError as e:
+        print("jobjoker: %s" % e.message, file=sys.stderr)
+        return 2
+    try:
+        report = run_prune(config, dry_run=args.dry_run, shown=max(0, args.show))
+    except StartupError as e:
+        print("jobjoker: prune failed: %s" % e.message, file=sys.stderr)
+        return 1
+    print(json.dumps(report.to_dict()) if args.json else
+          "\n".join(describe(report, Policy.of(config))))
     return 0
 
 

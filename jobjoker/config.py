@@ -115,6 +115,11 @@ class Config:
     webhook_retries: int = 5  # a webhook delivery is tried again this many times, then failed
     webhook_retry_delay: float = 10.0  # seconds before its first retry, doubled at each next
     webhook_timeout: float = 10.0  # seconds to connect to a receiver, and for its whole reply
+    # Retention (jobjoker.retention): None keeps every finished job and audit entry.
+    keep_days: int = None  # finished jobs that ended more than this many days ago are deleted
+    keep_per_worker: int = None  # finished jobs beyond the newest this many of a worker go
+    keep_audit_days: int = None  # audit entries older than this many days go
+    prune_interval: float = 3600.0  # seconds between the server's prunes (0: never)
     # The keys of the secret parameters (SECRET_KEY_VARIABLE), from the environment only: never
     # a flag (ps shows those) nor the config file. Empty: the data dir's key file.
     secret_keys: tuple = dataclasses.field(default=(), repr=False)

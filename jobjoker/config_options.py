@@ -91,6 +91,24 @@ def _size(value):
 
 _size.__name__ = "size in bytes (e.g. 1048576, 512K, 64M, 1G)"
 
+def _positive_whole(value):
+    """A count of days or jobs: a whole number above 0 (``30``; not ``0``, ``-1`` or ``1.5``)."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip()
+        if not text.isdigit():
+            raise ValueError(value)
+        number = int(text)
+    if number <= 0:
+        raise ValueError(value)
+    return number
+
+
+_positive_whole.__name__ = "positive whole number (1 or more)"
+
 # name -> (environment variable, parser). The order is the order of --help.
 OPTIONS = {
     "host": ("JOBJOKER_HOST", str),
@@ -144,6 +162,10 @@ OPTIONS = {
     "webhook_retries": ("JOBJOKER_WEBHOOK_RETRIES", int),
     "webhook_retry_delay": ("JOBJOKER_WEBHOOK_RETRY_DELAY", float),
     "webhook_timeout": ("JOBJOKER_WEBHOOK_TIMEOUT", float),
+    "keep_days": ("JOBJOKER_KEEP_DAYS", _positive_whole),
+    "keep_per_worker": ("JOBJOKER_KEEP_PER_WORKER", _positive_whole),
+    "keep_audit_days": ("JOBJOKER_KEEP_AUDIT_DAYS", _positive_whole),
+    "prune_interval": ("JOBJOKER_PRUNE_INTERVAL", float),
 }
 
 

@@ -26,8 +26,8 @@ starts it at its time. Stop, kill or delete cancel a waiting job. Replies carry 
 import asyncio
 import time
 
-from jobjoker import admission, codestore, jobdir, jobspec, jobstore, logsearch, rerun
-from jobjoker import results
+from jobjoker import admission, codestore, jobremoval, jobspec, jobstore, logsearch
+from jobjoker import rerun, results
 from jobjoker import parameters as params
 from jobjoker.errors import BadRequest, Conflict, InvalidTransition, JobJokerError, NotFound, \
     Unavailable
@@ -320,10 +320,8 @@ class JobService(JobStarts):
         job = await self._shown(await self.storage.transaction(delete))
         # Its entries go in batches, each its own transaction: a big log never holds the writer
         # (a crash in between leaves chunks without a job, which the next start removes).
-        while await self.storage.transaction(self.logstore.delete_some, job_id):
-            pass
-        await asyncio.get_running_loop().run_in_executor(
-            None, jobdir.remove, jobdir.path_of(self.config.jobs_dir, job_id))
+        await jobremoval.remove_leftovers(self.storage, self.logstore, self.config.jobs_dir,
+                                          [job_id])
         return job
 
     async def append_entry(self, job_id, stream, body):

@@ -440,6 +440,21 @@ def delete(tx, job_id):
     return job
 
 
+def delete_finished(tx, job_ids):
+    """Delete those of ``job_ids`` that are finished (stop, error, done: a status that never
+    changes again) with their ``job_data``, a few statements for them all; one that is not
+    finished, or is gone, is left alone. Returns the rows deleted. Their entries are the log
+    store's to delete (retention: ``jobjoker.pruner``)."""
+    final = [status.value for status in FINAL_STATES]
+    jobs = [job for job in get_many(job_ids) if job.status in final]
+    for part in _parts([job.id for job in jobs]):
+        Job.delete().where(Job.id.in_(part), Job.status.in_(final)).execute()
+        models.JobData.delete().where(models.JobData.job.in_(part)).execute()
+    for job in jobs:
+        announce(tx, "deleted", job)
+    return jobs
+
+
 # --- the log store's counters --------------------------------------------------------------------
 
 def lock_counters(job_id, stream, lock):

@@ -315,6 +315,29 @@ class LogStore:
         return deleted
 
     @staticmethod
+    def delete_of_jobs(tx, job_ids, batch=DELETE_BATCH):
+        """Delete about ``batch`` chunks at most of the jobs ``job_ids`` (at most
+        ``jobstore.MAX_IDS_PER_STATEMENT``), in their order: the whole logs that fit, in one
+        statement, else part of the first one (``delete_some``). Returns the ids whose chunks
+        may not all be gone yet, in order."""
+        Chunk = models.Chunk
+        counts = dict(Chunk.select(Chunk.job, peewee.fn.COUNT(Chunk.first_seq))
+                      .where(Chunk.job.in_(job_ids)).group_by(Chunk.job).tuples())
+        whole, budget = [], batch
+        for job_id in job_ids:
+            if counts.get(job_id, 0) > budget:
+                break
+            whole.append(job_id)
+            budget -= counts.get(job_id, 0)
+        if not whole:  # the first one has more than a batch: part of it now, the rest later
+            LogStore.delete_some(tx, job_ids[0], batch)
+            return list(job_ids)
+        with_chunks = [job_id for job_id in whole if counts.get(job_id)]
+        if with_chunks:
+            Chunk.delete().where(Chunk.job.in_(with_chunks)).execute()
+        return list(job_ids[len(whole):])
+
+    @staticmethod
     def jobs_with_orphaned_entries(limit=100):
         """Ids of jobs whose row is gone but some of whose chunks are left (a deletion that a
         crash cut short)."""
