@@ -42,13 +42,16 @@ class ScheduleService:
 
         def read():
             rows, total = schedulestore.page(offset, limit)
-            return schedulestore.read_dicts(rows), total
+            return schedulestore.read_dicts([row.id for row in rows]), total
         return await self.storage.read(read)
 
     async def get_schedule(self, schedule_id):
-        [schedule] = await self.storage.read(
-            lambda: schedulestore.read_dicts([schedulestore.get(schedule_id)]))
-        return schedule
+        def read():
+            schedules = schedulestore.read_dicts([schedule_id])
+            if not schedules:
+                schedulestore.get(schedule_id)  # NotFound
+            return schedules[0]
+        return await self.storage.read(read)
 
     # --- changing ----------------------------------------------------------------------------
 

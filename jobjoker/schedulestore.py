@@ -69,10 +69,14 @@ def schedule_to_dict(row, runs, now=None):
             "runs": runs}
 
 
-def read_dicts(rows):
-    """Reader thread: the rows as dicts, their runs and next times with them."""
-    runs = runs_of([row.id for row in rows])
-    return [schedule_to_dict(row, runs[row.id]) for row in rows]
+def read_dicts(schedule_ids):
+    """Reader thread: the schedules as dicts (those that still exist, in the order given), with
+    their runs and next times. The runs are read first: a firing that commits in between
+    makes the schedule's row newer than its runs, never older (its ``next_run`` is always
+    after its newest run)."""
+    runs = runs_of(schedule_ids)
+    rows = {row.id: row for row in Schedule.select().where(Schedule.id.in_(schedule_ids))}
+    return [schedule_to_dict(rows[i], runs[i]) for i in schedule_ids if i in rows]
 
 
 def insert(tx, values):
