@@ -104,6 +104,8 @@ def queued_jobs(limit=None):
 def _owed(slots):
     """Let every queued job take the slots owed to it (in queue order); returns them."""
     owed = []
+    if slots.full():  # the usual case with a queue: no slot, so no need to read it
+        return owed
     for job in queued_jobs():
         if slots.full():
             break

@@ -280,11 +280,6 @@ class JobService(JobStarts):
         return await asyncio.get_running_loop().run_in_executor(
             None, lambda: {name: codestore.read_worker(name, path) for name, path in paths})
 
-    @staticmethod
-    def _code_hash(sources, worker):
-        source = (sources or {}).get(worker)
-        return None if source is None else source.hash
-
     async def rerun_job(self, job_id, body, actor=None):
         """A new job of the worker of job ``job_id``, linked to it (``rerun_of``), created
         through ``submit_job`` from the old parameters with ``body``'s merged over them
