@@ -36,6 +36,7 @@ CASES = {
     "progress": "bench.case_progress",
     "queue": "bench.case_queue",
     "prune": "bench.case_prune",
+    "schedule": "bench.case_schedule",
 }
 
 

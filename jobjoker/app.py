@@ -47,6 +47,7 @@ from jobjoker.handlers import usage as usage_routes
 from jobjoker.handlers import users as user_routes
 from jobjoker.handlers import webhooks as webhook_routes
 from jobjoker.handlers import workers as workers_routes
+from jobjoker.handlers import schedules as schedule_routes
 from jobjoker.handlers import retries as retry_routes
 from jobjoker.events import EventHub
 from jobjoker.jobcode import CodeService
@@ -58,6 +59,9 @@ from jobjoker.metrics import Metrics
 from jobjoker.nodes import NodeLease
 from jobjoker.openapi import openapi_document
 from jobjoker.procman import ProcessManager
+from jobjoker.schedulefire import ScheduleFirer
+from jobjoker.scheduler import Scheduler
+from jobjoker.schedules import ScheduleService
 from jobjoker.pruner import Pruner
 from jobjoker.retention import Policy
 from jobjoker.secretkeeper import SecretKeeper
@@ -79,7 +83,7 @@ GIL_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 # and a line here.
 HANDLER_MODULES = [health_routes, page_routes, workers_routes, jobs_routes, stream_routes,
                    code_routes, session_routes, user_routes, token_routes, audit_routes,
-                   metrics_routes, usage_routes]
+                   metrics_routes, usage_routes, schedule_routes]
 HANDLER_MODULES += [webhook_routes]
 HANDLER_MODULES.append(retry_routes)
 
@@ -175,6 +179,7 @@ class JobJokerServer:
         self.loop_monitor = None
         self.credential_watch = None
         self.metrics = Metrics()
+        self.scheduler = None
         self.webhook_sender = None
         self.pruner = None  # retention's periodic prune (jobjoker.pruner)
 
@@ -232,6 +237,10 @@ class JobJokerServer:
         await storage.transaction(lambda tx: admission.store_cap(config.max_active_jobs))
         jobs.clock = self.clock = Clock(jobs, storage, hub).start()
         self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
+        firer = ScheduleFirer(storage, jobs, audit, self.secret_box)
+        schedules = ScheduleService(config, storage, jobs, audit, self.secret_box, firer)
+        self.scheduler = Scheduler(storage, firer).start()
+        schedules.on_change = self.scheduler.wake
         self.pruner = Pruner(storage, logstore, config.jobs_dir, Policy.of(config),
                              config.prune_interval, audit, self.metrics).start()
         self.app = make_app(config, {
@@ -243,7 +252,8 @@ class JobJokerServer:
             "credential_watch": self.credential_watch,
             "audit": audit, "logstore": logstore, "hub": hub, "storage": storage,
             "webhooks": webhooks,
-            "metrics": self.metrics, "usage": self.processes.usage}, self.health)
+            "metrics": self.metrics, "usage": self.processes.usage,
+            "schedules": schedules}, self.health)
         self.metrics.watch(storage, jobstore.count_by_status, self.supervisors,
                            lambda: len(self.app.settings["open_streams"]))
         self.credential_watch.start()
@@ -387,6 +397,8 @@ class JobJokerServer:
                 stream.close(1001, "server stopping: reconnect with your offsets")
             await self.app.settings["credential_watch"].stop()
             await self.app.settings["audit"].flush()  # repeated failures counted so far
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if getattr(self, "clock", None) is not None:
             await self.clock.close()
         if self.processes is not None:

@@ -13,7 +13,7 @@ memory: a crash loses at most the last window's.
 Actions are short dotted words: ``job.create``, ``job.start``, ``job.stop``, ``job.kill``,
 ``job.pause``, ``job.resume``, ``job.timeout`` (the server's, actor null), ``job.delete``, ``worker.save``, ``worker.delete``, ``login.ok``, ``login.failed``, ``logout``,
 ``user.create``, ``user.update``, ``user.delete``, ``user.password``, ``token.create``,
-``token.revoke``.
+``token.revoke``, and the schedules' (``jobjoker.schedules``, ``jobjoker.schedulefire``).
 """
 import asyncio
 import dataclasses

@@ -22,6 +22,7 @@ from jobjoker.cli_actions import EXIT_AUTH, EXIT_BROKEN_PIPE, EXIT_CODES_HELP, E
     tokens_ls, tokens_revoke, users_able, users_add, users_ls, users_passwd, users_rm, \
     users_role, workers_ls, workers_pull, workers_push, workers_rm, workers_show
 from jobjoker.cli_code import code_command, rerun_command, workers_versions
+from jobjoker.cli_schedules import add_schedule_commands
 from jobjoker.cli_retries import add_retry_commands, add_retry_options
 from jobjoker.cli_output import fail
 from jobjoker.cli_waiting import parse_at
@@ -194,6 +195,7 @@ def add_client_commands(parser, commands):
                           "result (self.result()) as JSON on stdout (nothing when it has none) "
                           "and exit 0 only if it ends done: run W --wait | jq")
     add_code_commands(commands, command)
+    add_schedule_commands(command_group, command, add_parameter_options, finite_float)
     add_webhook_commands(commands, command)
     add_retry_commands(commands, command)
 

@@ -308,6 +308,46 @@ class Client(WebhooksClient, Transport):
         return self._data("GET", "/audit", offset=offset, limit=limit, actor=actor,
                           action=action)
 
+    # --- schedules -----------------------------------------------------------------------------
+
+    def schedules(self, offset=0, limit=50):
+        """Schedules oldest first, each with ``next_runs`` (its next five times) and ``runs``
+        (its last runs: ``outcome``, ``job``, ``job_status``, ``detail``)."""
+        return self._data("GET", "/schedules", offset=offset, limit=limit)
+
+    def schedule(self, schedule_id):
+        """One schedule."""
+        return self._item("GET", "/schedules/" + quote(schedule_id))
+
+    def create_schedule(self, worker, cron, timezone="UTC", parameters=None, **fields):
+        """Create a schedule of ``worker`` at the times of ``cron`` (five fields, an
+        ``@daily``-style name, or six with seconds last) in the IANA ``timezone``; ``fields``:
+        ``name``, ``timeout``, ``missed`` (``skip``/``run_once``), ``overlap``
+        (``skip``/``queue``/``allow``). ``BadRequestError`` naming the field when refused."""
+        body = dict(fields, worker=worker, cron=cron, timezone=timezone,
+                    parameters=parameters)
+        return self._item("POST", "/schedules", json.dumps(body).encode("utf-8"),
+                          "application/json")
+
+    def update_schedule(self, schedule_id, **fields):
+        """Change the fields given (``cron``, ``timezone``, ``parameters``, ...); the schedule."""
+        return self._item("PATCH", "/schedules/" + quote(schedule_id),
+                          json.dumps(fields).encode("utf-8"), "application/json")
+
+    def delete_schedule(self, schedule_id):
+        """Delete a schedule (its jobs stay); the schedule as it was."""
+        return self._item("DELETE", "/schedules/" + quote(schedule_id))
+
+    def pause_schedule(self, schedule_id):
+        return self._item("POST", "/schedules/%s/pause" % quote(schedule_id))
+
+    def resume_schedule(self, schedule_id):
+        return self._item("POST", "/schedules/%s/resume" % quote(schedule_id))
+
+    def run_schedule(self, schedule_id):
+        """Fire a schedule once now; the schedule, its newest run (``runs[0]``) this one."""
+        return self._item("POST", "/schedules/%s/run" % quote(schedule_id))
+
     def run(self, worker, parameters=None, follow=True, timeout=None, start_at=None,
             retry=None):
         """Create and start a job (``timeout``: its time limit in seconds; ``start_at``: when,

@@ -80,6 +80,7 @@ def openapi_document(routes, config=Config):
             {"name": "users", "description": "Accounts, roles and passwords."},
             {"name": "tokens", "description": "API tokens for scripts."},
             {"name": "audit", "description": "Who did what."},
+            {"name": "schedules", "description": "Jobs run at cron times."},
             {"name": "webhooks", "description": "URLs told of job ends, and their deliveries."},
             {"name": "server", "description": "Health, the admin page, this document."},
         ],

@@ -9,6 +9,7 @@ and ``openapi_paths`` add them to theirs.
 from jobjoker.codestore import KEEP_NEWEST
 from jobjoker.openapi_components import (TIMESTAMP, retry_body, WORKER_NAME, envelope, header, nullable,
                                          ref, strict_object)
+from jobjoker.worker_settings import MAX_TIMEOUT
 
 HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$",
         "description": "The hex SHA-256 of the source's bytes (a job's `code_hash`)."}
@@ -62,6 +63,7 @@ def code_schemas():
                                         "description": "Merged over the old job's parameters; "
                                                        "secret ones must be given again."}),
                 "timeout": nullable({"type": "number", "exclusiveMinimum": True, "minimum": 0,
+                                     "maximum": MAX_TIMEOUT,
                                      "description": "Its time limit in seconds; the old "
                                                     "job's unless given."}),
                 "start": {"type": "boolean", "default": True,

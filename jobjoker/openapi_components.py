@@ -362,7 +362,10 @@ def item_schemas():
 AUDIT_ACTIONS = ("A dotted word: job.create, job.start, job.stop, job.kill, job.pause, "
                  "job.resume, job.timeout (by the server: actor null), job.delete, "
                  "worker.save, worker.delete, login.ok, login.failed, logout, user.create, "
-                 "user.update, user.delete, user.password, token.create, token.revoke.")
+                 "user.update, user.delete, user.password, token.create, token.revoke, "
+                 "schedule.create, schedule.update, schedule.delete, schedule.pause, "
+                 "schedule.resume, schedule.run (a run-now), schedule.fire (by the server: "
+                 "actor null).")
 
 
 def token_properties():
@@ -554,6 +557,8 @@ def schemas(config):
     }
     from jobjoker.openapi_code import code_schemas  # it builds on this module's helpers
     result.update(code_schemas())
+    from jobjoker.openapi_schedules import schedule_schemas  # as code_schemas
+    result.update(schedule_schemas())
     from jobjoker.openapi_webhooks import webhook_schemas
     result.update(webhook_schemas())
     from jobjoker.openapi_retries import retry_schemas

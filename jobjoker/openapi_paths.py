@@ -11,6 +11,7 @@ from jobjoker.handlers.streams import ORIGIN_PATTERN
 from jobjoker.openapi_code import code_paths
 from jobjoker.openapi_retries import retry_paths
 from jobjoker.openapi_components import ERROR_RESPONSES, header, ref
+from jobjoker.openapi_schedules import schedule_paths
 from jobjoker.openapi_webhooks import webhook_paths
 
 
@@ -20,6 +21,7 @@ def paths(config):
     return {**server_paths(), **worker_paths(), **job_paths(config), **session_paths(config),
             **user_paths(), **token_paths(), **audit_paths(),
             **job_ids_conflict(code_paths(operation, json_reply)),
+            **schedule_paths(operation, json_reply),
             **webhook_paths(operation, json_reply),
             **job_ids_conflict(retry_paths(operation, json_reply))}
 

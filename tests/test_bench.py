@@ -18,7 +18,7 @@ from bench.harness import latency_summary
 from tests.support import ROOT, unavailable
 
 CASES = {"start", "throughput", "logs", "fanout", "reads", "memory", "load", "abuse", "search",
-         "progress", "usage", "queue", "prune"}
+         "progress", "usage", "queue", "prune", "schedule"}
 REDIS_BASELINES = {"start": ["RQ"], "throughput": ["RQ", "Celery"]}
 
 

@@ -728,6 +728,8 @@ def test_a_viewer_sees_no_admin_tabs_nor_run_buttons_and_a_forced_command_is_ref
         page.keyboard.press("End")
         expect(page.locator("#tab-account")).to_be_focused()
         page.keyboard.press("ArrowLeft")
+        expect(page.locator("#tab-schedules")).to_have_attribute("aria-selected", "true")
+        page.keyboard.press("ArrowLeft")
         expect(page.locator("#tab-workers")).to_have_attribute("aria-selected", "true")
         expect(page.get_by_role("button", name="Code of Echo")).to_be_visible()
         expect(page.get_by_role("button", name="Delete Echo")).to_be_hidden()

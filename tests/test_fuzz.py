@@ -92,13 +92,15 @@ def fuzz_config():
         # time; test_security.py already checks that every route refuses those.
         "checks": {"ignored_auth": {"enabled": False}},
         # Valid by the schema is not always valid: worker code must parse, a job's parameters
-        # must fit what its worker declares (documented 422s no schema can express).
+        # must fit what its worker declares (documented 422s no schema can express), a
+        # schedule's cron and time zone must parse (documented 400s).
         # And PUT /jobs/{id}/pid is always refused (405), by design. A webhook's scope_value
         # must agree with its scope (null for server, a worker's name for worker): a rule
         # between two fields, documented, that the schema does not express.
         "operations": [{"include-operation-id": ["saveWorker", "createJob", "createJobs",
                                                  "setJobPid", "createWebhook",
-                                                 "changeWebhook"],
+                                                 "changeWebhook", "createSchedule",
+                                                 "updateSchedule"],
                         "checks": {"positive_data_acceptance": {"enabled": False}}}],
     })
 

@@ -565,6 +565,29 @@ async def exercise_audit(expect, operator):
     await expect(403, "GET", "/audit", auth=operator)
 
 
+async def exercise_schedules(expect, wait_for_status):
+    """Every schedule operation, a run-now that makes a job and one that fails, bad input."""
+    created = await expect(201, "POST", "/schedules", {
+        "worker": "TestWorker", "cron": "0 3 * * *", "timezone": "Europe/Berlin",
+        "parameters": {"count": 1, "sleep": 0}})
+    path = "/schedules/%s" % created.data[0]["id"]
+    await expect(400, "POST", "/schedules", {"worker": "TestWorker", "cron": "61 * * * *"})
+    await expect(200, "GET", "/schedules?offset=0&limit=10")
+    await expect(200, "PATCH", path, {"cron": "@hourly", "missed": "run_once"})
+    await expect(400, "PATCH", path, {"timezone": "Mars/Olympus"})
+    ran = await expect(201, "POST", path + "/run")
+    await wait_for_status(ran.data[0]["runs"][0]["job"])
+    await expect(200, "GET", path)
+    await expect(200, "POST", path + "/pause")
+    await expect(409, "POST", path + "/pause")
+    await expect(200, "POST", path + "/resume")
+    gone = await expect(201, "POST", "/schedules", {"worker": "Foobar", "cron": "@daily"})
+    await expect(200, "DELETE", "/workers/Foobar")
+    await expect(200, "POST", "/schedules/%s/run" % gone.data[0]["id"])
+    await expect(200, "DELETE", path)
+    await expect(404, "GET", path)
+
+
 @pytest.mark.gen_test(timeout=120)
 async def test_real_replies_match_the_document(checked_api, document, wait_for_status):
     call = checked_api
@@ -724,6 +747,7 @@ async def test_real_replies_match_the_document(checked_api, document, wait_for_s
     operator = await exercise_users(expect)
     await exercise_tokens(expect, operator)
     await exercise_audit(expect, operator)
+    await exercise_schedules(expect, wait_for_status)
     await exercise_webhooks(expect)
     await expect(200, "DELETE", "/users/ann")
     await expect(404, "DELETE", "/users/ann")

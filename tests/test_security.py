@@ -20,7 +20,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def template(pattern):
-    names = iter(["{id}" if pattern.startswith(("/jobs", "/tokens")) else "{name}",
+    names = iter(["{id}" if pattern.startswith(("/jobs", "/tokens", "/schedules")) else "{name}",
                   "{hash}" if "/versions/" in pattern else "{stream}"])
     return re.sub(r"\([^)]*\)", lambda _: next(names), pattern)
 

@@ -16,6 +16,8 @@ const ACTIONS = ["job.create", "job.start", "job.stop", "job.kill", "job.pause",
   "job.timeout", "job.delete",
   "worker.save", "worker.delete", "login.ok", "login.failed", "logout", "user.create",
   "user.update", "user.delete", "user.password", "token.create", "token.revoke",
+  "schedule.create", "schedule.update", "schedule.delete", "schedule.pause", "schedule.resume",
+  "schedule.run", "schedule.fire",
   "webhook.create", "webhook.update", "webhook.rotate", "webhook.delete"];
 
 export class AuditTab {

@@ -5,7 +5,7 @@
 // store and the tabs' controllers, asks GET /session who is signed in (the role decides which
 // tabs and buttons show: roles.js), then routes the address's hash (#jobs, #jobs/ID,
 // #create-job, #create-job/WORKER, #workers, #create-worker, #account, #users, #audit,
-// #webhooks) to a
+// #schedules, #webhooks) to a
 // tab, and starts the clock that keeps running durations current.
 
 import {AccountTab} from "./account.js";
@@ -18,6 +18,7 @@ import {LiveEvents} from "./events.js";
 import {JobDetail} from "./jobdetail.js";
 import {JobsList} from "./jobs.js";
 import {allows, setRole} from "./roles.js";
+import {SchedulesTab} from "./schedules.js";
 import {Tabs} from "./tabs.js";
 import {UsersTab} from "./users.js";
 import {WebhooksTab} from "./webhooks.js";
@@ -83,6 +84,7 @@ function main() {
   const account = new AccountTab();
   const users = new UsersTab();
   const audit = new AuditTab();
+  const schedules = new SchedulesTab({workers});
   const webhooks = new WebhooksTab();
 
   const shown = {
@@ -97,6 +99,7 @@ function main() {
     account: () => { account.shown(); setHash("account"); },
     users: () => { users.shown(); setHash("users"); },
     audit: () => { audit.shown(); setHash("audit"); },
+    schedules: () => { schedules.shown(); setHash("schedules"); },
     webhooks: () => { webhooks.shown(); setHash("webhooks"); },
   };
   tabs = new Tabs($("#tablist"), {onShow: (name) => shown[name](),

@@ -2,7 +2,7 @@
 //
 // Contract: new Tabs(tablist, {onShow, isAvailable}) wires the role="tab" buttons inside
 // `tablist` to the panels their aria-controls name; each tab's data-tab is its name (jobs,
-// create-job, workers, create-worker, account, users, audit). Click, Enter or Space selects;
+// create-job, workers, create-worker, schedules, account, users, audit). Click, Enter or Space selects;
 // Left/Right, Home and End move between tabs and select (automatic activation, as in the
 // WAI-ARIA tabs pattern); only the selected tab is in the Tab order (roving tabindex), so Tab
 // goes on into the panel. show(name) selects from code and calls onShow(name) so a panel can
