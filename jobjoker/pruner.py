@@ -4,8 +4,8 @@ Contract: ``await prune(storage, logstore, jobs_dir, policy, ...)`` deletes what
 ``jobjoker.retention`` says is due at one moment (``now``, fixed for the whole run): jobs in
 transactions of ``JOB_BATCH`` (then their entries and folders through ``jobremoval``), the other
 kinds ``ROW_BATCH`` rows at a time, then the code versions no job refers to any more. Every
-transaction is short, and the prune waits between two of them as long as the last one took
-(``YIELD_SHARE``; ``PAUSE`` at least), so requests and job output are written in between (a
+transaction is short, and the prune waits between two of them three times as long as the last
+one took (``YIELD_SHARE``; ``PAUSE`` at least), so requests and job output are written in between (a
 10-million-entry log goes ``logstore.DELETE_BATCH`` chunks at a time). It returns a ``Report`` (counts per kind, the first ``shown`` job ids) and,
 when something went, records one ``retention.prune`` audit entry saying how much. ``await
 plan(storage, policy, ...)`` is the same ``Report`` for what would go, changing nothing (the
@@ -30,11 +30,11 @@ from jobjoker.errors import DatabaseUnavailable, Unavailable
 
 log = logging.getLogger(__name__)
 
-JOB_BATCH = 100  # jobs deleted per transaction
+JOB_BATCH = 50  # jobs deleted per transaction
 JOB_PASS = 5000  # due jobs read at once; a run reads again until none is left
 ROW_BATCH = 1000  # rows of the other kinds deleted per transaction
 PAUSE = 0.002  # seconds the loop gives to others between two transactions, at least ...
-YIELD_SHARE = 1.0  # ... and this share of the time the last one took: at most half the writer's
+YIELD_SHARE = 3.0  # ... and this share of the time the last one took: at most a quarter of the writer's
 FIRST_DELAY = 60.0  # seconds after start before the first run: the start has work of its own
 SHOWN = 50  # job ids a report lists
 
