@@ -11,9 +11,12 @@ ones, at server stop), so a flood of bad credentials writes two rows a minute pe
 account, not one per request. The counts wait in
 memory: a crash loses at most the last window's.
 Actions are short dotted words: ``job.create``, ``job.start``, ``job.stop``, ``job.kill``,
-``job.pause``, ``job.resume``, ``job.timeout`` (the server's, actor null), ``job.delete``, ``worker.save``, ``worker.delete``, ``login.ok``, ``login.failed``, ``logout``,
+``job.pause``, ``job.resume``, ``job.timeout`` and ``job.retry`` (the server's, actor null),
+``job.delete``, ``worker.save``, ``worker.delete``, ``login.ok``, ``login.failed``, ``logout``,
 ``user.create``, ``user.update``, ``user.delete``, ``user.password``, ``token.create``,
-``token.revoke``, and the schedules' (``jobjoker.schedules``, ``jobjoker.schedulefire``).
+``token.revoke``, the schedules' (``jobjoker.schedules``, ``jobjoker.schedulefire``), the
+webhooks' (``webhook.create``, ``.update``, ``.delete``, ``.rotate``) and ``retention.prune``
+(the server's).
 """
 import asyncio
 import dataclasses

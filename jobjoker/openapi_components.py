@@ -365,7 +365,8 @@ AUDIT_ACTIONS = ("A dotted word: job.create, job.start, job.stop, job.kill, job.
                  "user.update, user.delete, user.password, token.create, token.revoke, "
                  "schedule.create, schedule.update, schedule.delete, schedule.pause, "
                  "schedule.resume, schedule.run (a run-now), schedule.fire (by the server: "
-                 "actor null).")
+                 "actor null), job.retry (by the server), webhook.create, webhook.update, "
+                 "webhook.delete, webhook.rotate, retention.prune (by the server).")
 
 
 def token_properties():
