@@ -1,9 +1,8 @@
 """``jobjoker prune [--dry-run]``: retention now, from the command line, on the server's data.
 
 Contract: ``run_prune(config, dry_run, shown)`` opens the database of ``config`` (the server's
-options: the same ``--config``, ``--data-dir`` or ``--database``, and the retention options
-``--keep-days``, ``--keep-per-worker``, ``--keep-audit-days``), refuses one whose schema is not
-this version's (the server migrates, this command never does), and runs ``pruner.plan`` (with
+options, ``jobjoker.offline``, with the retention options ``--keep-days``,
+``--keep-per-worker``, ``--keep-audit-days``), and runs ``pruner.plan`` (with
 ``dry_run``: nothing changes) or ``pruner.prune`` on a ``Storage`` of its own; it returns the
 ``Report``, or raises ``StartupError`` saying what to fix. It is safe while the server runs:
 every deletion is a short transaction of its own, a row the server deleted meanwhile is
@@ -12,15 +11,11 @@ skipped, and only finished jobs, whose processes and spools are gone, lose their
 """
 import asyncio
 
-from jobjoker import models, pruner
+from jobjoker import pruner
 from jobjoker.audit import AuditLog
-from jobjoker.database_url import redact_url
-from jobjoker.errors import StartupError
-from jobjoker.events import EventHub
 from jobjoker.logstore import LogStore
-from jobjoker.migrations import SCHEMA_VERSION, schema_version
+from jobjoker.offline import server_storage
 from jobjoker.retention import Policy
-from jobjoker.storage import Storage
 
 
 def run_prune(config, dry_run=False, shown=pruner.SHOWN):
@@ -29,37 +24,13 @@ def run_prune(config, dry_run=False, shown=pruner.SHOWN):
 
 
 async def _run(config, dry_run, shown):
-    url = config.database_url
-    try:
-        database = models.make_database(url)
-    except Exception as e:  # driver errors have no common base
-        raise StartupError("cannot open the database %s: %s" % (redact_url(url), e))
-    models.database.initialize(database)
-    storage = Storage(database, EventHub(), readers=1)
-    try:
-        try:
-            version = await storage.call(_schema_version, database)
-        except Exception as e:
-            raise StartupError("cannot open the database %s: %s" % (redact_url(url), e))
-        if version != SCHEMA_VERSION:
-            raise StartupError(
-                "the database %s has schema version %s, this version of JobJoker wants %s: "
-                "start this version's server once (it migrates the schema), then run this "
-                "again" % (redact_url(url), version, SCHEMA_VERSION))
+    async with server_storage(config) as storage:
         policy = Policy.of(config)
         if dry_run:
             return await pruner.plan(storage, policy, shown=shown)
         return await pruner.prune(storage, LogStore(config.max_log_bytes), config.jobs_dir,
                                   policy, audit=AuditLog(storage), shown=shown,
                                   by="jobjoker prune on the server's machine")
-    finally:
-        await storage.close()
-        models.database.initialize(None)
-
-
-def _schema_version(database):
-    database.connect(reuse_if_open=True)
-    return schema_version(database)  # None for a database without tables
 
 
 def describe(report, policy):
