@@ -80,8 +80,10 @@ def schedule_shown_jobs():
         shown.update(job for job, in Run.select(Run.job).where(Run.schedule == schedule)
                      .order_by(Run.scheduled_for.desc(), Run.id.desc())
                      .limit(models.RUNS_SHOWN).tuples() if job is not None)
+    # only a schedule that still exists shows its jobs: a deleted one's are ordinary jobs
     for schedule, in (Job.select(Job.schedule_id).distinct()
-                      .where(Job.schedule_id.is_null(False)).tuples()):
+                      .where(Job.schedule_id.in_(models.Schedule.select(models.Schedule.id)))
+                      .tuples()):
         shown.update(job for job, in Job.select(Job.id).where(Job.schedule_id == schedule)
                      .order_by(Job.id.desc()).limit(models.RUNS_SHOWN).tuples())
     return shown

@@ -98,19 +98,23 @@ async def test_nothing_goes_without_options(storage, tmp_path):
 @pytest.mark.gen_test(timeout=60)
 async def test_a_schedules_last_runs_are_spared(storage, tmp_path):
     """The jobs of a schedule's newest RUNS_SHOWN runs, and its newest RUNS_SHOWN jobs by
-    schedule_id, stay; older ones go."""
+    schedule_id, stay; older ones go. A deleted schedule's jobs are spared no more."""
     shown = models.RUNS_SHOWN
     by_run = await insert_jobs(storage, [job_row("s") for _ in range(shown + 2)])
     by_id = await insert_jobs(storage, [job_row("t", schedule_id="S2")
                                         for _ in range(shown + 2)])
+    orphans = await insert_jobs(storage, [job_row("t", schedule_id="S3") for _ in range(2)])
 
     def runs(tx):
+        models.Schedule.create(id="S2", worker="t", cron="@daily", timezone="UTC",
+                               missed="skip", overlap="allow", owner="admin", created=OLD)
         for i, job_id in enumerate(by_run):  # the first ones are the oldest runs
             models.ScheduleRun.create(schedule="S1", scheduled_for=OLD + i, fired=OLD + i,
                                       job=job_id, outcome="started")
     await storage.transaction(runs)
     await prune(storage, tmp_path, Policy(keep_days=1))
     assert remaining_ids() == set(by_run[2:]) | set(by_id[2:])
+    assert not set(orphans) & remaining_ids()  # S3 was deleted: its jobs are old jobs
 
 
 @pytest.mark.gen_test(timeout=60)
