@@ -233,16 +233,8 @@ class JobJokerServer:
         self.secret_keeper = SecretKeeper(self.secret_box, storage, hub,
                                           config.secret_retention)
         await self.secret_keeper.start()
-        # scheduled and queued jobs (jobjoker.clock), under the cap stored for every server
-        await storage.transaction(lambda tx: admission.store_cap(config.max_active_jobs))
-        jobs.clock = self.clock = Clock(jobs, storage, hub).start()
+        schedules = await self._start_flow(jobs, audit, logstore)
         self._sweeper = asyncio.ensure_future(self._remove_orphaned_entries(logstore))
-        firer = ScheduleFirer(storage, jobs, audit, self.secret_box)
-        schedules = ScheduleService(config, storage, jobs, audit, self.secret_box, firer)
-        self.scheduler = Scheduler(storage, firer).start()
-        schedules.on_change = self.scheduler.wake
-        self.pruner = Pruner(storage, logstore, config.jobs_dir, Policy.of(config),
-                             config.prune_interval, audit, self.metrics).start()
         self.app = make_app(config, {
             "jobs": jobs, "workers": WorkerService(storage, workers, audit),
             "code": CodeService(config, storage, workers),
@@ -260,6 +252,21 @@ class JobJokerServer:
         if listen:
             self._listen()
         return self
+
+    async def _start_flow(self, jobs, audit, logstore):
+        """Start what runs jobs without a request: the clock of scheduled and queued jobs
+        (under the cap stored for every server), the scheduler and the periodic prune;
+        returns the schedules' service."""
+        config, storage = self.config, self.storage
+        await storage.transaction(lambda tx: admission.store_cap(config.max_active_jobs))
+        jobs.clock = self.clock = Clock(jobs, storage, self.hub).start()
+        firer = ScheduleFirer(storage, jobs, audit, self.secret_box)
+        schedules = ScheduleService(config, storage, jobs, audit, self.secret_box, firer)
+        self.scheduler = Scheduler(storage, firer).start()
+        schedules.on_change = self.scheduler.wake
+        self.pruner = Pruner(storage, logstore, config.jobs_dir, Policy.of(config),
+                             config.prune_interval, audit, self.metrics).start()
+        return schedules
 
     def _take_data_dir(self):
         """Make the data dir's folders ours alone, lock it, and load the secret key."""
