@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from jobjoker import accounts, jobspec, models, rerun
+from jobjoker import accounts, jobspec, models, rerun, schedulespec, webhooks
 from jobjoker.app import routes
 from jobjoker.bodies import check_keys, did_you_mean
 from jobjoker.errors import BadRequest
@@ -24,16 +24,17 @@ REFUSALS = {
     "create a job": (
         "POST", "/jobs", {"worker": "Foobar", "params": {"count": 3}, "strat": True},
         ["unknown keys 'params' (did you mean 'parameters'?) and 'strat' (did you mean "
-         "'start'?)", "takes worker, parameters, start and timeout"]),
+         "'start'?)", "takes worker, parameters, start, timeout, start_at, retries"]),
     "create a batch": (
         "POST", "/jobs/batch", {"jobs": [{"worker": "Foobar"}], "strat": True},
-        ["unknown key 'strat' (did you mean 'start'?)", "takes jobs, start and timeout"]),
+        ["unknown key 'strat' (did you mean 'start'?)", "takes jobs, start, timeout, start_at"]),
     "a job of a batch": (
         "POST", "/jobs/batch", {"jobs": [{"worker": "Foobar", "params": {}}]},
         ["jobs[0]: unknown key 'params' (did you mean 'parameters'?)"]),
     "run a job again": (
         "POST", "/jobs/{id}/rerun", {"parameters": {}, "strat": False},
-        ["unknown key 'strat' (did you mean 'start'?)", "takes parameters, timeout and start"]),
+        ["unknown key 'strat' (did you mean 'start'?)", "takes parameters, timeout, start, "
+         "retries"]),
     "command a job": (
         "PUT", "/jobs/{id}/status", {"status": "start", "force": True},
         ["unknown key 'force'", "takes status"]),
@@ -49,6 +50,19 @@ REFUSALS = {
     "create a token": (
         "POST", "/tokens", {"name": "nightly", "expires": 60},
         ["unknown key 'expires' (did you mean 'expires_in'?)"]),
+    "create a schedule": (
+        "POST", "/schedules", {"worker": "Foobar", "cron": "@daily", "timezone": "UTC",
+                               "overlp": "skip"},
+        ["unknown key 'overlp' (did you mean 'overlap'?)"]),
+    "change a schedule": (
+        "PATCH", "/schedules/{id}", {"crom": "@hourly"},
+        ["unknown key 'crom' (did you mean 'cron'?)"]),
+    "create a webhook": (
+        "POST", "/webhooks", {"url": "http://127.0.0.1:9/hook", "statusses": ["error"]},
+        ["unknown key 'statusses' (did you mean 'statuses'?)"]),
+    "change a webhook": (
+        "PATCH", "/webhooks/{id}", {"enabeld": False},
+        ["unknown key 'enabeld' (did you mean 'enabled'?)"]),
     "sign in": (
         "POST", "/session", {"username": "admin", "password": PASSWORD, "remember": True},
         ["unknown key 'remember'", "takes username and password"]),
@@ -59,7 +73,9 @@ SCHEMA_KEYS = {
     "JobCreate": jobspec.JOB_KEYS, "JobBatch": jobspec.BATCH_KEYS, "Login": accounts.LOGIN_KEYS,
     "UserCreate": accounts.USER_KEYS, "UserUpdate": accounts.USER_UPDATE_KEYS,
     "PasswordChange": accounts.PASSWORD_KEYS, "TokenCreate": accounts.TOKEN_KEYS,
-    "JobRerun": rerun.RERUN_KEYS,
+    "JobRerun": rerun.RERUN_KEYS, "ScheduleCreate": schedulespec.SCHEDULE_KEYS,
+    "ScheduleChange": schedulespec.SCHEDULE_KEYS, "WebhookCreate": webhooks.FIELDS,
+    "WebhookChange": webhooks.FIELDS,
 }
 
 
@@ -67,7 +83,7 @@ def everything():
     """Every row of every table a request could change, to compare before and after."""
     return {model.__name__: sorted(map(repr, model.select().tuples()))
             for model in (models.Job, models.User, models.Token, models.Session,
-                          models.AuditEntry)}
+                          models.AuditEntry, models.Schedule, models.Webhook)}
 
 
 def json_operations(document):
