@@ -22,7 +22,7 @@ import math
 import time
 
 from jobjoker import admission, jobstore, models
-from jobjoker.errors import BadRequest
+from jobjoker.errors import BadRequest, DatabaseUnavailable
 from jobjoker.events import CHANGES
 from jobjoker.states import JobStatus
 
@@ -143,6 +143,8 @@ class Clock:
                 self._next = await self.run_once()
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnavailable:  # an outage, logged once by the storage
+                self._next = None
             except Exception:
                 log.exception("starting scheduled and queued jobs failed; trying again")
                 self._next = None

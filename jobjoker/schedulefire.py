@@ -23,7 +23,7 @@ import logging
 from jobjoker import admission, models, roles, schedulestore
 from jobjoker.schedulespec import iso_time
 from jobjoker.audit import SERVER, Actor
-from jobjoker.errors import Conflict, JobJokerError
+from jobjoker.errors import Conflict, DatabaseUnavailable, JobJokerError
 from jobjoker.states import JobStatus
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ class ScheduleFirer:
             return problem, None if problem else self.secrets.open(schedule.secret_parameters)
         try:
             owner_problem, secrets = await self.storage.read(read)
+        except DatabaseUnavailable:  # an outage: nothing is recorded, the time fires later
+            raise
         except JobJokerError as e:  # the secrets cannot be opened: a failed run
             owner_problem, secrets, failure = None, {}, e.message
         else:

@@ -17,6 +17,7 @@ import logging
 import time
 
 from jobjoker import schedulestore, schedulespec
+from jobjoker.errors import DatabaseUnavailable
 from jobjoker.schedulespec import iso_time
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class Scheduler:
                 delay = await self._fire_due()
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnavailable:  # an outage, logged once by the storage
+                delay = self.check_seconds
             except Exception:
                 log.exception("schedules: checking for due schedules failed; trying again in "
                               "%g s", self.check_seconds)
@@ -109,6 +112,8 @@ class Scheduler:
             else:
                 await self.firer.fire(schedule, scheduled_for, next_time,
                                       note="run once for " + detail + " (missed: run_once)")
+        except DatabaseUnavailable:  # an outage, logged once by the storage: fired later
+            return False
         except Exception:
             log.exception("schedule %s: firing its time %s failed", schedule.id,
                           iso_time(scheduled_for))

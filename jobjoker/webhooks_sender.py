@@ -37,7 +37,7 @@ import peewee
 import tornado.httpclient
 
 from jobjoker import __version__, models
-from jobjoker.errors import JobJokerError
+from jobjoker.errors import DatabaseUnavailable, JobJokerError
 from jobjoker.storage import detached
 from jobjoker.webhooks import JOB_EVENT, TEST_EVENT
 
@@ -188,7 +188,9 @@ class WebhookSender:
             self._wakeup.clear()
             try:
                 wait = await self._send_due()
-            except (JobJokerError, peewee.PeeweeException) as e:  # the database is away
+            except DatabaseUnavailable:  # an outage, logged once by the storage
+                wait = POLL_SECONDS
+            except (JobJokerError, peewee.PeeweeException) as e:  # the database refused
                 log.warning("webhook deliveries wait for the database: %s", e)
                 wait = POLL_SECONDS
             except Exception:
