@@ -55,12 +55,6 @@ def parse_start_at(value):
     return when
 
 
-def rfc3339(when):
-    """Epoch seconds as the RFC 3339 UTC time messages show."""
-    return datetime.datetime.fromtimestamp(when, datetime.timezone.utc).isoformat(
-        timespec="seconds").replace("+00:00", "Z")
-
-
 def _due_and_next(now):
     """Reader: whether any job waits for this pass (scheduled and due, or queued), and the
     earliest start_at of the scheduled jobs not yet due (None: none)."""
@@ -82,7 +76,7 @@ def due_jobs(now):
     Job = models.Job
     query = (Job.select().where(Job.status == JobStatus.SCHEDULED.value, Job.start_at <= now)
              .order_by(Job.start_at, Job.id).limit(DUE_PER_PASS))
-    return [jobstore._row(values) for values in query.tuples()]
+    return jobstore.rows(query)
 
 
 class Clock:

@@ -14,10 +14,11 @@ to the job dicts a reply shows (events carry none: a place changes with every ot
 import collections
 import time
 
-from jobjoker import admission, clock, codestore, jobstore
+from jobjoker import admission, codestore, jobstore
 from jobjoker.errors import InvalidTransition, JobJokerError, NotFound, Unavailable
 from jobjoker.jobstore import job_to_dict
 from jobjoker.states import ACTIONS, WAITING_STATES, JobStatus, describe
+from jobjoker.timefmt import rfc3339
 
 # what may move to active through admission (a paused job resumes elsewhere: jobcontrol)
 STARTABLE = (JobStatus.IDLE, JobStatus.SCHEDULED, JobStatus.QUEUED)
@@ -83,7 +84,7 @@ class JobStarts:
     def _how_started(job):
         """How a job that was to start did: started, scheduled for its time, or queued."""
         if job.status == JobStatus.SCHEDULED.value:
-            return "; it is scheduled to start at %s" % clock.rfc3339(job.start_at)
+            return "; it is scheduled to start at %s" % rfc3339(job.start_at)
         if job.status == JobStatus.QUEUED.value:
             return (" and queued: a concurrency cap is full; it starts when a slot frees "
                     "(its place in the queue: queue_position)")

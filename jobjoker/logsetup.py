@@ -17,11 +17,12 @@ of a query parameter with a secret-looking name (``SECRET_WORDS``) and the passw
 (``scheme://user:password@``) become ``***``, so whatever a client puts in a URL or a driver
 puts in a message, the log holds no password or token from it.
 """
-import datetime
 import json
 import logging
 import os
 import re
+
+from jobjoker.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("tornado.access")
@@ -63,8 +64,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record):
         entry = {
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
-            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": rfc3339(record.created, "milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": redact(record.getMessage()),

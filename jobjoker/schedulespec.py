@@ -24,6 +24,7 @@ from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, 
 
 from jobjoker.errors import BadRequest
 from jobjoker.jobspec import check_timeout
+from jobjoker.timefmt import rfc3339
 
 SCHEDULE_KEYS = ("name", "worker", "parameters", "timeout", "cron", "timezone", "missed",
                  "overlap")
@@ -150,6 +151,6 @@ def next_run(cron, timezone, after=None):
 
 
 def iso_time(epoch):
-    """An epoch time as the messages and audit entries of schedules write it (UTC)."""
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat(
-        timespec="milliseconds").replace("+00:00", "Z")
+    """An epoch time as the messages and audit entries of schedules write it (UTC, to the
+    millisecond: a seconds field may fire within a second)."""
+    return rfc3339(epoch, "milliseconds")
