@@ -25,10 +25,9 @@ import time
 import peewee
 
 from jobjoker import jobstore, models
-from jobjoker.states import ACTIONS, RUNNING_STATES, JobStatus
+from jobjoker.states import ACTIONS, JobStatus
 
 SETTING = "max_active_jobs"
-RUNNING = sorted(status.value for status in RUNNING_STATES)
 Job = models.Job
 
 
@@ -67,15 +66,15 @@ class Slots:
     def __init__(self, worker_cap):
         self.cap = server_cap()
         self.worker_cap = worker_cap
-        self.total = Job.select().where(Job.status.in_(RUNNING)).count()
         self.by_worker = collections.Counter(dict(
-            Job.select(Job.worker, peewee.fn.COUNT(Job.id)).where(Job.status.in_(RUNNING))
+            Job.select(Job.worker, peewee.fn.COUNT(Job.id)).where(Job.status.in_(jobstore.RUNNING))
             .group_by(Job.worker).tuples()))
+        self.total = sum(self.by_worker.values())  # every running job is some worker's
         self.queue_schedules = {schedule_id for schedule_id, in models.Schedule.select(
             models.Schedule.id).where(models.Schedule.overlap == "queue").tuples()}
         self.by_schedule = collections.Counter(dict(
             Job.select(Job.schedule_id, peewee.fn.COUNT(Job.id)).where(
-                Job.status.in_(RUNNING), Job.schedule_id.in_(list(self.queue_schedules)))
+                Job.status.in_(jobstore.RUNNING), Job.schedule_id.in_(list(self.queue_schedules)))
             .group_by(Job.schedule_id).tuples())) if self.queue_schedules else {}
 
     def full(self):
@@ -95,10 +94,10 @@ class Slots:
         return True
 
 
-def queued_jobs(limit=None):
+def queued_jobs():
     """The queued jobs in queue order, ``(queued, id)``."""
-    query = Job.select().where(Job.status == JobStatus.QUEUED.value).order_by(Job.queued, Job.id)
-    return [jobstore._row(values) for values in (query.limit(limit) if limit else query).tuples()]
+    return jobstore.rows(Job.select().where(Job.status == JobStatus.QUEUED.value)
+                         .order_by(Job.queued, Job.id))
 
 
 def _owed(slots):

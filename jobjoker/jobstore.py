@@ -140,6 +140,11 @@ def announce(tx, action, job):
 
 # --- reading -------------------------------------------------------------------------------------
 
+def rows(query):
+    """The ``JobRow``s of ``query``, a select of whole jobs (``Job.select()...``)."""
+    return [_row(values) for values in query.tuples()]
+
+
 def _row(values):
     return JobRow(*[value if value is None else field.python_value(value)
                     for field, value in zip(FIELDS, values)])
@@ -241,8 +246,7 @@ def count_by_code_hash(worker, hashes):
 
 def active_on_node(node):
     """Every job of ``node`` whose process runs (active or paused)."""
-    query = Job.select().where(Job.status.in_(RUNNING), Job.node == node)
-    return [_row(values) for values in query.tuples()]
+    return rows(Job.select().where(Job.status.in_(RUNNING), Job.node == node))
 
 
 def an_active_job_of(worker):
@@ -428,9 +432,8 @@ def secrets_needed(job, now, retention):
 
 def with_secrets(after_id, limit):
     """Up to ``limit`` jobs holding secret values, by id after ``after_id`` ("" first)."""
-    query = (Job.select().where(Job.secret_parameters.is_null(False), Job.id > after_id)
-             .order_by(Job.id).limit(limit))
-    return [_row(values) for values in query.tuples()]
+    return rows(Job.select().where(Job.secret_parameters.is_null(False), Job.id > after_id)
+                .order_by(Job.id).limit(limit))
 
 
 def set_secrets(tx, job_id, stored, was):
