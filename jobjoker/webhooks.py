@@ -22,6 +22,7 @@ import urllib.parse
 
 from jobjoker import models, results
 from jobjoker.errors import BadRequest, NotFound
+from jobjoker.jobstore import job_to_dict
 from jobjoker.states import FINAL_STATES, describe
 from jobjoker.statements import execute, param
 from jobjoker.workers import NAME_PATTERN, NAME_RULE
@@ -139,9 +140,8 @@ def job_event(job, result):
     None), as compact JSON text: signed and sent byte for byte as stored. At most
     ``MAX_BODY_BYTES``: past it the result, then the parameters, are left out (null, and named
     in ``omitted``), and the error is cut short."""
-    duration = round(job.stoptime - job.starttime, 3) if job.starttime and job.stoptime else None
-    shown = {key: getattr(job, key, None) for key in JOB_KEYS}
-    shown.update(duration=duration, parameters=json.loads(job.parameters))
+    whole = job_to_dict(job)  # as the API shows it: duration, parameters masked
+    shown = {key: whole[key] for key in JOB_KEYS}
     message = "job %s of %s %s%s" % (job.id, job.worker, describe(job.status),
                                      " (%s)" % job.reason if job.reason else "")
     event = {"event": JOB_EVENT, "job": shown, "result": result, "omitted": [],
